@@ -1,0 +1,1 @@
+"""Tables and figures, drawn only from files that runs saved."""

@@ -1,0 +1,66 @@
+"""Figures of one simulation run, drawn from its saved requests.parquet and summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from kvsim.io import write_with  # noqa: E402
+
+COMPONENTS = [
+    ("metadata_s", "metadata lookup"),
+    ("load_s", "KV load"),
+    ("queue_s", "prefill queue"),
+    ("compute_s", "prefill compute"),
+    ("store_s", "store (index insert)"),
+]
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    write_with(path, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
+    plt.close(fig)
+    return path
+
+
+def plot_run(run_dir: str | Path) -> Path:
+    """``ttft.png``: TTFT CDF by reuse class, and where the time goes."""
+    d = Path(run_dir)
+    df = pd.read_parquet(d / "requests.parquet")
+    summary = json.loads((d / "summary.json").read_text())
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+
+    reuse = df["prefix_hits"] / df["blocks"]
+    df = df.assign(
+        reuse=pd.cut(reuse, [-0.01, 0.0, 0.5, 1.0], labels=["no reuse", "reuse <= 50%", "reuse > 50%"]),
+        ttft_ms=df["ttft_s"] * 1e3,
+    )
+    sns.ecdfplot(data=df, x="ttft_ms", hue="reuse", ax=ax1, log_scale=True)
+    ax1.set_xlabel("time to first token (ms, log)")
+    ax1.set_ylabel("share of requests")
+    ax1.set_title(f"TTFT  p50 {summary['ttft_p50_s']*1e3:.1f} ms, p99 {summary['ttft_p99_s']*1e3:.1f} ms")
+
+    bins = pd.cut(df["blocks"], [0, 4, 8, 16, 32, 64, np.inf], labels=["1-4", "5-8", "9-16", "17-32", "33-64", ">64"])
+    parts = df.groupby(bins, observed=True)[[c for c, _ in COMPONENTS]].mean() * 1e3
+    bottom = np.zeros(len(parts))
+    for col, label in COMPONENTS:
+        ax2.bar(parts.index.astype(str), parts[col], bottom=bottom, label=label)
+        bottom += parts[col].to_numpy()
+    ax2.set_xlabel("blocks per request")
+    ax2.set_ylabel("mean time (ms)")
+    ax2.set_title("where TTFT goes")
+    ax2.legend(fontsize=7)
+    fig.suptitle(
+        f"{summary.get('trace')} | policy {summary.get('policy')} | index {summary.get('index')} | "
+        f"hit ratio {summary['hit_ratio']:.3f}",
+        fontsize=9,
+    )
+    return save_figure(fig, d / "ttft.png")

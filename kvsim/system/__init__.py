@@ -1,0 +1,1 @@
+"""The simulated serving node: servers, topology, tier hierarchy, compute model, cluster."""

@@ -1,0 +1,247 @@
+"""The serving node as a SimPy model: one process per request, never per block.
+
+Life of a request (TTFT = store_end - arrival):
+
+    arrival
+    metadata lookup   index.plan_lookup(all blocks), executed with queueing on the index
+    reuse             the longest prefix of blocks present in any tier is reused; hits are
+                      promoted (bookkeeping, at this instant)
+    KV load           one transfer per source tier, all started together, each queued on
+                      the bottleneck link of its path to the GPU
+    prefill           FCFS on the prefill instances; compute for the tokens not reused
+    store             new blocks enter the top tier; index insert of the new blocks
+    background        demotions caused by the above become transfers on their links and
+                      address updates / deletes on the index; they load the shared
+                      resources but are not part of this request's TTFT
+
+Blocks are stored when their prefill ends, so a concurrent request that needs the same
+not-yet-computed blocks recomputes them (no in-flight sharing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from kvsim.index.base import IndexModel
+from kvsim.system.compute import PrefillModel
+from kvsim.system.hierarchy import TierHierarchy
+from kvsim.system.servers import FCFSServer
+from kvsim.system.topology import Path, Topology
+from kvsim.trace.schema import Trace
+
+
+@dataclass
+class RunResult:
+    records: dict[str, np.ndarray]
+    tier_names: list[str]
+    link_bytes: dict[str, int]
+    server_utilization: dict[str, float]
+    sim_time_s: float
+
+
+class Cluster:
+    def __init__(
+        self,
+        trace: Trace,
+        hierarchy: TierHierarchy,
+        topology: Topology,
+        index: IndexModel,
+        prefill: PrefillModel,
+        gpu_device: str = "gpu",
+        check_invariants: bool = False,
+    ) -> None:
+        self.trace = trace
+        self.hier = hierarchy
+        self.topo = topology
+        self.index = index
+        self.prefill = prefill
+        self.block_tokens = trace.block_tokens
+        self.block_bytes = prefill.model.block_bytes(trace.block_tokens)
+        self.gpu = FCFSServer("prefill", prefill.gpu.instances)
+        self.check_invariants = check_invariants
+        tiers = hierarchy.tiers
+        # Paths precomputed once: tier -> GPU for loads, tier -> next tier for demotions.
+        self.load_paths: list[Path] = [topology.path(t.device, gpu_device) for t in tiers]
+        self.move_paths: list[list[Path | None]] = [
+            [topology.path(a.device, b.device) if a is not b else None for b in tiers] for a in tiers
+        ]
+        n = len(trace)
+        nt = len(tiers)
+        self.rec = {
+            name: np.zeros(n, dtype=np.float64)
+            for name in (
+                "metadata_s",
+                "load_s",
+                "queue_s",
+                "compute_s",
+                "store_s",
+                "ttft_s",
+                "finish_s",
+            )
+        }
+        self.rec_int = {
+            name: np.zeros(n, dtype=np.int64)
+            for name in ("prefix_hits", "present_blocks", "new_tokens", "load_bytes")
+        }
+        self.tier_hits = np.zeros((n, nt), dtype=np.int64)
+        self.env = simpy.Environment()
+
+    # ------------------------------------------------------------------------------
+    def _source(self, progress: Any) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        arrival = self.trace.arrival_s
+        start = float(arrival[0]) if len(arrival) else 0.0
+        step = max(1, len(arrival) // 200)
+        for i in range(len(arrival)):
+            delay = float(arrival[i]) - start - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            env.process(self._request(i))
+            if progress is not None and i % step == 0:
+                progress.update(step if i else 0)
+
+    def _request(self, i: int) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        hier = self.hier
+        index = self.index
+        t_arr = env.now
+        tr = self.trace
+        blocks = tr.hash_ids[tr.offsets[i] : tr.offsets[i + 1]].tolist()
+
+        # 1. metadata lookup of every block of the request
+        yield from index.execute(env, index.plan_lookup(blocks))
+        t_md = env.now
+
+        # 2. reuse: the longest prefix present in some tier
+        where = hier.where
+        counts = self.tier_hits[i]
+        nt = hier.n
+        hit_tiers = []
+        for b in blocks:
+            t = where.get(b, -1)
+            if t < 0:
+                break
+            hit_tiers.append(t)
+        p = len(hit_tiers)
+        present = p + sum(1 for b in blocks[p:] if b in where)
+        for t in hit_tiers:
+            counts[t] += 1
+        for b in blocks[:p]:
+            # Re-locate: promoting an earlier block may have demoted (or, in a full
+            # hierarchy, dropped) this one since the lookup.
+            t = where.get(b, -1)
+            if t >= 0:
+                hier.use(b, t)
+            else:
+                hier.store(b)
+
+        # 3. load the reused blocks, one transfer per source tier, in parallel
+        done = t_md
+        load_bytes = 0
+        for t in range(1, nt):
+            c = int(counts[t])
+            if c:
+                nbytes = c * self.block_bytes
+                load_bytes += nbytes
+                end = self.topo.transfer(t_md, self.load_paths[t], nbytes) + hier.tiers[t].access_latency_s
+                if end > done:
+                    done = end
+        if done > t_md:
+            yield env.timeout(done - t_md)
+        t_load = env.now
+
+        # 4. prefill of the tokens not reused (at least the last token)
+        n_in = int(tr.input_tokens[i])
+        cached_tokens = min(p * self.block_tokens, n_in - 1)
+        n_new = n_in - cached_tokens
+        service = self.prefill.time_s(n_new, cached_tokens)
+        end = self.gpu.serve(t_load, service)
+        yield env.timeout(end - t_load)
+        t_cmp = env.now
+
+        # 5. store the new blocks; the index learns about them
+        new = blocks[p:]
+        for b in new:
+            t = where.get(b, -1)
+            if t < 0:
+                hier.store(b)
+            else:
+                hier.refresh(b, t)  # recomputed: the fresh copy replaces the old one
+        yield from index.execute(env, index.plan_insert(new))
+        t_end = env.now
+
+        rec = self.rec
+        rec["metadata_s"][i] = t_md - t_arr
+        rec["load_s"][i] = t_load - t_md
+        rec["queue_s"][i] = end - service - t_load
+        rec["compute_s"][i] = service
+        rec["store_s"][i] = t_end - t_cmp
+        rec["ttft_s"][i] = t_end - t_arr
+        ri = self.rec_int
+        ri["prefix_hits"][i] = p
+        ri["present_blocks"][i] = present
+        ri["new_tokens"][i] = n_new
+        ri["load_bytes"][i] = load_bytes
+
+        # 6. background: demotions on the links, address updates and deletes on the index
+        moves, dropped = hier.drain()
+        now = env.now
+        moved_blocks = 0
+        for s in range(nt):
+            row = moves[s]
+            for d in range(1, nt):  # moves into tier 0 are the loads, charged above
+                c = row[d]
+                if c and d != s:
+                    moved_blocks += c
+                    path = self.move_paths[s][d]
+                    if path is not None:
+                        self.topo.transfer(now, path, c * self.block_bytes)
+        if self.check_invariants:
+            hier.check()
+        bg = []
+        if moved_blocks:
+            bg.extend(index.plan_insert(range(moved_blocks)))
+        if dropped:
+            bg.extend(index.plan_delete(dropped))
+        if bg:
+            yield from index.execute(env, bg)
+        rec["finish_s"][i] = env.now
+
+    # ------------------------------------------------------------------------------
+    def run(self, progress: bool = False) -> RunResult:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(self.trace), unit="req", desc="simulate", mininterval=0.5)
+        self.env.process(self._source(bar))
+        self.env.run()
+        if bar is not None:
+            bar.update(len(self.trace) - bar.n)
+            bar.close()
+        span = self.env.now
+        records: dict[str, np.ndarray] = {
+            "arrival_s": self.trace.arrival_s - (self.trace.arrival_s[0] if len(self.trace) else 0.0),
+            "blocks": self.trace.blocks_per_request.copy(),
+            "input_tokens": self.trace.input_tokens.copy(),
+        }
+        records.update(self.rec_int)
+        for j, t in enumerate(self.hier.tiers):
+            records[f"hits_{t.name}"] = self.tier_hits[:, j]
+        records.update(self.rec)
+        util = {f"link:{k}": s.utilization(span) for k, s in self.topo.servers.items()}
+        util["prefill"] = self.gpu.utilization(span)
+        for k, s in self.index.servers().items():
+            util[f"index:{k}"] = s.utilization(span)
+        return RunResult(
+            records=records,
+            tier_names=[t.name for t in self.hier.tiers],
+            link_bytes=dict(self.topo.bytes_moved),
+            server_utilization=util,
+            sim_time_s=span,
+        )
