@@ -91,6 +91,10 @@ class IndexModel(ABC):
     @abstractmethod
     def plan_delete(self, keys: Sequence[int]) -> list[Op]: ...
 
+    def plan_update(self, keys: Sequence[int]) -> list[Op]:
+        """New addresses for resident keys (demotion); an upsert by default (op kind insert)."""
+        return self.plan_insert(keys)
+
     def plan_lookup(self, keys: Sequence[int]) -> list[Op]:
         """A range query per run of two or more contiguous ids, a get per scattered id."""
         ops = []

@@ -43,6 +43,15 @@ class EvictionPolicy(ABC):
     @abstractmethod
     def remove(self, key: int) -> None: ...
 
+    def admit_many(self, keys: Iterable[int]) -> list[int]:
+        """Admit ``keys`` in order; return every block evicted, in eviction order.
+
+        A key admitted and evicted within the same call is returned too."""
+        evicted: list[int] = []
+        for k in keys:
+            evicted.extend(self.admit(k))
+        return evicted
+
     def access(self, key: int) -> bool:
         """One access of a single-tier cache: a hit touches, a miss admits. Returns hit."""
         if key in self:

@@ -45,6 +45,19 @@ class LRU(EvictionPolicy):
             evicted.append(od.popitem(last=False)[0])
         return evicted
 
+    def admit_many(self, keys: Iterable[int]) -> list[int]:
+        # Written for speed: the cascade of the tier hierarchy calls this once per tier.
+        if self.capacity == 0:
+            return list(keys)
+        od = self._od
+        for k in keys:
+            od[k] = None
+        over = len(od) - self.capacity
+        if over <= 0:
+            return []
+        pop = od.popitem
+        return [pop(last=False)[0] for _ in range(over)]
+
     def remove(self, key: int) -> None:
         del self._od[key]
 

@@ -119,32 +119,24 @@ class Cluster:
 
         # 2. reuse: the longest prefix present in some tier
         where = hier.where
-        counts = self.tier_hits[i]
         nt = hier.n
-        hit_tiers = []
+        counts = [0] * nt
+        p = 0
         for b in blocks:
             t = where.get(b, -1)
             if t < 0:
                 break
-            hit_tiers.append(t)
-        p = len(hit_tiers)
-        present = p + sum(1 for b in blocks[p:] if b in where)
-        for t in hit_tiers:
             counts[t] += 1
-        for b in blocks[:p]:
-            # Re-locate: promoting an earlier block may have demoted (or, in a full
-            # hierarchy, dropped) this one since the lookup.
-            t = where.get(b, -1)
-            if t >= 0:
-                hier.use(b, t)
-            else:
-                hier.store(b)
+            p += 1
+        present = p + sum(1 for b in blocks[p:] if b in where)
+        if p:
+            hier.use(blocks[:p])
 
         # 3. load the reused blocks, one transfer per source tier, in parallel
         done = t_md
         load_bytes = 0
         for t in range(1, nt):
-            c = int(counts[t])
+            c = counts[t]
             if c:
                 nbytes = c * self.block_bytes
                 load_bytes += nbytes
@@ -166,15 +158,11 @@ class Cluster:
 
         # 5. store the new blocks; the index learns about them
         new = blocks[p:]
-        for b in new:
-            t = where.get(b, -1)
-            if t < 0:
-                hier.store(b)
-            else:
-                hier.refresh(b, t)  # recomputed: the fresh copy replaces the old one
+        hier.store(new)
         yield from index.execute(env, index.plan_insert(new))
         t_end = env.now
 
+        self.tier_hits[i] = counts
         rec = self.rec
         rec["metadata_s"][i] = t_md - t_arr
         rec["load_s"][i] = t_load - t_md
@@ -189,23 +177,21 @@ class Cluster:
         ri["load_bytes"][i] = load_bytes
 
         # 6. background: demotions on the links, address updates and deletes on the index
-        moves, dropped = hier.drain()
+        moves, demoted, dropped = hier.drain()
         now = env.now
-        moved_blocks = 0
         for s in range(nt):
             row = moves[s]
             for d in range(1, nt):  # moves into tier 0 are the loads, charged above
                 c = row[d]
                 if c and d != s:
-                    moved_blocks += c
                     path = self.move_paths[s][d]
                     if path is not None:
                         self.topo.transfer(now, path, c * self.block_bytes)
         if self.check_invariants:
             hier.check()
         bg = []
-        if moved_blocks:
-            bg.extend(index.plan_insert(range(moved_blocks)))
+        if demoted:
+            bg.extend(index.plan_update(demoted))
         if dropped:
             bg.extend(index.plan_delete(dropped))
         if bg:

@@ -3,21 +3,24 @@
 Exclusive caching (a block lives in exactly one tier), tiers ordered fastest first
 (tier 0 is GPU HBM). Each tier has its own eviction policy instance.
 
-    use(k in tier t > 0):  remove k from t; place(k, 0)        (promotion on hit)
-    use(k in tier 0):      touch k
-    store(k):              place(k, admit_tier)                (a new block)
-    place(k, t):           victims = policy[t].admit(k)
-                           for v in victims: place(v, t+1) or drop v at the bottom
+    use(blocks of one request, in order):
+        k in tier 0:     touch k
+        k in tier t > 0: remove k from t; queue k for promotion
+        place(queued, 0)                                      (promotion on hit)
+    store(new blocks):   place(blocks, admit_tier)
+    place(ks, t):        victims = policy[t].admit_many(ks)   (in order)
+                         place(victims, t + 1), or drop them below the bottom tier
 
+Cascades are batched per tier: each tier sees exactly the sequence of blocks it would
+see if they were placed one by one (a tier's state depends only on what arrives from
+above), but the hierarchy makes one call per tier instead of one per block and tier.
 Moves are counted per (source tier, destination tier) so the caller can charge them to
 links as whole transfers; dropped blocks are returned so the index can delete them.
-All of this is synchronous bookkeeping between simulation events.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kvsim.policy.base import EvictionPolicy
@@ -41,6 +44,8 @@ class TierHierarchy:
     ) -> None:
         if not tiers:
             raise ValueError("at least one tier is needed")
+        if not 0 <= admit_tier < len(tiers):
+            raise ValueError(f"admit_tier {admit_tier} is not a tier index")
         self.tiers = tiers
         self.policies = [policy_factory(t.capacity_blocks) for t in tiers]
         self.where: dict[int, int] = {}
@@ -50,46 +55,75 @@ class TierHierarchy:
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
         self.dropped: list[int] = []
+        self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
     def locate(self, key: int) -> int:
         """Tier index holding ``key``, or -1."""
         return self.where.get(key, -1)
 
-    def use(self, key: int, tier: int) -> None:
-        if tier == 0 or not self.promote_on_hit:
-            self.policies[tier].touch(key)
-            return
-        self.policies[tier].remove(key)
-        del self.where[key]
-        self._place(key, 0, tier)
+    def use(self, keys: Sequence[int]) -> None:
+        """The resident blocks ``keys`` (in request order) are reused."""
+        where, policies, moves = self.where, self.policies, self.moves
+        promote = []
+        for k in keys:
+            t = where[k]
+            if t == 0 or not self.promote_on_hit:
+                policies[t].touch(k)
+            else:
+                policies[t].remove(k)
+                del where[k]
+                moves[t][0] += 1
+                promote.append(k)
+        if promote:
+            self._place(promote, 0, -1)
 
-    def store(self, key: int) -> None:
-        self._place(key, self.admit_tier, -1)
+    def store(self, keys: Sequence[int]) -> None:
+        """New blocks enter at the admission tier. Blocks already resident (recomputed
+        because they were not part of the reused prefix) are replaced by the fresh copy."""
+        where, policies = self.where, self.policies
+        fresh = []
+        for k in keys:
+            t = where.get(k, -1)
+            if t < 0:
+                fresh.append(k)
+            elif t == self.admit_tier:
+                policies[t].touch(k)
+            else:
+                policies[t].remove(k)
+                del where[k]
+                fresh.append(k)
+        if fresh:
+            self._place(fresh, self.admit_tier, -1)
 
-    def _place(self, key: int, tier: int, src: int) -> None:
-        # Breadth-first cascade, so a tier's victims enter the next tier oldest first.
-        pending = deque(((key, tier, src),))
+    def _place(self, keys: list[int], tier: int, src: int) -> None:
         where, policies, moves, n = self.where, self.policies, self.moves, self.n
-        while pending:
-            k, t, s = pending.popleft()
+        t, s = tier, src
+        while keys:
             while t < n and policies[t].capacity == 0:
                 t += 1  # a zero-capacity tier is skipped, not passed through
             if s >= 0:
-                moves[s][t] += 1
+                moves[s][t] += len(keys)
+                if t < n:
+                    self.demoted.extend(keys)
             if t == n:
-                self.dropped.append(k)
-                continue
-            where[k] = t
-            for v in policies[t].admit(k):
-                del where[v]
-                pending.append((v, t + 1, t))
+                for k in keys:
+                    where.pop(k, None)
+                self.dropped.extend(keys)
+                return
+            # Victims of tier t are re-labelled t+1 on the next pass (or dropped), so
+            # no per-block delete is needed here. Written for speed: C-level update.
+            where.update(dict.fromkeys(keys, t))
+            keys, s, t = policies[t].admit_many(keys), t, t + 1
 
-    def drain(self) -> tuple[list[list[int]], list[int]]:
-        """Return and reset the moves and drops counted since the last call."""
-        moves, dropped = self.moves, self.dropped
+    def drain(self) -> tuple[list[list[int]], list[int], list[int]]:
+        """Return and reset the moves, demoted blocks and dropped blocks since the last call.
+
+        A block demoted and then dropped in the same period appears in both lists."""
+        moves, demoted, dropped = self.moves, self.demoted, self.dropped
         self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
+        self.demoted = []
         self.dropped = []
-        return moves, dropped
+        return moves, demoted, dropped
 
     def occupancy(self) -> list[int]:
         return [len(p) for p in self.policies]
@@ -106,12 +140,3 @@ class TierHierarchy:
             total += len(pol)
         if total != len(self.where):
             raise AssertionError(f"{len(self.where)} blocks located but tiers hold {total}")
-
-    def refresh(self, key: int, tier: int) -> None:
-        """A block was recomputed: the fresh copy in the top tier replaces the old one."""
-        if tier == 0:
-            self.policies[0].touch(key)
-            return
-        self.policies[tier].remove(key)
-        del self.where[key]
-        self._place(key, 0, -1)

@@ -1,0 +1,65 @@
+"""Shared fixtures.
+
+The real Mooncake conversation trace is read from KVSIM_REAL_TRACE, or from the
+``shared/`` folder beside the repository. Tests that need it skip when it is absent,
+unless KVSIM_REQUIRE_REAL_TRACE=1 (set by .ci/run), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import kvsim.config  # noqa: F401  (schemas and resolvers)
+from kvsim.trace.mooncake import read_mooncake_jsonl
+from kvsim.trace.schema import Trace
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+EMBEDDED = ROOT / "traces" / "synthetic_conversation.jsonl"
+REAL_TRACE = Path(
+    os.environ.get(
+        "KVSIM_REAL_TRACE", str(ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl")
+    )
+)
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a resource is missing, or fail if KVSIM_REQUIRE_REAL_TRACE=1 says it must be there."""
+    if condition:
+        return
+    if os.environ.get("KVSIM_REQUIRE_REAL_TRACE") == "1":
+        pytest.fail(f"required resource missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_trace_path() -> Path:
+    require(REAL_TRACE.is_file(), f"real Mooncake trace not found at {REAL_TRACE} (set KVSIM_REAL_TRACE)")
+    return REAL_TRACE
+
+
+@pytest.fixture(scope="session")
+def real_trace(real_trace_path: Path) -> Trace:
+    return read_mooncake_jsonl(real_trace_path)
+
+
+@pytest.fixture(scope="session")
+def embedded_trace() -> Trace:
+    return read_mooncake_jsonl(EMBEDDED)
+
+
+@pytest.fixture
+def compose_cfg() -> Callable[..., DictConfig]:
+    """compose_cfg(overrides) -> the composed config, as `python -m kvsim` would see it."""
+
+    def _compose(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name, overrides=overrides or [], return_hydra_config=False)
+
+    return _compose
