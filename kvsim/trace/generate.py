@@ -27,13 +27,13 @@ from kvsim.trace.schema import Trace
 @dataclass(frozen=True)
 class GeneratorConfig:
     duration_s: float = 900.0
-    session_rate_per_s: float = 1.2  # Poisson arrivals of new sessions
-    mean_turns: float = 2.5  # geometric number of turns per session
+    session_rate_per_s: float = 1.5  # Poisson arrivals of new sessions
+    mean_turns: float = 1.6  # geometric number of turns per session
     think_time_mean_s: float = 90.0  # exponential gap between turns of a session
     root_prompt_tokens: int = 640  # shared by every request: block 0 is common
     prompt_variants: int = 6  # system-prompt variants after the root
     variant_tokens_mean: float = 2000.0
-    first_message_tokens_mean: float = 6000.0  # documents / history pasted in turn 1
+    first_message_tokens_mean: float = 9000.0  # documents / history pasted in turn 1
     message_tokens_mean: float = 900.0  # later user messages
     output_tokens_mean: float = 350.0
     max_input_tokens: int = 128_000

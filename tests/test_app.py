@@ -1,0 +1,148 @@
+"""The command line end to end: outputs, single-tier validation mode, config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from kvsim.app import ConfigError, run, validate
+
+from .conftest import ROOT
+
+SUMMARY_KEYS = {
+    "requests", "block_accesses", "block_hits", "hit_ratio", "tier_hits", "ttft_p50_s",
+    "ttft_p99_s", "metadata_p50_s", "metadata_p99_s", "sim_time_s", "wall_time_s",
+}
+REQUEST_COLUMNS = {
+    "arrival_s", "blocks", "prefix_hits", "hits_gpu", "hits_dram", "hits_remote", "hits_ssd",
+    "metadata_s", "load_s", "queue_s", "compute_s", "store_s", "ttft_s",
+}
+
+
+def kvsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvsim", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def reference_lru_hits(keys: list[int], capacity: int) -> int:
+    """An independent LRU, written here: an OrderedDict as a recency list."""
+    cache: OrderedDict[int, bool] = OrderedDict()
+    hits = 0
+    for k in keys:
+        if k in cache:
+            hits += 1
+            cache.move_to_end(k)
+        else:
+            cache[k] = True
+            if len(cache) > capacity:
+                cache.popitem(last=False)
+    return hits
+
+
+def test_simulate_writes_outputs(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    p = kvsim(f"hydra.run.dir={out}", "trace.max_requests=300", "progress=false")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["requests"] == 300
+    assert set(summary["tier_hits"]) == {"gpu", "dram", "remote", "ssd"}
+    assert summary["block_hits"] == sum(summary["tier_hits"].values())
+    df = pd.read_parquet(out / "requests.parquet")
+    assert REQUEST_COLUMNS <= set(df.columns) and len(df) == 300
+    assert (out / "ttft.png").stat().st_size > 10_000
+    assert (out / ".hydra" / "config.yaml").is_file() and (out / "config.yaml").is_file()
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_single_tier_cli_matches_independent_lru(tmp_path: Path, real_trace_path: Path) -> None:
+    out = tmp_path / "st"
+    p = kvsim(
+        f"trace.path={real_trace_path}", "system=single_tier", "system.capacity_blocks=5000",
+        "policy=lru", f"hydra.run.dir={out}",
+    )
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    from kvsim.trace.mooncake import read_mooncake_jsonl
+
+    keys = read_mooncake_jsonl(real_trace_path).hash_ids.tolist()
+    assert summary["block_accesses"] == 288_500
+    assert summary["block_hits"] == reference_lru_hits(keys, 5000)
+
+
+@pytest.mark.parametrize("capacity", [100, 2_000, 20_000, 100_000, 200_000])
+def test_single_tier_lru_exact_counts_on_real_trace(compose_cfg, real_trace_path, tmp_path, capacity) -> None:
+    """kvsim's LRU == a reference LRU written in the test == libCacheSim's LRU."""
+    cfg = compose_cfg([f"trace.path={real_trace_path}", "system=single_tier", f"system.capacity_blocks={capacity}"])
+    summary = run(cfg, tmp_path)
+    from kvsim.trace.mooncake import read_mooncake_jsonl
+
+    keys = read_mooncake_jsonl(real_trace_path).hash_ids.tolist()
+    assert summary["block_hits"] == reference_lru_hits(keys, capacity)
+    lcs = pytest.importorskip("libcachesim")
+    cache = lcs.LRU(cache_size=capacity)
+    req = lcs.Request()
+    req.obj_size = 1
+    lcs_hits = 0
+    for k in keys:
+        req.obj_id = k
+        lcs_hits += cache.get(req)
+    assert summary["block_hits"] == lcs_hits
+    if capacity >= 182_790:  # every unique block fits: only cold misses
+        assert summary["block_hits"] == 288_500 - 182_790
+
+
+def test_bad_group_option_fails_at_compose(tmp_path: Path) -> None:
+    p = kvsim("policy=lruu", f"hydra.run.dir={tmp_path / 'x'}")
+    assert p.returncode != 0
+    assert "Could not find 'policy/lruu'" in p.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_key_fails_at_compose(compose_cfg) -> None:
+    with pytest.raises(ConfigCompositionException, match="capcity_scale"):
+        compose_cfg(["system.capcity_scale=2"])
+    with pytest.raises(ConfigCompositionException, match="capacity_scale"):
+        compose_cfg(["system.capacity_scale=lots"])  # wrong type for a typed field
+
+
+def test_unknown_policy_or_index_key_fails_before_simulation(compose_cfg) -> None:
+    with pytest.raises(ConfigError, match="policy: unknown key 'agee_every'"):
+        validate(compose_cfg(["policy=lfu", "+policy.agee_every=3"]))
+    with pytest.raises(ConfigError, match="index: unknown key 'pipelining'"):
+        validate(compose_cfg(["+index.pipelining=true"]))
+
+
+def test_bad_multirun_fails_before_any_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    p = kvsim("-m", "policy=lru,lruu", "trace.max_requests=50", f"hydra.sweep.dir={sweep}")
+    assert p.returncode != 0
+    assert "lruu" in p.stderr
+    assert not list(sweep.glob("*/summary.json"))
+
+
+def test_missing_trace_file_is_a_clear_error(compose_cfg, tmp_path: Path) -> None:
+    cfg = compose_cfg([f"trace.path={tmp_path / 'nope.jsonl'}"])
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        run(cfg, tmp_path)
+
+
+def test_placement_sweep_gathers_a_table_and_figure(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    p = kvsim(
+        "+experiment=placement_sweep", "trace.max_requests=200", "system.capacity_scale=0.05,0.5",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert p.returncode == 0, p.stderr
+    df = pd.read_csv(sweep / "sweep.csv")
+    assert len(df) == 2 * df["policy"].nunique() and df["policy"].nunique() >= 3
+    assert {"policy", "capacity_scale", "hit_ratio", "ttft_p99_s"} <= set(df.columns)
+    assert (sweep / "sweep.png").stat().st_size > 10_000
