@@ -37,15 +37,17 @@ class ConfigError(ValueError):
 
 def check_target_keys(node: DictConfig, where: str) -> None:
     """Fail early, naming the key, if a `_target_` node has a key its class does not take."""
-    cls = get_class(node._target_)
-    params = inspect.signature(cls.__init__).parameters
+    target = str(node._target_)
+    cls: type = get_class(target)
+    params = inspect.signature(cls).parameters
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for key in node:
+    for raw in node:
+        key = str(raw)
         if key in _META_KEYS or takes_kwargs:
             continue
         if key not in params:
             allowed = sorted(k for k in params if k not in ("self", "capacity"))
-            raise ConfigError(f"{where}: unknown key '{key}' for {node._target_} (allowed: {allowed})")
+            raise ConfigError(f"{where}: unknown key '{key}' for {target} (allowed: {allowed})")
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:
@@ -73,13 +75,14 @@ def build_trace(cfg: DictConfig) -> Trace:
 
 def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
     check_target_keys(cfg.policy, "policy")
-    factory = instantiate(_strip_meta(cfg.policy))
-    return factory  # type: ignore[no-any-return]
+    factory: Callable[[int], EvictionPolicy] = instantiate(_strip_meta(cfg.policy))
+    return factory
 
 
 def build_index(cfg: DictConfig) -> IndexModel:
     check_target_keys(cfg.index, "index")
-    return instantiate(_strip_meta(cfg.index))  # type: ignore[no-any-return]
+    index: IndexModel = instantiate(_strip_meta(cfg.index))
+    return index
 
 
 def build_model(cfg: DictConfig) -> ModelSpec:
@@ -239,4 +242,5 @@ def run(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
     fn = getattr(importlib.import_module(module), func)
     write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
-    return fn(cfg, out)  # type: ignore[no-any-return]
+    result: dict[str, Any] = fn(cfg, out)
+    return result

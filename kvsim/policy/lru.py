@@ -18,8 +18,8 @@ from kvsim.policy.base import EvictionPolicy
 class LRU(EvictionPolicy):
     name = "lru"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
+    def __init__(self, capacity: int, inclusive: bool = False) -> None:
+        super().__init__(capacity, inclusive)
         self._od: OrderedDict[int, None] = OrderedDict()
 
     def __contains__(self, key: int) -> bool:
@@ -56,7 +56,7 @@ class LRU(EvictionPolicy):
         if over <= 0:
             return []
         pop = od.popitem
-        return [pop(last=False)[0] for _ in range(over)]
+        return [pop(False)[0] for _ in range(over)]
 
     def remove(self, key: int) -> None:
         del self._od[key]

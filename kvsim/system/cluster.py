@@ -67,8 +67,12 @@ class Cluster:
         tiers = hierarchy.tiers
         # Paths precomputed once: tier -> GPU for loads, tier -> next tier for demotions.
         self.load_paths: list[Path] = [topology.path(t.device, gpu_device) for t in tiers]
-        self.move_paths: list[list[Path | None]] = [
-            [topology.path(a.device, b.device) if a is not b else None for b in tiers] for a in tiers
+        # Demotions (and any other move between two tiers below the GPU's loads).
+        self.move_pairs: list[tuple[int, int, Path]] = [
+            (s, d, topology.path(a.device, b.device))
+            for s, a in enumerate(tiers)
+            for d, b in enumerate(tiers)
+            if d >= 1 and d != s
         ]
         n = len(trace)
         nt = len(tiers)
@@ -179,14 +183,10 @@ class Cluster:
         # 6. background: demotions on the links, address updates and deletes on the index
         moves, demoted, dropped = hier.drain()
         now = env.now
-        for s in range(nt):
-            row = moves[s]
-            for d in range(1, nt):  # moves into tier 0 are the loads, charged above
-                c = row[d]
-                if c and d != s:
-                    path = self.move_paths[s][d]
-                    if path is not None:
-                        self.topo.transfer(now, path, c * self.block_bytes)
+        for s, d, path in self.move_pairs:  # moves into tier 0 are the loads, charged above
+            c = moves[s][d]
+            if c:
+                self.topo.transfer(now, path, c * self.block_bytes)
         if self.check_invariants:
             hier.check()
         bg = []
