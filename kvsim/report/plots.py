@@ -40,7 +40,7 @@ def plot_run(run_dir: str | Path) -> Path:
 
     reuse = df["prefix_hits"] / df["blocks"]
     df = df.assign(
-        reuse=pd.cut(reuse, [-0.01, 0.0, 0.5, 1.0], labels=["no reuse", "reuse <= 50%", "reuse > 50%"]),
+        reuse=pd.cut(reuse, [-0.01, 0.25, 0.5, 0.75, 1.0], labels=["reused <= 25%", "25-50%", "50-75%", "> 75%"]),
         ttft_ms=df["ttft_s"] * 1e3,
     )
     sns.ecdfplot(data=df, x="ttft_ms", hue="reuse", ax=ax1, log_scale=True)
