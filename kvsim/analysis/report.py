@@ -1,0 +1,176 @@
+"""``report.md`` of a trace-analysis run: each figure, its number, the study's number, and
+what the number really measures. Written from ``trace_stats.json`` only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kvsim.io import write_with
+
+# The study's claims (kvc-metadata-study.txt, section II), by trace kind.
+STUDY = {
+    "share_requests_hit_gt_50": {"toolagent": 0.75, "conversation": 0.40},
+    "share_requests_hit_gt_80": {"synthetic": 0.45},
+    "mean_sequential_fraction": {"toolagent": 0.868},
+    "runs_test_share_p_gt_005": {"toolagent": 0.89},
+}
+STUDY_TEXT = {
+    "share_requests_hit_gt_50": "over 75% (tool&agent); about 40% (conversation)",
+    "share_requests_hit_gt_80": "45% (synthetic)",
+    "mean_sequential_fraction": "86.8% (tool&agent; 'similar' on conversation and synthetic)",
+    "runs_test_share_p_gt_005": "89% of 'block IDs' (tool&agent)",
+}
+KIND_NAME = {"toolagent": "tool&agent", "conversation": "conversation", "synthetic": "synthetic"}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _study(key: str, kind: str | None) -> str:
+    text = STUDY_TEXT.get(key, "-")
+    if kind and kind in STUDY.get(key, {}):
+        return f"**{_pct(STUDY[key][kind])}** ({KIND_NAME[kind]}); all: {text}"
+    return text
+
+
+def render(s: dict[str, Any]) -> str:
+    kind = s.get("study_trace")
+    t = s.get("timing_s", {})
+    rd, rs = s["reuse_distance_requests"], s["reuse_distance_s"]
+    cap = s.get("lru_capacity_for_share_of_unlimited") or {}
+    lines = [
+        f"# Trace analysis: {s.get('trace_file') or s['trace']}",
+        "",
+        f"{s['requests']:,} requests, {s['block_accesses']:,} block accesses, "
+        f"{s['unique_blocks']:,} unique blocks over {s['span_s']:.0f} s "
+        f"(timestamp resolution {s.get('arrival_resolution_s')} s). "
+        f"Analysis {t.get('analysis', 0):.2f} s, figures {t.get('figures', 0):.2f} s, "
+        f"total with reading {t.get('total', 0):.2f} s."
+        + (f" Compared with the study's **{KIND_NAME[kind]}** numbers where it gives one."
+           if kind else " The study gives no numbers for this trace; its numbers are listed for reference."),
+        "",
+        "Every statistic is defined in `trace_stats.json` (`definitions`, `runs_test_definition`).",
+        "",
+        "| Figure | What | This trace | Study |",
+        "|---|---|---|---|",
+        f"| `fig1a_hit_rate_cdf.png` | requests with hit rate > 0.5 | "
+        f"{_pct(s['share_requests_hit_gt_50'])} (>= 0.5: {_pct(s.get('share_requests_hit_ge_50'))}) | "
+        f"{_study('share_requests_hit_gt_50', kind)} |",
+        f"| `fig1a_hit_rate_cdf.png` | requests with hit rate > 0.8 | "
+        f"{_pct(s['share_requests_hit_gt_80'])} | {_study('share_requests_hit_gt_80', kind)} |",
+        f"| `fig1a_hit_rate_cdf.png` | block hit ratio (unlimited cache) / prefix-only | "
+        f"{_pct(s['block_hit_ratio'])} / {_pct(s['prefix_hit_ratio'])} | - |",
+        f"| `fig1b_block_ids_over_time.png` | hit rate of the first block / first four / last four | "
+        f"{_pct(s['hit_rate_first_block'])} / {_pct(s['hit_rate_first_four'])} / "
+        f"{_pct(s['hit_rate_last_four'])} | 'initial and most recent blocks highly reused' |",
+        f"| `fig2a_sequential_fraction.png` | mean sequential fraction (block-weighted) | "
+        f"{_pct(s['mean_sequential_fraction'])} ({_pct(s['block_weighted_sequential_fraction'])}) | "
+        f"{_study('mean_sequential_fraction', kind)} |",
+        f"| `fig2b_runs_test_pvalues.png` | tested requests with runs-test p > "
+        f"{s['settings']['runs_alpha']} (share of scattered ids) | "
+        f"{_pct(s['runs_test_share_p_gt_005'])} of {s['runs_test_n']:,} "
+        f"({_pct(s['runs_test_share_ids_p_gt_005'])}) | {_study('runs_test_share_p_gt_005', kind)} |",
+        "| `fig3_reuse_distance.png` | reuse distance p10/p50/p90/p99 in requests | "
+        + "/".join(f"{rd[k]:,.0f}" if rd[k] is not None else "n/a" for k in ("p10", "p50", "p90", "p99"))
+        + " | - |",
+        "| `fig3_reuse_distance.png` | reuse distance p10/p50/p90/p99 in seconds | "
+        + "/".join(f"{rs[k]:,.0f}" if rs[k] is not None else "n/a" for k in ("p10", "p50", "p90", "p99"))
+        + " | synthetic: 'rather short reuse distance in time' |",
+        f"| `fig4_lru_miss_ratio.png` | LRU capacity (blocks) for 50% / 90% / 99% of the unlimited "
+        f"cache's hits | {cap.get('0.50')} / {cap.get('0.90')} / {cap.get('0.99')} "
+        f"(of {s['unique_blocks']:,} blocks) | - |",
+        f"| `fig5_popularity_position.png` | top 1% of blocks' share of accesses; Zipf s (r^2) | "
+        f"{_pct(s['top1pct_blocks_access_share'])}; "
+        + (f"{s['zipf_exponent']:.2f} ({s['zipf_fit_r2']:.2f})" if s.get("zipf_exponent") is not None else "n/a")
+        + " | - |",
+        "",
+        "`overview.png` puts figures 1a, 1b, 2a and 4 on one page.",
+        "",
+        "## What the numbers mean",
+        "",
+    ]
+    lines += _meaning(s)
+    return "\n".join(lines) + "\n"
+
+
+def _meaning(s: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    inc = s["ids_strictly_increasing_within_requests"]
+    dense = s["ids_dense_first_seen_order"]
+    chained = s["ids_prefix_chained"]
+    out.append(
+        "- **How ids were assigned (checked on this trace).** Ids strictly increase within every "
+        f"request: **{'yes' if inc else 'no'}** ({_pct(s['share_multiblock_requests_strictly_increasing'])} "
+        "of multi-block requests). Ids are 0, 1, 2, ... in first-seen order: "
+        f"**{'yes' if dense else 'no'}**. Every id always follows the same id (or always starts "
+        f"a request), as chained prefix hashes do: **{'yes' if chained else 'no'}**. The hit "
+        "blocks of every request are exactly its longest already-seen prefix: "
+        f"**{'yes' if s['set_equals_prefix'] else 'no'}**."
+    )
+    if dense and inc:
+        out.append(
+            "- **Sequential fraction (Fig. 2a) measures id assignment, not key locality.** A "
+            "request's new blocks get the next free consecutive ids, and a reused prefix is "
+            "consecutive because it was new together in one earlier request; a run breaks only "
+            "where one request's prefix continues another's (e.g. after the shared first block). "
+            "A real index keys blocks by SHA-256 of the chained prefix: in key order a request "
+            f"needs {s['lookups_per_request_hashed']:.2f} lookups on average (≈ its "
+            f"{s['blocks_per_request']['mean']:.2f} blocks), against "
+            f"{s['lookups_per_request_remapped']:.2f} with the renumbered ids. Range queries are "
+            "worth what Fig. 2a suggests only for an index that assigns ids in this way."
+        )
+    n_min = s.get("runs_test_min_n_that_can_reject")
+    out.append(
+        f"- **Runs test (Fig. 2b).** {s['runs_test_definition']} "
+        f"{_pct(s['runs_test_share_scattered_strictly_increasing'])} of the tested sequences are "
+        "strictly increasing, so they have exactly 2 runs, the fewest possible: the test does "
+        "not look at randomness of ids here, it only asks whether the sequence is long enough "
+        f"to reject. No sequence of fewer than {n_min} values can give p <= "
+        f"{s['settings']['runs_alpha']}; among the {s['runs_test_n_can_reject']:,} requests "
+        f"with at least {n_min} scattered ids, {_pct(s['runs_test_share_p_gt_005_when_n_can_reject'])} "
+        f"pass; the same ids randomly reordered pass in "
+        f"{_pct(s['runs_test_share_p_gt_005_shuffled_when_n_can_reject'])} of those requests "
+        f"({_pct(s['runs_test_share_p_gt_005_shuffled'])} over all tested requests). The share that passes is therefore the share of "
+        "requests with few scattered blocks, not evidence of random access. The scattered "
+        f"blocks are mostly re-used blocks ({_pct(s['scattered_share_hits'])} are hits) and "
+        f"{_pct(s['scattered_share_at_position_0'])} of them are the first block of a request "
+        "(a shared system-prompt block followed by a request-specific continuation)."
+    )
+    if dense:
+        out.append(
+            "- **Block ids over time (Fig. 1b).** Because ids are numbered in first-seen order, "
+            "the y axis is the block's creation order: the diagonal edge is where new blocks "
+            "appear, density just below it is reuse of recently created blocks (multi-turn "
+            "sessions: reuse distance p50 "
+            f"{s['reuse_distance_s']['p50'] or 0:.0f} s), and the band at the bottom is reuse of "
+            f"the earliest blocks (the first block hits in {_pct(s['hit_rate_first_block'])} of "
+            "requests; the most accessed block alone is "
+            f"{_pct(s['hits_share_most_accessed_block'])} of all hits, which is why the reuse "
+            "distance's p10 is one request). This figure is about access, and it reads correctly only because ids "
+            "follow creation order."
+        )
+    out.append(
+        "- **Hit rates (Fig. 1a)** count blocks seen in any earlier request, i.e. an unlimited "
+        "cache; Fig. 4 shows what a finite LRU cache keeps. "
+        f"{_pct(s.get('share_requests_hit_eq_50'))} of requests have a hit rate of exactly 0.5 "
+        "(often 2-block requests whose first block is shared), so '> 0.5' and '>= 0.5' differ "
+        f"by that much ({_pct(s['share_requests_hit_gt_50'])} vs "
+        f"{_pct(s.get('share_requests_hit_ge_50'))})."
+    )
+    res = s.get("arrival_resolution_s")
+    if res and res >= 1:
+        out.append(
+            f"- **Timestamps** have a resolution of {res:g} s, so reuse distances in seconds "
+            "below that are 0 and are not measurements."
+        )
+    return out
+
+
+def write_report(run_dir: str | Path) -> Path:
+    d = Path(run_dir)
+    stats = json.loads((d / "trace_stats.json").read_text())
+    text = render(stats)
+    return write_with(d / "report.md", lambda p: p.write_text(text))
