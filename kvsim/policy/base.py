@@ -1,12 +1,34 @@
-"""The eviction-policy interface shared by single-tier replay and the tier hierarchy.
+"""The eviction- and placement-policy interface shared by single-tier replay and the tier hierarchy.
 
 A policy owns the replacement order of one tier of ``capacity`` blocks. The tier
-hierarchy (:mod:`kvsim.system.hierarchy`) asks it three things:
+hierarchy (:mod:`kvsim.system.hierarchy`) asks it:
 
 * ``touch(key)``   -- a resident block was used (hit);
 * ``admit(key)``   -- a non-resident block arrives; returns the blocks evicted to make room
-  (possibly ``[key]`` itself when the capacity is 0);
+  (possibly ``[key]`` itself: capacity 0, or a policy that declines to keep it -- OPT's
+  bypass -- in which case the block goes on down the hierarchy as if evicted);
 * ``remove(key)``  -- a resident block leaves for another reason (promotion, delete).
+
+and, for placement across tiers (all optional; the defaults give the classic exclusive
+hierarchy: new blocks enter the top tier, a hit is promoted to the top, a victim is demoted
+one tier down and dropped below the bottom):
+
+* ``accepts(key)`` -- may this tier hold ``key``? Asked for a new block (admission: the
+  first tier from ``admit_tier`` down that accepts it gets it, none = not kept), for a hit
+  in a lower tier (promotion: to the fastest tier above that accepts it, none = stays) and
+  for a victim (demotion: to the next tier below that accepts it, none = dropped). Only
+  asked when the class sets ``filters = True``.
+* ``join(tier, peers)`` -- called once by the hierarchy after every tier is built; policies
+  with cross-tier state (hotness statistics, OPT's next uses) share it with their peers here.
+* ``observe(keys, new)`` -- a request accesses ``keys`` (in request order); called on the
+  tier-0 instance only, before the keys are touched or stored; ``new`` says they are
+  freshly computed blocks (a store) rather than reused ones.
+* ``bind(trace)`` -- the trace about to be replayed. Static facts of each block (its depth
+  in the prefix chain, whether it was created as a request's partial last block) are known
+  to a real system when the block is seen; only OPT may look at the future.
+* ``inclusive`` -- promotion copies a block up and leaves the lower copy in place, so a
+  block can live in several tiers (where it is: the fastest copy) and its later demotion
+  to a tier that still holds a copy moves no bytes.
 
 Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 """
@@ -14,16 +36,21 @@ Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 
 class EvictionPolicy(ABC):
     name: str = "base"
+    #: True when ``accepts`` may say no (the hierarchy skips the per-block asks otherwise).
+    filters: bool = False
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, inclusive: bool = False) -> None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = int(capacity)
+        self.inclusive = bool(inclusive)
+        self.tier = 0
 
     @abstractmethod
     def __contains__(self, key: int) -> bool: ...
@@ -43,6 +70,20 @@ class EvictionPolicy(ABC):
     @abstractmethod
     def remove(self, key: int) -> None: ...
 
+    # --- placement hooks (defaults: exclusive, promote to the top, demote one tier) ---------
+    def accepts(self, key: int) -> bool:
+        return True
+
+    def join(self, tier: int, peers: Sequence[EvictionPolicy]) -> None:
+        self.tier = tier
+
+    def observe(self, keys: Sequence[int], new: bool) -> None:
+        return None
+
+    def bind(self, trace: Any) -> None:
+        return None
+
+    # --- single-tier replay -------------------------------------------------------------
     def admit_many(self, keys: Iterable[int]) -> list[int]:
         """Admit ``keys`` in order; return every block evicted, in eviction order.
 

@@ -15,8 +15,8 @@ from kvsim.policy.base import EvictionPolicy
 class FIFO(EvictionPolicy):
     name = "fifo"
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
+    def __init__(self, capacity: int, inclusive: bool = False) -> None:
+        super().__init__(capacity, inclusive)
         self._od: OrderedDict[int, None] = OrderedDict()
 
     def __contains__(self, key: int) -> bool:

@@ -21,8 +21,8 @@ from kvsim.policy.base import EvictionPolicy
 class LFU(EvictionPolicy):
     name = "lfu"
 
-    def __init__(self, capacity: int, age_every: int = 0) -> None:
-        super().__init__(capacity)
+    def __init__(self, capacity: int, age_every: int = 0, inclusive: bool = False) -> None:
+        super().__init__(capacity, inclusive)
         self.age_every = int(age_every)
         self._freq: dict[int, int] = {}
         self._buckets: dict[int, OrderedDict[int, None]] = {}
