@@ -57,6 +57,7 @@ class Cluster:
     ) -> None:
         self.trace = trace
         self.hier = hierarchy
+        hierarchy.bind(trace)  # offline facts for the policies (block chains; OPT: next uses)
         self.topo = topology
         self.index = index
         self.prefill = prefill
