@@ -60,7 +60,9 @@ def load(run_dir: str | Path) -> Outputs:
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.2f}%" if 0.999 < x < 1 else f"{100 * x:.1f}%"  # 99.99% is not 100.0%
 
 
 def _note(ax: plt.Axes, text: str, loc: str = "upper left") -> None:
@@ -206,7 +208,7 @@ def draw_runs_pvalue_hist(ax: plt.Axes, o: Outputs) -> None:
     s = o.stats
     r = o.requests.dropna(subset=["runs_pvalue"])
     alpha = s["settings"]["runs_alpha"]
-    bins = np.linspace(0, 1, 21)
+    bins = np.linspace(0, 1, 21).tolist()
     ax.hist(r["runs_pvalue_shuffled"], bins=bins, histtype="step", lw=1.5, color=GREY,
             weights=np.full(len(r), 100.0 / max(1, len(r))),
             label="same ids, randomly reordered")
@@ -298,9 +300,10 @@ def draw_lru(ax: plt.Axes, o: Outputs, title: str | None = None) -> None:
     if title:
         _title(ax, title, y=1.13 if s.get("kv_block_bytes") else 1.0)
     ax.legend(loc="lower left", fontsize=8)
-    bb = s.get("kv_block_bytes")
+    bb = float(s.get("kv_block_bytes") or 0)
     if bb:
-        sec = ax.secondary_xaxis("top", functions=(lambda c: c * bb / 2**30, lambda g: g * 2**30 / bb))
+        gib = bb / 2**30
+        sec = ax.secondary_xaxis("top", functions=(lambda c: np.multiply(c, gib), lambda g: np.divide(g, gib)))
         _log(sec.xaxis)
         sec.set_xlabel(f"KV capacity for {s.get('kv_model')} (GiB)", fontsize=8)
 

@@ -26,7 +26,9 @@ KIND_NAME = {"toolagent": "tool&agent", "conversation": "conversation", "synthet
 
 
 def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.2f}%" if 0.999 < x < 1 else f"{100 * x:.1f}%"  # 99.99% is not 100.0%
 
 
 def _study(key: str, kind: str | None) -> str:
@@ -173,4 +175,8 @@ def write_report(run_dir: str | Path) -> Path:
     d = Path(run_dir)
     stats = json.loads((d / "trace_stats.json").read_text())
     text = render(stats)
-    return write_with(d / "report.md", lambda p: p.write_text(text))
+
+    def write(p: Path) -> None:
+        p.write_text(text)
+
+    return write_with(d / "report.md", write)

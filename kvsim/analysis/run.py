@@ -158,7 +158,7 @@ def run_trace_analysis(cfg: Any, out: Path) -> dict[str, Any]:
     log.info(
         "trace %s: %d requests, %d block accesses, %d unique blocks; block hit ratio %.3f, "
         "mean sequential fraction %.3f, runs test pass %.3f; %.2f s -> %s",
-        trace.name, stats["requests"], stats["block_accesses"], stats["unique_blocks"],
+        stats["trace_file"], stats["requests"], stats["block_accesses"], stats["unique_blocks"],
         stats["block_hit_ratio"], stats["mean_sequential_fraction"] or 0.0,
         stats["runs_test_share_p_gt_005"] or 0.0, stats["timing_s"]["total"], out,
     )
