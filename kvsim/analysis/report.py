@@ -9,20 +9,19 @@ from typing import Any
 
 from kvsim.io import write_with
 
-# The study's claims (kvc-metadata-study.txt, section II), by trace kind.
-STUDY = {
-    "share_requests_hit_gt_50": {"toolagent": 0.75, "conversation": 0.40},
-    "share_requests_hit_gt_80": {"synthetic": 0.45},
-    "mean_sequential_fraction": {"toolagent": 0.868},
-    "runs_test_share_p_gt_005": {"toolagent": 0.89},
-}
-STUDY_TEXT = {
-    "share_requests_hit_gt_50": "over 75% (tool&agent); about 40% (conversation)",
-    "share_requests_hit_gt_80": "45% (synthetic)",
-    "mean_sequential_fraction": "86.8% (tool&agent; 'similar' on conversation and synthetic)",
-    "runs_test_share_p_gt_005": "89% of 'block IDs' (tool&agent)",
+# The study's claims (kvc-metadata-study.txt, section II), by statistic and trace kind.
+STUDY: dict[str, dict[str, str]] = {
+    "share_requests_hit_gt_50": {"toolagent": "over 75%", "conversation": "about 40%"},
+    "share_requests_hit_gt_80": {"synthetic": "45%"},
+    "mean_sequential_fraction": {"toolagent": "86.8%", "conversation": "'similar'", "synthetic": "'similar'"},
+    "runs_test_share_p_gt_005": {
+        "toolagent": "89% of 'block IDs'", "conversation": "'similar'", "synthetic": "'similar'",
+    },
 }
 KIND_NAME = {"toolagent": "tool&agent", "conversation": "conversation", "synthetic": "synthetic"}
+STUDY_TEXT = {  # every kind in one line (the notebook's table)
+    key: "; ".join(f"{v} ({KIND_NAME[k]})" for k, v in by_kind.items()) for key, by_kind in STUDY.items()
+}
 
 
 def _pct(x: float | None) -> str:
@@ -31,11 +30,18 @@ def _pct(x: float | None) -> str:
     return f"{100 * x:.2f}%" if 0.999 < x < 1 else f"{100 * x:.1f}%"  # 99.99% is not 100.0%
 
 
+def _int(x: int | None) -> str:
+    return "n/a" if x is None else f"{x:,}"
+
+
 def _study(key: str, kind: str | None) -> str:
-    text = STUDY_TEXT.get(key, "-")
-    if kind and kind in STUDY.get(key, {}):
-        return f"**{_pct(STUDY[key][kind])}** ({KIND_NAME[kind]}); all: {text}"
-    return text
+    """The study's number for this trace's kind in bold, then the others."""
+    by_kind = STUDY.get(key)
+    if not by_kind:
+        return "-"
+    parts = [f"**{by_kind[kind]}** ({KIND_NAME[kind]})"] if kind in by_kind else []
+    parts += [f"{v} ({KIND_NAME[k]})" for k, v in by_kind.items() if k != kind]
+    return "; ".join(parts)
 
 
 def render(s: dict[str, Any]) -> str:
@@ -48,7 +54,7 @@ def render(s: dict[str, Any]) -> str:
         "",
         f"{s['requests']:,} requests, {s['block_accesses']:,} block accesses, "
         f"{s['unique_blocks']:,} unique blocks over {s['span_s']:.0f} s "
-        f"(timestamp resolution {s.get('arrival_resolution_s')} s). "
+        f"(timestamp resolution {s.get('arrival_resolution_s') or 0:.3g} s). "
         f"Analysis {t.get('analysis', 0):.2f} s, figures {t.get('figures', 0):.2f} s, "
         f"total with reading {t.get('total', 0):.2f} s."
         + (f" Compared with the study's **{KIND_NAME[kind]}** numbers where it gives one."
@@ -82,7 +88,7 @@ def render(s: dict[str, Any]) -> str:
         + "/".join(f"{rs[k]:,.0f}" if rs[k] is not None else "n/a" for k in ("p10", "p50", "p90", "p99"))
         + " | synthetic: 'rather short reuse distance in time' |",
         f"| `fig4_lru_miss_ratio.png` | LRU capacity (blocks) for 50% / 90% / 99% of the unlimited "
-        f"cache's hits | {cap.get('0.50')} / {cap.get('0.90')} / {cap.get('0.99')} "
+        f"cache's hits | {_int(cap.get('0.50'))} / {_int(cap.get('0.90'))} / {_int(cap.get('0.99'))} "
         f"(of {s['unique_blocks']:,} blocks) | - |",
         f"| `fig5_popularity_position.png` | top 1% of blocks' share of accesses; Zipf s (r^2) | "
         f"{_pct(s['top1pct_blocks_access_share'])}; "
