@@ -76,7 +76,8 @@ DEFINITIONS: dict[str, str] = {
     "lookups_per_request": (
         "Maximal runs of consecutive ids in a request's sorted set of ids: the range/point "
         "lookups a sorted index needs. 'remapped' uses the trace's ids; 'hashed' relabels "
-        "ids by a seeded random permutation (keys in hash order, as SHA-256 keys would be)."
+        "ids by a seeded random permutation (keys in hash order, as SHA-256 keys would be), with "
+        "every key of the trace in the index."
     ),
 }
 
