@@ -261,6 +261,8 @@ class TierHierarchy:
                 if victims and inclusive:
                     down = []
                     for v in victims:
+                        if where[v] < t:  # a lower copy of a block held faster: just freed
+                            continue
                         u = self._lower_copy(v, t)
                         if u < 0:
                             down.append(v)

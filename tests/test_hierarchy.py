@@ -1,0 +1,217 @@
+"""The tier hierarchy: capacity and accounting invariants under every policy (hypothesis),
+placement decisions (admission tier, promotion target, demotion, inclusive copies), and OPT
+across tiers equal to Belady's cache of the total size."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO, Hotness, PrefixLRU
+from kvsim.policy.base import EvictionPolicy
+from kvsim.system.hierarchy import TierHierarchy, TierSpec
+from kvsim.trace.schema import Trace
+
+FACTORIES = {
+    "lru": LRU,
+    "fifo": FIFO,
+    "lfu": partial(LFU, age_every=5),
+    "s3fifo": S3FIFO,
+    "arc": ARC,
+    "prefix_lru": PrefixLRU,
+    "hotness": Hotness,
+    "opt": OPT,
+}
+
+
+def make_trace(reqs: list[list[int]]) -> Trace:
+    lens = [len(r) for r in reqs]
+    n = len(reqs)
+    return Trace(
+        arrival_s=np.arange(n, dtype=np.float64),
+        input_tokens=np.asarray(lens, dtype=np.int64) * 512 - 100,
+        output_tokens=np.ones(n, dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+        hash_ids=np.asarray([k for r in reqs for k in r], dtype=np.int64),
+    )
+
+
+def hierarchy(caps: list[int], factory, **kw) -> TierHierarchy:
+    tiers = [TierSpec(f"t{i}", f"d{i}", c) for i, c in enumerate(caps)]
+    return TierHierarchy(tiers, factory, **kw)
+
+
+def drive(h: TierHierarchy, reqs: list[list[int]], check: bool = True) -> int:
+    """Replay requests as the cluster does (longest present prefix reused, the rest
+    stored), checking the invariants and block accounting after each; return prefix hits."""
+    h.bind(make_trace(reqs))
+    alive: set[int] = set()
+    hits = 0
+    for blocks in reqs:
+        p = 0
+        while p < len(blocks) and blocks[p] in h.where:
+            p += 1
+        hits += p
+        if p:
+            h.use(blocks[:p])
+        h.store(blocks[p:])
+        moves, demoted, dropped = h.drain()
+        if check:
+            h.check()
+            located = set(h.where)
+            before = alive | set(blocks)
+            assert located <= before, "a block appeared from nowhere"
+            assert before - located <= set(dropped), "a block vanished without being dropped"
+            assert set(demoted) <= before
+            assert all(c >= 0 for row in moves for c in row)
+            assert sum(row[h.n] for row in moves) <= len(dropped)
+        alive = set(h.where)
+    return hits
+
+
+# Requests shaped like the traces: a few conversations, each a chain of strictly increasing
+# ids that every turn extends; block 0 starts every chain.
+chains = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(1, 9)), min_size=1, max_size=60
+).map(lambda rs: [[0] + [1000 * (c + 1) + j for j in range(1, n)] for c, n in rs])
+caps = st.lists(st.integers(0, 6), min_size=1, max_size=4)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("inclusive", [False, True])
+@settings(max_examples=40, deadline=None)
+@given(reqs=chains, caps=caps, promote=st.booleans())
+def test_invariants_hold_for_every_policy(name, inclusive, reqs, caps, promote) -> None:
+    h = hierarchy(caps, FACTORIES[name], promote_on_hit=promote, inclusive=inclusive)
+    drive(h, reqs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys=st.lists(st.integers(0, 12), min_size=1, max_size=120), caps=caps)
+def test_opt_across_tiers_is_belady_of_the_total_size(keys, caps) -> None:
+    """Exclusive tiers, new blocks into tier 0, victims passed down, hits promoted: the
+    blocks dropped below the bottom are the farthest-used of all tiers, so the union of the
+    tiers is Belady's cache of their total size (single-block requests: block hits)."""
+    h = hierarchy(caps, OPT)
+    hits = drive(h, [[k] for k in keys])
+    assert hits == OPT(sum(caps)).replay(keys)
+
+
+def test_default_is_the_classic_exclusive_cascade() -> None:
+    h = hierarchy([2, 2], LRU)
+    h.store([1, 2, 3])  # 1 is demoted by 3
+    assert h.where == {1: 1, 2: 0, 3: 0}
+    moves, demoted, dropped = h.drain()
+    assert moves[0][1] == 1 and demoted == [1] and dropped == []
+    h.use([1])  # promoted; 2 (LRU of tier 0) goes down
+    assert h.where == {1: 0, 2: 1, 3: 0}
+    moves, demoted, _ = h.drain()
+    assert moves[1][0] == 1 and moves[0][1] == 1 and demoted == [2]
+    assert h.total_moves[0][1] == 2 and h.total_moves[1][0] == 1
+    h.store([4, 5, 6, 7])
+    _, _, dropped = h.drain()
+    assert len(h.where) == 4 and len(dropped) == 3
+    h.check()
+
+
+def test_inclusive_promotion_keeps_the_lower_copy() -> None:
+    h = hierarchy([1, 4], LRU, inclusive=True)
+    h.store([1, 2])  # 1 demoted to tier 1
+    h.use([1])  # copied up; tier 1 keeps its copy; 2 is demoted to tier 1
+    assert h.where[1] == 0 and 1 in h.policies[1] and 1 in h.policies[0]
+    h.drain()
+    h.store([3])  # 1 leaves tier 0: its copy below becomes the fastest, no bytes move
+    moves, demoted, _ = h.drain()
+    assert h.where[1] == 1 and moves[0][1] == 0 and 1 in demoted
+    h.check()
+
+
+def test_policy_yaml_can_ask_for_inclusive() -> None:
+    h = hierarchy([1, 1], partial(LRU, inclusive=True))
+    assert h.inclusive
+
+
+class _Picky(LRU):
+    """Tier 0 takes only even blocks."""
+
+    filters = True
+
+    def accepts(self, key: int) -> bool:
+        return self.tier != 0 or key % 2 == 0
+
+
+def test_admission_tier_promotion_and_demotion_follow_accepts() -> None:
+    h = hierarchy([4, 4], _Picky)
+    h.store([1, 2, 3, 4])
+    assert h.where == {1: 1, 2: 0, 3: 1, 4: 0}
+    moves, demoted, _ = h.drain()
+    assert moves[0][1] == 2 and demoted == []  # computed on the GPU, written down: not demoted
+    h.use([1, 2])  # 1 is not promoted (tier 0 declines it), 2 is already on top
+    assert h.where[1] == 1
+    moves, _, _ = h.drain()
+    assert moves[1][0] == 0
+
+
+class _Nobody(LRU):
+    filters = True
+
+    def accepts(self, key: int) -> bool:
+        return False
+
+
+def test_a_block_no_tier_accepts_is_dropped_at_once() -> None:
+    h = hierarchy([4, 4], _Nobody)
+    h.store([5, 6])
+    _, _, dropped = h.drain()
+    assert h.where == {} and dropped == [5, 6]
+
+
+def test_hotness_keeps_one_use_blocks_out_of_the_gpu_and_promotes_hot_ones() -> None:
+    reqs = [[0, 1, 2], [0, 1, 3], [0, 1, 2, 4]]
+    h = hierarchy([8, 8, 8], Hotness)
+    h.bind(make_trace(reqs))
+    h.store([0, 1, 2])  # first use: below the GPU; block 2 (request's last) kept nowhere
+    assert h.where == {0: 1, 1: 1}
+    h.use([0, 1])  # used twice: promoted to the GPU
+    h.store([3])
+    assert h.where == {0: 0, 1: 0}
+    h.check()
+
+
+def test_hotness_in_a_single_tier_keeps_new_blocks() -> None:
+    """The only tier is also the bottom one: no fast-tier threshold there."""
+    h = hierarchy([8], Hotness)
+    h.bind(make_trace([[0, 1, 2]]))
+    h.store([0, 1, 2])
+    assert set(h.where) == {0, 1}
+
+
+def test_opt_drops_blocks_never_used_again() -> None:
+    reqs = [[0, 1], [0, 2], [0, 1]]
+    h = hierarchy([1, 1], OPT)
+    assert drive(h, reqs) == 1 + 2  # block 0 twice, then block 1; block 2 is never kept
+
+
+def test_observe_is_called_once_per_access_on_tier_zero() -> None:
+    seen: list[tuple[tuple[int, ...], bool]] = []
+
+    class Spy(LRU):
+        def observe(self, keys, new: bool) -> None:
+            assert self.tier == 0
+            seen.append((tuple(keys), new))
+
+    h = hierarchy([2, 2], Spy)
+    h.store([1, 2])
+    h.use([1])
+    assert seen == [((1, 2), True), ((1,), False)]
+
+
+def test_every_policy_joins_its_tier() -> None:
+    for name, f in FACTORIES.items():
+        h = hierarchy([1, 2, 3], f)
+        assert [p.tier for p in h.policies] == [0, 1, 2], name
+        assert all(isinstance(p, EvictionPolicy) for p in h.policies)
