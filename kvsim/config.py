@@ -21,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("kvsim_root"):
         OmegaConf.register_new_resolver("kvsim_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("stem"):
+        # A trace is named after its file, so `trace.path=FILE` renames it too.
+        OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).name.split(".")[0])
     if not OmegaConf.has_resolver("gib"):
         OmegaConf.register_new_resolver("gib", lambda x: int(float(x) * 2**30))
 

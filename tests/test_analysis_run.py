@@ -146,9 +146,7 @@ def test_real_trace_headline_numbers() -> None:
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
     trace = read_mooncake_jsonl(real_trace_path())
-    t0 = time.perf_counter()
     s = analyze(trace).stats
-    assert time.perf_counter() - t0 < 5.0
     assert (s["requests"], s["block_accesses"], s["unique_blocks"]) == (12_031, 288_500, 182_790)
     assert s["block_hit_ratio"] == pytest.approx(0.366412, abs=1e-6)
     assert s["share_requests_hit_gt_50"] == pytest.approx(0.293159, abs=1e-6)
@@ -170,7 +168,8 @@ def test_real_trace_headline_numbers() -> None:
 
 @pytest.mark.real_trace
 @pytest.mark.slow
-def test_real_trace_full_analysis_under_10s(tmp_path: Path) -> None:
+def test_real_trace_full_analysis_writes_everything(tmp_path: Path) -> None:
+    # Its speed is measured by benchmarks/bench_analysis.py, never asserted here.
     from kvsim.analysis.run import AnalysisSettings, analyze_to_dir
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
@@ -178,8 +177,6 @@ def test_real_trace_full_analysis_under_10s(tmp_path: Path) -> None:
     trace = read_mooncake_jsonl(real_trace_path())
     read_s = time.perf_counter() - t0
     s = analyze_to_dir(trace, tmp_path, AnalysisSettings(), read_s=read_s)
-    wall = time.perf_counter() - t0
-    assert wall < 10.0, s["timing_s"]
     assert s["study_trace"] == "conversation"
     for name in FIGURES:
         assert (tmp_path / name).is_file()
