@@ -28,11 +28,12 @@ The algorithm:
     promotion (by the tier hierarchy): a hit in tier t moves to the fastest tier above t
         that accepts it, so blocks that turn hot climb back from SSD/remote to the GPU;
         victims go to the next tier down that accepts them.
-    alpha (how much frequency outweighs recency) is tuned online by miniature simulation:
-        for each a in alphas, a copy of this cache scaled down to capacity C / rate is fed
-        the blocks whose hash falls in a 1/rate sample; the cache uses the alpha whose copy
-        has the most hits (exponentially decayed with ``decay`` per sampled access).
-        Small caches pick a large alpha (keep hot heads), large ones a small alpha.
+    (alpha, w_depth) -- how much frequency and chain position outweigh recency -- is tuned
+        online by miniature simulation: for each pair in alphas x w_depths, a copy of this
+        cache scaled down to capacity C / rate is fed the blocks whose hash falls in a
+        1/rate sample; the cache uses the pair whose copy has the most hits (exponentially
+        decayed by ``decay`` per sampled access). Small caches pick a large alpha (keep
+        the hot heads), large ones a small alpha.
 
 Static facts (depth, created as a last block) come from ``bind(trace)``; they are what a
 real system sees when the block is created. Without ``bind`` the depth term and the tail
@@ -93,31 +94,33 @@ def _pow_table(alpha: float) -> list[float]:
 
 
 class _Stats:
-    """State shared by every tier: frequencies, chain facts, the tuned alpha."""
+    """State shared by every tier: frequencies, chain facts, the tuned (alpha, w_depth)."""
 
-    def __init__(self, alphas: Sequence[float], rate: int, decay: float, start: int) -> None:
+    def __init__(self, candidates: Sequence[tuple[float, float]], rate: int, decay: float, start: int) -> None:
         self.freq: dict[int, int] = {}
-        self.bonus: dict[int, float] = {}  # w_depth / (1 + depth)
+        self.inv_depth: dict[int, float] = {}  # 1 / (1 + depth)
         self.tail: set[int] = set()
-        self.alphas = [float(a) for a in alphas]
-        self.tables = [_pow_table(a) for a in self.alphas]
-        self.cur = min(max(int(start), 0), len(self.alphas) - 1)
-        self.alpha = self.alphas[self.cur]
-        self.pw = self.tables[self.cur]
+        self.cands = [(float(a), float(w)) for a, w in candidates]
+        self.tables = [_pow_table(a) for a, _ in self.cands]
         self.rate = max(1, int(rate))
         self.decay = float(decay)
         self.minis: list[_GD] = []
-        self.score = [0.0] * len(self.alphas)
+        self.score = [0.0] * len(self.cands)
         self.inc = 1.0  # decayed scores: each sampled access weighs 1/decay more than the last
+        self._pick(min(max(int(start), 0), len(self.cands) - 1))
+
+    def _pick(self, j: int) -> None:
+        self.cur = j
+        self.alpha, self.w_depth = self.cands[j]
+        self.pw = self.tables[j]
 
     def size(self, total_capacity: int) -> None:
         c = max(1, total_capacity // self.rate)
-        self.minis = [_GD(c) for _ in self.alphas] if len(self.alphas) > 1 else []
-        self.score = [0.0] * len(self.alphas)
+        self.minis = [_GD(c) for _ in self.cands] if len(self.cands) > 1 else []
+        self.score = [0.0] * len(self.cands)
 
-    def value(self, key: int) -> float:
-        f = self.freq.get(key, 1)
-        return (self.pw[f] if f < _POW_N else f**self.alpha) + self.bonus.get(key, 0.0)
+    def value(self, key: int, f: int) -> float:
+        return (self.pw[f] if f < _POW_N else f**self.alpha) + self.w_depth * self.inv_depth.get(key, 0.0)
 
     def see(self, key: int) -> int:
         """Count one access of ``key``; feed the miniature caches; return f(key)."""
@@ -128,9 +131,9 @@ class _Stats:
         return f
 
     def _mini(self, key: int, f: int) -> None:
-        bonus = self.bonus.get(key, 0.0)
+        inv = self.inv_depth.get(key, 0.0)
         refuse = f == 1 and key in self.tail
-        score, inc = self.score, self.inc
+        score, inc, tables = self.score, self.inc, self.tables
         for j, m in enumerate(self.minis):
             res = m.res
             if key in res:
@@ -139,8 +142,8 @@ class _Stats:
                 continue
             elif len(res) >= m.cap:
                 m.evict()
-            a = self.alphas[j]
-            m.set(key, m.L + (self.tables[j][f] if f < _POW_N else f**a) + bonus)
+            a, w = self.cands[j]
+            m.set(key, m.L + (tables[j][f] if f < _POW_N else f**a) + w * inv)
         self.inc = inc = inc / self.decay
         if inc > 1e100:  # renormalise the decayed scores
             self.score = score = [x / inc for x in score]
@@ -150,9 +153,7 @@ class _Stats:
             if score[j] > score[best]:
                 best = j
         if best != self.cur:
-            self.cur = best
-            self.alpha = self.alphas[best]
-            self.pw = self.tables[best]
+            self._pick(best)
 
 
 class Hotness(EvictionPolicy):
@@ -163,8 +164,8 @@ class Hotness(EvictionPolicy):
         self,
         capacity: int,
         alphas: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
-        alpha_start: int = 1,
-        w_depth: float = 2.0,
+        w_depths: Sequence[float] = (2.0,),
+        start: int = 1,
         fast_tiers: int = 1,
         fast_min_freq: int = 2,
         tail_bypass: bool = True,
@@ -173,14 +174,14 @@ class Hotness(EvictionPolicy):
         inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)
-        if not alphas:
-            raise ValueError("hotness: alphas must not be empty")
-        self.w_depth = float(w_depth)
+        if not alphas or not w_depths:
+            raise ValueError("hotness: alphas and w_depths must not be empty")
         self.fast_tiers = int(fast_tiers)
         self.fast_min_freq = int(fast_min_freq)
         self.tail_bypass = bool(tail_bypass)
         self.n_tiers = 1
-        self.stats = _Stats(alphas, tune_rate, tune_decay, alpha_start)
+        cands = [(a, w) for a in alphas for w in w_depths]
+        self.stats = _Stats(cands, tune_rate, tune_decay, start)
         self.stats.size(self.capacity)
         self._gd = _GD(self.capacity)
 
@@ -206,8 +207,8 @@ class Hotness(EvictionPolicy):
         last[ends] = True
         uniq, first = np.unique(ids, return_index=True)
         st = self.stats
-        bonus = self.w_depth / (1.0 + pos[first])
-        st.bonus = dict(zip(uniq.tolist(), bonus.tolist(), strict=True)) if self.w_depth else {}
+        inv = 1.0 / (1.0 + pos[first])
+        st.inv_depth = dict(zip(uniq.tolist(), inv.tolist(), strict=True))
         st.tail = set(uniq[last[first]].tolist()) if self.tail_bypass else set()
 
     def observe(self, keys: Sequence[int], new: bool) -> None:
@@ -217,7 +218,8 @@ class Hotness(EvictionPolicy):
 
     # --- scores ---------------------------------------------------------------------------
     def score(self, key: int) -> float:
-        return self.stats.value(key)
+        st = self.stats
+        return st.value(key, st.freq.get(key, 1))
 
     def accepts(self, key: int) -> bool:
         st = self.stats
@@ -267,7 +269,7 @@ class Hotness(EvictionPolicy):
     def replay(self, keys: Iterable[int]) -> int:
         # Written for speed: access() inlined, the hot path touches only local names.
         st, g = self.stats, self._gd
-        res, tail, bonus = g.res, st.tail, st.bonus
+        res, tail, inv = g.res, st.tail, st.inv_depth
         see, evict, push = st.see, g.evict, heapq.heappush
         fast = self.tier < self.fast_tiers and self.tier < self.n_tiers - 1
         min_f, cap = self.fast_min_freq, g.cap
@@ -280,7 +282,7 @@ class Hotness(EvictionPolicy):
                 continue
             elif len(res) >= cap:
                 evict()
-            h = g.L + (st.pw[f] if f < _POW_N else f**st.alpha) + bonus.get(k, 0.0)
+            h = g.L + (st.pw[f] if f < _POW_N else f**st.alpha) + st.w_depth * inv.get(k, 0.0)
             res[k] = h
             push(g.heap, (h, k))
             if len(g.heap) > 4 * len(res) + 64:
