@@ -28,6 +28,16 @@ VALUE_BYTES = 8  # address of the block
 
 @dataclass(slots=True)
 class Op:
+    """The cost recipe of one metadata operation.
+
+    ``server_s`` is the service time on an index server (Redis thread, RPC worker, radix
+    lock). One-sided RDMA indexes have no server CPU: their cost is ``rounds``, one
+    ``(nic_service_s, fixed_s)`` pair per round trip, where ``nic_service_s`` occupies the
+    client NIC/link (messages / message rate + bytes / bandwidth) and ``fixed_s`` is the
+    propagation and posting latency that does not queue (see :mod:`kvsim.index.rdma`).
+    ``client_s`` is CPU time on the client (cache probes, sorting a range's entries).
+    """
+
     kind: str
     keys: int
     round_trips: int
@@ -35,6 +45,8 @@ class Op:
     bytes_received: int
     server_s: float  # service time on the index server (CPU or memory node)
     atomics: int = 0
+    rounds: tuple[tuple[float, float], ...] = ()
+    client_s: float = 0.0
 
 
 class OpRecorder:

@@ -1,0 +1,459 @@
+"""The study's metadata benchmark, in simulation: a trace's metadata operations replayed
+at their timestamps against every index model (``+experiment=metadata_bench``).
+
+Per request, one SimPy process started at its arrival time, against one index:
+
+    lookup   index.plan_lookup(blocks): a range query per run of contiguous ids, a get
+             per scattered id (the study's benchmark), executed with queueing
+    insert   the request's blocks not yet in the index, one plan_insert
+    delete   only with ``experiment.capacity_blocks``: the least recently used blocks
+             beyond the bound are deleted (plan_delete) after the insert
+
+No tiers, no KV transfers, no prefill: only the index and its shared resources. Each
+index replays the same trace on its own simulated clock.
+
+Parts (``experiment.parts``):
+
+    bench       every index in ``experiment.indexes`` (+ ``experiment.variants``) ->
+                metadata_ops.parquet, metadata_summary.csv, metadata_requests.csv,
+                metadata_intervals.csv, fig3_p99_normalized.png (p99 per interval
+                normalized to ``experiment.baseline``, range and get panels, as the
+                study's Fig. 3), metadata_normalized.csv
+    key_order   ``experiment.key_order_indexes`` under remapped and hashed keys ->
+                metadata_key_order.csv
+    cache_sweep ``experiment.cache_sweep.indexes`` x ``cache_bytes`` ->
+                metadata_cache_sweep.csv, metadata_cache_sweep.png
+
+``python -m kvsim.bench.metadata RUN_DIR`` re-draws the figures from the saved files.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+from omegaconf import DictConfig, OmegaConf
+
+from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
+from kvsim.io import write_json, write_with
+from kvsim.trace.schema import Trace
+
+log = logging.getLogger("kvsim")
+
+SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
+DEFAULTS: dict[str, Any] = {
+    "parts": ["bench", "key_order"],
+    "indexes": ["redis", "mooncake", "sherman", "chime", "radix", "extent"],
+    "variants": {},
+    "baseline": "redis",
+    "interval_s": 60.0,
+    "warmup_s": 600.0,
+    "capacity_blocks": None,
+    "preload": False,
+    "spread_s": 0.0,
+    "index_overrides": {},
+    "key_orders": ["remapped", "hashed"],
+    "key_order_indexes": ["sherman", "chime", "extent"],
+    "cache_sweep": {"indexes": ["sherman", "chime", "extent"], "cache_bytes": []},
+}
+
+
+# --- the replay ------------------------------------------------------------------------
+@dataclass
+class BenchResult:
+    name: str
+    ops: pd.DataFrame  # one row per op (OpRecorder.to_frame)
+    lookup_s: np.ndarray  # per request: time of its whole lookup
+    lookup_round_trips: np.ndarray  # per request
+    stats: dict[str, Any]
+    wall_s: float
+
+
+def replay(
+    trace: Trace,
+    index: IndexModel,
+    name: str,
+    capacity_blocks: int | None = None,
+    preload: bool = False,
+    spread_s: float = 0.0,
+    seed: int = 0,
+) -> BenchResult:
+    """Replay ``trace``'s metadata operations against ``index`` at their timestamps.
+
+    ``spread_s`` > 0 moves each arrival by a uniform draw in [0, spread_s) (seeded): the
+    conversation trace's timestamps have about 3 s resolution, so without it every
+    request of a tick arrives at the same instant, as in a literal replay."""
+    t0 = time.perf_counter()
+    present: OrderedDict[int, None] = OrderedDict()  # blocks in the index, LRU order
+    hid, off = trace.hash_ids, trace.offsets
+    n = len(trace)
+    if preload:  # an untimed pass: the structure (and caches) as after one replay
+        for i in range(n):
+            blocks = hid[off[i] : off[i + 1]].tolist()
+            index.plan_lookup(blocks)
+            new = [b for b in blocks if b not in present]
+            for b in new:
+                present[b] = None
+            index.plan_insert(new)
+    rec = OpRecorder()
+    index.recorder = rec
+    env = simpy.Environment()
+    lookup_s = np.zeros(n)
+    lookup_rt = np.zeros(n, dtype=np.int64)
+    arrival = trace.arrival_s - (trace.arrival_s[0] if n else 0.0)
+    order = np.arange(n)
+    if spread_s > 0:
+        arrival = arrival + np.random.default_rng(seed).uniform(0.0, spread_s, n)
+        order = np.argsort(arrival, kind="stable")
+
+    def request(i: int) -> Generator[simpy.Event, Any, None]:
+        blocks = hid[off[i] : off[i + 1]].tolist()
+        start = env.now
+        ops = index.plan_lookup(blocks)
+        lookup_rt[i] = sum(op.round_trips for op in ops)
+        yield from index.execute(env, ops)
+        lookup_s[i] = env.now - start
+        new = []
+        for b in blocks:
+            if b in present:
+                present.move_to_end(b)
+            else:
+                present[b] = None
+                new.append(b)
+        if new:
+            yield from index.execute(env, index.plan_insert(new))
+        if capacity_blocks is not None and len(present) > capacity_blocks:
+            dropped = [present.popitem(last=False)[0] for _ in range(len(present) - capacity_blocks)]
+            yield from index.execute(env, index.plan_delete(dropped))
+
+    def source() -> Generator[simpy.Event, Any, None]:
+        for i in order.tolist():
+            delay = float(arrival[i]) - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            env.process(request(i))
+
+    env.process(source())
+    env.run()
+    index.recorder = None
+    stats: dict[str, Any] = dict(getattr(index, "stats", dict)())
+    span = float(arrival.max()) if n else 0.0
+    for k, s in index.servers().items():
+        stats[f"utilization.{k}"] = s.utilization(max(env.now, span))
+    return BenchResult(name, rec.to_frame(name), lookup_s, lookup_rt, stats, time.perf_counter() - t0)
+
+
+# --- tables ----------------------------------------------------------------------------
+def summarize_ops(ops: pd.DataFrame, warmup_s: float = 0.0) -> pd.DataFrame:
+    """Per index and op kind: count, mean, p50, p99, round trips and bytes per op."""
+    rows = []
+    for (name, kind), g in ops.groupby(["index", "op"], observed=True, sort=False):
+        lat = g["latency_s"].to_numpy()
+        post = g.loc[g["time_s"] >= warmup_s, "latency_s"].to_numpy()
+        rows.append(
+            {
+                "index": name,
+                "op": kind,
+                "count": len(g),
+                "mean_s": float(lat.mean()),
+                "p50_s": float(np.quantile(lat, 0.5)),
+                "p99_s": float(np.quantile(lat, 0.99)),
+                "round_trips_per_op": float(g["round_trips"].mean()),
+                "bytes_per_op": float(g["bytes"].mean()),
+                "keys_per_op": float(g["keys"].mean()),
+                "p99_after_warmup_s": float(np.quantile(post, 0.99)) if len(post) else math.nan,
+            }
+        )
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    order = {k: i for i, k in enumerate(OP_KINDS)}
+    names = list(dict.fromkeys(ops["index"]))
+    df["_i"] = df["index"].map({n: i for i, n in enumerate(names)})
+    df["_o"] = df["op"].map(order)
+    return df.sort_values(["_i", "_o"]).drop(columns=["_i", "_o"]).reset_index(drop=True)
+
+
+def interval_p99(ops: pd.DataFrame, interval_s: float, baseline: str | None) -> pd.DataFrame:
+    """p99 latency of gets and ranges per time interval, and divided by the baseline's."""
+    d = ops[ops["op"].isin(["get", "range"])].copy()
+    d["bin_s"] = (d["time_s"] // interval_s) * interval_s
+    p = d.groupby(["index", "op", "bin_s"], observed=True)["latency_s"].quantile(0.99).rename("p99_s").reset_index()
+    p["op"] = p["op"].astype(str)
+    if baseline is not None and baseline in set(p["index"]):
+        base = p[p["index"] == baseline][["op", "bin_s", "p99_s"]].rename(columns={"p99_s": "base_p99_s"})
+        p = p.merge(base, on=["op", "bin_s"], how="left")
+        p["normalized"] = p["p99_s"] / p["base_p99_s"]
+        p["baseline"] = baseline
+    else:
+        p["base_p99_s"] = math.nan
+        p["normalized"] = math.nan
+        p["baseline"] = ""
+    return p
+
+
+def normalized_means(intervals: pd.DataFrame, warmup_s: float) -> pd.DataFrame:
+    """Mean over the intervals after warm-up of each index's normalized p99 (the study's
+    "on average, excluding the first 10 minutes")."""
+    post = intervals[intervals["bin_s"] >= warmup_s]
+    g = post.groupby(["index", "op"], sort=False)
+    out = g.agg(mean_normalized_p99=("normalized", "mean"), mean_p99_s=("p99_s", "mean"), intervals=("p99_s", "size")).reset_index()
+    out["warmup_s"] = warmup_s
+    return out
+
+
+def request_summary(results: list[BenchResult], warmup_s: float, arrival: np.ndarray) -> pd.DataFrame:
+    rows = []
+    keep = arrival >= warmup_s
+    for r in results:
+        x = r.lookup_s[keep] if keep.any() else r.lookup_s
+        rows.append(
+            {
+                "index": r.name,
+                "requests": len(x),
+                "mean_s": float(x.mean()),
+                "p50_s": float(np.quantile(x, 0.5)),
+                "p99_s": float(np.quantile(x, 0.99)),
+                "round_trips_per_request": float(r.lookup_round_trips[keep].mean() if keep.any() else r.lookup_round_trips.mean()),
+                "wall_s": r.wall_s,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- figures (drawn from the saved files) ------------------------------------------------
+def plot_fig3(run_dir: str | Path) -> Path | None:
+    """``fig3_p99_normalized.png`` from ``metadata_intervals.csv``: one panel for range
+    queries, one for gets; p99 per interval divided by the baseline's (= 1)."""
+    from kvsim.report.plots import plt, save_figure, sns
+
+    d = Path(run_dir)
+    df = pd.read_csv(d / "metadata_intervals.csv")
+    meta = pd.read_csv(d / "metadata_normalized.csv") if (d / "metadata_normalized.csv").is_file() else None
+    df = df.dropna(subset=["normalized"])
+    if df.empty:
+        return None
+    baseline = str(df["baseline"].iloc[0])
+    others = df[df["index"] != baseline].copy()
+    others["minute"] = others["bin_s"] / 60.0
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9), sharey=True)
+    warm = float(meta["warmup_s"].iloc[0]) if meta is not None and len(meta) else 0.0
+    for ax, kind, title in zip(axes, ["range", "get"], ["(a) range query", "(b) get (search)"], strict=True):
+        sub = others[others["op"] == kind]
+        if not sub.empty:
+            sns.lineplot(data=sub, x="minute", y="normalized", hue="index", style="index", ax=ax, linewidth=1.1)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label=f"{baseline} = 1")
+        ax.axvspan(0, warm / 60.0, color="grey", alpha=0.12, lw=0)
+        ax.set_yscale("log")
+        ax.set_xlabel("time in trace (min); shaded: warm-up, excluded from averages")
+        ax.set_ylabel(f"p99 latency / {baseline} p99")
+        ax.set_title(title)
+        if meta is not None:
+            m = meta[(meta["op"] == kind) & (meta["index"] != baseline)]
+            txt = "  ".join(f"{r['index']} {r['mean_normalized_p99']:.3f}" for _, r in m.iterrows())
+            ax.text(0.01, 0.01, "mean after warm-up: " + txt, transform=ax.transAxes, fontsize=6.5, va="bottom")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Normalized p99 metadata latency per interval ({baseline} = 1)", fontsize=10)
+    return save_figure(fig, d / "fig3_p99_normalized.png")
+
+
+def plot_cache_sweep(run_dir: str | Path) -> Path | None:
+    from kvsim.report.plots import plt, save_figure, sns
+
+    d = Path(run_dir)
+    df = pd.read_csv(d / "metadata_cache_sweep.csv")
+    if df.empty:
+        return None
+    long = df.melt(
+        id_vars=["index", "cache_bytes"],
+        value_vars=["range_p99_s", "get_p99_s", "request_p99_s"],
+        var_name="metric",
+        value_name="p99_s",
+    )
+    long["p99_us"] = long["p99_s"] * 1e6
+    long["cache_MiB"] = long["cache_bytes"].clip(lower=1) / 2**20
+    sns.set_theme(style="whitegrid", context="paper")
+    titles = {"range_p99_s": "range query p99", "get_p99_s": "get p99", "request_p99_s": "whole lookup per request, p99"}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (metric, title) in zip(axes, titles.items(), strict=True):
+        sub = long[long["metric"] == metric]
+        sns.lineplot(data=sub, x="cache_MiB", y="p99_us", hue="index", style="index", markers=True, ax=ax)
+        ax.set_xscale("log")
+        ax.set_xlabel("compute-side cache (MiB, log)")
+        ax.set_ylabel("p99 (us)")
+        ax.set_title(title)
+    fig.suptitle("Where each index's p99 turns as its compute-side cache shrinks (after warm-up)", fontsize=10)
+    return save_figure(fig, d / "metadata_cache_sweep.png")
+
+
+# --- config plumbing ---------------------------------------------------------------------
+def _settings(cfg: DictConfig) -> dict[str, Any]:
+    exp = cfg.get("experiment")
+    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
+    s = copy.deepcopy(DEFAULTS)
+    s.update(user or {})
+    return s
+
+
+def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
+    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
+    line's own ``index`` node when it is that index) and ``overrides`` applied."""
+    from kvsim.config import PROJECT_ROOT
+
+    c = copy.deepcopy(cfg)
+    OmegaConf.set_struct(c, False)
+    if name != c.index.get("name"):
+        path = PROJECT_ROOT / "conf" / "index" / f"{name}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"metadata_bench: no index config {path}")
+        c.index = OmegaConf.load(path)
+    for k, v in (overrides or {}).items():
+        c.index[k] = v
+    return c
+
+
+def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> IndexModel:
+    from kvsim.app import build_index
+
+    return build_index(index_config(cfg, name, overrides))
+
+
+# --- the experiment ------------------------------------------------------------------------
+def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+    names = s["indexes"] or [cfg.index.name]
+    jobs: list[tuple[str, str, dict[str, Any]]] = []
+    for name in names:
+        jobs.append((name, name, dict(s["index_overrides"].get(name, {}))))
+    for vname, spec in (s["variants"] or {}).items():
+        spec = dict(spec)
+        base = spec.pop("index")
+        jobs.append((vname, base, {**s["index_overrides"].get(base, {}), **spec}))
+    results = []
+    for label, base, ov in jobs:
+        index = _build(cfg, base, ov)
+        r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
+        results.append(r)
+    ops = pd.concat([r.ops for r in results], ignore_index=True)
+    ops["index"] = ops["index"].astype(str)
+    write_with(out / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
+    summary = summarize_ops(ops, s["warmup_s"])
+    write_with(out / "metadata_summary.csv", lambda p: summary.to_csv(p, index=False))
+    arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
+    req = request_summary(results, s["warmup_s"], arrival)
+    write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
+    baseline = s["baseline"] if s["baseline"] in {r.name for r in results} else None
+    intervals = interval_p99(ops, float(s["interval_s"]), baseline)
+    write_with(out / "metadata_intervals.csv", lambda p: intervals.to_csv(p, index=False))
+    norm = normalized_means(intervals, float(s["warmup_s"]))
+    write_with(out / "metadata_normalized.csv", lambda p: norm.to_csv(p, index=False))
+    fig = plot_fig3(out) if (baseline and cfg.figures) else None
+    head: dict[str, Any] = {"figure": str(fig) if fig else None}
+    nm = {(r["index"], r["op"]): r["mean_normalized_p99"] for _, r in norm.iterrows()}
+    for kind in ("range", "get"):
+        sh, ch = nm.get(("sherman", kind)), nm.get(("chime", kind))
+        if sh is not None and ch is not None and ch > 0 and sh > 0:
+            # positive: Sherman faster than CHIME by that share of CHIME's p99
+            head[f"sherman_vs_chime_{kind}_pct"] = 100.0 * (1.0 - sh / ch)
+    head["mean_normalized_p99"] = {f"{i}.{o}": v for (i, o), v in nm.items()}
+    head["index_stats"] = {r.name: r.stats for r in results}
+    return head
+
+
+def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+    rows = []
+    for name in s["key_order_indexes"]:
+        for order in s["key_orders"]:
+            ov = {**s["index_overrides"].get(name, {}), "key_order": order}
+            r = replay(trace, _build(cfg, name, ov), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            summ = summarize_ops(r.ops, s["warmup_s"])
+            for _, row in summ.iterrows():
+                rows.append({"key_order": order, **row.to_dict()})
+            log.info("metadata_bench: key order %-8s %-8s lookup p99 %.2f us", order, name, np.quantile(r.lookup_s, 0.99) * 1e6)
+    df = pd.DataFrame(rows)
+    write_with(out / "metadata_key_order.csv", lambda p: df.to_csv(p, index=False))
+    return {"key_order_rows": len(df)}
+
+
+def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+    sweep = s["cache_sweep"] or {}
+    sizes = [float(x) for x in sweep.get("cache_bytes", [])]
+    arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
+    keep = arrival >= float(s["warmup_s"])
+    rows = []
+    for name in sweep.get("indexes", []):
+        for cb in sizes:
+            ov = {**s["index_overrides"].get(name, {}), "cache_bytes": cb}
+            index = _build(cfg, name, ov)
+            r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
+            row: dict[str, Any] = {"index": name, "cache_bytes": cb}
+            for kind in ("range", "get"):
+                g = post[post["op"] == kind]
+                row[f"{kind}_p99_s"] = float(np.quantile(g["latency_s"], 0.99)) if len(g) else math.nan
+                row[f"{kind}_mean_s"] = float(g["latency_s"].mean()) if len(g) else math.nan
+                row[f"{kind}_round_trips_per_op"] = float(g["round_trips"].mean()) if len(g) else math.nan
+            x = r.lookup_s[keep] if keep.any() else r.lookup_s
+            row["request_p99_s"] = float(np.quantile(x, 0.99))
+            row["request_mean_s"] = float(x.mean())
+            row["cache_hit_ratio"] = r.stats.get("cache_hit_ratio", math.nan)
+            rows.append(row)
+            log.info(
+                "metadata_bench: cache sweep %-8s %12.0f B: range p99 %.2f us, get p99 %.2f us, hit %.3f",
+                name, cb, row["range_p99_s"] * 1e6, row["get_p99_s"] * 1e6, row["cache_hit_ratio"],
+            )
+    df = pd.DataFrame(rows)
+    write_with(out / "metadata_cache_sweep.csv", lambda p: df.to_csv(p, index=False))
+    fig = plot_cache_sweep(out) if (cfg.figures and not df.empty) else None
+    return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
+
+
+def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from kvsim.app import build_trace
+
+    out = Path(out_dir)
+    s = _settings(cfg)
+    unknown = set(s) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"experiment: unknown metadata_bench settings {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+    t0 = time.perf_counter()
+    trace = build_trace(cfg)
+    log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
+    summary: dict[str, Any] = {
+        "mode": "metadata_bench",
+        "trace": trace.name,
+        "requests": len(trace),
+        "block_accesses": trace.num_block_accesses,
+        "interval_s": s["interval_s"],
+        "warmup_s": s["warmup_s"],
+    }
+    parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep}
+    for part in s["parts"]:
+        if part not in parts:
+            raise ValueError(f"experiment.parts: unknown part {part!r} (known: {sorted(parts)})")
+        summary.update(parts[part](cfg, trace, s, out))
+    summary["wall_time_s"] = time.perf_counter() - t0
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m kvsim.bench.metadata RUN_DIR")
+    d = Path(sys.argv[1])
+    if (d / "metadata_intervals.csv").is_file():
+        print(plot_fig3(d))
+    if (d / "metadata_cache_sweep.csv").is_file():
+        print(plot_cache_sweep(d))
