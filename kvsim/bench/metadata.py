@@ -303,7 +303,9 @@ def _settings(cfg: DictConfig) -> dict[str, Any]:
     exp = cfg.get("experiment")
     user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
     s = copy.deepcopy(DEFAULTS)
-    s.update(user or {})
+    if isinstance(user, dict):
+        s.update({str(k): v for k, v in user.items()})
+    s["variants"] = {k: v for k, v in (s["variants"] or {}).items() if v}  # null drops a variant
     return s
 
 

@@ -54,6 +54,7 @@ from kvsim.index.keys import mix64
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RoundBuilder
 from kvsim.index.remote_tree import LOCK_BYTES, RemoteTreeIndex
 
+
 def _with_versions(nbytes: int) -> int:
     """CHIME's transfer size: one version byte per 63 B after the first 64 B cache line
     (``ADD_CACHELINE_VERSION_SIZE`` in Common.h)."""

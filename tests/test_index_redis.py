@@ -1,0 +1,79 @@
+"""Redis: one server thread, so Poisson load gives M/D/1 waiting; pipelining shares a round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+
+from kvsim.index.base import OpRecorder
+from kvsim.index.redis import RedisIndex
+
+COSTS = dict(
+    tcp_rtt_s=25e-6,
+    get_s=10e-6,
+    mget_base_s=1e-6,
+    mget_per_key_s=0.35e-6,
+    mset_base_s=1e-6,
+    mset_per_key_s=0.45e-6,
+    del_base_s=1e-6,
+    del_per_key_s=0.4e-6,
+)
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.8])
+def test_poisson_gets_match_md1_mean_wait(rho: float) -> None:
+    """M/D/1: W = rho * S / (2 (1 - rho)) for deterministic service S."""
+    ix = RedisIndex(**COSTS)  # type: ignore[arg-type]
+    ix.recorder = OpRecorder()
+    S = COSTS["get_s"]
+    lam = rho / S
+    rng = np.random.default_rng(11)
+    n = 60_000
+    gaps = rng.exponential(1 / lam, n)
+    env = simpy.Environment()
+
+    def client(k: int):  # type: ignore[no-untyped-def]
+        yield from ix.execute(env, [ix.plan_get(k)])
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield env.timeout(gaps[i])
+            env.process(client(i))
+
+    env.process(source())
+    env.run()
+    lat = np.asarray(ix.recorder.latency_s)
+    wait = lat - COSTS["tcp_rtt_s"] - S
+    expected = rho * S / (2 * (1 - rho))
+    assert wait.mean() == pytest.approx(expected, rel=0.05)
+    assert ix.server.wait_s / ix.server.served == pytest.approx(expected, rel=0.05)
+
+
+def test_unloaded_latency_and_pipelining() -> None:
+    env = simpy.Environment()
+    seq = RedisIndex(**COSTS)  # type: ignore[arg-type]
+    pipe = RedisIndex(**COSTS, pipeline=True)  # type: ignore[arg-type]
+    keys = [1, 5, 6, 7, 9]  # get, range of 3, get
+    done = {}
+
+    def run(ix: RedisIndex, name: str):  # type: ignore[no-untyped-def]
+        start = env.now
+        yield from ix.execute(env, ix.plan_lookup(keys))
+        done[name] = env.now - start
+
+    env.process(run(seq, "seq"))
+    env.process(run(pipe, "pipe"))
+    env.run()
+    service = 2 * COSTS["get_s"] + COSTS["mget_base_s"] + 3 * COSTS["mget_per_key_s"]
+    assert done["seq"] == pytest.approx(3 * COSTS["tcp_rtt_s"] + service)
+    assert done["pipe"] == pytest.approx(COSTS["tcp_rtt_s"] + service)
+
+
+def test_range_command_zrange_costs_less_per_key() -> None:
+    m = RedisIndex(**COSTS)  # type: ignore[arg-type]
+    z = RedisIndex(**COSTS, range_command="zrange")  # type: ignore[arg-type]
+    keys = list(range(100))
+    assert z.plan_range(keys).server_s < m.plan_range(keys).server_s
+    with pytest.raises(ValueError):
+        RedisIndex(**COSTS, range_command="scan")  # type: ignore[arg-type]

@@ -1,0 +1,161 @@
+"""Sherman: fan-out from Tree.h, one READ per get with a warm cache, one per level missed."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import simpy
+
+from kvsim.index.base import OpRecorder
+from kvsim.index.rdma import READ
+from kvsim.index.sherman import ShermanIndex, sherman_geometry
+
+CAL = dict(
+    read_rtt_s=1.9e-6,
+    write_one_way_s=1.32e-6,
+    atomic_rtt_s=2.0e-6,
+    bandwidth_Bps=11.5e9,
+    message_rate_per_s=2.5e6,
+    mmio_s=0.1e-6,
+    local_lookup_s=0.2e-6,
+)
+
+
+def make(**kw: object) -> ShermanIndex:
+    return ShermanIndex(**{**CAL, **kw})  # type: ignore[arg-type]
+
+
+def test_cardinality_follows_tree_h() -> None:
+    # 8 B keys: the figures read in Sherman's code (61 internal, 54 leaf entries)
+    assert sherman_geometry(1024, 8, 8) == (61, 54)
+    # the study's keys: 32 B SHA-256 + 8 B address -> 23 / 22
+    assert sherman_geometry(1024, 32, 8) == (23, 22)
+    with pytest.raises(ValueError):
+        sherman_geometry(128, 64, 8)
+
+
+def test_warm_cache_get_is_exactly_one_read() -> None:
+    ix = make()
+    ix.bulk_load(range(50_000))
+    assert ix.tree.height >= 3
+    for k in range(0, 50_000, 5):  # warm: every leaf-parent read once
+        ix.plan_get(k)
+    misses = ix.cache.misses
+    for k in random.Random(1).sample(range(50_000), 500):
+        op = ix.plan_get(k)
+        assert op.round_trips == 1
+        assert op.bytes_received == 1024
+        assert op.atomics == 0
+        # unloaded time: the one READ plus one cache probe
+        assert sum(s + f for s, f in op.rounds) == pytest.approx(ix.fabric.unloaded_s(READ, 1, 1024))
+    assert ix.cache.misses == misses
+
+
+def test_cold_cache_reads_every_level() -> None:
+    ix = make(cache_bytes=0)
+    ix.bulk_load(range(50_000))
+    h = ix.tree.height
+    op = ix.plan_get(123)
+    assert op.round_trips == h
+    assert op.bytes_received == h * 1024
+
+
+def test_small_cache_misses() -> None:
+    ix = make(cache_bytes=4 * 1024, cache_policy="lru")
+    ix.bulk_load(range(50_000))
+    rts = [ix.plan_get(k).round_trips for k in random.Random(2).sample(range(50_000), 2000)]
+    assert 0.0 < ix.cache.hit_ratio < 0.2
+    assert max(rts) == ix.tree.height and min(rts) == 1
+    big = make(cache_bytes=10**9, cache_policy="sample2")
+    big.bulk_load(range(50_000))
+    for k in random.Random(2).sample(range(50_000), 2000):
+        big.plan_get(k)
+    assert big.cache.hit_ratio > ix.cache.hit_ratio
+
+
+def test_sample2_cache_evicts_at_capacity() -> None:
+    ix = make(cache_bytes=10 * 1024, cache_policy="sample2")
+    ix.bulk_load(range(50_000))
+    for k in range(0, 50_000, 7):
+        ix.plan_get(k)
+    assert len(ix.cache) == 10
+    assert ix.cache.used <= 10 * 1024
+
+
+@pytest.mark.parametrize("k", [2, 11, 30, 200])
+def test_range_reads_the_leaves_its_keys_span(k: int) -> None:
+    ix = make()
+    for b in range(5000):  # ascending inserts: half-full leaves of 11 keys
+        ix.plan_insert([b])
+    start = 1100
+    leaves = ix.tree.range_leaves(start, start + k - 1)
+    op = ix.plan_range(list(range(start, start + k)))
+    assert op.bytes_received == len(leaves) * 1024
+    assert len(leaves) in (math.ceil(k / 11), math.ceil(k / 11) + 1)
+    assert op.round_trips == math.ceil(len(leaves) / 32)  # warm cache: the leaf batches only
+
+
+def test_hashed_keys_scatter_a_run() -> None:
+    rem, hsh = make(), make(key_order="hashed")
+    rem.bulk_load(range(20_000))
+    hsh.bulk_load(range(20_000))
+    run = list(range(21 * 238, 21 * 238 + 20))  # 20 adjacent keys inside one full leaf
+    rem.plan_range(run), hsh.plan_range(run)  # warm the leaf-parents
+    a, b = rem.plan_range(run), hsh.plan_range(run)
+    assert a.bytes_received == 1024
+    assert b.bytes_received >= 15 * 1024  # nearly one leaf per key
+
+
+def test_range_parallel_and_doorbell_batching() -> None:
+    slow = make(range_parallel=8, doorbell_batch=False)
+    fast = make(range_parallel=32, doorbell_batch=True)
+    for ix in (slow, fast):
+        ix.bulk_load(range(10_000))
+    run = list(range(0, 21 * 20))  # 20 full leaves
+    slow.plan_range(run), fast.plan_range(run)  # warm the leaf-parents
+    a, b = slow.plan_range(run), fast.plan_range(run)
+    assert a.round_trips == 3 and b.round_trips == 1
+    assert sum(s + f for s, f in b.rounds) < sum(s + f for s, f in a.rounds)
+
+
+def test_insert_locks_reads_writes_back() -> None:
+    ix = make()
+    ix.tree.bulk_load(list(range(0, 20_000, 2)), leaf_fill=15)  # room in every leaf
+    ix.plan_get(101)  # warm its leaf-parent
+    (op,) = ix.plan_insert([101])
+    assert op.round_trips == 3  # CAS, READ, WRITE + unlock
+    assert op.atomics == 1
+    assert ix.contains(101)
+    # a batch of keys in one leaf still takes one lock
+    (op2,) = ix.plan_insert([103, 105])
+    assert op2.atomics == 1
+    # a split adds the sibling write and the parent's lock / read / write
+    full = make()
+    full.tree.bulk_load(list(range(21)), leaf_fill=21)
+    (op3,) = full.plan_insert([100])
+    assert full.tree.n_leaves == 2
+    # CAS, READ, sibling WRITE, WRITE + unlock; then the parent's lock, read, write
+    assert op3.round_trips == 7
+    (d,) = ix.plan_delete([101, 99999])
+    assert d.atomics == 1 and not ix.contains(101)
+    assert ix.plan_delete([99999]) == []
+
+
+def test_execute_records_ops_with_queueing() -> None:
+    ix = make()
+    ix.bulk_load(range(10_000))
+    ix.recorder = OpRecorder()
+    env = simpy.Environment()
+
+    def proc(keys: list[int]):  # type: ignore[no-untyped-def]
+        yield from ix.execute(env, ix.plan_lookup(keys))
+
+    for _ in range(20):  # 20 lookups at the same instant share the NIC
+        env.process(proc([3, 10, 11, 12, 40]))
+    env.run()
+    df = ix.recorder.to_frame("sherman")
+    assert len(df) == 60 and set(df["op"].astype(str)) == {"get", "range"}
+    assert df["latency_s"].min() > 1.9e-6
+    assert df["latency_s"].max() > df["latency_s"].min()  # someone waited

@@ -1,0 +1,99 @@
+"""The metadata benchmark: its outputs on the embedded trace, and the study's headline on
+the real conversation trace (Redis p99 above both RDMA indexes for gets and ranges)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kvsim.bench.metadata import SUMMARY_COLUMNS, run_metadata_bench
+
+ALL = {"redis", "mooncake", "sherman", "chime", "radix", "extent"}
+
+
+def test_bench_writes_its_tables_and_figure(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = compose_cfg(
+        [
+            "+experiment=metadata_bench",
+            "trace.max_requests=600",
+            "experiment.key_order_indexes=[sherman]",
+            "experiment.interval_s=30",
+            "experiment.warmup_s=0",
+        ]
+    )
+    summary = run_metadata_bench(cfg, tmp_path)
+    s = pd.read_csv(tmp_path / "metadata_summary.csv")
+    assert list(s.columns[: len(SUMMARY_COLUMNS)]) == SUMMARY_COLUMNS
+    assert ALL <= set(s["index"])
+    assert set(s["op"]) <= {"get", "range", "insert", "delete"}
+    assert {"get", "range", "insert"} <= set(s[s["index"] == "sherman"]["op"])
+    ops = pd.read_parquet(tmp_path / "metadata_ops.parquet")
+    assert {"index", "op", "time_s", "latency_s", "round_trips", "bytes"} <= set(ops.columns)
+    assert (ops["latency_s"] > 0).all()
+    assert (tmp_path / "fig3_p99_normalized.png").stat().st_size > 10_000
+    ko = pd.read_csv(tmp_path / "metadata_key_order.csv")
+    assert set(ko["key_order"]) == {"remapped", "hashed"}
+    norm = pd.read_csv(tmp_path / "metadata_normalized.csv")
+    assert (norm[norm["index"] == "redis"]["mean_normalized_p99"] == 1.0).all()
+    assert "sherman_vs_chime_range_pct" in summary
+    assert (tmp_path / "summary.json").is_file()
+
+
+def test_capacity_bound_issues_deletes_and_cache_sweep(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = compose_cfg(
+        [
+            "+experiment=index_cache_sweep",
+            "trace.max_requests=300",
+            "experiment.capacity_blocks=500",
+            "experiment.warmup_s=0",
+            "experiment.cache_sweep.indexes=[sherman,extent]",
+            "experiment.cache_sweep.cache_bytes=[0,1048576]",
+            "+experiment.parts=[bench,cache_sweep]",
+            "+experiment.indexes=[sherman,chime]",
+        ]
+    )
+    run_metadata_bench(cfg, tmp_path)
+    s = pd.read_csv(tmp_path / "metadata_summary.csv")
+    assert "delete" in set(s["op"])
+    sweep = pd.read_csv(tmp_path / "metadata_cache_sweep.csv")
+    assert len(sweep) == 4
+    for name in ("sherman", "extent"):
+        g = sweep[sweep["index"] == name].sort_values("cache_bytes")
+        assert g["cache_hit_ratio"].iloc[0] == 0.0 < g["cache_hit_ratio"].iloc[1]
+    assert (tmp_path / "metadata_cache_sweep.png").is_file()
+
+
+def test_unknown_setting_fails(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = compose_cfg(["+experiment=metadata_bench", "+experiment.intervals=5"])
+    with pytest.raises(ValueError, match="intervals"):
+        run_metadata_bench(cfg, tmp_path)
+
+
+@pytest.mark.real_trace
+def test_real_trace_redis_p99_above_both_rdma_indexes(compose_cfg, real_trace_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = compose_cfg(
+        [
+            "+experiment=metadata_bench",
+            "trace=mooncake_conversation",
+            f"trace.path={real_trace_path}",
+            "experiment.parts=[bench]",
+            "experiment.indexes=[redis,sherman,chime]",
+            "experiment.variants.extent_nocache=null",
+            "figures=false",
+        ]
+    )
+    summary = run_metadata_bench(cfg, tmp_path)
+    s = pd.read_csv(tmp_path / "metadata_summary.csv").set_index(["index", "op"])
+    for kind in ("get", "range"):
+        for rdma in ("sherman", "chime"):
+            assert s.loc[("redis", kind), "p99_s"] > s.loc[(rdma, kind), "p99_s"]
+            assert s.loc[("redis", kind), "p99_after_warmup_s"] > s.loc[(rdma, kind), "p99_after_warmup_s"]
+    # the model's explanation of Sherman vs CHIME: a CHIME range reads whole hopscotch
+    # leaves (more bytes), a CHIME get one neighborhood (fewer bytes); one round trip each
+    assert s.loc[("chime", "range"), "bytes_per_op"] > s.loc[("sherman", "range"), "bytes_per_op"]
+    assert s.loc[("chime", "get"), "bytes_per_op"] < s.loc[("sherman", "get"), "bytes_per_op"]
+    for name in ("sherman", "chime"):
+        assert s.loc[(name, "get"), "round_trips_per_op"] == pytest.approx(1.0, abs=0.01)
+    assert summary["requests"] == 12031
