@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from kvsim.policy.base import EvictionPolicy
 
@@ -42,3 +42,18 @@ class FIFO(EvictionPolicy):
 
     def remove(self, key: int) -> None:
         del self._od[key]
+
+    def replay(self, keys: Iterable[int]) -> int:
+        # Written for speed: the single-tier baseline (benchmarks/bench_policies.py).
+        od = self._od
+        cap = self.capacity
+        hits = 0
+        pop = od.popitem
+        for k in keys:
+            if k in od:
+                hits += 1
+            elif cap:
+                od[k] = None
+                if len(od) > cap:
+                    pop(False)
+        return hits

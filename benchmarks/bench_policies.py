@@ -1,0 +1,141 @@
+"""Single-tier replay throughput of every kvsim policy beside libCacheSim's, in one run.
+
+    python benchmarks/bench_policies.py [--trace FILE] [--capacity 10000] [--repeat 3]
+
+For each policy: kvsim's ``replay`` of the trace's block accesses (what
+``system=single_tier`` times), libCacheSim's C trace replay (``process_trace`` on an
+oracleGeneral binary of the same accesses) and libCacheSim driven from Python (one
+``get`` per access), in block accesses per second, best of ``--repeat``; and both hit
+counts, which must agree where libCacheSim has the policy. Construction (libCacheSim's
+hash table, kvsim's ``bind``) is outside the timed region; OPT's next-use pass is inside
+kvsim's time (libCacheSim reads next uses precomputed in the trace file). Ends with the
+check that kvsim's LRU is within 2x of libCacheSim's C replay (exit status 1 if not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO, Hotness, PrefixLRU
+from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.opt import INF, next_use
+from kvsim.trace.mooncake import read_mooncake_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TRACE = os.environ.get(
+    "KVSIM_REAL_TRACE", str(ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl")
+)
+# kvsim policy -> (factory, libCacheSim class or None)
+POLICIES: dict[str, tuple[Callable[[int], EvictionPolicy], str | None]] = {
+    "lru": (LRU, "LRU"),
+    "fifo": (FIFO, "FIFO"),
+    "lfu": (LFU, "LFU"),
+    "s3fifo": (S3FIFO, "S3FIFO"),
+    "arc": (ARC, "ARC"),
+    "prefix_lru": (PrefixLRU, None),
+    "hotness": (Hotness, None),
+    "opt": (OPT, "Belady"),  # kvsim's OPT with bypass; libCacheSim's Belady always inserts
+    "opt (bypass=false)": (partial(OPT, bypass=False), "Belady"),
+}
+
+
+def best_of(n: int, setup: Callable[[], object], run: Callable[[object], int]) -> tuple[float, int]:
+    best, hits = float("inf"), -1
+    for _ in range(n):
+        obj = setup()
+        gc.collect()
+        t = time.perf_counter()
+        hits = run(obj)
+        best = min(best, time.perf_counter() - t)
+    return best, hits
+
+
+def write_oracle_general(keys: np.ndarray, path: Path) -> None:
+    rec = np.zeros(len(keys), dtype=[("t", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
+    rec["t"] = np.arange(len(keys))
+    rec["id"] = keys
+    rec["size"] = 1
+    nxt = next_use(keys)
+    rec["next"] = np.where(nxt >= INF, np.iinfo(np.int64).max, nxt)
+    rec.tofile(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trace", default=DEFAULT_TRACE)
+    ap.add_argument("--capacity", type=int, default=10000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-python-loop", action="store_true", help="skip libCacheSim driven from Python")
+    args = ap.parse_args()
+    if not Path(args.trace).is_file():
+        print(f"trace not found: {args.trace} (set KVSIM_REAL_TRACE or --trace)", file=sys.stderr)
+        return 2
+    import libcachesim as lcs
+
+    trace = read_mooncake_jsonl(args.trace)
+    ids = np.asarray(trace.hash_ids, dtype=np.int64)
+    keys = ids.tolist()
+    n, cap = len(keys), args.capacity
+    nxt = [x if x < INF else np.iinfo(np.int64).max for x in next_use(ids).tolist()]
+    tmp = Path(tempfile.mkdtemp()) / "trace.oracleGeneral.bin"
+    write_oracle_general(ids, tmp)
+
+    def kvsim_setup(factory: Callable[[int], EvictionPolicy]) -> EvictionPolicy:
+        p = factory(cap)
+        p.bind(trace)
+        return p
+
+    def lcs_c(cache: object) -> int:
+        reader = lcs.TraceReader(str(tmp), lcs.TraceType.ORACLE_GENERAL_TRACE)
+        miss_ratio, _ = cache.process_trace(reader)  # type: ignore[attr-defined]
+        return round((1 - miss_ratio) * n)
+
+    def lcs_py(cache: object) -> int:
+        req = lcs.Request()
+        req.obj_size = 1
+        get = cache.get  # type: ignore[attr-defined]
+        hits = 0
+        for k, x in zip(keys, nxt, strict=True):
+            req.obj_id = k
+            req.next_access_vtime = x
+            hits += get(req)
+        return hits
+
+    print(f"# single-tier replay, {trace.name}: {n:,} block accesses, capacity {cap:,} blocks, best of {args.repeat}")
+    print(f"# python {sys.version.split()[0]}, libcachesim {getattr(lcs, '__version__', '?')}, {os.cpu_count()} CPUs")
+    print("| policy | kvsim (M accesses/s) | libCacheSim C replay | libCacheSim from Python | kvsim speed / C | hits kvsim | hits libCacheSim |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    ratio_lru = float("nan")
+    for name, (factory, lcs_name) in POLICIES.items():
+        t_k, h_k = best_of(args.repeat, partial(kvsim_setup, factory), lambda p: p.replay(keys))  # type: ignore[attr-defined]
+        row = [name, f"{n / t_k / 1e6:.2f}"]
+        if lcs_name:
+            mk = partial(getattr(lcs, lcs_name), cache_size=cap)
+            t_c, h_c = best_of(args.repeat, mk, lcs_c)
+            t_p = float("nan")
+            if not args.no_python_loop:
+                t_p, h_p = best_of(1, mk, lcs_py)
+                assert h_p == h_c, (name, h_p, h_c)
+            row += [f"{n / t_c / 1e6:.2f}", f"{n / t_p / 1e6:.2f}", f"{t_c / t_k:.2f}", f"{h_k:,}", f"{h_c:,}"]
+            if name == "lru":
+                ratio_lru = t_k / t_c
+        else:
+            row += ["-", "-", "-", f"{h_k:,}", "-"]
+        print("| " + " | ".join(row) + " |", flush=True)
+    ok = ratio_lru <= 2.0
+    print(f"\nLRU: kvsim takes {ratio_lru:.2f}x libCacheSim's C replay time ({'within' if ok else 'NOT within'} 2x)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
