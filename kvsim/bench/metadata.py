@@ -23,6 +23,10 @@ Parts (``experiment.parts``):
                 metadata_key_order.csv
     cache_sweep ``experiment.cache_sweep.indexes`` x ``cache_bytes`` ->
                 metadata_cache_sweep.csv, metadata_cache_sweep.png
+    random_gets ``experiment.random_get_indexes``: after the whole trace is loaded
+                (untimed), ``experiment.random_gets`` point gets of random resident
+                blocks with no chain context -> metadata_random_gets.csv (where an
+                index built for chains, like the extent index, pays more)
 
 ``python -m kvsim.bench.metadata RUN_DIR`` re-draws the figures from the saved files.
 """
@@ -46,6 +50,7 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
+from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
 
@@ -53,7 +58,7 @@ log = logging.getLogger("kvsim")
 
 SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
 DEFAULTS: dict[str, Any] = {
-    "parts": ["bench", "key_order"],
+    "parts": ["bench", "key_order", "random_gets"],
     "indexes": ["redis", "mooncake", "sherman", "chime", "radix", "extent"],
     "variants": {},
     "baseline": "redis",
@@ -66,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "key_orders": ["remapped", "hashed"],
     "key_order_indexes": ["sherman", "chime", "extent"],
     "cache_sweep": {"indexes": ["sherman", "chime", "extent"], "cache_bytes": []},
+    "random_gets": 10000,
+    "random_get_indexes": ["redis", "mooncake", "sherman", "chime", "extent", "extent_nocache"],
 }
 
 
@@ -332,19 +339,21 @@ def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = Non
     return build_index(index_config(cfg, name, overrides))
 
 
+def _resolve(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """A label -> (index config name, overrides): a variant's base and settings, or the
+    config of that name with its ``index_overrides``."""
+    spec = dict((s["variants"] or {}).get(label) or {})
+    base = spec.pop("index", label)
+    return base, {**s["index_overrides"].get(base, {}), **spec, **(extra or {})}
+
+
 # --- the experiment ------------------------------------------------------------------------
 def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
-    names = s["indexes"] or [cfg.index.name]
-    jobs: list[tuple[str, str, dict[str, Any]]] = []
-    for name in names:
-        jobs.append((name, name, dict(s["index_overrides"].get(name, {}))))
-    for vname, spec in (s["variants"] or {}).items():
-        spec = dict(spec)
-        base = spec.pop("index")
-        jobs.append((vname, base, {**s["index_overrides"].get(base, {}), **spec}))
+    labels = list(s["indexes"] or [cfg.index.name])
+    labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
-    for label, base, ov in jobs:
-        index = _build(cfg, base, ov)
+    for label in labels:
+        index = _build(cfg, *_resolve(s, label))
         r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
@@ -378,8 +387,7 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            ov = {**s["index_overrides"].get(name, {}), "key_order": order}
-            r = replay(trace, _build(cfg, name, ov), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -397,8 +405,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     for name in sweep.get("indexes", []):
         for cb in sizes:
-            ov = {**s["index_overrides"].get(name, {}), "cache_bytes": cb}
-            index = _build(cfg, name, ov)
+            index = _build(cfg, *_resolve(s, name, {"cache_bytes": cb}))
             r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
@@ -422,6 +429,50 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
 
 
+def unloaded_s(index: IndexModel, op: Any) -> float:
+    """An op's time with no queueing: its round trips (or RPC) plus client CPU."""
+    if isinstance(index, RdmaIndex):
+        return sum(s + f for s, f in op.rounds) + op.client_s
+    if op.rounds:
+        return sum(s + f for s, f in op.rounds)
+    return float(getattr(index, "rtt", 0.0)) + op.server_s
+
+
+def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+    ids = np.unique(trace.hash_ids)
+    rng = np.random.default_rng(cfg.seed)
+    sample = rng.choice(ids, size=min(int(s["random_gets"]), len(ids)), replace=False).tolist()
+    rows = []
+    hid, off = trace.hash_ids, trace.offsets
+    for name in s["random_get_indexes"]:
+        index = _build(cfg, *_resolve(s, name))
+        present: set[int] = set()
+        for i in range(len(trace)):  # load the whole trace, untimed
+            blocks = hid[off[i] : off[i + 1]].tolist()
+            index.plan_lookup(blocks)
+            new = [b for b in blocks if b not in present]
+            present.update(new)
+            index.plan_insert(new)
+        ops = [index.plan_get(b) for b in sample]
+        t = np.array([unloaded_s(index, op) for op in ops])
+        rt = np.array([op.round_trips for op in ops])
+        rows.append(
+            {
+                "index": name,
+                "gets": len(ops),
+                "round_trips_per_op": float(rt.mean()),
+                "two_or_more_round_trips": float((rt >= 2).mean()),
+                "bytes_per_op": float(np.mean([op.bytes_sent + op.bytes_received for op in ops])),
+                "mean_s": float(t.mean()),
+                "p99_s": float(np.quantile(t, 0.99)),
+            }
+        )
+        log.info("metadata_bench: random gets %-8s %.2f round trips/op, mean %.2f us", name, rt.mean(), t.mean() * 1e6)
+    df = pd.DataFrame(rows)
+    write_with(out / "metadata_random_gets.csv", lambda p: df.to_csv(p, index=False))
+    return {"random_get_rows": len(df)}
+
+
 def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from kvsim.app import build_trace
 
@@ -441,7 +492,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "interval_s": s["interval_s"],
         "warmup_s": s["warmup_s"],
     }
-    parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep}
+    parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     for part in s["parts"]:
         if part not in parts:
             raise ValueError(f"experiment.parts: unknown part {part!r} (known: {sorted(parts)})")
