@@ -1,0 +1,153 @@
+"""Redis calibration against a real redis-server, started by the test on a free loopback port.
+
+Skips when redis-server is not installed, unless KVSIM_REQUIRE_REDIS=1 (set by .ci/run),
+which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kvsim.app import run
+from kvsim.calibrate import calfile
+from kvsim.calibrate.redis_bench import PREFIX, key, measure_redis, parse_commandstats
+from kvsim.calibrate.resp import RespClient, RespError, encode
+
+from .conftest import ROOT
+
+INFO = """# Commandstats\r
+cmdstat_get:calls=12,usec=9,usec_per_call=0.75,rejected_calls=0,failed_calls=0\r
+cmdstat_zrangebylex:calls=3,usec=4,usec_per_call=1.33,rejected_calls=0,failed_calls=0\r
+cmdstat_client|id:calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0\r
+"""
+
+
+def test_resp_encoding_and_commandstats_parsing() -> None:
+    assert encode("GET", b"k\r\n", 16) == b"*3\r\n$3\r\nGET\r\n$3\r\nk\r\n\r\n$2\r\n16\r\n"
+    assert parse_commandstats(INFO) == {"get": (12, 9), "zrangebylex": (3, 4), "client|id": (1, 0)}
+    assert len(key(0)) == len(key(2**70)) == 32 and key(9) < key(10)  # lexical order = id order
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("KVSIM_REQUIRE_REDIS") == "1":
+            pytest.fail(f"required resource missing: {reason}")
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("redis")
+    for _ in range(3):  # a free port can be taken between choosing and binding it
+        port = free_port()
+        log = (work / f"redis-{port}.log").open("w")
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no", "--dir", str(work)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with RespClient("127.0.0.1", port, timeout=1) as c:
+                    if c.call("PING") == "PONG":
+                        break
+            except OSError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            break
+        log.close()
+    else:
+        pytest.fail(f"redis-server did not start: {(work / f'redis-{port}.log').read_text()[-2000:]}")
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_resp_client_against_the_server(redis_port: int) -> None:
+    with RespClient("127.0.0.1", redis_port) as c:
+        assert c.call("SET", b"kvsim:t:a", b"\x00\x01\r\n") == "OK"
+        assert c.call("GET", b"kvsim:t:a") == b"\x00\x01\r\n"  # binary-safe
+        assert c.call("MGET", b"kvsim:t:a", b"kvsim:t:none") == [b"\x00\x01\r\n", None]
+        assert c.call("INCR", b"kvsim:t:n") == 1
+        with pytest.raises(RespError, match="WRONGTYPE|ERR"):
+            c.call("INCR", b"kvsim:t:a")
+        with pytest.raises(RespError):  # an error in a pipeline is raised after every reply is read
+            c.pipeline([["GET", b"kvsim:t:a"], ["NOSUCHCOMMAND"], ["PING"]])
+        assert c.call("PING") == "PONG"  # the stream is still in step
+        assert c.call("DEL", b"kvsim:t:a", b"kvsim:t:n") == 2
+
+
+def test_measure_redis_and_run_a_simulation_with_it(redis_port: int, compose_cfg, tmp_path: Path) -> None:
+    res = measure_redis("127.0.0.1", redis_port, requests=300, keys=2000)
+    assert res.redis_version[0].isdigit()
+    for name, t in res.timings.items():
+        assert 1e-8 < t.service_s < 1e-3, name  # server time per command: tens of ns to a ms
+        assert t.client_p50_s <= t.client_p99_s < 1.0 and t.calls == 300 and t.other_calls == 0, name
+        assert t.client_p50_s > t.service_s, name  # a round trip costs more than the command
+    assert res.service("mget16") > res.service("mget1")  # 16 lookups cost more than one
+    assert res.service("mset16") > res.service("mset1")
+    with RespClient("127.0.0.1", redis_port) as c:  # every calibration key is gone
+        assert c.call("SCAN", 0, "MATCH", PREFIX + b"*", "COUNT", 100_000) == [b"0", []]
+    ms = {m.key: m.value for m in res.measured()}
+    assert set(ms) == {"tcp.rtt_s", "redis.get_s"} | {
+        f"redis.{c}_{p}_s" for c in ("mget", "mset", "del", "zrange") for p in ("base", "per_key")}
+    assert 0 < ms["tcp.rtt_s"] <= res.ping_p50_s
+    assert all(v >= 0 for v in ms.values())
+
+    conf = tmp_path / "conf"
+    out = calfile.write("loop", res.measured(), res.source(), out=conf / "calibration" / "loop.yaml")
+    text = out.read_text()
+    assert text.count(f"# [M] measured {res.date_utc[:10]} on {res.client_host}: ") == 10
+    assert f"redis-server {res.redis_version} at 127.0.0.1:{redis_port}" in text
+    cfg = compose_cfg([f"hydra.searchpath=[file://{conf}]", "calibration=loop", "trace.max_requests=60",
+                       "progress=false", "figures=false", "save_requests=false"])
+    assert cfg.index.get_s == pytest.approx(ms["redis.get_s"], rel=1e-3)
+    assert cfg.index.tcp_rtt_s == pytest.approx(ms["tcp.rtt_s"], rel=1e-3)
+    summary = run(cfg, tmp_path / "run")
+    assert summary["requests"] == 60 and summary["metadata_p50_s"] >= cfg.index.tcp_rtt_s
+
+
+def test_cli_writes_the_file_and_the_raw_numbers(redis_port: int, tmp_path: Path) -> None:
+    out = tmp_path / "calibration" / "cli.yaml"
+    p = subprocess.run(
+        [sys.executable, "-m", "kvsim.calibrate", "redis", "--port", str(redis_port), "--requests", "100",
+         "--keys", "500", "--name", "cli", "--out", str(out), "--json-out", str(tmp_path / "raw.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "wrote" in p.stdout and "redis.get_s" in p.stdout
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    assert raw["requests"] == 100 and set(raw["calibration"]) == set(calfile.measured_lines(out.read_text()))
+
+
+def test_cli_says_when_redis_is_unreachable(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "kvsim.calibrate", "redis", "--port", str(free_port()), "--out",
+         str(tmp_path / "x.yaml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 1 and "cannot reach Redis at 127.0.0.1:" in p.stderr
+    assert not (tmp_path / "x.yaml").exists()
