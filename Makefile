@@ -26,6 +26,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_replay.py
+	$(PY) benchmarks/bench_policies.py
+	$(PY) benchmarks/bench_analysis.py
 
 ## traces: download the public Mooncake FAST'25 traces into traces/public/
 traces: $(STAMP)
