@@ -254,25 +254,31 @@ def plot_fig3(run_dir: str | Path) -> Path | None:
     baseline = str(df["baseline"].iloc[0])
     others = df[df["index"] != baseline].copy()
     others["minute"] = others["bin_s"] / 60.0
+    names = list(dict.fromkeys(others["index"]))
     sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.9), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     warm = float(meta["warmup_s"].iloc[0]) if meta is not None and len(meta) else 0.0
+    palette = dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
     for ax, kind, title in zip(axes, ["range", "get"], ["(a) range query", "(b) get (search)"], strict=True):
-        sub = others[others["op"] == kind]
-        if not sub.empty:
-            sns.lineplot(data=sub, x="minute", y="normalized", hue="index", style="index", ax=ax, linewidth=1.1)
+        means = {}
+        if meta is not None:
+            m = meta[meta["op"] == kind]
+            means = dict(zip(m["index"], m["mean_normalized_p99"], strict=True))
+        for name in names:
+            sub = others[(others["op"] == kind) & (others["index"] == name)]
+            if sub.empty:
+                continue
+            label = f"{name} ({means[name]:.3f})" if name in means else name
+            ax.plot(sub["minute"], sub["normalized"], label=label, color=palette[name], linewidth=1.1)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label=f"{baseline} = 1")
         ax.axvspan(0, warm / 60.0, color="grey", alpha=0.12, lw=0)
         ax.set_yscale("log")
-        ax.set_xlabel("time in trace (min); shaded: warm-up, excluded from averages")
+        ax.set_xlabel("time in trace (min); shaded: warm-up")
         ax.set_ylabel(f"p99 latency / {baseline} p99")
         ax.set_title(title)
-        if meta is not None:
-            m = meta[(meta["op"] == kind) & (meta["index"] != baseline)]
-            txt = "  ".join(f"{r['index']} {r['mean_normalized_p99']:.3f}" for _, r in m.iterrows())
-            ax.text(0.01, 0.01, "mean after warm-up: " + txt, transform=ax.transAxes, fontsize=6.5, va="bottom")
-        ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"Normalized p99 metadata latency per interval ({baseline} = 1)", fontsize=10)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False,
+                  title="index (mean after warm-up)", title_fontsize=7)
+    fig.suptitle(f"Normalized p99 metadata latency per {int(df['bin_s'].diff().abs().replace(0, float('nan')).min() or 0)} s interval ({baseline} = 1)", fontsize=10)
     return save_figure(fig, d / "fig3_p99_normalized.png")
 
 
@@ -290,15 +296,21 @@ def plot_cache_sweep(run_dir: str | Path) -> Path | None:
         value_name="p99_s",
     )
     long["p99_us"] = long["p99_s"] * 1e6
-    long["cache_MiB"] = long["cache_bytes"].clip(lower=1) / 2**20
+    pos = long.loc[long["cache_bytes"] > 0, "cache_bytes"]
+    zero_at = (pos.min() / 4 if len(pos) else 1024.0) / 2**10
+    long["cache_KiB"] = (long["cache_bytes"] / 2**10).where(long["cache_bytes"] > 0, zero_at)
     sns.set_theme(style="whitegrid", context="paper")
     titles = {"range_p99_s": "range query p99", "get_p99_s": "get p99", "request_p99_s": "whole lookup per request, p99"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (metric, title) in zip(axes, titles.items(), strict=True):
         sub = long[long["metric"] == metric]
-        sns.lineplot(data=sub, x="cache_MiB", y="p99_us", hue="index", style="index", markers=True, ax=ax)
+        sns.lineplot(data=sub, x="cache_KiB", y="p99_us", hue="index", style="index", markers=True, ax=ax)
         ax.set_xscale("log")
-        ax.set_xlabel("compute-side cache (MiB, log)")
+        ticks = sorted(set(sub["cache_KiB"]))
+        shown = [t for t in ticks if t == zero_at or math.log(t, 4).is_integer() or t >= 1024]
+        ax.set_xticks(shown)
+        ax.set_xticklabels(["0" if t == zero_at else (f"{t / 1024:g}M" if t >= 1024 else f"{t:g}K") for t in shown], fontsize=7)
+        ax.set_xlabel("compute-side cache (bytes, log; 0 = none)")
         ax.set_ylabel("p99 (us)")
         ax.set_title(title)
     fig.suptitle("Where each index's p99 turns as its compute-side cache shrinks (after warm-up)", fontsize=10)

@@ -271,6 +271,7 @@ class ChimeIndex(RemoteTreeIndex):
         self.internal_bytes = self.geo.internal_bytes
         self.leaf_bytes = self.geo.leaf_bytes
         self.layout = HopscotchLayout(leaf_span, neighborhood)
+        self._nbr = [self.geo.neighborhood_read(h) for h in range(leaf_span)]  # by home slot
         self.tree = BPlusTree(internal_span, self.layout)
         self.sort_entry_s = sort_entry_s
         self.hotspot_cap = int(hotspot_bytes // hotspot_entry_bytes) if hotspot_entry_bytes > 0 else 0
@@ -308,7 +309,7 @@ class ChimeIndex(RemoteTreeIndex):
             self.hotspot_misses += 1
         leaf = self.tree.find_leaf(k)
         probes = self._locate(b, [leaf])
-        msgs, nbytes = self.geo.neighborhood_read(self.layout.home(k))
+        msgs, nbytes = self._nbr[self.layout.home(k)]
         b.add(READ, msgs, read_bytes=nbytes, doorbells=self._doorbells(msgs))
         self._remember(k, leaf)
         return b.op("get", 1, client + probes * self.local_lookup_s)
@@ -321,8 +322,9 @@ class ChimeIndex(RemoteTreeIndex):
             probes = self._locate(b, leaves)
             msgs = nbytes = 0
             home = self.layout.home
+            nbr = self._nbr
             for k in ks:
-                m, nb = self.geo.neighborhood_read(home(k))
+                m, nb = nbr[home(k)]
                 msgs += m
                 nbytes += nb
             b.add(READ, msgs, read_bytes=nbytes, doorbells=self._doorbells(msgs))
@@ -339,19 +341,22 @@ class ChimeIndex(RemoteTreeIndex):
     def _plan_write(self, kind: str, ids: Sequence[int], delete: bool) -> list[Op]:
         keys = self.keymap.keys(ids)
         tree = self.tree
+        leaves, present = self._group(keys)
         if delete:
-            keys = [k for k in keys if tree.contains(k)]
+            keys = [k for k, p in zip(keys, present, strict=True) if p]
+            if len(keys) < len(present):
+                leaves = self._group(keys)[0]
         if not keys:
             return []
         b = RoundBuilder(self.fabric)
-        leaves = self._leaves_of(keys, as_range=False)
         probes = self._locate(b, leaves)
         n = len(leaves)
         geo = self.geo
         home = self.layout.home
+        nbr = self._nbr
         seg_msgs = seg_bytes = 0
         for k in keys:
-            m, nb = geo.neighborhood_read(home(k))
+            m, nb = nbr[home(k)]
             seg_msgs += m
             seg_bytes += nb
         moves0 = self.layout.moves
@@ -361,7 +366,7 @@ class ChimeIndex(RemoteTreeIndex):
                 self.hotspot.pop(k, None)
             splits: list[int] = []
         else:
-            splits = self._apply_inserts(keys)
+            splits = self._apply_inserts([k for k, p in zip(keys, present, strict=True) if not p])
         s0 = splits[0] if splits else 0
         hopped = self.layout.moves - moves0
         db = self._doorbells

@@ -103,6 +103,22 @@ class RemoteTreeIndex(RdmaIndex):
                 seen[leaf.id] = leaf
         return list(seen.values())
 
+    def _group(self, keys: list[int]) -> tuple[list[Node], list[bool]]:
+        """The distinct leaves holding ``keys`` and whether each key is present: one
+        descent per key (written for speed: demotions update many present keys)."""
+        find = self.tree.find_leaf
+        leaf_of = self.tree.leaf_of
+        seen: dict[int, Node] = {}
+        present = []
+        for k in keys:
+            leaf = leaf_of.get(k)
+            present.append(leaf is not None)
+            if leaf is None:
+                leaf = find(k)
+            if leaf.id not in seen:
+                seen[leaf.id] = leaf
+        return list(seen.values()), present
+
     def _locate(self, b: RoundBuilder, leaves: list[Node]) -> int:
         """Add the traversal rounds needed to know ``leaves``' addresses; return the
         number of cache probes (for client CPU)."""

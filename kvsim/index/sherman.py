@@ -131,12 +131,14 @@ class ShermanIndex(RemoteTreeIndex):
     def _plan_write(self, kind: str, ids: Sequence[int], delete: bool) -> list[Op]:
         keys = self.keymap.keys(ids)
         tree = self.tree
+        leaves, present = self._group(keys)
         if delete:
-            keys = [k for k in keys if tree.contains(k)]
+            keys = [k for k, p in zip(keys, present, strict=True) if p]
+            if len(keys) < len(present):
+                leaves = self._group(keys)[0]
         if not keys:
             return []
         b = RoundBuilder(self.fabric)
-        leaves = self._leaves_of(keys, as_range=False)
         probes = self._locate(b, leaves)
         n = len(leaves)
         nb = self.leaf_bytes
@@ -145,7 +147,7 @@ class ShermanIndex(RemoteTreeIndex):
                 tree.delete(k)
             splits: list[int] = []
         else:
-            splits = self._apply_inserts(keys)
+            splits = self._apply_inserts([k for k, p in zip(keys, present, strict=True) if not p])
         s0 = splits[0] if splits else 0
         db = self._doorbells
         # lock_and_read_page: CAS the leaf's lock, then READ the page (Tree.cpp)
