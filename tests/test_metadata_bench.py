@@ -97,3 +97,32 @@ def test_real_trace_redis_p99_above_both_rdma_indexes(compose_cfg, real_trace_pa
     for name in ("sherman", "chime"):
         assert s.loc[(name, "get"), "round_trips_per_op"] == pytest.approx(1.0, abs=0.01)
     assert summary["requests"] == 12031
+
+
+def test_gather_a_multirun_over_index_models(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from omegaconf import OmegaConf
+
+    from kvsim.bench.metadata import gather
+
+    for job, name in enumerate(["redis", "sherman"]):
+        cfg = compose_cfg(
+            [
+                "+experiment=metadata_bench",
+                f"index={name}",
+                "trace.max_requests=300",
+                "experiment.parts=[bench]",
+                "experiment.indexes=null",
+                "experiment.variants.extent_nocache=null",
+                "experiment.warmup_s=0",
+                "figures=false",
+            ]
+        )
+        d = tmp_path / f"{job}_job"
+        run_metadata_bench(cfg, d)
+        OmegaConf.save(cfg, d / "config.yaml")
+    head = gather(tmp_path)
+    s = pd.read_csv(tmp_path / "metadata_summary.csv")
+    assert set(s["index"]) == {"redis", "sherman"}
+    assert head["mean_normalized_p99"]["redis.get"] == 1.0
+    assert 0 < head["mean_normalized_p99"]["sherman.get"] < 1
+    assert (tmp_path / "fig3_p99_normalized.png").is_file()

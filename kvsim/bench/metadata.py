@@ -28,7 +28,9 @@ Parts (``experiment.parts``):
                 blocks with no chain context -> metadata_random_gets.csv (where an
                 index built for chains, like the extent index, pays more)
 
-``python -m kvsim.bench.metadata RUN_DIR`` re-draws the figures from the saved files.
+``python -m kvsim.bench.metadata RUN_DIR`` re-draws the figures from the saved files;
+given the directory of a Hydra multirun over index models (``-m index=redis,sherman,...
+experiment.indexes=null``), it first gathers the jobs' op rows into one set of tables.
 """
 
 from __future__ import annotations
@@ -372,17 +374,25 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     ops = pd.concat([r.ops for r in results], ignore_index=True)
     ops["index"] = ops["index"].astype(str)
     write_with(out / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
-    summary = summarize_ops(ops, s["warmup_s"])
-    write_with(out / "metadata_summary.csv", lambda p: summary.to_csv(p, index=False))
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
     req = request_summary(results, s["warmup_s"], arrival)
     write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
-    baseline = s["baseline"] if s["baseline"] in {r.name for r in results} else None
+    head = report_ops(ops, out, s, figures=bool(cfg.figures))
+    head["index_stats"] = {r.name: r.stats for r in results}
+    return head
+
+
+def report_ops(ops: pd.DataFrame, out: Path, s: Mapping[str, Any], figures: bool = True) -> dict[str, Any]:
+    """The tables and figure drawn from op rows: metadata_summary.csv,
+    metadata_intervals.csv, metadata_normalized.csv, fig3_p99_normalized.png."""
+    summary = summarize_ops(ops, s["warmup_s"])
+    write_with(out / "metadata_summary.csv", lambda p: summary.to_csv(p, index=False))
+    baseline = s["baseline"] if s["baseline"] in set(ops["index"]) else None
     intervals = interval_p99(ops, float(s["interval_s"]), baseline)
     write_with(out / "metadata_intervals.csv", lambda p: intervals.to_csv(p, index=False))
     norm = normalized_means(intervals, float(s["warmup_s"]))
     write_with(out / "metadata_normalized.csv", lambda p: norm.to_csv(p, index=False))
-    fig = plot_fig3(out) if (baseline and cfg.figures) else None
+    fig = plot_fig3(out) if (baseline and figures) else None
     head: dict[str, Any] = {"figure": str(fig) if fig else None}
     nm = {(r["index"], r["op"]): r["mean_normalized_p99"] for _, r in norm.iterrows()}
     for kind in ("range", "get"):
@@ -391,7 +401,30 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
             # positive: Sherman faster than CHIME by that share of CHIME's p99
             head[f"sherman_vs_chime_{kind}_pct"] = 100.0 * (1.0 - sh / ch)
     head["mean_normalized_p99"] = {f"{i}.{o}": v for (i, o), v in nm.items()}
-    head["index_stats"] = {r.name: r.stats for r in results}
+    return head
+
+
+def gather(sweep_dir: str | Path) -> dict[str, Any]:
+    """After a Hydra multirun over index models (one index per job), gather every job's
+    metadata_ops.parquet into the tables and figure of one run, in ``sweep_dir``."""
+    d = Path(sweep_dir)
+    files = sorted(d.glob("*/metadata_ops.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no */metadata_ops.parquet under {d}")
+    ops = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    ops["index"] = ops["index"].astype(str)
+    s = copy.deepcopy(DEFAULTS)
+    job_cfg = files[0].parent / "config.yaml"
+    if job_cfg.is_file():
+        job = OmegaConf.load(job_cfg)
+        exp = job.get("experiment") if isinstance(job, DictConfig) else None
+        if isinstance(exp, DictConfig):
+            user = OmegaConf.to_container(exp, resolve=True)
+            if isinstance(user, dict):
+                s.update({str(k): v for k, v in user.items()})
+    write_with(d / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
+    head = report_ops(ops, d, s)
+    write_json(d / "metadata_gathered.json", {"jobs": [str(f.parent.name) for f in files], **head})
     return head
 
 
@@ -518,7 +551,9 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m kvsim.bench.metadata RUN_DIR")
     d = Path(sys.argv[1])
-    if (d / "metadata_intervals.csv").is_file():
+    if not (d / "metadata_ops.parquet").is_file() and any(d.glob("*/metadata_ops.parquet")):
+        print(gather(d))
+    elif (d / "metadata_intervals.csv").is_file():
         print(plot_fig3(d))
     if (d / "metadata_cache_sweep.csv").is_file():
         print(plot_cache_sweep(d))
