@@ -26,7 +26,7 @@ from kvsim.calibrate.calfile import (
 
 from .conftest import CONF_DIR, ROOT
 
-SRC = Source("2026-01-02", "testhost", "2026-01-02T03:04:05Z on testhost: a unit test")
+SRC = Source("2026-01-02T03:04Z", "testhost", "a unit test")
 DEFAULT_TEXT = calfile.DEFAULT_FILE.read_text()
 
 
@@ -67,15 +67,15 @@ def test_measured_values_replace_defaults_and_say_so() -> None:
     # the measured lines are marked, with date, host, method and the default they replace
     old = parse_leaves(DEFAULT_TEXT)
     get_line = next(ln for ln in text.splitlines() if ln.startswith("  get_s:"))
-    assert f"# [M] measured 2026-01-02 on testhost: GET over 10 calls; default {old['redis.get_s'].value}" in get_line
-    assert text.count("[M] measured 2026-01-02") == 2
+    assert f"# [M] measured 2026-01-02T03:04Z on testhost: GET over 10 calls; default {old['redis.get_s'].value}" in get_line
+    assert text.count("[M] measured 2026-01-02T03:04Z on testhost: ") == 2
     # every other line of the default file is there, verbatim, with its source comment
     body = DEFAULT_TEXT.splitlines()[next(i for i, ln in enumerate(DEFAULT_TEXT.splitlines()) if ln.startswith("name:")):]
     changed = {old[k].line for k in ("name", "redis.get_s", "host.memcpy_Bps")}
     first = DEFAULT_TEXT.splitlines().index(body[0])
     out_lines = set(text.splitlines())
     assert all(ln in out_lines for i, ln in enumerate(body, start=first) if i not in changed)
-    assert "#   2026-01-02T03:04:05Z on testhost: a unit test" in text
+    assert "#   2026-01-02T03:04Z on testhost: a unit test" in text
     assert "calibration=unit" in text
 
 
@@ -120,12 +120,12 @@ def test_parser_and_writer_on_a_synthetic_file() -> None:
 
 
 def test_measurements_accumulate_and_refresh_follows_the_default() -> None:
-    a = render(DEFAULT_TEXT, "acc", [Measured("redis.get_s", 1.5e-6, "GET")], Source("2026-01-01", "h1", "redis run"))
+    a = render(DEFAULT_TEXT, "acc", [Measured("redis.get_s", 1.5e-6, "GET")], Source("2026-01-01T00:00Z", "h1", "redis run"))
     b = render(DEFAULT_TEXT, "acc", [Measured("host.dram_latency_s", 90e-9, "chase")],
-               Source("2026-01-02", "h2", "shim run"), previous_text=a)
+               Source("2026-01-02T00:00Z", "h2", "shim run"), previous_text=a)
     cfg = OmegaConf.create(b)
     assert cfg.redis.get_s == 1.5e-6 and cfg.host.dram_latency_s == 90e-9
-    assert "#   redis run" in b and "#   shim run" in b
+    assert "#   2026-01-01T00:00Z on h1: redis run" in b and "#   2026-01-02T00:00Z on h2: shim run" in b
     assert set(calfile.measured_lines(b)) == {"redis.get_s", "host.dram_latency_s"}
     # the default file gains a section: refresh keeps the measured values and adds the new keys
     grown = DEFAULT_TEXT.rstrip("\n") + "\nnewsec:                   # [I] added later\n  k_s: 1.0e-6            # [I] new\n"
@@ -135,6 +135,7 @@ def test_measurements_accumulate_and_refresh_follows_the_default() -> None:
     # a re-measured key replaces the earlier measurement
     d = render(DEFAULT_TEXT, "acc", [Measured("redis.get_s", 3e-6, "again")], SRC, previous_text=b)
     assert OmegaConf.create(d).redis.get_s == 3e-6 and d.count("# [M] measured 20") == 2
+    assert "redis run" not in d and "shim run" in d  # the header lists the measurements still in use
 
 
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,7 +188,7 @@ def test_committed_calibration_files_are_complete(path: Path, compose_cfg) -> No
         pytest.fail(f"{path.name}: {e}; run `python -m kvsim.calibrate refresh {path.stem}`")
     assert OmegaConf.create(text).name == path.stem
     for line in calfile.measured_lines(text).values():
-        assert re.search(r"# \[M\] measured \d{4}-\d\d-\d\d on \S+: ", line), line
+        assert re.search(r"# \[M\] measured \d{4}-\d\d-\d\dT\d\d:\d\dZ on \S+: ", line), line
     for index in sorted(p.stem for p in (CONF_DIR / "index").glob("*.yaml")):
         validate(compose_cfg([f"calibration={path.stem}", f"index={index}"]))
 

@@ -120,7 +120,7 @@ def test_measure_redis_and_run_a_simulation_with_it(redis_port: int, compose_cfg
     conf = tmp_path / "conf"
     out = calfile.write("loop", res.measured(), res.source(), out=conf / "calibration" / "loop.yaml")
     text = out.read_text()
-    assert text.count(f"# [M] measured {res.date_utc[:10]} on {res.client_host}: ") == 10
+    assert text.count(f"# [M] measured {res.date_utc[:16]}Z on {res.client_host}: ") == 10
     assert f"redis-server {res.redis_version} at 127.0.0.1:{redis_port}" in text
     cfg = compose_cfg([f"hydra.searchpath=[file://{conf}]", "calibration=loop", "trace.max_requests=60",
                        "progress=false", "figures=false", "save_requests=false"])

@@ -58,7 +58,7 @@ def test_local_output_gives_host_memory_keys() -> None:
     assert {m.key: m.value for m in r.measured} == {"host.dram_latency_s": 1.05e-07, "host.memcpy_Bps": 1.2e10}
     assert r.skipped == {"cuda": "built without the CUDA runtime", "tcp": "no peer", "rdma": "no RDMA device"}
     assert not r.errors
-    assert (r.source.host, r.source.date) == ("node7", "2026-03-04")
+    assert (r.source.host, r.source.date) == ("node7", "2026-03-04T05:06Z")
     assert "dram, memcpy" in r.source.what and "skipped cuda, rdma, tcp" in r.source.what
     dram = next(m for m in r.measured if m.key == "host.dram_latency_s")
     assert "256 MiB" in dram.note and "101 - 112 ns" in dram.note
@@ -87,7 +87,7 @@ def test_every_key_the_shim_gives_exists_in_the_default_file() -> None:
     text = calfile.render(calfile.DEFAULT_FILE.read_text(), "tb", r.measured, r.source)
     cfg = OmegaConf.create(text)
     assert cfg.rdma.read_rtt_s == 1.95e-6 and cfg.pcie.h2d_Bps == 5.3e10
-    assert text.count("# [M] measured 2026-03-04 on node7: ") == 11
+    assert text.count("# [M] measured 2026-03-04T05:06Z on node7: ") == 11
 
 
 def test_bad_documents_are_refused() -> None:

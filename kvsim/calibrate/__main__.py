@@ -111,7 +111,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"no calibration file {path}", file=sys.stderr)
         return 1
-    text = calfile.render(Path(args.defaults).read_text(), args.name, [], None, previous_text=path.read_text())
+    text = calfile.render(
+        Path(args.defaults).read_text(), args.name, [], None, previous_text=path.read_text(), note=args.note
+    )
     with calfile.atomic_path(path) as tmp:
         tmp.write_text(text)
     print(f"rewrote {path} from {args.defaults}, keeping {len(calfile.measured_lines(text))} measured values")
@@ -129,7 +131,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--password", default=None)
     r.add_argument("--db", type=int, default=0, help="database to load the calibration keys into")
     r.add_argument("--requests", type=int, default=10_000, help="timed calls per command (default 10000)")
-    r.add_argument("--keys", type=int, default=100_000, help="keys loaded before timing (default 100000)")
+    r.add_argument("--keys", type=int, default=200_000,
+                   help="keys loaded before timing: about the blocks the simulated index holds (default 200000)")
     r.add_argument("--batch", type=int, default=16, help="keys per MGET/MSET/DEL/ZRANGEBYLEX (default 16)")
     r.add_argument("--json-out", default=None, help="also save every raw number as JSON")
     _common(r)
@@ -150,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("name")
     f.add_argument("--out", default=None, help="the file, if not conf/calibration/NAME.yaml")
     f.add_argument("--defaults", default=str(calfile.DEFAULT_FILE))
+    f.add_argument("--note", default=None, help="replace the header's note")
     f.set_defaults(func=cmd_refresh)
     return ap
 

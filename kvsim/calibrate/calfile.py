@@ -48,9 +48,14 @@ class Measured:
 class Source:
     """Where and when a set of measurements was taken, and by which command."""
 
-    date: str  # ISO date (YYYY-MM-DD) for the per-key comments
+    date: str  # UTC, to the minute: 2026-11-27T21:58Z
     host: str
-    what: str  # one line for the header, e.g. "redis-server 7.0.15 at 127.0.0.1:6379, ..."
+    what: str  # what was run, for the header, e.g. "redis-server 7.0.15 at 127.0.0.1:6379, ..."
+
+    @property
+    def tag(self) -> str:
+        """``<date> on <host>``: in the header line and in each measured key's comment."""
+        return f"{self.date} on {self.host}"
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,7 @@ def render(
             assert source is not None, "measured values need a source"
             if not math.isfinite(m.value) or m.value < 0:
                 raise CalibrationError(f"{path}: measured value {m.value} is not a finite number >= 0")
-            comment = f"# {MARK} {source.date} on {source.host}: {m.note}; default {leaf.value}"
+            comment = f"# {MARK} {source.tag}: {m.note}; default {leaf.value}"
             out_lines[leaf.line] = _comment_line(f"{leaf.indent}{leaf.key}: {format_value(m.value)}", comment, leaf.comment_col)
         elif path in kept:
             out_lines[leaf.line] = kept[path]
@@ -228,11 +233,13 @@ def render(
     body = [out_lines.get(i, ln) for i, ln in enumerate(lines) if i >= first_key]
     sources = header_sources(previous_text) if previous_text else []
     notes = [s for s in sources if s.startswith("# Note: ")]
-    meas = [s for s in sources if s.startswith("#   ")]
     if note:
         notes = [f"# Note: {note}"]
+    # an earlier measurement stays in the header while one of its values is still in the file
+    still = "\n".join(kept.values())
+    meas = [s for s in sources if s.startswith("#   ") and f"{MARK} {s[4:].split(':', 1)[0]}:" in still]
     if source is not None:
-        meas.append(f"#   {source.what}")
+        meas.append(f"#   {source.tag}: {source.what}")
     header = [
         f"# Calibration '{name}': conf/calibration/default.yaml with measured values in place.",
         f"# Select it with `python -m kvsim calibration={name}`. Written by `python -m kvsim.calibrate`",

@@ -9,12 +9,16 @@ What is measured, and how it becomes calibration keys (``redis.*``, ``tcp.rtt_s`
   ``calls`` before and after a run of one command): the time Redis's one thread spends
   executing it, without network or queueing. GET of single keys; MGET, MSET, DEL and
   ZRANGEBYLEX ... LIMIT 0 n at n = 1 and n = ``batch`` (16), turned into ``base + n *
-  per_key`` through those two points.
+  per_key`` through those two points. Costs grow with the number of keys held (a GET
+  misses more caches in a bigger dict, ZRANGEBYLEX walks a taller skip list), so ``keys``
+  should be about the number of blocks the simulated index holds: the default, 200,000, is
+  about the 182,790 distinct blocks of the Mooncake conversation trace.
 - Keys are 32 bytes (``kvsim:calib:`` + 20 hex digits, so lexical order = id order) and
   values 8 bytes, like kvsim's block index (32-byte block hash -> 8-byte address). ``keys``
   of them are loaded first, plus a sorted set of the same members for ZRANGEBYLEX. MSET
-  writes new keys, DEL deletes exactly those (deleting absent keys would be cheaper). All
-  keys are removed at the end.
+  writes new keys and DEL deletes exactly those right after, in turn, so the key count stays
+  put (deleting absent keys would be cheaper; a growing dict would charge rehashing to MSET).
+  All keys are removed at the end.
 
 Client-side round trips of GET and MGET are reported too, as a check that round trip +
 service time adds up to what a client sees.
@@ -38,7 +42,8 @@ from kvsim.calibrate.resp import RespClient, RespError, encode
 
 PREFIX = b"kvsim:calib:"
 ZSET = PREFIX + b"zset"
-NEW_BASE = 1 << 60  # ids of keys MSET creates (and DEL removes)
+NEW_BASE = 1 << 60
+BLOCKS = 10  # server times: the median over this many rounds of calls  # ids of keys MSET creates (and DEL removes)
 _CMDSTAT = re.compile(r"^cmdstat_(?P<cmd>[^:]+):calls=(?P<calls>\d+),usec=(?P<usec>\d+)", re.M)
 
 
@@ -80,6 +85,8 @@ class CommandTiming:
     client_p50_s: float  # round trip seen by this client
     client_p99_s: float
     other_calls: int = 0  # calls of the same command by other clients meanwhile
+    block_min_s: float = float("nan")  # the spread of the per-block server times
+    block_max_s: float = float("nan")
 
 
 @dataclass
@@ -105,7 +112,7 @@ class RedisResult:
         t1, tn = self.service(f"{cmd}1"), self.service(f"{cmd}{n}")
         per = (tn - t1) / (n - 1)
         label = "ZRANGEBYLEX LIMIT" if cmd == "zrange" else f"{cmd.upper()} of"
-        how = f"{label} 1 / {n}: {us(t1)[:-3]} / {us(tn)} (commandstats, {self.requests} calls each)"
+        how = f"{label} 1 / {n}: {us(t1)[:-3]} / {us(tn)} (commandstats, median of {BLOCKS} rounds of {self.requests // BLOCKS} calls)"
         if per < 0:  # below the resolution of usec counters: no measurable per-key cost
             return (t1 + tn) / 2, 0.0, how + ", no per-key cost measurable"
         return max(t1 - per, 0.0), per, how
@@ -113,10 +120,10 @@ class RedisResult:
     def source(self) -> Source:
         where = f"redis-server {self.redis_version} at {self.host}:{self.port}"
         return Source(
-            date=self.date_utc[:10],
+            date=self.date_utc[:16] + "Z",
             host=self.client_host,
             what=(
-                f"{self.date_utc} on {self.client_host}: `python -m kvsim.calibrate redis`, {where}, "
+                f"`python -m kvsim.calibrate redis`, {where}, "
                 f"{self.keys} keys of 32 B -> 8 B, {self.requests} calls per command"
             ),
         )
@@ -130,7 +137,10 @@ class RedisResult:
                 f"Redis PING p50 {us(self.ping_p50_s)} (p99 {us(self.ping_p99_s)}) from a Python client, "
                 f"less PING's {us(ping)} in the server",
             ),
-            Measured("redis.get_s", self.service("get"), f"GET, commandstats usec/calls over {self.requests} calls"),
+            Measured(
+                "redis.get_s", self.service("get"),
+                f"GET, commandstats usec/calls, median of {BLOCKS} rounds of {self.requests // BLOCKS} calls",
+            ),
         ]
         for cmd in ("mget", "mset", "del", "zrange"):
             base, per, how = self.line(cmd)
@@ -171,17 +181,52 @@ def _stats(client: RespClient) -> dict[str, tuple[int, int]]:
     return parse_commandstats(info.decode())
 
 
-def _measure(client: RespClient, label: str, stat: str, payloads: Sequence[bytes]) -> CommandTiming:
-    before = _stats(client).get(stat, (0, 0))
-    rtt = _timed(client, payloads)
-    after = _stats(client).get(stat, (0, 0))
-    calls, usec = after[0] - before[0], after[1] - before[1]
-    if calls <= 0:
-        raise RuntimeError(f"INFO commandstats counted no {stat} calls: is this a Redis server?")
-    return CommandTiming(
-        label, len(payloads), usec / calls * 1e-6,
-        float(np.percentile(rtt, 50)), float(np.percentile(rtt, 99)), other_calls=calls - len(payloads),
-    )
+Spec = tuple[str, str, Sequence[bytes]]  # (label, commandstats name, one payload per call)
+
+
+def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], blocks: int = BLOCKS) -> list[CommandTiming]:
+    """Time every command of ``groups`` in ``blocks`` rounds.
+
+    A group's commands run in turn (the i-th call of each, then the (i+1)-th: PING beside
+    GET, MSET beside the DEL that undoes it). Each round runs one slice of every group, so
+    every command samples the same stretches of time, and a burst of load on a shared
+    machine touches all of them alike. Server time per command: the INFO commandstats
+    delta around each slice, and the median over the rounds of the mean per call.
+    """
+    n = len(groups[0][0][2])
+    for g in groups:
+        stats = [stat for _, stat, _ in g]
+        if len(set(stats)) != len(stats):
+            raise ValueError("commands run in turn must be different commands")
+        if any(len(p) != n for _, _, p in g):
+            raise ValueError("every command needs the same number of calls")
+    bounds = np.linspace(0, n, min(blocks, n) + 1).astype(int)
+    specs = [spec for g in groups for spec in g]
+    rtt = {label: np.empty(n) for label, _, _ in specs}
+    means: dict[str, list[float]] = {label: [] for label, _, _ in specs}
+    other = dict.fromkeys(rtt, 0)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for g in groups:
+            order = [ps[i] for i in range(lo, hi) for _, _, ps in g]
+            before = _stats(client)
+            t = _timed(client, order).reshape(hi - lo, len(g))
+            after = _stats(client)
+            for j, (label, stat, _) in enumerate(g):
+                rtt[label][lo:hi] = t[:, j]
+                calls = after.get(stat, (0, 0))[0] - before.get(stat, (0, 0))[0]
+                usec = after.get(stat, (0, 0))[1] - before.get(stat, (0, 0))[1]
+                if calls <= 0:
+                    raise RuntimeError(f"INFO commandstats counted no {stat} calls: is this a Redis server?")
+                means[label].append(usec / calls * 1e-6)
+                other[label] += calls - (hi - lo)
+    return [
+        CommandTiming(
+            label, n, float(np.median(means[label])), float(np.percentile(rtt[label], 50)),
+            float(np.percentile(rtt[label], 99)), other_calls=other[label],
+            block_min_s=min(means[label]), block_max_s=max(means[label]),
+        )
+        for label, _, _ in specs
+    ]
 
 
 def measure_redis(
@@ -189,7 +234,7 @@ def measure_redis(
     port: int = 6379,
     *,
     requests: int = 10_000,
-    keys: int = 100_000,
+    keys: int = 200_000,
     batch: int = 16,
     password: str | None = None,
     db: int = 0,
@@ -229,29 +274,31 @@ def measure_redis(
                 host, port, version, platform.node() or socket.gethostname(),
                 datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), keys, requests, batch, 0.0, 0.0,
             )
-            say(f"PING x {requests}")
-            ping = _measure(c, "ping", "ping", [encode("PING")] * requests)
-            res.timings["ping"] = ping
-            res.ping_p50_s, res.ping_p99_s = ping.client_p50_s, ping.client_p99_s
-            say(f"GET x {requests}")
-            res.timings["get"] = _measure(c, "get", "get", [encode("GET", key(int(i))) for i in rand_ids(requests)])
+            # PING beside GET: the round trip and GET's client-side time see the same load.
+            # MSET of new keys beside the DEL of the same keys: the index keeps its size (a full
+            # cache inserting new blocks and deleting evicted ones), so no dict growth is
+            # charged to MSET, and DEL deletes keys that exist.
+            groups: list[list[Spec]] = [[
+                ("ping", "ping", [encode("PING")] * requests),
+                ("get", "get", [encode("GET", key(int(i))) for i in rand_ids(requests)]),
+            ]]
             for n in (1, batch):
-                say(f"MGET, ZRANGEBYLEX, MSET, DEL of {n} keys x {requests}")
-                res.timings[f"mget{n}"] = _measure(
-                    c, f"mget{n}", "mget",
-                    [encode("MGET", *[key(int(i) + j) for j in range(n)]) for i in rand_ids(requests, n)],
-                )
-                res.timings[f"zrange{n}"] = _measure(
-                    c, f"zrange{n}", "zrangebylex",
-                    [encode("ZRANGEBYLEX", ZSET, b"[" + key(int(i)), "+", "LIMIT", 0, n) for i in rand_ids(requests, n)],
-                )
+                groups.append([(f"mget{n}", "mget", [
+                    encode("MGET", *[key(int(i) + j) for j in range(n)]) for i in rand_ids(requests, n)])])
+                groups.append([(f"zrange{n}", "zrangebylex", [
+                    encode("ZRANGEBYLEX", ZSET, b"[" + key(int(i)), "+", "LIMIT", 0, n) for i in rand_ids(requests, n)])])
                 first = NEW_BASE + n_new
-                groups = [range(first + g * n, first + (g + 1) * n) for g in range(requests)]
+                fresh = [range(first + g * n, first + (g + 1) * n) for g in range(requests)]
                 n_new += requests * n
-                res.timings[f"mset{n}"] = _measure(
-                    c, f"mset{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in groups]
-                )
-                res.timings[f"del{n}"] = _measure(c, f"del{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in groups])
+                groups.append([
+                    (f"mset{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in fresh]),
+                    (f"del{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in fresh]),
+                ])
+            say(f"PING, GET, MGET, ZRANGEBYLEX, MSET, DEL of 1 and {batch} keys: {requests} calls each "
+                f"in {BLOCKS} rounds")
+            for t in _measure_rotating(c, groups):
+                res.timings[t.command] = t
+            res.ping_p50_s, res.ping_p99_s = res.timings["ping"].client_p50_s, res.timings["ping"].client_p99_s
         finally:
             say("removing the calibration keys")
             doomed = list(range(keys)) + list(range(NEW_BASE, NEW_BASE + n_new))

@@ -91,13 +91,13 @@ def parse_shim(doc: dict[str, Any]) -> ShimReading:
             out += _section(name, sec, doc)
         except (KeyError, TypeError) as e:
             raise ShimError(f"kvsim-shim section {name!r}: missing or bad field {e}") from None
-    what = f"{date} on {host}: kvsim-shim {doc.get('version', '?')} ({doc.get('role', 'local')}"
+    what = f"kvsim-shim {doc.get('version', '?')} ({doc.get('role', 'local')}"
     if doc.get("peer"):
         what += f", peer {doc['peer']}"
     what += f"; cpu {doc.get('cpu', '?')}): " + (", ".join(ok) or "nothing measured")
     if skipped:
         what += "; skipped " + ", ".join(sorted(skipped))
-    return ShimReading(out, Source(date[:10], host, what), skipped, errors)
+    return ShimReading(out, Source(date[:16] + "Z", host, what), skipped, errors)
 
 
 def _section(name: str, sec: dict[str, Any], doc: dict[str, Any]) -> list[Measured]:
