@@ -71,10 +71,12 @@ class TierHierarchy:
         self._filters = [p.filters for p in self.policies]
         self._caps = [p.capacity for p in self.policies]
         self._simple = not any(self._filters) and not self.inclusive
+        self._top = next((i for i, c in enumerate(self._caps) if c), -1)  # fastest tier with room
         self._observe = top.observe if type(top).observe is not EvictionPolicy.observe else None
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
-        self.total_moves = [[0] * (self.n + 1) for _ in range(self.n)]  # since the start
+        self._total = [[0] * (self.n + 1) for _ in range(self.n)]  # folded drains
+        self._drained: list[list[list[int]]] = []  # drains not folded yet
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
@@ -128,6 +130,23 @@ class TierHierarchy:
             self._observe(keys, False)
         where, policies, moves = self.where, self.policies, self.moves
         promote_on_hit, inclusive = self.promote_on_hit, self.inclusive
+        if self._simple and promote_on_hit and self._top >= 0:
+            # Written for speed (the common case): every promotion goes to the first tier
+            # with room, so _up() is known without asking; one cascade for the request.
+            top = self._top
+            up: list[int] = []
+            for k in keys:
+                t = where[k]
+                pol = policies[t]
+                pol.touch(k)
+                if t > top:
+                    pol.remove(k)
+                    del where[k]
+                    moves[t][top] += 1
+                    up.append(k)
+            if up:
+                self._place_simple(up, top, -1)
+            return
         promote: dict[int, list[int]] = {}
         for k in keys:
             t = where[k]
@@ -281,14 +300,31 @@ class TierHierarchy:
 
         A block demoted and then dropped in the same period appears in both lists."""
         moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        for row, tot in zip(moves, self.total_moves, strict=True):
-            for j, c in enumerate(row):
-                if c:
-                    tot[j] += c
+        # Folding every drain into the totals costs more than the drain itself; fold in
+        # batches (written for speed: drain runs once per request).
+        self._drained.append(moves)
+        if len(self._drained) >= 1024:
+            self._fold()
         self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
         self.demoted = []
         self.dropped = []
         return moves, demoted, dropped
+
+    def _fold(self) -> None:
+        for m in self._drained:
+            for row, tot in zip(m, self._total, strict=True):
+                for j, c in enumerate(row):
+                    tot[j] += c
+        self._drained = []
+
+    @property
+    def total_moves(self) -> list[list[int]]:
+        """Moves per (source, destination) tier since the start, drained or not."""
+        self._fold()
+        return [
+            [t + c for t, c in zip(trow, crow, strict=True)]
+            for trow, crow in zip(self._total, self.moves, strict=True)
+        ]
 
     def occupancy(self) -> list[int]:
         return [len(p) for p in self.policies]
