@@ -42,6 +42,8 @@ def summarize(
             out[f"{key}_p99_s"] = _pct(x, 99)
     if "load_bytes" in records:
         out["load_bytes"] = int(records["load_bytes"].sum())
+    if "moved_bytes" in records:
+        out["moved_bytes"] = int(records["moved_bytes"].sum())
     if link_bytes is not None:
         out["link_bytes"] = {k: int(v) for k, v in link_bytes.items()}
     if utilization is not None:

@@ -86,6 +86,10 @@ def test_load_bytes_and_link_bytes(compose_cfg, embedded_trace) -> None:
     # Every load from a lower tier crosses PCIe into the GPU; demotions out of the GPU too.
     assert res.link_bytes["pcie"] >= r["load_bytes"].sum()
     assert res.link_bytes["rdma"] > 0
+    # Demotions per request add up to what crossed the links beyond the loads.
+    assert r["moved_bytes"].sum() > 0
+    assert r["moved_bytes"].sum() % c.block_bytes == 0
+    assert res.link_bytes["pcie"] <= r["load_bytes"].sum() + r["moved_bytes"].sum()
 
 
 def test_metadata_time_counts_round_trips(compose_cfg, embedded_trace) -> None:

@@ -81,6 +81,7 @@ class Cluster:
         n = len(trace)
         self._rows: list[tuple[Any, ...] | None] = [None] * n
         self._finish = [0.0] * n
+        self._moved = [0] * n  # bytes of demotions (and stores below the GPU) per request
         self.env = simpy.Environment()
 
     # ------------------------------------------------------------------------------
@@ -163,10 +164,13 @@ class Cluster:
         # 6. background: demotions on the links, address updates and deletes on the index
         moves, demoted, dropped = hier.drain()
         now = env.now
+        moved = 0
         for s, d, path in self.move_pairs:  # moves into tier 0 are the loads, charged above
             c = moves[s][d]
             if c:
+                moved += c
                 self.topo.transfer(now, path, c * self.block_bytes)
+        self._moved[i] = moved * self.block_bytes
         if self.check_invariants:
             hier.check()
         bg = []
@@ -209,6 +213,7 @@ class Cluster:
         for j, t in enumerate(self.hier.tiers):
             records[f"hits_{t.name}"] = hits[:, j]
         records["finish_s"] = np.asarray(self._finish, dtype=np.float64)
+        records["moved_bytes"] = np.asarray(self._moved, dtype=np.int64)
         util = {f"link:{k}": s.utilization(span) for k, s in self.topo.servers.items()}
         util["prefill"] = self.gpu.utilization(span)
         for k, s in self.index.servers().items():
