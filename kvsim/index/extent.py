@@ -62,9 +62,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kvsim.index.base import Op
-from kvsim.index.cache import NodeCache
-from kvsim.index.keys import KeyMap
-from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaFabric, RdmaIndex, RoundBuilder
+from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaIndex, RoundBuilder
 from kvsim.index.runs import split_runs
 
 ADDR_BYTES = 8
@@ -107,24 +105,27 @@ class ExtentIndex(RdmaIndex):
         super().__init__()
         if max_extent < 1:
             raise ValueError(f"extent.max_extent must be >= 1, got {max_extent}")
-        self.fabric = RdmaFabric(
-            read_rtt_s,
-            2.0 * write_one_way_s,
-            atomic_rtt_s,
-            bandwidth_Bps,
-            message_rate_per_s,
-            mmio_s,
-            nic_message_rate_per_s,
-            nic_quantum_bytes,
+        self._connect(
+            read_rtt_s=read_rtt_s,
+            write_one_way_s=write_one_way_s,
+            atomic_rtt_s=atomic_rtt_s,
+            bandwidth_Bps=bandwidth_Bps,
+            message_rate_per_s=message_rate_per_s,
+            mmio_s=mmio_s,
+            nic_message_rate_per_s=nic_message_rate_per_s,
+            nic_quantum_bytes=nic_quantum_bytes,
+            local_lookup_s=local_lookup_s,
+            cache_bytes=cache_bytes,
+            cache_policy=cache_policy,
+            key_order=key_order,
+            seed=seed,
         )
-        self.local_lookup_s = local_lookup_s
         self.max_extent = max_extent
         self.header_bytes = header_bytes
         self.entry_bytes = entry_bytes
         self.slot_bytes = slot_bytes
-        self.cache = NodeCache(cache_bytes, cache_policy, seed)
         self.stop_at_miss = stop_at_miss
-        self.keymap = KeyMap(key_order)  # slots are hashed: the order changes nothing
+        # (slots are hashed: the key order changes nothing for this index)
         self.rec_of: dict[int, _Record] = {}
         self.pos: dict[int, int] = {}
         self.alive: set[int] = set()

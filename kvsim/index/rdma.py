@@ -39,6 +39,8 @@ from typing import Any
 import simpy
 
 from kvsim.index.base import IndexModel, Op
+from kvsim.index.cache import NodeCache
+from kvsim.index.keys import KeyMap
 from kvsim.system.servers import FCFSServer
 
 READ, WRITE, ATOMIC = 0, 1, 2
@@ -120,6 +122,41 @@ class RdmaIndex(IndexModel):
     """Base of the one-sided indexes: ``execute`` walks each op's round trips."""
 
     fabric: RdmaFabric
+
+    def _connect(
+        self,
+        *,
+        read_rtt_s: float,
+        write_one_way_s: float,
+        atomic_rtt_s: float,
+        bandwidth_Bps: float,
+        message_rate_per_s: float,
+        mmio_s: float,
+        nic_message_rate_per_s: float,
+        nic_quantum_bytes: int,
+        local_lookup_s: float,
+        cache_bytes: float,
+        cache_policy: str,
+        key_order: str,
+        seed: int,
+    ) -> None:
+        """The client side every one-sided index has: its NIC queue, the CPU cost of a
+        local lookup, the compute-side node cache and the key order."""
+        # A signaled WRITE completes after about twice the one-way time (calibration notes).
+        self.fabric = RdmaFabric(
+            read_rtt_s,
+            2.0 * write_one_way_s,
+            atomic_rtt_s,
+            bandwidth_Bps,
+            message_rate_per_s,
+            mmio_s,
+            nic_message_rate_per_s,
+            nic_quantum_bytes,
+        )
+        self.local_lookup_s = local_lookup_s
+        self.cache = NodeCache(cache_bytes, cache_policy, seed)
+        self.keymap = KeyMap(key_order)
+        self.key_order = key_order
 
     def servers(self) -> dict[str, Any]:
         return {"rdma_nic": self.fabric.nic}

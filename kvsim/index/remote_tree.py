@@ -32,9 +32,7 @@ from collections.abc import Sequence
 
 from kvsim.index.base import Op
 from kvsim.index.btree import BPlusTree, Node
-from kvsim.index.cache import NodeCache
-from kvsim.index.keys import KeyMap
-from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaFabric, RdmaIndex, RoundBuilder
+from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaIndex, RoundBuilder
 
 LOCK_BYTES = 8  # a lock word (CAS) or an unlock WRITE
 
@@ -63,21 +61,21 @@ class RemoteTreeIndex(RdmaIndex):
         seed: int,
     ) -> None:
         super().__init__()
-        # A signaled WRITE completes after about twice the one-way time (calibration notes).
-        self.fabric = RdmaFabric(
-            read_rtt_s,
-            2.0 * write_one_way_s,
-            atomic_rtt_s,
-            bandwidth_Bps,
-            message_rate_per_s,
-            mmio_s,
-            nic_message_rate_per_s,
-            nic_quantum_bytes,
+        self._connect(
+            read_rtt_s=read_rtt_s,
+            write_one_way_s=write_one_way_s,
+            atomic_rtt_s=atomic_rtt_s,
+            bandwidth_Bps=bandwidth_Bps,
+            message_rate_per_s=message_rate_per_s,
+            mmio_s=mmio_s,
+            nic_message_rate_per_s=nic_message_rate_per_s,
+            nic_quantum_bytes=nic_quantum_bytes,
+            local_lookup_s=local_lookup_s,
+            cache_bytes=cache_bytes,
+            cache_policy=cache_policy,
+            key_order=key_order,
+            seed=seed,
         )
-        self.local_lookup_s = local_lookup_s
-        self.cache = NodeCache(cache_bytes, cache_policy, seed)
-        self.keymap = KeyMap(key_order)
-        self.key_order = key_order
         self.doorbell_batch = doorbell_batch
 
     # --- helpers -------------------------------------------------------------------------
