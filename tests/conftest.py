@@ -63,3 +63,37 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name, overrides=overrides or [], return_hydra_config=False)
 
     return _compose
+
+
+def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Check ``notebooks/<name>.ipynb`` equals what ``make_<name>_notebook.py`` builds, run it
+    with ``env`` set, and return the outputs of its code cells (failing on any error)."""
+    import subprocess
+    import sys
+
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebooks = ROOT / "notebooks"
+    sys.path.insert(0, str(notebooks))
+    try:
+        build = __import__(f"make_{name}_notebook").build
+    finally:
+        sys.path.pop(0)
+    nb = nbformat.read(str(notebooks / f"{name}.ipynb"), as_version=4)
+    assert [c.source for c in nb.cells] == [c.source for c in build().cells], (
+        f"notebooks/{name}.ipynb is out of date: run notebooks/make_{name}_notebook.py"
+    )
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(notebooks)}}
+    )
+    client.execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    return outputs

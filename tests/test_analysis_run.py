@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .conftest import run_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED = ROOT / "traces" / "synthetic_conversation.jsonl"
-NOTEBOOK = ROOT / "notebooks" / "trace_analysis.ipynb"
 REAL = Path(
     os.environ.get(
         "KVSIM_REAL_TRACE",
@@ -114,29 +115,7 @@ def test_experiment_config_is_single_run() -> None:
 
 
 def test_notebook_is_current_and_runs(cli_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    sys.path.insert(0, str(ROOT / "notebooks"))
-    try:
-        from make_trace_analysis_notebook import build
-    finally:
-        sys.path.pop(0)
-    nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    assert [c.source for c in nb.cells] == [c.source for c in build().cells], (
-        "notebooks/trace_analysis.ipynb is out of date: run notebooks/make_trace_analysis_notebook.py"
-    )
-    from jupyter_client.kernelspec import find_kernel_specs
-
-    if "python3" not in find_kernel_specs():
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True)
-    monkeypatch.setenv("KVSIM_ANALYSIS_DIR", str(cli_run))
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    )
-    client.execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    outputs = run_notebook("trace_analysis", {"KVSIM_ANALYSIS_DIR": str(cli_run)}, monkeypatch)
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
 
 
