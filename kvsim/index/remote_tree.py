@@ -29,6 +29,7 @@ local lock table with write combining, achieve for keys of one compute node.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from kvsim.index.base import Op
 from kvsim.index.btree import BPlusTree, Node
@@ -42,40 +43,11 @@ class RemoteTreeIndex(RdmaIndex):
     leaf_bytes: int
     tree: BPlusTree
 
-    def __init__(
-        self,
-        *,
-        read_rtt_s: float,
-        write_one_way_s: float,
-        atomic_rtt_s: float,
-        bandwidth_Bps: float,
-        message_rate_per_s: float,
-        mmio_s: float,
-        nic_message_rate_per_s: float,
-        nic_quantum_bytes: int,
-        local_lookup_s: float,
-        cache_bytes: float,
-        cache_policy: str,
-        key_order: str,
-        doorbell_batch: bool,
-        seed: int,
-    ) -> None:
+    def __init__(self, *, doorbell_batch: bool, **client: Any) -> None:
+        """``client``: the keyword arguments of :meth:`RdmaIndex._connect` (the concrete
+        indexes spell them out, since their signatures are what configs are checked against)."""
         super().__init__()
-        self._connect(
-            read_rtt_s=read_rtt_s,
-            write_one_way_s=write_one_way_s,
-            atomic_rtt_s=atomic_rtt_s,
-            bandwidth_Bps=bandwidth_Bps,
-            message_rate_per_s=message_rate_per_s,
-            mmio_s=mmio_s,
-            nic_message_rate_per_s=nic_message_rate_per_s,
-            nic_quantum_bytes=nic_quantum_bytes,
-            local_lookup_s=local_lookup_s,
-            cache_bytes=cache_bytes,
-            cache_policy=cache_policy,
-            key_order=key_order,
-            seed=seed,
-        )
+        self._connect(**client)
         self.doorbell_batch = doorbell_batch
 
     # --- helpers -------------------------------------------------------------------------
