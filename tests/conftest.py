@@ -29,6 +29,23 @@ REAL_TRACE = Path(
 )
 
 
+def reference_lru_hits(keys, capacity: int) -> int:
+    """An independent LRU for golden counts: look up, insert on a miss, evict the LRU."""
+    from collections import OrderedDict
+
+    cache: OrderedDict[int, None] = OrderedDict()
+    hits = 0
+    for k in keys:
+        if k in cache:
+            hits += 1
+            cache.move_to_end(k)
+        else:
+            cache[k] = None
+            if len(cache) > capacity:
+                cache.popitem(last=False)
+    return hits
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip when a resource is missing, or fail if KVSIM_REQUIRE_REAL_TRACE=1 says it must be there."""
     if condition:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from kvsim.analysis.stack_distance import (
     stack_distances,
 )
 from kvsim.trace.mooncake import read_mooncake_jsonl
+
+from .conftest import reference_lru_hits
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "traces" / "synthetic_conversation.jsonl"
 
@@ -34,21 +35,6 @@ def naive_stack_distances(ids) -> list[int]:
             out.append(-1)
         stack.append(x)
     return out
-
-
-def lru_hits_direct(ids, capacity: int) -> int:
-    """Simulate an LRU cache of ``capacity`` blocks: look up, insert on a miss, evict the LRU."""
-    cache: OrderedDict[int, None] = OrderedDict()
-    hits = 0
-    for x in ids:
-        if x in cache:
-            hits += 1
-            cache.move_to_end(x)
-        else:
-            cache[x] = None
-            if len(cache) > capacity:
-                cache.popitem(last=False)
-    return hits
 
 
 def test_golden_small() -> None:
@@ -77,7 +63,7 @@ def test_curve_equals_direct_lru_random(capacity: int) -> None:
     rng = np.random.default_rng(11)
     ids = (rng.zipf(1.2, size=5000) % 1000).astype(np.int64)
     sd = stack_distances(ids)
-    assert lru_hits_by_capacity(sd, [capacity])[0] == lru_hits_direct(ids.tolist(), capacity)
+    assert lru_hits_by_capacity(sd, [capacity])[0] == reference_lru_hits(ids.tolist(), capacity)
 
 
 def test_curve_equals_direct_lru_on_embedded_trace() -> None:
@@ -85,7 +71,7 @@ def test_curve_equals_direct_lru_on_embedded_trace() -> None:
     sd = stack_distances(ids)
     caps = [1, 16, 256, 2048, 10**9]
     got = lru_hits_by_capacity(sd, caps).tolist()
-    want = [lru_hits_direct(ids.tolist(), c) for c in caps]
+    want = [reference_lru_hits(ids.tolist(), c) for c in caps]
     assert got == want
     assert got[-1] == int(np.count_nonzero(sd > 0))  # unlimited = every re-access
 

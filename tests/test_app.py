@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 
 from kvsim.app import ConfigError, run, validate
 
-from .conftest import ROOT
+from .conftest import ROOT, reference_lru_hits
 
 SUMMARY_KEYS = {
     "requests", "block_accesses", "block_hits", "hit_ratio", "tier_hits", "ttft_p50_s",
@@ -30,21 +29,6 @@ def kvsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kvsim", *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
-
-
-def reference_lru_hits(keys: list[int], capacity: int) -> int:
-    """An independent LRU, written here: an OrderedDict as a recency list."""
-    cache: OrderedDict[int, bool] = OrderedDict()
-    hits = 0
-    for k in keys:
-        if k in cache:
-            hits += 1
-            cache.move_to_end(k)
-        else:
-            cache[k] = True
-            if len(cache) > capacity:
-                cache.popitem(last=False)
-    return hits
 
 
 def test_simulate_writes_outputs(tmp_path: Path) -> None:
