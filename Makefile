@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kvsim-installed
 
-.PHONY: run test lint bench traces clean
+.PHONY: run test test-deep mutate lint bench traces clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+## test-deep: the suite with ten times the hypothesis examples, new random draws (for humans, nightly)
+test-deep: $(STAMP)
+	KVSIM_HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q
+
+## mutate: mutation testing (mutmut) of one package, results kept in .mutmut/ between runs:
+##   make mutate PKG=kvsim/policy    (default: every model package, one after another)
+MUTATE_PKGS ?= kvsim/trace kvsim/metrics.py kvsim/policy kvsim/system kvsim/index kvsim/report
+PKG ?= $(MUTATE_PKGS)
+mutate: $(STAMP)
+	@for p in $(PKG); do $(PY) tools/mutate.py $$p || exit 1; done
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kvsim tests benchmarks
+	$(VENV)/bin/ruff check kvsim tests benchmarks tools
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
@@ -34,4 +45,4 @@ traces: $(STAMP)
 	$(PY) -m kvsim.trace.download traces/public
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutmut

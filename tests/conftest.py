@@ -1,18 +1,33 @@
-"""Shared fixtures.
+"""Shared fixtures, hypothesis profiles, and the switches that turn a missing resource's skip
+into a failure.
 
-The real Mooncake conversation trace is read from KVSIM_REAL_TRACE, or from the
-``shared/`` folder beside the repository. Tests that need it skip when it is absent,
-unless KVSIM_REQUIRE_REAL_TRACE=1 (set by .ci/run), which turns the skip into a failure.
+Hypothesis profiles (``KVSIM_HYPOTHESIS_PROFILE``): ``default`` draws new random examples
+each run and remembers failures in ``.hypothesis/`` (finds new bugs over time); ``ci``
+(set by .ci/run and tools/mutate.py) is derandomized with no example database, so every run
+tries the same examples and a red run means a bug, not an unlucky draw; ``deep``
+(``make test-deep``) draws ten times the examples of every test, at random. A test that sets
+its own ``max_examples`` writes ``examples(n)``, which the deep profile multiplies.
+
+Resources a test may need (the real Mooncake trace, redis-server, a C toolchain for the
+shim, libcachesim, the notebook packages): a test that lacks one skips, with one reason per
+resource (``pytest -ra`` prints each reason once with its count), unless the resource's
+``KVSIM_REQUIRE_*`` switch is 1 (.ci/run sets them all): then the session stops before any
+test with ONE message naming every missing required resource. The real trace is read from
+KVSIM_REAL_TRACE, or from the ``shared/`` folder beside the repository.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 from omegaconf import DictConfig
 
 import kvsim.config  # noqa: F401  (schemas and resolvers)
@@ -46,18 +61,94 @@ def reference_lru_hits(keys, capacity: int) -> int:
     return hits
 
 
-def require(condition: bool, reason: str) -> None:
-    """Skip when a resource is missing, or fail if KVSIM_REQUIRE_REAL_TRACE=1 says it must be there."""
+# --- hypothesis profiles ------------------------------------------------------------------
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("deep", max_examples=1000, deadline=None)
+PROFILE = os.environ.get("KVSIM_HYPOTHESIS_PROFILE", "default")
+settings.load_profile(PROFILE)
+_DEEP = 10 if PROFILE == "deep" else 1
+
+
+def examples(n: int) -> int:
+    """``max_examples`` for a test: ``n``, or ten times it under the deep profile."""
+    return n * _DEEP
+
+
+# --- resources: skip, or fail when the KVSIM_REQUIRE_* switch says they must be there ------
+def _modules(*names: str) -> Callable[[], bool]:
+    return lambda: all(importlib.util.find_spec(n) is not None for n in names)
+
+
+#: switch -> (is the resource there?, what is missing and how to get it)
+RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
+    "KVSIM_REQUIRE_REAL_TRACE": (
+        lambda: REAL_TRACE.is_file(),
+        f"real Mooncake trace not found at {REAL_TRACE} (set KVSIM_REAL_TRACE)",
+    ),
+    "KVSIM_REQUIRE_REDIS": (
+        lambda: shutil.which("redis-server") is not None,
+        "redis-server is not installed (apt-get install redis-server)",
+    ),
+    "KVSIM_REQUIRE_SHIM": (
+        lambda: shutil.which("make") is not None and (shutil.which("cc") or shutil.which("gcc")) is not None,
+        "make or a C compiler (gcc) is not installed: cannot build shim/ (apt-get install make gcc)",
+    ),
+    "KVSIM_REQUIRE_LIBCACHESIM": (
+        _modules("libcachesim"),
+        "the libcachesim package is not installed (pip install -e '.[dev]')",
+    ),
+    "KVSIM_REQUIRE_NOTEBOOKS": (
+        _modules("nbformat", "nbclient", "ipykernel"),
+        "nbformat, nbclient or ipykernel is not installed (pip install -e '.[dev]')",
+    ),
+}
+
+
+def require_resource(switch: str) -> None:
+    """Skip the calling test when ``switch``'s resource is missing (fail if the switch is 1)."""
+    present, reason = RESOURCES[switch]
+    require(present(), reason, switch)
+
+
+def require_module(name: str, switch: str) -> Any:
+    """Import ``name`` for a test module, or skip the module when it is missing (when the
+    switch is 1, the session has already stopped with one message: see below)."""
+    present, reason = RESOURCES[switch]
+    if not present():
+        pytest.skip(reason, allow_module_level=True)
+    return importlib.import_module(name)
+
+
+def require(condition: bool, reason: str, switch: str = "KVSIM_REQUIRE_REAL_TRACE") -> None:
+    """Skip when a resource is missing, or fail if its ``switch`` (an environment variable
+    set to 1 by .ci/run) says it must be there."""
     if condition:
         return
-    if os.environ.get("KVSIM_REQUIRE_REAL_TRACE") == "1":
-        pytest.fail(f"required resource missing: {reason}")
+    if os.environ.get(switch) == "1":
+        pytest.fail(f"required resource missing ({switch}=1): {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def missing_required() -> list[str]:
+    """What the KVSIM_REQUIRE_* switches that are on ask for and this machine lacks."""
+    return [
+        f"{reason} [{switch}=1]"
+        for switch, (present, reason) in RESOURCES.items()
+        if os.environ.get(switch) == "1" and not present()
+    ]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A required resource that is missing is one failure of the session, before any test,
+    not one failure per test that needs it."""
+    missing = missing_required()
+    if missing:
+        pytest.exit("required resources missing:\n  " + "\n  ".join(missing), returncode=3)
 
 
 @pytest.fixture(scope="session")
 def real_trace_path() -> Path:
-    require(REAL_TRACE.is_file(), f"real Mooncake trace not found at {REAL_TRACE} (set KVSIM_REAL_TRACE)")
+    require_resource("KVSIM_REQUIRE_REAL_TRACE")
     return REAL_TRACE
 
 
@@ -88,8 +179,10 @@ def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     import subprocess
     import sys
 
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    require_resource("KVSIM_REQUIRE_NOTEBOOKS")
+    import nbclient
+    import nbformat
+
     notebooks = ROOT / "notebooks"
     sys.path.insert(0, str(notebooks))
     try:

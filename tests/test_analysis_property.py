@@ -12,6 +12,8 @@ from kvsim.analysis.stats import analyze
 from kvsim.trace.generate import GeneratorConfig, generate_trace
 from kvsim.trace.schema import Trace
 
+from .conftest import examples
+
 RATIO_KEYS = [
     "block_hit_ratio", "mean_request_hit_rate", "share_requests_hit_gt_50",
     "share_requests_hit_gt_80", "share_requests_hit_ge_50", "share_requests_hit_eq_50",
@@ -45,7 +47,7 @@ def traces(draw) -> Trace:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(traces())
 def test_random_traces_keep_ratios_in_range(trace: Trace) -> None:
     a = analyze(trace, lru_points=20)
@@ -73,7 +75,7 @@ def test_random_traces_keep_ratios_in_range(trace: Trace) -> None:
     assert all(math.isfinite(x) for x in r["lookups_remapped"])
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8), deadline=None)
 @given(st.integers(0, 10_000))
 def test_generated_mooncake_like_traces_pass_the_id_checks(seed: int) -> None:
     """The generator renumbers chained prefix hashes in first-seen order, as Mooncake does."""

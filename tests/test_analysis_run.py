@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,16 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import run_notebook
+from .conftest import EMBEDDED, ROOT, run_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
-EMBEDDED = ROOT / "traces" / "synthetic_conversation.jsonl"
-REAL = Path(
-    os.environ.get(
-        "KVSIM_REAL_TRACE",
-        str(Path(__file__).resolve().parents[2] / "shared/traces/mooncake/conversation_trace.jsonl"),
-    )
-)
 FIGURES = [
     "fig1a_hit_rate_cdf.png",
     "fig1b_block_ids_over_time.png",
@@ -40,14 +31,6 @@ REQUIRED_KEYS = [
     "top1pct_blocks_access_share", "zipf_exponent", "hit_rate_first_block", "hit_rate_first_four",
     "hit_rate_last_four", "lru_curve", "lru_unlimited_hit_ratio", "definitions",
 ]
-
-
-def real_trace_path() -> Path:
-    if REAL.is_file():
-        return REAL
-    if os.environ.get("KVSIM_REQUIRE_REAL_TRACE") == "1":
-        pytest.fail(f"real trace not found at {REAL} (KVSIM_REQUIRE_REAL_TRACE=1)")
-    pytest.skip(f"real trace not found at {REAL}")
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +103,11 @@ def test_notebook_is_current_and_runs(cli_run: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.real_trace
-def test_real_trace_headline_numbers() -> None:
+def test_real_trace_headline_numbers(real_trace_path: Path) -> None:
     from kvsim.analysis.stats import analyze
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-    trace = read_mooncake_jsonl(real_trace_path())
+    trace = read_mooncake_jsonl(real_trace_path)
     s = analyze(trace).stats
     assert (s["requests"], s["block_accesses"], s["unique_blocks"]) == (12_031, 288_500, 182_790)
     assert s["block_hit_ratio"] == pytest.approx(0.366412, abs=1e-6)
@@ -147,13 +130,13 @@ def test_real_trace_headline_numbers() -> None:
 
 @pytest.mark.real_trace
 @pytest.mark.slow
-def test_real_trace_full_analysis_writes_everything(tmp_path: Path) -> None:
+def test_real_trace_full_analysis_writes_everything(tmp_path: Path, real_trace_path: Path) -> None:
     # Its speed is measured by benchmarks/bench_analysis.py, never asserted here.
     from kvsim.analysis.run import AnalysisSettings, analyze_to_dir
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
     t0 = time.perf_counter()
-    trace = read_mooncake_jsonl(real_trace_path())
+    trace = read_mooncake_jsonl(real_trace_path)
     read_s = time.perf_counter() - t0
     s = analyze_to_dir(trace, tmp_path, AnalysisSettings(), read_s=read_s)
     assert s["study_trace"] == "conversation"

@@ -17,7 +17,7 @@ from kvsim.analysis.stack_distance import (
 )
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
-from .conftest import reference_lru_hits
+from .conftest import examples, reference_lru_hits
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "traces" / "synthetic_conversation.jsonl"
 
@@ -45,7 +45,7 @@ def test_golden_small() -> None:
     assert stack_distances(np.array([5])).tolist() == [-1]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(0, 12), max_size=80))
 def test_matches_naive_stack(ids: list[int]) -> None:
     assert stack_distances(np.array(ids, dtype=np.int64)).tolist() == naive_stack_distances(ids)

@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 
 from kvsim.app import ConfigError, run, validate
 
-from .conftest import ROOT, reference_lru_hits
+from .conftest import ROOT, reference_lru_hits, require_module
 
 SUMMARY_KEYS = {
     "requests", "block_accesses", "block_hits", "hit_ratio", "tier_hits", "ttft_p50_s",
@@ -71,7 +71,7 @@ def test_single_tier_lru_exact_counts_on_real_trace(compose_cfg, real_trace_path
 
     keys = read_mooncake_jsonl(real_trace_path).hash_ids.tolist()
     assert summary["block_hits"] == reference_lru_hits(keys, capacity)
-    lcs = pytest.importorskip("libcachesim")
+    lcs = require_module("libcachesim", "KVSIM_REQUIRE_LIBCACHESIM")
     cache = lcs.LRU(cache_size=capacity)
     req = lcs.Request()
     req.obj_size = 1

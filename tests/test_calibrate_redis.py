@@ -1,13 +1,11 @@
 """Redis calibration against a real redis-server, started by the test on a free loopback port.
 
-Skips when redis-server is not installed, unless KVSIM_REQUIRE_REDIS=1 (set by .ci/run),
-which turns the skip into a failure.
+Skips when redis-server is not installed, unless KVSIM_REQUIRE_REDIS=1 (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -23,7 +21,7 @@ from kvsim.calibrate import calfile
 from kvsim.calibrate.redis_bench import PREFIX, key, measure_redis, parse_commandstats
 from kvsim.calibrate.resp import RespClient, RespError, encode
 
-from .conftest import ROOT
+from .conftest import ROOT, require_resource
 
 INFO = """# Commandstats\r
 cmdstat_get:calls=12,usec=9,usec_per_call=0.75,rejected_calls=0,failed_calls=0\r
@@ -46,12 +44,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    require_resource("KVSIM_REQUIRE_REDIS")
     exe = shutil.which("redis-server")
-    if exe is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("KVSIM_REQUIRE_REDIS") == "1":
-            pytest.fail(f"required resource missing: {reason}")
-        pytest.skip(reason)
+    assert exe is not None
     work = tmp_path_factory.mktemp("redis")
     for _ in range(3):  # a free port can be taken between choosing and binding it
         port = free_port()

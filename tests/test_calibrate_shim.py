@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -17,6 +16,8 @@ from omegaconf import OmegaConf
 from kvsim.calibrate import calfile, shim
 from kvsim.calibrate.__main__ import main
 from kvsim.calibrate.shim import ShimError, parse_shim
+
+from .conftest import require_resource
 
 LOCAL_DOC: dict[str, Any] = {
     "tool": "kvsim-shim", "format": 1, "version": "0.1.0", "hostname": "node7",
@@ -120,8 +121,7 @@ SMALL = ["--dram-bytes", "8M", "--dram-accesses", "200000", "--memcpy-bytes", "8
 
 
 def _build(tmp: Path, *extra: str) -> Path:
-    if shutil.which("make") is None or (shutil.which("cc") or shutil.which("gcc")) is None:
-        pytest.skip("make or a C compiler (gcc) is not installed: cannot build shim/ (apt-get install make gcc)")
+    require_resource("KVSIM_REQUIRE_SHIM")
     return shim.build(build_dir=tmp, extra=extra)
 
 

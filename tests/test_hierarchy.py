@@ -16,6 +16,8 @@ from kvsim.policy.base import EvictionPolicy
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.trace.schema import Trace
 
+from .conftest import examples
+
 FACTORIES = {
     "lru": LRU,
     "fifo": FIFO,
@@ -69,6 +71,10 @@ def drive(h: TierHierarchy, reqs: list[list[int]], check: bool = True) -> int:
             assert set(demoted) <= before
             assert all(c >= 0 for row in moves for c in row)
             assert sum(row[h.n] for row in moves) <= len(dropped)
+            for z, spec in enumerate(h.tiers):  # a zero-capacity tier is skipped, never passed through
+                if spec.capacity_blocks == 0:  # (row 0 is also where new blocks are computed)
+                    assert not any(row[z] for row in moves), (z, moves)
+                    assert z == 0 or not any(moves[z]), (z, moves)
         alive = set(h.where)
     return hits
 
@@ -83,14 +89,14 @@ caps = st.lists(st.integers(0, 6), min_size=1, max_size=4)
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 @pytest.mark.parametrize("inclusive", [False, True])
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(reqs=chains, caps=caps, promote=st.booleans())
 def test_invariants_hold_for_every_policy(name, inclusive, reqs, caps, promote) -> None:
     h = hierarchy(caps, FACTORIES[name], promote_on_hit=promote, inclusive=inclusive)
     drive(h, reqs)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(keys=st.lists(st.integers(0, 12), min_size=1, max_size=120), caps=caps)
 def test_opt_across_tiers_is_belady_of_the_total_size(keys, caps) -> None:
     """Exclusive tiers, new blocks into tier 0, victims passed down, hits promoted: the
@@ -215,3 +221,58 @@ def test_every_policy_joins_its_tier() -> None:
         h = hierarchy([1, 2, 3], f)
         assert [p.tier for p in h.policies] == [0, 1, 2], name
         assert all(isinstance(p, EvictionPolicy) for p in h.policies)
+
+
+def test_demotions_skip_zero_capacity_tiers_by_hand() -> None:
+    """Tiers of 2, 0 and 2 blocks (LRU): the empty middle tier is never a destination, a
+    source or a stop on the way down.
+        store 1 2 3   tier 0 [1 2] is full when 3 arrives: 1 goes to tier 2, not tier 1
+        use 1         1 is promoted 2 -> 0; tier 0's LRU (2) goes down to tier 2
+        store 4 5 6   tier 0 (LRU first) [3 1] takes 4 5 6 one by one: 3, 1, 4 go down;
+                      tier 2 [2] takes them: 2, then 3 overflow and are dropped"""
+    h = hierarchy([2, 0, 2], LRU)
+    h.store([1, 2, 3])
+    assert h.where == {1: 2, 2: 0, 3: 0}
+    moves, demoted, dropped = h.drain()
+    assert moves == [[0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]] and demoted == [1] and dropped == []
+    h.use([1])
+    assert h.where == {1: 0, 2: 2, 3: 0}
+    moves, demoted, _ = h.drain()
+    assert moves == [[0, 0, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]] and demoted == [2]
+    h.store([4, 5, 6])
+    moves, demoted, dropped = h.drain()
+    assert h.where == {5: 0, 6: 0, 1: 2, 4: 2}
+    assert moves == [[0, 0, 3, 0], [0, 0, 0, 0], [0, 0, 0, 2]]
+    assert demoted == [3, 1, 4] and dropped == [2, 3]
+    h.check()
+
+
+def test_new_blocks_skip_a_zero_capacity_admission_tier() -> None:
+    """admit_tier=1 with tier 1 empty: a new block is written to tier 2 (a move 0 -> 2, not
+    a demotion), and with every tier empty it is dropped at once."""
+    h = hierarchy([4, 0, 4], LRU, admit_tier=1)
+    h.store([7, 8])
+    moves, demoted, dropped = h.drain()
+    assert h.where == {7: 2, 8: 2} and moves[0][2] == 2 and moves[0][1] == 0
+    assert demoted == [] and dropped == []
+    h = hierarchy([0, 0], LRU)
+    h.store([7, 8])
+    moves, demoted, dropped = h.drain()
+    assert h.where == {} and dropped == [7, 8] and demoted == [] and not any(map(any, moves))
+
+
+def test_filtered_cascade_skips_zero_capacity_tiers() -> None:
+    """The general path (a policy that filters): tier 0 takes even blocks only; tiers 1 and 3
+    are empty. Odd blocks are written straight to tier 2; tier 0's victims also go to tier 2."""
+    h = hierarchy([1, 0, 2, 0], _Picky)
+    # groups by entry tier, fastest first: 2, 4 -> tier 0, where 4 pushes 2 down to tier 2;
+    # then 1 -> tier 2, which holds (LRU first) [2 1]
+    h.store([1, 2, 4])
+    assert h.where == {1: 2, 2: 2, 4: 0}
+    moves, demoted, dropped = h.drain()
+    assert moves[0][2] == 2 and moves[0][1] == 0 and demoted == [2] and dropped == []
+    h.store([6])  # 4 goes down; tier 2 [2 1] is full: 2 (LRU) is dropped, not parked in tier 3
+    moves, demoted, dropped = h.drain()
+    assert h.where == {1: 2, 4: 2, 6: 0} and dropped == [2]
+    assert moves[2][4] == 1 and moves[2][3] == 0 and moves[0][2] == 1
+    h.check()

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from kvsim.index.btree import BPlusTree, SortedLeaf
 
+from .conftest import examples
+
 
 def analytic_shape(n: int, leaf_fill: int, internal_fill: int) -> tuple[int, int]:
     """(leaves, height) of a bottom-up build: ceil(n / f) nodes per level until one."""
@@ -92,7 +94,7 @@ def test_split_log_and_parents() -> None:
         assert leaf.parent is t.root
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=400, unique=True))
 def test_any_insert_order_builds_a_valid_tree(keys: list[int]) -> None:
     t = BPlusTree(internal_capacity=4, layout=SortedLeaf(5))
@@ -102,3 +104,70 @@ def test_any_insert_order_builds_a_valid_tree(keys: list[int]) -> None:
     lo, hi = min(keys), max(keys)
     covered = [k for leaf in t.range_leaves(lo, hi) for k in leaf.keys]
     assert covered == sorted(keys)
+
+
+def levels(t: BPlusTree) -> list[list[list[int]]]:
+    """The tree drawn level by level from the root: each node's keys, left to right."""
+    out, row = [], [t.root]
+    while row:
+        out.append([list(n.keys) for n in row])
+        row = [c for n in row for c in n.children]
+    return out
+
+
+def test_shape_after_ascending_inserts_drawn_by_hand() -> None:
+    """Leaf and internal capacity 3. A leaf reaching 3 keys splits at keys[1] (the left keeps
+    one key); an internal node reaching 3 separators splits at separator 1, which moves up.
+        1 2 3   -> [1] [2 3], root (2)
+        4       -> [2 3 4] splits at 3: root (2 3)
+        5       -> [3 4 5] splits at 4: root (2 3 4) is full -> (2) 3 (4), new root (3)
+        6, 7    -> [4 5 6] splits at 5, [5 6 7] at 6: (4 5 6) is full -> (4) 5 (6) up to (3 5)
+                    (3 5)
+             (2)     (4)     (6)
+           [1] [2] [3] [4] [5] [6 7]"""
+    t = BPlusTree(internal_capacity=3, layout=SortedLeaf(3))
+    for k in range(1, 8):
+        t.insert(k)
+    assert levels(t) == [[[3, 5]], [[2], [4], [6]], [[1], [2], [3], [4], [5], [6, 7]]]
+    assert (t.height, t.n_leaves, t.n_internal, t.n_keys) == (3, 6, 4, 7)
+    assert [len(n.children) for n in [t.root, *t.root.children]] == [3, 2, 2, 2]  # fan-out
+    assert [n.keys for n in t.path(6)] == [[3, 5], [6], [6, 7]]
+    t.check()
+
+
+def test_shape_after_mixed_inserts_drawn_by_hand() -> None:
+    """Leaf capacity 4 (a leaf reaching 4 keys splits at keys[2]), internal capacity 3.
+        10 20 30 40  -> [10 20] [30 40], root (30)
+        25 35 5      -> [5 10 20 25] splits at 20: root (20 30)
+        15 45        -> [30 35 40 45] splits at 40: (20 30 40) is full -> (20) 30 (40)
+        50 12        -> [5 10 12 15] splits at 12: (12 20)
+        22 27        -> [20 22 25 27] splits at 25: (12 20 25) is full -> (12) 20 (25) up
+                         (20 30)
+              (12)         (25)          (40)
+        [5 10] [12 15] [20 22] [25 27] [30 35] [40 45 50]"""
+    t = BPlusTree(internal_capacity=3, layout=SortedLeaf(4))
+    for k in [10, 20, 30, 40, 25, 35, 5, 15, 45, 50, 12, 22, 27]:
+        assert t.insert(k)
+    assert levels(t) == [
+        [[20, 30]],
+        [[12], [25], [40]],
+        [[5, 10], [12, 15], [20, 22], [25, 27], [30, 35], [40, 45, 50]],
+    ]
+    assert (t.height, t.n_leaves, t.n_internal, t.n_keys) == (3, 6, 4, 13)
+    assert [leaf.keys for leaf in t.range_leaves(12, 27)] == [[12, 15], [20, 22], [25, 27]]
+    assert [leaf.keys for leaf in t.range_leaves(11, 11)] == [[5, 10]]  # absent key: its leaf
+    assert t.leaf_of[22].keys == [20, 22] and t.leaf_of[22].parent.keys == [25]
+    t.check()
+
+
+def test_bulk_load_shape_drawn_by_hand() -> None:
+    """10 keys, 3 per leaf, 2 children per internal node, grouped left to right; a node's
+    separators are the first keys of its children after the first:
+                 (6)
+          (3)          (9)
+    [0 1 2] [3 4 5] [6 7 8] [9]"""
+    t = BPlusTree(internal_capacity=8, layout=SortedLeaf(8))
+    t.bulk_load(list(range(10)), leaf_fill=3, internal_fill=2)
+    assert levels(t) == [[[6]], [[3], [9]], [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]]
+    assert t.height == 3
+    t.check()

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from kvsim.policy import ARC
 
+from .conftest import examples
+
 
 def test_second_use_moves_to_t2_and_ghost_hits_steer_p() -> None:
     c = ARC(2)
@@ -24,7 +26,7 @@ def test_second_use_moves_to_t2_and_ghost_hits_steer_p() -> None:
     assert 2 not in c and 2 not in c._b1 and 2 not in c._b2  # no ghost on remove
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(keys=st.lists(st.integers(0, 30), max_size=300), cap=st.integers(0, 12))
 def test_directory_bounds(keys, cap) -> None:
     c = ARC(cap)

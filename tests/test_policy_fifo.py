@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from kvsim.policy import FIFO
 
+from .conftest import examples
+
 
 def test_hits_do_not_reorder() -> None:
     c = FIFO(2)
@@ -20,7 +22,7 @@ def test_hits_do_not_reorder() -> None:
     assert list(c) == [3] and FIFO(0).admit(9) == [9]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(keys=st.lists(st.integers(0, 20), max_size=200), cap=st.integers(0, 8))
 def test_matches_a_queue_model(keys, cap) -> None:
     queue: list[int] = []

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from kvsim.policy import LFU
 
+from .conftest import examples
+
 
 def test_lowest_frequency_then_least_recent_is_evicted() -> None:
     c = LFU(3)
@@ -41,7 +43,7 @@ def test_aging_halves_every_frequency() -> None:
     assert c._freq == {1: 3, 2: 1, 3: 1}
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(keys=st.lists(st.integers(0, 15), max_size=200), cap=st.integers(0, 6), age=st.integers(0, 5))
 def test_never_over_capacity_and_remove_works(keys, cap, age) -> None:
     c = LFU(cap, age_every=age)

@@ -33,7 +33,9 @@ from hypothesis import strategies as st
 from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO
 from kvsim.policy.opt import INF, next_use
 
-lcs = pytest.importorskip("libcachesim")
+from .conftest import examples, require_module
+
+lcs = require_module("libcachesim", "KVSIM_REQUIRE_LIBCACHESIM")
 
 CAPACITIES = (1000, 10000, 50000)
 # kvsim name -> (kvsim factory, libCacheSim class name)
@@ -109,7 +111,7 @@ def test_hits_equal_libcachesim_on_the_real_trace(name, capacity, real_trace, re
 
 
 @pytest.mark.parametrize("name", sorted(PAIRS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     keys=st.lists(st.integers(0, 60), min_size=1, max_size=600),
     capacity=st.integers(20, 50),

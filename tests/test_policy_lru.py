@@ -13,6 +13,8 @@ from scipy.optimize import brentq
 from kvsim.policy import LRU
 from kvsim.policy.base import EvictionPolicy
 
+from .conftest import examples
+
 
 def test_hit_moves_to_mru_and_the_lru_end_is_evicted() -> None:
     c = LRU(3)
@@ -31,7 +33,7 @@ def test_zero_capacity_keeps_nothing() -> None:
     assert c.admit(1) == [1] and c.admit_many([2, 3]) == [2, 3] and c.replay([1, 1]) == 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(keys=st.lists(st.integers(0, 20), max_size=200), cap=st.integers(0, 8))
 def test_fast_replay_equals_the_generic_access_loop(keys, cap) -> None:
     fast = LRU(cap).replay(keys)

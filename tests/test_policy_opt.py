@@ -19,6 +19,8 @@ from tests.test_policy_hotness import GOLDEN as HOTNESS
 from tests.test_policy_libcachesim import GOLDEN as LIBCACHESIM
 from tests.test_policy_prefix_lru import GOLDEN as PREFIX_LRU
 
+from .conftest import examples
+
 OTHERS = {
     "lru": LRU,
     "fifo": FIFO,
@@ -58,7 +60,7 @@ def best_possible(keys: tuple[int, ...], capacity: int) -> int:
     return go(0, frozenset())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(keys=st.lists(st.integers(0, 5), max_size=14), capacity=st.integers(0, 3))
 def test_opt_is_optimal_on_tiny_traces(keys, capacity) -> None:
     assert OPT(capacity).replay(keys) == best_possible(tuple(keys), capacity)
@@ -70,7 +72,7 @@ requests = st.lists(
 ).map(lambda rs: [[0] + [100 * (c + 1) + j for j in range(1, n)] for c, n in rs])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(reqs=requests, capacity=st.integers(0, 30))
 def test_opt_has_at_least_the_hits_of_every_policy_on_random_traces(reqs, capacity) -> None:
     trace = make_trace(reqs)

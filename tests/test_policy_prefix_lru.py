@@ -10,6 +10,8 @@ from kvsim.policy import LRU, PrefixLRU
 from kvsim.policy.prefix_lru import chain_parents
 from tests.test_hierarchy import make_trace
 
+from .conftest import examples
+
 # Hits on the real conversation trace (LRU: 12831, 60921, 102290).
 GOLDEN = {1000: 12847, 10000: 61046, 50000: 102290}
 
@@ -42,13 +44,13 @@ def test_a_head_with_resident_children_stays_even_when_old() -> None:
     assert p.admit(10) == [] and p.admit(11) == [0]  # 0 is a leaf again (the oldest)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(keys=st.lists(st.integers(0, 20), max_size=200), cap=st.integers(0, 8))
 def test_without_chains_it_is_lru(keys, cap) -> None:
     assert PrefixLRU(cap).replay(keys) == LRU(cap).replay(keys)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     reqs=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=50),
     cap=st.integers(1, 12),

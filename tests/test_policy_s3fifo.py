@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from kvsim.policy import S3FIFO
 
+from .conftest import examples
+
 
 def test_queue_sizes_follow_libcachesim() -> None:
     c = S3FIFO(100)
@@ -47,7 +49,7 @@ def test_main_reinserts_used_blocks_with_a_two_bit_counter() -> None:
     assert c._freq[2] == 2 and list(c._main)[-2:] == [0, 2]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(keys=st.lists(st.integers(0, 40), max_size=300), cap=st.integers(0, 30))
 def test_never_over_capacity(keys, cap) -> None:
     c = S3FIFO(cap)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from kvsim.trace.mooncake import read_mooncake_jsonl, write_mooncake_jsonl
 from kvsim.trace.schema import Trace, TraceFormatError
+
+from .conftest import examples
 
 GOOD = [
     {"timestamp": 0, "input_length": 600, "output_length": 10, "hash_ids": [0, 1]},
@@ -116,3 +121,74 @@ def test_real_trace_facts(real_trace: Trace) -> None:
     within = np.ones(len(diffs), dtype=bool)
     within[starts - 1] = False  # differences across request boundaries do not count
     assert (diffs[within] > 0).all(), "ids strictly increase within every request"
+
+
+# --- hostile fields, generated: every check of the reader is reached --------------------------
+NON_FINITE_CASES = [
+    ("NaN timestamp", '{"timestamp": NaN, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "number"),
+    ("inf timestamp", '{"timestamp": Infinity, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "number"),
+    ("-inf timestamp", '{"timestamp": -Infinity, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "number"),
+    ("bool timestamp", '{"timestamp": true, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "number"),
+    ("NaN input", '{"timestamp": 9000, "input_length": NaN, "output_length": 1, "hash_ids": [0]}', "input_length", "integer"),
+    ("inf output", '{"timestamp": 9000, "input_length": 5, "output_length": Infinity, "hash_ids": [0]}', "output_length", "integer"),
+    ("bool input", '{"timestamp": 9000, "input_length": true, "output_length": 1, "hash_ids": [0]}', "input_length", "number"),
+    ("negative output", '{"timestamp": 9000, "input_length": 5, "output_length": -1, "hash_ids": [0]}', "output_length", ">= 0"),
+    ("negative id", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [-3]}', "hash_ids", "element 0"),
+    ("bool id", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [true]}', "hash_ids", "element 0"),
+    ("ids not a list", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": 7}', "hash_ids", "list"),
+]
+
+
+@pytest.mark.parametrize(("case", "line", "field", "problem"), NON_FINITE_CASES, ids=[c[0] for c in NON_FINITE_CASES])
+def test_non_finite_and_mistyped_fields_are_refused(tmp_path: Path, case, line, field, problem) -> None:
+    p = _write(tmp_path, [*_lines(GOOD), line])
+    with pytest.raises(TraceFormatError) as e:
+        read_mooncake_jsonl(p)
+    assert str(e.value).startswith(f"{p}:4: field '{field}'") and problem in str(e.value), str(e.value)
+
+
+def test_limits_are_inclusive(tmp_path: Path) -> None:
+    """The smallest legal values pass: timestamp 0 (and equal to the previous one), one
+    input token, zero output tokens, id 0; integral floats are integers."""
+    lines = [
+        '{"timestamp": 0, "input_length": 1, "output_length": 0, "hash_ids": [0]}',
+        '{"timestamp": 0.0, "input_length": 512.0, "output_length": 2.0, "hash_ids": [0]}',
+        '{"timestamp": 0.5, "input_length": 513, "output_length": 0, "hash_ids": [0, 1]}',
+    ]
+    tr = read_mooncake_jsonl(_write(tmp_path, lines), name="x")
+    assert tr.input_tokens.tolist() == [1, 512, 513] and tr.output_tokens.tolist() == [0, 2, 0]
+    assert tr.arrival_s.tolist() == [0.0, 0.0, 0.0005] and tr.name == "x"
+    assert tr.input_tokens.dtype == np.int64 and tr.hash_ids.dtype == np.int64
+    # block_tokens is the block size the count is checked against
+    tr = read_mooncake_jsonl(_write(tmp_path, ['{"timestamp": 0, "input_length": 65, "output_length": 0, '
+                                               '"hash_ids": [0, 1]}']), block_tokens=64)
+    assert tr.block_tokens == 64 and tr.num_block_accesses == 2
+
+
+HOSTILE = {
+    "timestamp": [math.nan, math.inf, -math.inf, -1, -0.5, True, "0", None, [0]],
+    "input_length": [math.nan, math.inf, 0, -1, 1.5, True, "5", None],
+    "output_length": [math.nan, -math.inf, -1, 0.25, False, "1", None],
+    "hash_ids": [[], [-1], [math.nan], [0.5], [True], ["0"], [None], 3, None, "0"],
+}
+
+
+HOSTILE_CASES = [(f, v) for f, vs in HOSTILE.items() for v in vs]
+
+
+@settings(max_examples=examples(150), deadline=None)
+@example(case=("timestamp", math.nan), at=0, n_good=1)  # a NaN first timestamp
+@example(case=("timestamp", math.inf), at=2, n_good=3)
+@given(case=st.sampled_from(HOSTILE_CASES), at=st.integers(0, 3), n_good=st.integers(1, 4))
+def test_generated_hostile_field_is_named_by_line(tmp_path_factory, case, at, n_good) -> None:
+    """Any one hostile value in any field of any line stops the read at that line, naming the field."""
+    field, value = case
+    at = min(at, n_good)
+    recs = [{"timestamp": 1000 * i, "input_length": 600, "output_length": 1, "hash_ids": [0, 1]}
+            for i in range(n_good + 1)]
+    recs[at] = {**recs[at], field: value}
+    p = tmp_path_factory.mktemp("hostile") / "t.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in recs))  # json writes NaN / Infinity tokens
+    with pytest.raises(TraceFormatError) as e:
+        read_mooncake_jsonl(p)
+    assert (e.value.line, e.value.field) == (at + 1, field), str(e.value)

@@ -1,0 +1,144 @@
+"""Mutation testing of one model package with mutmut 3.x, results kept between runs.
+
+    python tools/mutate.py kvsim/policy            # or: make mutate PKG=kvsim/policy
+    python tools/mutate.py kvsim/policy/lru.py     # one module
+    python tools/mutate.py --score kvsim/policy    # print the stored score, run nothing
+
+Each package gets its own mutmut folder, ``.mutmut/<package>/`` (ignored by git): the
+project's files are linked there and only that package is mutated (``only_mutate``), so
+the other packages run unmutated (no trampolines slowing their tests) and one package's
+results never invalidate another's. mutmut keeps per-function results in ``mutants/``:
+a rerun tests only the mutants of functions changed since (and the new tests' coverage),
+so an interrupted run resumes where it stopped.
+
+mutmut runs the whole suite once to learn which tests call each mutated function, then
+runs, for each mutant, only those tests (fastest first, stopping at the first failure).
+Tests run under the ``ci`` hypothesis profile (derandomized), so a mutant's verdict does
+not depend on the seed. Tests that only reach the code through a subprocess (the CLI,
+the notebooks) cannot kill a mutant: mutmut does not see their calls.
+
+The score printed is killed / all mutants of the package (a timeout counts as killed:
+the suite noticed; "no tests" counts as survived: no test calls the function).
+``docs/testing.md`` lists the survivors judged equivalent (no test can tell them apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".mutmut"
+# What the tests need beside kvsim/ and tests/ (ROOT in tests/conftest.py is mutants/).
+LINKED = ("kvsim", "tests", "conf", "traces", "notebooks", "shim", "benchmarks")
+ALSO_COPY = ("conf", "traces", "notebooks", "shim", "benchmarks")
+STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code)
+    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+    36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
+    37: "caught by type check", -11: "segfault", -9: "segfault", None: "not checked",
+}
+
+
+def toml_list(xs: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
+
+
+def setup(pkg: str) -> Path:
+    """``.mutmut/<pkg>/`` with links to the project and a pyproject.toml that is the
+    project's plus the mutmut section for this package."""
+    work = WORK / pkg.replace("/", ".").removesuffix(".py")
+    work.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        link = work / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name, target_is_directory=True)
+    only = [pkg] if pkg.endswith(".py") else [f"{pkg}/*"]
+    section = "\n".join([
+        "",
+        "# Written by tools/mutate.py for this package; edit tools/mutate.py instead.",
+        "[tool.mutmut]",
+        'source_paths = ["kvsim"]',
+        f"only_mutate = {toml_list(only)}",
+        f"also_copy = {toml_list(list(ALSO_COPY))}",
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
+        'pytest_add_cli_args_test_selection = ["tests"]',
+        "",
+    ])
+    text = (ROOT / "pyproject.toml").read_text() + section
+    target = work / "pyproject.toml"
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return work
+
+
+def tally(work: Path, pkg: str) -> tuple[Counter[str], list[str]]:
+    """Status counts and surviving mutant names of ``pkg`` from mutmut's .meta files."""
+    counts: Counter[str] = Counter()
+    survivors: list[str] = []
+    base = work / "mutants"
+    metas = [base / (pkg + ".meta")] if pkg.endswith(".py") else sorted((base / pkg).rglob("*.py.meta"))
+    for meta in metas:
+        if not meta.is_file():
+            continue
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            status = STATUS.get(code, "suspicious")
+            counts[status] += 1
+            if status in ("survived", "no tests"):
+                survivors.append(f"{name}: {status}")
+    return counts, survivors
+
+
+def report(pkg: str, work: Path, wall_s: float | None) -> float | None:
+    counts, survivors = tally(work, pkg)
+    total = sum(counts.values())
+    if not total:
+        print(f"{pkg}: no mutants recorded yet")
+        return None
+    detected = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+    score = detected / total
+    for s in survivors:
+        print("  ", s)
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    took = f"; this run {wall_s / 60:.1f} min" if wall_s is not None else ""
+    print(f"{pkg}: {total} mutants ({parts}): score {score:.1%} ({detected}/{total}){took}")
+    print(f"   inspect one: cd {work.relative_to(ROOT)} && ../../.venv/bin/mutmut show NAME")
+    summary = {"package": pkg, "mutants": total, "detected": detected, "score": score,
+               "counts": dict(counts), "run_wall_s": wall_s}
+    (work / "score.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return score
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("package", help="a folder or module under kvsim/, e.g. kvsim/policy or kvsim/metrics.py")
+    ap.add_argument("--score", action="store_true", help="print the stored score and survivors, run nothing")
+    ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant workers")
+    args = ap.parse_args(argv)
+    pkg = args.package.rstrip("/")
+    if not (ROOT / pkg).exists() or not pkg.startswith("kvsim"):
+        print(f"mutate: {pkg}: not a package or module under kvsim/", file=sys.stderr)
+        return 2
+    work = setup(pkg)
+    if args.score:
+        return 0 if report(pkg, work, None) is not None else 1
+    env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci")
+    real = ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl"
+    if "KVSIM_REAL_TRACE" not in env and real.is_file():
+        env["KVSIM_REAL_TRACE"] = str(real)  # ROOT in the tests is .mutmut/PKG/mutants
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=work, env=env
+    )
+    wall = time.perf_counter() - t0
+    score = report(pkg, work, wall)
+    return proc.returncode if proc.returncode else (0 if score is not None else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
