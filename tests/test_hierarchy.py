@@ -8,7 +8,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO, Hotness, PrefixLRU
@@ -90,10 +90,29 @@ caps = st.lists(st.integers(0, 6), min_size=1, max_size=4)
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 @pytest.mark.parametrize("inclusive", [False, True])
 @settings(max_examples=examples(40), deadline=None)
+@example(reqs=[[0, 1001, 1002], [0, 1001], [0, 2001]], caps=[0, 2], promote=True)  # no GPU tier
+@example(reqs=[[0, 1001], [0, 2001], [0, 1001, 1002]], caps=[1, 0, 2], promote=True)  # empty middle
+@example(reqs=[[0, 1001], [0, 1001]], caps=[0, 0], promote=False)  # nothing can be kept
 @given(reqs=chains, caps=caps, promote=st.booleans())
 def test_invariants_hold_for_every_policy(name, inclusive, reqs, caps, promote) -> None:
     h = hierarchy(caps, FACTORIES[name], promote_on_hit=promote, inclusive=inclusive)
     drive(h, reqs)
+
+
+# Blocks used hundreds of times: past every frequency a policy caps or tabulates (S3-FIFO's
+# 2-bit counter, LFU's buckets, hotness's table of f ** alpha for f < 256).
+hot = st.tuples(chains, st.integers(260, 400)).map(
+    lambda t: [[0, 1001] if i % 2 == 0 else t[0][(i // 2) % len(t[0])] for i in range(2 * t[1])]
+)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@settings(max_examples=examples(5), deadline=None)
+@given(reqs=hot, caps=st.lists(st.integers(0, 4), min_size=1, max_size=3))
+def test_invariants_hold_past_every_frequency_threshold(name, reqs, caps) -> None:
+    assert sum(r.count(1001) for r in reqs) > 256  # the generator reaches the thresholds
+    h = hierarchy(caps, FACTORIES[name])
+    assert drive(h, reqs) <= sum(len(r) for r in reqs)
 
 
 @settings(max_examples=examples(60), deadline=None)

@@ -135,6 +135,52 @@ def test_shape_after_ascending_inserts_drawn_by_hand() -> None:
     t.check()
 
 
+def test_internal_split_moves_the_middle_separator_up_by_hand() -> None:
+    """Internal capacity 4: a node reaching 4 separators splits at separator 2, which moves up
+    (left keeps 2, right 1). Leaf capacity 2: every second key splits a leaf. Keys 1..9:
+        1..5  -> leaves [1] .. [5], root (2 3 4 5) is full -> (2 3) 4 (5)
+        6..8  -> (5 6 7 8) is full -> (5 6) 7 (8); 9 -> (8 9)
+                        (4 7)
+          (2 3)         (5 6)         (8 9)
+        [1] [2] [3]   [4] [5] [6]   [7] [8] [9]"""
+    t = BPlusTree(internal_capacity=4, layout=SortedLeaf(2))
+    for k in range(1, 10):
+        t.insert(k)
+    assert levels(t) == [[[4, 7]], [[2, 3], [5, 6], [8, 9]], [[k] for k in range(1, 10)]]
+    assert (t.height, t.n_leaves, t.n_internal) == (3, 9, 4)
+    assert [len(n.children) for n in [t.root, *t.root.children]] == [3, 3, 3, 3]
+    t.check()
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 100_000), min_size=1, max_size=600, unique=True),
+    leaf_cap=st.integers(2, 9),
+    internal_cap=st.integers(3, 9),
+)
+def test_inserts_keep_nodes_half_full_and_the_tree_short(keys, leaf_cap, internal_cap) -> None:
+    """Splits at the middle (Sherman: cnt / 2) and no deletes: every leaf but the root keeps
+    at least cap // 2 keys, every internal node but the root at least cap - cap // 2 children,
+    so leaves >= 2 x (cap - cap // 2) ^ (height - 2). A split that moves the wrong separator
+    up leaves lopsided nodes and a taller tree."""
+    t = BPlusTree(internal_capacity=internal_cap, layout=SortedLeaf(leaf_cap))
+    for k in keys:
+        t.insert(k)
+    t.check()
+    min_children = internal_cap - internal_cap // 2
+    assert all(len(leaf.keys) >= leaf_cap // 2 for leaf in t.leaves() if leaf is not t.root)
+    assert all(len(leaf.keys) < leaf_cap for leaf in t.leaves())
+    row = [t.root]
+    while row[0].level:
+        for n in row:
+            assert len(n.keys) < internal_cap
+            if n is not t.root:
+                assert len(n.children) >= min_children, (n, internal_cap)
+        row = [c for n in row for c in n.children]
+    if t.height >= 2:  # the root has at least 2 children, every other internal node min_children
+        assert 2 * min_children ** (t.height - 2) <= t.n_leaves
+
+
 def test_shape_after_mixed_inserts_drawn_by_hand() -> None:
     """Leaf capacity 4 (a leaf reaching 4 keys splits at keys[2]), internal capacity 3.
         10 20 30 40  -> [10 20] [30 40], root (30)
