@@ -25,11 +25,12 @@ test-deep: $(STAMP)
 	KVSIM_HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q
 
 ## mutate: mutation testing (mutmut) of one package, results kept in .mutmut/ between runs:
-##   make mutate PKG=kvsim/policy    (default: every model package, one after another)
+##   make mutate PKG=kvsim/policy [EXCLUDE=hotness.py]   (default: every model package in turn)
 MUTATE_PKGS ?= kvsim/trace kvsim/metrics.py kvsim/policy kvsim/system kvsim/index kvsim/report
 PKG ?= $(MUTATE_PKGS)
+EXCLUDE ?=
 mutate: $(STAMP)
-	@for p in $(PKG); do $(PY) tools/mutate.py $$p || exit 1; done
+	@for p in $(PKG); do $(PY) tools/mutate.py $$p --exclude "$(EXCLUDE)" || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kvsim tests benchmarks tools

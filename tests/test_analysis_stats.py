@@ -233,27 +233,30 @@ def test_empty_request_is_left_out() -> None:
     assert s["mean_sequential_fraction"] == 1.0
 
 
-# Longer requests, so that the position windows (first four, last four) cut requests:
+# Longer requests, so that the position windows (first four, last four) cut requests; chosen
+# so that a window one position shorter or longer gives a different answer:
 #   r0 t=0 [0 1 2 3 4 5 6 7]   all new
-#   r1 t=2 [0 1 2 3 4 5 8 9]   positions 0-5 hit (from r0, 1 request / 2 s back)
-#   r2 t=5 [0 1 2 3 4 10]      positions 0-4 hit (from r1, 1 request / 3 s back)
-#   r3 t=6 [11]                new
-#   r4 t=9 [0 1]               both hit (from r2, 2 requests / 4 s back)
+#   r1 t=2 [0 1 2 3 4 5 8 9]   positions 0-5 hit (from r0: 1 request, 2 s back)
+#   r2 t=5 [0 1 2 3 10]        positions 0-3 hit (from r1: 1 request, 3 s back)
+#   r3 t=6 [0 11 12]           position 0 hits (from r2: 1 request, 1 s back)
+#   r4 t=9 [0 1]               0 from r3 (1 request, 3 s), 1 from r2 (2 requests, 4 s)
 T3 = make_trace(
-    [[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 5, 8, 9], [0, 1, 2, 3, 4, 10], [11], [0, 1]],
+    [[0, 1, 2, 3, 4, 5, 6, 7], [0, 1, 2, 3, 4, 5, 8, 9], [0, 1, 2, 3, 10], [0, 11, 12], [0, 1]],
     [0, 2, 5, 6, 9],
 )
 
 
 def test_position_windows_by_hand() -> None:
     s = analyze(T3).stats
-    # position 0: r1, r2, r4 hit of 5 requests
-    assert s["hit_rate_first_block"] == pytest.approx(3 / 5)
-    # positions 0-3: r0 0/4, r1 4/4, r2 4/4, r3 0/1, r4 2/2 -> 10/15 (0-4 would give 12/17)
-    assert s["hit_rate_first_four"] == pytest.approx(10 / 15)
-    # last four positions: r0 (4-7) 0, r1 (4-7) 2, r2 (2-5) 3, r3 (0) 0, r4 (0-1) 2 -> 7/15
-    assert s["hit_rate_last_four"] == pytest.approx(7 / 15)
-    # last block: only r4's block 1 hits
+    # position 0: every request but r0 -> 4/5 (positions 0-1 would give 7/10)
+    assert s["hit_rate_first_block"] == pytest.approx(4 / 5)
+    # positions 0-3: r0 0/4, r1 4/4, r2 4/4, r3 1/3, r4 2/2 -> 11/17
+    # (0-2 would give 9/14, 0-4 12/20)
+    assert s["hit_rate_first_four"] == pytest.approx(11 / 17)
+    # last four: r0 (4-7) 0, r1 (4-7) 2, r2 (1-4) 3, r3 (all) 1, r4 (all) 2 -> 8/17
+    # (last three would give 6/14, last five 10/20)
+    assert s["hit_rate_last_four"] == pytest.approx(8 / 17)
+    # last block: only r4's block 1 hits -> 1/5 (last two blocks would give 3/10)
     assert s["hit_rate_last_block"] == pytest.approx(1 / 5)
 
 
@@ -261,26 +264,28 @@ def test_reuse_windows_by_hand() -> None:
     a = analyze(T3)
     s = a.stats
     hit = a.accesses["hit"]
-    assert a.accesses["reuse_requests"][hit].tolist() == [1] * 11 + [2, 2]
-    assert a.accesses["reuse_s"][hit].tolist() == [2.0] * 6 + [3.0] * 5 + [4.0, 4.0]
-    # 13 distances sorted [1 x 11, 2, 2]: rank q/100 x 12; p90 at 10.8 -> 1 + 0.8 = 1.8
-    assert s["reuse_distance_requests"] == {"p10": 1.0, "p50": 1.0, "p90": pytest.approx(1.8), "p99": 2.0}
-    # seconds [2 x 6, 3 x 5, 4, 4]: p10 at 1.2 -> 2; p50 at 6 -> 3; p90 at 10.8 -> 3.8; p99 -> 4
-    assert s["reuse_distance_s"] == {"p10": 2.0, "p50": 3.0, "p90": pytest.approx(3.8), "p99": 4.0}
-    assert s["blocks_per_request"]["mean"] == pytest.approx(25 / 5)
-    assert s["blocks_per_request"]["p50"] == 6.0
+    assert a.accesses["reuse_requests"][hit].tolist() == [1] * 12 + [2]
+    assert a.accesses["reuse_s"][hit].tolist() == [2.0] * 6 + [3.0] * 4 + [1.0, 3.0, 4.0]
+    # 13 distances sorted [1 x 12, 2]; rank q/100 x 12: p90 at 10.8 -> 1, p99 at 11.88 -> 1.88
+    assert s["reuse_distance_requests"] == {"p10": 1.0, "p50": 1.0, "p90": 1.0, "p99": pytest.approx(1.88)}
+    # seconds sorted [1, 2 x 6, 3 x 5, 4]: p10 at 1.2 -> 2; p50 at 6 -> 2; p90 at 10.8 -> 3;
+    # p99 at 11.88 -> 3 + 0.88 = 3.88
+    assert s["reuse_distance_s"] == {"p10": 2.0, "p50": 2.0, "p90": 3.0, "p99": pytest.approx(3.88)}
+    # blocks per request sorted [2 3 5 8 8]: mean 26 / 5; p10 at rank 0.4 -> 2.4
+    assert s["blocks_per_request"] == {"mean": pytest.approx(5.2), "p10": pytest.approx(2.4),
+                                       "p50": 5.0, "p90": 8.0, "p99": 8.0}
     assert s["span_s"] == 9.0 and s["arrival_resolution_s"] == 1.0
 
 
 def test_sequential_runs_by_hand() -> None:
     a = analyze(T3)
-    # r0 8/8; r1 0..5 and 8 9 -> 8/8; r2 0..4 -> 5/6 (10 is alone); r3 0/1; r4 2/2
-    assert a.requests["sequential_blocks"].tolist() == [8, 8, 5, 0, 2]
+    # r0 8/8; r1 0..5 and 8 9 -> 8/8; r2 0..3 -> 4/5 (10 alone); r3 11 12 -> 2/3 (0 alone); r4 2/2
+    assert a.requests["sequential_blocks"].tolist() == [8, 8, 4, 2, 2]
     assert a.requests["scattered"].tolist() == [0, 0, 1, 1, 0]
-    assert a.stats["mean_sequential_fraction"] == pytest.approx((1 + 1 + 5 / 6 + 0 + 1) / 5)
-    assert a.stats["block_weighted_sequential_fraction"] == pytest.approx(23 / 25)
-    # lookups on the sorted id sets: r0 1, r1 {0..5, 8, 9} 2, r2 2, r3 1, r4 1
-    assert a.requests["lookups_remapped"].tolist() == [1, 2, 2, 1, 1]
+    assert a.stats["mean_sequential_fraction"] == pytest.approx((1 + 1 + 4 / 5 + 2 / 3 + 1) / 5)
+    assert a.stats["block_weighted_sequential_fraction"] == pytest.approx(24 / 26)
+    # lookups on the sorted id sets: r0 1, r1 {0..5, 8 9} 2, r2 {0..3, 10} 2, r3 {0, 11 12} 2, r4 1
+    assert a.requests["lookups_remapped"].tolist() == [1, 2, 2, 2, 1]
 
 
 def test_a_run_starts_only_at_consecutive_ids_within_a_request() -> None:

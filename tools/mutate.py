@@ -2,6 +2,7 @@
 
     python tools/mutate.py kvsim/policy            # or: make mutate PKG=kvsim/policy
     python tools/mutate.py kvsim/policy/lru.py     # one module
+    python tools/mutate.py kvsim/policy --exclude hotness.py   # not that module
     python tools/mutate.py --score kvsim/policy    # print the stored score, run nothing
 
 Each package gets its own mutmut folder, ``.mutmut/<package>/`` (ignored by git): the
@@ -36,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutmut"
 # What the tests need beside kvsim/ and tests/ (ROOT in tests/conftest.py is mutants/).
-LINKED = ("kvsim", "tests", "conf", "traces", "notebooks", "shim", "benchmarks")
-ALSO_COPY = ("conf", "traces", "notebooks", "shim", "benchmarks")
+LINKED = ("kvsim", "tests", "conf", "traces", "notebooks", "shim", "benchmarks", "hydra_plugins")
+ALSO_COPY = LINKED[2:]
 STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code)
     1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
     36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
@@ -49,14 +50,14 @@ def toml_list(xs: list[str]) -> str:
     return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
 
 
-def setup(pkg: str) -> Path:
+def setup(pkg: str, exclude: list[str]) -> Path:
     """``.mutmut/<pkg>/`` with links to the project and a pyproject.toml that is the
     project's plus the mutmut section for this package."""
     work = WORK / pkg.replace("/", ".").removesuffix(".py")
     work.mkdir(parents=True, exist_ok=True)
     for name in LINKED:
         link = work / name
-        if not link.is_symlink():
+        if not link.is_symlink() and (ROOT / name).exists():
             link.symlink_to(ROOT / name, target_is_directory=True)
     only = [pkg] if pkg.endswith(".py") else [f"{pkg}/*"]
     section = "\n".join([
@@ -65,7 +66,8 @@ def setup(pkg: str) -> Path:
         "[tool.mutmut]",
         'source_paths = ["kvsim"]',
         f"only_mutate = {toml_list(only)}",
-        f"also_copy = {toml_list(list(ALSO_COPY))}",
+        f"do_not_mutate = {toml_list([f'{pkg}/{x}' for x in exclude])}",
+        f"also_copy = {toml_list([n for n in ALSO_COPY if (ROOT / n).exists()])}",
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
         'pytest_add_cli_args_test_selection = ["tests"]',
         "",
@@ -77,14 +79,15 @@ def setup(pkg: str) -> Path:
     return work
 
 
-def tally(work: Path, pkg: str) -> tuple[Counter[str], list[str]]:
+def tally(work: Path, pkg: str, exclude: list[str]) -> tuple[Counter[str], list[str]]:
     """Status counts and surviving mutant names of ``pkg`` from mutmut's .meta files."""
     counts: Counter[str] = Counter()
     survivors: list[str] = []
     base = work / "mutants"
     metas = [base / (pkg + ".meta")] if pkg.endswith(".py") else sorted((base / pkg).rglob("*.py.meta"))
+    skip = {base / pkg / (x + ".meta") for x in exclude}
     for meta in metas:
-        if not meta.is_file():
+        if not meta.is_file() or meta in skip:
             continue
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
             status = STATUS.get(code, "suspicious")
@@ -94,8 +97,8 @@ def tally(work: Path, pkg: str) -> tuple[Counter[str], list[str]]:
     return counts, survivors
 
 
-def report(pkg: str, work: Path, wall_s: float | None) -> float | None:
-    counts, survivors = tally(work, pkg)
+def report(pkg: str, work: Path, wall_s: float | None, exclude: list[str]) -> float | None:
+    counts, survivors = tally(work, pkg, exclude)
     total = sum(counts.values())
     if not total:
         print(f"{pkg}: no mutants recorded yet")
@@ -106,9 +109,10 @@ def report(pkg: str, work: Path, wall_s: float | None) -> float | None:
         print("  ", s)
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     took = f"; this run {wall_s / 60:.1f} min" if wall_s is not None else ""
-    print(f"{pkg}: {total} mutants ({parts}): score {score:.1%} ({detected}/{total}){took}")
+    what = pkg + (f" (without {', '.join(exclude)})" if exclude else "")
+    print(f"{what}: {total} mutants ({parts}): score {score:.1%} ({detected}/{total}){took}")
     print(f"   inspect one: cd {work.relative_to(ROOT)} && ../../.venv/bin/mutmut show NAME")
-    summary = {"package": pkg, "mutants": total, "detected": detected, "score": score,
+    summary = {"package": pkg, "excluded": exclude, "mutants": total, "detected": detected, "score": score,
                "counts": dict(counts), "run_wall_s": wall_s}
     (work / "score.json").write_text(json.dumps(summary, indent=1) + "\n")
     return score
@@ -117,6 +121,7 @@ def report(pkg: str, work: Path, wall_s: float | None) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("package", help="a folder or module under kvsim/, e.g. kvsim/policy or kvsim/metrics.py")
+    ap.add_argument("--exclude", default="", help="comma-separated modules of the package not to mutate, e.g. hotness.py")
     ap.add_argument("--score", action="store_true", help="print the stored score and survivors, run nothing")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant workers")
     args = ap.parse_args(argv)
@@ -124,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (ROOT / pkg).exists() or not pkg.startswith("kvsim"):
         print(f"mutate: {pkg}: not a package or module under kvsim/", file=sys.stderr)
         return 2
-    work = setup(pkg)
+    exclude = [x for x in args.exclude.split(",") if x]
+    work = setup(pkg, exclude)
     if args.score:
-        return 0 if report(pkg, work, None) is not None else 1
+        return 0 if report(pkg, work, None, exclude) is not None else 1
     env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci")
     real = ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl"
     if "KVSIM_REAL_TRACE" not in env and real.is_file():
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=work, env=env
     )
     wall = time.perf_counter() - t0
-    score = report(pkg, work, wall)
+    score = report(pkg, work, wall, exclude)
     return proc.returncode if proc.returncode else (0 if score is not None else 1)
 
 
