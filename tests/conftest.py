@@ -74,6 +74,18 @@ def examples(n: int) -> int:
     return n * _DEEP
 
 
+# --- fixtures shared by many tests --------------------------------------------------------
+MUTATION = os.environ.get("KVSIM_MUTATION") == "1"  # set by tools/mutate.py
+
+
+def shared(scope: str) -> str:
+    """The scope of a fixture that computes something once for many tests: ``scope``, or
+    "function" under mutation testing. mutmut runs, for each mutant, the tests that called
+    the mutated function; a fixture computed once is charged to the first test only, so the
+    other tests that check its result would never be run against the mutant."""
+    return "function" if MUTATION else scope
+
+
 # --- resources: skip, or fail when the KVSIM_REQUIRE_* switch says they must be there ------
 def _modules(*names: str) -> Callable[[], bool]:
     return lambda: all(importlib.util.find_spec(n) is not None for n in names)
@@ -152,12 +164,12 @@ def real_trace_path() -> Path:
     return REAL_TRACE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def real_trace(real_trace_path: Path) -> Trace:
     return read_mooncake_jsonl(real_trace_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def embedded_trace() -> Trace:
     return read_mooncake_jsonl(EMBEDDED)
 

@@ -10,6 +10,8 @@ import pytest
 from kvsim.analysis.stats import analyze, count_sorted_runs, previous_request, zipf_fit
 from kvsim.trace.schema import Trace
 
+from .conftest import shared
+
 
 def make_trace(reqs: list[list[int]], times: list[float] | None = None, name: str = "hand") -> Trace:
     """A trace from lists of block ids (one list per request) and arrival times."""
@@ -37,7 +39,7 @@ def make_trace(reqs: list[list[int]], times: list[float] | None = None, name: st
 T1 = make_trace([[0, 1, 2, 3], [0, 1, 4], [0, 5, 6], [0, 1, 2, 7], [8]], [0, 1, 2, 4, 10])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def a1():
     return analyze(T1)
 

@@ -6,6 +6,8 @@ import pytest
 
 from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
 
+from .conftest import CONF_DIR, shared
+
 LLAMA8B = ModelSpec("llama3_8b", 8.03e9, 32, 32, 8, 128)
 LLAMA70B = ModelSpec("llama3_70b", 70.6e9, 80, 64, 8, 128)
 H100 = GPUSpec("h100", 989e12, 80 * 2**30, mfu=0.5)
@@ -67,14 +69,13 @@ HAND_PREFILL = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def shipped_prefill():
     """The prefill model as `python -m kvsim` builds it (default model and GPU)."""
     from hydra import compose, initialize_config_dir
 
     from kvsim.app import build_prefill
 
-    from .conftest import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["model=llama3_8b", "gpu=h100"])

@@ -10,6 +10,8 @@ import pytest
 
 from kvsim.metrics import summarize
 
+from .conftest import shared
+
 N = 100
 
 
@@ -33,7 +35,7 @@ def records() -> dict[str, np.ndarray]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def summary() -> dict:
     return summarize(
         records(), ["gpu", "dram"], sim_time_s=12.5, wall_time_s=0.25,

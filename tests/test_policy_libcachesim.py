@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO
 from kvsim.policy.opt import INF, next_use
 
-from .conftest import examples, require_module
+from .conftest import examples, require_module, shared
 
 lcs = require_module("libcachesim", "KVSIM_REQUIRE_LIBCACHESIM")
 
@@ -94,7 +94,7 @@ def lcs_get_hits(cls_name: str, capacity: int, keys: list[int]) -> int:
     return hits
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def real_trace_file(real_trace, tmp_path_factory) -> Path:
     return write_oracle_general(real_trace.hash_ids, tmp_path_factory.mktemp("lcs") / "conv.oracleGeneral.bin")
 

@@ -10,12 +10,12 @@ import pytest
 from kvsim.trace.generate import GeneratorConfig, generate_trace
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
-from .conftest import EMBEDDED
+from .conftest import EMBEDDED, shared
 
 SMALL = GeneratorConfig(duration_s=300.0, session_rate_per_s=1.0, seed=7)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def trace():
     return generate_trace(SMALL)
 

@@ -4,6 +4,7 @@
     python tools/mutate.py kvsim/policy/lru.py     # one module
     python tools/mutate.py kvsim/policy --exclude hotness.py   # not that module
     python tools/mutate.py --score kvsim/policy    # print the stored score, run nothing
+    python tools/mutate.py --retest kvsim/policy   # run the survivors again, after new tests
 
 Each package gets its own mutmut folder, ``.mutmut/<package>/`` (ignored by git): the
 project's files are linked there and only that package is mutated (``only_mutate``), so
@@ -15,7 +16,9 @@ so an interrupted run resumes where it stopped.
 mutmut runs the whole suite once to learn which tests call each mutated function, then
 runs, for each mutant, only those tests (fastest first, stopping at the first failure).
 Tests run under the ``ci`` hypothesis profile (derandomized), so a mutant's verdict does
-not depend on the seed. Tests that only reach the code through a subprocess (the CLI,
+not depend on the seed, and with KVSIM_MUTATION=1, which makes the fixtures that compute
+something once for many tests recompute it per test (see ``shared`` in tests/conftest.py:
+mutmut charges a call to the test that made it). Tests that only reach the code through a subprocess (the CLI,
 the notebooks) cannot kill a mutant: mutmut does not see their calls.
 
 The score printed is killed / all mutants of the package (a timeout counts as killed:
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -123,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("package", help="a folder or module under kvsim/, e.g. kvsim/policy or kvsim/metrics.py")
     ap.add_argument("--exclude", default="", help="comma-separated modules of the package not to mutate, e.g. hotness.py")
     ap.add_argument("--score", action="store_true", help="print the stored score and survivors, run nothing")
+    ap.add_argument("--retest", action="store_true",
+                    help="run the surviving mutants again (after adding tests; mutmut keeps a verdict otherwise)")
+    ap.add_argument("--fresh", action="store_true", help="forget this package's results and start over")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant workers")
     args = ap.parse_args(argv)
     pkg = args.package.rstrip("/")
@@ -130,16 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: {pkg}: not a package or module under kvsim/", file=sys.stderr)
         return 2
     exclude = [x for x in args.exclude.split(",") if x]
+    if args.fresh:
+        shutil.rmtree(WORK / pkg.replace("/", ".").removesuffix(".py"), ignore_errors=True)
     work = setup(pkg, exclude)
     if args.score:
         return 0 if report(pkg, work, None, exclude) is not None else 1
-    env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci")
+    env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci", KVSIM_MUTATION="1")
     real = ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl"
     if "KVSIM_REAL_TRACE" not in env and real.is_file():
         env["KVSIM_REAL_TRACE"] = str(real)  # ROOT in the tests is .mutmut/PKG/mutants
+    names = [s.split(":")[0] for s in tally(work, pkg, exclude)[1]] if args.retest else []
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)], cwd=work, env=env
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names],
+        cwd=work, env=env,
     )
     wall = time.perf_counter() - t0
     score = report(pkg, work, wall, exclude)
