@@ -138,6 +138,19 @@ def test_measurements_accumulate_and_refresh_follows_the_default() -> None:
     assert "redis run" not in d and "shim run" in d  # the header lists the measurements still in use
 
 
+def test_refresh_refuses_to_lose_a_renamed_keys_measurement() -> None:
+    """The default file renames a measured key: a refresh cannot carry the value over, and
+    must say so (naming the key) instead of writing a file that silently has the default."""
+    a = render(DEFAULT_TEXT, "ren", [Measured("redis.get_s", 1.5e-6, "GET")], SRC)
+    renamed = DEFAULT_TEXT.replace("\n  get_s:", "\n  get_latency_s:", 1)
+    assert renamed != DEFAULT_TEXT
+    with pytest.raises(CalibrationError, match=r"no longer has: \['redis.get_s'\]"):
+        render(renamed, "ren", [], None, previous_text=a)
+    # also when the new key is measured now: the user decides (write(..., fresh=True) starts over)
+    with pytest.raises(CalibrationError, match="redis.get_s"):
+        render(renamed, "ren", [Measured("redis.get_latency_s", 2e-6, "GET")], SRC, previous_text=a)
+
+
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "calibration" / "unit.yaml"
     calfile.write("unit", [Measured("redis.get_s", 1.5e-6, "GET")], SRC, out=out)
