@@ -46,6 +46,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.child_process
 def test_cli_writes_every_output(cli_run: Path) -> None:
     for name in ["trace_stats.json", "requests.parquet", "accesses.parquet", "lru_curve.csv",
                  "popularity.csv", "report.md", "config.yaml", *FIGURES]:
@@ -70,6 +71,7 @@ def test_cli_writes_every_output(cli_run: Path) -> None:
     assert "id assignment" in report
 
 
+@pytest.mark.child_process
 def test_saved_tables_agree_with_stats(cli_run: Path) -> None:
     import pandas as pd
 
@@ -97,6 +99,7 @@ def test_experiment_config_is_single_run() -> None:
     assert cfg.experiment.runs_min_n == 2
 
 
+@pytest.mark.child_process
 def test_notebook_is_current_and_runs(cli_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outputs = run_notebook("trace_analysis", {"KVSIM_ANALYSIS_DIR": str(cli_run)}, monkeypatch)
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5

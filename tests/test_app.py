@@ -31,6 +31,7 @@ def kvsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.child_process
 def test_simulate_writes_outputs(tmp_path: Path) -> None:
     out = tmp_path / "run"
     p = kvsim(f"hydra.run.dir={out}", "trace.max_requests=300", "progress=false")
@@ -47,6 +48,7 @@ def test_simulate_writes_outputs(tmp_path: Path) -> None:
     assert not list(out.glob(".*.tmp"))
 
 
+@pytest.mark.child_process
 def test_single_tier_cli_matches_independent_lru(tmp_path: Path, real_trace_path: Path) -> None:
     out = tmp_path / "st"
     p = kvsim(
@@ -84,6 +86,7 @@ def test_single_tier_lru_exact_counts_on_real_trace(compose_cfg, real_trace_path
         assert summary["block_hits"] == 288_500 - 182_790
 
 
+@pytest.mark.child_process
 def test_bad_group_option_fails_at_compose(tmp_path: Path) -> None:
     p = kvsim("policy=lruu", f"hydra.run.dir={tmp_path / 'x'}")
     assert p.returncode != 0
@@ -105,6 +108,7 @@ def test_unknown_policy_or_index_key_fails_before_simulation(compose_cfg) -> Non
         validate(compose_cfg(["+index.pipelining=true"]))
 
 
+@pytest.mark.child_process
 def test_bad_multirun_fails_before_any_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     p = kvsim("-m", "policy=lru,lruu", "trace.max_requests=50", f"hydra.sweep.dir={sweep}")
@@ -119,6 +123,7 @@ def test_missing_trace_file_is_a_clear_error(compose_cfg, tmp_path: Path) -> Non
         run(cfg, tmp_path)
 
 
+@pytest.mark.child_process
 def test_placement_sweep_gathers_a_table_and_figure(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     p = kvsim(

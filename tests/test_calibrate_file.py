@@ -206,6 +206,7 @@ def test_committed_calibration_files_are_complete(path: Path, compose_cfg) -> No
         validate(compose_cfg([f"calibration={path.stem}", f"index={index}"]))
 
 
+@pytest.mark.child_process
 def test_python_m_kvsim_runs_with_a_written_calibration(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     calfile.write("cli", [Measured("tcp.rtt_s", 40e-6, "loopback")], SRC, out=conf / "calibration" / "cli.yaml")

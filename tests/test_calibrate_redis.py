@@ -125,6 +125,7 @@ def test_measure_redis_and_run_a_simulation_with_it(redis_port: int, compose_cfg
     assert summary["requests"] == 60 and summary["metadata_p50_s"] >= cfg.index.tcp_rtt_s
 
 
+@pytest.mark.child_process
 def test_cli_writes_the_file_and_the_raw_numbers(redis_port: int, tmp_path: Path) -> None:
     out = tmp_path / "calibration" / "cli.yaml"
     p = subprocess.run(
@@ -138,6 +139,7 @@ def test_cli_writes_the_file_and_the_raw_numbers(redis_port: int, tmp_path: Path
     assert raw["requests"] == 100 and set(raw["calibration"]) == set(calfile.measured_lines(out.read_text()))
 
 
+@pytest.mark.child_process
 def test_cli_says_when_redis_is_unreachable(tmp_path: Path) -> None:
     p = subprocess.run(
         [sys.executable, "-m", "kvsim.calibrate", "redis", "--port", str(free_port()), "--out",

@@ -135,6 +135,7 @@ def rdma_devices() -> list[str]:
     return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
 
+@pytest.mark.child_process
 def test_shim_runs_locally_and_skips_rdma_cleanly(shim_bin: Path) -> None:
     p = subprocess.run([str(shim_bin), *SMALL], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -153,6 +154,7 @@ def test_shim_runs_locally_and_skips_rdma_cleanly(shim_bin: Path) -> None:
     assert {"host.dram_latency_s", "host.memcpy_Bps"} <= keys
 
 
+@pytest.mark.child_process
 def test_shim_builds_without_rdma_or_cuda(tmp_path: Path) -> None:
     binary = _build(tmp_path, "RDMA=0", "CUDA=0")
     p = subprocess.run([str(binary), "--skip", "dram,memcpy"], capture_output=True, text=True, timeout=60)
@@ -170,6 +172,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.child_process
 def test_shim_client_and_server_over_loopback(shim_bin: Path) -> None:
     port = free_port()
     server = subprocess.Popen(
@@ -200,6 +203,7 @@ def test_shim_client_and_server_over_loopback(shim_bin: Path) -> None:
     assert [m.key for m in r.measured] == ["tcp.rtt_s"] and "127.0.0.1" in r.measured[0].note
 
 
+@pytest.mark.child_process
 def test_shim_usage_errors(shim_bin: Path) -> None:
     for args in (["--bogus"], ["--server", "--client", "x"], ["--skip", "gpu"], ["--dram-repeats", "0"]):
         p = subprocess.run([str(shim_bin), *args], capture_output=True, text=True, timeout=10)
@@ -210,6 +214,7 @@ def test_shim_usage_errors(shim_bin: Path) -> None:
     assert json.loads(p.stdout)["rdma"]["status"] == "error"  # the JSON is still whole
 
 
+@pytest.mark.child_process
 def test_calibrate_shim_run_writes_a_file(shim_bin: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration" / "here.yaml"
     rc = main(["shim", "--run", "--shim", str(shim_bin), "--name", "here", "--out", str(out),
