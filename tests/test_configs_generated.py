@@ -63,7 +63,9 @@ def test_the_generator_sees_every_group() -> None:
 def test_non_finite_or_negative_numbers_fail_at_compose_naming_the_key(case, value) -> None:
     base, key = case
     overrides = [*base, f"{key}={value}"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        with pytest.raises((ConfigError, ConfigCompositionException)) as e:
-            check_config(compose("config", overrides=overrides), overrides)
+    with (
+        initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"),
+        pytest.raises((ConfigError, ConfigCompositionException)) as e,
+    ):
+        check_config(compose("config", overrides=overrides), overrides)
     assert key in str(e.value).splitlines()[0], str(e.value)
