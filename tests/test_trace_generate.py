@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from kvsim.trace.generate import GeneratorConfig, generate_trace
-from kvsim.trace.mooncake import read_mooncake_jsonl
 
 from .conftest import EMBEDDED, shared
 
@@ -69,10 +68,53 @@ def test_multi_turn_reuse_and_timestamps(trace) -> None:
     assert trace.meta["sessions"] > 0
 
 
-def test_embedded_trace_is_the_generator_output() -> None:
+def test_embedded_trace_is_the_generator_output(tmp_path) -> None:
     """traces/synthetic_conversation.jsonl is exactly what `make_embedded` writes."""
-    shipped = read_mooncake_jsonl(EMBEDDED)
-    fresh = generate_trace(GeneratorConfig(seed=0))
-    np.testing.assert_array_equal(shipped.hash_ids, fresh.hash_ids)
-    np.testing.assert_array_equal(shipped.input_tokens, fresh.input_tokens)
-    np.testing.assert_allclose(shipped.arrival_s, fresh.arrival_s)
+    from kvsim.trace.make_embedded import DEFAULT, main
+
+    assert DEFAULT == EMBEDDED
+    out = main(tmp_path / "embedded.jsonl")
+    assert out == tmp_path / "embedded.jsonl"
+    assert out.read_bytes() == EMBEDDED.read_bytes()
+
+
+def test_structure_with_constant_sizes_by_hand(monkeypatch) -> None:
+    """Every size fixed (the lognormal draw returns its mean), two prompt variants:
+    root prompt 1,024 tokens (blocks 0-1, shared by every request), variant 2,048 (blocks
+    2-3, shared by the requests of one variant), first message 1,024, later messages and
+    outputs 512. Turn t of a session has 3,072 + 1,024 t tokens, so 6 + 2t blocks, each turn
+    extending the previous one. max_input_tokens = 4,096 admits turn 1 exactly."""
+    monkeypatch.setattr("kvsim.trace.generate._lognormal", lambda rng, mean, sigma=0.8: int(mean))
+    cfg = GeneratorConfig(
+        duration_s=600.0, session_rate_per_s=0.05, mean_turns=4.0, root_prompt_tokens=1024,
+        prompt_variants=2, variant_tokens_mean=1024, first_message_tokens_mean=1024,
+        message_tokens_mean=512, output_tokens_mean=512, max_input_tokens=4096,
+        timestamp_resolution_s=0.0, seed=3,
+    )
+    tr = generate_trace(cfg, name="hand")
+    assert tr.name == "hand" and tr.block_tokens == 512
+    sizes = tr.input_tokens.tolist()
+    assert set(sizes) == {3072, 4096}  # turn 2 (5,120 tokens) is over the limit
+    assert tr.output_tokens.tolist() == [512] * len(tr)
+    firsts = [tr.blocks(i).tolist() for i in range(len(tr)) if sizes[i] == 3072]
+    seconds = [tr.blocks(i).tolist() for i in range(len(tr)) if sizes[i] == 4096]
+    assert firsts and seconds
+    assert all(len(b) == 6 and b[:2] == [0, 1] for b in firsts)
+    assert len({tuple(b[2:4]) for b in firsts}) == 2  # the two variants' blocks
+    assert all(len(b) == 8 and b[:6] in firsts for b in seconds)  # turn 1 extends turn 0
+    assert len({tuple(b[4:]) for b in firsts}) == len(firsts)  # each session its own blocks
+    assert tr.meta == {"generator": "kvsim.trace.generate", "seed": 3, "sessions": len(firsts)}
+    # resolution 0: times as drawn (distinct, finite, not on a grid)
+    assert np.isfinite(tr.arrival_s).all() and (np.diff(tr.arrival_s) > 0).all()
+    assert not np.allclose(tr.arrival_s % 3.0, 0.0)
+
+
+def test_timestamp_resolution_and_small_draws() -> None:
+    from kvsim.trace.generate import _lognormal
+
+    half = generate_trace(GeneratorConfig(duration_s=120.0, timestamp_resolution_s=0.5, seed=1))
+    assert np.allclose(half.arrival_s % 0.5, 0.0) and not np.allclose(half.arrival_s % 1.0, 0.0)
+    assert generate_trace(GeneratorConfig(duration_s=60.0, seed=1)).name == "synthetic"
+    assert generate_trace(GeneratorConfig(duration_s=60.0, block_tokens=256, seed=1)).block_tokens == 256
+    rng = np.random.default_rng(0)
+    assert {_lognormal(rng, 0.01) for _ in range(20)} == {1}  # never fewer than 1 token

@@ -53,6 +53,52 @@ def test_round_trip(tmp_path: Path) -> None:
     assert not list(out.parent.glob("*.tmp"))
 
 
+def test_write_makes_folders_and_replaces_atomically_from_beside_the_target(tmp_path: Path, monkeypatch) -> None:
+    """The writer creates missing parent folders (and accepts existing ones), writes a
+    temporary file beside the target (a rename within one folder is atomic), readable by
+    all (0644), then renames it into place."""
+    import os
+
+    tr = read_mooncake_jsonl(_write(tmp_path, _lines(GOOD)))
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((str(a), str(b))), real_replace(a, b))[1])
+    target = tmp_path / "new" / "deeper" / "t.jsonl"
+    assert write_mooncake_jsonl(tr, target) == target
+    write_mooncake_jsonl(tr, target.parent / "second.jsonl")  # the folder exists now
+    (src, dst), _ = renames
+    assert Path(src).parent == target.parent and Path(src).name.startswith("t.jsonl")
+    assert src.endswith(".tmp") and dst == str(target)
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in target.parent.iterdir()) == ["second.jsonl", "t.jsonl"]
+    assert target.read_text().splitlines()[0] == (
+        '{"timestamp": 0, "input_length": 600, "output_length": 10, "hash_ids": [0, 1]}'
+    )
+
+
+def test_a_failed_write_leaves_nothing_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    tr = read_mooncake_jsonl(_write(tmp_path, _lines(GOOD)))
+    (tmp_path / "out").mkdir()
+    target = tmp_path / "out" / "t.jsonl"
+    target.write_text("earlier\n")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("kvsim.trace.mooncake.json.dumps", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_mooncake_jsonl(tr, target)
+    assert target.read_text() == "earlier\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["t.jsonl"]
+
+
+def test_to_frame_columns(tmp_path: Path) -> None:
+    df = read_mooncake_jsonl(_write(tmp_path, _lines(GOOD))).to_frame()
+    assert list(df.columns) == ["arrival_s", "input_tokens", "output_tokens", "num_blocks"]
+    assert df["arrival_s"].tolist() == [0.0, 0.0, 3.0] and df["input_tokens"].tolist() == [600, 512, 1100]
+    assert df["output_tokens"].tolist() == [10, 5, 7] and df["num_blocks"].tolist() == [2, 1, 3]
+
+
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
     lines = _lines(GOOD)
     lines.insert(1, "")
