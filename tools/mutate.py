@@ -55,10 +55,14 @@ def toml_list(xs: list[str]) -> str:
     return "[" + ", ".join(json.dumps(x) for x in xs) + "]"
 
 
-def setup(pkg: str, exclude: list[str]) -> Path:
+def workdir(pkg: str) -> Path:
+    return WORK / pkg.replace("/", ".").removesuffix(".py")
+
+
+def setup(pkg: str, exclude: list[str], tests: list[str]) -> Path:
     """``.mutmut/<pkg>/`` with links to the project and a pyproject.toml that is the
     project's plus the mutmut section for this package."""
-    work = WORK / pkg.replace("/", ".").removesuffix(".py")
+    work = workdir(pkg)
     work.mkdir(parents=True, exist_ok=True)
     for name in LINKED:
         link = work / name
@@ -76,10 +80,11 @@ def setup(pkg: str, exclude: list[str]) -> Path:
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
         # a test marked child_process runs kvsim only in another process, where mutmut cannot
         # see which functions it calls: it could never be chosen to kill a mutant
-        'pytest_add_cli_args_test_selection = ["tests", "-m", "not child_process"]',
+        f"pytest_add_cli_args_test_selection = {toml_list([*tests, '-m', 'not child_process'])}",
         "",
     ])
     text = (ROOT / "pyproject.toml").read_text() + section
+    (work / "selection.json").write_text(json.dumps(tests))
     target = work / "pyproject.toml"
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
@@ -117,9 +122,12 @@ def report(pkg: str, work: Path, wall_s: float | None, exclude: list[str]) -> fl
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     took = f"; this run {wall_s / 60:.1f} min" if wall_s is not None else ""
     what = pkg + (f" (without {', '.join(exclude)})" if exclude else "")
+    selection = json.loads((work / "selection.json").read_text()) if (work / "selection.json").exists() else None
+    if selection and selection != ["tests"]:
+        print(f"   tests mutmut could choose from: {' '.join(selection)}")
     print(f"{what}: {total} mutants ({parts}): score {score:.1%} ({detected}/{total}){took}")
     print(f"   inspect one: cd {work.relative_to(ROOT)} && ../../.venv/bin/mutmut show NAME")
-    summary = {"package": pkg, "excluded": exclude, "mutants": total, "detected": detected, "score": score,
+    summary = {"package": pkg, "excluded": exclude, "tests": selection, "mutants": total, "detected": detected, "score": score,
                "counts": dict(counts), "run_wall_s": wall_s}
     (work / "score.json").write_text(json.dumps(summary, indent=1) + "\n")
     return score
@@ -129,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("package", help="a folder or module under kvsim/, e.g. kvsim/policy or kvsim/metrics.py")
     ap.add_argument("--exclude", default="", help="comma-separated modules of the package not to mutate, e.g. hotness.py")
+    ap.add_argument("--tests", default="tests",
+                    help="the tests mutmut may choose from (default: the whole suite), e.g. "
+                         "'tests/test_policy_*.py tests/test_hierarchy.py': fewer is faster, and the "
+                         "score then is a lower bound of the whole suite's")
     ap.add_argument("--score", action="store_true", help="print the stored score and survivors, run nothing")
     ap.add_argument("--retest", action="store_true",
                     help="run the surviving mutants again (after adding tests; mutmut keeps a verdict otherwise)")
@@ -140,11 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutate: {pkg}: not a package or module under kvsim/", file=sys.stderr)
         return 2
     exclude = [x for x in args.exclude.split(",") if x]
-    if args.fresh:
-        shutil.rmtree(WORK / pkg.replace("/", ".").removesuffix(".py"), ignore_errors=True)
-    work = setup(pkg, exclude)
     if args.score:
-        return 0 if report(pkg, work, None, exclude) is not None else 1
+        return 0 if report(pkg, workdir(pkg), None, exclude) is not None else 1
+    if args.fresh:
+        shutil.rmtree(workdir(pkg), ignore_errors=True)
+    tests = sorted({str(p.relative_to(ROOT)) for pat in args.tests.split() for p in ROOT.glob(pat)})
+    if not tests:
+        print(f"mutate: --tests {args.tests!r} matches no test file or folder", file=sys.stderr)
+        return 2
+    work = setup(pkg, exclude, tests)
     env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci", KVSIM_MUTATION="1")
     real = ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl"
     if "KVSIM_REAL_TRACE" not in env and real.is_file():
