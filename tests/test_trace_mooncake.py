@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,7 @@ BAD_CASES = [
     ("negative timestamp", '{"timestamp": -1, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "negative"),
     ("decreasing timestamp", '{"timestamp": 2999, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "decreases"),
     ("string timestamp", '{"timestamp": "9", "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "number"),
-    ("empty hash_ids", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": []}', "hash_ids", "non-empty"),
+    ("empty hash_ids", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": []}', "hash_ids", "non-empty list of integers"),
     ("non-integer id", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [1.5]}', "hash_ids", "element 0"),
     ("string id", '{"timestamp": 9000, "input_length": 600, "output_length": 1, "hash_ids": [0, "x"]}', "hash_ids", "element 1"),
     ("block count", '{"timestamp": 9000, "input_length": 1025, "output_length": 1, "hash_ids": [0, 1]}', "hash_ids", "ceil(1025/512) = 3"),
@@ -131,16 +132,50 @@ def test_bad_line_names_file_line_field(tmp_path: Path, case: str, line: str, fi
     with pytest.raises(TraceFormatError) as e:
         read_mooncake_jsonl(p)
     msg = str(e.value)
-    assert msg.startswith(f"{p}:4: field '{field}'"), msg
-    assert problem in msg
-    assert e.value.line == 4 and e.value.field == field
+    assert msg == f"{p}:4: field '{field}': {e.value.problem}", msg
+    assert re.search(rf"(^|\W){re.escape(problem)}($|\W)", e.value.problem), msg  # the phrase, whole
+    assert e.value.line == 4 and e.value.field == field and e.value.path == str(p)
 
 
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         read_mooncake_jsonl(tmp_path / "nope.jsonl")
-    with pytest.raises(TraceFormatError, match="no requests"):
-        read_mooncake_jsonl(_write(tmp_path, []))
+    empty = _write(tmp_path, [])
+    with pytest.raises(TraceFormatError) as e:
+        read_mooncake_jsonl(empty)
+    assert (e.value.path, e.value.line, e.value.field, e.value.problem) == (str(empty), 0, "<file>", "no requests")
+    assert str(e.value) == f"{empty}:0: field '<file>': no requests"
+
+
+def test_values_past_int64_are_refused(tmp_path: Path) -> None:
+    """A token count or id of 2^63 does not fit the int64 columns: refused (not wrapped to a
+    negative number)."""
+    for field, value in (("input_length", 2**63), ("output_length", 2**63), ("hash_ids", [2**63])):
+        rec = {"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [0], field: value}
+        with pytest.raises((TraceFormatError, OverflowError)):
+            read_mooncake_jsonl(_write(tmp_path, [json.dumps(rec)]), check_block_count=False)
+
+
+def test_source_name_and_schema_checks(tmp_path: Path) -> None:
+    p = _write(tmp_path, _lines(GOOD))
+    tr = read_mooncake_jsonl(p)
+    assert tr.source == str(p) and tr.name == "t"
+    np.testing.assert_array_equal(tr.request_index(), [0, 0, 1, 2, 2, 2])
+    head = Trace(tr.arrival_s, tr.input_tokens, tr.output_tokens, tr.offsets, tr.hash_ids,
+                 block_tokens=64, name="n", source="s", meta={"k": 1}).head(2)
+    assert (head.block_tokens, head.name, head.source, head.meta) == (64, "n", "s", {"k": 1})
+    assert head.offsets.tolist() == [0, 2, 3] and head.hash_ids.tolist() == [0, 1, 0]
+    ones = np.ones(2)
+    with pytest.raises(ValueError, match="^trace columns have different lengths$"):
+        Trace(ones, np.ones(3, dtype=np.int64), np.ones(2, dtype=np.int64), np.array([0, 1, 2]), np.array([5, 6]))
+    bad_offsets = [
+        np.array([0, 2]),  # one offset short (first and last right)
+        np.array([1, 1, 2]),  # does not start at 0 (length and last right)
+        np.array([0, 1, 3]),  # does not end at len(hash_ids)
+    ]
+    for offs in bad_offsets:
+        with pytest.raises(ValueError, match="^trace offsets do not match hash_ids$"):
+            Trace(ones, np.ones(2, dtype=np.int64), np.ones(2, dtype=np.int64), offs, np.array([5, 6]))
 
 
 def test_block_count_check_can_be_disabled(tmp_path: Path) -> None:
