@@ -26,6 +26,12 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).name.split(".")[0])
     if not OmegaConf.has_resolver("gib"):
         OmegaConf.register_new_resolver("gib", lambda x: int(float(x) * 2**30))
+    if not OmegaConf.has_resolver("kvsim_staging"):
+        # Hydra's own files (.hydra/, the job log) go to the run's staging folder, so that
+        # nothing is written into the final folder before kvsim has locked and checked it.
+        from kvsim.runfolder import stage
+
+        OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
 
 
 @dataclass
@@ -97,7 +103,8 @@ class KvsimConfig:
     calibration: Any = MISSING
     mode: str = "simulate"  # simulate | trace_analysis | metadata_bench (set by experiments)
     seed: int = 0
-    progress: bool = True
+    progress: bool = True  # a run: the replay's bar; a sweep: jobs done / total with an ETA
+    overwrite: bool = False  # replace a complete run of another config in the run's folder
     check_invariants: bool = False
     save_requests: bool = True
     figures: bool = True
