@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvsim.io import write_json
-from kvsim.runfolder import read_marker
+from kvsim.runfolder import RUN_CONTROL_KEYS, config_hash, read_marker
 
 JOBS_FILE = "sweep_jobs.json"
 STATE_DIR = ".kvsim"  # sweep-level bookkeeping: failure records, the sweep lock
@@ -64,6 +64,13 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def describe_job(num: int, subdir: str, overrides: Sequence[str], config: dict[str, Any]) -> Job:
+    """A job from its resolved task config: the hash its run folder will carry, and the config
+    flattened for the table (run-control keys left out of both)."""
+    kept = {str(k): v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
+    return Job(num, subdir, list(overrides), config_hash(config), flatten(kept))
 
 
 def write_jobs(sweep_dir: str | os.PathLike[str], jobs: Iterable[Job], **info: Any) -> Path:

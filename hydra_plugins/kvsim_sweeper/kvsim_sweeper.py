@@ -100,8 +100,7 @@ class KvsimSweeper(BasicSweeper):
 
     def _describe(self, num: int, overrides: Sequence[str], sweep_dir: Path) -> Any:
         """Compose job ``num`` as its launcher will, for its folder name and config hash."""
-        from kvsim.runfolder import RUN_CONTROL_KEYS, config_hash
-        from kvsim.sweepjobs import Job, flatten
+        from kvsim.sweepjobs import describe_job
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -122,9 +121,7 @@ class KvsimSweeper(BasicSweeper):
         finally:
             HydraConfig.instance().cfg = orig  # type: ignore[assignment]
         assert isinstance(container, dict)
-        container = {str(k): v for k, v in container.items()}
-        flat = flatten({k: v for k, v in container.items() if k not in RUN_CONTROL_KEYS})
-        return Job(num, subdir, list(overrides), config_hash(container), flat)
+        return describe_job(num, subdir, overrides, {str(k): v for k, v in container.items()})
 
     def sweep(self, arguments: list[str]) -> Any:
         from kvsim.runfolder import FolderLock

@@ -175,7 +175,8 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
                 data=data.sort_values(x), x=x, y=col, hue="policy", style="policy", hue_order=order,
                 style_order=order, palette=palette, markers=True, dashes=False, ax=ax,
             )
-            ax.set_xscale("log", base=2)
+            if data[x].min() > 0:
+                ax.set_xscale("log", base=2)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.legend(fontsize=7, ncol=2)
