@@ -42,6 +42,7 @@ MARKER = ".kvsim-complete.json"
 RUN_CONTROL_KEYS = ("progress", "overwrite")
 _HOST = socket.gethostname().split(".")[0] or "host"
 _STAGED: set[Path] = set()  # staging folders of this process not yet committed or removed
+_HELD: set[Path] = set()  # final folders whose run is in progress in this process
 
 
 class RunFolderError(RuntimeError):
@@ -183,6 +184,8 @@ class RunFolder:
         self._made_final = False
 
     def __enter__(self) -> RunFolder:
+        if self.final in _HELD:  # the staging folder (named by our pid) is that run's
+            raise RunFolderError(f"{self.final}: another run is writing into this folder (this process)")
         try:
             self.lock.acquire()
         except BaseException:
@@ -194,6 +197,7 @@ class RunFolder:
             self._discard_staging()
             self.lock.release()
             raise
+        _HELD.add(self.final)
         return self
 
     def _discard_staging(self) -> None:
@@ -259,4 +263,5 @@ class RunFolder:
                 if self.final.is_dir() and not any(self.final.iterdir()):
                     self.final.rmdir()  # Hydra made it empty before the run: leave nothing
         finally:
+            _HELD.discard(self.final)
             self.lock.release()

@@ -1,0 +1,132 @@
+"""Sweeps through every launcher give the basic launcher's table row for row; a killed sweep
+resumes without rerunning finished jobs; a failing job is a row, and the sweep fails.
+
+The Slurm test needs a Slurm whose node is idle (`.ci/slurm-setup.sh` makes a one-node one);
+it skips when there is none, unless KVSIM_REQUIRE_SLURM=1 (set by .ci/run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kvsim.runfolder import MARKER
+
+from .conftest import ROOT
+
+SWEEP = ["policy=lru,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests=200", "figures=false"]
+WALL_CLOCK = ("wall_time_s", "accesses_per_s")
+
+
+def kvsim(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvsim", "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def table(sweep: Path) -> pd.DataFrame:
+    df = pd.read_parquet(sweep / "sweep.parquet")
+    return df.drop(columns=[c for c in df.columns if c.endswith(WALL_CLOCK) or c.startswith("trace.path")])
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    sweep = tmp_path_factory.mktemp("basic") / "sweep"
+    p = kvsim(*SWEEP, f"hydra.sweep.dir={sweep}")
+    assert p.returncode == 0, p.stderr
+    df = table(sweep)
+    assert len(df) == 4 and (df["status"] == "complete").all()
+    assert "sweep: 4/4 jobs done" in p.stderr + p.stdout  # progress
+    return df
+
+
+def assert_same_table(sweep: Path, basic: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(table(sweep), basic, check_like=False)
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_give_the_basic_table(tmp_path: Path, basic: pd.DataFrame, launcher: str) -> None:
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "joblib" else "hydra_plugins.hydra_submitit_launcher")
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    p = kvsim(*SWEEP, f"hydra/launcher={launcher}", *extra, f"hydra.sweep.dir={tmp_path / 's'}")
+    assert p.returncode == 0, p.stderr
+    assert_same_table(tmp_path / "s", basic)
+
+
+def slurm_ready() -> bool:
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    return p.returncode == 0 and "idle" in p.stdout.split()
+
+
+def test_slurm_sweep_gives_the_basic_table(tmp_path: Path, basic: pd.DataFrame) -> None:
+    if not slurm_ready():
+        if os.environ.get("KVSIM_REQUIRE_SLURM") == "1":
+            pytest.fail("KVSIM_REQUIRE_SLURM=1 but no idle Slurm node (run .ci/slurm-setup.sh)")
+        pytest.skip("no Slurm here (sbatch/sinfo, an idle node); .ci/slurm-setup.sh makes one")
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    p = kvsim(*SWEEP, "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10",
+              "progress=false", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert p.returncode == 0, p.stderr
+    assert_same_table(tmp_path / "s", basic)
+    assert list((tmp_path / "s" / ".submitit").iterdir())  # it really went through sbatch
+
+
+def mtimes(sweep: Path, jobs: list[str]) -> dict[str, int]:
+    return {str(f.relative_to(sweep)): f.stat().st_mtime_ns for j in jobs for f in (sweep / j).rglob("*") if f.is_file()}
+
+
+def complete_jobs(sweep: Path) -> list[str]:
+    return sorted(p.parent.name for p in sweep.glob(f"*/{MARKER}"))
+
+
+def test_killed_sweep_resumes_and_leaves_finished_jobs_untouched(tmp_path: Path) -> None:
+    sweep = tmp_path / "s"
+    args = ["policy=lru,fifo,hotness,opt", "system.capacity_scale=0.1,0.5", "trace.max_requests=800",
+            "figures=false", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen([sys.executable, "-m", "kvsim", "-m", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and len(complete_jobs(sweep)) < 2:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # the hardest stop: no handler runs
+    proc.wait(timeout=60)
+    done = complete_jobs(sweep)
+    assert 2 <= len(done) < 8, f"the sweep was not stopped midway ({len(done)} of 8 jobs complete)"
+    before = mtimes(sweep, done)
+    p = kvsim(*args)
+    assert p.returncode == 0, p.stderr
+    assert (p.stdout + p.stderr).count("skip: complete") == len(done)
+    assert mtimes(sweep, done) == before  # finished jobs were not rerun
+    assert len(complete_jobs(sweep)) == 8
+    df = pd.read_csv(sweep / "sweep.csv")
+    assert len(df) == 8 and (df["status"] == "complete").all()
+    assert not [p for p in sweep.iterdir() if ".staging-" in p.name or p.name.endswith(".lock")]
+
+
+def test_sweep_with_a_failing_job_writes_the_table_and_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"timestamp": 0, "input_length": 10, "output_length": 1, "hash_ids": [0]}\nnot json\n')
+    sweep = tmp_path / "s"
+    good = ROOT / "traces" / "synthetic_conversation.jsonl"
+    p = kvsim("policy=lru,opt", f"trace.path={good},{bad}", "trace.max_requests=200", f"hydra.sweep.dir={sweep}")
+    assert p.returncode != 0
+    assert "2 of 4 jobs failed" in p.stderr and "bad.jsonl:2" in p.stderr
+    df = pd.read_csv(sweep / "sweep.csv")
+    assert list(df["status"]) == ["complete", "failed", "complete", "failed"]
+    assert df.loc[df.status == "failed", "error"].str.contains("bad.jsonl:2: field '<json>'").all()
+    assert df.loc[df.status == "failed", "trace"].eq("bad").all()
+    for fig in ("sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png"):
+        assert (sweep / fig).is_file(), fig
+    jobs = json.loads((sweep / "sweep_jobs.json").read_text())["jobs"]
+    assert [j["subdir"] for j in jobs] == list(df["job"])
+    r = subprocess.run([sys.executable, "-m", "kvsim.report", str(sweep)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 1 and "1_lru_x1.0: failed" in r.stdout + r.stderr
