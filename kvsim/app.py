@@ -144,6 +144,10 @@ def run_single_tier(cfg: DictConfig, out: Path) -> dict[str, Any]:
     n = trace.num_block_accesses
     summary = {
         "mode": "single_tier",
+        # What a sweep tells runs apart by (a sweep over traces compares each with its own OPT).
+        "trace": trace.name,
+        "trace_path": str(cfg.trace.path),
+        "block_tokens": trace.block_tokens,
         "policy": cfg.policy.name,
         "capacity_blocks": cap,
         "requests": len(trace),

@@ -20,7 +20,7 @@ import pytest
 
 from kvsim.runfolder import MARKER
 
-from .conftest import ROOT
+from .conftest import CONF_DIR, ROOT
 
 SWEEP = ["policy=lru,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests=200", "figures=false"]
 WALL_CLOCK = ("wall_time_s", "accesses_per_s")
@@ -53,11 +53,37 @@ def assert_same_table(sweep: Path, basic: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_give_the_basic_table(tmp_path: Path, basic: pd.DataFrame, launcher: str) -> None:
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if launcher == "joblib" else "hydra_plugins.hydra_submitit_launcher")
+    pytest.importorskip(PLUGIN[launcher])
     extra = ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     p = kvsim(*SWEEP, f"hydra/launcher={launcher}", *extra, f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode == 0, p.stderr
     assert_same_table(tmp_path / "s", basic)
+
+
+LAUNCHERS = sorted(f.stem for f in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
+PLUGIN = {"joblib": "hydra_plugins.hydra_joblib_launcher", "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+          "submitit_local": "hydra_plugins.hydra_submitit_launcher"}
+SETTABLE = {"submitit_slurm": ["partition=debug", "timeout_min=5", "mem_gb=2", "cpus_per_task=2", "array_parallelism=3"]}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_composes_and_a_typo_fails_at_compose(launcher: str) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    assert {"joblib", "submitit_slurm", "submitit_local"} <= set(LAUNCHERS)
+    pytest.importorskip(PLUGIN[launcher], reason="the cluster extra: pip install -e '.[cluster]'")
+    settings = SETTABLE.get(launcher, [])
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"] + [f"hydra.launcher.{s}" for s in settings],
+                      return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
+        assert cfg.hydra.sweeper._target_.endswith("KvsimSweeper")
+        for s in settings:
+            key, value = s.split("=")
+            assert str(cfg.hydra.launcher[key]) == value
+        with pytest.raises(ConfigCompositionException):
+            compose("config", overrides=[f"hydra/launcher={launcher}", "hydra.launcher.n_jbos=2"], return_hydra_config=True)
 
 
 def slurm_ready() -> bool:
