@@ -3,8 +3,9 @@
 * ``hit_ratio_ttft.png``: hit ratio and TTFT p50 / p99 against capacity, one line per policy;
 * ``gap_to_opt.png``: the gap to OPT against capacity, one line per policy;
 * ``metadata_p99.png``: metadata lookup p99 per index (bars per policy);
-* ``link_bytes.png``: bytes per link direction (summary keys ``link:NAME:A->B``; the older
-  per-link ``link_bytes.NAME`` where a summary has no directions), per policy and capacity.
+* ``link_bytes.png``: bytes per link direction (summary keys ``link:NAME:A->B``, top level
+  or in ``link_bytes``; the per-link ``link_bytes.NAME`` where a summary has no directions),
+  per policy and capacity.
 
 A figure whose columns the sweep does not have is left out (a single-tier sweep has no TTFT).
 """
@@ -49,8 +50,10 @@ def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, t
 
 
 def _link_columns(df: pd.DataFrame) -> list[str]:
-    directed = [c for c in df.columns if c.startswith("link:") and df[c].notna().any()]
-    return directed or [c for c in df.columns if c.startswith("link_bytes.") and df[c].notna().any()]
+    """Bytes per link direction (``link:NAME:A->B``, or ``link_bytes.NAME:A->B`` as nested in
+    a summary's ``link_bytes``); the per-link ``link_bytes.NAME`` of older summaries else."""
+    links = [c for c in df.columns if c.startswith(("link:", "link_bytes.")) and df[c].notna().any()]
+    return [c for c in links if "->" in c] or [c for c in links if c.startswith("link_bytes.")]
 
 
 def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
@@ -79,7 +82,7 @@ def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
         long["TiB"] = long["bytes"] / 2**40
         caps = sorted(long[X].unique()) if X in long else []
         col = X if 1 < len(caps) <= 6 else None
-        grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=3 if col else None,
+        grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
                            height=3.2, aspect=1.4, errorbar=None, sharey=False)
         grid.set_xticklabels(rotation=60, ha="right", fontsize=7)
         grid.set_axis_labels("link direction", "bytes moved (TiB)")
