@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kvsim tests benchmarks
+	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

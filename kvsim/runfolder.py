@@ -26,6 +26,7 @@ until the new one is complete.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -137,10 +138,8 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 holder = ""
-                try:
+                with contextlib.suppress(OSError):
                     holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-                except OSError:
-                    pass
                 os.close(fd)
                 if exc.errno in (errno.EAGAIN, errno.EACCES):
                     raise RunFolderError(

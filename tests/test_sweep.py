@@ -105,7 +105,7 @@ def test_mixed_single_tier_and_tiered_sweep_keeps_every_gap(tmp_path: Path) -> N
 def test_table_holds_exactly_the_job_list(tmp_path: Path) -> None:
     """A folder left by another sweep is not a row; a listed job whose folder holds another
     config's run is not complete; failed and missing jobs are rows with status and error."""
-    names = make_sweep(tmp_path, [tiered("lru", 1.0, 0.3), tiered("opt", 1.0, 0.4), tiered("fifo", 1.0, None or 0.2),
+    names = make_sweep(tmp_path, [tiered("lru", 1.0, 0.3), tiered("opt", 1.0, 0.4), tiered("fifo", 1.0, 0.2),
                                   (tiered("arc", 1.0, 0.2)[0], None)])
     other_config, other_summary = tiered("lru", 8.0, 0.9)
     (tmp_path / "9_old_sweep_job").mkdir()

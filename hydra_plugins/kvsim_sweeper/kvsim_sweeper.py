@@ -21,14 +21,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional  # noqa: UP035 (no PEP 604 in a Hydra schema module loaded by path)
+from typing import Any, Dict, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 log = logging.getLogger("kvsim")
 
@@ -36,8 +36,8 @@ log = logging.getLogger("kvsim")
 @dataclass
 class KvsimSweeperConf:
     _target_: str = "hydra_plugins.kvsim_sweeper.kvsim_sweeper.KvsimSweeper"
-    max_batch_size: Optional[int] = None  # noqa: UP007
-    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP007
+    max_batch_size: Optional[int] = None
+    params: Optional[Dict[str, str]] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="kvsim", node=KvsimSweeperConf, provider="kvsim")
@@ -89,7 +89,7 @@ class Progress(threading.Thread):
             if stopping:
                 return
 
-    def stop(self) -> None:  # noqa: D102
+    def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=30)
 
@@ -119,7 +119,7 @@ class KvsimSweeper(BasicSweeper):
                 del task["hydra"]
             container = OmegaConf.to_container(task, resolve=True)
         finally:
-            HydraConfig.instance().cfg = orig  # type: ignore[assignment]
+            HydraConfig.instance().cfg = orig
         assert isinstance(container, dict)
         return describe_job(num, subdir, overrides, {str(k): v for k, v in container.items()})
 

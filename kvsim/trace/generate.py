@@ -191,7 +191,7 @@ def write_generated(
         bar = tqdm(total=max_requests, unit="req", desc=f"generate {out.name}", mininterval=1.0)
     with atomic_path(out) as tmp:
         opener = gzip.open if out.suffix == ".gz" else open
-        with opener(tmp, "wt", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(tmp, "wt", encoding="utf-8") as fh:
             for r in iter_requests(cfg, max_requests=max_requests):
                 fh.write(
                     f'{{"timestamp": {int(round(r.arrival_s * 1000.0))}, "input_length": {r.input_tokens}, '
