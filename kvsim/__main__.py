@@ -1,5 +1,8 @@
 """`python -m kvsim [overrides]`: compose the config with Hydra and run it.
 
+Errors come back as one line on stderr with exit code 2 (a user error: a config key, a
+trace line, a path) or 1 (a bug); ``KVSIM_TRACEBACK=1`` shows the traceback instead.
+
 Each run (a single run, or one job of a multirun) goes through :class:`RunFolder`: locked,
 checked (skipped if its folder holds a complete run of the same config, refused if it holds
 another's unless ``overwrite=true``), written into a staging folder and made visible by
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import kvsim.config  # noqa: F401  (registers the config schemas and resolvers)
 from kvsim.app import run
+from kvsim.errors import cli, describe
 from kvsim.runfolder import RunFolder, config_hash, discard_staged
 from kvsim.sweepjobs import clear_failure, record_failure
 
@@ -41,11 +47,6 @@ def sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def _error_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def run_job(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     final = Path(hc.runtime.output_dir)
@@ -62,12 +63,14 @@ def run_job(cfg: DictConfig) -> float | None:
             else:
                 if sweep_dir is not None:
                     cfg.progress = False  # one bar per job would garble the sweep's output
-                summary = run(cfg, rf.staging)
+                summary = run(cfg, rf.staging, overrides=list(hc.overrides.task))
                 rf.commit()
                 log.info("results: %s", final)
-    except Exception as exc:
-        if sweep_dir is not None:
-            record_failure(sweep_dir, final.name, int(hc.job.num), h, _error_line(exc))
+    except Exception as e:
+        if sweep_dir is not None:  # say which job, in the job's own log and the sweep's table
+            line = describe(e)[0]
+            log.error("job %s (%s) failed: %s", hc.job.num, " ".join(hc.overrides.task), line)
+            record_failure(sweep_dir, final.name, int(hc.job.num), h, line)
         raise
     if sweep_dir is not None:
         clear_failure(sweep_dir, final.name)
@@ -80,10 +83,36 @@ def _main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
 
 
+def _quiet_failed_runs() -> None:
+    """Hydra writes "Error executing job with overrides: [...]" before re-raising a single
+    run's error; the one line of kvsim.errors.cli says it all, so that line is left out
+    (a multirun's jobs keep it: it says which job failed)."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    prop = JobReturn.__dict__.get("return_value")
+    if not isinstance(prop, property) or getattr(prop.fget, "_kvsim", False):
+        return
+    fget = prop.fget
+    assert fget is not None
+
+    def return_value(self: JobReturn) -> Any:
+        mode = getattr(getattr(getattr(self, "hydra_cfg", None), "hydra", None), "mode", None)
+        if self.status == JobStatus.FAILED and mode == RunMode.RUN:
+            raise self._return_value
+        return fget(self)
+
+    return_value._kvsim = True  # type: ignore[attr-defined]
+    JobReturn.return_value = property(return_value, prop.fset)  # type: ignore[method-assign,assignment]
+
+
 def main() -> None:
+    # Hydra prints its own (multi-line) report of an error unless HYDRA_FULL_ERROR is set;
+    # with it set, the error reaches kvsim.errors.cli, which gives the one line.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    _quiet_failed_runs()
     sigterm_as_interrupt()
     try:
-        _main()
+        cli(_main)
     finally:
         discard_staged()
 

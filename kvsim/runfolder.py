@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kvsim.errors import UserError
+
 MARKER = ".kvsim-complete.json"
 # Keys that change how a run reports progress or treats an existing folder, not its results.
 RUN_CONTROL_KEYS = ("progress", "overwrite")
@@ -46,7 +48,7 @@ _STAGED: set[Path] = set()  # staging folders of this process not yet committed 
 _HELD: set[Path] = set()  # final folders whose run is in progress in this process
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(UserError):
     """A run cannot use its folder: the message is one line naming the folder."""
 
 

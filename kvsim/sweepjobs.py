@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvsim.errors import UserError
 from kvsim.io import write_json
 from kvsim.runfolder import RUN_CONTROL_KEYS, config_hash, read_marker
 
@@ -32,7 +33,7 @@ JOBS_FILE = "sweep_jobs.json"
 STATE_DIR = ".kvsim"  # sweep-level bookkeeping: failure records, the sweep lock
 
 
-class SweepDirError(FileNotFoundError):
+class SweepDirError(UserError, FileNotFoundError):
     """The folder is not a kvsim sweep (one line)."""
 
 

@@ -30,6 +30,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf, open_dict, read_write
 
+from kvsim.errors import UserError
+
 log = logging.getLogger("kvsim")
 
 
@@ -43,7 +45,7 @@ class KvsimSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="kvsim", node=KvsimSweeperConf, provider="kvsim")
 
 
-class SweepFailed(RuntimeError):
+class SweepFailed(UserError):
     """Some jobs of a sweep failed or did not run; the table lists them (one line)."""
 
 
