@@ -139,20 +139,38 @@ def test_killed_sweep_resumes_and_leaves_finished_jobs_untouched(tmp_path: Path)
 
 
 def test_sweep_with_a_failing_job_writes_the_table_and_fails(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"timestamp": 0, "input_length": 10, "output_length": 1, "hash_ids": [0]}\nnot json\n')
+    """Job 2's folder holds a complete run of another config (a run that fails once the
+    sweep has started: config and trace were checked before the first job): it fails, the
+    others run, the table and figures are written, and the command fails naming the job."""
     sweep = tmp_path / "s"
-    good = ROOT / "traces" / "synthetic_conversation.jsonl"
-    p = kvsim("policy=lru,opt", f"trace.path={good},{bad}", "trace.max_requests=200", f"hydra.sweep.dir={sweep}")
-    assert p.returncode != 0
-    assert "2 of 4 jobs failed" in p.stderr and "bad.jsonl:2" in p.stderr
+    (sweep / "2_fifo_x0.5").mkdir(parents=True)
+    (sweep / "2_fifo_x0.5" / MARKER).write_text(json.dumps({"config_hash": "an older run"}))
+    p = kvsim("policy=lru,opt,fifo", "system.capacity_scale=0.5", "trace.max_requests=200", f"hydra.sweep.dir={sweep}")
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()[-1]
+    assert err.startswith("kvsim: error: sweep ") and "1 of 3 jobs failed" in err and "2_fifo_x0.5" in err
     df = pd.read_csv(sweep / "sweep.csv")
-    assert list(df["status"]) == ["complete", "failed", "complete", "failed"]
-    assert df.loc[df.status == "failed", "error"].str.contains("bad.jsonl:2: field '<json>'").all()
-    assert df.loc[df.status == "failed", "trace"].eq("bad").all()
-    for fig in ("sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png"):
+    assert list(df["status"]) == ["complete", "complete", "failed"]
+    assert "holds a complete run of another config" in df.loc[2, "error"] and df.loc[2, "policy"] == "fifo"
+    assert df.loc[0, "gap_to_opt"] >= 0
+    for fig in ("sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png", "link_bytes.png"):
         assert (sweep / fig).is_file(), fig
     jobs = json.loads((sweep / "sweep_jobs.json").read_text())["jobs"]
     assert [j["subdir"] for j in jobs] == list(df["job"])
+    assert json.loads((sweep / "2_fifo_x0.5" / MARKER).read_text()) == {"config_hash": "an older run"}
     r = subprocess.run([sys.executable, "-m", "kvsim.report", str(sweep)], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 1 and "1_lru_x1.0: failed" in r.stdout + r.stderr
+    assert r.returncode == 1 and "2_fifo_x0.5: failed" in r.stdout + r.stderr
+
+
+def test_two_sweeps_cannot_share_a_folder(tmp_path: Path) -> None:
+    from kvsim.runfolder import FolderLock
+
+    sweep = tmp_path / "s"
+    lock = FolderLock(sweep)
+    lock.acquire()  # another sweep is running into it
+    try:
+        p = kvsim("policy=lru,opt", "trace.max_requests=50", f"hydra.sweep.dir={sweep}")
+    finally:
+        lock.release()
+    assert p.returncode == 2 and "another run is writing into this folder" in p.stderr
+    assert not (sweep / "sweep_jobs.json").exists() and not complete_jobs(sweep)
