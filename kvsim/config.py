@@ -443,7 +443,10 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
 def job_configs(config: DictConfig) -> Iterable[DictConfig]:
     from hydra.core.global_hydra import GlobalHydra
 
-    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    if "KvsimSweeper" in target:
+        return  # kvsim's sweeper composes every job itself and checks each (check_inputs) first
+    if "BasicSweeper" not in target:
         log.warning("sweeper %s: jobs are checked as each starts, not all before the first",
                     config.hydra.sweeper.get("_target_"))
         return

@@ -101,11 +101,14 @@ class KvsimSweeper(BasicSweeper):
         super().__init__(max_batch_size=max_batch_size, params=params)
 
     def _describe(self, num: int, overrides: Sequence[str], sweep_dir: Path) -> Any:
-        """Compose job ``num`` as its launcher will, for its folder name and config hash."""
+        """Compose job ``num`` as its launcher will, check it (every key and range, its trace
+        read), and return its folder name and config hash."""
+        from kvsim.config import check_inputs
         from kvsim.sweepjobs import describe_job
 
         assert self.hydra_context is not None and self.config is not None
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        check_inputs(cfg)
         with open_dict(cfg):
             cfg.hydra.job.id = num
             cfg.hydra.job.num = num
@@ -135,17 +138,19 @@ class KvsimSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         self.overrides = self.split_arguments(parser.parse_overrides(params_conf), self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir).absolute()
+        # Every job composed and checked before anything is written or launched: a mistake
+        # in job 37 stops the sweep before job 0 runs.
+        t0 = time.perf_counter()
+        flat_jobs = [o for batch in self.overrides for o in batch]
+        jobs = [self._describe(i, o, sweep_dir) for i, o in enumerate(flat_jobs)]
+        names = [j.subdir for j in jobs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise SweepFailed(f"hydra.sweep.subdir gives several jobs one folder ({dup[0]}): include ${{hydra.job.num}}")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(sweep_dir)
         lock.acquire()
         try:
-            t0 = time.perf_counter()
-            flat_jobs = [o for batch in self.overrides for o in batch]
-            jobs = [self._describe(i, o, sweep_dir) for i, o in enumerate(flat_jobs)]
-            names = [j.subdir for j in jobs]
-            if len(set(names)) != len(names):
-                dup = sorted({n for n in names if names.count(n) > 1})
-                raise SweepFailed(f"hydra.sweep.subdir gives several jobs one folder ({dup[0]}): include ${{hydra.job.num}}")
             log.debug("composed %d jobs in %.2f s", len(jobs), time.perf_counter() - t0)
             from kvsim.io import write_with
 
