@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.kvsim-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 	touch $(STAMP)
 
 ## run: the placement sweep on the embedded trace (table + figure under outputs/sweeps/)
@@ -35,7 +35,7 @@ mutate: $(STAMP)
 	@for p in $(PKG); do $(PY) tools/mutate.py $$p --exclude "$(EXCLUDE)" --tests "$(TESTS)" || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kvsim tests benchmarks tools
+	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins tools
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

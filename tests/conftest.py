@@ -88,7 +88,23 @@ def shared(scope: str) -> str:
 
 # --- resources: skip, or fail when the KVSIM_REQUIRE_* switch says they must be there ------
 def _modules(*names: str) -> Callable[[], bool]:
-    return lambda: all(importlib.util.find_spec(n) is not None for n in names)
+    def present() -> bool:
+        try:
+            return all(importlib.util.find_spec(n) is not None for n in names)
+        except ModuleNotFoundError:  # a parent package is missing
+            return False
+
+    return present
+
+
+def slurm_ready() -> bool:
+    """sbatch and sinfo on PATH, and an idle node."""
+    import subprocess
+
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    p = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    return p.returncode == 0 and "idle" in p.stdout.split()
 
 
 #: switch -> (is the resource there?, what is missing and how to get it)
@@ -112,6 +128,14 @@ RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
     "KVSIM_REQUIRE_NOTEBOOKS": (
         _modules("nbformat", "nbclient", "ipykernel"),
         "nbformat, nbclient or ipykernel is not installed (pip install -e '.[dev]')",
+    ),
+    "KVSIM_REQUIRE_CLUSTER": (
+        _modules("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher", "submitit"),
+        "the Hydra joblib/submitit launchers are not installed (the cluster extra: pip install -e '.[cluster]')",
+    ),
+    "KVSIM_REQUIRE_SLURM": (
+        slurm_ready,
+        "no Slurm here (sbatch/sinfo, an idle node); as root, .ci/slurm-setup.sh makes one",
     ),
 }
 
@@ -183,6 +207,29 @@ def compose_cfg() -> Callable[..., DictConfig]:
             return compose(config_name, overrides=overrides or [], return_hydra_config=False)
 
     return _compose
+
+
+def run_sweep_in_process(sweep_dir: Path, jobs: list[list[str]]) -> None:
+    """A sweep folder as ``python -m kvsim -m`` leaves one, made in this process: per job
+    (a list of overrides) a complete run folder, and the sweep's job list."""
+    from omegaconf import OmegaConf
+
+    from kvsim.app import run
+    from kvsim.runfolder import RunFolder
+    from kvsim.sweepjobs import describe_job, write_jobs
+
+    described = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for num, overrides in enumerate(jobs):
+            cfg = compose("config", overrides=overrides)
+            container = OmegaConf.to_container(cfg, resolve=True)
+            name = "_".join([str(num)] + [o.split("=", 1)[1] for o in overrides if "=" in o][:2])
+            job = describe_job(num, name, overrides, container)  # type: ignore[arg-type]
+            with RunFolder(sweep_dir / name, job.config_hash) as rf:
+                run(cfg, rf.staging)
+                rf.commit()
+            described.append(job)
+    write_jobs(sweep_dir, described)
 
 
 def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[dict]:
