@@ -25,14 +25,15 @@ test-deep: $(STAMP)
 	KVSIM_HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q
 
 ## mutate: mutation testing (mutmut) of one package, results kept in .mutmut/ between runs:
-##   make mutate PKG=kvsim/policy [EXCLUDE=hotness.py] [TESTS='tests/test_policy_*.py']
+##   make mutate PKG=kvsim/policy [EXCLUDE=hotness.py] [TESTS='tests/test_policy_*.py'] [MARKS='not real_trace']
 ##   (default: every model package in turn, the whole suite to choose tests from)
 MUTATE_PKGS ?= kvsim/trace kvsim/metrics.py kvsim/policy kvsim/system kvsim/index kvsim/report
 PKG ?= $(MUTATE_PKGS)
 EXCLUDE ?=
 TESTS ?= tests
+MARKS ?=
 mutate: $(STAMP)
-	@for p in $(PKG); do $(PY) tools/mutate.py $$p --exclude "$(EXCLUDE)" --tests "$(TESTS)" || exit 1; done
+	@for p in $(PKG); do $(PY) tools/mutate.py $$p --exclude "$(EXCLUDE)" --tests "$(TESTS)" --marks "$(MARKS)" || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins tools

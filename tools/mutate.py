@@ -59,7 +59,7 @@ def workdir(pkg: str) -> Path:
     return WORK / pkg.replace("/", ".").removesuffix(".py")
 
 
-def setup(pkg: str, exclude: list[str], tests: list[str]) -> Path:
+def setup(pkg: str, exclude: list[str], tests: list[str], marks: str) -> Path:
     """``.mutmut/<pkg>/`` with links to the project and a pyproject.toml that is the
     project's plus the mutmut section for this package."""
     work = workdir(pkg)
@@ -69,6 +69,7 @@ def setup(pkg: str, exclude: list[str], tests: list[str]) -> Path:
         if not link.is_symlink() and (ROOT / name).exists():
             link.symlink_to(ROOT / name, target_is_directory=True)
     only = [pkg] if pkg.endswith(".py") else [f"{pkg}/*"]
+    select = "not child_process" + (f" and ({marks})" if marks else "")
     section = "\n".join([
         "",
         "# Written by tools/mutate.py for this package; edit tools/mutate.py instead.",
@@ -80,11 +81,11 @@ def setup(pkg: str, exclude: list[str], tests: list[str]) -> Path:
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
         # a test marked child_process runs kvsim only in another process, where mutmut cannot
         # see which functions it calls: it could never be chosen to kill a mutant
-        f"pytest_add_cli_args_test_selection = {toml_list([*tests, '-m', 'not child_process'])}",
+        f"pytest_add_cli_args_test_selection = {toml_list([*tests, '-m', select])}",
         "",
     ])
     text = (ROOT / "pyproject.toml").read_text() + section
-    (work / "selection.json").write_text(json.dumps(tests))
+    (work / "selection.json").write_text(json.dumps(tests + ([f"-m {marks}"] if marks else [])))
     target = work / "pyproject.toml"
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="the tests mutmut may choose from (default: the whole suite), e.g. "
                          "'tests/test_policy_*.py tests/test_hierarchy.py': fewer is faster, and the "
                          "score then is a lower bound of the whole suite's")
+    ap.add_argument("--marks", default="", help="a pytest -m expression to narrow the tests further, "
+                    "e.g. 'not real_trace' (the real-trace replays make each surviving mutant slow)")
     ap.add_argument("--score", action="store_true", help="print the stored score and survivors, run nothing")
     ap.add_argument("--retest", action="store_true",
                     help="run the surviving mutants again (after adding tests; mutmut keeps a verdict otherwise)")
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     if not tests:
         print(f"mutate: --tests {args.tests!r} matches no test file or folder", file=sys.stderr)
         return 2
-    work = setup(pkg, exclude, tests)
+    work = setup(pkg, exclude, tests, args.marks)
     env = dict(os.environ, MPLBACKEND="Agg", KVSIM_HYPOTHESIS_PROFILE="ci", KVSIM_MUTATION="1")
     real = ROOT.parent / "shared" / "traces" / "mooncake" / "conversation_trace.jsonl"
     if "KVSIM_REAL_TRACE" not in env and real.is_file():
