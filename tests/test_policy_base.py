@@ -151,3 +151,14 @@ def test_zero_and_one_block_caches() -> None:
         one.bind(one_block_requests([1, 2, 1]))
         one.observe([1], True)
         assert one.admit(1) == [] and 1 in one, name  # 1 is used again: kept
+
+
+def test_opt_state_after_a_replay_is_usable() -> None:
+    """A replay leaves a valid OPT: its heap (compacted at the end when stale entries pile
+    up) still yields the resident used farthest in the future."""
+    keys = [0, 1, 2, 3] * 100 + [4]  # 396 hits leave ~400 stale heap entries: compaction
+    p = OPT(4, bypass=False)
+    assert p.replay(keys) == 396
+    # at the end no block is used again: 4 replaces one of the four (ties go to the lowest id)
+    assert sorted(p) == [1, 2, 3, 4]
+    assert p.admit(99) == [1]  # again the lowest id among the never-again blocks
