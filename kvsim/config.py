@@ -36,13 +36,18 @@ class TraceConfig:
     block_tokens: int = 512
     max_requests: int | None = None  # replay only the first N requests
     description: str = ""
+    spread: str = "tick"  # tick: spread the requests of a timestamp tick over it | none: literal
+    tick_s: float | None = None  # the tick (s); null: inferred from the timestamps
 
 
 @dataclass
 class TierConfig:
     device: str = MISSING
-    capacity_gib: float = 0.0
+    capacity_gib: float | None = 0.0  # per copy; null (top tier only): HBM - weights - reserve
     access_latency_s: float = 0.0
+    read_Bps: float | None = None  # the device's medium as a queue of its own (an SSD); null: none
+    write_Bps: float | None = None
+    parallelism: int = 1  # medium: transfers served at once
 
 
 @dataclass
@@ -52,6 +57,7 @@ class LinkConfig:
     bandwidth_Bps: float = MISSING
     latency_s: float = 0.0
     parallelism: int = 1
+    reverse_bandwidth_Bps: float | None = None  # b -> a; null: bandwidth_Bps
 
 
 @dataclass
@@ -61,8 +67,15 @@ class SystemConfig:
     capacity_scale: float = 1.0  # multiplies every tier's capacity (sweeps)
     promote_on_hit: bool = True
     gpu_device: str = "gpu"
+    instances_per_host: int = 4  # gpu.instances are spread over hosts of this many
+    devices: dict[str, str] = field(default_factory=dict)  # device -> scope: instance | host | cluster
     tiers: dict[str, TierConfig] = field(default_factory=dict)
     links: dict[str, LinkConfig] = field(default_factory=dict)
+    nic_link: str = "rdma"  # the host's NIC link: an RDMA index's client queues on it
+    full_duplex: bool = True  # one queue per link direction (false: one per link)
+    priorities: bool = True  # foreground transfers before background ones at every queue
+    overlap_load: bool = True  # KV loads overlap compute layer by layer
+    load_or_recompute: str = "auto"  # auto: recompute a reused run when loading it is slower | load
 
 
 @dataclass
@@ -84,6 +97,15 @@ class GPUConfig:
     mfu: float = 0.5
     tensor_parallel: int = 1
     instances: int = 1
+    activation_reserve_gib: float = 8.0  # per GPU, not for weights or KV
+
+
+@dataclass
+class SchedulerConfig:
+    _target_: str = "kvsim.system.scheduler.Scheduler"
+    name: str = MISSING  # fcfs | chunked
+    max_batch_tokens: int = 8192  # tokens per iteration (chunked)
+    chunk_tokens: int = 2048  # tokens of one request per iteration (chunked)
 
 
 @dataclass
@@ -94,6 +116,8 @@ class KvsimConfig:
     gpu: GPUConfig = MISSING
     policy: Any = MISSING
     index: Any = MISSING
+    router: Any = MISSING  # a _target_ node (keys checked against the class, like policy)
+    scheduler: SchedulerConfig = MISSING
     calibration: Any = MISSING
     mode: str = "simulate"  # simulate | trace_analysis | metadata_bench (set by experiments)
     seed: int = 0
@@ -112,6 +136,7 @@ def register_configs() -> None:
     cs.store(group="system", name="system_schema", node=SystemConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="gpu", name="gpu_schema", node=GPUConfig)
+    cs.store(group="scheduler", name="scheduler_schema", node=SchedulerConfig)
 
 
 register_configs()

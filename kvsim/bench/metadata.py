@@ -36,6 +36,7 @@ experiment.indexes=null``), it first gathers the jobs' op rows into one set of t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -55,6 +56,7 @@ from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -68,7 +70,6 @@ DEFAULTS: dict[str, Any] = {
     "warmup_s": 600.0,
     "capacity_blocks": None,
     "preload": False,
-    "spread_s": 0.0,
     "index_overrides": {},
     "key_orders": ["remapped", "hashed"],
     "key_order_indexes": ["sherman", "chime", "extent"],
@@ -95,14 +96,9 @@ def replay(
     name: str,
     capacity_blocks: int | None = None,
     preload: bool = False,
-    spread_s: float = 0.0,
-    seed: int = 0,
 ) -> BenchResult:
-    """Replay ``trace``'s metadata operations against ``index`` at their timestamps.
-
-    ``spread_s`` > 0 moves each arrival by a uniform draw in [0, spread_s) (seeded): the
-    conversation trace's timestamps have about 3 s resolution, so without it every
-    request of a tick arrives at the same instant, as in a literal replay."""
+    """Replay ``trace``'s metadata operations against ``index`` at its arrival times
+    (``run_metadata_bench`` gives it the workload's arrivals: ``trace.spread``)."""
     t0 = time.perf_counter()
     present: OrderedDict[int, None] = OrderedDict()  # blocks in the index, LRU order
     hid, off = trace.hash_ids, trace.offsets
@@ -121,10 +117,6 @@ def replay(
     lookup_s = np.zeros(n)
     lookup_rt = np.zeros(n, dtype=np.int64)
     arrival = trace.arrival_s - (trace.arrival_s[0] if n else 0.0)
-    order = np.arange(n)
-    if spread_s > 0:
-        arrival = arrival + np.random.default_rng(seed).uniform(0.0, spread_s, n)
-        order = np.argsort(arrival, kind="stable")
 
     def request(i: int) -> Generator[simpy.Event, Any, None]:
         blocks = hid[off[i] : off[i + 1]].tolist()
@@ -147,7 +139,7 @@ def replay(
             yield from index.execute(env, index.plan_delete(dropped))
 
     def source() -> Generator[simpy.Event, Any, None]:
-        for i in order.tolist():
+        for i in range(n):
             delay = float(arrival[i]) - env.now
             if delay > 0:
                 yield env.timeout(delay)
@@ -368,7 +360,7 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     results = []
     for label in labels:
         index = _build(cfg, *_resolve(s, label))
-        r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        r = replay(trace, index, label, s["capacity_blocks"], s["preload"])
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
     ops = pd.concat([r.ops for r in results], ignore_index=True)
@@ -432,7 +424,7 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"])
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -451,7 +443,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     for name in sweep.get("indexes", []):
         for cb in sizes:
             index = _build(cfg, *_resolve(s, name, {"cache_bytes": cb}))
-            r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
             for kind in ("range", "get"):
@@ -528,6 +520,9 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise ValueError(f"experiment: unknown metadata_bench settings {sorted(unknown)} (known: {sorted(DEFAULTS)})")
     t0 = time.perf_counter()
     trace = build_trace(cfg)
+    # Arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run.
+    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
+    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
     summary: dict[str, Any] = {
         "mode": "metadata_bench",
@@ -536,6 +531,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "block_accesses": trace.num_block_accesses,
         "interval_s": s["interval_s"],
         "warmup_s": s["warmup_s"],
+        "workload": arr.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     for part in s["parts"]:
