@@ -105,7 +105,7 @@ class SchedulerConfig:
     _target_: str = "kvsim.system.scheduler.Scheduler"
     name: str = MISSING  # fcfs | chunked
     max_batch_tokens: int = 8192  # tokens per iteration (chunked)
-    chunk_tokens: int = 2048  # tokens of one request per iteration (chunked)
+    chunk_tokens: int = 8192  # tokens of one request per iteration (chunked)
 
 
 @dataclass

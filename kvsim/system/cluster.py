@@ -32,7 +32,9 @@ not-yet-computed blocks recomputes them (no in-flight sharing).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Generator
+from functools import partial
 from dataclasses import dataclass
 from typing import Any, NamedTuple, get_type_hints
 
@@ -49,6 +51,7 @@ from kvsim.system.topology import Path, Topology
 from kvsim.trace.schema import Trace
 
 LOAD_OR_RECOMPUTE = ("auto", "load")
+_MAX_PLAN = 64  # iterations planned ahead at most (an arrival undoes the rest)
 
 
 def pipeline_s(load_s: float, compute_s: float, layers: int) -> float:
@@ -103,7 +106,7 @@ class _Req:
     """A request in flight (plain bookkeeping between events)."""
 
     __slots__ = (
-        "i", "view", "blocks", "locs", "cached", "segs", "seg", "off", "remaining", "started",
+        "i", "view", "blocks", "locs", "cached", "segs", "seg", "off", "remaining", "computed", "started",
         "done", "t_ready", "t_start", "load_exposed", "load_transfer", "overlap_saved", "own_compute",
         "iter_time", "iterations", "recomputed", "load_bytes", "loader",
     )
@@ -118,6 +121,7 @@ class _Req:
         self.seg = 0
         self.off = 0
         self.remaining = n_in - cached
+        self.computed = n_in - cached  # tokens to compute in all (recomputed runs included)
         self.started = False
         self.done: simpy.Event | None = None
         self.t_ready = 0.0
@@ -154,16 +158,33 @@ class _Req:
 class Instance:
     """One prefill instance: its queue, its iteration loop's state, its counters."""
 
-    __slots__ = ("index", "queue", "wake", "load_tokens", "busy_s", "iterations", "served")
+    __slots__ = ("index", "env", "queue", "wake", "gate", "gen", "ends", "cum", "spare", "cut", "load", "busy_s",
+                 "iterations", "served")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, env: simpy.Environment) -> None:
         self.index = index
+        self.env = env
         self.queue: list[_Req] = []
-        self.wake: simpy.Event | None = None
-        self.load_tokens = 0  # tokens assigned and not yet computed (least-loaded routing)
+        self.wake: simpy.Event | None = None  # set while the loop waits for work
+        self.gate: simpy.Event | None = None  # set while it sleeps through planned iterations
+        self.gen = 0  # the current plan (older wake-ups are ignored)
+        self.ends: list[float] = []  # the planned iterations' end times
+        self.cut = 0  # how many planned iterations happen
+        self.cum: list[int] = []  # tokens computed by the end of each planned iteration
+        self.spare: list[bool] = []  # each planned iteration leaves room in the token budget
+        self.load = 0  # tokens assigned and not computed, as of the last iteration accounted
         self.busy_s = 0.0
         self.iterations = 0
         self.served = 0
+
+    @property
+    def load_tokens(self) -> int:
+        """Tokens assigned and not yet computed at this instant (what routers see),
+        counting the planned iterations that have ended."""
+        if self.gate is None:
+            return self.load
+        j = min(bisect_right(self.ends, self.env.now), self.cut)
+        return self.load - (self.cum[j - 1] if j else 0)
 
 
 class Cluster:
@@ -212,7 +233,8 @@ class Cluster:
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         tiers = hierarchy.tiers
         views = hierarchy.views
-        self.instances = [Instance(v) for v in range(len(views))]
+        self.env = simpy.Environment()
+        self.instances = [Instance(v, self.env) for v in range(len(views))]
         self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
         # Paths precomputed once: every tier -> each instance's GPU for loads; every move
         # between two tiers below level 0 (demotions, stores written down).
@@ -228,7 +250,6 @@ class Cluster:
         self._rows: list[RequestRecord | None] = [None] * n
         self._finish = [0.0] * n
         self._moved = [0] * n  # bytes of demotions (and stores below the GPU) per request
-        self.env = simpy.Environment()
 
     # ------------------------------------------------------------------------------
     def _source(self, progress: Any) -> Generator[simpy.Event, Any, None]:
@@ -255,17 +276,21 @@ class Cluster:
         # 1. routing, then the metadata lookup of every block of the request
         v = self.router.pick(blocks)
         inst = self.instances[v]
-        inst.load_tokens += n_in
+        inst.load += n_in
         yield from index.execute(env, index.plan_lookup(blocks))
         t_md = env.now
 
         # 2. reuse: the longest prefix present in a tier of the instance's view
         pm = hier.path_members(v)
+        nlev = hier.levels
+        counts = [0] * nlev
         locs: list[int] = []
         for b in blocks:
-            for t, m in pm:
+            for lv in range(nlev):
+                t, m = pm[lv]
                 if b in m:
                     locs.append(t)
+                    counts[lv] += 1
                     break
             else:
                 break
@@ -284,13 +309,15 @@ class Cluster:
         req = _Req(i, v, blocks, locs, cached, n_in)
         req.done = env.event()
         req.t_ready = t_md
-        inst.load_tokens -= cached
+        inst.load -= cached
         inst.queue.append(req)
         if self.hooks is not None:
             self.hooks.enqueued(v, blocks, t_md)
         if inst.wake is not None:
             inst.wake.succeed()
             inst.wake = None
+        elif inst.gate is not None:
+            self._cut(inst, t_md)
         yield req.done
         t_pf = env.now
 
@@ -300,10 +327,6 @@ class Cluster:
         yield from index.execute(env, index.plan_insert(new))
         t_end = env.now
 
-        counts = [0] * hier.levels
-        level = hier.level
-        for t in locs:
-            counts[level[t]] += 1
         own = req.own_compute
         self._rows[i] = RequestRecord(
             instance=v,
@@ -318,7 +341,7 @@ class Cluster:
             overlap_saved_s=req.overlap_saved,
             prefix_hits=p,
             present_blocks=present,
-            new_tokens=sum(n for _, n in req.segs),
+            new_tokens=req.computed,
             recomputed_blocks=req.recomputed,
             load_bytes=req.load_bytes,
             iterations=req.iterations,
@@ -382,7 +405,8 @@ class Cluster:
             extra = sum(n for _, n in recompute)
             req.segs = recompute + req.segs
             req.remaining += extra
-            self.instances[req.view].load_tokens += extra
+            req.computed += extra
+            self.instances[req.view].load += extra
         end = now
         for t, b in nbytes.items():
             path = self.load_paths[t][req.view]
@@ -397,6 +421,14 @@ class Cluster:
         return end
 
     def _loop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
+        """The instance's iteration loop.
+
+        Written for speed: after an iteration that starts or loads something, the following
+        ones are known in advance as long as nothing new arrives -- the same requests, no
+        new start, until the first one that completes a prefill -- so the loop plans them
+        and sleeps until the end of the last (one event instead of one per iteration). A
+        request that arrives meanwhile cuts the plan at the next iteration boundary
+        (``_cut``): the iterations after it are undone and scheduled anew with it."""
         env = self.env
         flops = self.prefill.flops
         rate = self.prefill.flops_per_s
@@ -414,7 +446,8 @@ class Cluster:
             load_end = t0
             comp = 0.0
             loaders = []
-            for idx, (req, k) in enumerate(batch):
+            rows: list[tuple[_Req, int, float]] = []
+            for req, k in batch:
                 if not req.started:
                     req.started = True
                     req.t_start = t0
@@ -428,30 +461,101 @@ class Cluster:
                                 load_end = e
                         if fcfs:
                             k = req.remaining
-                            batch[idx] = (req, k)
                 own = req.take(k, flops) / rate
-                req.own_compute += own
                 comp += own
+                rows.append((req, k, own))
             load = load_end - t0
             dt = pipeline_s(load, comp, layers) if overlap else load + comp
-            yield env.timeout(dt)
-            inst.busy_s += dt
-            inst.iterations += 1
             for req in loaders:
                 req.load_exposed = dt - comp
                 req.overlap_saved = load + comp - dt
+            plan: list[tuple[float, list[tuple[_Req, int, float]]]] = [(dt, rows)]
+            done = any(r.remaining == 0 for r, _, _ in rows)
+            snap: list[tuple[_Req, int, int, int]] = []
+            if not fcfs and not done:
+                snap = [(r, r.seg, r.off, r.remaining) for r in inst.queue]
+                while len(plan) < _MAX_PLAN:
+                    nxt = sched.batch(inst.queue)
+                    if not all(r.started for r, _ in nxt):
+                        break
+                    rows_i = []
+                    c = 0.0
+                    for r, k in nxt:
+                        own = r.take(k, flops) / rate
+                        c += own
+                        rows_i.append((r, k, own))
+                    plan.append((c, rows_i))
+                    if any(r.remaining == 0 for r, _, _ in rows_i):
+                        break
+            if len(plan) == 1:
+                yield env.timeout(dt)
+                applied = 1
+            else:
+                ends = []
+                cum = []
+                spare = []
+                t = t0
+                tok = 0
+                budget = sched.max_batch_tokens
+                for d, rows_i in plan:
+                    t += d
+                    ends.append(t)
+                    k_i = sum(k for _, k, _ in rows_i)
+                    tok += k_i
+                    cum.append(tok)
+                    spare.append(k_i < budget)
+                inst.ends = ends
+                inst.cum = cum
+                inst.spare = spare
+                inst.cut = len(plan)
+                inst.gate = gate = env.event()
+                inst.gen += 1
+                env.timeout(t - t0).callbacks.append(partial(self._open, inst, inst.gen))
+                yield gate
+                inst.gate = None
+                applied = inst.cut
+                if applied < len(plan):  # cut by an arrival: undo the iterations after it
+                    for r, seg, off, rem in snap:
+                        r.seg, r.off, r.remaining = seg, off, rem
+                    for _, rows_i in plan[1:applied]:
+                        for r, k, _ in rows_i:
+                            r.take(k, flops)
+            for d, rows_i in plan[:applied]:
+                inst.busy_s += d
+                inst.iterations += 1
+                for r, k, own in rows_i:
+                    r.iter_time += d
+                    r.iterations += 1
+                    r.own_compute += own
+                    inst.load -= k
             finished = False
-            for req, k in batch:
-                req.iter_time += dt
-                req.iterations += 1
-                inst.load_tokens -= k
-                if req.remaining == 0:
+            for r, _, _ in plan[applied - 1][1]:
+                if r.remaining == 0:
                     finished = True
                     inst.served += 1
-                    assert req.done is not None
-                    req.done.succeed()
+                    assert r.done is not None
+                    r.done.succeed()
             if finished:
                 inst.queue = [r for r in inst.queue if r.remaining]
+
+    def _open(self, inst: Instance, gen: int, _event: simpy.Event) -> None:
+        if inst.gen == gen and inst.gate is not None and not inst.gate.triggered:
+            inst.gate.succeed()
+
+    def _cut(self, inst: Instance, now: float) -> None:
+        """A request joined ``inst``'s queue while it sleeps through planned iterations:
+        wake it at the first boundary after which a planned iteration has room left in its
+        token budget (the request joins the batch there; an iteration whose budget the
+        requests ahead of it fill would not change)."""
+        i = bisect_left(inst.ends, now) + 1  # the first iteration that can still change
+        spare = inst.spare
+        while i < inst.cut and not spare[i]:
+            i += 1
+        if i >= inst.cut:
+            return
+        inst.cut = i
+        inst.gen += 1
+        self.env.timeout(inst.ends[i - 1] - now).callbacks.append(partial(self._open, inst, inst.gen))
 
     # ------------------------------------------------------------------------------
     def run(self, progress: bool = False) -> RunResult:

@@ -45,7 +45,29 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from kvsim.policy.base import EvictionPolicy
+
+
+def _any_of(containers: Sequence[Container[int]]) -> Callable[[int], bool] | None:
+    """``key -> key in any of containers``, unrolled for the usual few (written for speed:
+    asked for every victim of a cascade; a generator in any() costs several times more)."""
+    ms = list(containers)
+    if not ms:
+        return None
+    if len(ms) == 1:
+        return ms[0].__contains__
+    if len(ms) == 2:
+        a, b = ms
+        return lambda k: k in a or k in b
+    if len(ms) == 3:
+        a, b, c = ms
+        return lambda k: k in a or k in b or k in c
+    if len(ms) == 4:
+        a, b, c, d = ms
+        return lambda k: k in a or k in b or k in c or k in d
+    return lambda k: any(k in m for m in ms)
 
 
 @dataclass(frozen=True)
@@ -107,12 +129,13 @@ class TierHierarchy:
         #: copies of a block can coexist (several views, or inclusive): cascades check them
         self._copies = self.inclusive or not self.single
         self._simple = not any(self._filters) and not self._copies
+        self._nofilter = not any(self._filters) and not (self.inclusive and self.single)
         self._top = next((i for i, c in enumerate(self._caps) if c), -1)  # single view: fastest with room
         self._observe = top.observe if type(top).observe is not EvictionPolicy.observe else None
         # A victim of t keeps no copy if one of these holds it: faster tiers every sharer of
         # t reaches (one view only), then lower ones (an address update: demoted).
-        self._shadow_up: list[list[Container[int]]] = []
-        self._shadow_down: list[list[Container[int]]] = []
+        self._held_above: list[Callable[[int], bool] | None] = []
+        self._held_below: list[Callable[[int], bool] | None] = []
         for t in range(n):
             up = [self.members[u] for u in range(n) if u != t and self.single and self.level[u] < self.level[t]]
             down = []
@@ -120,9 +143,11 @@ class TierHierarchy:
             while a >= 0:
                 down.append(self.members[a])
                 a = self.parent[a]
-            self._shadow_up.append(up)
-            self._shadow_down.append(down)
+            self._held_above.append(_any_of(up))
+            self._held_below.append(_any_of(down))
+        self._held_anywhere = _any_of(self.members)
         self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
+        self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
         self._total = [[0] * (n + 1) for _ in range(n)]  # folded drains
@@ -178,7 +203,8 @@ class TierHierarchy:
         return out
 
     def held_anywhere(self, key: int) -> bool:
-        return any(key in m for m in self.members)
+        held = self._held_anywhere
+        return held is not None and held(key)
 
     # --- placement decisions ---------------------------------------------------------------
     def _up(self, key: int, t: int, path: tuple[int, ...]) -> int:
@@ -223,6 +249,27 @@ class TierHierarchy:
             return
         path = self.views[view]
         level, movable, inclusive = self.level, self.movable, self.inclusive
+        if self._nofilter and self.promote_on_hit:
+            # Written for speed (several views, no filters): every promotion goes to the
+            # view's fastest tier with room.
+            top = self._view_top[view]
+            up = []
+            if top >= 0:
+                top_level = level[top]
+                for k, t in zip(keys, locs, strict=True):
+                    pol = policies[t]
+                    pol.touch(k)
+                    if level[t] > top_level:
+                        if not inclusive and movable[t][top]:
+                            pol.remove(k)
+                        moves[t][top] += 1
+                        up.append(k)
+            else:
+                for k, t in zip(keys, locs, strict=True):
+                    policies[t].touch(k)
+            if up:
+                self._place_copies(up, top, -1)
+            return
         promote: dict[int, list[int]] = {}
         for k, t in zip(keys, locs, strict=True):
             pol = policies[t]
@@ -271,9 +318,35 @@ class TierHierarchy:
                         self.moves[path[0]][d] += len(fresh)
                     self._place(fresh, d, -1)
             return
-        groups: dict[int, list[int]] = {}
         level, movable, sharers = self.level, self.movable, self.sharers
         mine = frozenset((view,))
+        if not any(self._filters):
+            # Written for speed (several views, no admission filters): one entry tier for
+            # every new block of the request, one scan of the view per block.
+            d = self._entry(keys[0], path) if keys else self.n
+            fresh = []
+            for k in keys:
+                for t, m in self._path_members[view]:
+                    if k in m:
+                        if t == d:
+                            policies[t].touch(k)
+                            break
+                        for x, mx in self._path_members[view]:
+                            if k in mx and (movable[x][d] if d < self.n else sharers[x] <= mine):
+                                policies[x].remove(k)
+                        fresh.append(k)
+                        break
+                else:
+                    fresh.append(k)
+            if fresh:
+                if d >= self.n:
+                    self._drop(fresh)
+                else:
+                    if d != path[0]:
+                        self.moves[path[0]][d] += len(fresh)
+                    self._place(fresh, d, -1)
+            return
+        groups: dict[int, list[int]] = {}
         for k in keys:
             d = self._entry(k, path)
             t = self.locate(k, view)
@@ -300,15 +373,51 @@ class TierHierarchy:
         """Blocks that left a view's bottom: gone once no tier holds a copy."""
         if self.single:
             self.dropped.extend(keys)
-        else:
-            members = self.members
-            self.dropped.extend(k for k in keys if not any(k in m for m in members))
+            return
+        left = keys
+        for m in self.members:  # written for speed: one list pass per tier, no generators
+            left = [k for k in left if k not in m]
+            if not left:
+                return
+        self.dropped.extend(left)
 
     def _place(self, keys: list[int], tier: int, src: int) -> None:
         if self._simple:
             self._place_simple(keys, tier, src)
+        elif self._nofilter:
+            self._place_copies(keys, tier, src)
         else:
             self._place_general(keys, tier, src)
+
+    def _place_copies(self, keys: list[int], tier: int, src: int) -> None:
+        """As _place_general without admission filters (written for speed: the default of
+        a node with several instances). A block that arrives from above is never held at
+        its destination: a victim held by any tier below it is not passed down."""
+        policies, moves, n, parent, caps = self.policies, self.moves, self.n, self.parent, self._caps
+        held_below, demoted = self._held_below, self.demoted
+        t, s = tier, src
+        while keys:
+            while t >= 0 and caps[t] == 0:
+                t = parent[t]
+            if t < 0:
+                if s >= 0:
+                    moves[s][n] += len(keys)
+                self._drop(keys)
+                return
+            if s >= 0:
+                moves[s][t] += len(keys)
+                demoted.extend(keys)
+            victims = policies[t].admit_many(keys)
+            below = held_below[t]
+            if victims and below is not None:
+                down = []
+                for v in victims:
+                    if below(v):
+                        demoted.append(v)  # the copy below becomes the fastest: no bytes
+                    else:
+                        down.append(v)
+                victims = down
+            keys, s, t = victims, t, parent[t]
 
     def _place_simple(self, keys: list[int], tier: int, src: int) -> None:
         # One view, exclusive, no filters: tier t's parent is t + 1.
@@ -369,16 +478,17 @@ class TierHierarchy:
             if arriving:
                 victims = pol.admit_many(arriving)
                 if victims and copies:
-                    down = []
-                    up_sh, down_sh = self._shadow_up[t], self._shadow_down[t]
-                    for v in victims:
-                        if up_sh and any(v in m for m in up_sh):
-                            continue  # a faster copy every sharer reaches: just freed
-                        if down_sh and any(v in m for m in down_sh):
-                            self.demoted.append(v)  # the copy below becomes the fastest
-                            continue
-                        down.append(v)
-                    victims = down
+                    above, below = self._held_above[t], self._held_below[t]
+                    if above is not None:  # a faster copy every sharer reaches: just freed
+                        victims = [v for v in victims if not above(v)]
+                    if below is not None:  # the copy below becomes the fastest: no bytes
+                        down = []
+                        for v in victims:
+                            if below(v):
+                                self.demoted.append(v)
+                            else:
+                                down.append(v)
+                        victims = down
                 if victims:
                     passing.append((t, victims))
             pending = passing
@@ -401,10 +511,9 @@ class TierHierarchy:
         return moves, demoted, dropped
 
     def _fold(self) -> None:
-        for m in self._drained:
-            for row, tot in zip(m, self._total, strict=True):
-                for j, c in enumerate(row):
-                    tot[j] += c
+        if self._drained:
+            add = np.sum(np.asarray(self._drained, dtype=np.int64), axis=0).tolist()
+            self._total = [[a + b for a, b in zip(tr, ar, strict=True)] for tr, ar in zip(self._total, add, strict=True)]
         self._drained = []
 
     @property

@@ -79,11 +79,10 @@ class CacheAware(Router):
     def pick(self, blocks: Sequence[int]) -> int:
         best = 0
         key: tuple[int, int, int] | None = None
-        bound = None
-        if self.balance_tokens is not None:
-            bound = min(inst.load_tokens for inst in self.instances) + self.balance_tokens
-        for i, inst in enumerate(self.instances):
-            if bound is not None and inst.load_tokens > bound:
+        loads = [inst.load_tokens for inst in self.instances]
+        bound = min(loads) + self.balance_tokens if self.balance_tokens is not None else None
+        for i, load in enumerate(loads):
+            if bound is not None and load > bound:
                 continue
             tiers = self.local[i]
             gpu = tiers[0]
@@ -99,7 +98,7 @@ class CacheAware(Router):
                     if b not in dram and b not in gpu:
                         break
                     d += 1
-            k = (g, d, -inst.load_tokens)
+            k = (g, d, -load)
             if key is None or k > key:
                 best, key = i, k
         return best

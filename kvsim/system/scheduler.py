@@ -35,7 +35,7 @@ class Queued(Protocol):
 class Scheduler:
     """Batch selection of one kind (``fcfs`` or ``chunked``); shared by all instances."""
 
-    def __init__(self, name: str = "chunked", max_batch_tokens: int = 8192, chunk_tokens: int = 2048) -> None:
+    def __init__(self, name: str = "chunked", max_batch_tokens: int = 8192, chunk_tokens: int = 8192) -> None:
         if name not in KINDS:
             raise ValueError(f"scheduler.name: {name!r} is not one of {list(KINDS)}")
         if max_batch_tokens < 1:
