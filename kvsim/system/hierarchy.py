@@ -30,7 +30,9 @@ and with several views the GPU tiers are private caches over shared lower tiers.
                    ks tier t declines and the victims go on to t's parent
                    (a victim with a copy that every sharer of t still reaches -- below it,
                    or, with one view, above it -- just loses this copy);
-                   below the bottom they leave the view (dropped once no tier holds them)
+                   below the bottom they are dropped (with several views, another
+                   instance's GPU tier may still hold a private copy: the shared tiers have
+                   let it go, so the index forgets it until that copy is demoted)
 
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
@@ -44,8 +46,6 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
 
@@ -145,13 +145,11 @@ class TierHierarchy:
                 a = self.parent[a]
             self._held_above.append(_any_of(up))
             self._held_below.append(_any_of(down))
-        self._held_anywhere = _any_of(self.members)
         self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
         self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
-        self._total = [[0] * (n + 1) for _ in range(n)]  # folded drains
-        self._drained: list[list[list[int]]] = []  # drains not folded yet
+        self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
@@ -203,8 +201,7 @@ class TierHierarchy:
         return out
 
     def held_anywhere(self, key: int) -> bool:
-        held = self._held_anywhere
-        return held is not None and held(key)
+        return any(key in m for m in self.members)
 
     # --- placement decisions ---------------------------------------------------------------
     def _up(self, key: int, t: int, path: tuple[int, ...]) -> int:
@@ -370,16 +367,8 @@ class TierHierarchy:
 
     # --- cascades -----------------------------------------------------------------------
     def _drop(self, keys: list[int]) -> None:
-        """Blocks that left a view's bottom: gone once no tier holds a copy."""
-        if self.single:
-            self.dropped.extend(keys)
-            return
-        left = keys
-        for m in self.members:  # written for speed: one list pass per tier, no generators
-            left = [k for k in left if k not in m]
-            if not left:
-                return
-        self.dropped.extend(left)
+        """Blocks that left a view's bottom tier (or that no tier of it accepts)."""
+        self.dropped.extend(keys)
 
     def _place(self, keys: list[int], tier: int, src: int) -> None:
         if self._simple:
@@ -500,26 +489,23 @@ class TierHierarchy:
 
         A block demoted and then dropped in the same period appears in both lists."""
         moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        # Folding every drain into the totals costs more than the drain itself; fold in
-        # batches (written for speed: drain runs once per request).
-        self._drained.append(moves)
-        if len(self._drained) >= 1024:
-            self._fold()
+        # Fold into the totals only the rows that moved something (written for speed:
+        # drain runs once per request and most of the matrix is zeros).
+        total = self._total
+        for s, row in enumerate(moves):
+            if any(row):
+                tot = total[s]
+                for d, c in enumerate(row):
+                    if c:
+                        tot[d] += c
         self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
         self.demoted = []
         self.dropped = []
         return moves, demoted, dropped
 
-    def _fold(self) -> None:
-        if self._drained:
-            add = np.sum(np.asarray(self._drained, dtype=np.int64), axis=0).tolist()
-            self._total = [[a + b for a, b in zip(tr, ar, strict=True)] for tr, ar in zip(self._total, add, strict=True)]
-        self._drained = []
-
     @property
     def total_moves(self) -> list[list[int]]:
         """Moves per (source, destination) tier since the start, drained or not."""
-        self._fold()
         return [
             [t + c for t, c in zip(trow, crow, strict=True)]
             for trow, crow in zip(self._total, self.moves, strict=True)
