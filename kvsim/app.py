@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
-from kvsim.system.compute import GPUSpec, KVBudget, ModelDoesNotFit, ModelSpec, PrefillModel, kv_budget
+from kvsim.system.compute import (
+    GPUSpec,
+    KVBudget,
+    ModelDoesNotFit,
+    ModelSpec,
+    PrefillModel,
+    kv_budget,
+)
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.system.node import TierTemplate, node_tiers
 from kvsim.system.router import Router

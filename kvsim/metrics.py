@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-
 OVERLOAD_UTILIZATION = 0.95
 
 PARTS = (

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Container, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 
 class EvictionPolicy(ABC):
@@ -65,7 +65,7 @@ class EvictionPolicy(ABC):
         """A container answering ``key in`` for the resident blocks, as cheaply as possible
         (the tier hierarchy asks it once per block and tier on every lookup). Subclasses
         that keep their blocks in one dict return it; it must stay the same object."""
-        return self
+        return cast(Container[int], self)
 
     @abstractmethod
     def touch(self, key: int) -> None: ...

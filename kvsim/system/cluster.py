@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Generator
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple, get_type_hints
 
 import numpy as np
@@ -44,7 +44,7 @@ import simpy
 from kvsim.index.base import IndexModel
 from kvsim.system.compute import PrefillModel
 from kvsim.system.hierarchy import TierHierarchy
-from kvsim.system.router import Router, RoundRobin
+from kvsim.system.router import RoundRobin, Router
 from kvsim.system.scheduler import QueueHooks, Scheduler
 from kvsim.system.servers import PriorityServer
 from kvsim.system.topology import Path, Topology

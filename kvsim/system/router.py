@@ -23,7 +23,8 @@ from typing import Protocol
 
 
 class Loaded(Protocol):
-    load_tokens: int
+    @property
+    def load_tokens(self) -> int: ...
 
 
 class Router:
