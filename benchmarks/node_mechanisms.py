@@ -29,8 +29,8 @@ DEFAULT_TRACE = os.environ.get(
 # The previous model, in today's keys: literal 3 s bursts; one 40 GiB GPU tier and one PCIe
 # link shared by the four instances (the GPU device at host scope), a queue per instance fed
 # by the least loaded (the old single FCFS queue of four servers); whole prefills one at a
-# time; loads before compute; reused blocks always loaded; one queue per link for both
-# directions, no priorities; the SSD as a link at its read bandwidth, no medium.
+# time; loads (started when a request joins the queue) before compute; reused blocks always loaded; one queue per link for both
+# directions, no priorities, only a path's slowest hop queues; the SSD as a link at its read bandwidth, no medium.
 BEFORE = [
     "trace.spread=none",
     "system.devices.gpu=host",
@@ -41,6 +41,7 @@ BEFORE = [
     "system.load_or_recompute=load",
     "system.full_duplex=false",
     "system.priorities=false",
+    "system.every_hop=false",
     "system.tiers.ssd.read_Bps=null",
     "system.tiers.ssd.write_Bps=null",
     "system.links.ssd.bandwidth_Bps=${calibration.ssd.read_Bps}",
@@ -49,12 +50,14 @@ BEFORE = [
 # Each mechanism: the overrides that switch it on (they replace the matching BEFORE entries).
 MECHANISMS = {
     "arrivals spread within each 3 s tick": ["trace.spread=tick"],
-    "instances with their own GPU tier (HBM - weights - reserve)": ["system.devices.gpu=instance",
+    "own GPU tier per instance (HBM - weights - reserve)": ["system.devices.gpu=instance",
                                                                      "system.tiers.gpu.capacity_gib=null"],
-    "cache-aware routing": ["router=cache_aware"],
+    "own GPU tiers and cache-aware routing": ["system.devices.gpu=instance", "system.tiers.gpu.capacity_gib=null",
+                                              "router=cache_aware"],
     "chunked prefill, continuous batching": ["scheduler=chunked"],
     "layer-wise overlap of KV load and compute": ["system.overlap_load=true"],
     "load or recompute": ["system.load_or_recompute=auto"],
+    "every hop of a path queues": ["system.every_hop=true"],
     "full-duplex links (a queue per direction)": ["system.full_duplex=true"],
     "foreground before background": ["system.priorities=true"],
     "SSD medium: read/write bandwidths, writes occupy it": [
@@ -112,8 +115,8 @@ def main() -> int:
     out = Path(args.out)
     lines = [
         "| configuration | hit ratio | TTFT p50 | TTFT p99 | load p99 (exposed) | load transfer p99 | recomputed blocks | "
-        + " | ".join(d[0] for d in DIRECTIONS) + " | prefill util. |",
-        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(DIRECTIONS) + "---:|",
+        + " | ".join(d[0] for d in DIRECTIONS) + " | SSD medium | prefill util. |",
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(DIRECTIONS) + "---:|---:|",
     ]
     for j, (label, overrides) in enumerate(rows):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -124,11 +127,12 @@ def main() -> int:
         s = run(cfg, d)
         (d / "overrides.json").write_text(json.dumps(overrides))
         u = s["utilization"]
+        medium = f"{u['device:ssd']:.3f}" if "device:ssd" in u else "-"
         lines.append(
             f"| {label} | {s['hit_ratio']:.3f} | {s['ttft_p50_s'] * 1e3:.0f} ms | {s['ttft_p99_s']:.2f} s | "
             f"{s['load_p99_s'] * 1e3:.0f} ms | {s['load_transfer_p99_s'] * 1e3:.0f} ms | {s['recomputed_blocks']:,} | "
             + " | ".join(f"{link_util(u, *d_[1:]):.3f}" for d_ in DIRECTIONS)
-            + f" | {u['prefill']:.2f} |"
+            + f" | {medium} | {u['prefill']:.2f} |"
         )
         print(lines[-1], flush=True)
     table = "\n".join(lines)

@@ -150,7 +150,8 @@ def build_topology(cfg: DictConfig, layout: Layout | None = None) -> Topology:
         media.append(Device(t.device, float(t.read_Bps), float(t.write_Bps), int(t.parallelism)))
     templates = sorted({ln.a for ln in links} | {ln.b for ln in links} | {t.device for t in s.tiers.values()})
     devices, links, media = expand(layout, templates, links, media)
-    return Topology(devices, links, media, full_duplex=bool(s.full_duplex), priorities=bool(s.priorities))
+    return Topology(devices, links, media, full_duplex=bool(s.full_duplex), priorities=bool(s.priorities),
+                    every_hop=bool(s.every_hop))
 
 
 def tier_templates(cfg: DictConfig, block_bytes: int, budget: KVBudget | None = None) -> list[TierTemplate]:

@@ -74,6 +74,7 @@ class SystemConfig:
     nic_link: str = "rdma"  # the host's NIC link: an RDMA index's client queues on it
     full_duplex: bool = True  # one queue per link direction (false: one per link)
     priorities: bool = True  # foreground transfers before background ones at every queue
+    every_hop: bool = True  # a transfer queues at every hop of its path (false: at its slowest only)
     overlap_load: bool = True  # KV loads overlap compute layer by layer
     load_or_recompute: str = "auto"  # auto: recompute a reused run when loading it is slower | load
 

@@ -265,6 +265,17 @@ def test_overlap_formula_by_hand(pcie_Bps: float) -> None:
     assert off["overlap_saved_s"][1] == 0
 
 
+def test_loads_proceed_while_the_request_waits() -> None:
+    """Request 2 reuses blocks 0-3 from DRAM but waits (FCFS) behind request 1's 2560-token
+    prefill; its 4 MiB load (0.17 ms) ends long before: nothing of it is exposed."""
+    tr = tiny_trace([(0.0, 2048, [0, 1, 2, 3]), (10.0, 2560, [20, 21, 22, 23, 24]), (10.0, 2560, [0, 1, 2, 3, 4])])
+    r = tiny_node(tr, 0, 100, 25e9, scheduler=Scheduler("fcfs")).run().records
+    first = hand_flops(2560, 0) / RATE
+    assert r["queue_s"][2] == pytest.approx(first) and r["load_s"][2] == 0.0
+    assert r["load_transfer_s"][2] == pytest.approx(4 * 2**20 / 25e9)
+    assert r["ttft_s"][2] == pytest.approx(first + hand_flops(512, 2048) / RATE, rel=1e-9)
+
+
 def test_load_or_recompute_by_hand() -> None:
     """At 10 MB/s the 4 MiB load takes 0.42 s, recomputing the 2048 tokens 4.1 ms: auto
     recomputes them (all 2560 tokens computed, no bytes loaded); load waits for the link."""

@@ -128,3 +128,13 @@ def test_bad_topologies() -> None:
         t.path("a", "c")
     with pytest.raises(ValueError, match="scope"):
         Layout(1, 1, {"gpu": "rack"})
+
+
+def test_slowest_hop_only_is_the_previous_model() -> None:
+    """every_hop=False: a transfer queues only at its bottleneck; the faster hops carry its
+    bytes but another transfer on them does not wait."""
+    t = _topo(every_hop=False)
+    one = int(11.5e9 * MS)
+    t.transfer(0.0, t.path("remote", "gpu"), one)
+    assert t.transfer(0.0, t.path("host", "gpu"), int(25e9 * MS)) == pytest.approx(MS + 2e-6)
+    assert t.bytes_moved["pcie:host->gpu"] == one + int(25e9 * MS)

@@ -9,21 +9,24 @@ Life of a request (TTFT = end of its index insert - arrival):
     reuse             the longest prefix present in the instance's view (its GPU tier, its
                       host's DRAM, the remote pool, the SSD); hits are promoted (bookkeeping,
                       at this instant, which also reserves their room in the GPU tier)
+    fetch             load or recompute: a reused run whose load (its path's queues as they
+                      are now) would take longer than recomputing it is recomputed
+                      (``load_or_recompute=auto``); the other runs load now, one foreground
+                      transfer per source tier, booking every queue on their path, while the
+                      request waits (vLLM's asynchronous KV loading, SGLang HiCache's prefetch)
     waiting           in the instance's queue (``queue_s``) until its first chunk is scheduled
-    first chunk       load or recompute: a reused run whose load (its path's queues as they are
-                      now) would take longer than recomputing it is recomputed
-                      (``load_or_recompute=auto``); the other runs load, one foreground
-                      transfer per source tier, booking every queue on their path
     prefill           iterations of the instance loop (scheduler: fcfs or chunked); the one
-                      with a request's first chunk lasts, with L its loads' time and C its
-                      compute, max(L, C) + min(L, C) / layers (``overlap_load``: KV arrives
-                      layer by layer while earlier layers compute) or L + C
+                      with a request's first chunk lasts, with L what is left of its loads
+                      and C its compute, max(L, C) + min(L, C) / layers (``overlap_load``: KV
+                      arrives layer by layer while earlier layers compute); without overlap a
+                      request joins the queue only when its loads are done (L + C, but the
+                      instance serves others during L)
     store             new blocks into the instance's GPU tier (demotions cascade), index insert
     background        demotions and write-backs become background transfers on their paths
                       (served after every foreground one, non-preemptively); address updates
                       and deletes go to the index; none of it is part of this request's TTFT
 
-    TTFT = metadata + queue + load (exposed) + compute (own chunks) + batch wait + store
+    TTFT = metadata + load (exposed) + queue + compute (own chunks) + batch wait + store
     batch wait = the request's iterations' time spent on other requests' chunks and loads
 
 Blocks are stored when their prefill ends, so a concurrent request that needs the same
@@ -70,12 +73,13 @@ class RequestRecord(NamedTuple):
     instance: int
     metadata_s: float  # index lookup
     queue_s: float  # waiting in the instance's queue until its first chunk
-    load_s: float  # KV-load time not hidden behind compute (exposed in its first iteration)
+    load_s: float  # KV-load time not hidden: what its first iteration waits for (overlap_load),
+    #                or the whole load before it may be scheduled (no overlap)
     compute_s: float  # its own chunks' compute
     batch_wait_s: float  # its iterations' time spent on other requests' chunks and loads
     store_s: float  # index insert of the new blocks
     ttft_s: float
-    load_transfer_s: float  # from its first iteration's start to the end of its loads
+    load_transfer_s: float  # from joining the queue to the end of its loads
     overlap_saved_s: float  # load + compute - their overlapped time
     prefix_hits: int  # blocks of the longest present prefix
     present_blocks: int  # prefix + blocks present after the first absent one
@@ -108,7 +112,7 @@ class _Req:
     __slots__ = (
         "i", "view", "blocks", "locs", "cached", "segs", "seg", "off", "remaining", "computed", "started",
         "done", "t_ready", "t_start", "load_exposed", "load_transfer", "overlap_saved", "own_compute",
-        "iter_time", "iterations", "recomputed", "load_bytes", "loader",
+        "iter_time", "iterations", "recomputed", "load_bytes", "load_end",
     )
 
     def __init__(self, i: int, view: int, blocks: list[int], locs: list[int], cached: int, n_in: int) -> None:
@@ -134,7 +138,7 @@ class _Req:
         self.iterations = 0
         self.recomputed = 0
         self.load_bytes = 0
-        self.loader = False
+        self.load_end = 0.0  # when its loads complete (0: nothing to load)
 
     def take(self, k: int, flops: Any) -> float:
         """FLOPs of the next ``k`` tokens to compute (in sequence order)."""
@@ -308,7 +312,16 @@ class Cluster:
         cached = min(p * self.block_tokens, n_in - 1)
         req = _Req(i, v, blocks, locs, cached, n_in)
         req.done = env.event()
-        req.t_ready = t_md
+        if p and counts[0] < p:
+            self._fetch(req, t_md)
+        t_ready = t_md
+        if not self.overlap and req.load_end > t_md:
+            # No layer-wise overlap: the request is schedulable once its KV is in (vLLM's
+            # asynchronous loading); the instance serves others meanwhile.
+            yield env.timeout(req.load_end - t_md)
+            t_ready = env.now
+            req.load_exposed = t_ready - t_md
+        req.t_ready = t_ready
         inst.load -= cached
         inst.queue.append(req)
         if self.hooks is not None:
@@ -331,10 +344,10 @@ class Cluster:
         self._rows[i] = RequestRecord(
             instance=v,
             metadata_s=t_md - t_arr,
-            queue_s=req.t_start - t_md,
+            queue_s=req.t_start - t_ready,
             load_s=req.load_exposed,
             compute_s=own,
-            batch_wait_s=max(0.0, (t_pf - req.t_start) - req.load_exposed - own),
+            batch_wait_s=max(0.0, (t_pf - req.t_start) - own - (req.load_exposed if self.overlap else 0.0)),
             store_s=t_end - t_pf,
             ttft_s=t_end - t_arr,
             load_transfer_s=req.load_transfer,
@@ -372,9 +385,10 @@ class Cluster:
         self._finish[i] = env.now
 
     # --- the instance loop -------------------------------------------------------------
-    def _start(self, req: _Req, now: float) -> float:
-        """First chunk of ``req`` at ``now``: recompute or load each reused run below the
-        GPU; book the loads. Returns when the last load completes (``now``: none)."""
+    def _fetch(self, req: _Req, now: float) -> None:
+        """At ``now``, when ``req`` joins its instance's queue: recompute or load each
+        reused run below the GPU tier, and book the loads (they proceed while the request
+        waits; its first iteration waits for what is left of them)."""
         locs = req.locs
         level = self.hier.level
         tiers = self.hier.tiers
@@ -416,9 +430,8 @@ class Cluster:
                 end = e
             req.load_bytes += b
         if end > now:
-            req.loader = True
+            req.load_end = end
             req.load_transfer = end - now
-        return end
 
     def _loop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
         """The instance's iteration loop.
@@ -453,14 +466,10 @@ class Cluster:
                     req.t_start = t0
                     if hooks is not None:
                         hooks.started(inst.index, req.blocks, t0)
-                    if req.locs:
-                        e = self._start(req, t0)
-                        if e > t0:
-                            loaders.append(req)
-                            if e > load_end:
-                                load_end = e
-                        if fcfs:
-                            k = req.remaining
+                    if req.load_end > t0:  # its loads are still in flight
+                        loaders.append(req)
+                        if req.load_end > load_end:
+                            load_end = req.load_end
                 own = req.take(k, flops) / rate
                 comp += own
                 rows.append((req, k, own))

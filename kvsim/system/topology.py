@@ -23,7 +23,8 @@ transfers in between). Foreground transfers (a request's KV loads) are served be
 background ones (demotions) at every queue, non-preemptively (:class:`PriorityServer`);
 background ones are fire-and-forget. Modeling choice: the hops of a transfer are not coupled
 in time beyond the fork-join (no flow control between them), exact for one-hop paths and
-for paths where one hop dominates.
+for paths where one hop dominates. ``every_hop=False`` is the previous model: a transfer
+queues only at its slowest hop (every hop still carries its bytes).
 
 :func:`expand` turns the configured templates (one ``gpu``, one ``host``...) into the devices
 and links of N instances on H hosts: a device's scope is ``instance`` (one per instance: its
@@ -85,6 +86,7 @@ class Path:
     bandwidth_Bps: float  # the slowest hop
     latency_s: float
     hops: tuple[tuple[PriorityServer, float], ...] = field(default=(), compare=False)  # (queue, s per byte)
+    carried: tuple[PriorityServer, ...] = field(default=(), compare=False)  # every queue its bytes cross
 
 
 class Topology:
@@ -95,6 +97,7 @@ class Topology:
         media: list[Device] | None = None,
         full_duplex: bool = True,
         priorities: bool = True,
+        every_hop: bool = True,
     ) -> None:
         g = nx.Graph()
         g.add_nodes_from(devices)
@@ -110,6 +113,7 @@ class Topology:
         self.graph = g
         self.links = {ln.key: ln for ln in links}
         self.full_duplex = full_duplex
+        self.every_hop = every_hop
         #: every queue, by its report name: link:<name>:<a>-><b> (or <a><-><b>), device:<name>
         self.queues: dict[str, PriorityServer] = {}
         self._dir: dict[tuple[str, str], PriorityServer] = {}  # (link key, source end) -> queue
@@ -174,16 +178,20 @@ class Topology:
             hops.append((q, 1.0 / m.write_Bps))
             if m.write_Bps < neck_bw:
                 neck, neck_bw = q.name, m.write_Bps
-        return Path(src, dst, tuple(names), neck, neck_bw, lat, tuple(hops))
+        carried = tuple(q for q, _ in hops)
+        if not self.every_hop:  # the previous model: only the slowest hop queues
+            hops = [min(hops, key=lambda h: -h[1])]
+        return Path(src, dst, tuple(names), neck, neck_bw, lat, tuple(hops), carried)
 
     # --- transfers (written for speed: a few calls per hop, no SimPy events) ---------------
     def transfer(self, now: float, path: Path, nbytes: int) -> float:
         """Book a foreground transfer starting at ``now``; return its completion time."""
         if not path.hops or nbytes <= 0:
             return now
+        for q in path.carried:
+            q.bytes += nbytes
         done = now
         for q, spb in path.hops:
-            q.bytes += nbytes
             f = q.serve(now, nbytes * spb)
             if f > done:
                 done = f
@@ -193,8 +201,9 @@ class Topology:
         """Queue a background transfer (nobody waits for it)."""
         if nbytes <= 0:
             return
-        for q, spb in path.hops:
+        for q in path.carried:
             q.bytes += nbytes
+        for q, spb in path.hops:
             q.defer(now, nbytes * spb)
 
     def estimate(self, now: float, path: Path, nbytes: int) -> float:
