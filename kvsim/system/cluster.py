@@ -300,7 +300,10 @@ class Cluster:
                 break
         p = len(locs)
         present = p
+        newest = hier.newest
         for b in blocks[p + 1 :]:
+            if b > newest:  # never stored: in no tier (written for speed)
+                continue
             for _, m in pm:
                 if b in m:
                     present += 1

@@ -147,6 +147,7 @@ class TierHierarchy:
             self._held_below.append(_any_of(down))
         self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
         self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
+        self._newest = -(2**63)  # the largest key ever stored
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
         self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
@@ -202,6 +203,11 @@ class TierHierarchy:
 
     def held_anywhere(self, key: int) -> bool:
         return any(key in m for m in self.members)
+
+    @property
+    def newest(self) -> int:
+        """The largest key ever stored: a larger one is in no tier."""
+        return self._newest
 
     # --- placement decisions ---------------------------------------------------------------
     def _up(self, key: int, t: int, path: tuple[int, ...]) -> int:
@@ -291,11 +297,21 @@ class TierHierarchy:
             self._observe(keys, True)
         policies = self.policies
         path = self.views[view]
+        # A key above every key ever stored has never been anywhere: no tier to ask (written
+        # for speed: traces number new blocks in first-seen order, so most stored keys are).
+        newest = self._newest
+        if keys:
+            top = max(keys)
+            if top > newest:
+                self._newest = top
         if self._simple:
             at = path[self.admit_tier]
             members = self._path_members[view]
             fresh = []
             for k in keys:
+                if k > newest:
+                    fresh.append(k)
+                    continue
                 for t, m in members:
                     if k in m:
                         if t == at:
@@ -323,6 +339,9 @@ class TierHierarchy:
             d = self._entry(keys[0], path) if keys else self.n
             fresh = []
             for k in keys:
+                if k > newest:
+                    fresh.append(k)
+                    continue
                 for t, m in self._path_members[view]:
                     if k in m:
                         if t == d:
