@@ -6,10 +6,10 @@ report callbacks) knows about OmegaConf.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +18,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from kvsim.config import MODES, check_config, load
+from kvsim.errors import ConfigError, InputFileError
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import check_call
 from kvsim.system.compute import (
     GPUSpec,
     KVBudget,
@@ -48,23 +51,23 @@ GIB = 2**30
 _META_KEYS = ("name", "_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["ConfigError", "build_index", "build_trace", "check_target_node", "run", "validate"]
 
 
-def check_target_keys(node: DictConfig, where: str) -> None:
-    """Fail early, naming the key, if a `_target_` node has a key its class does not take."""
-    target = str(node._target_)
-    cls: type = get_class(target)
-    params = inspect.signature(cls).parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for raw in node:
-        key = str(raw)
-        if key in _META_KEYS or takes_kwargs:
-            continue
-        if key not in params:
-            allowed = sorted(k for k in params if k not in ("self", "capacity"))
-            raise ConfigError(f"{where}: unknown key '{key}' for {target} (allowed: {allowed})")
+def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
+    """A `_target_` node against its class's constructor: every key a parameter, each of
+    the parameter's annotated type and range (:func:`kvsim.ranges.check_call`), every
+    required one given (``later``: the ones a `_partial_` node's caller passes)."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise ConfigError(f"{where}: expected a node with a _target_ class, got {node!r}")
+    try:
+        cls: type = get_class(str(node["_target_"]))
+    except Exception as e:
+        raise ConfigError(f"{where}._target_: cannot load {node['_target_']!r} ({e})") from None
+    kwargs = {str(k): v for k, v in node.items() if k not in _META_KEYS}
+    check_call(cls, kwargs, where, later=later if node.get("_partial_") else ())
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:
@@ -75,29 +78,72 @@ def _strip_meta(node: DictConfig) -> DictConfig:
 
 
 # --- builders --------------------------------------------------------------------------
+def trace_file(cfg: DictConfig) -> Path:
+    """``trace.path``, which must be a file (checked before a run starts)."""
+    t = cfg.trace
+    path = Path(t.path)
+    if not path.is_file():
+        where = "is a folder, not a file" if path.is_dir() else "file not found"
+        raise InputFileError(
+            f"trace.path: {where}: {path} (trace '{t.name}'). Give trace.path=FILE, or run "
+            "`make traces` to download the public Mooncake traces."
+        )
+    return path
+
+
+# Traces read in this process, newest last: a run's trace is read (and checked) before its
+# folder is made, and a multirun's jobs share theirs. The arrays are made read-only.
+_TRACES: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
+_TRACES_KEPT = 4
+
+
 def build_trace(cfg: DictConfig) -> Trace:
     t = cfg.trace
     if t.format != "mooncake":
         raise ConfigError(f"trace.format: unknown format {t.format!r} (known: mooncake)")
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-    path = Path(t.path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"trace '{t.name}': file not found: {path}. Give trace.path=FILE, or run `make traces` "
-            "to download the public Mooncake traces."
+    path = trace_file(cfg)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, t.block_tokens, t.max_requests, t.name)
+    if key in _TRACES:
+        _TRACES.move_to_end(key)
+        return _TRACES[key]
+    trace = read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+    for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
+        a.flags.writeable = False
+    model = cfg.get("model")
+    if model is not None and model.get("context_tokens"):
+        warn_context(trace, int(model.context_tokens), str(model.name))
+    _TRACES[key] = trace
+    while len(_TRACES) > _TRACES_KEPT:
+        _TRACES.popitem(last=False)
+    return trace
+
+
+def warn_context(trace: Trace, context_tokens: int, model: str) -> int:
+    """Warn (once per trace) if inputs are longer than the model's context window; the
+    simulation still charges their full prefill. Returns how many are."""
+    over = trace.input_tokens > context_tokens
+    n = int(over.sum())
+    if n:
+        i = int(trace.input_tokens.argmax())
+        log.warning(
+            "trace %s: %d of %d requests have an input longer than %s's context window "
+            "(model.context_tokens=%d); the longest, request %d, has %d tokens",
+            trace.name, n, len(trace), model, context_tokens, i, int(trace.input_tokens[i]),
         )
-    return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+    return n
 
 
 def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
-    check_target_keys(cfg.policy, "policy")
+    check_target_node(cfg.policy, "policy", later=("capacity",))
     factory: Callable[[int], EvictionPolicy] = instantiate(_strip_meta(cfg.policy))
     return factory
 
 
 def build_index(cfg: DictConfig) -> IndexModel:
-    check_target_keys(cfg.index, "index")
+    check_target_node(cfg.index, "index")
     index: IndexModel = instantiate(_strip_meta(cfg.index))
     return index
 
@@ -184,13 +230,14 @@ def build_hierarchy(cfg: DictConfig, block_bytes: int, budget: KVBudget | None =
 
 
 def _build_component(node: DictConfig, where: str, keep_name: bool = False) -> Any:
-    """Instantiate a `_target_` node; a constructor's ValueError (a range) is a config error."""
-    check_target_keys(node, where)
+    """Instantiate a `_target_` node checked against its class; a constructor's
+    ValueError (a cross-field rule) is a config error naming the node."""
+    check_target_node(node, where)
     try:
         return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)) if keep_name else _strip_meta(node))
     except InstantiationException as exc:
         if isinstance(exc.__cause__, ValueError):
-            raise ConfigError(str(exc.__cause__)) from None
+            raise ConfigError(f"{where}: {exc.__cause__}") from None
         raise
 
 
@@ -258,49 +305,12 @@ def _nic_queue(cfg: DictConfig, layout: Layout, topo: Topology) -> PriorityServe
     return topo.queue(f"{name}{suffix}", layout.device(far, 0))
 
 
-def check_ranges(cfg: DictConfig) -> None:
-    """One line naming the key for every value out of its range (before any work)."""
-    s, g, t = cfg.system, cfg.gpu, cfg.trace
-    checks = [
-        ("gpu.instances", g.instances >= 1, ">= 1"),
-        ("gpu.tensor_parallel", g.tensor_parallel >= 1, ">= 1"),
-        ("gpu.hbm_gib", g.hbm_gib > 0, "> 0"),
-        ("gpu.activation_reserve_gib", g.activation_reserve_gib >= 0, ">= 0"),
-        ("gpu.mfu", 0 < g.mfu <= 1, "in (0, 1]"),
-        ("system.instances_per_host", s.instances_per_host >= 1, ">= 1"),
-        ("system.capacity_scale", s.capacity_scale >= 0, ">= 0"),
-        ("system.load_or_recompute", s.load_or_recompute in ("auto", "load"), "auto or load"),
-        ("trace.spread", t.spread in ("tick", "none"), "tick or none"),
-        ("trace.tick_s", t.tick_s is None or t.tick_s >= 0, ">= 0 or null"),
-    ]
-    for name, tier in s.tiers.items():
-        checks += [
-            (f"system.tiers.{name}.capacity_gib", tier.capacity_gib is None or tier.capacity_gib >= 0, ">= 0 or null"),
-            (f"system.tiers.{name}.access_latency_s", tier.access_latency_s >= 0, ">= 0"),
-            (f"system.tiers.{name}.read_Bps", tier.read_Bps is None or tier.read_Bps > 0, "> 0 or null"),
-            (f"system.tiers.{name}.write_Bps", tier.write_Bps is None or tier.write_Bps > 0, "> 0 or null"),
-            (f"system.tiers.{name}.parallelism", tier.parallelism >= 1, ">= 1"),
-        ]
-    for name, ln in s.links.items():
-        checks += [
-            (f"system.links.{name}.bandwidth_Bps", ln.bandwidth_Bps > 0, "> 0"),
-            (f"system.links.{name}.reverse_bandwidth_Bps", ln.reverse_bandwidth_Bps is None or ln.reverse_bandwidth_Bps > 0, "> 0 or null"),
-            (f"system.links.{name}.latency_s", ln.latency_s >= 0, ">= 0"),
-            (f"system.links.{name}.parallelism", ln.parallelism >= 1, ">= 1"),
-        ]
-    for key, ok, rule in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {OmegaConf.select(cfg, key)!r} is out of range (must be {rule})")
-
-
 def validate(cfg: DictConfig) -> None:
-    """Everything that can be checked without reading the trace: run before any work."""
-    OmegaConf.resolve(cfg)  # interpolation errors now, not mid-run
+    """What the simulate mode builds, built once without the trace: the policy, the index,
+    the prefill model, and a path from every tier to the GPU (after :func:`check_config`
+    has checked every key and range)."""
     build_policy_factory(cfg)
-    if cfg.system.kind not in ("tiered", "single_tier"):
-        raise ConfigError(f"system.kind: {cfg.system.kind!r} is not 'tiered' or 'single_tier'")
     if cfg.system.kind == "tiered":
-        check_ranges(cfg)
         build_index(cfg)
         build_prefill(cfg)
         build_router(cfg)
@@ -425,26 +435,13 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
     return summary
 
 
-MODES: dict[str, str] = {
-    "simulate": "kvsim.app:run_simulation",
-    "trace_analysis": "kvsim.analysis.run:run_trace_analysis",
-    "metadata_bench": "kvsim.bench.metadata:run_metadata_bench",
-}
-
-
-def run(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    mode = cfg.mode
-    if mode == "simulate" and cfg.system.kind == "single_tier":
-        validate(cfg)
+def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> dict[str, Any]:
+    """Check ``cfg`` (every key, range and structure: :func:`kvsim.config.check_config`),
+    then run its mode into ``out``."""
+    check_config(cfg, overrides)
+    if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
         return run_single_tier(cfg, out)
-    if mode not in MODES:
-        raise ConfigError(f"mode: unknown mode {mode!r} (known: {sorted(MODES)})")
-    if mode == "simulate":
-        validate(cfg)
-    module, func = MODES[mode].split(":")
-    import importlib
-
-    fn = getattr(importlib.import_module(module), func)
+    fn = load(MODES[cfg.mode].run)
     write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
     result: dict[str, Any] = fn(cfg, out)
     return result

@@ -66,9 +66,13 @@ def test_capacity_bound_issues_deletes_and_cache_sweep(compose_cfg, tmp_path: Pa
 
 
 def test_unknown_setting_fails(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from kvsim.app import run
+    from kvsim.errors import ConfigError
+
     cfg = compose_cfg(["+experiment=metadata_bench", "+experiment.intervals=5"])
-    with pytest.raises(ValueError, match="intervals"):
-        run_metadata_bench(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="experiment.intervals: unknown key; did you mean 'interval_s'"):
+        run(cfg, tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.real_trace

@@ -52,6 +52,16 @@ import pandas as pd
 import simpy
 from omegaconf import DictConfig, OmegaConf
 
+from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schema and check)
+    DEFAULTS,
+    PARTS,
+    CacheSweepSettings,
+    MetadataBenchSettings,
+    check_config,
+    index_config,
+    resolve_label,
+    settings_of,
+)
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
@@ -61,22 +71,6 @@ from kvsim.workload import arrivals
 log = logging.getLogger("kvsim")
 
 SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
-DEFAULTS: dict[str, Any] = {
-    "parts": ["bench", "key_order", "random_gets"],
-    "indexes": ["redis", "mooncake", "sherman", "chime", "radix", "extent"],
-    "variants": {},
-    "baseline": "redis",
-    "interval_s": 60.0,
-    "warmup_s": 600.0,
-    "capacity_blocks": None,
-    "preload": False,
-    "index_overrides": {},
-    "key_orders": ["remapped", "hashed"],
-    "key_order_indexes": ["sherman", "chime", "extent"],
-    "cache_sweep": {"indexes": ["sherman", "chime", "extent"], "cache_bytes": []},
-    "random_gets": 10000,
-    "random_get_indexes": ["redis", "mooncake", "sherman", "chime", "extent", "extent_nocache"],
-}
 
 
 # --- the replay ------------------------------------------------------------------------
@@ -311,46 +305,11 @@ def plot_cache_sweep(run_dir: str | Path) -> Path | None:
     return save_figure(fig, d / "metadata_cache_sweep.png")
 
 
-# --- config plumbing ---------------------------------------------------------------------
-def _settings(cfg: DictConfig) -> dict[str, Any]:
-    exp = cfg.get("experiment")
-    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-    s = copy.deepcopy(DEFAULTS)
-    if isinstance(user, dict):
-        s.update({str(k): v for k, v in user.items()})
-    s["variants"] = {k: v for k, v in (s["variants"] or {}).items() if v}  # null drops a variant
-    return s
-
-
-def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
-    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
-    line's own ``index`` node when it is that index) and ``overrides`` applied."""
-    from kvsim.config import PROJECT_ROOT
-
-    c = copy.deepcopy(cfg)
-    OmegaConf.set_struct(c, False)
-    if name != c.index.get("name"):
-        path = PROJECT_ROOT / "conf" / "index" / f"{name}.yaml"
-        if not path.is_file():
-            raise FileNotFoundError(f"metadata_bench: no index config {path}")
-        c.index = OmegaConf.load(path)
-    for k, v in (overrides or {}).items():
-        c.index[k] = v
-    return c
-
-
+# --- building the indexes ------------------------------------------------------------------
 def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> IndexModel:
     from kvsim.app import build_index
 
     return build_index(index_config(cfg, name, overrides))
-
-
-def _resolve(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """A label -> (index config name, overrides): a variant's base and settings, or the
-    config of that name with its ``index_overrides``."""
-    spec = dict((s["variants"] or {}).get(label) or {})
-    base = spec.pop("index", label)
-    return base, {**s["index_overrides"].get(base, {}), **spec, **(extra or {})}
 
 
 # --- the experiment ------------------------------------------------------------------------
@@ -359,7 +318,7 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
     for label in labels:
-        index = _build(cfg, *_resolve(s, label))
+        index = _build(cfg, *resolve_label(s, label))
         r = replay(trace, index, label, s["capacity_blocks"], s["preload"])
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
@@ -424,7 +383,7 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"])
+            r = replay(trace, _build(cfg, *resolve_label(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"])
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -442,7 +401,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     for name in sweep.get("indexes", []):
         for cb in sizes:
-            index = _build(cfg, *_resolve(s, name, {"cache_bytes": cb}))
+            index = _build(cfg, *resolve_label(s, name, {"cache_bytes": cb}))
             r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
@@ -482,7 +441,7 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     hid, off = trace.hash_ids, trace.offsets
     for name in s["random_get_indexes"]:
-        index = _build(cfg, *_resolve(s, name))
+        index = _build(cfg, *resolve_label(s, name))
         present: set[int] = set()
         for i in range(len(trace)):  # load the whole trace, untimed
             blocks = hid[off[i] : off[i + 1]].tolist()
@@ -514,10 +473,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from kvsim.app import build_trace
 
     out = Path(out_dir)
-    s = _settings(cfg)
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"experiment: unknown metadata_bench settings {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+    s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
     # Arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run.
@@ -535,8 +491,6 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     for part in s["parts"]:
-        if part not in parts:
-            raise ValueError(f"experiment.parts: unknown part {part!r} (known: {sorted(parts)})")
         summary.update(parts[part](cfg, trace, s, out))
     summary["wall_time_s"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)

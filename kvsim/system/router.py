@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Container, Sequence
 from typing import Protocol
 
+from kvsim.ranges import NonNegInt
+
 
 class Loaded(Protocol):
     @property
@@ -71,7 +73,7 @@ class LeastLoaded(Router):
 class CacheAware(Router):
     name = "cache_aware"
 
-    def __init__(self, balance_tokens: int | None = 16384) -> None:
+    def __init__(self, balance_tokens: NonNegInt | None = 16384) -> None:
         super().__init__()
         if balance_tokens is not None and balance_tokens < 0:
             raise ValueError(f"router.balance_tokens: must be >= 0 or null, got {balance_tokens}")

@@ -23,7 +23,9 @@ was scheduled) -- a lookahead policy keeps those blocks and may prefetch them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
+
+from kvsim.ranges import OneOf, PosInt
 
 KINDS = ("fcfs", "chunked")
 
@@ -35,7 +37,9 @@ class Queued(Protocol):
 class Scheduler:
     """Batch selection of one kind (``fcfs`` or ``chunked``); shared by all instances."""
 
-    def __init__(self, name: str = "chunked", max_batch_tokens: int = 8192, chunk_tokens: int = 8192) -> None:
+    def __init__(
+        self, name: Annotated[str, OneOf(*KINDS)] = "chunked", max_batch_tokens: PosInt = 8192, chunk_tokens: PosInt = 8192
+    ) -> None:
         if name not in KINDS:
             raise ValueError(f"scheduler.name: {name!r} is not one of {list(KINDS)}")
         if max_batch_tokens < 1:
