@@ -251,6 +251,8 @@ class Cluster:
         self.move_pairs: list[tuple[int, int, Path]] = [
             (s, d, topology.path(tiers[s].device, tiers[d].device)) for s, d in pairs
         ]
+        self._offsets: list[int] = trace.offsets.tolist()  # Python ints: cheaper to index per request
+        self._input_tokens: list[int] = trace.input_tokens.tolist()
         self._rows: list[RequestRecord | None] = [None] * n
         self._finish = [0.0] * n
         self._moved = [0] * n  # bytes of demotions (and stores below the GPU) per request
@@ -273,9 +275,9 @@ class Cluster:
         hier = self.hier
         index = self.index
         t_arr = env.now
-        tr = self.trace
-        blocks = tr.hash_ids[tr.offsets[i] : tr.offsets[i + 1]].tolist()
-        n_in = int(tr.input_tokens[i])
+        off = self._offsets
+        blocks = self.trace.hash_ids[off[i] : off[i + 1]].tolist()
+        n_in = self._input_tokens[i]
 
         # 1. routing, then the metadata lookup of every block of the request
         v = self.router.pick(blocks)
@@ -482,7 +484,11 @@ class Cluster:
                 req.load_exposed = dt - comp
                 req.overlap_saved = load + comp - dt
             plan: list[tuple[float, list[tuple[_Req, int, float]]]] = [(dt, rows)]
-            done = any(r.remaining == 0 for r, _, _ in rows)
+            done = False
+            for r, _, _ in rows:
+                if r.remaining == 0:
+                    done = True
+                    break
             snap: list[tuple[_Req, int, int, int]] = []
             if not fcfs and not done:
                 snap = [(r, r.seg, r.off, r.remaining) for r in inst.queue]

@@ -151,6 +151,8 @@ class TierHierarchy:
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
         self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
+        self._spare = [[0] * (n + 1) for _ in range(n)]  # the next moves matrix (zeroed at drain)
+        self._zeros = [0] * (n + 1)
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
@@ -506,18 +508,25 @@ class TierHierarchy:
     def drain(self) -> tuple[list[list[int]], list[int], list[int]]:
         """Return and reset the moves, demoted blocks and dropped blocks since the last call.
 
-        A block demoted and then dropped in the same period appears in both lists."""
+        A block demoted and then dropped in the same period appears in both lists. The moves
+        matrix returned is valid until the next call (it is then reused)."""
         moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        # Fold into the totals only the rows that moved something (written for speed:
-        # drain runs once per request and most of the matrix is zeros).
+        # Fold into the totals only the rows that moved something, and reuse the matrix of
+        # two drains ago (written for speed: drain runs once per request and most of the
+        # matrix is zeros; the caller reads what it got before the next drain).
         total = self._total
+        nxt = self._spare
         for s, row in enumerate(moves):
             if any(row):
                 tot = total[s]
                 for d, c in enumerate(row):
                     if c:
                         tot[d] += c
-        self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
+        for row in nxt:
+            if any(row):
+                row[:] = self._zeros
+        self._spare = moves
+        self.moves = nxt
         self.demoted = []
         self.dropped = []
         return moves, demoted, dropped
