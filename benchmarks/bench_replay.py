@@ -71,13 +71,16 @@ def end_to_end(scale: float, extra: list[str]) -> int:
               f"{time.perf_counter() - t:.1f} s")
         cmd = [sys.executable, "-m", "kvsim", f"trace.path={path}", f"hydra.run.dir={tmp}/run", "progress=false", *extra]
         t = time.perf_counter()
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
         if p.returncode != 0:
             print(p.stderr, file=sys.stderr)
             return p.returncode
         print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip().splitlines()[-1])
-        print(f"end to end (python -m kvsim, {' '.join(extra) or 'defaults'}): {wall:.1f} s wall")
+        print(f"end to end (python -m kvsim, {' '.join(extra) or 'defaults'}): {wall:.1f} s wall, {cpu:.1f} s CPU")
     return 0
 
 
