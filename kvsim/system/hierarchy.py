@@ -325,13 +325,7 @@ class TierHierarchy:
                 else:
                     fresh.append(k)
             if fresh:
-                d = self._entry(fresh[0], path)
-                if d >= self.n:
-                    self._drop(fresh)
-                else:
-                    if d != path[0]:
-                        self.moves[path[0]][d] += len(fresh)
-                    self._place(fresh, d, -1)
+                self._store_fresh(fresh, self._entry(fresh[0], path), path)
             return
         level, movable, sharers = self.level, self.movable, self.sharers
         mine = frozenset((view,))
@@ -357,12 +351,7 @@ class TierHierarchy:
                 else:
                     fresh.append(k)
             if fresh:
-                if d >= self.n:
-                    self._drop(fresh)
-                else:
-                    if d != path[0]:
-                        self.moves[path[0]][d] += len(fresh)
-                    self._place(fresh, d, -1)
+                self._store_fresh(fresh, d, path)
             return
         groups: dict[int, list[int]] = {}
         for k in keys:
@@ -381,10 +370,17 @@ class TierHierarchy:
                 continue
             groups.setdefault(d, []).append(k)
         for d in sorted(groups, key=level.__getitem__):
-            ks = groups[d]
-            if d != path[0]:
-                self.moves[path[0]][d] += len(ks)
-            self._place(ks, d, -1)
+            self._store_fresh(groups[d], d, path)
+
+    def _store_fresh(self, keys: list[int], d: int, path: tuple[int, ...]) -> None:
+        """Fresh copies of ``keys`` into tier ``d`` (``n``: none keeps them); computed on
+        the view's top tier, so a store below it counts as a move from there."""
+        if d >= self.n:
+            self._drop(keys)
+            return
+        if d != path[0]:
+            self.moves[path[0]][d] += len(keys)
+        self._place(keys, d, -1)
 
     # --- cascades -----------------------------------------------------------------------
     def _drop(self, keys: list[int]) -> None:

@@ -49,7 +49,7 @@ class FCFSServer:
         return self.busy_s / (span_s * self.servers) if span_s > 0 else 0.0
 
 
-class PriorityServer:
+class PriorityServer(FCFSServer):
     """``c`` identical servers, two classes, non-preemptive priority: foreground before
     background at every moment a server frees, first-come-first-served within a class.
 
@@ -71,22 +71,12 @@ class PriorityServer:
     at once, like a foreground one).
     """
 
-    __slots__ = (
-        "name", "servers", "priorities", "_free", "_bg", "busy_s", "served", "wait_s",
-        "bg_served", "bg_wait_s", "bytes",
-    )
+    __slots__ = ("priorities", "_bg", "bg_served", "bg_wait_s", "bytes")
 
     def __init__(self, name: str, servers: int = 1, priorities: bool = True) -> None:
-        if servers < 1:
-            raise ValueError(f"{name}: servers must be >= 1, got {servers}")
-        self.name = name
-        self.servers = servers
+        super().__init__(name, servers)  # served, wait_s: the foreground's
         self.priorities = priorities
-        self._free = [0.0] * servers  # a heap of the times each server becomes free
         self._bg: deque[tuple[float, float]] = deque()  # waiting background (arrival, service)
-        self.busy_s = 0.0
-        self.served = 0  # foreground
-        self.wait_s = 0.0  # foreground
         self.bg_served = 0
         self.bg_wait_s = 0.0
         self.bytes = 0  # bytes carried (links and devices count them)
@@ -109,26 +99,13 @@ class PriorityServer:
         """Book a foreground service that arrives at ``now``; return when it finishes."""
         if self._bg:
             self._settle(now)
-        free = self._free
-        start = free[0] if free[0] > now else now
-        finish = start + service_s
-        heapq.heapreplace(free, finish)
-        self.busy_s += service_s
-        self.served += 1
-        self.wait_s += start - now
-        return finish
+        return FCFSServer.serve(self, now, service_s)
 
     def defer(self, now: float, service_s: float) -> None:
         """Queue a background service that arrives at ``now``."""
-        if not self.priorities:
-            free = self._free
-            start = free[0] if free[0] > now else now
-            heapq.heapreplace(free, start + service_s)
-            self.busy_s += service_s
-            self.bg_served += 1
-            self.bg_wait_s += start - now
-            return
         self._bg.append((now, service_s))
+        if not self.priorities:  # one FCFS order: it starts as soon as a server is free
+            self._settle(float("inf"))
 
     def estimate(self, now: float, service_s: float) -> float:
         """When a foreground service arriving at ``now`` would finish (nothing is booked)."""
