@@ -1,7 +1,6 @@
 """Full-model replay of the real conversation trace vs a bare Python LRU replay.
 
     python benchmarks/bench_replay.py [--trace FILE] [--repeat 3] [--index redis] [--set KEY=VALUE ...]
-    python benchmarks/bench_replay.py --end-to-end 10      # a generated trace 10x the conversation trace
 
 Prints wall time, block accesses per second, peak memory, and the ratio of the full
 SimPy model (the default config: every mechanism on -- arrivals spread within ticks, four
@@ -9,10 +8,6 @@ instances with their own GPU tiers, cache-aware routing, chunked prefill, layer-
 overlap, load-or-recompute, full-duplex links with priorities) to a bare OrderedDict LRU
 over the same accesses, both measured in this run (best of --repeat), because these
 machines are noisy. ``--set`` adds config overrides (e.g. ``--set scheduler=fcfs``).
-
-``--end-to-end N`` instead generates a conversation-like trace of N times the conversation
-trace's requests at its request rate (N hours; kvsim.trace.generate, seed 0) and times
-``python -m kvsim trace.path=THAT`` end to end (start-up, reading, simulation, outputs).
 """
 
 from __future__ import annotations
@@ -53,37 +48,6 @@ def best_of(n: int, fn):  # noqa: ANN001, ANN201
     return best, best_cpu, out
 
 
-def end_to_end(scale: float, extra: list[str]) -> int:
-    import subprocess
-    import tempfile
-
-    from kvsim.trace.generate import GeneratorConfig, generate_trace
-    from kvsim.trace.mooncake import write_mooncake_jsonl
-
-    # The embedded trace's generator gives 2.3 requests/s at 1.5 sessions/s; the conversation
-    # trace has 12,031 requests in an hour (3.34/s).
-    cfg = GeneratorConfig(duration_s=3600.0 * scale, session_rate_per_s=1.5 * 3.34 / 2.32, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        trace = generate_trace(cfg, name=f"generated_x{scale:g}")
-        path = write_mooncake_jsonl(trace, Path(tmp) / f"generated_x{scale:g}.jsonl")
-        print(f"generated {len(trace):,} requests, {trace.num_block_accesses:,} block accesses in "
-              f"{time.perf_counter() - t:.1f} s")
-        cmd = [sys.executable, "-m", "kvsim", f"trace.path={path}", f"hydra.run.dir={tmp}/run", "progress=false", *extra]
-        t = time.perf_counter()
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-        if p.returncode != 0:
-            print(p.stderr, file=sys.stderr)
-            return p.returncode
-        print(p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip().splitlines()[-1])
-        print(f"end to end (python -m kvsim, {' '.join(extra) or 'defaults'}): {wall:.1f} s wall, {cpu:.1f} s CPU")
-    return 0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trace", default=DEFAULT_TRACE)
@@ -91,11 +55,7 @@ def main() -> int:
     ap.add_argument("--index", default="redis")
     ap.add_argument("--policy", default="lru")
     ap.add_argument("--set", action="append", default=[], help="a config override (repeatable)")
-    ap.add_argument("--end-to-end", type=float, default=0.0, metavar="N",
-                    help="time python -m kvsim on a generated trace N times the conversation trace")
     args = ap.parse_args()
-    if args.end_to_end:
-        return end_to_end(args.end_to_end, args.set)
     if not Path(args.trace).is_file():
         print(f"trace not found: {args.trace} (set KVSIM_REAL_TRACE or --trace)", file=sys.stderr)
         return 2

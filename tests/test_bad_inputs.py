@@ -72,6 +72,15 @@ CASES: list[Case] = [
          "experiment.indexes: no index config 'sherma'"),
     Case("multirun_checks_every_job_first", ("-m", "policy=lru,fifo", "system.capacity_scale=1,nan"),
          "system.capacity_scale: is NaN"),
+    # --- run folders and sweeps (issue 8 item 1-2, issue 12) ------------------------------
+    Case("run_folder_holds_another_config", ("trace.max_requests=20",),
+         "holds a complete run of another config (hash "),  # {run} holds trace.max_requests=30
+    Case("launcher_key_typo", ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jbos=2"),
+         "hydra.launcher.n_jbos: Key 'n_jbos' not in 'JobLibLauncherConf'"),
+    Case("launcher_value_type", ("-m", "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=lots"),
+         "hydra.launcher.mem_gb: Value 'lots' of type 'str' could not be converted to Integer"),
+    Case("report_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.report"),
+    Case("report_not_a_sweep", ("{run}",), "no sweep_jobs.json, so not a kvsim sweep folder", module="kvsim.report"),
     # --- paths ------------------------------------------------------------------------------
     # --- the serving node: a model that does not fit, scopes, scheduler, arrivals ---------
     Case("model_does_not_fit", ("model=llama3_70b",),
@@ -133,7 +142,7 @@ def test_bad_input_fails_in_one_line_and_writes_nothing(case: Case, tmp_path: Pa
     assert "Traceback" not in p.stderr + p.stdout
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith(f"{case.module}: error: "), lines[0]
-    assert case.expect in lines[0], lines[0]
+    assert case.expect.format(tmp=tmp_path) in lines[0], lines[0]
     assert _snapshot(tmp_path) == before  # no result file appeared; the earlier run is unchanged
 
 
