@@ -56,12 +56,14 @@ PARTS = ("metadata_s", "queue_s", "load_s", "compute_s", "batch_wait_s", "store_
 
 @pytest.mark.parametrize("overrides", [[], ["scheduler=fcfs", "system.overlap_load=false"], ["gpu.instances=1"]])
 def test_ttft_is_the_sum_of_its_parts(compose_cfg, embedded_trace, overrides) -> None:
-    res, _ = simulate(compose_cfg(["system.capacity_scale=0.05", *overrides]), embedded_trace.head(600))
+    res, c = simulate(compose_cfg(["system.capacity_scale=0.05", *overrides]), embedded_trace.head(600))
     r = res.records
-    np.testing.assert_allclose(r["ttft_s"], sum(r[c] for c in PARTS), rtol=0, atol=1e-9)
-    for c in PARTS:
-        assert (r[c] >= -1e-12).all(), c
+    np.testing.assert_allclose(r["ttft_s"], sum(r[k] for k in PARTS), rtol=0, atol=1e-9)
+    for k in PARTS:
+        assert (r[k] >= -1e-12).all(), k
     assert (r["ttft_s"] > 0).all()
+    # every token assigned to an instance was computed there
+    assert [i.load_tokens for i in c.instances] == [0] * len(c.instances)
     np.testing.assert_array_equal(sum(r[f"hits_{t}"] for t in res.tier_names), r["prefix_hits"])
     assert (r["present_blocks"] >= r["prefix_hits"]).all()
     assert (r["recomputed_blocks"] <= r["prefix_hits"]).all()
@@ -158,7 +160,8 @@ def test_other_policies_run(compose_cfg, embedded_trace, policy: str) -> None:
 def test_rdma_index_shares_the_hosts_nic_with_kv_traffic(compose_cfg, embedded_trace) -> None:
     c, _ = build_cluster(compose_cfg(["index=sherman"]), embedded_trace.head(200))
     nic = c.topo.queues["link:rdma0:remote->nic0"]
-    assert c.index.fabric.nic is nic  # type: ignore[attr-defined]
+    client = getattr(c.index, "client", None) or c.index.fabric  # type: ignore[attr-defined]
+    assert client.nic is nic
     c.run()
     assert nic.served > 0  # index round trips and KV loads from the pool alike
 
@@ -323,7 +326,8 @@ def test_cache_aware_gets_at_least_the_hits_of_round_robin(compose_cfg, real_tra
     assert ca.records["hits_gpu"].sum() > rr.records["hits_gpu"].sum()
 
 
-@pytest.mark.parametrize("overrides", [[], ["gpu.instances=1", "gpu.peak_flops=200e12"]])
+@pytest.mark.parametrize("overrides", [[], ["gpu.instances=1", "gpu.peak_flops=200e12"],
+                                       ["system.overlap_load=false", "scheduler.chunk_tokens=2048"]])
 def test_planned_iterations_equal_one_event_per_iteration(compose_cfg, embedded_trace, monkeypatch, overrides) -> None:
     """The loop's plan-ahead (one event for a run of iterations, cut by arrivals) is a speed
     device only: every record equals the one-iteration-at-a-time loop's, also under load."""

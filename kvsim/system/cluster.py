@@ -216,9 +216,14 @@ class Cluster:
         hierarchy.bind(trace)  # offline facts for the policies (block chains; OPT: next uses)
         self.topo = topology
         self.index = index
-        if nic is not None and hasattr(index, "fabric"):
-            # KV traffic and the RDMA index's round trips share the host's NIC queue.
-            index.fabric.nic = nic
+        if nic is not None:
+            # KV traffic and the RDMA index's round trips share the host's NIC queue (the
+            # index's client component, or the fabric of the earlier RDMA index models).
+            client = getattr(index, "client", None)
+            if client is not None and hasattr(client, "attach_nic"):
+                client.attach_nic(nic)
+            elif hasattr(index, "fabric"):
+                index.fabric.nic = nic
         self.prefill = prefill
         self.scheduler = scheduler or Scheduler("fcfs")
         self.router = router or RoundRobin()
@@ -335,7 +340,7 @@ class Cluster:
             inst.wake.succeed()
             inst.wake = None
         elif inst.gate is not None:
-            self._cut(inst, t_md)
+            self._cut(inst, t_ready)
         yield req.done
         t_pf = env.now
 
