@@ -123,7 +123,6 @@ class SystemConfig:
     capacity_blocks: Annotated[NonNegInt, SINGLE] = 0  # the one cache of single_tier mode
     capacity_scale: Annotated[PosFloat, TIERED] = 1.0  # multiplies every tier's capacity (sweeps)
     promote_on_hit: Annotated[bool, TIERED] = True
-    gpu_device: Annotated[str, TIERED] = "gpu"
     instances_per_host: Annotated[PosInt, TIERED] = 4  # gpu.instances are spread over hosts of this many
     devices: Annotated[dict[str, Scope], TIERED] = field(default_factory=dict)  # device -> its scope
     tiers: Annotated[dict[str, TierConfig], TIERED] = field(default_factory=dict)
