@@ -16,8 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import kvsim.config  # noqa: F401  (registers the config schemas and resolvers)
 from kvsim.app import run
+from kvsim.config import task_overrides  # (importing kvsim.config registers the schemas)
 from kvsim.errors import cli, describe
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -29,10 +29,10 @@ def _main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     out = Path(hc.runtime.output_dir)
     try:
-        summary = run(cfg, out, overrides=list(hc.overrides.task))
+        summary = run(cfg, out, overrides=task_overrides(hc))
     except Exception as e:
         if hc.mode == RunMode.MULTIRUN:  # say which job, in the job's own log too
-            log.error("job %s (%s) failed: %s", hc.job.num, " ".join(hc.overrides.task), describe(e)[0])
+            log.error("job %s (%s) failed: %s", hc.job.num, " ".join(task_overrides(hc)), describe(e)[0])
         raise
     ratio = summary.get("hit_ratio") if isinstance(summary, dict) else None
     return float(ratio) if ratio is not None else None

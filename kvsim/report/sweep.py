@@ -27,6 +27,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from kvsim.errors import InputFileError, UserError, cli
 from kvsim.io import write_with
 
 log = logging.getLogger("kvsim")
@@ -188,8 +189,20 @@ class SweepCallback(Callback):
         report(config.hydra.sweep.dir)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m kvsim.report.sweep SWEEP_DIR")
+def main(argv: list[str]) -> int:
+    """``python -m kvsim.report.sweep SWEEP_DIR``: a missing folder, or one that holds no
+    job, is a one-line error (exit 2), not an empty table."""
+    if len(argv) != 1:
+        raise UserError("usage: python -m kvsim.report.sweep SWEEP_DIR")
+    d = Path(argv[0])
+    if not d.is_dir():
+        raise InputFileError(f"{d}: no such folder (give a multirun's folder: outputs/sweeps/DATE/TIME)")
+    if gather(d).empty:
+        raise UserError(f"{d}: no job summaries (*/summary.json): not the folder of a finished multirun")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report(sys.argv[1])
+    report(d)
+    return 0
+
+
+if __name__ == "__main__":
+    cli(lambda: main(sys.argv[1:]), prog="kvsim.report.sweep")
