@@ -193,6 +193,10 @@ def run_single_tier(cfg: DictConfig, out: Path) -> dict[str, Any]:
     n = trace.num_block_accesses
     summary = {
         "mode": "single_tier",
+        # What a sweep tells runs apart by (a sweep over traces compares each with its own OPT).
+        "trace": trace.name,
+        "trace_path": str(cfg.trace.path),
+        "block_tokens": trace.block_tokens,
         "policy": cfg.policy.name,
         "capacity_blocks": cap,
         "requests": len(trace),
@@ -264,9 +268,9 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
         plot_run(out)
     log.info(
-        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, metadata p99 %.1f us; wall %.2f s -> %s",
+        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, metadata p99 %.1f us; wall %.2f s",
         summary["hit_ratio"], summary["ttft_p50_s"] * 1e3, summary["ttft_p99_s"] * 1e3,
-        summary["metadata_p99_s"] * 1e6, wall, out,
+        summary["metadata_p99_s"] * 1e6, wall,
     )
     return summary
 

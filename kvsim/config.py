@@ -70,6 +70,12 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).name.split(".")[0])
     if not OmegaConf.has_resolver("gib"):
         OmegaConf.register_new_resolver("gib", lambda x: int(float(x) * 2**30))
+    if not OmegaConf.has_resolver("kvsim_staging"):
+        # Hydra's own files (.hydra/, the job log) go to the run's staging folder, so that
+        # nothing is written into the final folder before kvsim has locked and checked it.
+        from kvsim.runfolder import stage
+
+        OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
     if not OmegaConf.has_resolver("kvsim_trace"):
         OmegaConf.register_new_resolver("kvsim_trace", public_trace)
 
@@ -315,7 +321,8 @@ class KvsimConfig:
     calibration: CalibrationConfig = MISSING
     mode: Annotated[str, OneOf(*MODES)] = "simulate"  # set by experiments
     seed: Seed = 0
-    progress: bool = True
+    progress: bool = True  # a run: the replay's bar; a sweep: jobs done / total with an ETA
+    overwrite: bool = False  # replace a complete run of another config in the run's folder
     check_invariants: bool = False
     save_requests: bool = True
     figures: bool = True
@@ -460,7 +467,10 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
 def job_configs(config: DictConfig) -> Iterable[DictConfig]:
     from hydra.core.global_hydra import GlobalHydra
 
-    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    if "KvsimSweeper" in target:
+        return  # kvsim's sweeper composes every job itself and checks each (check_inputs) first
+    if "BasicSweeper" not in target:
         log.warning("sweeper %s: jobs are checked as each starts, not all before the first",
                     config.hydra.sweeper.get("_target_"))
         return

@@ -60,6 +60,8 @@ def test_single_tier_cli_matches_independent_lru(tmp_path: Path, real_trace_path
     keys = read_mooncake_jsonl(real_trace_path).hash_ids.tolist()
     assert summary["block_accesses"] == 288_500
     assert summary["block_hits"] == reference_lru_hits(keys, 5000)
+    # what a sweep over several traces groups by (issue 9): the trace's name, with the policy and size
+    assert (summary["trace"], summary["policy"], summary["capacity_blocks"]) == ("conversation_trace", "lru", 5000)
 
 
 @pytest.mark.parametrize("capacity", [100, 2_000, 20_000, 100_000, 200_000])

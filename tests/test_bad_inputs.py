@@ -88,6 +88,15 @@ CASES: list[Case] = [
          "experiment.runs_alpha: unknown key"),
     Case("sweep_value_out_of_range_in_an_experiment", ("+experiment=placement_sweep", "system.capacity_scale=0.5,-1"),
          "system.capacity_scale: must be > 0, got -1"),
+    # --- run folders and sweeps (issue 8 item 1-2, issue 12) ------------------------------
+    Case("run_folder_holds_another_config", ("trace.max_requests=20",),
+         "holds a complete run of another config (hash "),  # {run} holds trace.max_requests=30
+    Case("launcher_key_typo", ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jbos=2"),
+         "hydra.launcher.n_jbos: Key 'n_jbos' not in 'JobLibLauncherConf'"),
+    Case("launcher_value_type", ("-m", "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=lots"),
+         "hydra.launcher.mem_gb: Value 'lots' of type 'str' could not be converted to Integer"),
+    Case("report_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.report"),
+    Case("report_not_a_sweep", ("{run}",), "no sweep_jobs.json, so not a kvsim sweep folder", module="kvsim.report"),
     # --- paths ------------------------------------------------------------------------------
     Case("trace_missing", ("trace.path={tmp}/nope.jsonl",), "trace.path: file not found: "),
     Case("trace_is_a_folder", ("trace.path={tmp}",), "trace.path: is a folder, not a file"),
@@ -136,9 +145,6 @@ CASES: list[Case] = [
     # --- memory -------------------------------------------------------------------------------
     Case("memory_limit", ("memory_limit_gib=0.01",), "memory_limit_gib: the run reached"),
     # --- the other commands ---------------------------------------------------------------
-    Case("sweep_report_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.report.sweep"),
-    Case("sweep_report_no_jobs", ("{tmp}/empty",), "{tmp}/empty: no job summaries", module="kvsim.report.sweep",
-         setup=lambda d: (d / "empty").mkdir()),
     Case("bench_redraw_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.bench.metadata"),
     Case("bench_redraw_nothing_to_draw", ("{run}",), "no metadata_bench tables", module="kvsim.bench.metadata"),
     Case("calibrate_out_not_in_a_calibration_folder", ("shim", "--json", "{tmp}/x.json", "--out", "{tmp}/lab.yaml"),

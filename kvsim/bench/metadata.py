@@ -367,11 +367,15 @@ def report_ops(ops: pd.DataFrame, out: Path, s: Mapping[str, Any], figures: bool
 
 def gather(sweep_dir: str | Path) -> dict[str, Any]:
     """After a Hydra multirun over index models (one index per job), gather every job's
-    metadata_ops.parquet into the tables and figure of one run, in ``sweep_dir``."""
+    metadata_ops.parquet into the tables and figure of one run, in ``sweep_dir``. The jobs are
+    the complete ones of the sweep's own job list (``sweep_jobs.json``), never other folders."""
+    from kvsim.sweepjobs import statuses
+
     d = Path(sweep_dir)
-    files = sorted(d.glob("*/metadata_ops.parquet"))
+    files = [d / s.job.subdir / "metadata_ops.parquet" for s in statuses(d) if s.status == "complete"]
+    files = [f for f in files if f.is_file()]
     if not files:
-        raise FileNotFoundError(f"no */metadata_ops.parquet under {d}")
+        raise FileNotFoundError(f"no complete job of {d} has metadata_ops.parquet")
     ops = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     ops["index"] = ops["index"].astype(str)
     s = copy.deepcopy(DEFAULTS)
@@ -512,7 +516,7 @@ def main(argv: list[str]) -> int:
     if not d.is_dir():
         raise InputFileError(f"{d}: no such folder (give a metadata_bench run's folder)")
     drawn = False
-    if not (d / "metadata_ops.parquet").is_file() and any(d.glob("*/metadata_ops.parquet")):
+    if not (d / "metadata_ops.parquet").is_file() and (d / "sweep_jobs.json").is_file():
         print(gather(d))
         drawn = True
     elif (d / "metadata_intervals.csv").is_file():
@@ -522,7 +526,7 @@ def main(argv: list[str]) -> int:
         print(plot_cache_sweep(d))
         drawn = True
     if not drawn:
-        raise UserError(f"{d}: no metadata_bench tables (metadata_intervals.csv, metadata_cache_sweep.csv, */metadata_ops.parquet)")
+        raise UserError(f"{d}: no metadata_bench tables (metadata_intervals.csv, metadata_cache_sweep.csv, or a sweep's sweep_jobs.json)")
     return 0
 
 

@@ -23,6 +23,7 @@ import tempfile
 import zlib
 from array import array
 from collections.abc import Iterator
+from operator import lt
 from pathlib import Path
 from typing import IO, cast
 
@@ -32,6 +33,7 @@ from kvsim.trace.schema import Trace, TraceFormatError
 
 REQUIRED_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
 INT64_MAX = 2**63 - 1
+_INT_ONLY = {int}
 CHAINED = "Mooncake hash_ids are chained prefix hashes numbered in first-seen order, so they strictly increase within a request"
 
 
@@ -75,6 +77,16 @@ def _int_field(path: Path, lineno: int, rec: dict, name: str, minimum: int) -> i
     if value < minimum:
         raise TraceFormatError(path, lineno, name, f"must be >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _bad_id_of(h: list[object]) -> str:
+    """What is wrong with the first bad element of ``h`` (a list the fast check refused)."""
+    prev = -1
+    for j, v in enumerate(h):
+        if v.__class__ is not int or v <= prev or v > INT64_MAX:
+            return _bad_id(h, j)
+        prev = v
+    raise AssertionError("a list the fast check refused has a bad element")
 
 
 def _bad_id(h: list[object], j: int) -> str:
@@ -138,12 +150,11 @@ def read_mooncake_jsonl(
         h = rec["hash_ids"]
         if not isinstance(h, list) or not h:
             raise TraceFormatError(p, lineno, "hash_ids", "expected a non-empty list of integers")
-        prev = -1
-        for j, v in enumerate(h):
-            # one test per id on good input (bool and float are not int; prev = -1 catches < 0)
-            if v.__class__ is not int or v <= prev or v > INT64_MAX:
-                raise TraceFormatError(p, lineno, "hash_ids", _bad_id(h, j))
-            prev = v
+        # Fast path in C for the common all-good list (ints only, bool and float excluded;
+        # strictly increasing, so the first is the least and the last the largest); the
+        # element loop only runs to name the bad element.
+        if set(map(type, h)) != _INT_ONLY or h[0] < 0 or h[-1] > INT64_MAX or not all(map(lt, h, h[1:])):
+            raise TraceFormatError(p, lineno, "hash_ids", _bad_id_of(h))
         if check_block_count and len(h) != math.ceil(n_in / block_tokens):
             raise TraceFormatError(
                 p,
@@ -167,7 +178,8 @@ def read_mooncake_jsonl(
         input_tokens=np.frombuffer(inp, dtype=np.int64).copy(),
         output_tokens=np.frombuffer(out, dtype=np.int64).copy(),
         offsets=np.frombuffer(offs, dtype=np.int64).copy(),
-        hash_ids=np.frombuffer(ids, dtype=np.int64).copy(),
+        # No copy: the numpy array keeps the buffer alive, and a 100x trace's ids are 235 MB.
+        hash_ids=np.frombuffer(ids, dtype=np.int64),
         block_tokens=block_tokens,
         name=name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem),
         source=str(p),
