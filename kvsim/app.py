@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,10 +44,13 @@ def check_target_keys(node: DictConfig, where: str) -> None:
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for raw in node:
         key = str(raw)
+        child = node.get(key)
+        if isinstance(child, DictConfig) and "_target_" in child:
+            check_target_keys(child, f"{where}.{key}")  # a component node (an index's client)
         if key in _META_KEYS or takes_kwargs:
             continue
         if key not in params:
-            allowed = sorted(k for k in params if k not in ("self", "capacity"))
+            allowed = sorted(k for k in params if k not in ("self", "capacity", "rng"))
             raise ConfigError(f"{where}: unknown key '{key}' for {target} (allowed: {allowed})")
 
 
@@ -79,9 +83,15 @@ def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
     return factory
 
 
-def build_index(cfg: DictConfig) -> IndexModel:
+def build_index(cfg: DictConfig, rng: np.random.Generator | None = None) -> IndexModel:
+    """The index of ``cfg``; its costs are drawn from ``rng`` (default: a generator seeded
+    with ``cfg.seed``, so every index of a run draws the same stream)."""
     check_target_keys(cfg.index, "index")
-    index: IndexModel = instantiate(_strip_meta(cfg.index))
+    node = _strip_meta(cfg.index)
+    kw: dict[str, Any] = {}
+    if "rng" in inspect.signature(get_class(str(node._target_))).parameters:
+        kw["rng"] = rng if rng is not None else np.random.default_rng(int(cfg.seed))
+    index: IndexModel = instantiate(node, **kw)
     return index
 
 

@@ -36,6 +36,7 @@ experiment.indexes=null``), it first gathers the jobs' op rows into one set of t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -52,13 +53,15 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
-from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
 
 log = logging.getLogger("kvsim")
 
-SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
+SUMMARY_COLUMNS = [
+    "index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op",
+    "lock_wait_p99_s", "cas_retries_per_op",
+]
 DEFAULTS: dict[str, Any] = {
     "parts": ["bench", "key_order", "random_gets"],
     "indexes": ["redis", "mooncake", "sherman", "chime", "radix", "extent"],
@@ -114,7 +117,7 @@ def replay(
             new = [b for b in blocks if b not in present]
             for b in new:
                 present[b] = None
-            index.plan_insert(new)
+            index.apply(index.plan_insert(new))
     rec = OpRecorder()
     index.recorder = rec
     env = simpy.Environment()
@@ -156,7 +159,7 @@ def replay(
     env.process(source())
     env.run()
     index.recorder = None
-    stats: dict[str, Any] = dict(getattr(index, "stats", dict)())
+    stats: dict[str, Any] = dict(index.stats())
     span = float(arrival.max()) if n else 0.0
     for k, s in index.servers().items():
         stats[f"utilization.{k}"] = s.utilization(max(env.now, span))
@@ -180,6 +183,8 @@ def summarize_ops(ops: pd.DataFrame, warmup_s: float = 0.0) -> pd.DataFrame:
                 "p99_s": float(np.quantile(lat, 0.99)),
                 "round_trips_per_op": float(g["round_trips"].mean()),
                 "bytes_per_op": float(g["bytes"].mean()),
+                "lock_wait_p99_s": float(np.quantile(g["lock_wait_s"], 0.99)) if "lock_wait_s" in g else 0.0,
+                "cas_retries_per_op": float(g["cas_retries"].mean()) if "cas_retries" in g else 0.0,
                 "keys_per_op": float(g["keys"].mean()),
                 "p99_after_warmup_s": float(np.quantile(post, 0.99)) if len(post) else math.nan,
             }
@@ -330,20 +335,41 @@ def _settings(cfg: DictConfig) -> dict[str, Any]:
     return s
 
 
-def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
-    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
-    line's own ``index`` node when it is that index) and ``overrides`` applied."""
+def _load_index_node(name: str) -> DictConfig:
+    """``conf/index/<name>.yaml`` as Hydra composes it: its defaults list (``group@key:
+    option`` entries of ``conf/index/<group>/``, e.g. the shared RDMA client) first, then
+    the file's own keys on top."""
     from kvsim.config import PROJECT_ROOT
 
+    root = PROJECT_ROOT / "conf" / "index"
+    path = root / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"metadata_bench: no index config {path}")
+    raw = OmegaConf.load(path)
+    assert isinstance(raw, DictConfig)
+    defaults = raw.pop("defaults", [])
+    out = OmegaConf.create({})
+    for entry in defaults:
+        if isinstance(entry, str):  # _self_
+            continue
+        for spec, option in entry.items():
+            group, _, key = str(spec).partition("@")
+            OmegaConf.update(out, key or group, OmegaConf.load(root / group / f"{option}.yaml"), merge=True)
+    merged = OmegaConf.merge(out, raw)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
+    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
+    line's own ``index`` node when it is that index) and ``overrides`` applied (dotted keys
+    reach nested nodes: ``client.key_order``)."""
     c = copy.deepcopy(cfg)
     OmegaConf.set_struct(c, False)
     if name != c.index.get("name"):
-        path = PROJECT_ROOT / "conf" / "index" / f"{name}.yaml"
-        if not path.is_file():
-            raise FileNotFoundError(f"metadata_bench: no index config {path}")
-        c.index = OmegaConf.load(path)
+        c.index = _load_index_node(name)
     for k, v in (overrides or {}).items():
-        c.index[k] = v
+        OmegaConf.update(c.index, str(k), v, merge=False)
     return c
 
 
@@ -351,6 +377,26 @@ def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = Non
     from kvsim.app import build_index
 
     return build_index(index_config(cfg, name, overrides))
+
+
+def _replay_once(
+    cfg: DictConfig, trace: Trace, s: Mapping[str, Any], label: str, name: str, overrides: Mapping[str, Any],
+    done: dict[str, BenchResult],
+) -> BenchResult:
+    """Replay ``trace`` against index ``name`` with ``overrides``, unless this run already
+    replayed the same resolved index config (the key-order part's remapped rows are the
+    bench part's runs: written for speed, the result is the same seeded replay)."""
+    icfg = index_config(cfg, name, overrides)
+    key = OmegaConf.to_yaml(icfg.index, resolve=True)
+    r = done.get(key)
+    if r is None:
+        from kvsim.app import build_index
+
+        r = replay(trace, build_index(icfg), label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        done[key] = r
+    elif r.name != label:
+        r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
+    return r
 
 
 def _resolve(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -367,8 +413,7 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
     for label in labels:
-        index = _build(cfg, *_resolve(s, label))
-        r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        r = _replay_once(cfg, trace, s, label, *_resolve(s, label), done=s["_replayed"])
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
     ops = pd.concat([r.ops for r in results], ignore_index=True)
@@ -432,7 +477,8 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            over = {"client.key_order": order} if "client" in index_config(cfg, name).index else {}
+            r = _replay_once(cfg, trace, s, name, *_resolve(s, name, over), done=s["_replayed"])
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -474,15 +520,6 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
 
 
-def unloaded_s(index: IndexModel, op: Any) -> float:
-    """An op's time with no queueing: its round trips (or RPC) plus client CPU."""
-    if isinstance(index, RdmaIndex):
-        return sum(s + f for s, f in op.rounds) + op.client_s
-    if op.rounds:
-        return sum(s + f for s, f in op.rounds)
-    return float(getattr(index, "rtt", 0.0)) + op.server_s
-
-
 def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
     ids = np.unique(trace.hash_ids)
     rng = np.random.default_rng(cfg.seed)
@@ -497,9 +534,9 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
             index.plan_lookup(blocks)
             new = [b for b in blocks if b not in present]
             present.update(new)
-            index.plan_insert(new)
+            index.apply(index.plan_insert(new))
         ops = [index.plan_get(b) for b in sample]
-        t = np.array([unloaded_s(index, op) for op in ops])
+        t = np.array([index.unloaded_s(op) for op in ops])
         rt = np.array([op.round_trips for op in ops])
         rows.append(
             {
@@ -538,6 +575,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "warmup_s": s["warmup_s"],
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
+    s["_replayed"] = {}  # resolved index config -> its replay, shared by the parts
     for part in s["parts"]:
         if part not in parts:
             raise ValueError(f"experiment.parts: unknown part {part!r} (known: {sorted(parts)})")
