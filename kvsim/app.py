@@ -236,6 +236,7 @@ MODES: dict[str, str] = {
     "simulate": "kvsim.app:run_simulation",
     "trace_analysis": "kvsim.analysis.run:run_trace_analysis",
     "metadata_bench": "kvsim.bench.metadata:run_metadata_bench",
+    "redis_validation": "kvsim.bench.redis_validation:run_redis_validation",
 }
 
 

@@ -8,12 +8,17 @@ inverse CDF is piecewise linear through the knots
     q:      0        0.5     0.99    0.999    1
     value:  p0       p50     p99     p999     p999 + (p999 - p99) / 9
 
-so p50, p99 and p99.9 are reproduced exactly; ``p0`` (the floor) defaults to
+so p50, p99 and p99.9 are reproduced exactly (between knots whose values differ by more than
+a factor of two the interpolation is linear in the *logarithm* of the value, as for a
+heavy tail); ``p0`` (the floor) defaults to
 ``p50 * (1 - 0.06 * (p99 / p50 - 1))``, the shape of RAMCloud's measured echo round trips
 (min 3.8, median 3.9, p99 5.6 us: min / median = 0.974 where p99 / median = 1.44), and the
 last segment continues the 0.99 -> 0.999 slope to q = 1 (a bounded tail).
 A missing p99.9 is extrapolated as a log-normal would be (``p50 * (p99/p50) ** (3.090 /
-2.326)``). ``anchor="mean"`` rescales the whole distribution so that its *mean* is the
+2.326)``). :meth:`CostDist.from_samples` keeps a measured distribution whole instead (a small
+histogram: its quantiles at 0, 1, 2, ..., 99 % and 99.5, 99.9, 99.95, 99.99 and 100 %), for
+costs measured in the same run they are used in (``+experiment=redis_validation``).
+``anchor="mean"`` rescales the whole distribution so that its *mean* is the
 calibrated value, for costs measured as means (Redis's ``INFO commandstats`` gives
 microseconds per call, a mean): the tail then adds no time on average.
 
@@ -35,10 +40,13 @@ LEVELS = 8192  # quantile levels of a table (p99.9 sits 8 levels from the top)
 Z99, Z999 = 2.3263478740408408, 3.090232306167813  # standard normal quantiles
 
 
+SAMPLE_QS = np.concatenate([np.arange(0, 100) / 100.0, [0.995, 0.999, 0.9995, 0.9999, 1.0]])
+
+
 class CostDist:
     """A cost's distribution from its calibrated quantiles (see the module docstring)."""
 
-    __slots__ = ("p0", "p50", "p99", "p999", "top", "anchor", "_scale")
+    __slots__ = ("p0", "p50", "p99", "p999", "top", "anchor", "_scale", "_qs", "_vs")
 
     def __init__(
         self,
@@ -64,28 +72,67 @@ class CostDist:
             p0 = p50 * max(0.5, 1.0 - 0.06 * (p99 / p50 - 1.0)) if p50 > 0 else 0.0
         if not 0 <= p0 <= p50:
             raise ValueError(f"the floor ({p0}) must lie in [0, median]")
-        self.p0, self.p50, self.p99, self.p999 = p0, p50, p99, p999
-        self.top = p999 + (p999 - p99) / 9.0
+        top = p999 + (p999 - p99) / 9.0
+        self._set([0.0, 0.5, 0.99, 0.999, 1.0], [p0, p50, p99, p999, top], anchor)
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[float] | np.ndarray, anchor: str = "p50") -> CostDist:
+        """The measured distribution itself: its quantiles at ``SAMPLE_QS`` as knots."""
+        x = np.asarray(samples, dtype=float)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            raise ValueError("no samples")
+        vs = np.maximum.accumulate(np.maximum(np.quantile(x, SAMPLE_QS), 0.0))
+        d = cls.__new__(cls)
+        d._set(SAMPLE_QS.tolist(), vs.tolist(), anchor)
+        return d
+
+    @classmethod
+    def from_knots(cls, qs: Sequence[float], vs: Sequence[float], anchor: str = "p50") -> CostDist:
+        """An inverse CDF through ``(qs[i], vs[i])`` (``qs`` from 0 to 1, ``vs`` not decreasing)."""
+        q, v = list(map(float, qs)), list(map(float, vs))
+        if len(q) < 2 or q[0] != 0.0 or q[-1] != 1.0 or any(b < a for a, b in zip(q, q[1:], strict=False)):
+            raise ValueError("knots need quantile levels rising from 0 to 1")
+        if any(b < a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
+            raise ValueError("knot values must be >= 0 and not decreasing")
+        d = cls.__new__(cls)
+        d._set(q, v, anchor)
+        return d
+
+    def _set(self, qs: list[float], vs: list[float], anchor: str) -> None:
+        self._qs, self._vs = qs, vs
         self.anchor = anchor
         self._scale = 1.0
-        if anchor == "mean" and p50 > 0:
-            self._scale = p50 / self._raw_mean()
+        self.p0, self.p50, self.p99, self.p999, self.top = (float(self._interp(q)) for q in (0.0, 0.5, 0.99, 0.999, 1.0))
+        if anchor == "mean" and self.p50 > 0:
+            self._scale = self.p50 / self._raw_mean()
+            self.p0, self.p50, self.p99, self.p999, self.top = (v * self._scale for v in (self.p0, self.p50, self.p99, self.p999, self.top))
 
     @property
     def constant(self) -> bool:
-        return self.p99 == self.p50 == self.p0
+        return self.top == self.p0
 
-    def _raw_mean(self) -> float:
-        """Mean of the piecewise-linear inverse CDF (trapezoids in q)."""
-        qs, vs = self._knots()
-        return float(sum((qs[i + 1] - qs[i]) * (vs[i] + vs[i + 1]) / 2 for i in range(len(qs) - 1)))
+    def _interp(self, q: float | np.ndarray) -> np.ndarray:
+        """The inverse CDF: linear between close knots, log-linear between far ones."""
+        qs, vs = np.asarray(self._qs), np.asarray(self._vs)
+        q = np.asarray(q, dtype=float)
+        lin = np.interp(q, qs, vs)
+        i = np.clip(np.searchsorted(qs, q, side="right") - 1, 0, len(qs) - 2)
+        lo, hi = vs[i], vs[i + 1]
+        far = (lo > 0) & (hi > 2.0 * lo)
+        if not np.any(far):
+            return lin
+        f = np.clip((q - qs[i]) / np.where(qs[i + 1] > qs[i], qs[i + 1] - qs[i], 1.0), 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            geo = np.where(far, lo * (hi / np.where(lo > 0, lo, 1.0)) ** f, lin)
+        return np.where(far, geo, lin)
 
-    def _knots(self) -> tuple[list[float], list[float]]:
-        return [0.0, 0.5, 0.99, 0.999, 1.0], [self.p0, self.p50, self.p99, self.p999, self.top]
+    def _raw_mean(self, levels: int = 1 << 14) -> float:
+        q = (np.arange(levels) + 0.5) / levels
+        return float(np.mean(self._interp(q)))
 
     def quantile(self, q: float | np.ndarray) -> float | np.ndarray:
-        qs, vs = self._knots()
-        out = np.interp(q, qs, vs) * self._scale
+        out = self._interp(q) * self._scale
         return float(out) if np.ndim(out) == 0 else out
 
     def mean(self) -> float:

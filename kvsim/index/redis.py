@@ -3,6 +3,8 @@
 Model: one client connection over kernel TCP to a single-threaded server.
 
     command latency = TCP round trip + wait for the server thread + service time
+    service time    = io_s (the event loop's epoll, read, parse, write for one command) +
+                      the command's own time (``INFO commandstats``):
     get(k)          = GET k                 service = get_s
     range(k1..kn)   = MGET k1..kn           service = mget_base_s + n * mget_per_key_s
                       (or, with ``range_command: zrange``, ZRANGEBYLEX over a sorted set
@@ -21,6 +23,22 @@ calibrated TCP round trip (``tcp_rtt_s`` median, ``tcp_rtt_p99_s``, ``tcp_rtt_p9
 service time from the calibrated time per call (a mean: ``INFO commandstats``) times a
 factor of mean 1 whose tail is ``service_p99_x`` / ``service_p999_x`` times the median (the
 per-command latency percentiles of ``INFO latencystats``).
+
+The client (what a client process adds, measured by ``+experiment=redis_validation``):
+``connections`` > 0 gives the client that many connections, handed to ``execute`` calls in
+turn; a call holds its connection for all its commands (one command in flight per
+connection: no pipelining), and a call that finds its connection busy waits for it (FIFO).
+The client's own CPU per command -- encoding and sending it (``client_send_s`` +
+``client_send_per_key_s`` per key; MSET counts a key and its value as one) and receiving and
+parsing the reply (``client_recv_s`` + ``client_recv_per_key_s`` per value returned) -- runs
+on one client thread, an FCFS server shared by every connection, and its distribution has
+the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command costs
+
+    [wait for the connection] + [wait for the client thread] + send + rtt/2
+    + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
+
+With the defaults (no connections limit, no client costs) a client's costs are inside the
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -82,6 +100,20 @@ class RedisIndex(IndexModel):
         keys_held: float = 0.0,
         scale_1k_keys: float = 1.0,
         scale_1m_keys: float = 1.0,
+        io_s: float = 0.0,
+        connections: int = 0,
+        client_send_s: float = 0.0,
+        client_send_per_key_s: float = 0.0,
+        client_recv_s: float = 0.0,
+        client_recv_per_key_s: float = 0.0,
+        client_p99_x: float = 1.0,
+        client_p999_x: float | None = None,
+        client_wake_s: float = 0.0,
+        client_wake_p99_s: float | None = None,
+        client_wake_p999_s: float | None = None,
+        client_admit_s: float = 0.0,
+        client_admit_p99_s: float | None = None,
+        client_admit_p999_s: float | None = None,
         lookup: str = "prefix",
         tails: bool = True,
         seed: int = 0,
@@ -102,6 +134,9 @@ class RedisIndex(IndexModel):
         self.range_command = range_command
         self.pipeline = pipeline
         self.server = FCFSServer("redis", server_threads)
+        if io_s < 0:
+            raise ValueError(f"redis.io_s must be >= 0, got {io_s}")
+        self.io_s = io_s
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
@@ -110,9 +145,54 @@ class RedisIndex(IndexModel):
         self.service_draw = self.sampler.bind(
             CostDist(1.0, p99x, None if service_p999_x is None else max(service_p999_x, p99x), anchor="mean")
         )
+        if connections < 0:
+            raise ValueError(f"redis.connections must be >= 0, got {connections}")
+        self.connections = connections
+        self.send = (client_send_s, client_send_per_key_s)
+        self.recv = (client_recv_s, client_recv_per_key_s)
+        c99 = max(client_p99_x, 1.0)
+        factor = CostDist(1.0, c99, None if client_p999_x is None else max(client_p999_x, c99))
+        self.send_draw = self.sampler.bind(factor)
+        self.recv_draw = self.sampler.bind(factor)
+        self.client = FCFSServer("redis_client", 1)
+        self.wake_draw = self.sampler.bind(CostDist(client_wake_s, client_wake_p99_s, client_wake_p999_s))
+        self.admit_draw = self.sampler.bind(CostDist(client_admit_s, client_admit_p99_s, client_admit_p999_s))
+        self.wakes = client_wake_s > 0 or client_admit_s > 0
+        self._client_costs = any(v > 0 for v in (*self.send, *self.recv)) or self.wakes
+        self._measured: dict[int, tuple[float, float, float]] = {}
+        self._conns: list[simpy.Resource] = []
+        self._conn_env: simpy.Environment | None = None
+        self._next_conn = 0
 
     def servers(self) -> dict[str, Any]:
-        return {"redis": self.server}
+        return {"redis": self.server, "redis_client": self.client} if self._client_costs else {"redis": self.server}
+
+    def use_measured(self, **dists: CostDist) -> None:
+        """Draw costs from measured distributions (``CostDist.from_samples``) instead of the
+        calibrated quantile fits: ``rtt`` (seconds), ``service``, ``send``, ``recv`` (factors
+        of the calibrated time, median 1; ``service`` mean 1), ``wake``, ``admit`` (seconds)."""
+        names = {"rtt": "rtt_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
+                 "wake": "wake_draw", "admit": "admit_draw"}
+        for k, d in dists.items():
+            if k not in names:
+                raise ValueError(f"use_measured: unknown cost {k!r} (known: {sorted(names)})")
+            setattr(self, names[k], self.sampler.bind(d))
+        if "wake" in dists or "admit" in dists:
+            self.wakes = True
+            self._client_costs = True
+
+    def use_measured_ops(self, costs: dict[int, tuple[float, float, float]]) -> None:
+        """Per command (by ``id(op)``): ``(admit, send, recv)`` measured for it, used instead
+        of drawn ones (a trace-driven client: the client's own costs as one real client
+        spent them, command by command; ``admit`` counts for a call's first command)."""
+        self._measured = costs
+        self.wakes = True
+        self._client_costs = True
+
+    def client_costs(self, op: Op) -> tuple[float, float]:
+        """(send, receive) CPU of ``op`` on the client thread, at the medians."""
+        values = op.keys if op.kind in ("get", "range") else 0  # replies: GET/MGET values, MSET OK, DEL n
+        return self.send[0] + self.send[1] * op.keys, self.recv[0] + self.recv[1] * values
 
     def contains(self, block: int) -> bool:
         return block in self.held
@@ -164,7 +244,7 @@ class RedisIndex(IndexModel):
         return [Op("delete", n, 1, n * KEY_BYTES + RESP_OVERHEAD, RESP_OVERHEAD, base + n * per)]
 
     def unloaded_s(self, op: Op) -> float:
-        return self.rtt + op.server_s * self.key_scale()
+        return self.rtt + self.io_s + op.server_s * self.key_scale() + sum(self.client_costs(op))
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
@@ -183,11 +263,14 @@ class RedisIndex(IndexModel):
             yield env.timeout(r / 2.0)
             now = env.now
             # All commands arrive together; the FCFS server runs them back to back.
-            done = max(serve(now, op.server_s * scale * svc()) for op in ops)
+            done = max(serve(now, self.io_s + op.server_s * scale * svc()) for op in ops)
             yield env.timeout(done - env.now + r / 2.0)
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
+            return
+        if self.connections or self._client_costs:
+            yield from self._execute_client(env, ops)
             return
         # Sequential commands: one event per server visit; the reply's half round trip
         # and the next command's half round trip are one timeout.
@@ -195,8 +278,9 @@ class RedisIndex(IndexModel):
         half = rtt() / 2.0
         yield env.timeout(half)
         last = len(ops) - 1
+        io = self.io_s
         for j, op in enumerate(ops):
-            done = serve(env.now, op.server_s * scale * svc())
+            done = serve(env.now, io + op.server_s * scale * svc())
             nxt = rtt() / 2.0 if j < last else 0.0
             yield env.timeout(done - env.now + half + nxt)
             if rec is not None:
@@ -204,3 +288,59 @@ class RedisIndex(IndexModel):
                 rec.add(op, start, end - start)
                 start = end
             half = nxt
+
+    def _execute_client(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+        """Commands through the client: a connection, the client thread, the server."""
+        rec = self.recorder
+        start = env.now
+        req = conn = None
+        if self.connections:
+            if self._conn_env is not env:
+                self._conns = [simpy.Resource(env, 1) for _ in range(self.connections)]
+                self._conn_env = env
+            conn = self._conns[self._next_conn]
+            self._next_conn = (self._next_conn + 1) % self.connections
+            req = conn.request()
+            yield req
+        thread = self.client
+        client = thread.serve
+        server = self.server.serve
+        sdraw, rdraw, rtt, svc, wake = self.send_draw, self.recv_draw, self.rtt_draw, self.service_draw, self.wake_draw
+        wakes = self.wakes
+        scale = self.key_scale()
+        admit = self.admit_draw
+        measured = self._measured
+        costs = []
+        for op in ops:
+            m = measured.get(id(op)) if measured else None
+            if m is None:
+                send, recv = self.client_costs(op)
+                costs.append((0.0, send * sdraw(), recv * rdraw(), False))
+            else:
+                costs.append((m[0], m[1], m[2], True))
+        # The first command: a sleeping thread wakes up (a timed wait: admit) and sends it.
+        now = env.now
+        a0, send, _, known = costs[0]
+        w = (a0 if known else admit()) if wakes and thread.idle(now) else 0.0
+        sent = client(now, w + send) if send > 0 or w > 0 else now
+        last = len(ops) - 1
+        for j, op in enumerate(ops):
+            half = rtt() / 2.0
+            yield env.timeout(sent - env.now + half)  # the command reaches the server
+            done = server(env.now, self.io_s + op.server_s * scale * svc())
+            yield env.timeout(done - env.now + half)  # the reply reaches the client
+            # the thread takes the reply (waking first if it sleeps) and, in the same turn,
+            # sends the call's next command (as an event loop does): one booking
+            now = env.now
+            recv = costs[j][2]
+            nxt = costs[j + 1][1] if j < last else 0.0
+            w = wake() if wakes and thread.idle(now) else 0.0
+            sent = client(now, w + recv + nxt) if (recv > 0 or w > 0 or nxt > 0) else now
+            parsed = sent - nxt
+            if rec is not None:
+                rec.add(op, start, parsed - start)
+            start = parsed
+        if sent > env.now:
+            yield env.timeout(sent - env.now)
+        if conn is not None and req is not None:
+            conn.release(req)
