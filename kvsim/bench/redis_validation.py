@@ -64,7 +64,7 @@ from kvsim.calibrate.redis_bench import measure_redis
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
-from kvsim.index.costs import SAMPLE_QS, CostDist
+from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
@@ -94,6 +94,14 @@ class RedisValidationSettings:
     probe_every_s: float = 2e-4  # and at most one per this interval
     nice: int | None = -20  # scheduling priority of the replay client and the started server (None: leave)
     client: str = "measured"  # measured: each command's own client costs; drawn: another command's of its kind
+    cpu: int | None = -1  # pin the client and the started server to this CPU (-1: the last; None: don't)
+
+    def pinned_cpu(self) -> int | None:
+        """The CPU the client and a started server share (None: not pinned)."""
+        if self.cpu is None or self.redis_url:
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        return cpus[self.cpu] if -len(cpus) <= self.cpu < len(cpus) else None
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RedisValidationSettings:
@@ -200,9 +208,13 @@ def redis_server(settings: RedisValidationSettings) -> Iterator[tuple[str, int, 
     with tempfile.TemporaryDirectory() as d:
         nice = settings.nice
 
-        def priority() -> None:  # in the child, before exec: the server runs at that priority
+        cpu = settings.pinned_cpu()
+
+        def priority() -> None:  # in the child, before exec: the server's priority and CPU
             if nice is not None:
                 _set_nice(nice)
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
 
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d],
@@ -242,19 +254,21 @@ def _set_nice(value: int) -> bool:
 
 
 @contextmanager
-def priority(nice: int | None) -> Iterator[bool]:
+def priority(nice: int | None, cpu: int | None = None) -> Iterator[bool]:
     """Run the replay at ``nice`` (a shared machine's other jobs then rarely preempt the
-    client while it has work), restoring the old priority afterwards."""
-    if nice is None:
-        yield False
-        return
+    client while it has work) and on ``cpu``, restoring both afterwards."""
+    old_cpus = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     old = os.getpriority(os.PRIO_PROCESS, 0)
-    ok = _set_nice(nice)
+    ok = nice is not None and _set_nice(nice)
     try:
         yield ok
     finally:
         if ok:
             _set_nice(old)
+        if cpu is not None:
+            os.sched_setaffinity(0, old_cpus)
 
 
 def _pipeline_chunks(c: RespClient, cmds: list[list[Any]], chunk: int = 50) -> None:
@@ -369,6 +383,7 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
     ``costs``: the client's costs per command (:func:`client_costs`)."""
     model = {k: v for k, v in params.items() if not k.endswith("_p99_x") or k.startswith("service")}
     ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed), **model)
+    # (params["shared_cpu"]: client and server pinned to one CPU share one queue)
     ix.use_measured(**dists)
     if costs is not None:
         ix.use_measured_ops(costs)
@@ -461,7 +476,8 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             held = c.call("DBSIZE")
         try:
             log.info("redis_validation: calibrating the server at %s:%d (%s keys)", host, port, held)
-            cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
+            with priority(s.nice, s.pinned_cpu()):
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
             base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
             server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
             log.info("redis_validation: server thread per command: %.2f us event loop + the command (GET %.2f us)",
@@ -472,11 +488,11 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, stream.window_keys)  # every replay starts from the same state
-                with priority(s.nice) as raised:
+                with priority(s.nice, s.pinned_cpu()) as raised:
                     real = replay_open_loop(host, port, stream.units, stream.arrival_s.tolist(), speedup,
                                             s.connections, probes, s.probe_gap_s, s.probe_every_s)
                 fit, dists = fit_client(real, base)
-                params = {**server, **fit}
+                params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
                 sims = [simulate(stream, params, dists, speedup, s.connections, seed,
                                  client_costs(stream, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]

@@ -48,6 +48,7 @@ service time adds up to what a client sees.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import re
 import socket
@@ -430,10 +431,8 @@ def measure_redis(
             n_new += used
             say(f"PING, GET, MGET, ZRANGEBYLEX, MSET, DEL of 1 and {batch} keys: {requests} calls each "
                 f"in {BLOCKS} rounds")
-            try:  # the server's own per-call latency percentiles (Redis 7), from now on
+            with contextlib.suppress(RespError):  # the server's own per-call latency percentiles, from now on
                 c.call("CONFIG", "RESETSTAT")
-            except RespError:
-                pass
             io: list[float] = []
             for t in _measure_rotating(c, groups, io=io):
                 res.timings[t.command] = t

@@ -154,13 +154,13 @@ class IndexModel(ABC):
         self._lookup_end()
         return ops
 
-    def _lookup_begin(self, keys: Sequence[int]) -> None:
+    def _lookup_begin(self, keys: Sequence[int]) -> None:  # noqa: B027 (a hook: most indexes need none)
         """Hook: a lookup of ``keys`` starts (chain-walking indexes reset their walk)."""
 
-    def _lookup_end(self) -> None:
+    def _lookup_end(self) -> None:  # noqa: B027
         """Hook: the lookup's ops are planned."""
 
-    def apply(self, ops: list[Op]) -> None:
+    def apply(self, ops: list[Op]) -> None:  # noqa: B027
         """Apply planned writes to the structure without timing them (an untimed preload).
         Indexes whose writes change the structure when planned have nothing to do."""
 

@@ -172,8 +172,12 @@ class LockTable:
         assert best is not None
         w.spinners.remove(best)
         ev = best.event
+
+        def wake(_: simpy.Event) -> None:
+            ev.succeed()
+
         t = env.timeout(max(0.0, best.next + half - env.now))
-        t.callbacks.append(lambda _t: ev.succeed())
+        t.callbacks.append(wake)
 
     def release_spin(self, slot: int) -> None:
         self.acquired += 1

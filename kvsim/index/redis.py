@@ -38,7 +38,9 @@ the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command c
     + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
 
 With the defaults (no connections limit, no client costs) a client's costs are inside the
-calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it.
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
+the client thread and the server thread run on one CPU (a loopback set-up pinned to one
+core, as the validation runs it): their work goes through one FCFS queue.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -101,6 +103,7 @@ class RedisIndex(IndexModel):
         scale_1k_keys: float = 1.0,
         scale_1m_keys: float = 1.0,
         io_s: float = 0.0,
+        shared_cpu: bool = False,
         connections: int = 0,
         client_send_s: float = 0.0,
         client_send_per_key_s: float = 0.0,
@@ -154,7 +157,9 @@ class RedisIndex(IndexModel):
         factor = CostDist(1.0, c99, None if client_p999_x is None else max(client_p999_x, c99))
         self.send_draw = self.sampler.bind(factor)
         self.recv_draw = self.sampler.bind(factor)
-        self.client = FCFSServer("redis_client", 1)
+        # with shared_cpu the client and the server run on one CPU: one queue for both
+        self.client = self.server if shared_cpu else FCFSServer("redis_client", 1)
+        self.shared_cpu = shared_cpu
         self.wake_draw = self.sampler.bind(CostDist(client_wake_s, client_wake_p99_s, client_wake_p999_s))
         self.admit_draw = self.sampler.bind(CostDist(client_admit_s, client_admit_p99_s, client_admit_p999_s))
         self.wakes = client_wake_s > 0 or client_admit_s > 0
@@ -165,7 +170,9 @@ class RedisIndex(IndexModel):
         self._next_conn = 0
 
     def servers(self) -> dict[str, Any]:
-        return {"redis": self.server, "redis_client": self.client} if self._client_costs else {"redis": self.server}
+        if self._client_costs and not self.shared_cpu:
+            return {"redis": self.server, "redis_client": self.client}
+        return {"redis": self.server}
 
     def use_measured(self, **dists: CostDist) -> None:
         """Draw costs from measured distributions (``CostDist.from_samples``) instead of the
