@@ -10,7 +10,7 @@ papers do it:
 a local ticket lock per lock word. A writer first takes a local ticket; if another thread
 of the node holds the lock it *waits locally* (no RDMA). The holder, when it writes the node
 back, checks for local waiters: if there are some, and fewer than ``max_handover`` (Sherman's
-``kMaxHandOverTime`` = 8) hand-overs happened in a row, it hands the lock over -- its WRITE
+``kMaxHandOverTime`` = 8) threads had the lock since its CAS, it hands the lock over -- its WRITE
 carries no unlock and the next waiter proceeds at once, without a CAS; otherwise its WRITE
 unlocks the remote word and the next waiter CASes it. With one compute node a remote CAS
 then never fails.
@@ -117,9 +117,11 @@ class LockTable:
         return ev
 
     def will_hand_over(self, slot: int) -> bool:
-        """Decided when the holder posts its write-back (Sherman's ``can_hand_over``)."""
+        """Decided when the holder posts its write-back (Sherman's ``can_hand_over``:
+        ``hand_time`` counts the chain's acquisitions, the CAS one included, so at most
+        ``max_handover - 1`` hand-overs follow one CAS)."""
         w = self._word(slot)
-        return bool(w.queue) and w.handovers < self.max_handover
+        return bool(w.queue) and w.handovers + 1 < self.max_handover
 
     def leave(self, slot: int, handing: bool) -> None:
         """The holder's write-back completed: pass the lock to the next local waiter."""

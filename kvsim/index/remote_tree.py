@@ -436,10 +436,10 @@ class RemoteTreeIndex(RdmaIndex):
                 yield env.timeout(done - env.now)
         else:  # spin: each retry a CAS round trip after the backoff (kvsim.index.locks)
             half = self.client.half_s
-            backoff = locks.backoff_s
+            backoff = locks.backoff_s + self.client.nic_msg_s + LOCK_BYTES * self.client.byte_s  # + its NIC time
             draw = self.client.draw[ATOMIC]
 
-            def period() -> float:
+            def period() -> float:  # one retry: its round trip after the backoff
                 return backoff + draw()
 
             sp = Spinner(env, first_done + backoff + half, period)
