@@ -23,7 +23,7 @@ MMIO = 0.1e-6
 PROBE = 0.2e-6  # one probe of the compute-side cache
 HALF = 1.9e-6 / 2  # a CAS reaches the lock word half a READ round trip after it is posted
 CAS = 2.0e-6 + NIC + 8 * B  # 2.005347 us
-READ_PAGE = 1.9e-6 + NIC + 1024 * B  # 1.993699 us
+READ_PAGE = 1.9e-6 + NIC + 1024 * B  # 1.993695 us
 WRITE_ENTRY = 2 * 1.32e-6 + NIC + 42 * B  # a 42 B entry, no unlock (handed over): 2.648303 us
 WRITE_ENTRY_UNLOCK = 2 * 1.32e-6 + QP + MMIO + 2 * NIC + 50 * B  # entry + unlock, 2 doorbells: 3.153650 us
 
@@ -60,9 +60,9 @@ def test_two_writers_on_one_leaf_serialise_local_wait() -> None:
     a, b = concurrent(ix, [[44], [45]])  # both into the rightmost leaf (33..43)
     lat = ix.recorder.latency_s
     # A: probe, CAS, READ, WRITE of its entry (the lock goes to B: no unlock message)
-    hold_a = CAS + READ_PAGE + WRITE_ENTRY  # from its CAS to its write-back: 6.647349 us
+    hold_a = CAS + READ_PAGE + WRITE_ENTRY  # from its CAS to its write-back: 6.647345 us
     assert lat[0] == pytest.approx(PROBE + hold_a, rel=1e-9)
-    assert hold_a == pytest.approx(6.647349e-6, rel=1e-6)
+    assert hold_a == pytest.approx(6.647345e-6, rel=1e-6)
     # B asked for the lock when A did (after its probe) and waited A's whole hold time
     assert b.lock_wait_s == pytest.approx(hold_a, rel=1e-9)
     # then, handed over: READ, WRITE + unlock (no CAS of its own)
