@@ -329,7 +329,7 @@ def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any]
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
-    server = base.get("io_s", 0.0) + np.select(
+    server = base.get("io_s", 0.0) + base.get("io_per_key_s", 0.0) * pn + np.select(
         [pk == "get", pk == "range", pk == "insert"],
         [base["get_s"] + 0 * pn, base["mget_base_s"] + base["mget_per_key_s"] * pn, base["mset_base_s"] + base["mset_per_key_s"] * pn],
         0.0,
@@ -480,8 +480,9 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
             base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
             server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
-            log.info("redis_validation: server thread per command: %.2f us event loop + the command (GET %.2f us)",
-                     server.get("io_s", 0.0) * 1e6, server["get_s"] * 1e6)
+            log.info("redis_validation: server thread per command: event loop %.2f us + %.3f us/key, + the "
+                     "command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, server.get("io_per_key_s", 0.0) * 1e6,
+                     server["get_s"] * 1e6)
             probes = _probes(stream, rng)
             for speedup in s.speedups:
                 with RespClient(host, port) as c:

@@ -140,6 +140,7 @@ class RedisResult:
     timings: dict[str, CommandTiming] = field(default_factory=dict)
     latency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # INFO latencystats
     io_s: float | None = None  # server main-thread CPU per call beyond the command (INFO cpu)
+    io_per_key_s: float = 0.0  # ... and per key of the command (arguments parsed, values written)
     scaled: dict[int, dict[str, float]] = field(default_factory=dict)  # keys -> command -> service_s
 
     def service(self, cmd: str) -> float:
@@ -178,7 +179,7 @@ class RedisResult:
         return x99, max(x999, x99), f"INFO latencystats p50/p99/p99.9 (us): {cmds}; median over commands"
 
     def measured(self) -> list[Measured]:
-        io = self.io_s or 0.0
+        io = (self.io_s or 0.0) + self.io_per_key_s
         ping = self.service("ping") + io  # PING's whole time on the server thread
         rtt = max(self.ping_p50_s - ping, 0.0)
         less = f"less PING's {us(ping)} on the server thread" + (f" ({us(io)} of it the event loop)" if io else "")
@@ -204,11 +205,10 @@ class RedisResult:
             out.append(Measured(f"redis.{cmd}_base_s", base, f"{how} -> base"))
             out.append(Measured(f"redis.{cmd}_per_key_s", per, f"{how} -> per key"))
         if self.io_s is not None:
-            out.append(Measured(
-                "redis.io_s", self.io_s,
-                "the server main thread's CPU per call beyond the command itself (INFO cpu "
-                "used_cpu_*_main_thread deltas less commandstats usec, per call; median of the rounds)",
-            ))
+            how = (f"the server main thread's CPU per call beyond the command itself (INFO cpu used_cpu_*_main_thread "
+                   f"deltas less commandstats usec, per call; medians of the rounds at 1 and {self.batch} keys)")
+            out.append(Measured("redis.io_s", self.io_s, f"{how} -> base"))
+            out.append(Measured("redis.io_per_key_s", self.io_per_key_s, f"{how} -> per key"))
         tail = self.service_tail()
         if tail is not None:
             x99, x999, how = tail
@@ -278,7 +278,7 @@ def _server_cpu(client: RespClient) -> float | None:
 
 
 def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], blocks: int = BLOCKS,
-                      io: list[float] | None = None) -> list[CommandTiming]:
+                      io: list[tuple[str, float]] | None = None) -> list[CommandTiming]:
     """Time every command of ``groups`` in ``blocks`` rounds.
 
     A group's commands run in turn (the i-th call of each, then the (i+1)-th: PING beside
@@ -287,7 +287,7 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
     machine touches all of them alike. Server time per command: the INFO commandstats
     delta around each slice, and the median over the rounds of the mean per call. With
     ``io``, each slice's server main-thread CPU beyond the commands' own time, per call
-    (the event loop: epoll, read, parse, write), is appended to it.
+    (the event loop: epoll, read, parse, write), is appended to it with the group's label.
     """
     n = len(groups[0][0][2])
     for g in groups:
@@ -311,7 +311,7 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
             after = _stats(client)
             if io is not None and cpu0 is not None and cpu1 is not None:
                 own = sum(after.get(st, (0, 0))[1] - before.get(st, (0, 0))[1] for _, st, _ in g) * 1e-6
-                io.append(max(cpu1 - cpu0 - own, 0.0) / len(order))
+                io.append((g[-1][0], max(cpu1 - cpu0 - own, 0.0) / len(order)))
             for j, (label, stat, _) in enumerate(g):
                 rtt[label][lo:hi] = t[:, j]
                 calls = after.get(stat, (0, 0))[0] - before.get(stat, (0, 0))[0]
@@ -433,10 +433,15 @@ def measure_redis(
                 f"in {BLOCKS} rounds")
             with contextlib.suppress(RespError):  # the server's own per-call latency percentiles, from now on
                 c.call("CONFIG", "RESETSTAT")
-            io: list[float] = []
+            io: list[tuple[str, float]] = []
             for t in _measure_rotating(c, groups, io=io):
                 res.timings[t.command] = t
-            res.io_s = float(np.median(io)) if io else None
+            if io:  # base + per key through the medians at 1 key and at ``batch`` keys
+                one = [v for lab, v in io if not lab.endswith(str(batch))]
+                many = [v for lab, v in io if lab.endswith(str(batch))]
+                a, b = float(np.median(one)), float(np.median(many)) if many else float(np.median(one))
+                res.io_per_key_s = max((b - a) / (batch - 1), 0.0)
+                res.io_s = max(a - res.io_per_key_s, 0.0)
             lat = c.call("INFO", "latencystats")
             if isinstance(lat, bytes):
                 res.latency = parse_latencystats(lat.decode())

@@ -3,8 +3,9 @@
 Model: one client connection over kernel TCP to a single-threaded server.
 
     command latency = TCP round trip + wait for the server thread + service time
-    service time    = io_s (the event loop's epoll, read, parse, write for one command) +
-                      the command's own time (``INFO commandstats``):
+    service time    = io_s + io_per_key_s x keys (the event loop's epoll, read, parse of the
+                      arguments, write of the reply) + the command's own time (``INFO
+                      commandstats``):
     get(k)          = GET k                 service = get_s
     range(k1..kn)   = MGET k1..kn           service = mget_base_s + n * mget_per_key_s
                       (or, with ``range_command: zrange``, ZRANGEBYLEX over a sorted set
@@ -103,6 +104,7 @@ class RedisIndex(IndexModel):
         scale_1k_keys: float = 1.0,
         scale_1m_keys: float = 1.0,
         io_s: float = 0.0,
+        io_per_key_s: float = 0.0,
         shared_cpu: bool = False,
         connections: int = 0,
         client_send_s: float = 0.0,
@@ -137,9 +139,10 @@ class RedisIndex(IndexModel):
         self.range_command = range_command
         self.pipeline = pipeline
         self.server = FCFSServer("redis", server_threads)
-        if io_s < 0:
-            raise ValueError(f"redis.io_s must be >= 0, got {io_s}")
+        if io_s < 0 or io_per_key_s < 0:
+            raise ValueError(f"redis.io_s and io_per_key_s must be >= 0, got {io_s}, {io_per_key_s}")
         self.io_s = io_s
+        self.io_per_key = io_per_key_s
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
@@ -251,7 +254,11 @@ class RedisIndex(IndexModel):
         return [Op("delete", n, 1, n * KEY_BYTES + RESP_OVERHEAD, RESP_OVERHEAD, base + n * per)]
 
     def unloaded_s(self, op: Op) -> float:
-        return self.rtt + self.io_s + op.server_s * self.key_scale() + sum(self.client_costs(op))
+        return self.rtt + self.io(op) + op.server_s * self.key_scale() + sum(self.client_costs(op))
+
+    def io(self, op: Op) -> float:
+        """The server thread's event-loop time for ``op`` (outside the command itself)."""
+        return self.io_s + self.io_per_key * op.keys
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
@@ -270,7 +277,7 @@ class RedisIndex(IndexModel):
             yield env.timeout(r / 2.0)
             now = env.now
             # All commands arrive together; the FCFS server runs them back to back.
-            done = max(serve(now, self.io_s + op.server_s * scale * svc()) for op in ops)
+            done = max(serve(now, self.io(op) + op.server_s * scale * svc()) for op in ops)
             yield env.timeout(done - env.now + r / 2.0)
             if rec is not None:
                 for op in ops:
@@ -285,9 +292,9 @@ class RedisIndex(IndexModel):
         half = rtt() / 2.0
         yield env.timeout(half)
         last = len(ops) - 1
-        io = self.io_s
+        io = self.io
         for j, op in enumerate(ops):
-            done = serve(env.now, io + op.server_s * scale * svc())
+            done = serve(env.now, io(op) + op.server_s * scale * svc())
             nxt = rtt() / 2.0 if j < last else 0.0
             yield env.timeout(done - env.now + half + nxt)
             if rec is not None:
@@ -334,7 +341,7 @@ class RedisIndex(IndexModel):
         for j, op in enumerate(ops):
             half = rtt() / 2.0
             yield env.timeout(sent - env.now + half)  # the command reaches the server
-            done = server(env.now, self.io_s + op.server_s * scale * svc())
+            done = server(env.now, self.io(op) + op.server_s * scale * svc())
             yield env.timeout(done - env.now + half)  # the reply reaches the client
             # the thread takes the reply (waking first if it sleeps) and, in the same turn,
             # sends the call's next command (as an event loop does): one booking
