@@ -25,7 +25,7 @@ from kvsim.bench.redis_validation import (
     redis_server,
 )
 from kvsim.calibrate.replay_client import Probe, Unit, replay_open_loop, reply_end
-from kvsim.calibrate.resp import RespClient, encode
+from kvsim.calibrate.resp import encode
 from kvsim.index.base import OpRecorder
 from kvsim.index.redis import RedisIndex
 from kvsim.trace.mooncake import read_mooncake_jsonl
