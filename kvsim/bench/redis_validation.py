@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -60,6 +60,7 @@ import pandas as pd
 import simpy
 from omegaconf import DictConfig, OmegaConf
 
+from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate.redis_bench import measure_redis
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
 from kvsim.calibrate.resp import RespClient, encode
@@ -78,49 +79,13 @@ OP_ORDER = ("get", "range", "insert", "delete")
 CSV_COLUMNS = ["op", "speedup", "count", "real_p50_s", "sim_p50_s", "real_p99_s", "sim_p99_s", "err_p50", "err_p99"]
 
 
-@dataclass
-class RedisValidationSettings:
-    """``experiment.*`` of ``+experiment=redis_validation`` (defaults written once, here)."""
-
-    redis_url: str | None = None  # redis://HOST:PORT[/DB]; None: start redis-server on loopback
-    redis_server: str = "redis-server"  # the binary to start
-    speedups: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0])
-    connections: int = 4
-    max_requests: int = 200
-    preload_keys: int | None = None  # None: the trace's distinct blocks
-    calibrate_requests: int = 2000
-    sim_runs: int = 5
-    probe_gap_s: float = 0.03  # probes only when the next arrival is at least this far
-    probe_every_s: float = 2e-4  # and at most one per this interval
-    nice: int | None = -20  # scheduling priority of the replay client and the started server (None: leave)
-    client: str = "measured"  # measured: each command's own client costs; drawn: another command's of its kind
-    cpu: int | None = -1  # pin the client and the started server to this CPU (-1: the last; None: don't)
-
-    def pinned_cpu(self) -> int | None:
-        """The CPU the client and a started server share (None: not pinned)."""
-        if self.cpu is None or self.redis_url:
-            return None
-        cpus = sorted(os.sched_getaffinity(0))
-        return cpus[self.cpu] if -len(cpus) <= self.cpu < len(cpus) else None
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> RedisValidationSettings:
-        exp = cfg.get("experiment")
-        user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-        assert isinstance(user, dict)
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(map(str, user)) - known)
-        if unknown:
-            raise ValueError(f"experiment: unknown redis_validation settings {unknown} (known: {sorted(known)})")
-        s = cls(**{str(k): v for k, v in user.items()})
-        s.speedups = [float(x) for x in s.speedups]
-        if s.client not in ("measured", "drawn"):
-            raise ValueError(f"experiment.client: 'measured' or 'drawn', got {s.client!r}")
-        if not s.speedups or min(s.speedups) <= 0:
-            raise ValueError("experiment.speedups: a non-empty list of numbers > 0")
-        if s.connections < 1 or s.max_requests < 1 or s.sim_runs < 1 or s.calibrate_requests < 10:
-            raise ValueError("experiment.connections, max_requests, sim_runs >= 1 and calibrate_requests >= 10")
-        return s
+def settings_of(cfg: DictConfig) -> RedisValidationSettings:
+    exp = cfg.get("experiment")
+    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
+    assert isinstance(user, dict)
+    s = RedisValidationSettings(**{str(k): v for k, v in user.items()})
+    s.speedups = [float(x) for x in s.speedups]
+    return s
 
 
 # --- keys and commands ----------------------------------------------------------------
@@ -452,9 +417,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from kvsim.app import build_index, build_trace
 
     out = Path(out_dir)
-    s = RedisValidationSettings.from_cfg(cfg)
-    if cfg.index.name != "redis":
-        raise ValueError(f"redis_validation: index must be redis, got index={cfg.index.name}")
+    s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
     planner = build_index(cfg)

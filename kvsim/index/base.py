@@ -25,14 +25,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import simpy
 
 from kvsim.index.runs import split_runs
+from kvsim.ranges import OneOf
 
 OP_KINDS = ("get", "range", "insert", "delete")
 LOOKUP_RULES = ("prefix", "all")
+Lookup = Annotated[str, OneOf(*LOOKUP_RULES)]
 KEY_BYTES = 32  # SHA-256 of the chained prefix
 VALUE_BYTES = 8  # address of the block
 
@@ -110,7 +112,7 @@ class OpRecorder:
 class IndexModel(ABC):
     name = "base"
 
-    def __init__(self, lookup: str = "prefix") -> None:
+    def __init__(self, lookup: Lookup = "prefix") -> None:
         if lookup not in LOOKUP_RULES:
             raise ValueError(f"index.lookup must be one of {LOOKUP_RULES}, got {lookup!r}")
         self.lookup = lookup

@@ -55,13 +55,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Lookup, Op
 from kvsim.index.btree import BPlusTree, Node
 from kvsim.index.keys import mix64
 from kvsim.index.rdma import READ, WRITE, RdmaClient, RoundBuilder
+from kvsim.index.locks import LOCK_WAITS
 from kvsim.index.remote_tree import RemoteTreeIndex, _Applied, _Target
+from kvsim.ranges import Bytes, NonNegInt, OneOf, PosInt, Seconds, Seed
 
 
 def _with_versions(nbytes: int) -> int:
@@ -76,11 +78,11 @@ def _with_versions(nbytes: int) -> int:
 class ChimeGeometry:
     def __init__(
         self,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        leaf_span: int = 64,
-        internal_span: int = 64,
-        neighborhood: int = 8,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        leaf_span: PosInt = 64,
+        internal_span: PosInt = 64,
+        neighborhood: PosInt = 8,
         metadata_replication: bool = True,
     ) -> None:
         if neighborhood < 1 or leaf_span < neighborhood:
@@ -237,23 +239,23 @@ class ChimeIndex(RemoteTreeIndex):
     def __init__(
         self,
         client: RdmaClient,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        leaf_span: int = 64,
-        internal_span: int = 64,
-        neighborhood: int = 8,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        leaf_span: PosInt = 64,
+        internal_span: PosInt = 64,
+        neighborhood: PosInt = 8,
         metadata_replication: bool = True,
-        cache_bytes: float = 70 * 2**20,
-        cache_policy: str = "lru",
-        hotspot_bytes: float = 30 * 2**20,
-        hotspot_entry_bytes: int = 40,
-        sort_entry_s: float = 0.0,
-        lookup: str = "prefix",
-        lock_wait: str = "spin",
-        lock_slots: int = 0,
-        max_handover: int = 8,
-        cas_backoff_s: float = 0.0,
-        seed: int = 0,
+        cache_bytes: Bytes = 70 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
+        hotspot_bytes: Bytes = 30 * 2**20,
+        hotspot_entry_bytes: PosInt = 40,
+        sort_entry_s: Seconds = 0.0,
+        lookup: Lookup = "prefix",
+        lock_wait: Annotated[str, OneOf(*LOCK_WAITS)] = "spin",
+        lock_slots: NonNegInt = 0,
+        max_handover: PosInt = 8,
+        cas_backoff_s: Seconds = 0.0,
+        seed: Seed = 0,
         rng: Any = None,
     ) -> None:
         super().__init__(

@@ -72,10 +72,11 @@ request needs its first blocks only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from kvsim.index.base import Op
+from kvsim.index.base import Lookup, Op
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaClient, RdmaIndex, RoundBuilder
+from kvsim.ranges import Bytes, OneOf, PosInt, Seed
 
 ADDR_BYTES = 8
 LOCK_BYTES = 8
@@ -96,14 +97,14 @@ class ExtentIndex(RdmaIndex):
     def __init__(
         self,
         client: RdmaClient,
-        max_extent: int = 64,
-        header_bytes: int = 16,
-        entry_bytes: int = 16,
-        slot_bytes: int = 16,
-        cache_bytes: float = 64 * 2**20,
-        cache_policy: str = "lru",
-        lookup: str = "prefix",
-        seed: int = 0,
+        max_extent: PosInt = 64,
+        header_bytes: PosInt = 16,
+        entry_bytes: PosInt = 16,
+        slot_bytes: PosInt = 16,
+        cache_bytes: Bytes = 64 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
+        lookup: Lookup = "prefix",
+        seed: Seed = 0,
         rng: Any = None,
     ) -> None:
         super().__init__(client, cache_bytes=cache_bytes, cache_policy=cache_policy, lookup=lookup, seed=seed, rng=rng)

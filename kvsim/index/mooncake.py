@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 import simpy
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
 from kvsim.index.keys import mix64
+from kvsim.ranges import PosInt, Seconds, Seed
 from kvsim.system.servers import FCFSServer
 
 RPC_HEADER = 32  # bytes of coro_rpc framing per request and per reply (approximate)
@@ -41,17 +42,17 @@ class MooncakeMasterIndex(IndexModel):
 
     def __init__(
         self,
-        rpc_rtt_s: float,
-        rpc_base_s: float,
-        per_key_s: float,
-        rpc_threads: int = 4,
-        shards: int = 1024,
-        replica_bytes: int = VALUE_BYTES,
-        rpc_rtt_p99_s: float | None = None,
-        rpc_rtt_p999_s: float | None = None,
-        lookup: str = "prefix",
+        rpc_rtt_s: Seconds,
+        rpc_base_s: Seconds,
+        per_key_s: Seconds,
+        rpc_threads: PosInt = 4,
+        shards: PosInt = 1024,
+        replica_bytes: PosInt = VALUE_BYTES,
+        rpc_rtt_p99_s: Seconds | None = None,
+        rpc_rtt_p999_s: Seconds | None = None,
+        lookup: Lookup = "prefix",
         tails: bool = True,
-        seed: int = 0,
+        seed: Seed = 0,
         rng: Any = None,
     ) -> None:
         super().__init__(lookup=lookup)

@@ -34,7 +34,8 @@ from typing import Any
 
 import simpy
 
-from kvsim.index.base import IndexModel, Op
+from kvsim.index.base import IndexModel, Lookup, Op
+from kvsim.ranges import PosInt, Seconds
 from kvsim.system.servers import FCFSServer
 
 
@@ -51,7 +52,8 @@ class RadixTreeIndex(IndexModel):
     name = "radix"
 
     def __init__(
-        self, per_node_s: float, per_block_s: float, lock_s: float = 0.0, threads: int = 1, lookup: str = "prefix"
+        self, per_node_s: Seconds, per_block_s: Seconds, lock_s: Seconds = 0.0, threads: PosInt = 1,
+        lookup: Lookup = "prefix",
     ) -> None:
         super().__init__(lookup=lookup)
         self.per_node_s = per_node_s

@@ -48,16 +48,17 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import simpy
 
-from kvsim.index.base import IndexModel, Op
+from kvsim.index.base import IndexModel, Lookup, Op
 from kvsim.index.cache import NodeCache
 from kvsim.index.costs import CostDist, Draw, Sampler
 from kvsim.index.keys import KEY_ORDERS, KeyMap
 from kvsim.system.servers import FCFSServer
+from kvsim.ranges import Bytes, KeyOrder, NonNegInt, OneOf, PosInt, Rate, Seconds, Seed
 
 READ, WRITE, ATOMIC = 0, 1, 2
 KIND_NAMES = ("read", "write", "atomic")
@@ -77,25 +78,25 @@ class RdmaClient:
 
     def __init__(
         self,
-        read_rtt_s: float,
-        write_one_way_s: float,
-        atomic_rtt_s: float,
-        bandwidth_Bps: float,
-        message_rate_per_s: float,
-        nic_message_rate_per_s: float = 215e6,
-        nic_quantum_bytes: int = 4096,
-        mmio_s: float = 0.0,
-        local_lookup_s: float = 0.0,
-        queue_pairs: int = 8,
+        read_rtt_s: Seconds,
+        write_one_way_s: Seconds,
+        atomic_rtt_s: Seconds,
+        bandwidth_Bps: Rate,
+        message_rate_per_s: Rate,
+        nic_message_rate_per_s: Rate = 215e6,
+        nic_quantum_bytes: PosInt = 4096,
+        mmio_s: Seconds = 0.0,
+        local_lookup_s: Seconds = 0.0,
+        queue_pairs: PosInt = 8,
         doorbell_batch: bool = True,
-        key_order: str = "remapped",
-        sharers: int = 0,
-        read_rtt_p99_s: float | None = None,
-        read_rtt_p999_s: float | None = None,
-        write_one_way_p99_s: float | None = None,
-        write_one_way_p999_s: float | None = None,
-        atomic_rtt_p99_s: float | None = None,
-        atomic_rtt_p999_s: float | None = None,
+        key_order: KeyOrder = "remapped",
+        sharers: NonNegInt = 0,
+        read_rtt_p99_s: Seconds | None = None,
+        read_rtt_p999_s: Seconds | None = None,
+        write_one_way_p99_s: Seconds | None = None,
+        write_one_way_p999_s: Seconds | None = None,
+        atomic_rtt_p99_s: Seconds | None = None,
+        atomic_rtt_p999_s: Seconds | None = None,
         tails: bool = True,
     ) -> None:
         if bandwidth_Bps <= 0 or message_rate_per_s <= 0 or nic_message_rate_per_s <= 0:
@@ -217,10 +218,10 @@ class RdmaIndex(IndexModel):
         self,
         client: RdmaClient,
         *,
-        cache_bytes: float = 0.0,
-        cache_policy: str = "lru",
-        lookup: str = "prefix",
-        seed: int = 0,
+        cache_bytes: Bytes = 0.0,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
+        lookup: Lookup = "prefix",
+        seed: Seed = 0,
         rng: np.random.Generator | None = None,
     ) -> None:
         super().__init__(lookup=lookup)

@@ -57,13 +57,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import simpy
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
+from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
+
+Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
 from kvsim.system.servers import FCFSServer
 
 RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approximate)
@@ -83,45 +86,45 @@ class RedisIndex(IndexModel):
 
     def __init__(
         self,
-        tcp_rtt_s: float,
-        get_s: float,
-        mget_base_s: float,
-        mget_per_key_s: float,
-        mset_base_s: float,
-        mset_per_key_s: float,
-        del_base_s: float,
-        del_per_key_s: float,
-        zrange_base_s: float = 1.0e-6,
-        zrange_per_key_s: float = 0.05e-6,
-        range_command: str = "mget",
+        tcp_rtt_s: Seconds,
+        get_s: Seconds,
+        mget_base_s: Seconds,
+        mget_per_key_s: Seconds,
+        mset_base_s: Seconds,
+        mset_per_key_s: Seconds,
+        del_base_s: Seconds,
+        del_per_key_s: Seconds,
+        zrange_base_s: Seconds = 1.0e-6,
+        zrange_per_key_s: Seconds = 0.05e-6,
+        range_command: Annotated[str, OneOf("mget", "zrange")] = "mget",
         pipeline: bool = False,
-        server_threads: int = 1,
-        tcp_rtt_p99_s: float | None = None,
-        tcp_rtt_p999_s: float | None = None,
-        service_p99_x: float = 1.0,
-        service_p999_x: float | None = None,
-        keys_held: float = 0.0,
-        scale_1k_keys: float = 1.0,
-        scale_1m_keys: float = 1.0,
-        io_s: float = 0.0,
-        io_per_key_s: float = 0.0,
+        server_threads: PosInt = 1,
+        tcp_rtt_p99_s: Seconds | None = None,
+        tcp_rtt_p999_s: Seconds | None = None,
+        service_p99_x: Factor = 1.0,
+        service_p999_x: Factor | None = None,
+        keys_held: NonNegFloat = 0.0,
+        scale_1k_keys: PosFloat = 1.0,
+        scale_1m_keys: PosFloat = 1.0,
+        io_s: Seconds = 0.0,
+        io_per_key_s: Seconds = 0.0,
         shared_cpu: bool = False,
-        connections: int = 0,
-        client_send_s: float = 0.0,
-        client_send_per_key_s: float = 0.0,
-        client_recv_s: float = 0.0,
-        client_recv_per_key_s: float = 0.0,
-        client_p99_x: float = 1.0,
-        client_p999_x: float | None = None,
-        client_wake_s: float = 0.0,
-        client_wake_p99_s: float | None = None,
-        client_wake_p999_s: float | None = None,
-        client_admit_s: float = 0.0,
-        client_admit_p99_s: float | None = None,
-        client_admit_p999_s: float | None = None,
-        lookup: str = "prefix",
+        connections: NonNegInt = 0,
+        client_send_s: Seconds = 0.0,
+        client_send_per_key_s: Seconds = 0.0,
+        client_recv_s: Seconds = 0.0,
+        client_recv_per_key_s: Seconds = 0.0,
+        client_p99_x: Factor = 1.0,
+        client_p999_x: Factor | None = None,
+        client_wake_s: Seconds = 0.0,
+        client_wake_p99_s: Seconds | None = None,
+        client_wake_p999_s: Seconds | None = None,
+        client_admit_s: Seconds = 0.0,
+        client_admit_p99_s: Seconds | None = None,
+        client_admit_p999_s: Seconds | None = None,
+        lookup: Lookup = "prefix",
         tails: bool = True,
-        seed: int = 0,
+        seed: Seed = 0,
         rng: Any = None,
     ) -> None:
         super().__init__(lookup=lookup)

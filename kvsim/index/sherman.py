@@ -47,15 +47,17 @@ evict the less used) or ``lru``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Lookup, Op
 from kvsim.index.btree import BPlusTree, SortedLeaf
 from kvsim.index.rdma import READ, WRITE, RdmaClient, RoundBuilder
+from kvsim.index.locks import LOCK_WAITS
 from kvsim.index.remote_tree import RemoteTreeIndex, _Applied, _Target
+from kvsim.ranges import Bytes, NonNegInt, OneOf, PosInt, Seconds, Seed
 
 
-def sherman_geometry(node_bytes: int = 1024, key_bytes: int = KEY_BYTES, value_bytes: int = VALUE_BYTES) -> tuple[int, int]:
+def sherman_geometry(node_bytes: PosInt = 1024, key_bytes: PosInt = KEY_BYTES, value_bytes: PosInt = VALUE_BYTES) -> tuple[int, int]:
     """``(internal cardinality, leaf cardinality)`` by Sherman's Tree.h formulas."""
     header = 8 + 8 + 1 + 2 + 2 * key_bytes
     internal = (node_bytes - header - 2) // (key_bytes + 8)
@@ -71,18 +73,18 @@ class ShermanIndex(RemoteTreeIndex):
     def __init__(
         self,
         client: RdmaClient,
-        node_bytes: int = 1024,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        cache_bytes: float = 1000 * 2**20,
-        cache_policy: str = "sample2",
-        range_parallel: int = 32,
-        lookup: str = "prefix",
-        lock_wait: str = "local",
-        lock_slots: int = 32768,
-        max_handover: int = 8,
-        cas_backoff_s: float = 0.0,
-        seed: int = 0,
+        node_bytes: PosInt = 1024,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        cache_bytes: Bytes = 1000 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "sample2",
+        range_parallel: PosInt = 32,
+        lookup: Lookup = "prefix",
+        lock_wait: Annotated[str, OneOf(*LOCK_WAITS)] = "local",
+        lock_slots: NonNegInt = 32768,
+        max_handover: PosInt = 8,
+        cas_backoff_s: Seconds = 0.0,
+        seed: Seed = 0,
         rng: Any = None,
     ) -> None:
         super().__init__(

@@ -45,11 +45,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import NonNegFloat, NonNegInt, PosInt, Range
 
 _HASH = 2654435761  # Knuth's multiplicative hash: a 1/rate sample of block ids
 
@@ -96,7 +97,7 @@ def _pow_table(alpha: float) -> list[float]:
 class _Stats:
     """State shared by every tier: frequencies, chain facts, the tuned (alpha, w_depth)."""
 
-    def __init__(self, candidates: Sequence[tuple[float, float]], rate: int, decay: float, start: int) -> None:
+    def __init__(self, candidates: Sequence[tuple[float, float]], rate: int, decay: float, start: NonNegInt) -> None:
         self.freq: dict[int, int] = {}
         self.inv_depth: dict[int, float] = {}  # 1 / (1 + depth)
         self.tail: set[int] = set()
@@ -163,14 +164,14 @@ class Hotness(EvictionPolicy):
     def __init__(
         self,
         capacity: int,
-        alphas: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
-        w_depths: Sequence[float] = (2.0,),
-        start: int = 1,
-        fast_tiers: int = 1,
-        fast_min_freq: int = 2,
+        alphas: Sequence[NonNegFloat] = (0.5, 1.0, 2.0, 3.0),
+        w_depths: Sequence[NonNegFloat] = (2.0,),
+        start: NonNegInt = 1,
+        fast_tiers: NonNegInt = 1,
+        fast_min_freq: PosInt = 2,
         tail_bypass: bool = True,
-        tune_rate: int = 8,
-        tune_decay: float = 0.9995,
+        tune_rate: PosInt = 8,
+        tune_decay: Annotated[float, Range(gt=0, le=1)] = 0.9995,
         inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)
