@@ -162,7 +162,7 @@ def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ign
         with pytest.raises(ValueError):
             run(cfg, tmp_path)
     cfg = compose_cfg(["+experiment=redis_validation", "index=sherman"])
-    with pytest.raises(ValueError, match="index must be redis"):
+    with pytest.raises(ValueError, match="index=redis, got index=sherman"):
         run(cfg, tmp_path)
 
 

@@ -176,7 +176,6 @@ def _labels(cfg: DictConfig, s: Mapping[str, Any]) -> dict[str, tuple[str, dict[
 def check_config(cfg: DictConfig) -> None:
     """Before the run: every index the settings name has a config, every override and
     variant key is a parameter of that index's class, in its range."""
-    from hydra.utils import get_class
 
     from kvsim.app import check_target_node
 

@@ -57,8 +57,8 @@ from kvsim.index.base import IndexModel, Lookup, Op
 from kvsim.index.cache import NodeCache
 from kvsim.index.costs import CostDist, Draw, Sampler
 from kvsim.index.keys import KEY_ORDERS, KeyMap
-from kvsim.system.servers import FCFSServer
 from kvsim.ranges import Bytes, KeyOrder, NonNegInt, OneOf, PosInt, Rate, Seconds, Seed
+from kvsim.system.servers import FCFSServer
 
 READ, WRITE, ATOMIC = 0, 1, 2
 KIND_NAMES = ("read", "write", "atomic")

@@ -65,9 +65,9 @@ import simpy
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
+from kvsim.system.servers import FCFSServer
 
 Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
-from kvsim.system.servers import FCFSServer
 
 RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approximate)
 

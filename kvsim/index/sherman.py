@@ -51,8 +51,8 @@ from typing import Annotated, Any
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Lookup, Op
 from kvsim.index.btree import BPlusTree, SortedLeaf
-from kvsim.index.rdma import READ, WRITE, RdmaClient, RoundBuilder
 from kvsim.index.locks import LOCK_WAITS
+from kvsim.index.rdma import READ, WRITE, RdmaClient, RoundBuilder
 from kvsim.index.remote_tree import RemoteTreeIndex, _Applied, _Target
 from kvsim.ranges import Bytes, NonNegInt, OneOf, PosInt, Seconds, Seed
 
