@@ -294,17 +294,22 @@ def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any]
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
-    server = base.get("io_s", 0.0) + base.get("io_per_key_s", 0.0) * pn + np.select(
+    command = np.select(
         [pk == "get", pk == "range", pk == "insert"],
         [base["get_s"] + 0 * pn, base["mget_base_s"] + base["mget_per_key_s"] * pn, base["mset_base_s"] + base["mset_per_key_s"] * pn],
         0.0,
     )
-    wire = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - server
-    rtt = CostDist.from_samples(np.maximum(wire, 1e-8))
+    io = base.get("io_s", 0.0) + base.get("io_per_key_s", 0.0) * pn
+    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - command
+    # the server's event loop is on the reply's path only up to the write: what a lone
+    # command's round trip leaves for it (its median); the rest of io_s follows the reply
+    io_before = float(np.clip(np.median(path), 0.0, np.median(io)))
+    io_after = max(base.get("io_s", 0.0) - io_before, 0.0)
+    rtt = CostDist.from_samples(np.maximum(path - io_before, 1e-8))
     dists = {"rtt": rtt}
     params = {
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
-        "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999,
+        "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
     }
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))

@@ -42,6 +42,9 @@ With the defaults (no connections limit, no client costs) a client's costs are i
 calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
 the client thread and the server thread run on one CPU (a loopback set-up pinned to one
 core, as the validation runs it): their work goes through one FCFS queue.
+``io_after_reply_s``: the part of the event loop's time that comes after the reply is
+written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread (and, with
+``shared_cpu``, the CPU) busy but no reply waits for it.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -108,6 +111,7 @@ class RedisIndex(IndexModel):
         scale_1m_keys: PosFloat = 1.0,
         io_s: Seconds = 0.0,
         io_per_key_s: Seconds = 0.0,
+        io_after_reply_s: Seconds = 0.0,
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -146,6 +150,9 @@ class RedisIndex(IndexModel):
             raise ValueError(f"redis.io_s and io_per_key_s must be >= 0, got {io_s}, {io_per_key_s}")
         self.io_s = io_s
         self.io_per_key = io_per_key_s
+        if io_after_reply_s > io_s:
+            raise ValueError(f"redis.io_after_reply_s ({io_after_reply_s}) exceeds io_s ({io_s})")
+        self.io_after = io_after_reply_s
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
@@ -344,7 +351,7 @@ class RedisIndex(IndexModel):
         for j, op in enumerate(ops):
             half = rtt() / 2.0
             yield env.timeout(sent - env.now + half)  # the command reaches the server
-            done = server(env.now, self.io(op) + op.server_s * scale * svc())
+            done = server(env.now, self.io(op) + op.server_s * scale * svc()) - self.io_after
             yield env.timeout(done - env.now + half)  # the reply reaches the client
             # the thread takes the reply (waking first if it sleeps) and, in the same turn,
             # sends the call's next command (as an event loop does): one booking
