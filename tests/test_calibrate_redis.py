@@ -157,3 +157,18 @@ def test_cli_says_when_redis_is_unreachable(tmp_path: Path) -> None:
     )
     assert p.returncode == 1 and "cannot reach Redis at 127.0.0.1:" in p.stderr
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_key_scaling_measures_below_and_above_the_main_load(redis_port: int) -> None:
+    """--key-scaling: server times with fewer keys (before the main load) and more (after),
+    as multiples of the main load's; only the 1,000 and 1,000,000 points become keys."""
+    res = measure_redis("127.0.0.1", redis_port, requests=120, keys=1500, scale_keys=(1000, 3000))
+    assert sorted(res.scaled) == [1000, 3000]
+    for n, at in res.scaled.items():
+        assert at and set(at) <= set(res.timings), n  # the main run's command names
+        assert all(1e-8 < v < 1e-3 for v in at.values()), n
+        assert 0.05 < res.scale_at(n) < 20, n  # the same server: the same order of magnitude
+    ms = {m.key: m.value for m in res.measured()}
+    assert ms["redis.keys_held"] == 1500 and "redis.scale_1k_keys" in ms and "redis.scale_1m_keys" not in ms
+    with RespClient("127.0.0.1", redis_port) as c:  # every calibration key is gone, the larger load too
+        assert c.call("SCAN", 0, "MATCH", PREFIX + b"*", "COUNT", 100_000) == [b"0", []]

@@ -415,13 +415,18 @@ def measure_redis(
             small = sorted(n for n in scale_keys if n < keys)
             large = sorted(n for n in scale_keys if n > keys)
             scale_req = max(10, requests // 4)
-            for n in small:
+
+            def scaled(n: int) -> None:  # server times with ``n`` keys loaded
+                nonlocal loaded, n_new
                 say(f"server times with {n} keys loaded")
                 _load(c, loaded, n)
                 loaded = n
                 g, used = _groups(rng, loaded, scale_req, batch, NEW_BASE + n_new, (batch,))
                 n_new += used
                 res.scaled[n] = {t.command: t.service_s for t in _measure_rotating(c, g) if t.command != "ping"}
+
+            for n in small:
+                scaled(n)
             say(f"loading {keys} keys and a sorted set of them into redis {version} at {host}:{port}")
             _load(c, loaded, keys)
             loaded = keys
@@ -448,12 +453,7 @@ def measure_redis(
             ping = res.timings["ping"]
             res.ping_p50_s, res.ping_p99_s, res.ping_p999_s = ping.client_p50_s, ping.client_p99_s, ping.client_p999_s
             for n in large:
-                say(f"server times with {n} keys loaded")
-                _load(c, loaded, n)
-                loaded = n
-                g, used = _groups(rng, loaded, scale_req, batch, NEW_BASE + n_new, (batch,))
-                n_new += used
-                res.scaled[n] = {t.command: t.service_s for t in _measure_rotating(c, g) if t.command != "ping"}
+                scaled(n)
             for at in res.scaled.values():  # the main run's name for the same command
                 for cmd in list(at):
                     if cmd not in res.timings:
