@@ -18,10 +18,11 @@ import numpy as np
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from kvsim.config import MODES, check_config, load
+from kvsim.config import MODES, check_config, load, memory_limit_bytes
 from kvsim.errors import ConfigError, InputFileError
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
+from kvsim.memory import MemoryGuard
 from kvsim.policy.base import EvictionPolicy
 from kvsim.ranges import check_call
 from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
@@ -88,6 +89,7 @@ def trace_file(cfg: DictConfig) -> Path:
 # folder is made, and a multirun's jobs share theirs. The arrays are made read-only.
 _TRACES: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
 _TRACES_KEPT = 4
+_WARNED: set[tuple[Any, ...]] = set()  # (trace, model, context) pairs already warned about
 
 
 def build_trace(cfg: DictConfig) -> Trace:
@@ -101,16 +103,18 @@ def build_trace(cfg: DictConfig) -> Trace:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, t.block_tokens, t.max_requests, t.name)
     if key in _TRACES:
         _TRACES.move_to_end(key)
-        return _TRACES[key]
-    trace = read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
-    for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
-        a.flags.writeable = False
+        trace = _TRACES[key]
+    else:
+        trace = read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+        for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
+            a.flags.writeable = False
+        _TRACES[key] = trace
+        while len(_TRACES) > _TRACES_KEPT:
+            _TRACES.popitem(last=False)
     model = cfg.get("model")
-    if model is not None and model.get("context_tokens"):
+    if model is not None and model.get("context_tokens") and (key, model.name, model.context_tokens) not in _WARNED:
+        _WARNED.add((key, model.name, model.context_tokens))
         warn_context(trace, int(model.context_tokens), str(model.name))
-    _TRACES[key] = trace
-    while len(_TRACES) > _TRACES_KEPT:
-        _TRACES.popitem(last=False)
     return trace
 
 
@@ -291,9 +295,15 @@ def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> d
     """Check ``cfg`` (every key, range and structure: :func:`kvsim.config.check_config`),
     then run its mode into ``out``."""
     check_config(cfg, overrides)
-    if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
-        return run_single_tier(cfg, out)
-    fn = load(MODES[cfg.mode].run)
-    write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
-    result: dict[str, Any] = fn(cfg, out)
+    with memory_guard(cfg):
+        if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
+            return run_single_tier(cfg, out)
+        fn = load(MODES[cfg.mode].run)
+        write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
+        result: dict[str, Any] = fn(cfg, out)
     return result
+
+
+def memory_guard(cfg: DictConfig) -> MemoryGuard:
+    """The run's guard on resident memory (``memory_limit_gib``; null: half the machine's)."""
+    return MemoryGuard(memory_limit_bytes(cfg.get("memory_limit_gib")))
