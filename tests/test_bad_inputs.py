@@ -294,7 +294,7 @@ HOSTILE_OK = {
     "every_index_both_key_orders": ("+experiment=metadata_bench", "experiment.warmup_s=0",
                                     "experiment.parts=[bench,key_order,cache_sweep,random_gets]",
                                     "experiment.cache_sweep.cache_bytes=[0,65536]"),
-    "simulate_sherman_hashed_keys": ("index=sherman", "index.key_order=hashed", "policy=hotness"),
+    "simulate_sherman_hashed_keys": ("index=sherman", "index.client.key_order=hashed", "policy=hotness"),
     "single_tier_every_policy": ("-m", "system=single_tier", "policy=lru,fifo,lfu,s3fifo,arc,prefix_lru,hotness,opt"),
     "trace_analysis": ("+experiment=trace_analysis",),
 }
