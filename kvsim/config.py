@@ -102,26 +102,34 @@ class TraceConfig:
     block_tokens: PosInt = 512
     max_requests: PosInt | None = None  # replay only the first N requests
     description: str = ""
+    # tick: spread the requests of a timestamp tick uniformly over it | none: the literal replay
+    spread: Annotated[str, OneOf("tick", "none")] = "tick"
+    tick_s: Annotated[float, Range(gt=0)] | None = None  # the tick (s); null: inferred from the timestamps
 
 
 @dataclass
 class TierConfig:
     device: str = MISSING
-    capacity_gib: NonNegFloat = 0.0
+    capacity_gib: NonNegFloat | None = 0.0  # per copy; null (top tier only): HBM - weights - reserve
     access_latency_s: Seconds = 0.0
+    read_Bps: Rate | None = None  # the device's medium as a queue of its own (an SSD); null: none
+    write_Bps: Rate | None = None
+    parallelism: PosInt = 1  # medium: transfers served at once
 
 
 @dataclass
 class LinkConfig:
     a: str = MISSING
     b: str = MISSING
-    bandwidth_Bps: Rate = MISSING
+    bandwidth_Bps: Rate = MISSING  # a -> b
     latency_s: Seconds = 0.0
     parallelism: PosInt = 1
+    reverse_bandwidth_Bps: Rate | None = None  # b -> a; null: bandwidth_Bps
 
 
 SINGLE = UsedWhen("kind", "single_tier")
 TIERED = UsedWhen("kind", "tiered")
+Scope = Annotated[str, OneOf("instance", "host", "cluster")]
 
 
 @dataclass
@@ -130,9 +138,17 @@ class SystemConfig:
     capacity_blocks: Annotated[NonNegInt, SINGLE] = 0  # the one cache of single_tier mode
     capacity_scale: Annotated[PosFloat, TIERED] = 1.0  # multiplies every tier's capacity (sweeps)
     promote_on_hit: Annotated[bool, TIERED] = True
-    gpu_device: Annotated[str, TIERED] = "gpu"
+    instances_per_host: Annotated[PosInt, TIERED] = 4  # gpu.instances are spread over hosts of this many
+    devices: Annotated[dict[str, Scope], TIERED] = field(default_factory=dict)  # device -> its scope
     tiers: Annotated[dict[str, TierConfig], TIERED] = field(default_factory=dict)
     links: Annotated[dict[str, LinkConfig], TIERED] = field(default_factory=dict)
+    nic_link: Annotated[str, TIERED] = "rdma"  # the host's NIC link: an RDMA index's client queues on it
+    full_duplex: Annotated[bool, TIERED] = True  # one queue per link direction (false: one per link)
+    priorities: Annotated[bool, TIERED] = True  # foreground transfers before background ones at every queue
+    every_hop: Annotated[bool, TIERED] = True  # a transfer queues at every hop (false: at its slowest only)
+    overlap_load: Annotated[bool, TIERED] = True  # KV loads overlap compute layer by layer
+    # auto: recompute a reused run when loading it would be slower | load: always load
+    load_or_recompute: Annotated[str, OneOf("auto", "load"), TIERED] = "auto"
 
 
 @dataclass
@@ -154,7 +170,16 @@ class GPUConfig:
     hbm_gib: PosFloat = MISSING
     mfu: Annotated[float, Range(gt=0, le=1)] = 0.5
     tensor_parallel: PosInt = 1
-    instances: PosInt = 1
+    instances: PosInt = 1  # prefill instances, each with its own GPU tier, queue and PCIe link
+    activation_reserve_gib: NonNegFloat = 8.0  # per GPU, not for weights or KV
+
+
+@dataclass
+class SchedulerConfig:
+    _target_: str = "kvsim.system.scheduler.Scheduler"
+    name: Annotated[str, OneOf("fcfs", "chunked")] = MISSING
+    max_batch_tokens: PosInt = 8192  # tokens per iteration (chunked)
+    chunk_tokens: PosInt = 8192  # tokens of one request per iteration (chunked)
 
 
 # --- calibration (conf/calibration/*.yaml: every file has every key) -----------------------
@@ -297,7 +322,7 @@ class CalibrationConfig:
 # (seed, progress and memory_limit_gib are for every mode: no mode is wrong to be given them.)
 CHECKED_ROOTS = frozenset(
     {"trace", "system", "model", "gpu", "policy", "index", "calibration", "experiment",
-     "check_invariants", "save_requests", "figures"}
+     "check_invariants", "save_requests", "figures", "router", "scheduler"}
 )
 
 
@@ -310,7 +335,7 @@ class Mode:
 
 
 _SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibration",
-                  "check_invariants", "save_requests", "figures"})
+                  "check_invariants", "save_requests", "figures", "router", "scheduler"})
 MODES: dict[str, Mode] = {
     "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
     "trace_analysis": Mode(
@@ -347,6 +372,8 @@ class KvsimConfig:
     gpu: GPUConfig = MISSING
     policy: Any = MISSING  # a _target_ node: its class's constructor is its schema
     index: Any = MISSING  # likewise
+    router: Any = MISSING  # likewise
+    scheduler: SchedulerConfig = MISSING
     calibration: CalibrationConfig = MISSING
     mode: Annotated[str, OneOf(*MODES)] = "simulate"  # set by experiments
     seed: Seed = 0
@@ -424,9 +451,11 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     # should be named where it was set
     check(c.get("calibration"), CalibrationConfig, "calibration")
     # policy and index: their classes' signatures; experiment: the mode's settings
-    check_fields(c, KvsimConfig, "", skip=("policy", "index", "experiment"))
+    check_fields(c, KvsimConfig, "", skip=("policy", "index", "router", "experiment"))
     check_target_node(c["policy"], "policy", later=("capacity",))
     check_target_node(c["index"], "index")
+    if c.get("router") is not None:
+        check_target_node(c["router"], "router")
     mode = MODES[c["mode"]]
     exp = c.get("experiment")
     if mode.settings is None:
@@ -527,6 +556,7 @@ def register_configs() -> None:
     cs.store(group="system", name="system_schema", node=SystemConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="gpu", name="gpu_schema", node=GPUConfig)
+    cs.store(group="scheduler", name="scheduler_schema", node=SchedulerConfig)
     for name, mode in MODES.items():
         if mode.settings:
             cs.store(group="settings", name=name, node=load(mode.settings))

@@ -98,6 +98,14 @@ CASES: list[Case] = [
     Case("report_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.report"),
     Case("report_not_a_sweep", ("{run}",), "no sweep_jobs.json, so not a kvsim sweep folder", module="kvsim.report"),
     # --- paths ------------------------------------------------------------------------------
+    # --- the serving node: a model that does not fit, scopes, scheduler, arrivals ---------
+    Case("model_does_not_fit", ("model=llama3_70b",),
+         "model llama3_70b does not fit on gpu h100 with gpu.tensor_parallel=1: HBM 80.0 GiB x 1 = 80.0 GiB"),
+    Case("unknown_scope", ("system.devices.gpu=rack",), "system.devices.gpu"),
+    Case("scope_narrows_down_the_chain", ("system.devices.ssd=instance",), "scope cannot be narrower"),
+    Case("zero_token_budget", ("scheduler.max_batch_tokens=0",), "scheduler.max_batch_tokens: must be >= 1, got 0"),
+    Case("unknown_spread", ("trace.spread=smear",), "trace.spread"),
+    Case("router_param_range", ("router.balance_tokens=-5",), "router.balance_tokens: must be >= 0"),
     Case("trace_missing", ("trace.path={tmp}/nope.jsonl",), "trace.path: file not found: "),
     Case("trace_is_a_folder", ("trace.path={tmp}",), "trace.path: is a folder, not a file"),
     Case("run_folder_under_a_file", ("hydra.run.dir={tmp}/a_file/run", "trace.max_requests=5"), "Not a directory",

@@ -67,6 +67,7 @@ from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -93,14 +94,9 @@ def replay(
     name: str,
     capacity_blocks: int | None = None,
     preload: bool = False,
-    spread_s: float = 0.0,
-    seed: int = 0,
 ) -> BenchResult:
-    """Replay ``trace``'s metadata operations against ``index`` at their timestamps.
-
-    ``spread_s`` > 0 moves each arrival by a uniform draw in [0, spread_s) (seeded): the
-    conversation trace's timestamps have about 3 s resolution, so without it every
-    request of a tick arrives at the same instant, as in a literal replay."""
+    """Replay ``trace``'s metadata operations against ``index`` at its arrival times
+    (``run_metadata_bench`` gives it the workload's arrivals: ``trace.spread``)."""
     t0 = time.perf_counter()
     present: OrderedDict[int, None] = OrderedDict()  # blocks in the index, LRU order
     hid, off = trace.hash_ids, trace.offsets
@@ -119,10 +115,6 @@ def replay(
     lookup_s = np.zeros(n)
     lookup_rt = np.zeros(n, dtype=np.int64)
     arrival = trace.arrival_s - (trace.arrival_s[0] if n else 0.0)
-    order = np.arange(n)
-    if spread_s > 0:
-        arrival = arrival + np.random.default_rng(seed).uniform(0.0, spread_s, n)
-        order = np.argsort(arrival, kind="stable")
 
     def request(i: int) -> Generator[simpy.Event, Any, None]:
         blocks = hid[off[i] : off[i + 1]].tolist()
@@ -145,7 +137,7 @@ def replay(
             yield from index.execute(env, index.plan_delete(dropped))
 
     def source() -> Generator[simpy.Event, Any, None]:
-        for i in order.tolist():
+        for i in range(n):
             delay = float(arrival[i]) - env.now
             if delay > 0:
                 yield env.timeout(delay)
@@ -341,7 +333,7 @@ def _replay_once(
     if r is None:
         from kvsim.app import build_index
 
-        r = replay(trace, build_index(icfg), label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        r = replay(trace, build_index(icfg), label, s["capacity_blocks"], s["preload"])
         done[key] = r
     elif r.name != label:
         r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
@@ -442,7 +434,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     for name in sweep.get("indexes", []):
         for cb in sizes:
             index = _build(cfg, *resolve_label(s, name, {"cache_bytes": cb}))
-            r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
             for kind in ("range", "get"):
@@ -507,6 +499,9 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
+    # Arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run.
+    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
+    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
     summary: dict[str, Any] = {
         "mode": "metadata_bench",
@@ -515,6 +510,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "block_accesses": trace.num_block_accesses,
         "interval_s": s["interval_s"],
         "warmup_s": s["warmup_s"],
+        "workload": arr.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     s["_replayed"] = {}  # resolved index config -> its replay, shared by the parts

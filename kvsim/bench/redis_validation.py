@@ -40,6 +40,7 @@ client per speed-up), ``redis_validation_cdf.png`` (drawn from the parquet by
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -69,6 +70,7 @@ from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -425,6 +427,9 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
+    # arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run
+    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
+    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
     planner = build_index(cfg)
     assert isinstance(planner, RedisIndex)
     stream = plan_stream(trace, planner, s.max_requests)
@@ -505,6 +510,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "commands": n_cmd,
         "speedups": s.speedups,
         "connections": s.connections,
+        "workload": arr.summary(),
         "max_abs_err_p50": float(table["err_p50"].abs().max()) if len(table) else float("nan"),
         "max_abs_err_p99": float(table["err_p99"].abs().max()) if len(table) else float("nan"),
         "figure": str(fig) if fig else None,

@@ -56,8 +56,6 @@ class MetadataBenchSettings:
     warmup_s: NonNegFloat = 600.0  # excluded from the averages (the study: first 10 minutes)
     capacity_blocks: PosInt | None = None  # bound the index to this many blocks (LRU deletes); null: no deletes
     preload: bool = False  # true: an untimed pass first, so the replay sees a full index
-    # >0: spread arrivals uniformly over [t, t + spread_s) (timestamps are 3 s ticks)
-    spread_s: NonNegFloat = 0.0
     index_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # <name>: {<key>: <value>}
     key_orders: list[KeyOrder] = field(default_factory=lambda: ["remapped", "hashed"])
     key_order_indexes: list[str] = field(default_factory=lambda: ["sherman", "chime", "extent"])
