@@ -6,6 +6,7 @@ report callbacks) knows about OmegaConf.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import OrderedDict
@@ -58,7 +59,9 @@ __all__ = ["ConfigError", "build_index", "build_trace", "check_target_node", "ru
 def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
     """A `_target_` node against its class's constructor: every key a parameter, each of
     the parameter's annotated type and range (:func:`kvsim.ranges.check_call`), every
-    required one given (``later``: the ones a `_partial_` node's caller passes)."""
+    required one given (``later``: the ones a `_partial_` node's caller passes). A key that
+    is itself a `_target_` node (a component: an RDMA index's ``client``) is checked against
+    its own class the same way."""
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     if not isinstance(node, Mapping) or "_target_" not in node:
@@ -68,7 +71,13 @@ def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
     except Exception as e:
         raise ConfigError(f"{where}._target_: cannot load {node['_target_']!r} ({e})") from None
     kwargs = {str(k): v for k, v in node.items() if k not in _META_KEYS}
-    check_call(cls, kwargs, where, later=later if node.get("_partial_") else ())
+    for k, v in kwargs.items():
+        if isinstance(v, Mapping) and "_target_" in v:
+            check_target_node(v, f"{where}.{k}")
+    parts = {k: v for k, v in kwargs.items() if not (isinstance(v, Mapping) and "_target_" in v)}
+    check_call(cls, parts, where, later=(*later, *(k for k in kwargs if k not in parts)) if node.get("_partial_")
+               else tuple(k for k in kwargs if k not in parts))
+
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:
@@ -146,9 +155,15 @@ def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
     return factory
 
 
-def build_index(cfg: DictConfig) -> IndexModel:
+def build_index(cfg: DictConfig, rng: np.random.Generator | None = None) -> IndexModel:
+    """The index of ``cfg``; its costs are drawn from ``rng`` (default: a generator seeded
+    with ``cfg.seed``, so every index of a run draws the same stream)."""
     check_target_node(cfg.index, "index")
-    index: IndexModel = instantiate(_strip_meta(cfg.index))
+    node = _strip_meta(cfg.index)
+    kw: dict[str, Any] = {}
+    if "rng" in inspect.signature(get_class(str(node._target_))).parameters:
+        kw["rng"] = rng if rng is not None else np.random.default_rng(int(cfg.seed))
+    index: IndexModel = instantiate(node, **kw)
     return index
 
 

@@ -183,16 +183,27 @@ class SchedulerConfig:
 
 
 # --- calibration (conf/calibration/*.yaml: every file has every key) -----------------------
+Tail = Annotated[float, Range(ge=1.0)]  # a p99 or p99.9 as a multiple of the median
+
+
 @dataclass
 class TcpCalibration:
     rtt_s: Seconds = MISSING
+    rtt_p99_s: Seconds = MISSING  # tails beside the median (kvsim.index.costs)
+    rtt_p999_s: Seconds = MISSING
 
 
 @dataclass
 class RdmaCalibration:
     read_rtt_s: Seconds = MISSING
+    read_rtt_p99_s: Seconds = MISSING
+    read_rtt_p999_s: Seconds = MISSING
     write_one_way_s: Seconds = MISSING
+    write_one_way_p99_s: Seconds = MISSING
+    write_one_way_p999_s: Seconds = MISSING
     atomic_rtt_s: Seconds = MISSING
+    atomic_rtt_p99_s: Seconds = MISSING
+    atomic_rtt_p999_s: Seconds = MISSING
     one_way_s: Seconds = MISSING
     bandwidth_Bps: Rate = MISSING
     message_rate_per_s: Rate = MISSING
@@ -209,6 +220,13 @@ class RedisCalibration:
     del_per_key_s: Seconds = MISSING
     zrange_base_s: Seconds = MISSING
     zrange_per_key_s: Seconds = MISSING
+    io_s: Seconds = MISSING  # the server thread's event loop per command
+    io_per_key_s: Seconds = MISSING
+    service_p99_x: Tail = MISSING
+    service_p999_x: Tail = MISSING
+    keys_held: NonNegFloat = MISSING  # the *_s values hold at this many keys (0: no growth)
+    scale_1k_keys: PosFloat = MISSING
+    scale_1m_keys: PosFloat = MISSING
 
 
 @dataclass
@@ -243,6 +261,9 @@ class ShermanCalibration:
     node_bytes: PosInt = MISSING
     cache_bytes: Bytes = MISSING
     range_parallel: PosInt = MISSING
+    lock_slots: NonNegInt = MISSING
+    max_handover: PosInt = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -254,6 +275,7 @@ class ChimeCalibration:
     hotspot_bytes: Bytes = MISSING
     hotspot_entry_bytes: PosInt = MISSING
     sort_entry_s: Seconds = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -280,6 +302,7 @@ class ExtentCalibration:
 @dataclass
 class CalibrationConfig:
     name: str = MISSING
+    tails: bool = True  # false: every cost its calibrated value (no distributions)
     tcp: TcpCalibration = field(default_factory=TcpCalibration)
     rdma: RdmaCalibration = field(default_factory=RdmaCalibration)
     redis: RedisCalibration = field(default_factory=RedisCalibration)
@@ -323,6 +346,12 @@ MODES: dict[str, Mode] = {
         "kvsim.bench.metadata:run_metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.settings:check_config",
+    ),
+    "redis_validation": Mode(
+        "kvsim.bench.redis_validation:run_redis_validation",
+        "kvsim.bench.validation_settings:RedisValidationSettings",
+        frozenset({"trace", "index", "calibration", "experiment", "figures"}),
+        "kvsim.bench.validation_settings:check_config",
     ),
 }
 # simulate with system.kind=single_tier replays block accesses against one policy only

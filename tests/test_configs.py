@@ -55,10 +55,24 @@ def test_every_parameter_has_a_declared_type(group: str, option: str) -> None:
     node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
     params = signature_types(get_class(node._target_))
     for key in node:
-        if str(key) in ("_target_", "_partial_", "name"):
+        if str(key) in ("_target_", "_partial_", "name", "defaults"):  # defaults: Hydra's list
             continue
         assert str(key) in params, f"{group}/{option}.yaml: {key} is not a parameter"
         assert params[str(key)][0] is not typing.Any, f"{group}/{option}: {key} has no type annotation"
+    # a component node composed from conf/<group>/<sub>/ (an RDMA index's client): its
+    # keys, and the ones this file sets on it, are parameters of the component's class
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str):
+            continue
+        for spec, sub in entry.items():
+            sub_group, _, key = str(spec).partition("@")
+            comp = OmegaConf.load(CONF_DIR / group / sub_group / f"{sub}.yaml")
+            comp_params = signature_types(get_class(comp._target_))
+            for k in list(comp) + list(node.get(key or sub_group, {})):
+                if str(k) == "_target_":
+                    continue
+                assert str(k) in comp_params, f"{group}/{option}.yaml: {key}.{k} is not a parameter"
+                assert comp_params[str(k)][0] is not typing.Any, f"{key}.{k} has no type annotation"
 
 
 @pytest.mark.parametrize("mode", [m for m, md in MODES.items() if md.settings])
@@ -87,7 +101,7 @@ def test_mode_settings_are_a_schema(mode: str) -> None:
         (["policy=s3fifo", "policy.small_ratio=1.5"], "policy.small_ratio: must be < 1"),
         (["policy=lfu", "policy.age_every=-1"], "policy.age_every: must be >= 0"),
         (["policy=lru", "policy.inclusive=1"], "policy.inclusive: expected true or false"),
-        (["index=sherman", "index.key_order=sorted"], "index.key_order: 'sorted' is not one of remapped, hashed"),
+        (["index=sherman", "index.client.key_order=sorted"], "index.client.key_order: 'sorted' is not one of remapped, hashed"),
         (["index=redis", "index.server_threads=0"], "index.server_threads: must be >= 1"),
         (["+experiment=metadata_bench", "experiment.interval_s=0"], "experiment.interval_s: must be > 0"),
         (["+experiment=metadata_bench", "experiment.indexes=[redis,nope]"], "experiment.indexes: no index config 'nope'"),

@@ -217,13 +217,11 @@ class Cluster:
         self.topo = topology
         self.index = index
         if nic is not None:
-            # KV traffic and the RDMA index's round trips share the host's NIC queue (the
-            # index's client component, or the fabric of the earlier RDMA index models).
+            # KV traffic and the RDMA index's round trips share the host's NIC queue (every
+            # RDMA index's client component: RdmaClient.attach_nic)
             client = getattr(index, "client", None)
             if client is not None and hasattr(client, "attach_nic"):
                 client.attach_nic(nic)
-            elif hasattr(index, "fabric"):
-                index.fabric.nic = nic
         self.prefill = prefill
         self.scheduler = scheduler or Scheduler("fcfs")
         self.router = router or RoundRobin()

@@ -45,6 +45,11 @@ class FCFSServer:
         self.wait_s += start - now
         return finish
 
+    def idle(self, now: float) -> bool:
+        """Whether a server has been free since before ``now`` (one that finishes at ``now``
+        is still running)."""
+        return self._free[0] < now
+
     def utilization(self, span_s: float) -> float:
         return self.busy_s / (span_s * self.servers) if span_s > 0 else 0.0
 
