@@ -76,6 +76,21 @@ def _register_resolvers() -> None:
         from kvsim.runfolder import stage
 
         OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
+    if not OmegaConf.has_resolver("kvsim_trace"):
+        OmegaConf.register_new_resolver("kvsim_trace", public_trace)
+
+
+TRACE_DIRS = ("traces/public", "../shared/traces/mooncake")  # under the project root
+
+
+def public_trace(name: str) -> str:
+    """Where a public trace is: ``traces/public/`` (``make traces``) or the shared copy
+    beside the checkout, plain or gzipped; else where ``make traces`` would put it."""
+    for d in TRACE_DIRS:
+        for candidate in (PROJECT_ROOT / d / name, PROJECT_ROOT / d / f"{name}.gz"):
+            if candidate.is_file():
+                return str(candidate.resolve())
+    return str(PROJECT_ROOT / TRACE_DIRS[0] / name)
 
 
 # --- groups ------------------------------------------------------------------------------
@@ -87,26 +102,34 @@ class TraceConfig:
     block_tokens: PosInt = 512
     max_requests: PosInt | None = None  # replay only the first N requests
     description: str = ""
+    # tick: spread the requests of a timestamp tick uniformly over it | none: the literal replay
+    spread: Annotated[str, OneOf("tick", "none")] = "tick"
+    tick_s: Annotated[float, Range(gt=0)] | None = None  # the tick (s); null: inferred from the timestamps
 
 
 @dataclass
 class TierConfig:
     device: str = MISSING
-    capacity_gib: NonNegFloat = 0.0
+    capacity_gib: NonNegFloat | None = 0.0  # per copy; null (top tier only): HBM - weights - reserve
     access_latency_s: Seconds = 0.0
+    read_Bps: Rate | None = None  # the device's medium as a queue of its own (an SSD); null: none
+    write_Bps: Rate | None = None
+    parallelism: PosInt = 1  # medium: transfers served at once
 
 
 @dataclass
 class LinkConfig:
     a: str = MISSING
     b: str = MISSING
-    bandwidth_Bps: Rate = MISSING
+    bandwidth_Bps: Rate = MISSING  # a -> b
     latency_s: Seconds = 0.0
     parallelism: PosInt = 1
+    reverse_bandwidth_Bps: Rate | None = None  # b -> a; null: bandwidth_Bps
 
 
 SINGLE = UsedWhen("kind", "single_tier")
 TIERED = UsedWhen("kind", "tiered")
+Scope = Annotated[str, OneOf("instance", "host", "cluster")]
 
 
 @dataclass
@@ -115,9 +138,17 @@ class SystemConfig:
     capacity_blocks: Annotated[NonNegInt, SINGLE] = 0  # the one cache of single_tier mode
     capacity_scale: Annotated[PosFloat, TIERED] = 1.0  # multiplies every tier's capacity (sweeps)
     promote_on_hit: Annotated[bool, TIERED] = True
-    gpu_device: Annotated[str, TIERED] = "gpu"
+    instances_per_host: Annotated[PosInt, TIERED] = 4  # gpu.instances are spread over hosts of this many
+    devices: Annotated[dict[str, Scope], TIERED] = field(default_factory=dict)  # device -> its scope
     tiers: Annotated[dict[str, TierConfig], TIERED] = field(default_factory=dict)
     links: Annotated[dict[str, LinkConfig], TIERED] = field(default_factory=dict)
+    nic_link: Annotated[str, TIERED] = "rdma"  # the host's NIC link: an RDMA index's client queues on it
+    full_duplex: Annotated[bool, TIERED] = True  # one queue per link direction (false: one per link)
+    priorities: Annotated[bool, TIERED] = True  # foreground transfers before background ones at every queue
+    every_hop: Annotated[bool, TIERED] = True  # a transfer queues at every hop (false: at its slowest only)
+    overlap_load: Annotated[bool, TIERED] = True  # KV loads overlap compute layer by layer
+    # auto: recompute a reused run when loading it would be slower | load: always load
+    load_or_recompute: Annotated[str, OneOf("auto", "load"), TIERED] = "auto"
 
 
 @dataclass
@@ -139,20 +170,40 @@ class GPUConfig:
     hbm_gib: PosFloat = MISSING
     mfu: Annotated[float, Range(gt=0, le=1)] = 0.5
     tensor_parallel: PosInt = 1
-    instances: PosInt = 1
+    instances: PosInt = 1  # prefill instances, each with its own GPU tier, queue and PCIe link
+    activation_reserve_gib: NonNegFloat = 8.0  # per GPU, not for weights or KV
+
+
+@dataclass
+class SchedulerConfig:
+    _target_: str = "kvsim.system.scheduler.Scheduler"
+    name: Annotated[str, OneOf("fcfs", "chunked")] = MISSING
+    max_batch_tokens: PosInt = 8192  # tokens per iteration (chunked)
+    chunk_tokens: PosInt = 8192  # tokens of one request per iteration (chunked)
 
 
 # --- calibration (conf/calibration/*.yaml: every file has every key) -----------------------
+Tail = Annotated[float, Range(ge=1.0)]  # a p99 or p99.9 as a multiple of the median
+
+
 @dataclass
 class TcpCalibration:
     rtt_s: Seconds = MISSING
+    rtt_p99_s: Seconds = MISSING  # tails beside the median (kvsim.index.costs)
+    rtt_p999_s: Seconds = MISSING
 
 
 @dataclass
 class RdmaCalibration:
     read_rtt_s: Seconds = MISSING
+    read_rtt_p99_s: Seconds = MISSING
+    read_rtt_p999_s: Seconds = MISSING
     write_one_way_s: Seconds = MISSING
+    write_one_way_p99_s: Seconds = MISSING
+    write_one_way_p999_s: Seconds = MISSING
     atomic_rtt_s: Seconds = MISSING
+    atomic_rtt_p99_s: Seconds = MISSING
+    atomic_rtt_p999_s: Seconds = MISSING
     one_way_s: Seconds = MISSING
     bandwidth_Bps: Rate = MISSING
     message_rate_per_s: Rate = MISSING
@@ -169,6 +220,13 @@ class RedisCalibration:
     del_per_key_s: Seconds = MISSING
     zrange_base_s: Seconds = MISSING
     zrange_per_key_s: Seconds = MISSING
+    io_s: Seconds = MISSING  # the server thread's event loop per command
+    io_per_key_s: Seconds = MISSING
+    service_p99_x: Tail = MISSING
+    service_p999_x: Tail = MISSING
+    keys_held: NonNegFloat = MISSING  # the *_s values hold at this many keys (0: no growth)
+    scale_1k_keys: PosFloat = MISSING
+    scale_1m_keys: PosFloat = MISSING
 
 
 @dataclass
@@ -203,6 +261,9 @@ class ShermanCalibration:
     node_bytes: PosInt = MISSING
     cache_bytes: Bytes = MISSING
     range_parallel: PosInt = MISSING
+    lock_slots: NonNegInt = MISSING
+    max_handover: PosInt = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -214,6 +275,7 @@ class ChimeCalibration:
     hotspot_bytes: Bytes = MISSING
     hotspot_entry_bytes: PosInt = MISSING
     sort_entry_s: Seconds = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -240,6 +302,7 @@ class ExtentCalibration:
 @dataclass
 class CalibrationConfig:
     name: str = MISSING
+    tails: bool = True  # false: every cost its calibrated value (no distributions)
     tcp: TcpCalibration = field(default_factory=TcpCalibration)
     rdma: RdmaCalibration = field(default_factory=RdmaCalibration)
     redis: RedisCalibration = field(default_factory=RedisCalibration)
@@ -256,9 +319,10 @@ class CalibrationConfig:
 
 # --- modes ---------------------------------------------------------------------------------
 # Config roots a mode may or may not read; an override of one its mode does not read fails.
+# (seed, progress and memory_limit_gib are for every mode: no mode is wrong to be given them.)
 CHECKED_ROOTS = frozenset(
     {"trace", "system", "model", "gpu", "policy", "index", "calibration", "experiment",
-     "progress", "check_invariants", "save_requests", "figures"}
+     "check_invariants", "save_requests", "figures", "router", "scheduler"}
 )
 
 
@@ -271,7 +335,7 @@ class Mode:
 
 
 _SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibration",
-                  "progress", "check_invariants", "save_requests", "figures"})
+                  "check_invariants", "save_requests", "figures", "router", "scheduler"})
 MODES: dict[str, Mode] = {
     "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
     "trace_analysis": Mode(
@@ -282,6 +346,12 @@ MODES: dict[str, Mode] = {
         "kvsim.bench.metadata:run_metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.settings:check_config",
+    ),
+    "redis_validation": Mode(
+        "kvsim.bench.redis_validation:run_redis_validation",
+        "kvsim.bench.validation_settings:RedisValidationSettings",
+        frozenset({"trace", "index", "calibration", "experiment", "figures"}),
+        "kvsim.bench.validation_settings:check_config",
     ),
 }
 # simulate with system.kind=single_tier replays block accesses against one policy only
@@ -302,6 +372,8 @@ class KvsimConfig:
     gpu: GPUConfig = MISSING
     policy: Any = MISSING  # a _target_ node: its class's constructor is its schema
     index: Any = MISSING  # likewise
+    router: Any = MISSING  # likewise
+    scheduler: SchedulerConfig = MISSING
     calibration: CalibrationConfig = MISSING
     mode: Annotated[str, OneOf(*MODES)] = "simulate"  # set by experiments
     seed: Seed = 0
@@ -317,6 +389,13 @@ class KvsimConfig:
 
 # --- the check -------------------------------------------------------------------------------
 _OVERRIDE_ROOT = re.compile(r"^[~+]*([A-Za-z_][\w-]*)")
+
+
+def task_overrides(hydra_node: Any) -> list[str]:
+    """The command line's overrides as given (``hydra.overrides.task``), unresolved: an
+    override may itself hold an interpolation (``trace.path=${nope}``)."""
+    raw = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)
+    return [str(o) for o in raw] if isinstance(raw, list) else []
 
 
 def override_roots(overrides: Iterable[str]) -> dict[str, str]:
@@ -366,15 +445,17 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     from kvsim.app import check_target_node
 
     if overrides is None and "hydra" in cfg:
-        overrides = list(cfg.hydra.overrides.task)
+        overrides = task_overrides(cfg.hydra)
     c = _plain(cfg)
     # calibration first: other groups take its values by interpolation, and a bad value
     # should be named where it was set
     check(c.get("calibration"), CalibrationConfig, "calibration")
     # policy and index: their classes' signatures; experiment: the mode's settings
-    check_fields(c, KvsimConfig, "", skip=("policy", "index", "experiment"))
+    check_fields(c, KvsimConfig, "", skip=("policy", "index", "router", "experiment"))
     check_target_node(c["policy"], "policy", later=("capacity",))
     check_target_node(c["index"], "index")
+    if c.get("router") is not None:
+        check_target_node(c["router"], "router")
     mode = MODES[c["mode"]]
     exp = c.get("experiment")
     if mode.settings is None:
@@ -398,10 +479,11 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
 def check_inputs(cfg: DictConfig) -> None:
     """The config, then the trace: found, read (and so checked line by line) and kept for
     the run."""
-    from kvsim.app import build_trace
+    from kvsim.app import build_trace, memory_guard
 
     check_config(cfg)
-    build_trace(cfg)
+    with memory_guard(cfg):
+        build_trace(cfg)
 
 
 class CheckConfigCallback(Callback):
@@ -434,7 +516,7 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    params += list(config.hydra.overrides.task)
+    params += task_overrides(config.hydra)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     batches = BasicSweeper.split_arguments(parser.parse_overrides(params), None)
     return [list(job) for batch in batches for job in batch]
@@ -474,6 +556,7 @@ def register_configs() -> None:
     cs.store(group="system", name="system_schema", node=SystemConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="gpu", name="gpu_schema", node=GPUConfig)
+    cs.store(group="scheduler", name="scheduler_schema", node=SchedulerConfig)
     for name, mode in MODES.items():
         if mode.settings:
             cs.store(group="settings", name=name, node=load(mode.settings))

@@ -42,7 +42,7 @@ CLIENT_DOC: dict[str, Any] = {
     "rdma": {"device": "mlx5_0", "port": 1, "link_layer": "Ethernet", "gid_index": 3, "active_mtu": 4096,
              "active_speed": 64, "active_width": 2, "latency_bytes": 8, "latency_iters": 10000,
              "write_inline": True,
-             "read_rtt_p50_s": 1.95e-6, "read_rtt_p99_s": 2.4e-6, "read_rtt_mean_s": 2.0e-6,
+             "read_rtt_p50_s": 1.95e-6, "read_rtt_p99_s": 2.4e-6, "read_rtt_p999_s": 3.9e-6, "read_rtt_mean_s": 2.0e-6,
              "read_rtt_min_s": 1.8e-6, "read_rtt_samples": 10000,
              "write_rtt_p50_s": 1.9e-6, "write_rtt_p99_s": 2.3e-6, "write_rtt_mean_s": 1.9e-6,
              "write_rtt_min_s": 1.7e-6, "write_rtt_samples": 10000,
@@ -69,10 +69,12 @@ def test_client_output_gives_network_rdma_and_pcie_keys() -> None:
     got = {m.key: m.value for m in parse_shim(CLIENT_DOC).measured}
     assert got == pytest.approx({
         "host.dram_latency_s": 1.05e-07, "host.memcpy_Bps": 1.2e10,
-        "tcp.rtt_s": 2.4e-5,
+        "tcp.rtt_s": 2.4e-5, "tcp.rtt_p99_s": 3.1e-5,   # tails beside the medians
         "rdma.read_rtt_s": 1.95e-6, "rdma.one_way_s": 0.975e-6,
+        "rdma.read_rtt_p99_s": 2.4e-6, "rdma.read_rtt_p999_s": 3.9e-6,
         "rdma.write_one_way_s": 0.95e-6,      # a signaled WRITE's completion is a round trip
-        "rdma.atomic_rtt_s": 2.1e-6,
+        "rdma.write_one_way_p99_s": 1.15e-6,
+        "rdma.atomic_rtt_s": 2.1e-6, "rdma.atomic_rtt_p99_s": 2.6e-6,
         "rdma.bandwidth_Bps": 1.15e10,        # the lower of READ and WRITE
         "rdma.message_rate_per_s": 2.6e6,
         "pcie.h2d_Bps": 5.3e10, "pcie.latency_s": 8.0e-6,
@@ -80,7 +82,8 @@ def test_client_output_gives_network_rdma_and_pcie_keys() -> None:
     doc = copy.deepcopy(CLIENT_DOC)
     for k in [k for k in doc["rdma"] if k.startswith("cas_")]:
         del doc["rdma"][k]
-    assert "rdma.atomic_rtt_s" not in {m.key for m in parse_shim(doc).measured}  # no atomics: default kept
+    keys = {m.key for m in parse_shim(doc).measured}
+    assert "rdma.atomic_rtt_s" not in keys and "rdma.atomic_rtt_p99_s" not in keys  # no atomics: defaults kept
 
 
 def test_every_key_the_shim_gives_exists_in_the_default_file() -> None:
@@ -88,7 +91,7 @@ def test_every_key_the_shim_gives_exists_in_the_default_file() -> None:
     text = calfile.render(calfile.DEFAULT_FILE.read_text(), "tb", r.measured, r.source)
     cfg = OmegaConf.create(text)
     assert cfg.rdma.read_rtt_s == 1.95e-6 and cfg.pcie.h2d_Bps == 5.3e10
-    assert text.count("# [M] measured 2026-03-04T05:06Z on node7: ") == 11
+    assert text.count("# [M] measured 2026-03-04T05:06Z on node7: ") == 16
 
 
 def test_bad_documents_are_refused() -> None:
@@ -112,8 +115,40 @@ def test_cli_turns_saved_json_into_a_calibration_file(tmp_path: Path) -> None:
     text = out.read_text()
     assert "# Note: two hosts" in text and OmegaConf.create(text).tcp.rtt_s == 2.4e-5
     (tmp_path / "server.json").write_text(json.dumps({**LOCAL_DOC, "role": "server"}))
-    assert main(["shim", "--json", str(tmp_path / "server.json"), "--out", str(tmp_path / "x.yaml")]) == 1
-    assert not (tmp_path / "x.yaml").exists()
+    x = tmp_path / "calibration" / "x.yaml"
+    assert main(["shim", "--json", str(tmp_path / "server.json"), "--out", str(x)]) == 2  # a user error
+    assert not x.exists()
+
+
+def test_the_printed_command_runs_with_the_file_written_by_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out DIR/calibration/NAME.yaml``: the printed ``python -m kvsim ...`` line finds it."""
+    import shlex
+    import sys
+
+    src = tmp_path / "shim.json"
+    src.write_text(json.dumps(CLIENT_DOC))
+    out = tmp_path / "elsewhere" / "calibration" / "tb2.yaml"
+    assert main(["shim", "--json", str(src), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    cmd = shlex.split(line.split("use it with: ", 1)[1])
+    assert cmd[:3] == ["python", "-m", "kvsim"] and "calibration=tb2" in cmd
+    run = tmp_path / "run"
+    p = subprocess.run(
+        [sys.executable, *cmd[1:], "trace.max_requests=30", "progress=false", "figures=false",
+         "save_requests=false", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    assert OmegaConf.load(run / "config.yaml").calibration.name == "tb2"
+
+
+def test_out_must_be_a_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "shim.json"
+    src.write_text(json.dumps(CLIENT_DOC))
+    assert main(["shim", "--json", str(src), "--out", str(tmp_path / "tb.yaml")]) == 2
+    assert "give DIR/calibration/NAME.yaml" in capsys.readouterr().err
+    assert main(["shim", "--json", str(src), "--name", "a", "--out", str(tmp_path / "calibration" / "b.yaml")]) == 2
+    assert not list(tmp_path.rglob("*.yaml"))
 
 
 # --- the shim built and run on this machine ------------------------------------------------
@@ -200,7 +235,8 @@ def test_shim_client_and_server_over_loopback(shim_bin: Path) -> None:
     if not rdma_devices():
         assert c["rdma"]["status"] == s["rdma"]["status"] == "skipped"
     r = parse_shim(c)
-    assert [m.key for m in r.measured] == ["tcp.rtt_s"] and "127.0.0.1" in r.measured[0].note
+    assert [m.key for m in r.measured] == ["tcp.rtt_s", "tcp.rtt_p99_s", "tcp.rtt_p999_s"]
+    assert "127.0.0.1" in r.measured[0].note
 
 
 @pytest.mark.child_process

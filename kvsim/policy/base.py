@@ -36,8 +36,8 @@ Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Container, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 
 class EvictionPolicy(ABC):
@@ -60,6 +60,12 @@ class EvictionPolicy(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[int]: ...
+
+    def members(self) -> Container[int]:
+        """A container answering ``key in`` for the resident blocks, as cheaply as possible
+        (the tier hierarchy asks it once per block and tier on every lookup). Subclasses
+        that keep their blocks in one dict return it; it must stay the same object."""
+        return cast(Container[int], self)
 
     @abstractmethod
     def touch(self, key: int) -> None: ...
