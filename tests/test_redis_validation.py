@@ -7,8 +7,6 @@ Tests that need redis-server skip when it is not installed, unless KVSIM_REQUIRE
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +28,13 @@ from kvsim.index.base import OpRecorder
 from kvsim.index.redis import RedisIndex
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
+from .conftest import opt_in, require_resource
+
 TOL_P50, TOL_P99 = 0.10, 0.20  # the issue's: simulated p50 within 10%, p99 within 20% of measured
 
 
 def need_redis() -> None:
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("KVSIM_REQUIRE_REDIS") == "1":
-            pytest.fail(f"required resource missing: {reason}")
-        pytest.skip(reason)
+    require_resource("KVSIM_REQUIRE_REDIS")
 
 
 def model(**kw: object) -> RedisIndex:
@@ -141,9 +137,7 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     measured errors and why): it runs when KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped
     otherwise so that the suite stays a signal of regressions."""
     need_redis()
-    if os.environ.get("KVSIM_REQUIRE_REDIS_VALIDATION") != "1":
-        pytest.skip("the acceptance run of +experiment=redis_validation (about 2 minutes) runs with "
-                    "KVSIM_REQUIRE_REDIS_VALIDATION=1; see docs/redis_validation.md")
+    opt_in("KVSIM_REQUIRE_REDIS_VALIDATION")
     cfg = compose_cfg(["+experiment=redis_validation", "trace=mooncake_conversation", f"trace.path={real_trace_path}"])
     summary = run(cfg, tmp_path)
     table = pd.read_csv(tmp_path / "redis_validation.csv")
