@@ -183,9 +183,12 @@ def test_placement_sweep_gathers_a_table_and_figure(tmp_path: Path) -> None:
     assert (sweep / "sweep.png").stat().st_size > 10_000
 
 
-def test_inputs_longer_than_the_context_window_warn_once(compose_cfg, caplog) -> None:
+def test_inputs_longer_than_the_context_window_warn_once(compose_cfg, caplog, monkeypatch) -> None:
+    from kvsim import app
     from kvsim.app import build_trace
 
+    # what this process warned about before (another test, or mutmut's earlier pass) is not this test's
+    monkeypatch.setattr(app, "_WARNED", set())
     cfg = compose_cfg(["model.context_tokens=4096", "trace.max_requests=50"])
     with caplog.at_level("WARNING", logger="kvsim"):
         trace = build_trace(cfg)
