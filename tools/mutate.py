@@ -5,6 +5,7 @@
     python tools/mutate.py kvsim/policy --exclude hotness.py   # not that module
     python tools/mutate.py --score kvsim/policy    # print the stored score, run nothing
     python tools/mutate.py --retest kvsim/policy   # run the survivors again, after new tests
+    python tools/mutate.py --sample 200 kvsim/index   # a seeded random sample of the mutants
 
 Each package gets its own mutmut folder, ``.mutmut/<package>/`` (ignored by git): the
 project's files are linked there and only that package is mutated (``only_mutate``), so
@@ -25,6 +26,12 @@ the notebooks) cannot kill a mutant: mutmut does not see their calls; they are m
 The score printed is killed / all mutants of the package (a timeout counts as killed:
 the suite noticed; "no tests" counts as survived: no test calls the function).
 ``docs/testing.md`` lists the survivors judged equivalent (no test can tell them apart).
+
+``--sample N`` runs N mutants drawn at random (seeded, ``--seed``) among all of the package's,
+for a package too large to run whole in a session: mutmut runs the fastest mutants first, so
+a run stopped early scores a biased subset, while a uniform sample's score estimates the whole
+package's (the 95% Wilson interval is printed). Verdicts already stored are reused, and the
+sample is remembered (``sample.json``), so a later full run only adds to it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -110,6 +118,51 @@ def tally(work: Path, pkg: str, exclude: list[str]) -> tuple[Counter[str], list[
     return counts, survivors
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n (n > 0)."""
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def all_mutants(work: Path, pkg: str, exclude: list[str]) -> dict[str, int | None]:
+    """Every mutant of ``pkg`` mutmut generated, with its stored exit code (None: not run)."""
+    base = work / "mutants"
+    metas = [base / (pkg + ".meta")] if pkg.endswith(".py") else sorted((base / pkg).rglob("*.py.meta"))
+    skip = {base / pkg / (x + ".meta") for x in exclude}
+    out: dict[str, int | None] = {}
+    for meta in metas:
+        if meta.is_file() and meta not in skip:
+            out.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return out
+
+
+def report_sample(pkg: str, work: Path, wall_s: float | None, exclude: list[str]) -> float | None:
+    sample = json.loads((work / "sample.json").read_text())
+    codes = all_mutants(work, pkg, exclude)
+    counts: Counter[str] = Counter(STATUS.get(codes.get(name), "suspicious") for name in sample["names"])
+    for name in sample["names"]:
+        if STATUS.get(codes.get(name)) in ("survived", "no tests"):
+            print("  ", f"{name}: {STATUS[codes[name]]}")
+    n = len(sample["names"])
+    run = n - counts["not checked"]
+    detected = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+    if not run:
+        print(f"{pkg}: no sampled mutant checked yet")
+        return None
+    lo, hi = wilson(detected, run)
+    parts = ", ".join(f"{c} {k}" for k, c in sorted(counts.items()))
+    took = f"; this run {wall_s / 60:.1f} min" if wall_s is not None else ""
+    print(f"{pkg}: sample of {n} of {len(codes)} mutants (seed {sample['seed']}; {parts}): "
+          f"score {detected / run:.1%} ({detected}/{run}), 95% interval {lo:.1%}-{hi:.1%}{took}")
+    summary = {"package": pkg, "excluded": exclude, "sample": n, "seed": sample["seed"], "mutants": len(codes),
+               "checked": run, "detected": detected, "score": detected / run, "interval95": [lo, hi],
+               "counts": dict(counts), "run_wall_s": wall_s}
+    (work / "sample_score.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return detected / run
+
+
 def report(pkg: str, work: Path, wall_s: float | None, exclude: list[str]) -> float | None:
     counts, survivors = tally(work, pkg, exclude)
     total = sum(counts.values())
@@ -148,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retest", action="store_true",
                     help="run the surviving mutants again (after adding tests; mutmut keeps a verdict otherwise)")
     ap.add_argument("--fresh", action="store_true", help="forget this package's results and start over")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="run only N mutants drawn at random among the package's (stored verdicts reused); "
+                         "the score is an estimate with its 95%% interval")
+    ap.add_argument("--seed", type=int, default=0, help="the seed of --sample's draw")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutant workers")
     args = ap.parse_args(argv)
     pkg = args.package.rstrip("/")
@@ -156,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     exclude = [x for x in args.exclude.split(",") if x]
     if args.score:
+        if args.sample and (workdir(pkg) / "sample.json").is_file():
+            return 0 if report_sample(pkg, workdir(pkg), None, exclude) is not None else 1
         return 0 if report(pkg, workdir(pkg), None, exclude) is not None else 1
     if args.fresh:
         shutil.rmtree(workdir(pkg), ignore_errors=True)
@@ -169,11 +228,27 @@ def main(argv: list[str] | None = None) -> int:
     if "KVSIM_REAL_TRACE" not in env and real.is_file():
         env["KVSIM_REAL_TRACE"] = str(real)  # ROOT in the tests is .mutmut/PKG/mutants
     names = [s.split(":")[0] for s in tally(work, pkg, exclude)[1]] if args.retest else []
+    mutmut = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)]
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children), *names],
-        cwd=work, env=env,
-    )
+    if args.sample:
+        if not all_mutants(work, pkg, exclude):
+            # generate the mutants and learn which tests call what; the name matches nothing,
+            # so mutmut stops there (with an error we expect)
+            subprocess.run([*mutmut, "kvsim.no_such_mutant_name"], cwd=work, env=env, capture_output=True)
+        codes = all_mutants(work, pkg, exclude)
+        if not codes:
+            print(f"mutate: {pkg}: mutmut generated no mutants (see: cd {work} && mutmut run)", file=sys.stderr)
+            return 1
+        rng = random.Random(args.seed)
+        sample = sorted(rng.sample(sorted(codes), min(args.sample, len(codes))))
+        (work / "sample.json").write_text(json.dumps({"seed": args.seed, "names": sample}, indent=0) + "\n")
+        names = [n for n in sample if codes[n] is None]  # stored verdicts stand
+        if names:
+            proc = subprocess.run([*mutmut, *names], cwd=work, env=env)
+            if proc.returncode:
+                return proc.returncode
+        return 0 if report_sample(pkg, work, time.perf_counter() - t0, exclude) is not None else 1
+    proc = subprocess.run([*mutmut, *names], cwd=work, env=env)
     wall = time.perf_counter() - t0
     score = report(pkg, work, wall, exclude)
     return proc.returncode if proc.returncode else (0 if score is not None else 1)
