@@ -348,3 +348,29 @@ def test_planned_iterations_equal_one_event_per_iteration(compose_cfg, embedded_
         np.testing.assert_allclose(fast.records[k], slow.records[k], rtol=1e-12, atol=1e-12, err_msg=k)
     assert [i.iterations for i in cf.instances] == [i.iterations for i in cs.instances]
     assert next(cf.env._eid) < next(cs.env._eid)  # fewer events scheduled
+
+
+def test_a_slow_tiers_access_latency_counts_in_load_or_recompute() -> None:
+    """The 4 MiB over 25 GB/s PCIe takes 0.168 ms; recomputing the 2048 reused tokens
+    takes hand_flops(2048, 0) / RATE = 8.23 ms. The DRAM tier's access latency is part of
+    the load: at 50 ms auto recomputes; at 1 ms it loads, and the exposed load is
+    0.168 ms + 1 ms, overlapped layer by layer with the 512 new tokens' compute."""
+    def case(latency_s: float) -> dict[str, np.ndarray]:
+        tr = tiny_trace([(0.0, 2048, [0, 1, 2, 3]), (10.0, 2560, [0, 1, 2, 3, 4])])
+        layout = Layout(1, 1, {"gpu": "instance", "host": "host"})
+        tiers, views = node_tiers(layout, [TierTemplate("gpu", "gpu", 0),
+                                           TierTemplate("dram", "host", 100, access_latency_s=latency_s)])
+        devs, links, media = expand(layout, ["gpu", "host"], [Link("gpu", "host", 25e9, 0.0, name="pcie")], [])
+        return Cluster(tr, TierHierarchy(tiers, LRU, views=views), Topology(devs, links, media), NullIndex(),
+                       PrefillModel(MODEL, GPU), scheduler=Scheduler("fcfs"), overlap_load=True,
+                       load_or_recompute="auto").run().records
+
+    slow = case(0.05)
+    assert slow["recomputed_blocks"][1] == 4 and slow["load_bytes"][1] == 0 and slow["new_tokens"][1] == 2560
+    assert slow["ttft_s"][1] == pytest.approx(hand_flops(2560, 0) / RATE, rel=1e-9)
+    fast = case(1e-3)
+    load = 4 * 2**20 / 25e9 + 1e-3
+    comp = hand_flops(512, 2048) / RATE
+    assert fast["recomputed_blocks"][1] == 0 and fast["load_bytes"][1] == 4 * 2**20
+    assert fast["load_transfer_s"][1] == pytest.approx(load, rel=1e-9)
+    assert fast["ttft_s"][1] == pytest.approx(max(load, comp) + min(load, comp) / 4, rel=1e-9)

@@ -177,3 +177,29 @@ def test_kv_budget_and_a_model_that_does_not_fit() -> None:
     assert "gpu.tensor_parallel (>= 2)" in msg
     tp2 = GPUSpec("h100", 989e12, 80 * gib, tensor_parallel=2, activation_reserve_bytes=8 * gib)
     assert kv_budget(LLAMA70B, tp2).kv_bytes == pytest.approx(160 * gib - 141.2e9 - 16 * gib)
+
+
+def test_kv_budget_summary_in_gib_by_hand() -> None:
+    """Llama-3-8B on an 80 GiB H100 with 8 GiB reserved: weights 16.06e9 B / 2^30 =
+    14.9570405483 GiB; 80 - 14.9570405483 - 8 = 57.0429594517 GiB for the KV cache."""
+    from kvsim.system.compute import kv_budget
+
+    gib = 2**30
+    s = kv_budget(LLAMA8B, GPUSpec("h100", 989e12, 80 * gib, activation_reserve_bytes=8 * gib)).summary()
+    assert s == pytest.approx({"hbm_gib": 80.0, "weights_gib": 14.9570405483, "activation_reserve_gib": 8.0,
+                               "kv_gib": 57.0429594517}, rel=1e-10)
+
+
+def test_the_tensor_parallelism_named_is_the_smallest_that_fits() -> None:
+    """Llama-3-70B (141.2e9 B of weights) on GPUs of 80 GiB with 40 GiB reserved each:
+    40 GiB = 42,949,672,960 B per GPU for weights; 3 GPUs give 128.8e9 B (too little), 4
+    give 171.8e9 B: the message names 4, and with 4 the KV cache gets
+    4 x 80 GiB - 141.2e9 - 4 x 40 GiB = 30,598,691,840 B."""
+    from kvsim.system.compute import ModelDoesNotFit, kv_budget
+
+    gib = 2**30
+    for tp in (1, 2, 3):
+        with pytest.raises(ModelDoesNotFit, match=r"raise gpu\.tensor_parallel \(>= 4\)"):
+            kv_budget(LLAMA70B, GPUSpec("g", 989e12, 80 * gib, tensor_parallel=tp, activation_reserve_bytes=40 * gib))
+    ok = kv_budget(LLAMA70B, GPUSpec("g", 989e12, 80 * gib, tensor_parallel=4, activation_reserve_bytes=40 * gib))
+    assert ok.kv_bytes == pytest.approx(30_598_691_840, rel=1e-12)

@@ -374,3 +374,26 @@ def test_views_must_form_a_tree() -> None:
         TierHierarchy(tiers, LRU, views=[[0, 2], [0, 3], [1, 3]])
     with pytest.raises(ValueError, match="in no view"):
         TierHierarchy(tiers, LRU, views=[[0, 2]])
+
+
+def test_filtered_path_counts_every_drop_and_demotion_of_a_period() -> None:
+    """The general path (a filtering policy), moves summed over several stores before one
+    drain. Tiers of 1 and 0 blocks: tier 0 keeps the newest even block; each one it lets go
+    has nowhere below (tier 1 is empty), so it is dropped from tier 0: moves[0][2] (column
+    n = 2: dropped) counts 2 and 4. An odd block is refused by tier 0 and dropped at once,
+    never having been anywhere (no move)."""
+    h = hierarchy([1, 0], _Picky)
+    for k in (2, 4, 6):
+        h.store([k])
+    h.store([7])
+    moves, demoted, dropped = h.drain()
+    assert h.where == {6: 0}
+    assert moves == [[0, 0, 2], [0, 0, 0]] and dropped == [2, 4, 7] and demoted == []
+    # tiers of 1 and 4: the two blocks tier 0 lets go both go down: moves[0][1] == 2
+    h = hierarchy([1, 4], _Picky)
+    for k in (2, 4, 6):
+        h.store([k])
+    moves, demoted, dropped = h.drain()
+    assert h.where == {2: 1, 4: 1, 6: 0}
+    assert moves == [[0, 2, 0], [0, 0, 0]] and demoted == [2, 4] and dropped == []
+    h.check()
