@@ -374,3 +374,13 @@ def test_a_slow_tiers_access_latency_counts_in_load_or_recompute() -> None:
     assert fast["recomputed_blocks"][1] == 0 and fast["load_bytes"][1] == 4 * 2**20
     assert fast["load_transfer_s"][1] == pytest.approx(load, rel=1e-9)
     assert fast["ttft_s"][1] == pytest.approx(max(load, comp) + min(load, comp) / 4, rel=1e-9)
+
+
+def test_the_default_scheduler_is_fcfs() -> None:
+    """A Cluster built without a scheduler runs FCFS: B (700 tokens) waits for all of A's
+    1,500, then computes alone."""
+    tr = tiny_trace([(0.0, 1500, [0, 1, 2]), (0.0, 700, [10, 11])])
+    r = tiny_node(tr, 100, 100, 25e9).run().records
+    assert r["ttft_s"][0] == pytest.approx(hand_flops(1500, 0) / RATE, rel=1e-12)
+    assert r["ttft_s"][1] == pytest.approx((hand_flops(1500, 0) + hand_flops(700, 0)) / RATE, rel=1e-12)
+    assert list(r["iterations"]) == [1, 1]
