@@ -384,3 +384,20 @@ def test_the_default_scheduler_is_fcfs() -> None:
     assert r["ttft_s"][0] == pytest.approx(hand_flops(1500, 0) / RATE, rel=1e-12)
     assert r["ttft_s"][1] == pytest.approx((hand_flops(1500, 0) + hand_flops(700, 0)) / RATE, rel=1e-12)
     assert list(r["iterations"]) == [1, 1]
+
+
+def test_instance_counters_and_present_blocks_by_hand() -> None:
+    """The chunked case above: the instance is busy for the three iterations' sum and served
+    two requests. Then present blocks: r0 stores [0 2 3]; r1 asks [0 1 2 3]: its prefix stops
+    at block 1 (1 hit), but 2 and 3 are present after the gap: present_blocks = 3."""
+    tr = tiny_trace([(0.0, 1500, [0, 1, 2]), (0.0, 700, [10, 11])])
+    c = tiny_node(tr, 100, 100, 25e9, scheduler=Scheduler("chunked", 1000, 600))
+    c.run()
+    a = [hand_flops(600, 0), hand_flops(600, 600), hand_flops(300, 1200)]
+    b = [hand_flops(400, 0), hand_flops(300, 400)]
+    inst = c.instances[0]
+    assert inst.busy_s == pytest.approx((sum(a) + sum(b)) / RATE, rel=1e-12)
+    assert inst.served == 2 and inst.iterations == 3
+    tr = tiny_trace([(0.0, 1536, [0, 2, 3]), (10.0, 2048, [0, 1, 2, 3])])
+    r = tiny_node(tr, 100, 100, 25e9).run().records
+    assert list(r["prefix_hits"]) == [0, 1] and list(r["present_blocks"]) == [0, 3]

@@ -172,3 +172,19 @@ def test_priority_server_estimate_books_nothing() -> None:
     assert s.estimate(1.0, 1.0) == pytest.approx(3.0)  # ahead of the waiting background job
     assert s.estimate(2.5, 1.0) == pytest.approx(6.0)  # the background job is in service
     assert s.serve(2.5, 1.0) == pytest.approx(6.0)
+
+
+def test_utilization_by_hand() -> None:
+    """Two servers over 4 s: a 3 s foreground job and a 1 s background one (started by the
+    flush at the end) keep them busy 4 of 8 server-seconds: 0.5. FCFS alike; no span, 0."""
+    from kvsim.system.servers import FCFSServer, PriorityServer
+
+    q = PriorityServer("p", 2)
+    q.serve(0.0, 3.0)
+    q.defer(0.0, 1.0)
+    assert q.utilization(4.0) == pytest.approx(0.5)
+    assert q.utilization(0.0) == 0.0
+    f = FCFSServer("f", 2)
+    f.serve(0.0, 3.0)
+    f.serve(0.0, 1.0)
+    assert f.utilization(4.0) == pytest.approx(0.5) and f.utilization(0.0) == 0.0

@@ -138,3 +138,19 @@ def test_slowest_hop_only_is_the_previous_model() -> None:
     t.transfer(0.0, t.path("remote", "gpu"), one)
     assert t.transfer(0.0, t.path("host", "gpu"), int(25e9 * MS)) == pytest.approx(MS + 2e-6)
     assert t.bytes_moved["pcie:host->gpu"] == one + int(25e9 * MS)
+
+
+def test_a_half_duplex_link_has_one_queue_in_the_tables() -> None:
+    """full_duplex=False: one queue per link, named by both ends, in bytes_moved and in
+    utilization: 1 ms each way over 4 ms = 0.5."""
+    h = _topo(full_duplex=False)
+    nbytes = int(25e9 * MS)
+    h.transfer(0.0, h.path("host", "gpu"), nbytes)
+    h.transfer(0.0, h.path("gpu", "host"), nbytes)
+    assert h.bytes_moved["pcie:gpu<->host"] == 2 * nbytes
+    assert h.utilization(4 * MS)["link:pcie:gpu<->host"] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_a_medium_without_bandwidth_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"^device ssd: read and write bandwidth must be > 0$"):
+        Topology(["host", "ssd"], [Link("ssd", "host", 8e9, 0.0, name="ssd")], media=[Device("ssd", 0.0, 5e9)])

@@ -6,6 +6,7 @@
     python tools/mutate.py --score kvsim/policy    # print the stored score, run nothing
     python tools/mutate.py --retest kvsim/policy   # run the survivors again, after new tests
     python tools/mutate.py --sample 200 kvsim/index   # a seeded random sample of the mutants
+    python tools/mutate.py --sample 200 --retest kvsim/index   # the sample's survivors again
 
 Each package gets its own mutmut folder, ``.mutmut/<package>/`` (ignored by git): the
 project's files are linked there and only that package is mutated (``only_mutate``), so
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         rng = random.Random(args.seed)
         sample = sorted(rng.sample(sorted(codes), min(args.sample, len(codes))))
         (work / "sample.json").write_text(json.dumps({"seed": args.seed, "names": sample}, indent=0) + "\n")
-        names = [n for n in sample if codes[n] is None]  # stored verdicts stand
+        # stored verdicts stand, except the survivors' with --retest
+        rerun = {None, 0, 5, 33} if args.retest else {None}
+        names = [n for n in sample if codes[n] in rerun]
         if names:
             proc = subprocess.run([*mutmut, *names], cwd=work, env=env)
             if proc.returncode:
