@@ -80,3 +80,16 @@ def test_execute_is_one_critical_section() -> None:
     env.run()
     one = 0.05e-6 + N + 8 * B
     assert sorted(ix.recorder.latency_s) == pytest.approx([one, 2 * one])
+
+
+def test_a_block_whose_parent_was_never_placed_starts_an_orphan_chain() -> None:
+    """Request [0 1 2] is looked up (the chain 0 -> 1 -> 2 is learned) but only block 2 is
+    inserted: its parent 1 is in no node, so 2 hangs under the root, one orphan chain; a
+    second such block (4, after 3 that is never placed) makes two; block 5 extends 4's."""
+    ix = make()
+    ix.plan_lookup([0, 1, 2])
+    ix.plan_insert([2])
+    assert ix.stats()["orphan_chains"] == 1 and ix.stats()["keys"] == 1
+    ix.plan_lookup([0, 3, 4, 5])
+    ix.plan_insert([4, 5])
+    assert ix.stats()["orphan_chains"] == 2 and ix.stats()["keys"] == 3
