@@ -163,3 +163,36 @@ def test_bytes_moved_counts_link_directions_not_devices_too() -> None:
     old = pd.DataFrame({"link_bytes.pcie": [100], "link_bytes.rdma": [7],
                         "policy": ["lru"], "hit_ratio": [0.5]})
     assert add_derived(old)["bytes_moved"].iloc[0] == 107
+
+
+def test_the_log_lists_the_table_sorted_and_every_job_not_complete(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Jobs written in the order (lru 2.0), (fifo 1.0), (lru 1.0), (opt 2.0, never ran): the
+    table in the log is sorted by capacity then policy, with bytes_moved; the missing job is
+    named; the last line counts the statuses."""
+    make_sweep(tmp_path, [tiered("lru", 2.0, 0.5), tiered("fifo", 1.0, 0.2), tiered("lru", 1.0, 0.3),
+                          (tiered("opt", 2.0, 0.6)[0], None)])
+    with caplog.at_level("INFO", logger="kvsim"):
+        report(tmp_path)
+    table = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep of 3 runs:"))
+    header, *rows = table.splitlines()[1:]
+    assert header.split()[:4] == ["trace", "policy", "capacity_scale", "hit_ratio"] and "bytes_moved" in header
+    assert [r.split()[1:3] for r in rows] == [["fifo", "1.0"], ["lru", "1.0"], ["lru", "2.0"]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["job 3_opt: missing"]
+    last = caplog.records[-1].getMessage()
+    assert last.startswith(f"sweep {tmp_path}: 3 complete, 1 missing; table {tmp_path / 'sweep.csv'} (.parquet); figures: sweep.png")
+
+
+def test_summaries_without_config_columns_group_by_index(tmp_path: Path) -> None:
+    """Jobs whose config names only the policy (the table has no config columns): the
+    configurations come from the summaries' keys. Two indexes, same trace and capacity: two
+    configurations, each with its own OPT (gaps 0.5 - 0.3 and 0.4 - 0.2)."""
+    runs = []
+    for ix, hits in (("redis", (0.3, 0.5)), ("sherman", (0.2, 0.4))):
+        for pol, h in zip(("lru", "opt"), hits, strict=True):
+            _, summary = tiered(pol, 1.0, h)
+            runs.append(({"policy": {"name": pol}}, {**summary, "index": ix}))
+    make_sweep(tmp_path, runs)
+    df = add_derived(report(tmp_path))
+    lru = df[df["policy"] == "lru"].set_index("index")
+    assert lru.loc["redis", "gap_to_opt"] == pytest.approx(0.2) and lru.loc["sherman", "gap_to_opt"] == pytest.approx(0.2)

@@ -190,7 +190,9 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
             ax = axes[len(panels)]
             caps = sorted(sub[x].unique())
             mid = caps[len(caps) // 2]
-            at = sub[sub[x] == mid].set_index("policy").reindex(order)[tier_cols].fillna(0)
+            # several configurations per policy (a sweep over indexes or models too): their
+            # mean, as the line panels draw it (a policy indexed twice cannot be reindexed)
+            at = sub[sub[x] == mid].groupby("policy")[tier_cols].mean().reindex(order).fillna(0)
             bottom = np.zeros(len(at))
             for col in tier_cols:
                 ax.bar(at.index.astype(str), at[col], bottom=bottom, label=col.split(".", 1)[1])
