@@ -1,49 +1,60 @@
-"""Hotness-aware placement: kvsim's own policy for prefix-chained KV-cache blocks.
+"""Hotness: kvsim's placement policy for prefix-chained KV blocks. It ranks blocks by three
+signals that mean the same thing on any prefix-chained workload, and picks online, on the
+trace it is running, the ranking that gets the most hits.
 
-What the traces say, and what the policy does with it:
+Signals (kept for resident blocks, and for 8 x capacity recently evicted ones):
 
-* Three quarters of the blocks are used once; the partial last block of a request is
-  almost never reused (0.8% on the conversation trace), because the next turn appends
-  tokens to it and so hashes it anew  ->  admission control.
-* Reuse grows with past use (24% after one use, 42% after two, over 80% after six) and the
-  first blocks of a chain are shared by every request that extends it  ->  a score from
-  frequency and position in the chain.
-* Reuse distances are minutes, so recency still matters  ->  GreedyDual aging.
+    n(k)      uses of k, surviving evictions (within the history) and moves between tiers
+    last(k)   time of k's last use;   first(k): time of its first use (time = accesses so far)
+    gap(k)    mean time between k's uses = (last - first) / (n - 1)
+    tail(k)   k was created as a request's last block (static: bind(trace))
 
-The algorithm:
+Rankings (each a complete eviction order of the same resident blocks):
 
-    f(k)      accesses of k so far (remembered after k leaves the cache)
-    depth(k)  position of k in its prefix chain (0: a request's first block)
-    tail(k)   k was created as a request's last block and has not been reused
-    score(k) = f(k) ** alpha + w_depth / (1 + depth(k))
+    lru      evict the least recently used block
+    lfu_da   LFU with dynamic aging (GreedyDual, Arlitt et al. 2000):
+                 on each use of k: H(k) = L + n(k);  evict min H (ties: least recent);  L = H(victim)
+    lhd      least hit density (Beckmann et al., NSDI'18), learned on this trace:
+                 class(k) = 0 if n = 1 and tail(k); 1 if n = 1; else 2 + bits(gap(k)) // 2
+                 on a hit of k at age a = now - last(k):  hits[class(k)][bucket(a)] += 1
+                 on an eviction at age a:                  evictions[class][bucket(a)] += 1
+                 (buckets: 4 per octave of age); every max(16384, C) accesses:
+                     density[c][b] = sum_{b' >= b} hits[c][b'] / sum_{b' >= b} events[c][b'] * (age(b') - age(b) + 1)
+                     (a class's counts shrunk toward the pooled ones by one event's weight), then
+                     hits and evictions *= 0.9
+                 evict: of 32 residents drawn at random (seeded), the one of lowest
+                     density[class(k)][bucket(now - last(k))]
+    choice   miniature simulation (Waldspurger et al., ATC'17): each ranking also runs on a
+             cache of C / R blocks fed only the blocks whose hash falls in a 1/R sample
+             (R a power of two, C / R >= 128, R <= 64); the full cache evicts by the ranking
+             whose miniature has the most hits, each sampled access weighing 1 + 1/W more
+             than the one before (W = 8 x the miniature's capacity, at least 1024 accesses).
+             Starts with lru.
 
-    eviction, per tier (GreedyDual):
-        when k is used in, or enters, tier t:  H[k] = L[t] + score(k)
-        on pressure: evict argmin H (ties: older id);  L[t] = H[victim]
-    admission control, accepts(k) for tier t:
-        tail(k)                                  -> no tier keeps it (the block is dropped)
-        t < fast_tiers and t is not the bottom   -> f(k) >= fast_min_freq (GPU keeps no
-                                                    one-use blocks; they are stored below)
-        otherwise                                -> yes
-    promotion (by the tier hierarchy): a hit in tier t moves to the fastest tier above t
-        that accepts it, so blocks that turn hot climb back from SSD/remote to the GPU;
-        victims go to the next tier down that accepts them.
-    (alpha, w_depth) -- how much frequency and chain position outweigh recency -- is tuned
-        online by miniature simulation: for each pair in alphas x w_depths, a copy of this
-        cache scaled down to capacity C / rate is fed the blocks whose hash falls in a
-        1/rate sample; the cache uses the pair whose copy has the most hits (exponentially
-        decayed by ``decay`` per sampled access). Small caches pick a large alpha (keep
-        the hot heads), large ones a small alpha.
+    access(k) (single tier; a miss stores k, then evicts while over capacity -- possibly k
+    itself when the ranking puts it last, i.e. k is not kept):
+        now += 1; feed the miniatures; update n, last (a hit) or start k's record (a miss,
+        from the history if k is remembered); evict by the chosen ranking
 
-Static facts (depth, created as a last block) come from ``bind(trace)``; they are what a
-real system sees when the block is created. Without ``bind`` the depth term and the tail
-rule are off. In a tier hierarchy all tiers share the statistics and the alpha (tuned on
-the total capacity); each tier keeps its own heap and L.
+Nothing here is fitted to one trace: the history size (8 x C), the miniatures' sampling
+(C / R >= 128) and decay (8 x their size) were chosen on the conversation trace (the
+evaluation protocol's tuning family, docs/policy_eval.md); LHD's sample of 32, its decay 0.9
+and its age buckets are the paper's. No rule depends on how a trace hashes its last block or
+on chain depth constants: a class the trace never reuses (e.g. partial last blocks) gets a low
+density from the counts, not from a rule.
+
+In a tier hierarchy every tier keeps its own eviction order and the tiers share the signals,
+the LHD counts and the choice of ranking (the miniatures are sized on the total capacity);
+a lifetime ends (an LHD eviction, the block goes to the history) when the bottom tier drops
+the block. Every tier accepts every block: new blocks enter the top tier, victims go one tier
+down, hits climb to the top (the hierarchy's defaults).
 """
 
 from __future__ import annotations
 
 import heapq
+import random
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -51,240 +62,443 @@ import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
 
-_HASH = 2654435761  # Knuth's multiplicative hash: a 1/rate sample of block ids
+RULES = ("lru", "lfu", "lhd")
+_HASH = 2654435761  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
+_SAMPLE = 32  # LHD: candidates drawn per eviction
+_DECAY = 0.9  # LHD: counts kept per reconfiguration
+_HISTORY = 8  # evicted blocks remembered, per block of capacity
+_MINI_MIN = 512  # a miniature holds at least this many blocks (or the whole cache)
+_MINI_MAX_RATE = 64
+_MINI_WINDOW = 2  # the miniatures' hits are weighed over about this many times their size
 
 
-class _GD:
-    """One GreedyDual cache (a tier, or a miniature copy used to tune alpha)."""
-
-    __slots__ = ("cap", "res", "heap", "L")
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.res: dict[int, float] = {}  # resident -> its H
-        self.heap: list[tuple[float, int]] = []
-        self.L = 0.0
-
-    def set(self, key: int, h: float) -> None:
-        self.res[key] = h
-        heapq.heappush(self.heap, (h, key))
-        if len(self.heap) > 4 * len(self.res) + 64:
-            self.compact()
-
-    def compact(self) -> None:
-        """Drop the stale entries (those of blocks used again or gone)."""
-        self.heap = [(v, k) for k, v in self.res.items()]
-        heapq.heapify(self.heap)
-
-    def evict(self) -> int:
-        heap, res = self.heap, self.res
-        while True:
-            h, v = heapq.heappop(heap)
-            if res.get(v) == h:
-                del res[v]
-                self.L = h
-                return v
+def _bucket(a: int) -> int:
+    """Age bucket: ages 0..7 exactly, then 4 buckets per octave."""
+    if a < 8:
+        return a
+    bl = a.bit_length()
+    return (bl - 3) * 4 + ((a >> (bl - 3)) & 3) + 4
 
 
-_POW_N = 256  # f ** alpha tabulated for f < _POW_N (written for speed: no float pow per access)
+_NB = _bucket(1 << 62)  # the oldest bucket (ages are counts of accesses, < 2^63)
+_NC = 2 + 32  # classes: tail, new, and 2 + bits(gap) // 2 for gap < 2^63
 
 
-def _pow_table(alpha: float) -> list[float]:
-    return [float(f) ** alpha for f in range(_POW_N)]
+def _bucket_bounds() -> tuple[np.ndarray, np.ndarray]:
+    lo = np.zeros(_NB + 1)
+    hi = np.zeros(_NB + 1)
+    for b in range(_NB + 1):
+        if b < 8:
+            lo[b], hi[b] = b, b + 1
+        else:
+            octave, sub = divmod(b - 4, 4)
+            step = 1 << octave  # bl - 3 == octave
+            lo[b] = (4 + sub) * step
+            hi[b] = lo[b] + step
+    return lo, hi
 
 
-class _Stats:
-    """State shared by every tier: frequencies, chain facts, the tuned (alpha, w_depth)."""
+_LO, _HI = _bucket_bounds()
+_MID = (_LO + _HI - 1) / 2.0
 
-    def __init__(self, candidates: Sequence[tuple[float, float]], rate: int, decay: float, start: int) -> None:
-        self.freq: dict[int, int] = {}
-        self.inv_depth: dict[int, float] = {}  # 1 / (1 + depth)
-        self.tail: set[int] = set()
-        self.cands = [(float(a), float(w)) for a, w in candidates]
-        self.tables = [_pow_table(a) for a, _ in self.cands]
-        self.rate = max(1, int(rate))
-        self.decay = float(decay)
-        self.minis: list[_GD] = []
-        self.score = [0.0] * len(self.cands)
-        self.inc = 1.0  # decayed scores: each sampled access weighs 1/decay more than the last
-        self._pick(min(max(int(start), 0), len(self.cands) - 1))
 
-    def _pick(self, j: int) -> None:
-        self.cur = j
-        self.alpha, self.w_depth = self.cands[j]
-        self.pw = self.tables[j]
+def _cls(k: int, n: int, first: int, last: int, tail: frozenset[int] | set[int], scale: int) -> int:
+    """LHD class of a block used n times: never reused (created as a request's last block,
+    or not), else two octaves of its mean gap between uses (in units of ``scale`` accesses)."""
+    if n == 1:
+        return 0 if k in tail else 1
+    return 2 + ((last - first) // ((n - 1) * scale)).bit_length() // 2
 
-    def size(self, total_capacity: int) -> None:
-        c = max(1, total_capacity // self.rate)
-        self.minis = [_GD(c) for _ in self.cands] if len(self.cands) > 1 else []
-        self.score = [0.0] * len(self.cands)
 
-    def value(self, key: int, f: int) -> float:
-        return (self.pw[f] if f < _POW_N else f**self.alpha) + self.w_depth * self.inv_depth.get(key, 0.0)
+class _LHD:
+    """LHD's counts and densities, learned by the lhd miniature."""
 
-    def see(self, key: int) -> int:
-        """Count one access of ``key``; feed the miniature caches; return f(key)."""
-        f = self.freq.get(key, 0) + 1
-        self.freq[key] = f
-        if self.minis and ((key * _HASH) & 0xFFFFFFFF) % self.rate == 0:
-            self._mini(key, f)
-        return f
+    __slots__ = ("hits", "evictions", "density", "every", "next")
 
-    def _mini(self, key: int, f: int) -> None:
-        inv = self.inv_depth.get(key, 0.0)
-        refuse = f == 1 and key in self.tail
-        score, inc, tables = self.score, self.inc, self.tables
+    def __init__(self, capacity: int) -> None:
+        self.hits = [[0.0] * (_NB + 1) for _ in range(_NC)]
+        self.evictions = [[0.0] * (_NB + 1) for _ in range(_NC)]
+        # Before the first reconfiguration: density falls with age (LRU order within a class).
+        self.density = [(1.0 / (_MID + 1.0)).tolist() for _ in range(_NC)]
+        self.every = max(16384, capacity)
+        self.next = self.every
+
+    def reconfigure(self) -> None:
+        h = np.asarray(self.hits)
+        e = h + np.asarray(self.evictions)
+        pool_h, pool_e = h.sum(axis=0), e.sum(axis=0)
+        total = pool_e.sum()
+        if total > 0:  # shrink each class toward the pooled shape by one event's weight
+            h = h + pool_h / total
+            e = e + pool_e / total
+        # suffix sums from the oldest bucket down: hits to come, events to come, and the
+        # space-time they still occupy, sum e[b'] * (mid[b'] - lo[b] + 1)
+        hits_after = np.cumsum(h[:, ::-1], axis=1)[:, ::-1]
+        ev_after = np.cumsum(e[:, ::-1], axis=1)[:, ::-1]
+        evmid_after = np.cumsum((e * _MID)[:, ::-1], axis=1)[:, ::-1]
+        life = evmid_after - (_LO - 1.0) * ev_after
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dens = np.where(life > 0, hits_after / life, 0.0)
+        self.density = dens.tolist()
+        self.hits = (np.asarray(self.hits) * _DECAY).tolist()
+        self.evictions = (np.asarray(self.evictions) * _DECAY).tolist()
+
+
+class _Signals:
+    """Per-block signals of one hierarchy (or one miniature): resident records and history."""
+
+    __slots__ = ("meta", "history", "history_cap", "tail", "lhd", "now", "scale")
+
+    def __init__(self, capacity: int, learn: bool = False) -> None:
+        # resident (in some tier): key -> [n, first, last, LHD class in units of scale]
+        self.meta: dict[int, list[int]] = {}
+        # recently evicted: key -> (n, first, last), oldest first
+        self.history: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
+        self.history_cap = _HISTORY * max(capacity, 1)
+        self.tail: frozenset[int] | set[int] = frozenset()
+        self.lhd = _LHD(capacity) if learn else None  # counts are learned by the lhd miniature
+        self.now = 0
+        self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
+
+    def tick(self) -> None:
+        self.now += 1
+        lhd = self.lhd
+        if lhd is not None and self.now >= lhd.next:
+            lhd.reconfigure()
+            lhd.next += lhd.every
+
+    def start(self, k: int) -> list[int]:
+        """Record of a block entering the cache (a miss at time ``now``)."""
+        old = self.history.pop(k, None)
+        now = self.now
+        if old is None:
+            m = [1, now, now, 0 if k in self.tail else 1]
+        else:
+            n = old[0] + 1
+            m = [n, old[1], now, _cls(k, n, old[1], now, self.tail, self.scale)]
+        self.meta[k] = m
+        return m
+
+    def hit(self, k: int) -> list[int]:
+        m = self.meta[k]
+        now = self.now
+        if self.lhd is not None:
+            self.lhd.hits[m[3]][_bucket(now - m[2])] += 1
+        n = m[0] = m[0] + 1
+        m[2] = now
+        m[3] = 2 + ((now - m[1]) // ((n - 1) * self.scale)).bit_length() // 2
+        return m
+
+    def end(self, k: int) -> None:
+        """``k`` leaves the cache (or the hierarchy's bottom tier): an LHD eviction."""
+        m = self.meta.pop(k)
+        if self.lhd is not None:
+            self.lhd.evictions[m[3]][_bucket(self.now - m[2])] += 1
+        h = self.history
+        h[k] = (m[0], m[1], m[2])
+        if len(h) > self.history_cap:
+            h.popitem(last=False)
+
+
+class _Order:
+    """The resident blocks of one tier in every order a ranking needs."""
+
+    __slots__ = ("cap", "lru", "arr", "pos", "heap", "hv", "seq", "rng", "gd")
+
+    def __init__(self, capacity: int, seed: int) -> None:
+        self.cap = capacity
+        self.lru: OrderedDict[int, None] = OrderedDict()  # least recent first
+        self.arr: list[int] = []  # for random draws (LHD)
+        self.pos: dict[int, int] = {}
+        self.heap: list[tuple[int, int, int]] = []  # LFU (n, seq of last use, key), lazy deletion
+        self.hv: dict[int, tuple[int, int]] = {}  # resident -> its current (n, seq)
+        self.seq = 0
+        self.rng = random.Random(seed)
+        self.gd = False  # the heap is kept only while lfu ranks
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def add(self, k: int, n: int) -> None:
+        self.lru[k] = None
+        self.pos[k] = len(self.arr)
+        self.arr.append(k)
+        if self.gd:
+            self.push(k, n)
+
+    def push(self, k: int, n: int) -> None:
+        self.seq += 1
+        e = (n, self.seq)
+        self.hv[k] = e
+        heapq.heappush(self.heap, (n, e[1], k))
+        if len(self.heap) > 4 * len(self.hv) + 64:
+            self.heap = [(h, s, x) for x, (h, s) in self.hv.items()]
+            heapq.heapify(self.heap)
+
+    def touch(self, k: int, n: int) -> None:
+        self.lru.move_to_end(k)
+        if self.gd:
+            self.push(k, n)
+
+    def drop(self, k: int) -> None:
+        del self.lru[k]
+        i = self.pos.pop(k)
+        last = self.arr.pop()
+        if last != k:
+            self.arr[i] = last
+            self.pos[last] = i
+        if self.gd:
+            del self.hv[k]
+
+    def use_heap(self, on: bool, meta: dict[int, list[int]]) -> None:
+        """Start (rebuilt from the residents, least recent first) or stop keeping the heap."""
+        if on == self.gd:
+            return
+        self.gd = on
+        self.heap, self.hv = [], {}
+        if on:
+            for k in self.lru:
+                self.push(k, meta[k][0])
+
+    def victim(self, rule: int, sig: _Signals, lhd: _LHD, scale: int) -> int:
+        if rule == 0:
+            return next(iter(self.lru))
+        if rule == 1:
+            heap, hv = self.heap, self.hv
+            while True:
+                h, s, k = heapq.heappop(heap)
+                if hv.get(k) == (h, s):
+                    return k
+        # Written for speed: _bucket inlined (the same arithmetic).
+        arr, rnd, meta, now = self.arr, self.rng.random, sig.meta, sig.now
+        dens = lhd.density
+        n = len(arr)
+        best, best_d = arr[0], 2.0
+        for _ in range(_SAMPLE):
+            k = arr[int(rnd() * n)]
+            m = meta[k]
+            a = (now - m[2]) // scale
+            if a >= 8:
+                bl = a.bit_length()
+                a = (bl - 3) * 4 + ((a >> (bl - 3)) & 3) + 4
+            d = dens[m[3]][a]
+            if d < best_d:
+                best, best_d = k, d
+        return best
+
+
+class _Mini:
+    """One ranking on a miniature cache fed the sampled blocks."""
+
+    __slots__ = ("rule", "sig", "order")
+
+    def __init__(self, rule: int, capacity: int, seed: int) -> None:
+        self.rule = rule
+        self.sig = _Signals(capacity, learn=rule == 2)
+        self.order = _Order(capacity, seed)
+        self.order.gd = rule == 1
+
+    def access(self, k: int, lhd: _LHD) -> bool:
+        sig, order = self.sig, self.order
+        sig.tick()
+        if k in order.pos:
+            order.touch(k, sig.hit(k)[0])
+            return True
+        if order.cap:
+            order.add(k, sig.start(k)[0])
+            if len(order) > order.cap:
+                v = order.victim(self.rule, sig, lhd, 1)
+                order.drop(v)
+                sig.end(v)
+        return False
+
+
+class _Chooser:
+    """The miniatures and the ranking they choose, shared by every tier. The lhd miniature
+    also learns the densities the full cache ranks by (ages and gaps scaled by the rate)."""
+
+    __slots__ = ("rate", "scale", "rules", "minis", "lhd", "score", "inc", "growth", "rule")
+
+    def __init__(self, total_capacity: int, seed: int, rules: Sequence[int] = (0, 1, 2)) -> None:
+        rate = 1
+        while rate * 2 <= _MINI_MAX_RATE and total_capacity // (rate * 2) >= _MINI_MIN:
+            rate *= 2
+        self.rules = list(rules)
+        cap = total_capacity // rate
+        self.rate = rate
+        # one ranking other than lhd: nothing to choose and nothing to learn, no miniatures
+        if self.rules in ([0], [1]):
+            self.rate = 1 << 62
+        self.minis = [_Mini(r, cap, seed + 1 + r) for r in self.rules] if self.rate <= rate else []
+        self.scale = rate if self.minis else 1  # the full cache's ages in miniature units
+        learner = [m for m in self.minis if m.rule == 2]
+        self.lhd = learner[0].sig.lhd if learner else _LHD(cap)
+        assert self.lhd is not None
+        self.score = [0.0] * len(self.rules)
+        self.inc = 1.0
+        self.growth = 1.0 + 1.0 / max(1024, _MINI_WINDOW * cap)
+        self.rule = self.rules[0]
+
+    def feed(self, k: int) -> None:
+        """One sampled access: every miniature sees it; the best one's ranking is chosen."""
+        score, inc, lhd = self.score, self.inc, self.lhd
         for j, m in enumerate(self.minis):
-            res = m.res
-            if key in res:
+            if m.access(k, lhd):
                 score[j] += inc
-            elif refuse:
-                continue
-            elif len(res) >= m.cap:
-                m.evict()
-            a, w = self.cands[j]
-            m.set(key, m.L + (tables[j][f] if f < _POW_N else f**a) + w * inv)
-        self.inc = inc = inc / self.decay
-        if inc > 1e100:  # renormalise the decayed scores
+        inc *= self.growth
+        if inc > 1e100:  # renormalise the growing weights
             self.score = score = [x / inc for x in score]
-            self.inc = 1.0
-        best = self.cur
-        for j in range(len(score)):
+            inc = 1.0
+        self.inc = inc
+        best = 0
+        for j in range(1, len(score)):
             if score[j] > score[best]:
                 best = j
-        if best != self.cur:
-            self._pick(best)
+        if score[best] > score[self.rules.index(self.rule)]:
+            self.rule = self.rules[best]
 
 
 class Hotness(EvictionPolicy):
     name = "hotness"
-    filters = True
 
     def __init__(
-        self,
-        capacity: int,
-        alphas: Sequence[float] = (0.5, 1.0, 2.0, 3.0),
-        w_depths: Sequence[float] = (2.0,),
-        start: int = 1,
-        fast_tiers: int = 1,
-        fast_min_freq: int = 2,
-        tail_bypass: bool = True,
-        tune_rate: int = 8,
-        tune_decay: float = 0.9995,
-        inclusive: bool = False,
+        self, capacity: int, rules: Sequence[str] = RULES, seed: int = 0, inclusive: bool = False
     ) -> None:
         super().__init__(capacity, inclusive)
-        if not alphas or not w_depths:
-            raise ValueError("hotness: alphas and w_depths must not be empty")
-        self.fast_tiers = int(fast_tiers)
-        self.fast_min_freq = int(fast_min_freq)
-        self.tail_bypass = bool(tail_bypass)
-        self.n_tiers = 1
-        cands = [(a, w) for a in alphas for w in w_depths]
-        self.stats = _Stats(cands, tune_rate, tune_decay, start)
-        self.stats.size(self.capacity)
-        self._gd = _GD(self.capacity)
+        bad = [r for r in rules if r not in RULES]
+        if bad or not rules:
+            raise ValueError(f"hotness: rules must be a non-empty subset of {list(RULES)}, got {list(rules)}")
+        self.rules = [RULES.index(r) for r in dict.fromkeys(rules)]
+        self.seed = int(seed)
+        self.sig = _Signals(self.capacity)
+        self.chooser = _Chooser(self.capacity, self.seed, self.rules)
+        self.sig.scale = self.chooser.scale
+        self.order = _Order(self.capacity, self.seed)
+        self.peers: Sequence[EvictionPolicy] = (self,)
+        self.bottom = True  # evictions from this tier end a block's lifetime
 
     # --- shared state -------------------------------------------------------------------
     def join(self, tier: int, peers: Sequence[EvictionPolicy]) -> None:
         super().join(tier, peers)
-        self.n_tiers = len(peers)
+        self.peers = peers
         top = peers[0]
+        last = max((i for i, p in enumerate(peers) if p.capacity > 0), default=len(peers) - 1)
+        self.bottom = tier >= last
         if isinstance(top, Hotness):
             if top is not self:
-                self.stats = top.stats
+                self.sig, self.chooser = top.sig, top.chooser
             else:
-                self.stats.size(sum(p.capacity for p in peers))
+                total = sum(p.capacity for p in peers)
+                self.sig = _Signals(total)
+                self.chooser = _Chooser(total, self.seed, self.rules)
+                self.sig.scale = self.chooser.scale
+        self.order.rng = random.Random(self.seed * 1009 + tier)
 
     def bind(self, trace: Any) -> None:
-        if self.tier != 0:
-            return
+        """Static facts: which blocks were created as a request's last block."""
         ids = np.asarray(trace.hash_ids, dtype=np.int64)
         offsets = np.asarray(trace.offsets, dtype=np.int64)
-        pos = np.arange(len(ids), dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
         last = np.zeros(len(ids), dtype=bool)
-        ends = offsets[1:][np.diff(offsets) > 0] - 1
-        last[ends] = True
+        last[offsets[1:][np.diff(offsets) > 0] - 1] = True
         uniq, first = np.unique(ids, return_index=True)
-        st = self.stats
-        inv = 1.0 / (1.0 + pos[first])
-        st.inv_depth = dict(zip(uniq.tolist(), inv.tolist(), strict=True))
-        st.tail = set(uniq[last[first]].tolist()) if self.tail_bypass else set()
+        tail = frozenset(uniq[last[first]].tolist())
+        self.sig.tail = tail
+        for m in self.chooser.minis:
+            m.sig.tail = tail
+
+    @property
+    def rule(self) -> str:
+        """The ranking in use now."""
+        return RULES[self.chooser.rule]
+
+    # --- the clock, the miniatures and the signals --------------------------------------
+    def _tick(self, k: int) -> None:
+        self.sig.now += 1
+        ch = self.chooser
+        if ((k * _HASH) & 0xFFFFFFFF) % ch.rate == 0:
+            ch.feed(k)
 
     def observe(self, keys: Sequence[int], new: bool) -> None:
-        see = self.stats.see
+        """Tier 0 sees every access of the hierarchy once: the clock, the miniatures, and the
+        signals of the blocks already resident in some tier (a hit)."""
+        sig = self.sig
+        meta = sig.meta
         for k in keys:
-            see(k)
-
-    # --- scores ---------------------------------------------------------------------------
-    def score(self, key: int) -> float:
-        st = self.stats
-        return st.value(key, st.freq.get(key, 1))
-
-    def accepts(self, key: int) -> bool:
-        st = self.stats
-        f = st.freq.get(key, 1)
-        if f <= 1 and key in st.tail:
-            return False
-        if self.tier < self.fast_tiers and self.tier < self.n_tiers - 1:
-            return f >= self.fast_min_freq
-        return True
+            self._tick(k)
+            if k in meta:
+                sig.hit(k)
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
-        return key in self._gd.res
+        return key in self.order.pos
 
     def __len__(self) -> int:
-        return len(self._gd.res)
+        return len(self.order.pos)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._gd.res)
+        return iter(self.order.lru)
+
+    def _rank(self) -> int:
+        rule = self.chooser.rule
+        self.order.use_heap(rule == 1, self.sig.meta)
+        return rule
 
     def touch(self, key: int) -> None:
-        g = self._gd
-        g.set(key, g.L + self.score(key))
+        self._rank()
+        self.order.touch(key, self.sig.meta[key][0])
 
     def admit(self, key: int) -> list[int]:
-        g = self._gd
-        if g.cap == 0:
+        order, sig, ch = self.order, self.sig, self.chooser
+        if order.cap == 0:
             return [key]
+        rule = self._rank()
+        m = sig.meta.get(key)
+        order.add(key, (m if m is not None else sig.start(key))[0])
         out = []
-        while len(g.res) >= g.cap:
-            out.append(g.evict())
-        g.set(key, g.L + self.score(key))
+        while len(order) > order.cap:
+            v = order.victim(rule, sig, ch.lhd, ch.scale)
+            order.drop(v)
+            # a lifetime ends when the bottom tier drops the block and no tier holds a copy
+            if self.bottom and not any(v in p for p in self.peers if p is not self):
+                sig.end(v)
+            out.append(v)
         return out
 
     def remove(self, key: int) -> None:
-        del self._gd.res[key]  # its heap entries go stale
+        self.order.drop(key)
 
+    # --- single tier ------------------------------------------------------------------
     def access(self, key: int) -> bool:
-        self.stats.see(key)
-        if key in self._gd.res:
-            self.touch(key)
+        self._tick(key)
+        if key in self.order.pos:
+            self._rank()
+            self.order.touch(key, self.sig.hit(key)[0])
             return True
-        if self.accepts(key):
-            self.admit(key)
+        self.admit(key)
         return False
 
     def replay(self, keys: Iterable[int]) -> int:
-        # Written for speed: access() inlined, the hot path touches only local names.
-        st, g = self.stats, self._gd
-        res, tail, inv = g.res, st.tail, st.inv_depth
-        see, evict, push = st.see, g.evict, heapq.heappush
-        fast = self.tier < self.fast_tiers and self.tier < self.n_tiers - 1
-        min_f, cap = self.fast_min_freq, g.cap
+        # Written for speed: access() with the clock and the hit path inlined (local names);
+        # the miniatures and the miss path are the same calls as in access().
+        sig, ch, order = self.sig, self.chooser, self.order
+        meta, pos, lru_move = sig.meta, order.pos, order.lru.move_to_end
+        rate, feed, scale = ch.rate, ch.feed, sig.scale
         hits = 0
         for k in keys:
-            f = see(k)
-            if k in res:
+            now = sig.now = sig.now + 1
+            if ((k * _HASH) & 0xFFFFFFFF) % rate == 0:
+                feed(k)
+            if k in pos:
                 hits += 1
-            elif (f <= 1 and k in tail) or (fast and f < min_f) or cap == 0:
+                if ch.rule == 1 or order.gd:
+                    self._rank()
+                m = meta[k]
+                n = m[0] = m[0] + 1
+                m[2] = now
+                m[3] = 2 + ((now - m[1]) // ((n - 1) * scale)).bit_length() // 2
+                lru_move(k)
+                if order.gd:
+                    order.push(k, n)
                 continue
-            elif len(res) >= cap:
-                evict()
-            h = g.L + (st.pw[f] if f < _POW_N else f**st.alpha) + st.w_depth * inv.get(k, 0.0)
-            res[k] = h
-            push(g.heap, (h, k))
-            if len(g.heap) > 4 * len(res) + 64:
-                g.compact()
+            self.admit(k)
         return hits

@@ -1,0 +1,180 @@
+"""Look-ahead: LRU that keeps the blocks of requests already waiting in the scheduler's
+queue, and in the full simulation prefetches them toward the GPU. It uses only what a
+real scheduler knows: the requests that have arrived and not yet started. No future beyond
+the queue.
+
+What "the queue" is:
+
+    single-tier replay   a scheduler that holds each request for ``window_s`` before it
+                         starts (requests start in arrival order): when request i starts,
+                         at arrival(i) + window_s, the queue holds the later requests j
+                         with arrival(j) <= arrival(i) + window_s (the first ``max_queue``
+                         of them). A request stays pinned while it runs (its own misses
+                         never evict its own blocks).
+    full simulation      the requests that have arrived and not yet taken their cached
+                         blocks: the serving node calls ``enqueue(blocks)`` when a request
+                         enters the waiting queue and ``dequeue(blocks)`` when its prefill
+                         starts (kvsim.system.cluster; ``window_s`` is not used there).
+
+The algorithm:
+
+    pinned(k)         number of queued (or running) requests that need k
+    enqueue(r):       pinned(k) += 1 for k in blocks(r); a resident k moves to the MRU end
+    dequeue(r):       pinned(k) -= 1 for k in blocks(r)
+    hit(k):           k moves to the MRU end
+    admit(k):         k goes to the MRU end; while over capacity:
+                          v = the LRU end
+                          if pinned(v) and some resident is not pinned: v moves to the
+                              MRU end (kept)
+                          else: evict v
+    prefetch          (``prefetch: true``, tier hierarchy) on enqueue, the request's blocks
+                      resident below the top tier are promoted to the fastest tier that
+                      takes them; the serving node charges those moves on their links and
+                      the request waits for them before it starts.
+
+Without a bound trace (``bind``) single-tier ``replay`` knows no queue and is plain LRU.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from kvsim.policy.base import EvictionPolicy
+
+
+class _Pins:
+    """Pin counts shared by every tier of a hierarchy."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count: dict[int, int] = {}
+
+
+class LookAhead(EvictionPolicy):
+    name = "lookahead"
+
+    def __init__(
+        self,
+        capacity: int,
+        window_s: float = 2.0,
+        max_queue: int = 64,
+        prefetch: bool = True,
+        inclusive: bool = False,
+    ) -> None:
+        super().__init__(capacity, inclusive)
+        if not window_s >= 0:
+            raise ValueError(f"lookahead: window_s must be >= 0, got {window_s}")
+        if max_queue < 0:
+            raise ValueError(f"lookahead: max_queue must be >= 0, got {max_queue}")
+        self.window_s = float(window_s)
+        self.max_queue = int(max_queue)
+        self.prefetch = bool(prefetch)
+        self._od: OrderedDict[int, None] = OrderedDict()
+        self.pins = _Pins()
+        self._arrival: np.ndarray | None = None
+        self._offsets: np.ndarray | None = None
+
+    def join(self, tier: int, peers: Sequence[EvictionPolicy]) -> None:
+        super().join(tier, peers)
+        top = peers[0]
+        if isinstance(top, LookAhead) and top is not self:
+            self.pins = top.pins
+
+    def bind(self, trace: Any) -> None:
+        self._arrival = np.asarray(trace.arrival_s, dtype=np.float64)
+        self._offsets = np.asarray(trace.offsets, dtype=np.int64)
+
+    # --- the queue ----------------------------------------------------------------------
+    def enqueue(self, keys: Sequence[int]) -> None:
+        count, od = self.pins.count, self._od
+        for k in keys:
+            count[k] = count.get(k, 0) + 1
+            if k in od:
+                od.move_to_end(k)
+
+    def dequeue(self, keys: Sequence[int]) -> None:
+        count = self.pins.count
+        for k in keys:
+            c = count[k] - 1
+            if c:
+                count[k] = c
+            else:
+                del count[k]
+
+    @property
+    def pinned(self) -> int:
+        """Resident blocks that some queued request needs."""
+        return sum(1 for k in self._od if k in self.pins.count)
+
+    # --- one tier ---------------------------------------------------------------------
+    def __contains__(self, key: int) -> bool:
+        return key in self._od
+
+    def __len__(self) -> int:
+        return len(self._od)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._od)
+
+    def touch(self, key: int) -> None:
+        self._od.move_to_end(key)
+
+    def admit(self, key: int) -> list[int]:
+        if self.capacity == 0:
+            return [key]
+        od, count = self._od, self.pins.count
+        od[key] = None
+        out = []
+        while len(od) > self.capacity:
+            out.append(self._evict(od, count))
+        return out
+
+    @staticmethod
+    def _evict(od: OrderedDict[int, None], count: dict[int, int]) -> int:
+        # pinned blocks at the LRU end get a second chance, unless every resident is pinned
+        for _ in range(len(od)):
+            v = next(iter(od))
+            if v not in count:
+                del od[v]
+                return v
+            od.move_to_end(v)
+        return od.popitem(last=False)[0]
+
+    def remove(self, key: int) -> None:
+        del self._od[key]
+
+    # --- single tier ------------------------------------------------------------------
+    def replay(self, keys: Iterable[int]) -> int:
+        keys = list(keys)
+        arr, offs = self._arrival, self._offsets
+        if arr is None or offs is None or int(offs[-1]) != len(keys):
+            return super().replay(keys)  # no requests known: LRU
+        od, count, cap = self._od, self.pins.count, self.capacity
+        n = len(arr)
+        ends = (arr + self.window_s).tolist()
+        arrival = arr.tolist()
+        bounds = offs.tolist()
+        queued = 0  # requests [i, queued) are queued or running
+        hits = 0
+        for i in range(n):
+            # the queue when request i starts: arrived by arrival(i) + window_s, at most
+            # max_queue requests besides i
+            while queued < n and (queued <= i or (arrival[queued] <= ends[i] and queued - i <= self.max_queue)):
+                self.enqueue(keys[bounds[queued] : bounds[queued + 1]])
+                queued += 1
+            req = keys[bounds[i] : bounds[i + 1]]
+            for k in req:
+                if k in od:
+                    od.move_to_end(k)
+                    hits += 1
+                elif cap:
+                    od[k] = None
+                    if len(od) > cap:
+                        self._evict(od, count)
+            self.dequeue(req)
+        return hits
