@@ -139,8 +139,8 @@ def test_seeded_and_deterministic() -> None:
     import numpy as np
 
     keys = np.random.default_rng(1).integers(0, 1000, 10_000).tolist()
-    runs = [Hotness(100, rules=["lhd"], seed=s).replay(keys) for s in (1, 1, 2)]
-    assert runs[0] == runs[1] != runs[2]
+    runs = [Hotness(100, rules=["lhd"], seed=s).replay(keys) for s in (1, 1, 2, 3, 4)]
+    assert runs[0] == runs[1] and len(set(runs)) > 1  # the seed draws LHD's candidates
 
 
 @pytest.mark.real_trace
