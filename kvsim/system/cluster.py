@@ -2,10 +2,13 @@
 
 Life of a request (TTFT = store_end - arrival):
 
-    arrival
+    arrival           the request enters the waiting queue: hierarchy.enqueue(blocks) (a
+                      look-ahead policy pins them; a prefetching one has the blocks below
+                      the GPU moved up now, on their links, and the request waits for them)
     metadata lookup   index.plan_lookup(all blocks), executed with queueing on the index
     reuse             the longest prefix of blocks present in any tier is reused; hits are
-                      promoted (bookkeeping, at this instant)
+                      promoted (bookkeeping, at this instant); the request leaves the
+                      queue: hierarchy.dequeue(blocks)
     KV load           one transfer per source tier, all started together, each queued on
                       the bottleneck link of its path to the GPU
     prefill           FCFS on the prefill instances; compute for the tokens not reused
@@ -68,6 +71,7 @@ class Cluster:
         self.block_bytes = prefill.model.block_bytes(trace.block_tokens)
         self.gpu = FCFSServer("prefill", prefill.gpu.instances)
         self.check_invariants = check_invariants
+        self._queue_aware = hierarchy.policies[0].queue_aware
         tiers = hierarchy.tiers
         # Paths precomputed once: tier -> GPU for loads, tier -> next tier for demotions.
         self.load_paths: list[Path] = [topology.path(t.device, gpu_device) for t in tiers]
@@ -106,6 +110,15 @@ class Cluster:
         tr = self.trace
         blocks = tr.hash_ids[tr.offsets[i] : tr.offsets[i + 1]].tolist()
 
+        # 0. the waiting queue (look-ahead policies): prefetch moves start now
+        ready = t_arr
+        if self._queue_aware:
+            up = hier.enqueue(blocks)
+            for t in range(1, hier.n):
+                if up[t]:
+                    end = self.topo.transfer(t_arr, self.load_paths[t], up[t] * self.block_bytes)
+                    ready = max(ready, end + hier.tiers[t].access_latency_s)
+
         # 1. metadata lookup of every block of the request
         yield from index.execute(env, index.plan_lookup(blocks))
         t_md = env.now
@@ -124,9 +137,12 @@ class Cluster:
         present = p + sum(1 for b in blocks[p:] if b in where)
         if p:
             hier.use(blocks[:p])
+        if self._queue_aware:
+            hier.dequeue(blocks)
 
-        # 3. load the reused blocks, one transfer per source tier, in parallel
-        done = t_md
+        # 3. load the reused blocks, one transfer per source tier, in parallel (and wait
+        # for this request's prefetches)
+        done = max(t_md, ready)
         load_bytes = 0
         for t in range(1, nt):
             c = counts[t]

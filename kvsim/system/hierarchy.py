@@ -80,6 +80,34 @@ class TierHierarchy:
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
+    # --- the scheduler's queue (look-ahead policies) ------------------------------------------
+    def enqueue(self, keys: Sequence[int]) -> list[int]:
+        """A request needing ``keys`` entered the waiting queue. The policy learns it; a
+        prefetching policy gets the request's blocks below the top tier promoted now (as a
+        hit would). Returns how many blocks moved up from each tier (the caller charges
+        them on the links)."""
+        up = [0] * self.n
+        top = self.policies[0]
+        if not top.queue_aware:
+            return up
+        top.enqueue(keys)
+        if not top.prefetch:
+            return up
+        where = self.where
+        lower = [k for k in keys if where.get(k, 0) > 0]
+        if lower:
+            before = [row[:] for row in self.moves]
+            self._promote(lower)
+            for t in range(1, self.n):
+                up[t] = sum(self.moves[t][u] - before[t][u] for u in range(t))
+        return up
+
+    def dequeue(self, keys: Sequence[int]) -> None:
+        """The request needing ``keys`` left the queue (its prefill starts)."""
+        top = self.policies[0]
+        if top.queue_aware:
+            top.dequeue(keys)
+
     def bind(self, trace: Any) -> None:
         """Give every tier's policy the trace about to be replayed (static block facts;
         OPT's next uses). Call once, before the first request."""
@@ -129,7 +157,7 @@ class TierHierarchy:
         if self._observe is not None:
             self._observe(keys, False)
         where, policies, moves = self.where, self.policies, self.moves
-        promote_on_hit, inclusive = self.promote_on_hit, self.inclusive
+        promote_on_hit = self.promote_on_hit
         if self._simple and promote_on_hit and self._top >= 0:
             # Written for speed (the common case): every promotion goes to the first tier
             # with room, so _up() is known without asking; one cascade for the request.
@@ -147,12 +175,22 @@ class TierHierarchy:
             if up:
                 self._place_simple(up, top, -1)
             return
+        if promote_on_hit:
+            self._promote(keys)
+        else:
+            for k in keys:
+                policies[where[k]].touch(k)
+
+    def _promote(self, keys: Sequence[int]) -> None:
+        """Touch the resident ``keys`` and move each one that is below the top to the fastest
+        tier above it that accepts it (exclusive: out of its tier; inclusive: copied)."""
+        where, policies, moves, inclusive = self.where, self.policies, self.moves, self.inclusive
         promote: dict[int, list[int]] = {}
         for k in keys:
             t = where[k]
             pol = policies[t]
             pol.touch(k)
-            if t == 0 or not promote_on_hit:
+            if t == 0:
                 continue
             u = self._up(k, t)
             if u < 0:
