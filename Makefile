@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.kvsim-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,cluster]'
 	touch $(STAMP)
 
 ## run: the placement sweep on the embedded trace (table + figure under outputs/sweeps/)
@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kvsim tests benchmarks
+	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

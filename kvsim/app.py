@@ -6,19 +6,22 @@ report callbacks) knows about OmegaConf.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from kvsim.config import MODES, check_config, load
+from kvsim.errors import ConfigError, InputFileError
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import check_call
 from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.system.topology import Link, Topology
@@ -31,23 +34,23 @@ GIB = 2**30
 _META_KEYS = ("name", "_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["ConfigError", "build_index", "build_trace", "check_target_node", "run", "validate"]
 
 
-def check_target_keys(node: DictConfig, where: str) -> None:
-    """Fail early, naming the key, if a `_target_` node has a key its class does not take."""
-    target = str(node._target_)
-    cls: type = get_class(target)
-    params = inspect.signature(cls).parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for raw in node:
-        key = str(raw)
-        if key in _META_KEYS or takes_kwargs:
-            continue
-        if key not in params:
-            allowed = sorted(k for k in params if k not in ("self", "capacity"))
-            raise ConfigError(f"{where}: unknown key '{key}' for {target} (allowed: {allowed})")
+def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
+    """A `_target_` node against its class's constructor: every key a parameter, each of
+    the parameter's annotated type and range (:func:`kvsim.ranges.check_call`), every
+    required one given (``later``: the ones a `_partial_` node's caller passes)."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise ConfigError(f"{where}: expected a node with a _target_ class, got {node!r}")
+    try:
+        cls: type = get_class(str(node["_target_"]))
+    except Exception as e:
+        raise ConfigError(f"{where}._target_: cannot load {node['_target_']!r} ({e})") from None
+    kwargs = {str(k): v for k, v in node.items() if k not in _META_KEYS}
+    check_call(cls, kwargs, where, later=later if node.get("_partial_") else ())
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:
@@ -58,29 +61,72 @@ def _strip_meta(node: DictConfig) -> DictConfig:
 
 
 # --- builders --------------------------------------------------------------------------
+def trace_file(cfg: DictConfig) -> Path:
+    """``trace.path``, which must be a file (checked before a run starts)."""
+    t = cfg.trace
+    path = Path(t.path)
+    if not path.is_file():
+        where = "is a folder, not a file" if path.is_dir() else "file not found"
+        raise InputFileError(
+            f"trace.path: {where}: {path} (trace '{t.name}'). Give trace.path=FILE, or run "
+            "`make traces` to download the public Mooncake traces."
+        )
+    return path
+
+
+# Traces read in this process, newest last: a run's trace is read (and checked) before its
+# folder is made, and a multirun's jobs share theirs. The arrays are made read-only.
+_TRACES: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
+_TRACES_KEPT = 4
+
+
 def build_trace(cfg: DictConfig) -> Trace:
     t = cfg.trace
     if t.format != "mooncake":
         raise ConfigError(f"trace.format: unknown format {t.format!r} (known: mooncake)")
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-    path = Path(t.path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"trace '{t.name}': file not found: {path}. Give trace.path=FILE, or run `make traces` "
-            "to download the public Mooncake traces."
+    path = trace_file(cfg)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, t.block_tokens, t.max_requests, t.name)
+    if key in _TRACES:
+        _TRACES.move_to_end(key)
+        return _TRACES[key]
+    trace = read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+    for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
+        a.flags.writeable = False
+    model = cfg.get("model")
+    if model is not None and model.get("context_tokens"):
+        warn_context(trace, int(model.context_tokens), str(model.name))
+    _TRACES[key] = trace
+    while len(_TRACES) > _TRACES_KEPT:
+        _TRACES.popitem(last=False)
+    return trace
+
+
+def warn_context(trace: Trace, context_tokens: int, model: str) -> int:
+    """Warn (once per trace) if inputs are longer than the model's context window; the
+    simulation still charges their full prefill. Returns how many are."""
+    over = trace.input_tokens > context_tokens
+    n = int(over.sum())
+    if n:
+        i = int(trace.input_tokens.argmax())
+        log.warning(
+            "trace %s: %d of %d requests have an input longer than %s's context window "
+            "(model.context_tokens=%d); the longest, request %d, has %d tokens",
+            trace.name, n, len(trace), model, context_tokens, i, int(trace.input_tokens[i]),
         )
-    return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+    return n
 
 
 def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
-    check_target_keys(cfg.policy, "policy")
+    check_target_node(cfg.policy, "policy", later=("capacity",))
     factory: Callable[[int], EvictionPolicy] = instantiate(_strip_meta(cfg.policy))
     return factory
 
 
 def build_index(cfg: DictConfig) -> IndexModel:
-    check_target_keys(cfg.index, "index")
+    check_target_node(cfg.index, "index")
     index: IndexModel = instantiate(_strip_meta(cfg.index))
     return index
 
@@ -117,11 +163,10 @@ def tier_specs(cfg: DictConfig, block_bytes: int) -> list[TierSpec]:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Everything that can be checked without reading the trace: run before any work."""
-    OmegaConf.resolve(cfg)  # interpolation errors now, not mid-run
+    """What the simulate mode builds, built once without the trace: the policy, the index,
+    the prefill model, and a path from every tier to the GPU (after :func:`check_config`
+    has checked every key and range)."""
     build_policy_factory(cfg)
-    if cfg.system.kind not in ("tiered", "single_tier"):
-        raise ConfigError(f"system.kind: {cfg.system.kind!r} is not 'tiered' or 'single_tier'")
     if cfg.system.kind == "tiered":
         build_index(cfg)
         build_prefill(cfg)
@@ -144,6 +189,10 @@ def run_single_tier(cfg: DictConfig, out: Path) -> dict[str, Any]:
     n = trace.num_block_accesses
     summary = {
         "mode": "single_tier",
+        # What a sweep tells runs apart by (a sweep over traces compares each with its own OPT).
+        "trace": trace.name,
+        "trace_path": str(cfg.trace.path),
+        "block_tokens": trace.block_tokens,
         "policy": cfg.policy.name,
         "capacity_blocks": cap,
         "requests": len(trace),
@@ -215,33 +264,20 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
         plot_run(out)
     log.info(
-        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, metadata p99 %.1f us; wall %.2f s -> %s",
+        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, metadata p99 %.1f us; wall %.2f s",
         summary["hit_ratio"], summary["ttft_p50_s"] * 1e3, summary["ttft_p99_s"] * 1e3,
-        summary["metadata_p99_s"] * 1e6, wall, out,
+        summary["metadata_p99_s"] * 1e6, wall,
     )
     return summary
 
 
-MODES: dict[str, str] = {
-    "simulate": "kvsim.app:run_simulation",
-    "trace_analysis": "kvsim.analysis.run:run_trace_analysis",
-    "metadata_bench": "kvsim.bench.metadata:run_metadata_bench",
-}
-
-
-def run(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    mode = cfg.mode
-    if mode == "simulate" and cfg.system.kind == "single_tier":
-        validate(cfg)
+def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> dict[str, Any]:
+    """Check ``cfg`` (every key, range and structure: :func:`kvsim.config.check_config`),
+    then run its mode into ``out``."""
+    check_config(cfg, overrides)
+    if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
         return run_single_tier(cfg, out)
-    if mode not in MODES:
-        raise ConfigError(f"mode: unknown mode {mode!r} (known: {sorted(MODES)})")
-    if mode == "simulate":
-        validate(cfg)
-    module, func = MODES[mode].split(":")
-    import importlib
-
-    fn = getattr(importlib.import_module(module), func)
+    fn = load(MODES[cfg.mode].run)
     write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
     result: dict[str, Any] = fn(cfg, out)
     return result

@@ -1,21 +1,65 @@
-"""Typed config schemas, registered with Hydra so that mistakes fail at compose time.
+"""Typed config schemas: every mistake fails when the config is composed, naming the key.
 
-Hydra merges every YAML file of a group into the dataclass of that group: a misspelled
-key or a value of the wrong type is an error when the config is composed, before any
-simulation starts. ``policy`` and ``index`` are ``_target_`` nodes (one class each); their
-keys are checked against the class signature by :func:`kvsim.app.build` before a run.
+The pattern, for anyone adding a key:
+
+* A key lives in a schema and declares its type and range in the type, with
+  :mod:`kvsim.ranges`: ``layers: PosInt``, ``mfu: Annotated[float, Range(gt=0, le=1)]``,
+  ``kind: Annotated[str, OneOf("tiered", "single_tier")]``. Floats are finite unless the
+  range says ``finite=False``; ints are never bools; flags are ``bool``.
+* Groups with one shape (``trace``, ``system``, ``model``, ``gpu``, ``calibration``) are
+  the dataclasses below, registered with Hydra (a misspelled key or a wrong type fails
+  while Hydra composes).
+* ``policy`` and ``index`` are ``_target_`` nodes: the class's constructor signature is the
+  schema (annotate its parameters with the same aliases). Adding a policy stays one file
+  + one YAML + one test.
+* An experiment's settings (``experiment.*``) are one dataclass per mode, in the mode's
+  own module (its defaults written there, once); the experiment YAML selects it with
+  ``defaults: [/settings@experiment: <mode>]`` and lists only what it changes.
+* A field used only for some values of another (``system.capacity_blocks`` only when
+  ``system.kind=single_tier``) says so with ``UsedWhen``; a mode lists the config roots it
+  reads in :data:`MODES`, and an override of another root is refused.
+
+:func:`check_config` walks the composed config against all of that (the ``+key=`` that
+Hydra lets through, NaN, ranges, keys a mode ignores, the index and policy parameters,
+tier paths). :class:`CheckConfigCallback` runs it before a run starts, and for every job
+of a multirun before the first job starts, so nothing is written and no trace is read.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from kvsim.errors import ConfigError, Stop
+from kvsim.ranges import (
+    Bytes,
+    NonNegFloat,
+    NonNegInt,
+    OneOf,
+    PosFloat,
+    PosInt,
+    Range,
+    Rate,
+    Seconds,
+    Seed,
+    UsedWhen,
+    check,
+    check_fields,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("kvsim")
 
 
 def _register_resolvers() -> None:
@@ -26,64 +70,228 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("stem", lambda p: Path(str(p)).name.split(".")[0])
     if not OmegaConf.has_resolver("gib"):
         OmegaConf.register_new_resolver("gib", lambda x: int(float(x) * 2**30))
+    if not OmegaConf.has_resolver("kvsim_staging"):
+        # Hydra's own files (.hydra/, the job log) go to the run's staging folder, so that
+        # nothing is written into the final folder before kvsim has locked and checked it.
+        from kvsim.runfolder import stage
+
+        OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
 
 
+# --- groups ------------------------------------------------------------------------------
 @dataclass
 class TraceConfig:
     name: str = MISSING
-    format: str = "mooncake"  # mooncake
+    format: Annotated[str, OneOf("mooncake")] = "mooncake"
     path: str = MISSING
-    block_tokens: int = 512
-    max_requests: int | None = None  # replay only the first N requests
+    block_tokens: PosInt = 512
+    max_requests: PosInt | None = None  # replay only the first N requests
     description: str = ""
 
 
 @dataclass
 class TierConfig:
     device: str = MISSING
-    capacity_gib: float = 0.0
-    access_latency_s: float = 0.0
+    capacity_gib: NonNegFloat = 0.0
+    access_latency_s: Seconds = 0.0
 
 
 @dataclass
 class LinkConfig:
     a: str = MISSING
     b: str = MISSING
-    bandwidth_Bps: float = MISSING
-    latency_s: float = 0.0
-    parallelism: int = 1
+    bandwidth_Bps: Rate = MISSING
+    latency_s: Seconds = 0.0
+    parallelism: PosInt = 1
+
+
+SINGLE = UsedWhen("kind", "single_tier")
+TIERED = UsedWhen("kind", "tiered")
 
 
 @dataclass
 class SystemConfig:
-    kind: str = "tiered"  # tiered | single_tier
-    capacity_blocks: int = 0  # single_tier only
-    capacity_scale: float = 1.0  # multiplies every tier's capacity (sweeps)
-    promote_on_hit: bool = True
-    gpu_device: str = "gpu"
-    tiers: dict[str, TierConfig] = field(default_factory=dict)
-    links: dict[str, LinkConfig] = field(default_factory=dict)
+    kind: Annotated[str, OneOf("tiered", "single_tier")] = "tiered"
+    capacity_blocks: Annotated[NonNegInt, SINGLE] = 0  # the one cache of single_tier mode
+    capacity_scale: Annotated[PosFloat, TIERED] = 1.0  # multiplies every tier's capacity (sweeps)
+    promote_on_hit: Annotated[bool, TIERED] = True
+    gpu_device: Annotated[str, TIERED] = "gpu"
+    tiers: Annotated[dict[str, TierConfig], TIERED] = field(default_factory=dict)
+    links: Annotated[dict[str, LinkConfig], TIERED] = field(default_factory=dict)
 
 
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    params: float = MISSING
-    layers: int = MISSING
-    q_heads: int = MISSING
-    kv_heads: int = MISSING
-    head_dim: int = MISSING
-    dtype_bytes: int = 2
+    params: PosFloat = MISSING
+    layers: PosInt = MISSING
+    q_heads: PosInt = MISSING
+    kv_heads: PosInt = MISSING
+    head_dim: PosInt = MISSING
+    dtype_bytes: PosInt = 2
+    context_tokens: PosInt = MISSING  # longest input the model takes; longer trace inputs warn
 
 
 @dataclass
 class GPUConfig:
     name: str = MISSING
-    peak_flops: float = MISSING
-    hbm_gib: float = MISSING
-    mfu: float = 0.5
-    tensor_parallel: int = 1
-    instances: int = 1
+    peak_flops: PosFloat = MISSING
+    hbm_gib: PosFloat = MISSING
+    mfu: Annotated[float, Range(gt=0, le=1)] = 0.5
+    tensor_parallel: PosInt = 1
+    instances: PosInt = 1
+
+
+# --- calibration (conf/calibration/*.yaml: every file has every key) -----------------------
+@dataclass
+class TcpCalibration:
+    rtt_s: Seconds = MISSING
+
+
+@dataclass
+class RdmaCalibration:
+    read_rtt_s: Seconds = MISSING
+    write_one_way_s: Seconds = MISSING
+    atomic_rtt_s: Seconds = MISSING
+    one_way_s: Seconds = MISSING
+    bandwidth_Bps: Rate = MISSING
+    message_rate_per_s: Rate = MISSING
+
+
+@dataclass
+class RedisCalibration:
+    get_s: Seconds = MISSING
+    mget_base_s: Seconds = MISSING
+    mget_per_key_s: Seconds = MISSING
+    mset_base_s: Seconds = MISSING
+    mset_per_key_s: Seconds = MISSING
+    del_base_s: Seconds = MISSING
+    del_per_key_s: Seconds = MISSING
+    zrange_base_s: Seconds = MISSING
+    zrange_per_key_s: Seconds = MISSING
+
+
+@dataclass
+class PcieCalibration:
+    h2d_Bps: Rate = MISSING
+    latency_s: Seconds = MISSING
+
+
+@dataclass
+class HostCalibration:
+    dram_latency_s: Seconds = MISSING
+    memcpy_Bps: Rate = MISSING
+
+
+@dataclass
+class SsdCalibration:
+    read_Bps: Rate = MISSING
+    read_latency_s: Seconds = MISSING
+    write_Bps: Rate = MISSING
+
+
+@dataclass
+class RdmaClientCalibration:
+    mmio_s: Seconds = MISSING
+    nic_message_rate_per_s: Rate = MISSING
+    nic_quantum_bytes: PosInt = MISSING
+    local_lookup_s: Seconds = MISSING
+
+
+@dataclass
+class ShermanCalibration:
+    node_bytes: PosInt = MISSING
+    cache_bytes: Bytes = MISSING
+    range_parallel: PosInt = MISSING
+
+
+@dataclass
+class ChimeCalibration:
+    leaf_span: PosInt = MISSING
+    internal_span: PosInt = MISSING
+    neighborhood: PosInt = MISSING
+    cache_bytes: Bytes = MISSING
+    hotspot_bytes: Bytes = MISSING
+    hotspot_entry_bytes: PosInt = MISSING
+    sort_entry_s: Seconds = MISSING
+
+
+@dataclass
+class MooncakeCalibration:
+    shards: PosInt = MISSING
+    rpc_base_s: Seconds = MISSING
+    per_key_s: Seconds = MISSING
+    rpc_threads: PosInt = MISSING
+
+
+@dataclass
+class RadixCalibration:
+    per_node_s: Seconds = MISSING
+    per_block_s: Seconds = MISSING
+    lock_s: Seconds = MISSING
+
+
+@dataclass
+class ExtentCalibration:
+    max_extent: PosInt = MISSING
+    cache_bytes: Bytes = MISSING
+
+
+@dataclass
+class CalibrationConfig:
+    name: str = MISSING
+    tcp: TcpCalibration = field(default_factory=TcpCalibration)
+    rdma: RdmaCalibration = field(default_factory=RdmaCalibration)
+    redis: RedisCalibration = field(default_factory=RedisCalibration)
+    pcie: PcieCalibration = field(default_factory=PcieCalibration)
+    host: HostCalibration = field(default_factory=HostCalibration)
+    ssd: SsdCalibration = field(default_factory=SsdCalibration)
+    rdma_client: RdmaClientCalibration = field(default_factory=RdmaClientCalibration)
+    sherman: ShermanCalibration = field(default_factory=ShermanCalibration)
+    chime: ChimeCalibration = field(default_factory=ChimeCalibration)
+    mooncake: MooncakeCalibration = field(default_factory=MooncakeCalibration)
+    radix: RadixCalibration = field(default_factory=RadixCalibration)
+    extent: ExtentCalibration = field(default_factory=ExtentCalibration)
+
+
+# --- modes ---------------------------------------------------------------------------------
+# Config roots a mode may or may not read; an override of one its mode does not read fails.
+CHECKED_ROOTS = frozenset(
+    {"trace", "system", "model", "gpu", "policy", "index", "calibration", "experiment",
+     "progress", "check_invariants", "save_requests", "figures"}
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    run: str  # "module:function" taking (cfg, out_dir)
+    settings: str | None  # "module:Class": the dataclass of its experiment.* settings
+    uses: frozenset[str]  # the roots of CHECKED_ROOTS it reads
+    check: str | None = None  # "module:function" (cfg) -> None: cross-checks before the run
+
+
+_SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibration",
+                  "progress", "check_invariants", "save_requests", "figures"})
+MODES: dict[str, Mode] = {
+    "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
+    "trace_analysis": Mode(
+        "kvsim.analysis.run:run_trace_analysis", "kvsim.analysis.settings:TraceAnalysisSettings",
+        frozenset({"trace", "model", "experiment", "figures"}),
+    ),
+    "metadata_bench": Mode(
+        "kvsim.bench.metadata:run_metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
+        frozenset({"trace", "index", "calibration", "experiment", "figures"}),
+        "kvsim.bench.settings:check_config",
+    ),
+}
+# simulate with system.kind=single_tier replays block accesses against one policy only
+SINGLE_TIER_USES = frozenset({"trace", "system", "policy"})
+
+
+def load(path: str) -> Any:
+    """``"module:attr"`` -> the object."""
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 @dataclass
@@ -92,16 +300,170 @@ class KvsimConfig:
     system: SystemConfig = MISSING
     model: ModelConfig = MISSING
     gpu: GPUConfig = MISSING
-    policy: Any = MISSING
-    index: Any = MISSING
-    calibration: Any = MISSING
-    mode: str = "simulate"  # simulate | trace_analysis | metadata_bench (set by experiments)
-    seed: int = 0
-    progress: bool = True
+    policy: Any = MISSING  # a _target_ node: its class's constructor is its schema
+    index: Any = MISSING  # likewise
+    calibration: CalibrationConfig = MISSING
+    mode: Annotated[str, OneOf(*MODES)] = "simulate"  # set by experiments
+    seed: Seed = 0
+    progress: bool = True  # a run: the replay's bar; a sweep: jobs done / total with an ETA
+    overwrite: bool = False  # replace a complete run of another config in the run's folder
     check_invariants: bool = False
     save_requests: bool = True
     figures: bool = True
-    experiment: Any = None  # experiment-specific settings (gathered by callbacks)
+    # stop a run whose resident memory passes this (GiB); null: half of this machine's memory
+    memory_limit_gib: Annotated[float | None, Range(gt=0)] = None
+    experiment: Any = None  # the mode's settings (MODES[mode].settings), selected by the experiment
+
+
+# --- the check -------------------------------------------------------------------------------
+_OVERRIDE_ROOT = re.compile(r"^[~+]*([A-Za-z_][\w-]*)")
+
+
+def override_roots(overrides: Iterable[str]) -> dict[str, str]:
+    """{root config key: the first override touching it} (``hydra.*`` left out; selecting
+    an experiment is how a mode is chosen, so ``+experiment=NAME`` is left out too)."""
+    out: dict[str, str] = {}
+    for o in overrides:
+        m = _OVERRIDE_ROOT.match(o)
+        if not m:
+            continue
+        root = m.group(1)
+        head = o.split("=", 1)[0].lstrip("~+")
+        if root == "hydra" or head == "experiment":
+            continue
+        out.setdefault(root, o)
+    return out
+
+
+def _plain(cfg: DictConfig) -> dict[str, Any]:
+    """The config resolved into plain containers; a missing value or a broken
+    interpolation fails here, naming its key."""
+    try:
+        # without the hydra node: its run-time values are not set while a run is checked
+        c = OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]),
+            resolve=True, throw_on_missing=True,
+        )
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", "") or ""
+        raise ConfigError(f"{key + ': ' if key else ''}{str(e).splitlines()[0]}") from None
+    assert isinstance(c, dict)
+    c.pop("hydra", None)
+    return {str(k): v for k, v in c.items()}
+
+
+def mode_of(c: dict[str, Any]) -> str:
+    mode = c.get("mode", "simulate")
+    if mode == "simulate" and (c.get("system") or {}).get("kind") == "single_tier":
+        return "single_tier"
+    return str(mode)
+
+
+def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> None:
+    """Everything that can be checked before a run reads its trace; raises
+    :class:`ConfigError` naming the first wrong key. ``overrides``: the command line's
+    (``hydra.overrides.task``), to refuse keys the chosen mode would ignore."""
+    from kvsim.app import check_target_node
+
+    if overrides is None and "hydra" in cfg:
+        overrides = list(cfg.hydra.overrides.task)
+    c = _plain(cfg)
+    # calibration first: other groups take its values by interpolation, and a bad value
+    # should be named where it was set
+    check(c.get("calibration"), CalibrationConfig, "calibration")
+    # policy and index: their classes' signatures; experiment: the mode's settings
+    check_fields(c, KvsimConfig, "", skip=("policy", "index", "experiment"))
+    check_target_node(c["policy"], "policy", later=("capacity",))
+    check_target_node(c["index"], "index")
+    mode = MODES[c["mode"]]
+    exp = c.get("experiment")
+    if mode.settings is None:
+        if exp not in (None, {}):
+            raise ConfigError(f"experiment: mode {c['mode']} takes no experiment settings, got {exp!r}")
+    else:
+        settings = load(mode.settings)
+        check(exp if exp is not None else {}, settings, "experiment")
+    name = mode_of(c)
+    uses = SINGLE_TIER_USES if name == "single_tier" else mode.uses
+    for root, override in override_roots(overrides or []).items():
+        if root in CHECKED_ROOTS and root not in uses:
+            users = sorted(m for m, md in MODES.items() if root in md.uses)
+            raise ConfigError(
+                f"{override}: mode {name} does not use '{root}' (used by: {', '.join(users) or 'none'})"
+            )
+    if mode.check and name != "single_tier":
+        load(mode.check)(cfg)
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """The config, then the trace: found, read (and so checked line by line) and kept for
+    the run."""
+    from kvsim.app import build_trace
+
+    check_config(cfg)
+    build_trace(cfg)
+
+
+class CheckConfigCallback(Callback):
+    """Check the config, then read the trace, before anything is written: a run before its
+    folder is made, a multirun's every job before the first starts (a bad value in job 37
+    stops job 1 from running). The trace read here is the one the run uses."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_inputs(config)
+        except Exception as e:
+            raise Stop(e) from e  # Hydra would turn an Exception here into a warning
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            jobs = list(job_configs(config))
+            for job in jobs:
+                check_config(job)
+            for job in jobs:
+                check_inputs(job)
+        except Exception as e:
+            raise Stop(e) from e
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """The override lists of a multirun's jobs, as Hydra's basic sweeper expands them
+    (its ``hydra.sweeper.params`` and the command line's sweeps)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    params += list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(params), None)
+    return [list(job) for batch in batches for job in batch]
+
+
+def job_configs(config: DictConfig) -> Iterable[DictConfig]:
+    from hydra.core.global_hydra import GlobalHydra
+
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    if "KvsimSweeper" in target:
+        return  # kvsim's sweeper composes every job itself and checks each (check_inputs) first
+    if "BasicSweeper" not in target:
+        log.warning("sweeper %s: jobs are checked as each starts, not all before the first",
+                    config.hydra.sweeper.get("_target_"))
+        return
+    loader = GlobalHydra.instance().config_loader()
+    for overrides in job_overrides(config):
+        yield loader.load_sweep_config(config, overrides)
+
+
+def memory_limit_bytes(limit_gib: float | None) -> int:
+    """The run's memory limit: the configured GiB, or half of this machine's memory."""
+    if limit_gib is not None:
+        return int(limit_gib * 2**30)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        total = 16 * 2**30
+    return int(total // 2)
 
 
 def register_configs() -> None:
@@ -112,6 +474,8 @@ def register_configs() -> None:
     cs.store(group="system", name="system_schema", node=SystemConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="gpu", name="gpu_schema", node=GPUConfig)
-
+    for name, mode in MODES.items():
+        if mode.settings:
+            cs.store(group="settings", name=name, node=load(mode.settings))
 
 register_configs()

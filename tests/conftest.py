@@ -93,6 +93,29 @@ def compose_cfg() -> Callable[..., DictConfig]:
     return _compose
 
 
+def run_sweep_in_process(sweep_dir: Path, jobs: list[list[str]]) -> None:
+    """A sweep folder as ``python -m kvsim -m`` leaves one, made in this process: per job
+    (a list of overrides) a complete run folder, and the sweep's job list."""
+    from omegaconf import OmegaConf
+
+    from kvsim.app import run
+    from kvsim.runfolder import RunFolder
+    from kvsim.sweepjobs import describe_job, write_jobs
+
+    described = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for num, overrides in enumerate(jobs):
+            cfg = compose("config", overrides=overrides)
+            container = OmegaConf.to_container(cfg, resolve=True)
+            name = "_".join([str(num)] + [o.split("=", 1)[1] for o in overrides if "=" in o][:2])
+            job = describe_job(num, name, overrides, container)  # type: ignore[arg-type]
+            with RunFolder(sweep_dir / name, job.config_hash) as rf:
+                run(cfg, rf.staging)
+                rf.commit()
+            described.append(job)
+    write_jobs(sweep_dir, described)
+
+
 def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Check ``notebooks/<name>.ipynb`` equals what ``make_<name>_notebook.py`` builds, run it
     with ``env`` set, and return the outputs of its code cells (failing on any error)."""

@@ -66,9 +66,13 @@ def test_capacity_bound_issues_deletes_and_cache_sweep(compose_cfg, tmp_path: Pa
 
 
 def test_unknown_setting_fails(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from kvsim.app import run
+    from kvsim.errors import ConfigError
+
     cfg = compose_cfg(["+experiment=metadata_bench", "+experiment.intervals=5"])
-    with pytest.raises(ValueError, match="intervals"):
-        run_metadata_bench(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="experiment.intervals: unknown key; did you mean 'interval_s'"):
+        run(cfg, tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.real_trace
@@ -99,27 +103,19 @@ def test_real_trace_redis_p99_above_both_rdma_indexes(compose_cfg, real_trace_pa
     assert summary["requests"] == 12031
 
 
-def test_gather_a_multirun_over_index_models(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from omegaconf import OmegaConf
-
+def test_gather_a_multirun_over_index_models(tmp_path: Path) -> None:
     from kvsim.bench.metadata import gather
 
-    for job, name in enumerate(["redis", "sherman"]):
-        cfg = compose_cfg(
-            [
-                "+experiment=metadata_bench",
-                f"index={name}",
-                "trace.max_requests=300",
-                "experiment.parts=[bench]",
-                "experiment.indexes=null",
-                "experiment.variants.extent_nocache=null",
-                "experiment.warmup_s=0",
-                "figures=false",
-            ]
-        )
-        d = tmp_path / f"{job}_job"
-        run_metadata_bench(cfg, d)
-        OmegaConf.save(cfg, d / "config.yaml")
+    from .conftest import run_sweep_in_process
+
+    run_sweep_in_process(tmp_path, [
+        ["+experiment=metadata_bench", f"index={name}", "trace.max_requests=300", "experiment.parts=[bench]",
+         "experiment.indexes=null", "experiment.variants.extent_nocache=null", "experiment.warmup_s=0",
+         "figures=false"]
+        for name in ("redis", "sherman")
+    ])
+    (tmp_path / "9_not_this_sweeps").mkdir()  # a folder the job list does not name is not gathered
+    (tmp_path / "9_not_this_sweeps" / "metadata_ops.parquet").write_text("not a parquet file")
     head = gather(tmp_path)
     s = pd.read_csv(tmp_path / "metadata_summary.csv")
     assert set(s["index"]) == {"redis", "sherman"}

@@ -6,27 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from kvsim.app import run
 from kvsim.report.sweep import report
 
-from .conftest import run_notebook
+from .conftest import run_notebook, run_sweep_in_process
 
 
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sweep saved the way Hydra's multirun saves one: a folder per job, then the report."""
-    from hydra import compose, initialize_config_dir
-
-    from .conftest import CONF_DIR
-
     d = tmp_path_factory.mktemp("sweep")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for j, (policy, scale) in enumerate([(p, s) for p in ("lru", "hotness", "opt") for s in (0.05, 0.5)]):
-            cfg = compose("config", overrides=[
-                f"policy={policy}", f"system.capacity_scale={scale}", "trace.max_requests=300",
-                "progress=false", "figures=false",
-            ])
-            run(cfg, d / f"{j}_{policy}_x{scale}")
+    run_sweep_in_process(d, [
+        [f"policy={policy}", f"system.capacity_scale={scale}", "trace.max_requests=300", "progress=false",
+         "figures=false"]
+        for policy in ("lru", "hotness", "opt") for scale in (0.05, 0.5)
+    ])
     df = report(d)
     assert len(df) == 6 and "gap_to_opt" in df
     return d

@@ -76,3 +76,51 @@ def test_embedded_trace_is_the_generator_output() -> None:
     np.testing.assert_array_equal(shipped.hash_ids, fresh.hash_ids)
     np.testing.assert_array_equal(shipped.input_tokens, fresh.input_tokens)
     np.testing.assert_allclose(shipped.arrival_s, fresh.arrival_s)
+
+
+def test_streamed_file_is_the_generated_trace(tmp_path) -> None:
+    """`python -m kvsim.trace.generate` writes, streaming, what generate_trace builds in memory;
+    the reader gives it back."""
+    import subprocess
+    import sys
+
+    from kvsim.trace.generate import REQUESTS_PER_SESSION, write_generated
+
+    cfg = GeneratorConfig(duration_s=float("inf"), session_rate_per_s=2.0, seed=3)
+    counts = write_generated(tmp_path / "t.jsonl", cfg, max_requests=700)
+    back = read_mooncake_jsonl(tmp_path / "t.jsonl")
+    assert counts == {"requests": 700, "block_accesses": back.num_block_accesses} and len(back) == 700
+    whole = generate_trace(GeneratorConfig(duration_s=3600.0, session_rate_per_s=2.0, seed=3)).head(700)
+    np.testing.assert_array_equal(back.hash_ids, whole.hash_ids)
+    np.testing.assert_array_equal(back.arrival_s, whole.arrival_s)
+    np.testing.assert_array_equal(back.input_tokens, whole.input_tokens)
+    p = subprocess.run([sys.executable, "-m", "kvsim.trace.generate", str(tmp_path / "day.jsonl"),
+                        "--requests", "3000", "--hours", "24"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    day = read_mooncake_jsonl(tmp_path / "day.jsonl")
+    assert len(day) == 3000
+    # 3000 requests at the rate that fills a day: the trace spans about 24 h
+    assert 0.8 * 86400 < day.span_s < 1.2 * 86400, day.span_s
+    assert REQUESTS_PER_SESSION > 1
+    bad = subprocess.run([sys.executable, "-m", "kvsim.trace.generate", str(tmp_path / "x.jsonl")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--requests" in bad.stderr and not (tmp_path / "x.jsonl").exists()
+
+
+def test_generator_memory_does_not_grow_with_length() -> None:
+    """Streaming: the state kept between requests is the sessions in progress, so 10x the
+    requests must not take anywhere near 10x the peak memory."""
+    import tracemalloc
+
+    from kvsim.trace.generate import iter_requests
+
+    def peak(n: int) -> int:
+        tracemalloc.start()
+        for _ in iter_requests(GeneratorConfig(duration_s=float("inf"), seed=1), max_requests=n):
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(1_000), peak(10_000)
+    assert large < 2 * small, (small, large)

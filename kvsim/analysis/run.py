@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kvsim.analysis.settings import TraceAnalysisSettings
 from kvsim.analysis.stats import analyze
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
@@ -39,13 +40,10 @@ STUDY_TRACE_BY_STEM = {
 }
 
 
-@dataclass(frozen=True)
-class AnalysisSettings:
-    runs_min_n: int = 2  # requests with fewer scattered ids are not tested
-    runs_alpha: float = 0.05
-    runs_exact_below: int = 50  # exact runs distribution below this many ids, normal above
-    lru_points: int = 200  # log-spaced capacities written to lru_curve.csv
-    study_trace: str = "auto"  # conversation | toolagent | synthetic | none | auto (from file name)
+@dataclass
+class AnalysisSettings(TraceAnalysisSettings):
+    """The experiment's settings plus what the run takes from the rest of the config."""
+
     figures: bool = True
     seed: int = 0
     kv_block_bytes: int | None = None  # bytes of one block's KV for a model (secondary axis)
@@ -122,6 +120,7 @@ def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | N
 
 def settings_from_cfg(cfg: Any) -> AnalysisSettings:
     exp = cfg.get("experiment") or {}
+    exp = {f.name: exp[f.name] for f in fields(TraceAnalysisSettings) if f.name in exp}
     block_bytes = None
     model = None
     if cfg.get("model") is not None:
@@ -134,11 +133,7 @@ def settings_from_cfg(cfg: Any) -> AnalysisSettings:
         except Exception:  # a model is optional here; the KV-size axis is left out
             block_bytes = None
     return AnalysisSettings(
-        runs_min_n=int(exp.get("runs_min_n", 2)),
-        runs_alpha=float(exp.get("runs_alpha", 0.05)),
-        runs_exact_below=int(exp.get("runs_exact_below", 50)),
-        lru_points=int(exp.get("lru_points", 200)),
-        study_trace=str(exp.get("study_trace", "auto")),
+        **exp,
         figures=bool(cfg.get("figures", True)),
         seed=int(cfg.get("seed", 0)),
         kv_block_bytes=block_bytes,

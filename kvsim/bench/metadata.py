@@ -51,6 +51,16 @@ import pandas as pd
 import simpy
 from omegaconf import DictConfig, OmegaConf
 
+from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schema and check)
+    DEFAULTS,
+    PARTS,
+    CacheSweepSettings,
+    MetadataBenchSettings,
+    check_config,
+    index_config,
+    resolve_label,
+    settings_of,
+)
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
@@ -59,23 +69,6 @@ from kvsim.trace.schema import Trace
 log = logging.getLogger("kvsim")
 
 SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
-DEFAULTS: dict[str, Any] = {
-    "parts": ["bench", "key_order", "random_gets"],
-    "indexes": ["redis", "mooncake", "sherman", "chime", "radix", "extent"],
-    "variants": {},
-    "baseline": "redis",
-    "interval_s": 60.0,
-    "warmup_s": 600.0,
-    "capacity_blocks": None,
-    "preload": False,
-    "spread_s": 0.0,
-    "index_overrides": {},
-    "key_orders": ["remapped", "hashed"],
-    "key_order_indexes": ["sherman", "chime", "extent"],
-    "cache_sweep": {"indexes": ["sherman", "chime", "extent"], "cache_bytes": []},
-    "random_gets": 10000,
-    "random_get_indexes": ["redis", "mooncake", "sherman", "chime", "extent", "extent_nocache"],
-}
 
 
 # --- the replay ------------------------------------------------------------------------
@@ -319,46 +312,11 @@ def plot_cache_sweep(run_dir: str | Path) -> Path | None:
     return save_figure(fig, d / "metadata_cache_sweep.png")
 
 
-# --- config plumbing ---------------------------------------------------------------------
-def _settings(cfg: DictConfig) -> dict[str, Any]:
-    exp = cfg.get("experiment")
-    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-    s = copy.deepcopy(DEFAULTS)
-    if isinstance(user, dict):
-        s.update({str(k): v for k, v in user.items()})
-    s["variants"] = {k: v for k, v in (s["variants"] or {}).items() if v}  # null drops a variant
-    return s
-
-
-def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
-    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
-    line's own ``index`` node when it is that index) and ``overrides`` applied."""
-    from kvsim.config import PROJECT_ROOT
-
-    c = copy.deepcopy(cfg)
-    OmegaConf.set_struct(c, False)
-    if name != c.index.get("name"):
-        path = PROJECT_ROOT / "conf" / "index" / f"{name}.yaml"
-        if not path.is_file():
-            raise FileNotFoundError(f"metadata_bench: no index config {path}")
-        c.index = OmegaConf.load(path)
-    for k, v in (overrides or {}).items():
-        c.index[k] = v
-    return c
-
-
+# --- building the indexes ------------------------------------------------------------------
 def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> IndexModel:
     from kvsim.app import build_index
 
     return build_index(index_config(cfg, name, overrides))
-
-
-def _resolve(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """A label -> (index config name, overrides): a variant's base and settings, or the
-    config of that name with its ``index_overrides``."""
-    spec = dict((s["variants"] or {}).get(label) or {})
-    base = spec.pop("index", label)
-    return base, {**s["index_overrides"].get(base, {}), **spec, **(extra or {})}
 
 
 # --- the experiment ------------------------------------------------------------------------
@@ -367,7 +325,7 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
     for label in labels:
-        index = _build(cfg, *_resolve(s, label))
+        index = _build(cfg, *resolve_label(s, label))
         r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
@@ -406,11 +364,15 @@ def report_ops(ops: pd.DataFrame, out: Path, s: Mapping[str, Any], figures: bool
 
 def gather(sweep_dir: str | Path) -> dict[str, Any]:
     """After a Hydra multirun over index models (one index per job), gather every job's
-    metadata_ops.parquet into the tables and figure of one run, in ``sweep_dir``."""
+    metadata_ops.parquet into the tables and figure of one run, in ``sweep_dir``. The jobs are
+    the complete ones of the sweep's own job list (``sweep_jobs.json``), never other folders."""
+    from kvsim.sweepjobs import statuses
+
     d = Path(sweep_dir)
-    files = sorted(d.glob("*/metadata_ops.parquet"))
+    files = [d / s.job.subdir / "metadata_ops.parquet" for s in statuses(d) if s.status == "complete"]
+    files = [f for f in files if f.is_file()]
     if not files:
-        raise FileNotFoundError(f"no */metadata_ops.parquet under {d}")
+        raise FileNotFoundError(f"no complete job of {d} has metadata_ops.parquet")
     ops = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     ops["index"] = ops["index"].astype(str)
     s = copy.deepcopy(DEFAULTS)
@@ -432,7 +394,7 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = replay(trace, _build(cfg, *_resolve(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, _build(cfg, *resolve_label(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -450,7 +412,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     for name in sweep.get("indexes", []):
         for cb in sizes:
-            index = _build(cfg, *_resolve(s, name, {"cache_bytes": cb}))
+            index = _build(cfg, *resolve_label(s, name, {"cache_bytes": cb}))
             r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
@@ -490,7 +452,7 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     hid, off = trace.hash_ids, trace.offsets
     for name in s["random_get_indexes"]:
-        index = _build(cfg, *_resolve(s, name))
+        index = _build(cfg, *resolve_label(s, name))
         present: set[int] = set()
         for i in range(len(trace)):  # load the whole trace, untimed
             blocks = hid[off[i] : off[i + 1]].tolist()
@@ -522,10 +484,7 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from kvsim.app import build_trace
 
     out = Path(out_dir)
-    s = _settings(cfg)
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"experiment: unknown metadata_bench settings {sorted(unknown)} (known: {sorted(DEFAULTS)})")
+    s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
@@ -539,8 +498,6 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     for part in s["parts"]:
-        if part not in parts:
-            raise ValueError(f"experiment.parts: unknown part {part!r} (known: {sorted(parts)})")
         summary.update(parts[part](cfg, trace, s, out))
     summary["wall_time_s"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)
@@ -551,7 +508,7 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m kvsim.bench.metadata RUN_DIR")
     d = Path(sys.argv[1])
-    if not (d / "metadata_ops.parquet").is_file() and any(d.glob("*/metadata_ops.parquet")):
+    if not (d / "metadata_ops.parquet").is_file() and (d / "sweep_jobs.json").is_file():
         print(gather(d))
     elif (d / "metadata_intervals.csv").is_file():
         print(plot_fig3(d))

@@ -47,12 +47,14 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Annotated
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Op
 from kvsim.index.btree import BPlusTree, Node
 from kvsim.index.keys import mix64
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RoundBuilder
 from kvsim.index.remote_tree import LOCK_BYTES, RemoteTreeIndex
+from kvsim.ranges import Bytes, KeyOrder, OneOf, PosInt, Rate, Seconds, Seed
 
 
 def _with_versions(nbytes: int) -> int:
@@ -67,11 +69,11 @@ def _with_versions(nbytes: int) -> int:
 class ChimeGeometry:
     def __init__(
         self,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        leaf_span: int = 64,
-        internal_span: int = 64,
-        neighborhood: int = 8,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        leaf_span: PosInt = 64,
+        internal_span: PosInt = 64,
+        neighborhood: PosInt = 8,
         metadata_replication: bool = True,
     ) -> None:
         if neighborhood < 1 or leaf_span < neighborhood:
@@ -117,7 +119,7 @@ class HopscotchLayout:
     home slot, kept side by side so that a hop test is arithmetic, not a hash.
     """
 
-    def __init__(self, span: int, neighborhood: int) -> None:
+    def __init__(self, span: int, neighborhood: PosInt) -> None:
         self.span = span
         self.H = neighborhood
         self.max_fill = span
@@ -227,29 +229,29 @@ class ChimeIndex(RemoteTreeIndex):
 
     def __init__(
         self,
-        read_rtt_s: float,
-        write_one_way_s: float,
-        atomic_rtt_s: float,
-        bandwidth_Bps: float,
-        message_rate_per_s: float,
-        mmio_s: float = 0.0,
-        nic_message_rate_per_s: float = 215e6,
-        nic_quantum_bytes: int = 4096,
-        local_lookup_s: float = 0.0,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        leaf_span: int = 64,
-        internal_span: int = 64,
-        neighborhood: int = 8,
+        read_rtt_s: Seconds,
+        write_one_way_s: Seconds,
+        atomic_rtt_s: Seconds,
+        bandwidth_Bps: Rate,
+        message_rate_per_s: Rate,
+        mmio_s: Seconds = 0.0,
+        nic_message_rate_per_s: Rate = 215e6,
+        nic_quantum_bytes: PosInt = 4096,
+        local_lookup_s: Seconds = 0.0,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        leaf_span: PosInt = 64,
+        internal_span: PosInt = 64,
+        neighborhood: PosInt = 8,
         metadata_replication: bool = True,
-        cache_bytes: float = 70 * 2**20,
-        cache_policy: str = "lru",
-        hotspot_bytes: float = 30 * 2**20,
-        hotspot_entry_bytes: int = 40,
-        sort_entry_s: float = 0.0,
+        cache_bytes: Bytes = 70 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
+        hotspot_bytes: Bytes = 30 * 2**20,
+        hotspot_entry_bytes: PosInt = 40,
+        sort_entry_s: Seconds = 0.0,
         doorbell_batch: bool = True,
-        key_order: str = "remapped",
-        seed: int = 0,
+        key_order: KeyOrder = "remapped",
+        seed: Seed = 0,
     ) -> None:
         super().__init__(
             read_rtt_s=read_rtt_s,

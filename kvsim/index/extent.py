@@ -60,10 +60,12 @@ request needs its first blocks only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from kvsim.index.base import Op
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaIndex, RoundBuilder
 from kvsim.index.runs import split_runs
+from kvsim.ranges import Bytes, KeyOrder, OneOf, PosInt, Rate, Seconds, Seed
 
 ADDR_BYTES = 8
 LOCK_BYTES = 8
@@ -83,24 +85,24 @@ class ExtentIndex(RdmaIndex):
 
     def __init__(
         self,
-        read_rtt_s: float,
-        write_one_way_s: float,
-        atomic_rtt_s: float,
-        bandwidth_Bps: float,
-        message_rate_per_s: float,
-        mmio_s: float = 0.0,
-        nic_message_rate_per_s: float = 215e6,
-        nic_quantum_bytes: int = 4096,
-        local_lookup_s: float = 0.0,
-        max_extent: int = 64,
-        header_bytes: int = 16,
-        entry_bytes: int = 16,
-        slot_bytes: int = 16,
-        cache_bytes: float = 64 * 2**20,
-        cache_policy: str = "lru",
+        read_rtt_s: Seconds,
+        write_one_way_s: Seconds,
+        atomic_rtt_s: Seconds,
+        bandwidth_Bps: Rate,
+        message_rate_per_s: Rate,
+        mmio_s: Seconds = 0.0,
+        nic_message_rate_per_s: Rate = 215e6,
+        nic_quantum_bytes: PosInt = 4096,
+        local_lookup_s: Seconds = 0.0,
+        max_extent: PosInt = 64,
+        header_bytes: PosInt = 16,
+        entry_bytes: PosInt = 16,
+        slot_bytes: PosInt = 16,
+        cache_bytes: Bytes = 64 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
         stop_at_miss: bool = True,
-        key_order: str = "remapped",
-        seed: int = 0,
+        key_order: KeyOrder = "remapped",
+        seed: Seed = 0,
     ) -> None:
         super().__init__()
         if max_extent < 1:

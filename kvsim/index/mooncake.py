@@ -26,6 +26,7 @@ import simpy
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
 from kvsim.index.keys import mix64
+from kvsim.ranges import PosInt, Seconds
 from kvsim.system.servers import FCFSServer
 
 RPC_HEADER = 32  # bytes of coro_rpc framing per request and per reply (approximate)
@@ -36,12 +37,12 @@ class MooncakeMasterIndex(IndexModel):
 
     def __init__(
         self,
-        rpc_rtt_s: float,
-        rpc_base_s: float,
-        per_key_s: float,
-        rpc_threads: int = 4,
-        shards: int = 1024,
-        replica_bytes: int = VALUE_BYTES,
+        rpc_rtt_s: Seconds,
+        rpc_base_s: Seconds,
+        per_key_s: Seconds,
+        rpc_threads: PosInt = 4,
+        shards: PosInt = 1024,
+        replica_bytes: PosInt = VALUE_BYTES,
     ) -> None:
         super().__init__()
         if shards < 1:

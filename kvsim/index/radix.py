@@ -33,6 +33,7 @@ import simpy
 
 from kvsim.index.base import IndexModel, Op
 from kvsim.index.runs import split_runs
+from kvsim.ranges import PosInt, Seconds
 from kvsim.system.servers import FCFSServer
 
 
@@ -48,7 +49,7 @@ class _RNode:
 class RadixTreeIndex(IndexModel):
     name = "radix"
 
-    def __init__(self, per_node_s: float, per_block_s: float, lock_s: float = 0.0, threads: int = 1) -> None:
+    def __init__(self, per_node_s: Seconds, per_block_s: Seconds, lock_s: Seconds = 0.0, threads: PosInt = 1) -> None:
         super().__init__()
         self.per_node_s = per_node_s
         self.per_block_s = per_block_s

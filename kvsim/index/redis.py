@@ -21,11 +21,12 @@ Service times: redis-server 7.0 ``INFO commandstats`` on a 2-vCPU VM (see
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import simpy
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
+from kvsim.ranges import OneOf, PosInt, Seconds
 from kvsim.system.servers import FCFSServer
 
 RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approximate)
@@ -36,19 +37,19 @@ class RedisIndex(IndexModel):
 
     def __init__(
         self,
-        tcp_rtt_s: float,
-        get_s: float,
-        mget_base_s: float,
-        mget_per_key_s: float,
-        mset_base_s: float,
-        mset_per_key_s: float,
-        del_base_s: float,
-        del_per_key_s: float,
-        zrange_base_s: float = 1.0e-6,
-        zrange_per_key_s: float = 0.05e-6,
-        range_command: str = "mget",
+        tcp_rtt_s: Seconds,
+        get_s: Seconds,
+        mget_base_s: Seconds,
+        mget_per_key_s: Seconds,
+        mset_base_s: Seconds,
+        mset_per_key_s: Seconds,
+        del_base_s: Seconds,
+        del_per_key_s: Seconds,
+        zrange_base_s: Seconds = 1.0e-6,
+        zrange_per_key_s: Seconds = 0.05e-6,
+        range_command: Annotated[str, OneOf("mget", "zrange")] = "mget",
         pipeline: bool = False,
-        server_threads: int = 1,
+        server_threads: PosInt = 1,
     ) -> None:
         super().__init__()
         if range_command not in ("mget", "zrange"):

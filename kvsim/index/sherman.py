@@ -40,14 +40,16 @@ evict the less used) or ``lru``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Op
 from kvsim.index.btree import BPlusTree, SortedLeaf
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RoundBuilder
 from kvsim.index.remote_tree import LOCK_BYTES, RemoteTreeIndex
+from kvsim.ranges import Bytes, KeyOrder, OneOf, PosInt, Rate, Seconds, Seed
 
 
-def sherman_geometry(node_bytes: int = 1024, key_bytes: int = KEY_BYTES, value_bytes: int = VALUE_BYTES) -> tuple[int, int]:
+def sherman_geometry(node_bytes: PosInt = 1024, key_bytes: PosInt = KEY_BYTES, value_bytes: PosInt = VALUE_BYTES) -> tuple[int, int]:
     """``(internal cardinality, leaf cardinality)`` by Sherman's Tree.h formulas."""
     header = 8 + 8 + 1 + 2 + 2 * key_bytes
     internal = (node_bytes - header - 2) // (key_bytes + 8)
@@ -62,24 +64,24 @@ class ShermanIndex(RemoteTreeIndex):
 
     def __init__(
         self,
-        read_rtt_s: float,
-        write_one_way_s: float,
-        atomic_rtt_s: float,
-        bandwidth_Bps: float,
-        message_rate_per_s: float,
-        mmio_s: float = 0.0,
-        nic_message_rate_per_s: float = 215e6,
-        nic_quantum_bytes: int = 4096,
-        local_lookup_s: float = 0.0,
-        node_bytes: int = 1024,
-        key_bytes: int = KEY_BYTES,
-        value_bytes: int = VALUE_BYTES,
-        cache_bytes: float = 1000 * 2**20,
-        cache_policy: str = "sample2",
-        range_parallel: int = 32,
+        read_rtt_s: Seconds,
+        write_one_way_s: Seconds,
+        atomic_rtt_s: Seconds,
+        bandwidth_Bps: Rate,
+        message_rate_per_s: Rate,
+        mmio_s: Seconds = 0.0,
+        nic_message_rate_per_s: Rate = 215e6,
+        nic_quantum_bytes: PosInt = 4096,
+        local_lookup_s: Seconds = 0.0,
+        node_bytes: PosInt = 1024,
+        key_bytes: PosInt = KEY_BYTES,
+        value_bytes: PosInt = VALUE_BYTES,
+        cache_bytes: Bytes = 1000 * 2**20,
+        cache_policy: Annotated[str, OneOf("lru", "sample2")] = "sample2",
+        range_parallel: PosInt = 32,
         doorbell_batch: bool = False,
-        key_order: str = "remapped",
-        seed: int = 0,
+        key_order: KeyOrder = "remapped",
+        seed: Seed = 0,
     ) -> None:
         super().__init__(
             read_rtt_s=read_rtt_s,

@@ -56,11 +56,12 @@ import heapq
 import random
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import OneOf, Seed
 
 RULES = ("lru", "lfu", "lhd")
 _HASH = 2654435761  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
@@ -362,7 +363,11 @@ class Hotness(EvictionPolicy):
     name = "hotness"
 
     def __init__(
-        self, capacity: int, rules: Sequence[str] = RULES, seed: int = 0, inclusive: bool = False
+        self,
+        capacity: int,
+        rules: Sequence[Annotated[str, OneOf(*RULES)]] = RULES,
+        seed: Seed = 0,
+        inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)
         bad = [r for r in rules if r not in RULES]

@@ -16,12 +16,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import NonNegInt
 
 
 class LFU(EvictionPolicy):
     name = "lfu"
 
-    def __init__(self, capacity: int, age_every: int = 0, inclusive: bool = False) -> None:
+    def __init__(self, capacity: int, age_every: NonNegInt = 0, inclusive: bool = False) -> None:
         super().__init__(capacity, inclusive)
         self.age_every = int(age_every)
         self._freq: dict[int, int] = {}

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import NonNegInt, Seconds
 
 
 class _Pins:
@@ -61,8 +62,8 @@ class LookAhead(EvictionPolicy):
     def __init__(
         self,
         capacity: int,
-        window_s: float = 2.0,
-        max_queue: int = 64,
+        window_s: Seconds = 2.0,
+        max_queue: NonNegInt = 64,
         prefetch: bool = True,
         inclusive: bool = False,
     ) -> None:

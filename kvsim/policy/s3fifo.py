@@ -30,8 +30,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Annotated
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.ranges import NonNegFloat, PosInt, Range
 
 
 class S3FIFO(EvictionPolicy):
@@ -40,9 +42,9 @@ class S3FIFO(EvictionPolicy):
     def __init__(
         self,
         capacity: int,
-        small_ratio: float = 0.1,
-        ghost_ratio: float = 0.9,
-        move_to_main: int = 2,
+        small_ratio: Annotated[float, Range(gt=0, lt=1)] = 0.1,
+        ghost_ratio: NonNegFloat = 0.9,
+        move_to_main: PosInt = 2,
         inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)

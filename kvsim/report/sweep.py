@@ -1,7 +1,9 @@
-"""Gather the jobs of a multirun into one tidy table and one figure.
+"""Gather the jobs of a multirun into one tidy table and its figures.
 
-Used as a Hydra callback (``hydra.callbacks.sweep_report`` in conf/config.yaml) and as a
-command: ``python -m kvsim.report.sweep DIR`` re-draws from the saved files.
+Used by the kvsim sweeper and the Hydra callback (``hydra.callbacks.sweep_report`` in
+conf/config.yaml) at the end of a multirun, and as a command: ``python -m kvsim.report DIR``
+(``python -m kvsim.report.sweep DIR`` is the same) re-draws from the saved files. The jobs
+are the sweep's own job list (``sweep_jobs.json``), never whatever folders are there.
 
 Per configuration (trace x capacity x policy) the table has the hit ratio (all tiers and
 ``tier_hit_ratio.<tier>``), the gap to OPT, TTFT p50/p99, metadata p99 and the bytes moved
@@ -28,10 +30,21 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from kvsim.io import write_with
+from kvsim.sweepjobs import JOBS_FILE, SweepDirError, statuses
 
 log = logging.getLogger("kvsim")
 
 OPT = "opt"
+_CONFIG_GROUPS = ("trace", "system", "model", "gpu", "index", "calibration", "experiment", "config")
+_CONFIG_SCALARS = ("seed",)
+
+
+# Summary keys that name what a run was; failed and missing jobs get them from their config.
+IDENTITY = {"trace": "trace.name", "policy": "policy.name", "index": "index.name", "model": "model.name",
+            "gpu": "gpu.name", "capacity_scale": "system.capacity_scale"}
+# Config keys that say how a run reports, not what it computes: never a reason to compare
+# a run with another configuration's OPT.
+_NOT_A_CONFIGURATION = ("progress", "overwrite", "figures", "save_requests", "check_invariants")
 
 
 def _flatten(summary: dict[str, Any]) -> dict[str, Any]:
@@ -46,18 +59,42 @@ def _flatten(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def gather(sweep_dir: str | Path) -> pd.DataFrame:
-    """One row per job directory holding a summary.json (job dir name in ``job``)."""
+    """One row per job of the sweep's own job list (``sweep_jobs.json``), in job order:
+    ``job`` (its folder), ``job_num``, ``status`` (complete / failed / missing), ``error``,
+    its config flattened to dotted names, and every metric of its summary.json."""
     d = Path(sweep_dir)
     rows = []
-    for f in sorted(d.glob("*/summary.json")):
-        row = _flatten(json.loads(f.read_text()))
-        row["job"] = f.parent.name
+    for st in statuses(d):
+        j = st.job
+        row: dict[str, Any] = {"job": j.subdir, "job_num": j.num, "status": st.status, "error": st.error}
+        summary: dict[str, Any] = {}
+        if st.status == "complete":
+            f = d / j.subdir / "summary.json"
+            try:
+                summary = _flatten(json.loads(f.read_text()))
+            except (OSError, ValueError) as exc:
+                row.update(status="failed", error=f"{f}: unreadable summary ({exc})")
+        for k, v in j.config.items():
+            # A config key that is also a summary metric (``mode``) keeps the summary's value.
+            row[k if k not in summary else f"config.{k}"] = v
+        row.update(summary)
+        for key, cfg_key in IDENTITY.items():
+            if row.get(key) is None and cfg_key in j.config:
+                row[key] = j.config[cfg_key]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _config_columns(df: pd.DataFrame) -> list[str]:
-    """The columns that name a configuration apart from its policy."""
+    """The columns that name a configuration apart from its policy: every config key of the
+    job (dotted) but the policy's own and the reporting switches; from the summaries' keys
+    when the table has no config columns."""
+    cfg_cols = [
+        c for c in df.columns
+        if "." in c and c.split(".", 1)[0] in _CONFIG_GROUPS and not c.startswith("policy.")
+    ] + [c for c in df.columns if c in _CONFIG_SCALARS]
+    if cfg_cols:
+        return cfg_cols
     cols = [c for c in ("trace", "mode", "model", "gpu", "index", "capacity_scale", "capacity_blocks") if c in df]
     cols += sorted(c for c in df.columns if c.startswith("tier_capacity_blocks."))
     return cols
@@ -80,9 +117,11 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
         opt = df[df["policy"] == OPT]
         if not opt.empty:
             if keys:
-                best = opt.groupby(keys, dropna=False)["hit_ratio"].max().rename("_opt").reset_index()
-                df = df.drop(columns="opt_hit_ratio").merge(best, on=keys, how="left")
-                df = df.rename(columns={"_opt": "opt_hit_ratio"})
+                # One text key per configuration, so that keys absent in some rows (NaN: a
+                # single-tier run has no tiers, a tiered one no capacity_blocks) still match.
+                group = df[keys].astype(object).where(df[keys].notna(), "<none>").astype(str).agg("|".join, axis=1)
+                best = df.loc[df["policy"] == OPT, "hit_ratio"].groupby(group[df["policy"] == OPT]).max()
+                df["opt_hit_ratio"] = group.map(best).astype(float)
             else:
                 df["opt_hit_ratio"] = opt["hit_ratio"].max()
     df["gap_to_opt"] = df["opt_hit_ratio"] - df.get("hit_ratio", np.nan)
@@ -136,7 +175,8 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
                 data=data.sort_values(x), x=x, y=col, hue="policy", style="policy", hue_order=order,
                 style_order=order, palette=palette, markers=True, dashes=False, ax=ax,
             )
-            ax.set_xscale("log", base=2)
+            if data[x].min() > 0:
+                ax.set_xscale("log", base=2)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.legend(fontsize=7, ncol=2)
@@ -162,34 +202,84 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
 
 
 def report(sweep_dir: str | Path) -> pd.DataFrame:
+    """Gather the sweep's jobs into ``sweep.parquet`` and ``sweep.csv`` and draw its figures
+    from the complete ones; failed and missing jobs are rows with their status and error,
+    and are listed in the log. Works on a sweep that is still running or was cut short."""
     d = Path(sweep_dir)
     df = gather(d)
     if df.empty:
-        log.warning("no job summaries under %s", d)
+        log.warning("sweep %s lists no jobs", d)
         return df
     df = add_derived(df)
+    write_with(d / "sweep.parquet", lambda p: _to_parquet(df, p))
     write_with(d / "sweep.csv", lambda p: df.to_csv(p, index=False))
-    fig = plot_sweep(df, d / "sweep.png")
+    done = df[df["status"] == "complete"]
+    figures: list[Path] = []
+    if not done.empty:
+        fig = plot_sweep(done, d / "sweep.png")
+        figures += [fig] if fig else []
+        from kvsim.report.sweep_figures import standard_figures
+
+        figures += standard_figures(done, d)
     cols = [
         c
         for c in ("trace", "policy", "capacity_scale", "capacity_blocks", "hit_ratio", "gap_to_opt",
                   "ttft_p50_s", "ttft_p99_s", "metadata_p99_s", "bytes_moved")
-        if c in df and df[c].notna().any()
+        if c in done and done[c].notna().any()
     ]
     if cols:
         sort = [c for c in ("trace", "capacity_scale", "capacity_blocks", "policy") if c in cols]
-        log.info("sweep of %d runs:\n%s", len(df), df[cols].sort_values(sort).to_string(index=False))
-    log.info("sweep table: %s; figure: %s", d / "sweep.csv", fig)
+        log.info("sweep of %d runs:\n%s", len(done), done[cols].sort_values(sort).to_string(index=False))
+    for _, r in df[df["status"] != "complete"].iterrows():
+        log.warning("job %s: %s%s", r["job"], r["status"], f": {r['error']}" if r["error"] else "")
+    counts = df["status"].value_counts().to_dict()
+    log.info(
+        "sweep %s: %s; table %s (.parquet); figures: %s", d,
+        ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), d / "sweep.csv",
+        ", ".join(p.name for p in figures) or "none",
+    )
     return df
 
 
+def _to_parquet(df: pd.DataFrame, path: Path) -> None:
+    # Config columns can mix types across jobs (a key null in one, a number in another):
+    # such a column is written as text so that the table is always writable.
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c].dropna()}
+            if len(kinds) > 1 or (kinds and not kinds <= {str}):
+                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    out.to_parquet(path, index=False)
+
+
 class SweepCallback(Callback):
+    """At the end of a multirun whose jobs all completed (the kvsim sweeper reports, then
+    fails, otherwise), gather the sweep."""
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        report(config.hydra.sweep.dir)
+        d = Path(config.hydra.sweep.dir)
+        if (d / JOBS_FILE).is_file():
+            report(d)
+        else:
+            log.warning("%s: no %s (sweeper %s): not gathered", d, JOBS_FILE, config.hydra.sweeper.get("_target_"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m kvsim.report DIR``: exit 1 if any job failed, 0 otherwise (missing jobs of
+    a sweep still running are listed, not an error)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m kvsim.report SWEEP_DIR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        df = report(args[0])
+    except SweepDirError as exc:
+        print(f"kvsim.report: error: {exc}", file=sys.stderr)
+        return 2
+    return 1 if (not df.empty and (df["status"] == "failed").any()) else 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m kvsim.report.sweep SWEEP_DIR")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report(sys.argv[1])
+    sys.exit(main())

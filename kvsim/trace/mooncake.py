@@ -21,6 +21,7 @@ import numpy as np
 from kvsim.trace.schema import Trace, TraceFormatError
 
 REQUIRED_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
+_INT_ONLY = {int}
 
 
 def _int_field(path: Path, lineno: int, rec: dict, name: str, minimum: int) -> int:
@@ -85,11 +86,14 @@ def read_mooncake_jsonl(
             h = rec["hash_ids"]
             if not isinstance(h, list) or not h:
                 raise TraceFormatError(p, lineno, "hash_ids", "expected a non-empty list of integers")
-            for j, v in enumerate(h):
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise TraceFormatError(
-                        p, lineno, "hash_ids", f"element {j} is not a non-negative integer: {v!r}"
-                    )
+            # Fast path in C (type set, min) for the common all-good list; the element loop
+            # only runs to name the bad element (it was a third of the read time at 100x).
+            if set(map(type, h)) != _INT_ONLY or min(h) < 0:
+                for j, v in enumerate(h):
+                    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                        raise TraceFormatError(
+                            p, lineno, "hash_ids", f"element {j} is not a non-negative integer: {v!r}"
+                        )
             if check_block_count and len(h) != math.ceil(n_in / block_tokens):
                 raise TraceFormatError(
                     p,
@@ -113,7 +117,8 @@ def read_mooncake_jsonl(
         input_tokens=np.frombuffer(inp, dtype=np.int64).copy(),
         output_tokens=np.frombuffer(out, dtype=np.int64).copy(),
         offsets=np.frombuffer(offs, dtype=np.int64).copy(),
-        hash_ids=np.frombuffer(ids, dtype=np.int64).copy(),
+        # No copy: the numpy array keeps the buffer alive, and a 100x trace's ids are 235 MB.
+        hash_ids=np.frombuffer(ids, dtype=np.int64),
         block_tokens=block_tokens,
         name=name or p.stem,
         source=str(p),

@@ -1,0 +1,61 @@
+"""The placement sweep through Hydra's basic launcher (serial) and the joblib launcher.
+
+    python benchmarks/bench_sweep.py [--n-jobs 2] [--rounds 1] [-- EXTRA OVERRIDES]
+
+Runs ``python -m kvsim +experiment=placement_sweep`` (8 policies x 5 capacities on the
+embedded trace) into fresh folders, alternating basic and joblib (``--rounds`` times each,
+so both see the same machine load), prints each wall time, the speedup of the best of each,
+and the load average before and after: this machine is shared, so say it with the number.
+Both sweeps' tables must be equal but for wall-clock columns (checked here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sweep(out: Path, extra: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kvsim", "+experiment=placement_sweep", f"hydra.sweep.dir={out}", *extra],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def table(d: Path) -> pd.DataFrame:
+    df = pd.read_parquet(d / "sweep.parquet")
+    return df.drop(columns=[c for c in df.columns if c.endswith(("wall_time_s", "accesses_per_s"))])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("extra", nargs="*", help="more overrides for both sweeps")
+    a = ap.parse_args()
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    times: dict[str, list[float]] = {"basic": [], "joblib": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            for name, launcher in (("basic", []), ("joblib", ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.n_jobs}"])):
+                t = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
+                times[name].append(t)
+                print(f"round {r} {name:>6}: {t:6.1f} s", flush=True)
+        pd.testing.assert_frame_equal(table(Path(tmp) / "basic0"), table(Path(tmp) / "joblib0"))
+    b, j = min(times["basic"]), min(times["joblib"])
+    print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}); "
+          f"tables equal; load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

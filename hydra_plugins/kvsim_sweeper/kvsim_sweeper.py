@@ -1,0 +1,190 @@
+"""The default sweeper of `python -m kvsim -m ...` (``hydra/sweeper: kvsim``).
+
+Hydra's basic sweeper (the cartesian product of the sweep's values, in batches), with what a
+trustworthy sweep needs around it, whatever the launcher (basic, joblib, submitit):
+
+* the sweep folder is locked for the sweep's duration, so two sweeps cannot share it;
+* before launching, every job's config is composed (a mistake fails before any job runs)
+  and the job list, with each job's folder name and config hash, is written to
+  ``sweep_jobs.json`` (:mod:`kvsim.sweepjobs`): the report reads the sweep's jobs from it;
+* jobs done / total with an estimate of the time left, from the jobs' completion markers
+  (``progress=false`` turns it off, e.g. on a cluster);
+* a failed job does not stop the others; at the end, if any job failed or is missing, the
+  table and figures are still written and the command fails with one line naming them.
+  Otherwise the ``sweep_report`` callback writes them (the same code).
+"""
+
+import copy
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf, open_dict, read_write
+
+from kvsim.errors import UserError
+
+log = logging.getLogger("kvsim")
+
+
+@dataclass
+class KvsimSweeperConf:
+    _target_: str = "hydra_plugins.kvsim_sweeper.kvsim_sweeper.KvsimSweeper"
+    max_batch_size: Optional[int] = None
+    params: Optional[Dict[str, str]] = None
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="kvsim", node=KvsimSweeperConf, provider="kvsim")
+
+
+class SweepFailed(UserError):
+    """Some jobs of a sweep failed or did not run; the table lists them (one line)."""
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress(threading.Thread):
+    """Logs ``sweep: D/N jobs done (F failed), elapsed, ETA`` whenever the count changes,
+    from the jobs' completion markers and failure records (works for every launcher)."""
+
+    def __init__(self, sweep_dir: Path, jobs: Sequence[Any], interval_s: float = 2.0) -> None:
+        super().__init__(name="kvsim-sweep-progress", daemon=True)
+        self.sweep_dir, self.jobs, self.interval_s = sweep_dir, list(jobs), interval_s
+        self._stop_event = threading.Event()
+
+    def _count(self) -> tuple[int, int]:
+        from kvsim.sweepjobs import job_status
+
+        st = [job_status(self.sweep_dir, j).status for j in self.jobs]
+        return st.count("complete"), st.count("failed")
+
+    def run(self) -> None:
+        total = len(self.jobs)
+        start_done, _ = self._count()
+        t0 = time.perf_counter()
+        last = (-1, -1)
+        while True:
+            stopping = self._stop_event.wait(self.interval_s)
+            done, failed = self._count()
+            if (done, failed) != last or stopping:
+                last = (done, failed)
+                finished = done + failed
+                new = finished - start_done
+                elapsed = time.perf_counter() - t0
+                eta = f", ETA {_fmt_s(elapsed / new * (total - finished))}" if 0 < new and finished < total else ""
+                log.info(
+                    "sweep: %d/%d jobs done%s%s, elapsed %s%s", finished, total,
+                    f" ({failed} failed)" if failed else "",
+                    f" ({start_done} already complete)" if start_done else "", _fmt_s(elapsed), eta,
+                )
+            if stopping:
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=30)
+
+
+class KvsimSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+
+    def _describe(self, num: int, overrides: Sequence[str], sweep_dir: Path) -> Any:
+        """Compose job ``num`` as its launcher will, check it (every key and range, its trace
+        read), and return its folder name and config hash."""
+        from kvsim.config import check_inputs
+        from kvsim.sweepjobs import describe_job
+
+        assert self.hydra_context is not None and self.config is not None
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        check_inputs(cfg)
+        with open_dict(cfg):
+            cfg.hydra.job.id = num
+            cfg.hydra.job.num = num
+        orig = HydraConfig.instance().cfg
+        try:
+            HydraConfig.instance().set_config(cfg)
+            subdir = str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+            with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+                cfg.hydra.runtime.output_dir = str(sweep_dir / subdir)
+            HydraConfig.instance().set_config(cfg)
+            task = copy.deepcopy(cfg)
+            with read_write(task), open_dict(task):
+                del task["hydra"]
+            container = OmegaConf.to_container(task, resolve=True)
+        finally:
+            HydraConfig.instance().cfg = orig
+        assert isinstance(container, dict)
+        return describe_job(num, subdir, overrides, {str(k): v for k, v in container.items()})
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from kvsim.runfolder import FolderLock
+        from kvsim.sweepjobs import statuses, write_jobs
+
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        params_conf = self._parse_config()
+        params_conf.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides(params_conf), self.max_batch_size)
+        sweep_dir = Path(self.config.hydra.sweep.dir).absolute()
+        # Every job composed and checked before anything is written or launched: a mistake
+        # in job 37 stops the sweep before job 0 runs.
+        t0 = time.perf_counter()
+        flat_jobs = [o for batch in self.overrides for o in batch]
+        jobs = [self._describe(i, o, sweep_dir) for i, o in enumerate(flat_jobs)]
+        names = [j.subdir for j in jobs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise SweepFailed(f"hydra.sweep.subdir gives several jobs one folder ({dup[0]}): include ${{hydra.job.num}}")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(sweep_dir)
+        lock.acquire()
+        try:
+            log.debug("composed %d jobs in %.2f s", len(jobs), time.perf_counter() - t0)
+            from kvsim.io import write_with
+
+            write_with(sweep_dir / "multirun.yaml", lambda p: OmegaConf.save(self.config, p))
+            write_jobs(sweep_dir, jobs, arguments=list(arguments))
+            progress = Progress(sweep_dir, jobs) if bool(self.config.get("progress", True)) else None
+            if progress is not None:
+                progress.start()
+            returns: list[Sequence[JobReturn]] = []
+            launch_error: Exception | None = None
+            idx = 0
+            try:
+                while not self.is_done():
+                    batch = self.get_job_batch()
+                    results = self.launcher.launch(batch, initial_job_idx=idx)
+                    idx += len(batch)
+                    returns.append(results)
+            except Exception as exc:  # e.g. a Slurm job killed: report what there is
+                launch_error = exc
+            finally:
+                if progress is not None:
+                    progress.stop()
+            bad = [s for s in statuses(sweep_dir) if s.status != "complete"]
+            if not bad and launch_error is None:
+                return returns
+            from kvsim.report.sweep import report
+
+            report(sweep_dir)
+        finally:
+            lock.release()
+        failed = [s for s in bad if s.status == "failed"]
+        first = failed[0] if failed else (bad[0] if bad else None)
+        what = f"{len(failed)} of {len(jobs)} jobs failed" if failed else f"{len(bad)} of {len(jobs)} jobs did not finish"
+        detail = f"first: {first.job.subdir}: {first.error or first.status}" if first else ""
+        if launch_error is not None:
+            detail = (detail + "; " if detail else "") + f"launcher: {' '.join(str(launch_error).split())[:300]}"
+        raise SweepFailed(f"sweep {sweep_dir}: {what} ({detail}); see {sweep_dir / 'sweep.csv'}")

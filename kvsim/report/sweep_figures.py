@@ -1,0 +1,92 @@
+"""The standard figures of a sweep, drawn from its table (complete jobs only).
+
+* ``hit_ratio_ttft.png``: hit ratio and TTFT p50 / p99 against capacity, one line per policy;
+* ``gap_to_opt.png``: the gap to OPT against capacity, one line per policy;
+* ``metadata_p99.png``: metadata lookup p99 per index (bars per policy);
+* ``link_bytes.png``: bytes per link direction (summary keys ``link:NAME:A->B``, top level
+  or in ``link_bytes``; the per-link ``link_bytes.NAME`` where a summary has no directions),
+  per policy and capacity.
+
+A figure whose columns the sweep does not have is left out (a single-tier sweep has no TTFT).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from kvsim.report.plots import plt, save_figure, sns
+
+X, XLABEL = "capacity_total_blocks", "KV-cache capacity (blocks)"
+
+
+def _traces(df: pd.DataFrame) -> list[str]:
+    return sorted(df["trace"].dropna().astype(str).unique()) if "trace" in df else [""]
+
+
+def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, title: str) -> Path | None:
+    panels = [p for p in panels if p[0] in df and df[p[0]].notna().any()]
+    if not panels or X not in df or "policy" not in df:
+        return None
+    traces = _traces(df) or [""]
+    fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels), 3.4 * len(traces)), squeeze=False)
+    order = sorted(df["policy"].astype(str).unique(), key=lambda p: (p == "opt", p))
+    for r, trace in enumerate(traces):
+        sub = df[df["trace"].astype(str) == trace] if trace else df
+        for ax, (col, label, scale) in zip(axes[r], panels, strict=True):
+            data = sub.assign(_y=sub[col] * scale).sort_values(X)
+            sns.lineplot(data=data, x=X, y="_y", hue="policy", style="policy", hue_order=order,
+                         style_order=order, markers=True, dashes=False, ax=ax)
+            if data[X].min() > 0:
+                ax.set_xscale("log", base=2)
+            ax.set_xlabel(XLABEL)
+            ax.set_ylabel(label)
+            ax.set_title(trace, fontsize=9)
+            ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _link_columns(df: pd.DataFrame) -> list[str]:
+    """Bytes per link direction (``link:NAME:A->B``, or ``link_bytes.NAME:A->B`` as nested in
+    a summary's ``link_bytes``); the per-link ``link_bytes.NAME`` of older summaries else."""
+    links = [c for c in df.columns if c.startswith(("link:", "link_bytes.")) and df[c].notna().any()]
+    return [c for c in links if "->" in c] or [c for c in links if c.startswith("link_bytes.")]
+
+
+def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
+    sns.set_theme(style="whitegrid", context="paper")
+    made: list[Path | None] = [
+        _lines(df, [("hit_ratio", "block hit ratio", 1.0), ("ttft_p50_s", "TTFT p50 (ms)", 1e3),
+                    ("ttft_p99_s", "TTFT p99 (ms)", 1e3)], out / "hit_ratio_ttft.png",
+               "hit ratio and TTFT against capacity, per policy"),
+        _lines(df[df["policy"] != "opt"] if "policy" in df else df,
+               [("gap_to_opt", "gap to OPT (hit-ratio points)", 100.0), ("gap_to_opt_rel", "share of OPT's hits missed (%)", 100.0)],
+               out / "gap_to_opt.png", "gap to Belady's OPT at the same configuration"),
+    ]
+    if {"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any():
+        data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
+        sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100))
+        ax.set_ylabel("metadata lookup p99 (us; bar: mean over capacities, line: range)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        made.append(save_figure(fig, out / "metadata_p99.png"))
+    links = _link_columns(df)
+    if links and "policy" in df:
+        idv = ["policy"] + ([X] if X in df else [])
+        long = df.melt(id_vars=idv, value_vars=links, var_name="link", value_name="bytes").dropna(subset=["bytes"])
+        long["link"] = long["link"].str.removeprefix("link:").str.removeprefix("link_bytes.")
+        long["TiB"] = long["bytes"] / 2**40
+        caps = sorted(long[X].unique()) if X in long else []
+        col = X if 1 < len(caps) <= 6 else None
+        grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
+                           height=3.2, aspect=1.4, errorbar=None, sharey=False)
+        grid.set_xticklabels(rotation=60, ha="right", fontsize=7)
+        grid.set_axis_labels("link direction", "bytes moved (TiB)")
+        grid.figure.suptitle("bytes per link direction", fontsize=10)
+        grid.figure.tight_layout()
+        made.append(save_figure(grid.figure, out / "link_bytes.png"))
+    return [p for p in made if p is not None]

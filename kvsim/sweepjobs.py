@@ -1,0 +1,141 @@
+"""A sweep's own job list, and the status of each of its jobs, read from disk.
+
+The kvsim sweeper (``hydra_plugins/kvsim_sweeper``) writes :data:`JOBS_FILE` into the sweep
+folder before it launches anything: one entry per job with its number, its folder name
+(Hydra's ``hydra.sweep.subdir``), its overrides, the hash of its composed config and the
+config itself, flattened to dotted keys. Everything that gathers a sweep reads this list,
+never the folder's contents, so a table holds exactly that sweep's jobs, and a job folder
+left by another sweep (same name, another config) is not mistaken for one of them.
+
+A job's status:
+
+* ``complete``: its folder holds the completion marker with the job's config hash;
+* ``failed``: a failure record ``.kvsim/failed/SUBDIR.json`` with that hash (written by the
+  job when it raised: the error in one line);
+* ``missing``: neither (not run yet, still running, or killed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvsim.errors import UserError
+from kvsim.io import write_json
+from kvsim.runfolder import RUN_CONTROL_KEYS, config_hash, read_marker
+
+JOBS_FILE = "sweep_jobs.json"
+STATE_DIR = ".kvsim"  # sweep-level bookkeeping: failure records, the sweep lock
+
+
+class SweepDirError(UserError, FileNotFoundError):
+    """The folder is not a kvsim sweep (one line)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    num: int
+    subdir: str
+    overrides: list[str]
+    config_hash: str
+    config: dict[str, Any]  # flattened, dotted keys
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    job: Job
+    status: str  # complete | failed | missing
+    error: str = ""
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys; lists become JSON text (one cell per key)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, list | tuple):
+            out[key] = json.dumps(v, default=str)
+        else:
+            out[key] = v
+    return out
+
+
+def describe_job(num: int, subdir: str, overrides: Sequence[str], config: dict[str, Any]) -> Job:
+    """A job from its resolved task config: the hash its run folder will carry, and the config
+    flattened for the table (run-control keys left out of both)."""
+    kept = {str(k): v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
+    return Job(num, subdir, list(overrides), config_hash(config), flatten(kept))
+
+
+def write_jobs(sweep_dir: str | os.PathLike[str], jobs: Iterable[Job], **info: Any) -> Path:
+    d = Path(sweep_dir)
+    payload = {
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **info,
+        "jobs": [
+            {"num": j.num, "subdir": j.subdir, "overrides": j.overrides, "config_hash": j.config_hash,
+             "config": j.config}
+            for j in jobs
+        ],
+    }
+    return write_json(d / JOBS_FILE, payload)
+
+
+def read_jobs(sweep_dir: str | os.PathLike[str]) -> list[Job]:
+    d = Path(sweep_dir)
+    if not d.is_dir():
+        raise SweepDirError(f"{d}: no such folder")
+    f = d / JOBS_FILE
+    if not f.is_file():
+        raise SweepDirError(
+            f"{d}: no {JOBS_FILE}, so not a kvsim sweep folder (a multirun of `python -m kvsim -m ...` "
+            "writes it before its first job)"
+        )
+    try:
+        data = json.loads(f.read_text())
+        return [Job(int(j["num"]), str(j["subdir"]), list(j["overrides"]), str(j["config_hash"]),
+                    dict(j.get("config", {}))) for j in data["jobs"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SweepDirError(f"{f}: unreadable job list ({exc})") from None
+
+
+def failure_path(sweep_dir: str | os.PathLike[str], subdir: str) -> Path:
+    return Path(sweep_dir) / STATE_DIR / "failed" / f"{subdir}.json"
+
+
+def record_failure(sweep_dir: str | os.PathLike[str], subdir: str, num: int, config_hash: str, error: str) -> None:
+    write_json(failure_path(sweep_dir, subdir), {
+        "num": num, "subdir": subdir, "config_hash": config_hash, "error": error,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
+def clear_failure(sweep_dir: str | os.PathLike[str], subdir: str) -> None:
+    failure_path(sweep_dir, subdir).unlink(missing_ok=True)
+
+
+def job_status(sweep_dir: str | os.PathLike[str], job: Job) -> JobStatus:
+    d = Path(sweep_dir)
+    marker = read_marker(d / job.subdir)
+    if marker is not None and marker.get("config_hash") == job.config_hash:
+        return JobStatus(job, "complete")
+    try:
+        rec = json.loads(failure_path(d, job.subdir).read_text())
+    except (OSError, ValueError):
+        rec = None
+    if isinstance(rec, dict) and rec.get("config_hash") == job.config_hash:
+        return JobStatus(job, "failed", str(rec.get("error", "")))
+    if marker is not None:
+        return JobStatus(job, "missing", f"{job.subdir} holds a run of another config")
+    return JobStatus(job, "missing")
+
+
+def statuses(sweep_dir: str | os.PathLike[str]) -> list[JobStatus]:
+    return [job_status(sweep_dir, j) for j in read_jobs(sweep_dir)]
