@@ -296,6 +296,10 @@ MODES: dict[str, Mode] = {
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.settings:check_config",
     ),
+    "policy_eval": Mode(
+        "kvsim.bench.policy_eval:run_policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
+        frozenset({"experiment", "figures"}),
+    ),
 }
 # simulate with system.kind=single_tier replays block accesses against one policy only
 SINGLE_TIER_USES = frozenset({"trace", "system", "policy"})

@@ -55,9 +55,9 @@ def test_lhd_density_hand_worked() -> None:
     lhd.evictions[1][4] = 1.0
     lhd.reconfigure()
     # with the pooled prior (this class is the pool) the counts double: 2 / 16
-    assert lhd.density[1][0] == pytest.approx(2 / 16)
-    assert lhd.density[1][2] == pytest.approx(2 / (2 * (1 + 3)))
-    assert lhd.density[1][3] == 0.0
+    assert lhd.dense[1][0] == pytest.approx(2 / 16)
+    assert lhd.dense[1][2] == pytest.approx(2 / (2 * (1 + 3)))
+    assert lhd.dense[1][3] == 0.0
     assert lhd.hits[1][2] == pytest.approx(0.9)
 
 

@@ -53,7 +53,6 @@ down, hits climb to the top (the hierarchy's defaults).
 from __future__ import annotations
 
 import heapq
-import random
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
@@ -71,6 +70,7 @@ _HISTORY = 8  # evicted blocks remembered, per block of capacity
 _MINI_MIN = 512  # a miniature holds at least this many blocks (or the whole cache)
 _MINI_MAX_RATE = 64
 _MINI_WINDOW = 2  # the miniatures' hits are weighed over about this many times their size
+_BATCH = 8  # LHD frees up to this many slots per draw of candidates
 
 
 def _bucket(a: int) -> int:
@@ -114,13 +114,13 @@ def _cls(k: int, n: int, first: int, last: int, tail: frozenset[int] | set[int],
 class _LHD:
     """LHD's counts and densities, learned by the lhd miniature."""
 
-    __slots__ = ("hits", "evictions", "density", "every", "next")
+    __slots__ = ("hits", "evictions", "dense", "every", "next")
 
     def __init__(self, capacity: int) -> None:
         self.hits = [[0.0] * (_NB + 1) for _ in range(_NC)]
         self.evictions = [[0.0] * (_NB + 1) for _ in range(_NC)]
         # Before the first reconfiguration: density falls with age (LRU order within a class).
-        self.density = [(1.0 / (_MID + 1.0)).tolist() for _ in range(_NC)]
+        self.dense = np.tile(1.0 / (_MID + 1.0), (_NC, 1))
         self.every = max(16384, capacity)
         self.next = self.every
 
@@ -140,7 +140,7 @@ class _LHD:
         life = evmid_after - (_LO - 1.0) * ev_after
         with np.errstate(divide="ignore", invalid="ignore"):
             dens = np.where(life > 0, hits_after / life, 0.0)
-        self.density = dens.tolist()
+        self.dense = dens
         self.hits = (np.asarray(self.hits) * _DECAY).tolist()
         self.evictions = (np.asarray(self.evictions) * _DECAY).tolist()
 
@@ -202,30 +202,39 @@ class _Signals:
 
 
 class _Order:
-    """The resident blocks of one tier in every order a ranking needs."""
+    """The resident blocks of one tier in every order a ranking needs: LRU order, the LFU heap
+    (kept only while lfu ranks), and slots for LHD's random draws (each slot's last use and
+    class mirrored in numpy arrays, so a draw of candidates is ranked in a few array ops)."""
 
-    __slots__ = ("cap", "lru", "arr", "pos", "heap", "hv", "seq", "rng", "gd")
+    __slots__ = ("cap", "lru", "arr", "pos", "last", "cls", "heap", "hv", "seq", "rng", "gd", "batch")
 
     def __init__(self, capacity: int, seed: int) -> None:
         self.cap = capacity
         self.lru: OrderedDict[int, None] = OrderedDict()  # least recent first
-        self.arr: list[int] = []  # for random draws (LHD)
-        self.pos: dict[int, int] = {}
+        self.arr: list[int] = []  # slot -> block
+        self.pos: dict[int, int] = {}  # block -> slot
+        self.last = np.zeros(capacity + 1, dtype=np.int64)  # slot -> last use
+        self.cls = np.zeros(capacity + 1, dtype=np.int64)  # slot -> LHD class
         self.heap: list[tuple[int, int, int]] = []  # LFU (n, seq of last use, key), lazy deletion
         self.hv: dict[int, tuple[int, int]] = {}  # resident -> its current (n, seq)
         self.seq = 0
-        self.rng = random.Random(seed)
+        self.rng = np.random.default_rng(seed)
         self.gd = False  # the heap is kept only while lfu ranks
+        # LHD frees this many slots per draw (the cache runs that many blocks below capacity
+        # at most; written for speed: one draw of numpy ops serves several misses)
+        self.batch = min(_BATCH, max(1, capacity // 128))
 
     def __len__(self) -> int:
         return len(self.pos)
 
-    def add(self, k: int, n: int) -> None:
+    def add(self, k: int, m: list[int]) -> None:
         self.lru[k] = None
-        self.pos[k] = len(self.arr)
+        i = self.pos[k] = len(self.arr)
         self.arr.append(k)
+        self.last[i] = m[2]
+        self.cls[i] = m[3]
         if self.gd:
-            self.push(k, n)
+            self.push(k, m[0])
 
     def push(self, k: int, n: int) -> None:
         self.seq += 1
@@ -236,18 +245,24 @@ class _Order:
             self.heap = [(h, s, x) for x, (h, s) in self.hv.items()]
             heapq.heapify(self.heap)
 
-    def touch(self, k: int, n: int) -> None:
+    def touch(self, k: int, m: list[int]) -> None:
         self.lru.move_to_end(k)
+        i = self.pos[k]
+        self.last[i] = m[2]
+        self.cls[i] = m[3]
         if self.gd:
-            self.push(k, n)
+            self.push(k, m[0])
 
     def drop(self, k: int) -> None:
         del self.lru[k]
         i = self.pos.pop(k)
         last = self.arr.pop()
         if last != k:
+            j = len(self.arr)
             self.arr[i] = last
             self.pos[last] = i
+            self.last[i] = self.last[j]
+            self.cls[i] = self.cls[j]
         if self.gd:
             del self.hv[k]
 
@@ -261,31 +276,37 @@ class _Order:
             for k in self.lru:
                 self.push(k, meta[k][0])
 
-    def victim(self, rule: int, sig: _Signals, lhd: _LHD, scale: int) -> int:
+    def victims(self, rule: int, need: int, now: int, lhd: _LHD, scale: int) -> list[int]:
+        """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
+        lowest densities among _SAMPLE random residents per block freed (ties: the first
+        drawn)."""
         if rule == 0:
-            return next(iter(self.lru))
+            it = iter(self.lru)
+            return [next(it) for _ in range(need)]
         if rule == 1:
             heap, hv = self.heap, self.hv
-            while True:
+            out: list[int] = []
+            while len(out) < need:
                 h, s, k = heapq.heappop(heap)
-                if hv.get(k) == (h, s):
-                    return k
-        # Written for speed: _bucket inlined (the same arithmetic).
-        arr, rnd, meta, now = self.arr, self.rng.random, sig.meta, sig.now
-        dens = lhd.density
-        n = len(arr)
-        best, best_d = arr[0], 2.0
-        for _ in range(_SAMPLE):
-            k = arr[int(rnd() * n)]
-            m = meta[k]
-            a = (now - m[2]) // scale
-            if a >= 8:
-                bl = a.bit_length()
-                a = (bl - 3) * 4 + ((a >> (bl - 3)) & 3) + 4
-            d = dens[m[3]][a]
-            if d < best_d:
-                best, best_d = k, d
-        return best
+                if hv.get(k) == (h, s):  # (each entry is popped once: no repeats)
+                    out.append(k)
+            return out
+        n = len(self.arr)
+        take = max(need, min(self.batch, n // 4))
+        idx = self.rng.integers(0, n, size=_SAMPLE * take)
+        age = (now - self.last[idx]) // scale
+        bits = np.frexp(np.maximum(age, 1).astype(np.float64))[1]  # bit_length (exact below 2^53)
+        shift = np.maximum(bits - 3, 0)
+        bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> shift) & 3) + 4)
+        dens = lhd.dense[self.cls[idx], np.minimum(bucket, _NB)]
+        arr, out, seen = self.arr, [], set()
+        for i in idx[np.argsort(dens, kind="stable")].tolist():  # lowest first, distinct slots
+            if i not in seen:
+                seen.add(i)
+                out.append(arr[i])
+                if len(out) == take:
+                    break
+        return out
 
 
 class _Mini:
@@ -303,14 +324,14 @@ class _Mini:
         sig, order = self.sig, self.order
         sig.tick()
         if k in order.pos:
-            order.touch(k, sig.hit(k)[0])
+            order.touch(k, sig.hit(k))
             return True
         if order.cap:
-            order.add(k, sig.start(k)[0])
+            order.add(k, sig.start(k))
             if len(order) > order.cap:
-                v = order.victim(self.rule, sig, lhd, 1)
-                order.drop(v)
-                sig.end(v)
+                for v in order.victims(self.rule, len(order) - order.cap, sig.now, lhd, 1):
+                    order.drop(v)
+                    sig.end(v)
         return False
 
 
@@ -397,7 +418,7 @@ class Hotness(EvictionPolicy):
                 self.sig = _Signals(total)
                 self.chooser = _Chooser(total, self.seed, self.rules)
                 self.sig.scale = self.chooser.scale
-        self.order.rng = random.Random(self.seed * 1009 + tier)
+        self.order.rng = np.random.default_rng((self.seed, tier))
 
     def bind(self, trace: Any) -> None:
         """Static facts: which blocks were created as a request's last block."""
@@ -450,7 +471,7 @@ class Hotness(EvictionPolicy):
 
     def touch(self, key: int) -> None:
         self._rank()
-        self.order.touch(key, self.sig.meta[key][0])
+        self.order.touch(key, self.sig.meta[key])
 
     def admit(self, key: int) -> list[int]:
         order, sig, ch = self.order, self.sig, self.chooser
@@ -458,15 +479,16 @@ class Hotness(EvictionPolicy):
             return [key]
         rule = self._rank()
         m = sig.meta.get(key)
-        order.add(key, (m if m is not None else sig.start(key))[0])
-        out = []
-        while len(order) > order.cap:
-            v = order.victim(rule, sig, ch.lhd, ch.scale)
+        order.add(key, m if m is not None else sig.start(key))
+        if len(order) <= order.cap:
+            return []
+        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd, ch.scale)
+        alone = len(self.peers) == 1
+        for v in out:
             order.drop(v)
             # a lifetime ends when the bottom tier drops the block and no tier holds a copy
-            if self.bottom and not any(v in p for p in self.peers if p is not self):
+            if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
                 sig.end(v)
-            out.append(v)
         return out
 
     def remove(self, key: int) -> None:
@@ -477,7 +499,7 @@ class Hotness(EvictionPolicy):
         self._tick(key)
         if key in self.order.pos:
             self._rank()
-            self.order.touch(key, self.sig.hit(key)[0])
+            self.order.touch(key, self.sig.hit(key))
             return True
         self.admit(key)
         return False
@@ -487,21 +509,25 @@ class Hotness(EvictionPolicy):
         # the miniatures and the miss path are the same calls as in access().
         sig, ch, order = self.sig, self.chooser, self.order
         meta, pos, lru_move = sig.meta, order.pos, order.lru.move_to_end
+        slot_last, slot_cls = order.last, order.cls
         rate, feed, scale = ch.rate, ch.feed, sig.scale
         hits = 0
         for k in keys:
             now = sig.now = sig.now + 1
             if ((k * _HASH) & 0xFFFFFFFF) % rate == 0:
                 feed(k)
-            if k in pos:
+            i = pos.get(k)
+            if i is not None:
                 hits += 1
                 if ch.rule == 1 or order.gd:
                     self._rank()
                 m = meta[k]
                 n = m[0] = m[0] + 1
                 m[2] = now
-                m[3] = 2 + ((now - m[1]) // ((n - 1) * scale)).bit_length() // 2
+                c = m[3] = 2 + ((now - m[1]) // ((n - 1) * scale)).bit_length() // 2
                 lru_move(k)
+                slot_last[i] = now
+                slot_cls[i] = c
                 if order.gd:
                     order.push(k, n)
                 continue
