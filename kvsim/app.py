@@ -299,6 +299,7 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         "block_bytes": block_bytes,
         **summary,
     }
+    summary.update(real_ttft_columns(trace, res.records))
     if cfg.save_requests:
         import pandas as pd
 
@@ -315,6 +316,33 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         summary["metadata_p99_s"] * 1e6, wall,
     )
     return summary
+
+
+def real_ttft_columns(trace: Trace, records: dict[str, Any]) -> dict[str, Any]:
+    """Traces measured on a real service (agentic sessions) carry each request's real TTFT
+    and API time: add them to the per-request records (NaN where a request has none) and
+    return the summary's comparison of simulated and real TTFT over the requests that have one."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for col in ("real_ttft_s", "real_api_time_s"):
+        values = getattr(trace, col)
+        if values is not None:
+            records[col] = np.asarray(values, dtype=np.float64)
+    real = records.get("real_ttft_s")
+    if real is None:
+        return out
+    have = np.isfinite(real)
+    out["real_ttft_requests"] = int(have.sum())
+    if have.any():
+        sim = np.asarray(records["ttft_s"])[have]
+        out.update({
+            "real_ttft_p50_s": float(np.percentile(real[have], 50)),
+            "real_ttft_p99_s": float(np.percentile(real[have], 99)),
+            "sim_ttft_p50_s_where_real": float(np.percentile(sim, 50)),
+            "sim_ttft_p99_s_where_real": float(np.percentile(sim, 99)),
+        })
+    return out
 
 
 def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> dict[str, Any]:

@@ -190,3 +190,34 @@ def test_lru_on_the_shared_sessions_equals_the_reference(agentic_trace_path: Pat
         hits = LRU(cap).replay(keys)
         assert hits == reference_lru_hits(keys, cap)
         assert hits == golden
+
+
+# --- the reader through the command line ---------------------------------------------------
+def test_simulation_plots_ttft_against_the_real_one(folder: Path, tmp_path: Path, compose_cfg) -> None:
+    import pandas as pd
+
+    from kvsim.app import run
+
+    out = tmp_path / "run"
+    cfg = compose_cfg(["trace=agentic", f"trace.path={folder}", "trace.session_interval_s=10",
+                       "policy=lookahead", "system.capacity_scale=0.01"])
+    summary = run(cfg, out)
+    df = pd.read_parquet(out / "requests.parquet")
+    assert np.isnan(df["real_ttft_s"]).sum() == 5 and df["real_ttft_s"].iloc[2] == 0.5
+    assert summary["real_ttft_requests"] == 1 and summary["real_ttft_p50_s"] == 0.5
+    assert (out / "ttft_vs_real.png").is_file()
+
+
+def test_bad_session_file_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write_session(tmp_path / "s.json", _with({"t": 0, "model": "m", "in": 200, "out": 1, "hash_ids": [1]}))
+    r = subprocess.run(
+        [sys.executable, "-m", "kvsim", "trace=agentic", f"trace.path={tmp_path}", "system=single_tier",
+         "system.capacity_blocks=10", f"hydra.run.dir={tmp_path / 'out'}"],
+        capture_output=True, text=True, check=False,
+    )
+    assert r.returncode != 0
+    err = [ln for ln in r.stderr.splitlines() if "s.json" in ln]
+    assert len(err) == 1 and "requests[1]: field 'hash_ids': has 1 ids but in=200" in err[0]
