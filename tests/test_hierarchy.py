@@ -178,9 +178,9 @@ def test_hotness_tiers_keep_one_record_per_block() -> None:
     h.store([0, 1, 2, 3])
     assert h.where == {0: 1, 1: 1, 2: 0, 3: 0}
     h.use([0])
-    assert h.where[0] == 0 and h.policies[0].sig.meta[0][0] == 2
+    assert h.where[0] == 0 and h.policies[0].record(0) == (2, 4, 5)  # stored at time 4, used at 5
     h.store([4, 5])  # two blocks leave the bottom tier
-    assert len(h.policies[0].sig.meta) == 4 == len(h.where)
+    assert len(h.policies[0].sig.history) == 2 and len(h.where) == 4
     h.check()
 
 

@@ -36,7 +36,7 @@ def test_lfu_ranking_remembers_counts_across_evictions() -> None:
     assert p.replay([1, 1, 1, 2, 3]) == 2  # 1 used 3 times; 2 then 3 (n = 1, 2 older) evicts 2
     assert set(p) == {1, 3}
     p.replay([2, 2])  # 2 comes back: its count 1 is remembered -> n = 2, 3 (n = 1) goes
-    assert set(p) == {1, 2} and p.sig.meta[2][0] == 3
+    assert set(p) == {1, 2} and p.record(2)[0] == 3
     assert list(p.sig.history) == [3]
 
 
@@ -97,12 +97,13 @@ def test_tiers_share_signals_and_choice() -> None:
     gpu, dram = h.policies
     assert gpu.sig is dram.sig and gpu.chooser is dram.chooser
     assert not gpu.bottom and dram.bottom
+    # a request's blocks are observed (the clock: 1..6), then stored at once
     h.store([1, 2, 3, 4, 5, 6])  # 1, 2 demoted: still resident, records kept
-    assert set(dram) == {1, 2} and set(gpu.sig.meta) == {1, 2, 3, 4, 5, 6}
+    assert set(dram) == {1, 2} and dram.record(1) == (1, 6, 6)
     h.store([7, 8, 9])  # 1 dropped from the bottom: its record goes to the history
-    assert 1 not in gpu.sig.meta and 1 in gpu.sig.history
-    h.use([2])  # hit below: promoted, its count follows it
-    assert gpu.sig.meta[2][0] == 2 and 2 in gpu
+    assert 1 not in dram and gpu.sig.history[1] == (1, 6, 6)
+    h.use([2])  # hit below (time 10): promoted, its record follows it
+    assert gpu.record(2) == (2, 6, 10) and 2 in gpu
     h.check()
 
 

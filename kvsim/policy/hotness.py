@@ -53,6 +53,7 @@ down, hits climb to the top (the hierarchy's defaults).
 from __future__ import annotations
 
 import heapq
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
@@ -70,7 +71,7 @@ _HISTORY = 8  # evicted blocks remembered, per block of capacity
 _MINI_MIN = 512  # a miniature holds at least this many blocks (or the whole cache)
 _MINI_MAX_RATE = 64
 _MINI_WINDOW = 2  # the miniatures' hits are weighed over about this many times their size
-_BATCH = 8  # LHD frees up to this many slots per draw of candidates
+_BATCH = 64  # LHD frees up to this many slots per draw of candidates
 
 
 def _bucket(a: int) -> int:
@@ -101,14 +102,6 @@ def _bucket_bounds() -> tuple[np.ndarray, np.ndarray]:
 
 _LO, _HI = _bucket_bounds()
 _MID = (_LO + _HI - 1) / 2.0
-
-
-def _cls(k: int, n: int, first: int, last: int, tail: frozenset[int] | set[int], scale: int) -> int:
-    """LHD class of a block used n times: never reused (created as a request's last block,
-    or not), else two octaves of its mean gap between uses (in units of ``scale`` accesses)."""
-    if n == 1:
-        return 0 if k in tail else 1
-    return 2 + ((last - first) // ((n - 1) * scale)).bit_length() // 2
 
 
 class _LHD:
@@ -146,16 +139,18 @@ class _LHD:
 
 
 class _Signals:
-    """Per-block signals of one hierarchy (or one miniature): resident records and history."""
+    """What the tiers of one hierarchy (or one miniature) share: the clock, the history of
+    evicted blocks, the records of blocks moving between tiers, and the static tail facts.
+    A resident block's record (uses, first use, last use) lives in its tier's slots."""
 
-    __slots__ = ("meta", "history", "history_cap", "tail", "lhd", "now", "scale")
+    __slots__ = ("history", "history_cap", "moving", "tail", "lhd", "now", "scale")
 
     def __init__(self, capacity: int, learn: bool = False) -> None:
-        # resident (in some tier): key -> [n, first, last, LHD class in units of scale]
-        self.meta: dict[int, list[int]] = {}
         # recently evicted: key -> (n, first, last), oldest first
         self.history: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
         self.history_cap = _HISTORY * max(capacity, 1)
+        # blocks between two tiers within one hierarchy operation: key -> (n, first, last)
+        self.moving: dict[int, tuple[int, int, int]] = {}
         self.tail: frozenset[int] | set[int] = frozenset()
         self.lhd = _LHD(capacity) if learn else None  # counts are learned by the lhd miniature
         self.now = 0
@@ -168,53 +163,47 @@ class _Signals:
             lhd.reconfigure()
             lhd.next += lhd.every
 
-    def start(self, k: int) -> list[int]:
-        """Record of a block entering the cache (a miss at time ``now``)."""
+    def fresh(self, k: int) -> tuple[int, int, int]:
+        """The record of a block used now that no tier holds (a miss): from the history, or new."""
         old = self.history.pop(k, None)
         now = self.now
-        if old is None:
-            m = [1, now, now, 0 if k in self.tail else 1]
-        else:
-            n = old[0] + 1
-            m = [n, old[1], now, _cls(k, n, old[1], now, self.tail, self.scale)]
-        self.meta[k] = m
-        return m
+        return (1, now, now) if old is None else (old[0] + 1, old[1], now)
 
-    def hit(self, k: int) -> list[int]:
-        m = self.meta[k]
-        now = self.now
-        if self.lhd is not None:
-            self.lhd.hits[m[3]][_bucket(now - m[2])] += 1
-        n = m[0] = m[0] + 1
-        m[2] = now
-        m[3] = 2 + ((now - m[1]) // ((n - 1) * self.scale)).bit_length() // 2
-        return m
+    def cls(self, k: int, r: tuple[int, int, int]) -> int:
+        """LHD class (in this miniature's own time units)."""
+        n = r[0]
+        if n == 1:
+            return 0 if k in self.tail else 1
+        return 2 + ((r[2] - r[1]) // (n - 1)).bit_length() // 2
 
-    def end(self, k: int) -> None:
-        """``k`` leaves the cache (or the hierarchy's bottom tier): an LHD eviction."""
-        m = self.meta.pop(k)
+    def end(self, k: int, r: tuple[int, int, int]) -> None:
+        """``k`` leaves the cache (the hierarchy's bottom tier): an LHD eviction, then history."""
         if self.lhd is not None:
-            self.lhd.evictions[m[3]][_bucket(self.now - m[2])] += 1
+            self.lhd.evictions[self.cls(k, r)][_bucket(self.now - r[2])] += 1
         h = self.history
-        h[k] = (m[0], m[1], m[2])
+        h[k] = r
         if len(h) > self.history_cap:
             h.popitem(last=False)
 
 
 class _Order:
     """The resident blocks of one tier in every order a ranking needs: LRU order, the LFU heap
-    (kept only while lfu ranks), and slots for LHD's random draws (each slot's last use and
-    class mirrored in numpy arrays, so a draw of candidates is ranked in a few array ops)."""
+    (kept only while lfu ranks), and slots holding each block's record (uses, first and last
+    use) for LHD's random draws (ranked in a few numpy ops per draw)."""
 
-    __slots__ = ("cap", "lru", "arr", "pos", "last", "cls", "heap", "hv", "seq", "rng", "gd", "batch")
+    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "heap", "hv", "seq", "rng", "gd", "batch")
 
-    def __init__(self, capacity: int, seed: int) -> None:
+    def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
         self.lru: OrderedDict[int, None] = OrderedDict()  # least recent first
         self.arr: list[int] = []  # slot -> block
         self.pos: dict[int, int] = {}  # block -> slot
-        self.last = np.zeros(capacity + 1, dtype=np.int64)  # slot -> last use
-        self.cls = np.zeros(capacity + 1, dtype=np.int64)  # slot -> LHD class
+        # Written for speed: machine ints in arrays (cheap to set one on a hit, and numpy
+        # reads a draw of random slots from them without touching Python objects)
+        self.n = array("q")  # slot -> uses
+        self.first = array("q")  # slot -> time of first use
+        self.last = array("q")  # slot -> time of last use
+        self.tail = array("b")  # slot -> created as a request's last block
         self.heap: list[tuple[int, int, int]] = []  # LFU (n, seq of last use, key), lazy deletion
         self.hv: dict[int, tuple[int, int]] = {}  # resident -> its current (n, seq)
         self.seq = 0
@@ -222,19 +211,25 @@ class _Order:
         self.gd = False  # the heap is kept only while lfu ranks
         # LHD frees this many slots per draw (the cache runs that many blocks below capacity
         # at most; written for speed: one draw of numpy ops serves several misses)
-        self.batch = min(_BATCH, max(1, capacity // 128))
+        self.batch = min(_BATCH, max(1, capacity // 256))
 
     def __len__(self) -> int:
-        return len(self.pos)
+        return len(self.arr)
 
-    def add(self, k: int, m: list[int]) -> None:
+    def add(self, k: int, r: tuple[int, int, int], tail: bool) -> None:
         self.lru[k] = None
-        i = self.pos[k] = len(self.arr)
+        self.pos[k] = len(self.arr)
         self.arr.append(k)
-        self.last[i] = m[2]
-        self.cls[i] = m[3]
+        self.n.append(r[0])
+        self.first.append(r[1])
+        self.last.append(r[2])
+        self.tail.append(tail)
         if self.gd:
-            self.push(k, m[0])
+            self.push(k, r[0])
+
+    def record(self, k: int) -> tuple[int, int, int]:
+        i = self.pos[k]
+        return (self.n[i], self.first[i], self.last[i])
 
     def push(self, k: int, n: int) -> None:
         self.seq += 1
@@ -245,36 +240,41 @@ class _Order:
             self.heap = [(h, s, x) for x, (h, s) in self.hv.items()]
             heapq.heapify(self.heap)
 
-    def touch(self, k: int, m: list[int]) -> None:
+    def touch(self, k: int) -> None:
         self.lru.move_to_end(k)
-        i = self.pos[k]
-        self.last[i] = m[2]
-        self.cls[i] = m[3]
         if self.gd:
-            self.push(k, m[0])
+            self.push(k, self.n[self.pos[k]])
 
-    def drop(self, k: int) -> None:
+    def drop(self, k: int) -> tuple[int, int, int]:
+        """Take ``k`` out; return its record."""
         del self.lru[k]
         i = self.pos.pop(k)
-        last = self.arr.pop()
-        if last != k:
-            j = len(self.arr)
-            self.arr[i] = last
-            self.pos[last] = i
-            self.last[i] = self.last[j]
-            self.cls[i] = self.cls[j]
+        arr, n, first, last, tail = self.arr, self.n, self.first, self.last, self.tail
+        r = (n[i], first[i], last[i])
+        j = len(arr) - 1
+        if i != j:  # the last slot fills the hole
+            moved = arr[j]
+            arr[i], n[i], first[i], last[i], tail[i] = moved, n[j], first[j], last[j], tail[j]
+            self.pos[moved] = i
+        arr.pop()
+        n.pop()
+        first.pop()
+        last.pop()
+        tail.pop()
         if self.gd:
             del self.hv[k]
+        return r
 
-    def use_heap(self, on: bool, meta: dict[int, list[int]]) -> None:
+    def use_heap(self, on: bool) -> None:
         """Start (rebuilt from the residents, least recent first) or stop keeping the heap."""
         if on == self.gd:
             return
         self.gd = on
         self.heap, self.hv = [], {}
         if on:
+            n, pos = self.n, self.pos
             for k in self.lru:
-                self.push(k, meta[k][0])
+                self.push(k, n[pos[k]])
 
     def victims(self, rule: int, need: int, now: int, lhd: _LHD, scale: int) -> list[int]:
         """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
@@ -291,15 +291,21 @@ class _Order:
                 if hv.get(k) == (h, s):  # (each entry is popped once: no repeats)
                     out.append(k)
             return out
-        n = len(self.arr)
-        take = max(need, min(self.batch, n // 4))
-        idx = self.rng.integers(0, n, size=_SAMPLE * take)
-        age = (now - self.last[idx]) // scale
-        bits = np.frexp(np.maximum(age, 1).astype(np.float64))[1]  # bit_length (exact below 2^53)
-        shift = np.maximum(bits - 3, 0)
-        bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> shift) & 3) + 4)
-        dens = lhd.dense[self.cls[idx], np.minimum(bucket, _NB)]
-        arr, out, seen = self.arr, [], set()
+        arr = self.arr
+        size = len(arr)
+        take = max(need, min(self.batch, size // 4))
+        idx = self.rng.integers(0, size, size=_SAMPLE * take)
+        n = np.frombuffer(self.n, dtype=np.int64)[idx]  # (the views are gone on return: the
+        last = np.frombuffer(self.last, dtype=np.int64)[idx]  # arrays may grow again)
+        first = np.frombuffer(self.first, dtype=np.int64)[idx]
+        is_tail = np.frombuffer(self.tail, dtype=np.int8)[idx]
+        gap = (last - first) // (np.maximum(n - 1, 1) * scale)
+        cls = np.where(n == 1, 1 - is_tail, 2 + _bit_length(gap) // 2)
+        age = (now - last) // scale
+        bits = _bit_length(age)
+        bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> np.maximum(bits - 3, 0)) & 3) + 4)
+        dens = lhd.dense[cls, np.minimum(bucket, _NB)]
+        out, seen = [], set()
         for i in idx[np.argsort(dens, kind="stable")].tolist():  # lowest first, distinct slots
             if i not in seen:
                 seen.add(i)
@@ -307,6 +313,11 @@ class _Order:
                 if len(out) == take:
                     break
         return out
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """int.bit_length of each (non-negative) value (exact below 2^53)."""
+    return np.where(x > 0, np.frexp(np.maximum(x, 1).astype(np.float64))[1], 0)
 
 
 class _Mini:
@@ -323,15 +334,20 @@ class _Mini:
     def access(self, k: int, lhd: _LHD) -> bool:
         sig, order = self.sig, self.order
         sig.tick()
-        if k in order.pos:
-            order.touch(k, sig.hit(k))
+        i = order.pos.get(k)
+        if i is not None:
+            if sig.lhd is not None:  # the learner: a hit at this age, in this class
+                r = (order.n[i], order.first[i], order.last[i])
+                sig.lhd.hits[sig.cls(k, r)][_bucket(sig.now - r[2])] += 1
+            order.n[i] += 1
+            order.last[i] = sig.now
+            order.touch(k)
             return True
         if order.cap:
-            order.add(k, sig.start(k))
+            order.add(k, sig.fresh(k), k in sig.tail)
             if len(order) > order.cap:
                 for v in order.victims(self.rule, len(order) - order.cap, sig.now, lhd, 1):
-                    order.drop(v)
-                    sig.end(v)
+                    sig.end(v, order.drop(v))
         return False
 
 
@@ -339,7 +355,7 @@ class _Chooser:
     """The miniatures and the ranking they choose, shared by every tier. The lhd miniature
     also learns the densities the full cache ranks by (ages and gaps scaled by the rate)."""
 
-    __slots__ = ("rate", "scale", "rules", "minis", "lhd", "score", "inc", "growth", "rule")
+    __slots__ = ("rate", "threshold", "scale", "rules", "minis", "lhd", "score", "inc", "growth", "rule", "switches")
 
     def __init__(self, total_capacity: int, seed: int, rules: Sequence[int] = (0, 1, 2)) -> None:
         rate = 1
@@ -353,6 +369,8 @@ class _Chooser:
             self.rate = 1 << 62
         self.minis = [_Mini(r, cap, seed + 1 + r) for r in self.rules] if self.rate <= rate else []
         self.scale = rate if self.minis else 1  # the full cache's ages in miniature units
+        # a block is sampled when (block * _HASH) mod 2^32 < threshold: a 1/rate share
+        self.threshold = (1 << 32) // self.rate
         learner = [m for m in self.minis if m.rule == 2]
         self.lhd = learner[0].sig.lhd if learner else _LHD(cap)
         assert self.lhd is not None
@@ -360,6 +378,7 @@ class _Chooser:
         self.inc = 1.0
         self.growth = 1.0 + 1.0 / max(1024, _MINI_WINDOW * cap)
         self.rule = self.rules[0]
+        self.switches = 0
 
     def feed(self, k: int) -> None:
         """One sampled access: every miniature sees it; the best one's ranking is chosen."""
@@ -378,6 +397,7 @@ class _Chooser:
                 best = j
         if score[best] > score[self.rules.index(self.rule)]:
             self.rule = self.rules[best]
+            self.switches += 1
 
 
 class Hotness(EvictionPolicy):
@@ -399,7 +419,7 @@ class Hotness(EvictionPolicy):
         self.sig = _Signals(self.capacity)
         self.chooser = _Chooser(self.capacity, self.seed, self.rules)
         self.sig.scale = self.chooser.scale
-        self.order = _Order(self.capacity, self.seed)
+        self.order = _Order(self.capacity, (self.seed, 0))
         self.peers: Sequence[EvictionPolicy] = (self,)
         self.bottom = True  # evictions from this tier end a block's lifetime
 
@@ -437,99 +457,162 @@ class Hotness(EvictionPolicy):
         """The ranking in use now."""
         return RULES[self.chooser.rule]
 
+    def record(self, key: int) -> tuple[int, int, int] | None:
+        """(uses, first use, last use) of ``key`` if this tier holds it."""
+        return self.order.record(key) if key in self.order.pos else None
+
     # --- the clock, the miniatures and the signals --------------------------------------
     def _tick(self, k: int) -> None:
         self.sig.now += 1
         ch = self.chooser
-        if ((k * _HASH) & 0xFFFFFFFF) % ch.rate == 0:
+        if (k * _HASH) & 0xFFFFFFFF < ch.threshold:
             ch.feed(k)
 
     def observe(self, keys: Sequence[int], new: bool) -> None:
         """Tier 0 sees every access of the hierarchy once: the clock, the miniatures, and the
-        signals of the blocks already resident in some tier (a hit)."""
+        records of the blocks some tier holds (a use)."""
         sig = self.sig
-        meta = sig.meta
+        sig.moving.clear()  # (a hierarchy operation's moves complete within it)
+        orders = [p.order for p in self.peers if isinstance(p, Hotness)]
         for k in keys:
             self._tick(k)
-            if k in meta:
-                sig.hit(k)
+            for o in orders:
+                i = o.pos.get(k)
+                if i is not None:
+                    o.n[i] += 1
+                    o.last[i] = sig.now
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
         return key in self.order.pos
 
     def __len__(self) -> int:
-        return len(self.order.pos)
+        return len(self.order.arr)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order.lru)
 
     def _rank(self) -> int:
         rule = self.chooser.rule
-        self.order.use_heap(rule == 1, self.sig.meta)
+        self.order.use_heap(rule == 1)
         return rule
 
     def touch(self, key: int) -> None:
         self._rank()
-        self.order.touch(key, self.sig.meta[key])
+        self.order.touch(key)
+
+    def _entering(self, k: int) -> tuple[int, int, int]:
+        """The record of a block this tier admits: moving from another tier, copied from a
+        tier that keeps a copy (inclusive), or a miss."""
+        sig = self.sig
+        r = sig.moving.pop(k, None)
+        if r is not None:
+            return r
+        if len(self.peers) > 1:
+            for p in self.peers:
+                if p is not self and isinstance(p, Hotness) and k in p.order.pos:
+                    return p.order.record(k)
+        return sig.fresh(k)
 
     def admit(self, key: int) -> list[int]:
         order, sig, ch = self.order, self.sig, self.chooser
         if order.cap == 0:
             return [key]
         rule = self._rank()
-        m = sig.meta.get(key)
-        order.add(key, m if m is not None else sig.start(key))
+        order.add(key, self._entering(key), key in sig.tail)
         if len(order) <= order.cap:
             return []
         out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd, ch.scale)
         alone = len(self.peers) == 1
         for v in out:
-            order.drop(v)
+            r = order.drop(v)
             # a lifetime ends when the bottom tier drops the block and no tier holds a copy
             if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
-                sig.end(v)
+                sig.end(v, r)
+            else:
+                sig.moving[v] = r
         return out
 
     def remove(self, key: int) -> None:
-        self.order.drop(key)
+        self.sig.moving[key] = self.order.drop(key)
 
     # --- single tier ------------------------------------------------------------------
     def access(self, key: int) -> bool:
         self._tick(key)
-        if key in self.order.pos:
+        order = self.order
+        i = order.pos.get(key)
+        if i is not None:
             self._rank()
-            self.order.touch(key, self.sig.hit(key))
+            order.n[i] += 1
+            order.last[i] = self.sig.now
+            order.touch(key)
             return True
         self.admit(key)
         return False
 
     def replay(self, keys: Iterable[int]) -> int:
-        # Written for speed: access() with the clock and the hit path inlined (local names);
-        # the miniatures and the miss path are the same calls as in access().
+        # Written for speed: access() with the clock and the hit path inlined (local names).
+        # The sampled accesses are found with numpy first, and the loop runs over the
+        # stretches between them; the miniatures and the miss path are the same calls as in
+        # access(), with the clock written back before them.
+        keys = keys if isinstance(keys, list) else list(keys)
         sig, ch, order = self.sig, self.chooser, self.order
-        meta, pos, lru_move = sig.meta, order.pos, order.lru.move_to_end
-        slot_last, slot_cls = order.last, order.cls
-        rate, feed, scale = ch.rate, ch.feed, sig.scale
+        pos, lru_move, slot_n, slot_last = order.pos, order.lru.move_to_end, order.n, order.last
+        alone = len(self.peers) == 1 and order.cap > 0  # the miss path inlined too
+        lru, arr, slot_first, slot_tail = order.lru, order.arr, order.first, order.tail
+        history, tail, cap, end = sig.history, sig.tail, order.cap, sig.end
+        h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
+        sampled = np.flatnonzero(h < ch.threshold).tolist() + [len(keys)]
+        t0 = sig.now + 1  # the clock at keys[0]
+        lfu = ch.rule == 1 or order.gd  # the LFU heap is (or is about to be) kept
         hits = 0
-        for k in keys:
-            now = sig.now = sig.now + 1
-            if ((k * _HASH) & 0xFFFFFFFF) % rate == 0:
-                feed(k)
-            i = pos.get(k)
-            if i is not None:
-                hits += 1
-                if ch.rule == 1 or order.gd:
-                    self._rank()
-                m = meta[k]
-                n = m[0] = m[0] + 1
-                m[2] = now
-                c = m[3] = 2 + ((now - m[1]) // ((n - 1) * scale)).bit_length() // 2
-                lru_move(k)
-                slot_last[i] = now
-                slot_cls[i] = c
+        start = 0
+        for stop in sampled:
+            for now, k in enumerate(keys[start:stop], t0 + start):
+                i = pos.get(k)
+                if i is not None:
+                    hits += 1
+                    if lfu:
+                        self._rank()
+                        slot_n[i] += 1
+                        slot_last[i] = now
+                        lru_move(k)
+                        if order.gd:
+                            order.push(k, slot_n[i])
+                        lfu = ch.rule == 1 or order.gd
+                    else:
+                        slot_n[i] += 1
+                        slot_last[i] = now
+                        lru_move(k)
+                    continue
+                sig.now = now
+                if not alone or sig.moving:
+                    self.admit(k)
+                    lfu = ch.rule == 1 or order.gd
+                    continue
+                # admit(k) for a single tier: a miss, its record from the history or new
+                rule = self._rank() if lfu else ch.rule
+                old = history.pop(k, None)
+                r = (1, now, now) if old is None else (old[0] + 1, old[1], now)
+                lru[k] = None
+                pos[k] = len(arr)
+                arr.append(k)
+                slot_n.append(r[0])
+                slot_first.append(r[1])
+                slot_last.append(now)
+                slot_tail.append(k in tail)
                 if order.gd:
-                    order.push(k, n)
-                continue
-            self.admit(k)
+                    order.push(k, r[0])
+                if len(arr) > cap:
+                    for v in order.victims(rule, len(arr) - cap, now, ch.lhd, ch.scale):
+                        end(v, order.drop(v))
+                lfu = ch.rule == 1 or order.gd
+            if stop == len(keys):
+                break
+            k = keys[stop]
+            sig.now = t0 + stop - 1
+            hits += self.access(k)  # the sampled access, as access() does it (clock included)
+            lfu = ch.rule == 1 or order.gd
+            start = stop + 1
+        sig.now = t0 + len(keys) - 1
         return hits
