@@ -111,7 +111,7 @@ class _Session:
     models: list[int] = field(default_factory=list)  # index into the session's model list
     ttft: list[float] = field(default_factory=list)
     api_time: list[float] = field(default_factory=list)
-    ids: list[list[int]] = field(default_factory=list)
+    ids: list[np.ndarray] = field(default_factory=list)
     model_names: list[str] = field(default_factory=list)
     subagents: int = 0
     block_size: int = SOURCE_BLOCK_TOKENS
@@ -199,6 +199,19 @@ def read_session(path: str | os.PathLike[str]) -> _Session:
             if h and min(h) < 0:
                 j_bad = next(i for i, v in enumerate(h) if v < 0)
                 raise SessionFormatError(p, where, "hash_ids", f"element {j_bad} is negative: {h[j_bad]!r}")
+            try:
+                ids = np.array(h, dtype=np.int64)
+            except OverflowError:
+                j_bad = next(i for i, v in enumerate(h) if v >= 1 << 63)
+                raise SessionFormatError(p, where, "hash_ids", f"element {j_bad} is outside int64: {h[j_bad]!r}") from None
+            if len(ids) > 1:
+                up = np.diff(ids) > 0
+                if not up.all():  # chained prefix hashes renumbered: each id is new in its chain
+                    j_bad = int(np.argmin(up)) + 1
+                    raise SessionFormatError(
+                        p, where, "hash_ids",
+                        f"ids must increase along the chain: element {j_bad} ({h[j_bad]}) after {h[j_bad - 1]}",
+                    )
             if len(h) != n_in // bs:
                 raise SessionFormatError(
                     p, where, "hash_ids",
@@ -210,7 +223,7 @@ def read_session(path: str | os.PathLike[str]) -> _Session:
             s.models.append(model_index.setdefault(model, len(model_index)))
             s.ttft.append(_number(p, where, r, "ttft", optional=True))
             s.api_time.append(_number(p, where, r, "api_time", optional=True))
-            s.ids.append(h)
+            s.ids.append(ids)
 
     walk(doc["requests"], 0.0, "")
     s.model_names = list(model_index)
@@ -258,7 +271,7 @@ def read_agentic(
         ttft.append(np.array(s.ttft, dtype=np.float64))
         api.append(np.array(s.api_time, dtype=np.float64))
         model_names.update(s.model_names)
-        kept = [np.array(h[g - 1 :: g], dtype=np.int64) for h in s.ids]
+        kept = [h[g - 1 :: g] for h in s.ids]
         ln = np.array([len(h) for h in kept], dtype=np.int64)
         flat = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
         mod = np.repeat(np.array(s.models, dtype=np.int64), ln)
