@@ -26,8 +26,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import kvsim.config  # noqa: F401  (registers the config schemas and resolvers)
 from kvsim.app import run
+from kvsim.config import task_overrides  # (importing kvsim.config registers the schemas)
 from kvsim.errors import cli, describe
 from kvsim.runfolder import RunFolder, config_hash, discard_staged
 from kvsim.sweepjobs import clear_failure, record_failure
@@ -63,13 +63,13 @@ def run_job(cfg: DictConfig) -> float | None:
             else:
                 if sweep_dir is not None:
                     cfg.progress = False  # one bar per job would garble the sweep's output
-                summary = run(cfg, rf.staging, overrides=list(hc.overrides.task))
+                summary = run(cfg, rf.staging, overrides=task_overrides(hc))
                 rf.commit()
                 log.info("results: %s", final)
     except Exception as e:
         if sweep_dir is not None:  # say which job, in the job's own log and the sweep's table
             line = describe(e)[0]
-            log.error("job %s (%s) failed: %s", hc.job.num, " ".join(hc.overrides.task), line)
+            log.error("job %s (%s) failed: %s", hc.job.num, " ".join(task_overrides(hc)), line)
             record_failure(sweep_dir, final.name, int(hc.job.num), h, line)
         raise
     if sweep_dir is not None:

@@ -17,10 +17,11 @@ from typing import Any
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from kvsim.config import MODES, check_config, load
+from kvsim.config import MODES, check_config, load, memory_limit_bytes
 from kvsim.errors import ConfigError, InputFileError
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
+from kvsim.memory import MemoryGuard
 from kvsim.policy.base import EvictionPolicy
 from kvsim.ranges import check_call
 from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
@@ -87,6 +88,7 @@ def trace_file(cfg: DictConfig) -> Path:
 # folder is made, and a multirun's jobs share theirs. The arrays are made read-only.
 _TRACES: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
 _TRACES_KEPT = 4
+_WARNED: set[tuple[Any, ...]] = set()  # (trace, model, context) pairs already warned about
 
 
 def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]]:
@@ -137,16 +139,18 @@ def build_trace(cfg: DictConfig) -> Trace:
     key, read = _trace_reader(cfg)
     if key in _TRACES:
         _TRACES.move_to_end(key)
-        return _TRACES[key]
-    trace = read()
-    for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
-        a.flags.writeable = False
+        trace = _TRACES[key]
+    else:
+        trace = read()
+        for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
+            a.flags.writeable = False
+        _TRACES[key] = trace
+        while len(_TRACES) > _TRACES_KEPT:
+            _TRACES.popitem(last=False)
     model = cfg.get("model")
-    if model is not None and model.get("context_tokens"):
+    if model is not None and model.get("context_tokens") and (key, model.name, model.context_tokens) not in _WARNED:
+        _WARNED.add((key, model.name, model.context_tokens))
         warn_context(trace, int(model.context_tokens), str(model.name))
-    _TRACES[key] = trace
-    while len(_TRACES) > _TRACES_KEPT:
-        _TRACES.popitem(last=False)
     return trace
 
 
@@ -349,9 +353,15 @@ def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> d
     """Check ``cfg`` (every key, range and structure: :func:`kvsim.config.check_config`),
     then run its mode into ``out``."""
     check_config(cfg, overrides)
-    if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
-        return run_single_tier(cfg, out)
-    fn = load(MODES[cfg.mode].run)
-    write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
-    result: dict[str, Any] = fn(cfg, out)
+    with memory_guard(cfg):
+        if cfg.mode == "simulate" and cfg.system.kind == "single_tier":
+            return run_single_tier(cfg, out)
+        fn = load(MODES[cfg.mode].run)
+        write_with(out / "config.yaml", lambda p: OmegaConf.save(cfg, p, resolve=True))
+        result: dict[str, Any] = fn(cfg, out)
     return result
+
+
+def memory_guard(cfg: DictConfig) -> MemoryGuard:
+    """The run's guard on resident memory (``memory_limit_gib``; null: half the machine's)."""
+    return MemoryGuard(memory_limit_bytes(cfg.get("memory_limit_gib")))

@@ -76,6 +76,21 @@ def _register_resolvers() -> None:
         from kvsim.runfolder import stage
 
         OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
+    if not OmegaConf.has_resolver("kvsim_trace"):
+        OmegaConf.register_new_resolver("kvsim_trace", public_trace)
+
+
+TRACE_DIRS = ("traces/public", "../shared/traces/mooncake")  # under the project root
+
+
+def public_trace(name: str) -> str:
+    """Where a public trace is: ``traces/public/`` (``make traces``) or the shared copy
+    beside the checkout, plain or gzipped; else where ``make traces`` would put it."""
+    for d in TRACE_DIRS:
+        for candidate in (PROJECT_ROOT / d / name, PROJECT_ROOT / d / f"{name}.gz"):
+            if candidate.is_file():
+                return str(candidate.resolve())
+    return str(PROJECT_ROOT / TRACE_DIRS[0] / name)
 
 
 # --- groups ------------------------------------------------------------------------------
@@ -269,9 +284,10 @@ class CalibrationConfig:
 
 # --- modes ---------------------------------------------------------------------------------
 # Config roots a mode may or may not read; an override of one its mode does not read fails.
+# (seed, progress and memory_limit_gib are for every mode: no mode is wrong to be given them.)
 CHECKED_ROOTS = frozenset(
     {"trace", "system", "model", "gpu", "policy", "index", "calibration", "experiment",
-     "progress", "check_invariants", "save_requests", "figures"}
+     "check_invariants", "save_requests", "figures"}
 )
 
 
@@ -284,7 +300,7 @@ class Mode:
 
 
 _SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibration",
-                  "progress", "check_invariants", "save_requests", "figures"})
+                  "check_invariants", "save_requests", "figures"})
 MODES: dict[str, Mode] = {
     "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
     "trace_analysis": Mode(
@@ -336,6 +352,13 @@ class KvsimConfig:
 _OVERRIDE_ROOT = re.compile(r"^[~+]*([A-Za-z_][\w-]*)")
 
 
+def task_overrides(hydra_node: Any) -> list[str]:
+    """The command line's overrides as given (``hydra.overrides.task``), unresolved: an
+    override may itself hold an interpolation (``trace.path=${nope}``)."""
+    raw = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)
+    return [str(o) for o in raw] if isinstance(raw, list) else []
+
+
 def override_roots(overrides: Iterable[str]) -> dict[str, str]:
     """{root config key: the first override touching it} (``hydra.*`` left out; selecting
     an experiment is how a mode is chosen, so ``+experiment=NAME`` is left out too)."""
@@ -383,7 +406,7 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     from kvsim.app import check_target_node
 
     if overrides is None and "hydra" in cfg:
-        overrides = list(cfg.hydra.overrides.task)
+        overrides = task_overrides(cfg.hydra)
     c = _plain(cfg)
     # calibration first: other groups take its values by interpolation, and a bad value
     # should be named where it was set
@@ -415,10 +438,11 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
 def check_inputs(cfg: DictConfig) -> None:
     """The config, then the trace: found, read (and so checked line by line) and kept for
     the run."""
-    from kvsim.app import build_trace
+    from kvsim.app import build_trace, memory_guard
 
     check_config(cfg)
-    build_trace(cfg)
+    with memory_guard(cfg):
+        build_trace(cfg)
 
 
 class CheckConfigCallback(Callback):
@@ -451,7 +475,7 @@ def job_overrides(config: DictConfig) -> list[list[str]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    params += list(config.hydra.overrides.task)
+    params += task_overrides(config.hydra)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     batches = BasicSweeper.split_arguments(parser.parse_overrides(params), None)
     return [list(job) for batch in batches for job in batch]

@@ -132,3 +132,17 @@ def test_placement_sweep_gathers_a_table_and_figure(tmp_path: Path) -> None:
     assert len(df) == 2 * df["policy"].nunique() and df["policy"].nunique() >= 3
     assert {"policy", "capacity_scale", "hit_ratio", "ttft_p99_s"} <= set(df.columns)
     assert (sweep / "sweep.png").stat().st_size > 10_000
+
+
+def test_inputs_longer_than_the_context_window_warn_once(compose_cfg, caplog) -> None:
+    from kvsim.app import build_trace
+
+    cfg = compose_cfg(["model.context_tokens=4096", "trace.max_requests=50"])
+    with caplog.at_level("WARNING", logger="kvsim"):
+        trace = build_trace(cfg)
+        build_trace(cfg)  # the same trace for the same model: said once
+    n = int((trace.input_tokens > 4096).sum())
+    assert 0 < n < 50
+    assert caplog.text.count(
+        f"{n} of 50 requests have an input longer than llama3_8b's context window (model.context_tokens=4096)"
+    ) == 1

@@ -146,8 +146,9 @@ def test_cli_writes_the_file_and_the_raw_numbers(redis_port: int, tmp_path: Path
 def test_cli_says_when_redis_is_unreachable(tmp_path: Path) -> None:
     p = subprocess.run(
         [sys.executable, "-m", "kvsim.calibrate", "redis", "--port", str(free_port()), "--out",
-         str(tmp_path / "x.yaml")],
+         str(tmp_path / "calibration" / "x.yaml")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
-    assert p.returncode == 1 and "cannot reach Redis at 127.0.0.1:" in p.stderr
-    assert not (tmp_path / "x.yaml").exists()
+    assert p.returncode == 2 and p.stderr.startswith("kvsim.calibrate: error: cannot reach Redis at 127.0.0.1:")
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "calibration" / "x.yaml").exists()

@@ -111,8 +111,40 @@ def test_cli_turns_saved_json_into_a_calibration_file(tmp_path: Path) -> None:
     text = out.read_text()
     assert "# Note: two hosts" in text and OmegaConf.create(text).tcp.rtt_s == 2.4e-5
     (tmp_path / "server.json").write_text(json.dumps({**LOCAL_DOC, "role": "server"}))
-    assert main(["shim", "--json", str(tmp_path / "server.json"), "--out", str(tmp_path / "x.yaml")]) == 1
-    assert not (tmp_path / "x.yaml").exists()
+    x = tmp_path / "calibration" / "x.yaml"
+    assert main(["shim", "--json", str(tmp_path / "server.json"), "--out", str(x)]) == 2  # a user error
+    assert not x.exists()
+
+
+def test_the_printed_command_runs_with_the_file_written_by_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--out DIR/calibration/NAME.yaml``: the printed ``python -m kvsim ...`` line finds it."""
+    import shlex
+    import sys
+
+    src = tmp_path / "shim.json"
+    src.write_text(json.dumps(CLIENT_DOC))
+    out = tmp_path / "elsewhere" / "calibration" / "tb2.yaml"
+    assert main(["shim", "--json", str(src), "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    cmd = shlex.split(line.split("use it with: ", 1)[1])
+    assert cmd[:3] == ["python", "-m", "kvsim"] and "calibration=tb2" in cmd
+    run = tmp_path / "run"
+    p = subprocess.run(
+        [sys.executable, *cmd[1:], "trace.max_requests=30", "progress=false", "figures=false",
+         "save_requests=false", f"hydra.run.dir={run}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    assert OmegaConf.load(run / "config.yaml").calibration.name == "tb2"
+
+
+def test_out_must_be_a_calibration_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "shim.json"
+    src.write_text(json.dumps(CLIENT_DOC))
+    assert main(["shim", "--json", str(src), "--out", str(tmp_path / "tb.yaml")]) == 2
+    assert "give DIR/calibration/NAME.yaml" in capsys.readouterr().err
+    assert main(["shim", "--json", str(src), "--name", "a", "--out", str(tmp_path / "calibration" / "b.yaml")]) == 2
+    assert not list(tmp_path.rglob("*.yaml"))
 
 
 # --- the shim built and run on this machine ------------------------------------------------

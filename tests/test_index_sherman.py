@@ -159,3 +159,15 @@ def test_execute_records_ops_with_queueing() -> None:
     assert len(df) == 60 and set(df["op"].astype(str)) == {"get", "range"}
     assert df["latency_s"].min() > 1.9e-6
     assert df["latency_s"].max() > df["latency_s"].min()  # someone waited
+
+
+def test_hashed_keys_are_not_sized_by_the_largest_id() -> None:
+    """Raw 64-bit hashes as ids: the key table holds the ids seen, never a table up to the
+    largest one (which for 2^63 - 1 would never finish)."""
+    from kvsim.index.keys import KeyMap, hashed_key
+
+    km = KeyMap("hashed")
+    top = 2**63 - 1
+    assert km.keys([3, top, 3]) == [hashed_key(3), hashed_key(top), hashed_key(3)]
+    assert km.key(top) == hashed_key(top)
+    assert len(km._table) == 2

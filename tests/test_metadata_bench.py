@@ -122,3 +122,12 @@ def test_gather_a_multirun_over_index_models(tmp_path: Path) -> None:
     assert head["mean_normalized_p99"]["redis.get"] == 1.0
     assert 0 < head["mean_normalized_p99"]["sherman.get"] < 1
     assert (tmp_path / "fig3_p99_normalized.png").is_file()
+
+
+def test_trace_shorter_than_one_interval_still_draws(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every op in one interval: the figure's title has no step between intervals to show."""
+    cfg = compose_cfg(["+experiment=metadata_bench", "trace.max_requests=20", "experiment.parts=[bench]",
+                       "experiment.indexes=[redis,sherman]", "experiment.interval_s=100000"])
+    run_metadata_bench(cfg, tmp_path)
+    assert pd.read_csv(tmp_path / "metadata_intervals.csv")["bin_s"].nunique() == 1
+    assert (tmp_path / "fig3_p99_normalized.png").stat().st_size > 10_000

@@ -71,6 +71,14 @@ BAD_CASES = [
     ("block count", '{"timestamp": 9000, "input_length": 1025, "output_length": 1, "hash_ids": [0, 1]}', "hash_ids", "ceil(1025/512) = 3"),
     ("zero input", '{"timestamp": 9000, "input_length": 0, "output_length": 1, "hash_ids": [0]}', "input_length", ">= 1"),
     ("fractional output", '{"timestamp": 9000, "input_length": 5, "output_length": 1.5, "hash_ids": [0]}', "output_length", "integer"),
+    ("id 2^63", '{"timestamp": 9000, "input_length": 600, "output_length": 1, "hash_ids": [0, 9223372036854775808]}', "hash_ids", "element 1 (9223372036854775808) does not fit in int64"),
+    ("id 2^64", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [18446744073709551616]}', "hash_ids", "does not fit in int64"),
+    ("repeated id", '{"timestamp": 9000, "input_length": 1100, "output_length": 1, "hash_ids": [0, 4, 4]}', "hash_ids", "element 2 (4) repeats an earlier id: Mooncake hash_ids are chained prefix hashes"),
+    ("decreasing id", '{"timestamp": 9000, "input_length": 1100, "output_length": 1, "hash_ids": [0, 7, 5]}', "hash_ids", "element 2 (5) is less than element 1 (7)"),
+    ("negative id", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [-3]}', "hash_ids", "element 0 is not a non-negative integer: -3"),
+    ("bool id", '{"timestamp": 9000, "input_length": 5, "output_length": 1, "hash_ids": [true]}', "hash_ids", "element 0 is not a non-negative integer: True"),
+    ("nan timestamp", '{"timestamp": NaN, "input_length": 5, "output_length": 1, "hash_ids": [0]}', "timestamp", "expected a number"),
+    ("deep nesting", "[" * 100000 + "]" * 100000, "<json>", "nested too deeply"),
 ]
 
 
@@ -116,3 +124,44 @@ def test_real_trace_facts(real_trace: Trace) -> None:
     within = np.ones(len(diffs), dtype=bool)
     within[starts - 1] = False  # differences across request boundaries do not count
     assert (diffs[within] > 0).all(), "ids strictly increase within every request"
+
+
+def test_largest_int64_id_is_read(tmp_path: Path) -> None:
+    top = 2**63 - 1
+    tr = read_mooncake_jsonl(_write(tmp_path, [json.dumps({"timestamp": 0, "input_length": 600, "output_length": 1, "hash_ids": [5, top]})]))
+    assert tr.hash_ids.tolist() == [5, top]
+
+
+def test_invalid_utf8_names_its_line(tmp_path: Path) -> None:
+    p = tmp_path / "t.jsonl"
+    p.write_bytes("".join(line + "\n" for line in _lines(GOOD)).encode() + b'{"timestamp": 9000, "x": "\xff\xfe"}\n')
+    with pytest.raises(TraceFormatError) as e:
+        read_mooncake_jsonl(p)
+    assert str(e.value).startswith(f"{p}:4: field '<text>': invalid UTF-8 at byte 27")
+
+
+def test_gzip_is_read_transparently_and_a_cut_one_names_its_line(tmp_path: Path) -> None:
+    import gzip
+
+    text = "".join(line + "\n" for line in _lines(GOOD * 400)).replace('"timestamp": 3000', '"timestamp": 0')
+    plain = tmp_path / "t.jsonl"
+    plain.write_text(text)
+    gz = tmp_path / "t.jsonl.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    a, b = read_mooncake_jsonl(plain), read_mooncake_jsonl(gz)
+    np.testing.assert_array_equal(a.hash_ids, b.hash_ids)
+    assert b.name == "t" and len(b) == 1200
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gz.read_bytes()[: len(gz.read_bytes()) // 2])
+    with pytest.raises(TraceFormatError, match=r"cut.jsonl.gz:\d+: field '<gzip>': compressed data truncated"):
+        read_mooncake_jsonl(cut)
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(b"\x1f\x8b" + b"\x00" * 64)
+    with pytest.raises(TraceFormatError, match=r"bad.jsonl.gz:1: field '<gzip>': compressed data corrupt"):
+        read_mooncake_jsonl(bad)
+
+
+def test_byte_order_mark_is_not_data(tmp_path: Path) -> None:
+    p = tmp_path / "t.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in _lines(GOOD)).encode())
+    assert len(read_mooncake_jsonl(p)) == 3

@@ -61,6 +61,7 @@ from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schem
     resolve_label,
     settings_of,
 )
+from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
@@ -273,7 +274,9 @@ def plot_fig3(run_dir: str | Path) -> Path | None:
         ax.set_title(title)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False,
                   title="index (mean after warm-up)", title_fontsize=7)
-    fig.suptitle(f"Normalized p99 metadata latency per {int(df['bin_s'].diff().abs().replace(0, float('nan')).min() or 0)} s interval ({baseline} = 1)", fontsize=10)
+    steps = np.diff(np.unique(df["bin_s"].to_numpy()))  # none when the trace spans one interval
+    per = f"per {steps.min():g} s interval" if len(steps) else "in one interval"
+    fig.suptitle(f"Normalized p99 metadata latency {per} ({baseline} = 1)", fontsize=10)
     return save_figure(fig, d / "fig3_p99_normalized.png")
 
 
@@ -504,13 +507,28 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return summary
 
 
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m kvsim.bench.metadata RUN_DIR")
-    d = Path(sys.argv[1])
+def main(argv: list[str]) -> int:
+    """``python -m kvsim.bench.metadata RUN_DIR``: re-draw a run's figures (or gather a
+    multirun's jobs first); a folder with nothing to draw is a one-line error."""
+    if len(argv) != 1:
+        raise UserError("usage: python -m kvsim.bench.metadata RUN_DIR")
+    d = Path(argv[0])
+    if not d.is_dir():
+        raise InputFileError(f"{d}: no such folder (give a metadata_bench run's folder)")
+    drawn = False
     if not (d / "metadata_ops.parquet").is_file() and (d / "sweep_jobs.json").is_file():
         print(gather(d))
+        drawn = True
     elif (d / "metadata_intervals.csv").is_file():
         print(plot_fig3(d))
+        drawn = True
     if (d / "metadata_cache_sweep.csv").is_file():
         print(plot_cache_sweep(d))
+        drawn = True
+    if not drawn:
+        raise UserError(f"{d}: no metadata_bench tables (metadata_intervals.csv, metadata_cache_sweep.csv, or a sweep's sweep_jobs.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli(lambda: main(sys.argv[1:]), prog="kvsim.bench.metadata")

@@ -5,8 +5,11 @@
   python -m kvsim.calibrate shim --json FILE [--name NAME]
   python -m kvsim.calibrate refresh NAME
 
-The file is ``conf/calibration/NAME.yaml`` (or ``--out FILE``); measured values of an earlier
-file of that name are kept unless ``--fresh``. Then: ``python -m kvsim calibration=NAME``.
+The file is ``conf/calibration/NAME.yaml`` (or ``--out DIR/calibration/NAME.yaml``: Hydra
+finds ``calibration=NAME`` as ``calibration/NAME.yaml`` under a search path); measured values
+of an earlier file of that name are kept unless ``--fresh``. The command prints the
+``python -m kvsim`` line that uses the file. Errors are one line, exit code 2
+(``KVSIM_TRACEBACK=1`` for the traceback).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kvsim.calibrate import calfile
-from kvsim.calibrate.calfile import CalibrationError, Measured, Source
+from kvsim.calibrate.calfile import Measured, Source
+from kvsim.errors import USER_ERROR, UserError, cli
 from kvsim.io import write_json
 
 
@@ -36,17 +40,38 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--note", default=None, help="one line for the header, e.g. 'ConnectX-6 Dx, 100 GbE, one switch'")
 
 
+def _name(args: argparse.Namespace) -> str:
+    """The calibration's name, checked against ``--out`` before anything is measured:
+    Hydra finds ``calibration=NAME`` only as ``calibration/NAME.yaml`` under a search path."""
+    if args.out is None:
+        return str(args.name or _default_name())
+    out = Path(args.out)
+    if out.suffix != ".yaml" or out.parent.name != "calibration":
+        raise UserError(
+            f"--out {out}: give DIR/calibration/NAME.yaml (Hydra finds calibration=NAME as "
+            "calibration/NAME.yaml under a search path)"
+        )
+    if args.name and args.name != out.stem:
+        raise UserError(f"--out {out} names the calibration '{out.stem}', --name says '{args.name}': give one")
+    return out.stem
+
+
+def use_command(name: str, path: Path) -> str:
+    """The ``python -m kvsim`` line that runs with the calibration file at ``path``."""
+    folder = path.resolve().parent
+    if folder == calfile.CALIBRATION_DIR.resolve():
+        return f"python -m kvsim calibration={name}"
+    return f"python -m kvsim calibration={name} 'hydra.searchpath=[file://{folder.parent}]'"
+
+
 def _write(args: argparse.Namespace, measured: Sequence[Measured], source: Source) -> Path:
-    name = args.name or _default_name()
-    path = calfile.target_path(name, args.out)
+    name = _name(args)
     before = calfile.parse_leaves(Path(args.defaults).read_text())
     out = calfile.write(name, measured, source, out=args.out, defaults=args.defaults, fresh=args.fresh, note=args.note)
     width = max((len(m.key) for m in measured), default=0)
     for m in measured:
         print(f"  {m.key:<{width}}  {before[m.key].value:>10} -> {calfile.format_value(m.value)}")
-    print(f"wrote {out}; use it with: python -m kvsim calibration={name}"
-          + ("" if path.parent.resolve() == calfile.CALIBRATION_DIR.resolve() else
-             f" hydra.searchpath=[file://{path.parent.parent.resolve()}]"))
+    print(f"wrote {out}; use it with: {use_command(name, out)}")
     return out
 
 
@@ -59,12 +84,10 @@ def cmd_redis(args: argparse.Namespace) -> int:
             password=args.password, db=args.db, progress=lambda s: print(s, file=sys.stderr),
         )
     except OSError as e:
-        print(
-            f"cannot reach Redis at {args.host}:{args.port}: {e}\n"
-            f"start one with: redis-server --port {args.port} --save '' --appendonly no",
-            file=sys.stderr,
-        )
-        return 1
+        raise UserError(
+            f"cannot reach Redis at {args.host}:{args.port}: {e} (start one with: "
+            f"redis-server --port {args.port} --save '' --appendonly no)"
+        ) from None
     others = {k: t.other_calls for k, t in res.timings.items() if t.other_calls}
     if others:
         print(f"warning: other clients ran the same commands meanwhile ({others}); "
@@ -100,8 +123,7 @@ def cmd_shim(args: argparse.Namespace) -> int:
     for sec, why in reading.errors.items():
         print(f"  {sec}: ERROR ({why}); not used", file=sys.stderr)
     if not reading.measured:
-        print("nothing measured: no calibration file written", file=sys.stderr)
-        return 1
+        raise UserError("nothing measured: no calibration file written")
     _write(args, reading.measured, reading.source)
     return 1 if reading.errors else 0
 
@@ -109,8 +131,7 @@ def cmd_shim(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     path = calfile.target_path(args.name, args.out)
     if not path.is_file():
-        print(f"no calibration file {path}", file=sys.stderr)
-        return 1
+        raise UserError(f"no calibration file {path}")
     text = calfile.render(
         Path(args.defaults).read_text(), args.name, [], None, previous_text=path.read_text(), note=args.note
     )
@@ -159,24 +180,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an error is one line on stderr and exit code 2."""
     args = parser().parse_args(argv)
     if getattr(args, "json", None) is None and args.command == "shim" and not args.run:
         parser().error("shim: give --json FILE or --run")
     try:
+        if args.command in ("redis", "shim"):
+            _name(args)  # a bad --out fails before anything is measured
         rc: int = args.func(args)
-    except CalibrationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # the shim's and the server's errors, stated plainly
-        from kvsim.calibrate.resp import RespError
-        from kvsim.calibrate.shim import ShimError
-
-        if isinstance(e, ShimError | RespError):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        raise
+    except UserError as e:  # what the user gave, or a server's reply (CalibrationError, ShimError, RespError)
+        print(f"kvsim.calibrate: error: {e}", file=sys.stderr)
+        return USER_ERROR
     return rc
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(main, prog="kvsim.calibrate")

@@ -25,6 +25,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.config import PROJECT_ROOT
+from kvsim.errors import UserError
 from kvsim.io import atomic_path
 
 CALIBRATION_DIR = PROJECT_ROOT / "conf" / "calibration"
@@ -70,8 +71,8 @@ class _Leaf:
     continuation: tuple[int, ...]  # comment-only lines that continue this key's comment
 
 
-class CalibrationError(ValueError):
-    pass
+class CalibrationError(UserError, ValueError):
+    """A calibration file or name is wrong (one line, exit 2)."""
 
 
 def format_value(v: float) -> str:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from kvsim.calibrate.calfile import Measured, Source
+from kvsim.calibrate.calfile import CalibrationError, Measured, Source
 from kvsim.calibrate.resp import RespClient, RespError, encode
 
 PREFIX = b"kvsim:calib:"
@@ -175,10 +175,16 @@ def _timed(client: RespClient, payloads: Sequence[bytes]) -> np.ndarray:
     return t
 
 
+def _info(client: RespClient, section: str) -> str:
+    """``INFO section`` as text; any other reply means the server is not a Redis server."""
+    info = client.call("INFO", section)
+    if not isinstance(info, bytes):
+        raise RespError(f"INFO {section} replied {info!r}, not text: is this a Redis server?")
+    return info.decode(errors="replace")
+
+
 def _stats(client: RespClient) -> dict[str, tuple[int, int]]:
-    info = client.call("INFO", "commandstats")
-    assert isinstance(info, bytes)
-    return parse_commandstats(info.decode())
+    return parse_commandstats(_info(client, "commandstats"))
 
 
 Spec = tuple[str, str, Sequence[bytes]]  # (label, commandstats name, one payload per call)
@@ -216,7 +222,7 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
                 calls = after.get(stat, (0, 0))[0] - before.get(stat, (0, 0))[0]
                 usec = after.get(stat, (0, 0))[1] - before.get(stat, (0, 0))[1]
                 if calls <= 0:
-                    raise RuntimeError(f"INFO commandstats counted no {stat} calls: is this a Redis server?")
+                    raise RespError(f"INFO commandstats counted no {stat} calls: is this a Redis server?")
                 means[label].append(usec / calls * 1e-6)
                 other[label] += calls - (hi - lo)
     return [
@@ -242,7 +248,7 @@ def measure_redis(
     progress: Callable[[str], None] | None = None,
 ) -> RedisResult:
     if requests < 10 or keys < 2 * batch or batch < 2:
-        raise ValueError("need requests >= 10, batch >= 2 and keys >= 2 * batch")
+        raise CalibrationError("need --requests >= 10, --batch >= 2 and --keys >= 2 * batch")
     say = progress or (lambda s: None)
     rng = np.random.default_rng(seed)
     with RespClient(host, port) as c:
@@ -250,9 +256,7 @@ def measure_redis(
             c.call("AUTH", password)
         if db:
             c.call("SELECT", db)
-        info_b = c.call("INFO", "server")
-        assert isinstance(info_b, bytes)
-        version = parse_info(info_b.decode()).get("redis_version", "unknown")
+        version = parse_info(_info(c, "server")).get("redis_version", "unknown")
         n_new = 0
         try:
             say(f"loading {keys} keys and a sorted set of them into redis {version} at {host}:{port}")

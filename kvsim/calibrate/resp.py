@@ -13,11 +13,13 @@ import socket
 from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
+from kvsim.errors import UserError
+
 Arg: TypeAlias = bytes | str | int | float
 Reply: TypeAlias = bytes | str | int | None | list["Reply"]
 
 
-class RespError(Exception):
+class RespError(UserError):
     """An error reply from the server (``-ERR ...``) or a broken reply stream."""
 
 
@@ -61,34 +63,41 @@ class RespClient:
         return reply
 
     def _read(self) -> Reply | RespError:
-        line = self._r.readline()
+        """One reply. Anything that is not RESP (another kind of server, a broken stream)
+        is a RespError naming what came back, never an assertion or a ValueError."""
+        line = self._r.readline(1 << 20)
         if not line.endswith(b"\r\n"):
-            raise RespError(f"connection to {self.host}:{self.port} closed mid-reply")
+            if not line:
+                raise RespError(f"{self.host}:{self.port} closed the connection mid-reply")
+            raise RespError(f"{self.host}:{self.port} sent {line[:40]!r}: not a Redis reply (is this a Redis server?)")
         kind, body = line[:1], line[1:-2]
-        if kind == b"+":
-            return body.decode()
-        if kind == b"-":
-            return RespError(body.decode())
-        if kind == b":":
-            return int(body)
-        if kind == b"$":
-            n = int(body)
-            if n < 0:
-                return None
-            data = self._r.read(n + 2)
-            if len(data) != n + 2:
-                raise RespError("connection closed mid-reply")
-            return data[:-2]
-        if kind == b"*":
-            n = int(body)
-            if n < 0:
-                return None
-            items: list[Reply] = []
-            for _ in range(n):
-                item = self._read()
-                items.append(item if not isinstance(item, RespError) else str(item))
-            return items
-        raise RespError(f"unexpected reply {line[:40]!r}")
+        try:
+            if kind == b"+":
+                return body.decode()
+            if kind == b"-":
+                return RespError(body.decode(errors="replace"))
+            if kind == b":":
+                return int(body)
+            if kind == b"$":
+                n = int(body)
+                if n < 0:
+                    return None
+                data = self._r.read(n + 2)
+                if len(data) != n + 2:
+                    raise RespError(f"{self.host}:{self.port} closed the connection mid-reply")
+                return data[:-2]
+            if kind == b"*":
+                n = int(body)
+                if n < 0:
+                    return None
+                items: list[Reply] = []
+                for _ in range(n):
+                    item = self._read()
+                    items.append(item if not isinstance(item, RespError) else str(item))
+                return items
+        except (ValueError, UnicodeDecodeError):
+            pass
+        raise RespError(f"{self.host}:{self.port} sent {line[:40]!r}: not a Redis reply (is this a Redis server?)")
 
     def call(self, *args: Arg) -> Reply:
         self.send(encode(*args))

@@ -33,14 +33,15 @@ from typing import Any
 
 from kvsim.calibrate.calfile import Measured, Source
 from kvsim.config import PROJECT_ROOT
+from kvsim.errors import UserError
 
 SHIM_DIR = PROJECT_ROOT / "shim"
 SHIM_BIN = SHIM_DIR / "build" / "kvsim-shim"
 FORMAT = 1
 
 
-class ShimError(RuntimeError):
-    pass
+class ShimError(UserError, RuntimeError):
+    """The shim could not be built or run, or its output is not what kvsim reads."""
 
 
 @dataclass

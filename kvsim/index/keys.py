@@ -8,8 +8,9 @@
               hashing the id gives keys with the same statistics: a run of blocks is
               scattered uniformly over the key space (and over a B+tree's leaves).
 
-The hashed table is computed once per id and kept (a list grown in chunks), so a key
-costs one list index after the first use.
+A hashed key is computed once per id and kept in a dict, so a key costs one dict lookup
+after the first use and the table holds only the ids seen (never sized by the largest id:
+a trace may hold raw 64-bit hashes).
 """
 
 from __future__ import annotations
@@ -40,31 +41,24 @@ class KeyMap:
             raise ValueError(f"key_order must be one of {KEY_ORDERS}, got {order!r}")
         self.order = order
         self.hashed = order == "hashed"
-        self._table: list[int] = []
-
-    def _grow(self, upto: int) -> None:
-        n = len(self._table)
-        new = max(upto + 1, 2 * n, 1024)
-        sha = hashlib.sha256
-        self._table.extend(
-            int.from_bytes(sha(i.to_bytes(8, "little", signed=True)).digest()[:8], "big") >> 1
-            for i in range(n, new)
-        )
+        self._table: dict[int, int] = {}
 
     def key(self, block_id: int) -> int:
         if not self.hashed:
             return block_id
-        if block_id < 0:
-            return hashed_key(block_id)
-        if block_id >= len(self._table):
-            self._grow(block_id)
-        return self._table[block_id]
+        k = self._table.get(block_id)
+        if k is None:
+            k = self._table[block_id] = hashed_key(block_id)
+        return k
 
     def keys(self, ids: Sequence[int]) -> list[int]:
         if not self.hashed:
             return list(ids)
-        m = max(ids, default=-1)
-        if m >= len(self._table):
-            self._grow(m)
         t = self._table
-        return [t[i] if i >= 0 else hashed_key(i) for i in ids]
+        out = []
+        for i in ids:
+            k = t.get(i)
+            if k is None:
+                k = t[i] = hashed_key(i)
+            out.append(k)
+        return out

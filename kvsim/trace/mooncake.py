@@ -5,23 +5,66 @@ Each line: ``{"timestamp": ms, "input_length": tokens, "output_length": tokens,
 line into growable typed buffers, so memory is the columnar size of the trace, not the
 size of its JSON objects, and it validates as it goes: the first bad line stops the
 read with a :class:`TraceFormatError` naming the file, the line and the field.
+
+A gzip file (``.gz``, recognized by its magic bytes) is read the same way, decompressed
+as it streams. Ids must fit in int64. The format's ids are chained prefix hashes
+renumbered in first-seen order (block k's hash covers blocks 0..k), so within a request
+they strictly increase: a repeated or decreasing id is refused, since it means the file
+is not what its format says.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import tempfile
+import zlib
 from array import array
+from collections.abc import Iterator
+from operator import lt
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 
 from kvsim.trace.schema import Trace, TraceFormatError
 
 REQUIRED_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
+INT64_MAX = 2**63 - 1
 _INT_ONLY = {int}
+CHAINED = "Mooncake hash_ids are chained prefix hashes numbered in first-seen order, so they strictly increase within a request"
+
+
+def _open(p: Path) -> IO[bytes]:
+    with p.open("rb") as fh:
+        magic = fh.read(2)
+    return cast(IO[bytes], gzip.open(p, "rb") if magic == b"\x1f\x8b" else p.open("rb"))
+
+
+def _lines(p: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line; bad bytes and bad compression name their line."""
+    lineno = 0
+    with _open(p) as fh:
+        while True:
+            try:
+                raw = fh.readline()
+            except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+                what = "truncated" if isinstance(exc, EOFError) else f"corrupt ({exc})"
+                raise TraceFormatError(p, lineno + 1, "<gzip>", f"compressed data {what}") from None
+            if not raw:
+                return
+            lineno += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TraceFormatError(
+                    p, lineno, "<text>", f"invalid UTF-8 at byte {exc.start + 1} of the line ({exc.reason})"
+                ) from None
+            if lineno == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark is not data
+            yield lineno, text
 
 
 def _int_field(path: Path, lineno: int, rec: dict, name: str, minimum: int) -> int:
@@ -34,6 +77,26 @@ def _int_field(path: Path, lineno: int, rec: dict, name: str, minimum: int) -> i
     if value < minimum:
         raise TraceFormatError(path, lineno, name, f"must be >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _bad_id_of(h: list[object]) -> str:
+    """What is wrong with the first bad element of ``h`` (a list the fast check refused)."""
+    prev = -1
+    for j, v in enumerate(h):
+        if v.__class__ is not int or v <= prev or v > INT64_MAX:
+            return _bad_id(h, j)
+        prev = v
+    raise AssertionError("a list the fast check refused has a bad element")
+
+
+def _bad_id(h: list[object], j: int) -> str:
+    v = h[j]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return f"element {j} is not a non-negative integer: {v!r}"
+    if v > INT64_MAX:
+        return f"element {j} ({v}) does not fit in int64 (at most {INT64_MAX})"
+    what = "repeats an earlier id" if v in h[:j] else f"is less than element {j - 1} ({h[j - 1]})"
+    return f"element {j} ({v}) {what}: {CHAINED}"
 
 
 def read_mooncake_jsonl(
@@ -58,57 +121,55 @@ def read_mooncake_jsonl(
     offs = array("q", [0])
     ids = array("q")
     prev_ts = -math.inf
-    with p.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue  # tolerate blank lines (e.g. a trailing newline)
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceFormatError(p, lineno, "<json>", f"not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise TraceFormatError(p, lineno, "<json>", "expected a JSON object")
-            for f in REQUIRED_FIELDS:
-                if f not in rec:
-                    raise TraceFormatError(p, lineno, f, "missing")
-            t_val = rec["timestamp"]
-            if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
-                raise TraceFormatError(p, lineno, "timestamp", f"expected a number, got {t_val!r}")
-            if t_val < 0:
-                raise TraceFormatError(p, lineno, "timestamp", f"negative ({t_val!r})")
-            if t_val < prev_ts:
-                raise TraceFormatError(
-                    p, lineno, "timestamp", f"decreases ({t_val!r} after {prev_ts!r})"
-                )
-            prev_ts = t_val
-            n_in = _int_field(p, lineno, rec, "input_length", 1)
-            n_out = _int_field(p, lineno, rec, "output_length", 0)
-            h = rec["hash_ids"]
-            if not isinstance(h, list) or not h:
-                raise TraceFormatError(p, lineno, "hash_ids", "expected a non-empty list of integers")
-            # Fast path in C (type set, min) for the common all-good list; the element loop
-            # only runs to name the bad element (it was a third of the read time at 100x).
-            if set(map(type, h)) != _INT_ONLY or min(h) < 0:
-                for j, v in enumerate(h):
-                    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                        raise TraceFormatError(
-                            p, lineno, "hash_ids", f"element {j} is not a non-negative integer: {v!r}"
-                        )
-            if check_block_count and len(h) != math.ceil(n_in / block_tokens):
-                raise TraceFormatError(
-                    p,
-                    lineno,
-                    "hash_ids",
-                    f"has {len(h)} blocks but input_length={n_in} needs "
-                    f"ceil({n_in}/{block_tokens}) = {math.ceil(n_in / block_tokens)}",
-                )
-            ts.append(float(t_val) / 1000.0)
-            inp.append(n_in)
-            out.append(n_out)
-            ids.extend(h)
-            offs.append(len(ids))
-            if max_requests is not None and len(ts) >= max_requests:
-                break
+    for lineno, line in _lines(p):
+        if not line.strip():
+            continue  # tolerate blank lines (e.g. a trailing newline)
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceFormatError(p, lineno, "<json>", f"not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise TraceFormatError(p, lineno, "<json>", "nested too deeply") from None
+        if not isinstance(rec, dict):
+            raise TraceFormatError(p, lineno, "<json>", "expected a JSON object")
+        for f in REQUIRED_FIELDS:
+            if f not in rec:
+                raise TraceFormatError(p, lineno, f, "missing")
+        t_val = rec["timestamp"]
+        if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
+            raise TraceFormatError(p, lineno, "timestamp", f"expected a number, got {t_val!r}")
+        if t_val < 0:
+            raise TraceFormatError(p, lineno, "timestamp", f"negative ({t_val!r})")
+        if t_val < prev_ts:
+            raise TraceFormatError(
+                p, lineno, "timestamp", f"decreases ({t_val!r} after {prev_ts!r})"
+            )
+        prev_ts = t_val
+        n_in = _int_field(p, lineno, rec, "input_length", 1)
+        n_out = _int_field(p, lineno, rec, "output_length", 0)
+        h = rec["hash_ids"]
+        if not isinstance(h, list) or not h:
+            raise TraceFormatError(p, lineno, "hash_ids", "expected a non-empty list of integers")
+        # Fast path in C for the common all-good list (ints only, bool and float excluded;
+        # strictly increasing, so the first is the least and the last the largest); the
+        # element loop only runs to name the bad element.
+        if set(map(type, h)) != _INT_ONLY or h[0] < 0 or h[-1] > INT64_MAX or not all(map(lt, h, h[1:])):
+            raise TraceFormatError(p, lineno, "hash_ids", _bad_id_of(h))
+        if check_block_count and len(h) != math.ceil(n_in / block_tokens):
+            raise TraceFormatError(
+                p,
+                lineno,
+                "hash_ids",
+                f"has {len(h)} blocks but input_length={n_in} needs "
+                f"ceil({n_in}/{block_tokens}) = {math.ceil(n_in / block_tokens)}",
+            )
+        ts.append(float(t_val) / 1000.0)
+        inp.append(n_in)
+        out.append(n_out)
+        ids.extend(h)
+        offs.append(len(ids))
+        if max_requests is not None and len(ts) >= max_requests:
+            break
     if not ts:
         raise TraceFormatError(p, 0, "<file>", "no requests")
     arrival = np.frombuffer(ts, dtype=np.float64).copy()
@@ -120,7 +181,7 @@ def read_mooncake_jsonl(
         # No copy: the numpy array keeps the buffer alive, and a 100x trace's ids are 235 MB.
         hash_ids=np.frombuffer(ids, dtype=np.int64),
         block_tokens=block_tokens,
-        name=name or p.stem,
+        name=name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem),
         source=str(p),
     )
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kvsim.errors import UserError
 
-class TraceFormatError(ValueError):
+
+class TraceFormatError(UserError, ValueError):
     """A trace file is malformed; the message names the file, the line and the field."""
 
     def __init__(self, path: str | Path, line: int, field_name: str, problem: str) -> None:
