@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kvsim.policy import LRU, OPT, Hotness
-from kvsim.policy.hotness import _NB, _bucket, _LHD
+from kvsim.policy.hotness import _LHD, _NB, _bucket
 from tests.conftest import reference_lru_hits
 from tests.test_hierarchy import hierarchy, make_trace
 

@@ -84,7 +84,7 @@ def _differences(s: dict[str, Any]) -> list[str]:
     if s.get("study_trace") == "conversation":
         return []
     mine = comparable(s)
-    rows = [
+    rows: list[tuple[str, str | tuple[str, str], bool]] = [
         ("block hit ratio, unlimited cache", "block_hit_ratio", True),
         ("mean request hit rate (reuse per request)", "mean_request_hit_rate", True),
         ("re-sent prefix share of a request: mean", "resent_prefix_share_mean", True),

@@ -477,12 +477,11 @@ def reuse_structure(
     sess_prev[order[1:][same[order[1:]]]] = order[:-1][same[order[1:]]]
     t = trace.arrival_s
     gaps = t[order[1:]][same[order[1:]]] - t[order[:-1]][same[order[1:]]]
-    ids, counts = np.unique(sess, return_counts=True)
-    first = np.full(int(ids.max()) + 1 if ids.size else 0, np.inf)
-    last = np.full_like(first, -np.inf)
-    np.minimum.at(first, sess, t)
-    np.maximum.at(last, sess, t)
-    first, last = first[ids], last[ids]
+    ids, dense, counts = np.unique(sess, return_inverse=True, return_counts=True)
+    first = np.full(ids.size, np.inf)  # (sized by the sessions, not by their largest id)
+    last = np.full(ids.size, -np.inf)
+    np.minimum.at(first, dense, t)
+    np.maximum.at(last, dense, t)
     ev = np.concatenate([first, last])
     step = np.concatenate([np.ones(ids.size), -np.ones(ids.size)])
     o = np.lexsort((-step, ev))  # a session that starts when another ends overlaps it

@@ -63,9 +63,10 @@ def policy_factory(name: str) -> Callable[[int], EvictionPolicy]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    node = OmegaConf.load(PROJECT_ROOT / "conf" / "policy" / f"{name}.yaml")
+    node = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "policy" / f"{name}.yaml"))
+    assert isinstance(node, dict)
     node.pop("name", None)
-    factory: Callable[[int], EvictionPolicy] = instantiate(node)
+    factory: Callable[[int], EvictionPolicy] = instantiate(OmegaConf.create(node))
     return factory
 
 
@@ -218,9 +219,13 @@ def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str
     others = [p for p in s.policies if p not in s.classic and p != "opt"]
     table = cells(rows, list(s.classic), s.tuned_on)
     write_with(out / "policy_eval_cells.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False))
-    shown = [p for p in ("hotness", "lookahead") if p in others] or others
+    shown: list[str] = [p for p in ("hotness", "lookahead") if p in others] or others
     text = markdown(table, shown)
-    write_with(out / "policy_eval.md", lambda p: p.write_text(text))
+
+    def write_md(p: Path) -> None:
+        p.write_text(text)
+
+    write_with(out / "policy_eval.md", write_md)
     if figures:
         plot(table, shown, out / "policy_eval.png")
     summary = {

@@ -371,9 +371,8 @@ class _Chooser:
         self.scale = rate if self.minis else 1  # the full cache's ages in miniature units
         # a block is sampled when (block * _HASH) mod 2^32 < threshold: a 1/rate share
         self.threshold = (1 << 32) // self.rate
-        learner = [m for m in self.minis if m.rule == 2]
-        self.lhd = learner[0].sig.lhd if learner else _LHD(cap)
-        assert self.lhd is not None
+        learner = [m.sig.lhd for m in self.minis if m.sig.lhd is not None]
+        self.lhd: _LHD = learner[0] if learner else _LHD(cap)
         self.score = [0.0] * len(self.rules)
         self.inc = 1.0
         self.growth = 1.0 + 1.0 / max(1024, _MINI_WINDOW * cap)
