@@ -1,53 +1,59 @@
-"""Hotness: kvsim's placement policy for prefix-chained KV blocks. It ranks blocks by three
-signals that mean the same thing on any prefix-chained workload, and picks online, on the
-trace it is running, the ranking that gets the most hits.
+"""Hotness: kvsim's placement policy for prefix-chained KV blocks. It ranks blocks by signals
+that mean the same thing on any prefix-chained workload, and picks online, on the trace it is
+running, the ranking that gets the most hits.
 
 Signals (kept for resident blocks, and for 8 x capacity recently evicted ones):
 
     n(k)      uses of k, surviving evictions (within the history) and moves between tiers
-    last(k)   time of k's last use;   first(k): time of its first use (time = accesses so far)
+    last(k)   time of k's last use;  first(k): time of its first use  (time = accesses so far)
     gap(k)    mean time between k's uses = (last - first) / (n - 1)
-    tail(k)   k was created as a request's last block (static: bind(trace))
+    tail(k)   k was created as a request's last block (a static fact: bind(trace))
 
 Rankings (each a complete eviction order of the same resident blocks):
 
     lru      evict the least recently used block
-    lfu_da   LFU with dynamic aging (GreedyDual, Arlitt et al. 2000):
-                 on each use of k: H(k) = L + n(k);  evict min H (ties: least recent);  L = H(victim)
+    lfu      evict the block of fewest uses n(k) (ties: least recently used); the counts of
+             evicted blocks are remembered in the history, so a block that comes back keeps them
     lhd      least hit density (Beckmann et al., NSDI'18), learned on this trace:
-                 class(k) = 0 if n = 1 and tail(k); 1 if n = 1; else 2 + bits(gap(k)) // 2
+                 class(k) = 0 if n = 1 and tail(k);  1 if n = 1;  else 2 + bits(gap(k)) // 2
                  on a hit of k at age a = now - last(k):  hits[class(k)][bucket(a)] += 1
-                 on an eviction at age a:                  evictions[class][bucket(a)] += 1
-                 (buckets: 4 per octave of age); every max(16384, C) accesses:
-                     density[c][b] = sum_{b' >= b} hits[c][b'] / sum_{b' >= b} events[c][b'] * (age(b') - age(b) + 1)
-                     (a class's counts shrunk toward the pooled ones by one event's weight), then
-                     hits and evictions *= 0.9
-                 evict: of 32 residents drawn at random (seeded), the one of lowest
-                     density[class(k)][bucket(now - last(k))]
+                 on an eviction at age a:                  evictions[class(k)][bucket(a)] += 1
+                 bucket(a) = a for a < 8, then 4 buckets per octave;
+                 every max(16384, C) accesses:
+                     events = hits + evictions, each class shrunk toward the pooled counts
+                     by one event's weight;
+                     density[c][b] = sum_{b' >= b} hits[c][b']
+                                     / sum_{b' >= b} events[c][b'] * (mid(b') - lo(b) + 1)
+                     hits, evictions *= 0.9
+                 evict: draw 32 residents per block to free (seeded), evict the lowest
+                     density[class(k)][bucket(now - last(k))] (up to 64 freed per draw, at
+                     most C / 256: the cache may run that many blocks below capacity)
     choice   miniature simulation (Waldspurger et al., ATC'17): each ranking also runs on a
-             cache of C / R blocks fed only the blocks whose hash falls in a 1/R sample
-             (R a power of two, C / R >= 128, R <= 64); the full cache evicts by the ranking
-             whose miniature has the most hits, each sampled access weighing 1 + 1/W more
-             than the one before (W = 8 x the miniature's capacity, at least 1024 accesses).
-             Starts with lru.
+             cache of C / R blocks fed only the blocks k with (k * 2654435761 mod 2^32) <
+             2^32 / R (R a power of two <= 64, C / R >= 512); the full cache evicts by the
+             ranking whose miniature has the most hits, each sampled access weighing
+             1 + 1/W more than the one before (W = 2 x the miniature's capacity, at least
+             1024). The lhd miniature also learns the densities the full cache ranks by
+             (its ages are the full cache's divided by R). Starts with lru.
 
-    access(k) (single tier; a miss stores k, then evicts while over capacity -- possibly k
-    itself when the ranking puts it last, i.e. k is not kept):
-        now += 1; feed the miniatures; update n, last (a hit) or start k's record (a miss,
-        from the history if k is remembered); evict by the chosen ranking
+    access(k) (single tier: a miss stores k, then evicts while over capacity -- under lhd
+    possibly k itself, i.e. k is not kept):
+        now += 1; a sampled k feeds the miniatures; a hit: n(k) += 1, last(k) = now;
+        a miss: k's record from the history (n + 1) or new; evict by the chosen ranking
 
-Nothing here is fitted to one trace: the history size (8 x C), the miniatures' sampling
-(C / R >= 128) and decay (8 x their size) were chosen on the conversation trace (the
-evaluation protocol's tuning family, docs/policy_eval.md); LHD's sample of 32, its decay 0.9
-and its age buckets are the paper's. No rule depends on how a trace hashes its last block or
-on chain depth constants: a class the trace never reuses (e.g. partial last blocks) gets a low
-density from the counts, not from a rule.
+Nothing here is fitted to one trace. The history size (8 x C), the miniatures' size (C / R
+>= 512) and their window (2 x their size) were chosen on the conversation trace, the
+evaluation protocol's tuning family (docs/policy_eval.md), and are reported unchanged on the
+others; LHD's 32 candidates, its decay 0.9 and its age classes follow the paper. No rule
+depends on how a trace hashes its last block or on chain-depth constants: a class the trace
+never reuses (e.g. partial last blocks) gets a low density from the counts, not from a rule.
 
-In a tier hierarchy every tier keeps its own eviction order and the tiers share the signals,
-the LHD counts and the choice of ranking (the miniatures are sized on the total capacity);
-a lifetime ends (an LHD eviction, the block goes to the history) when the bottom tier drops
-the block. Every tier accepts every block: new blocks enter the top tier, victims go one tier
-down, hits climb to the top (the hierarchy's defaults).
+In a tier hierarchy every tier keeps its own orders and the block records of the blocks it
+holds (a record moves with its block); the tiers share the history, the LHD counts and the
+choice of ranking (the miniatures are sized on the total capacity); a lifetime ends (an LHD
+eviction, the record goes to the history) when the bottom tier drops the block. Every tier
+accepts every block: new blocks enter the top tier, victims go one tier down, hits climb to
+the top (the hierarchy's defaults).
 """
 
 from __future__ import annotations
