@@ -7,13 +7,16 @@ report callbacks) knows about OmegaConf.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,10 +27,25 @@ from kvsim.io import write_json, write_with
 from kvsim.memory import MemoryGuard
 from kvsim.policy.base import EvictionPolicy
 from kvsim.ranges import check_call
-from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
+from kvsim.system.compute import (
+    GPUSpec,
+    KVBudget,
+    ModelDoesNotFit,
+    ModelSpec,
+    PrefillModel,
+    kv_budget,
+)
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
-from kvsim.system.topology import Link, Topology
+from kvsim.system.node import TierTemplate, node_tiers
+from kvsim.system.router import Router
+from kvsim.system.scheduler import Scheduler
+from kvsim.system.servers import PriorityServer
+from kvsim.system.topology import SCOPES, Device, Layout, Link, Topology, expand
 from kvsim.trace.schema import Trace
+from kvsim.workload import Arrivals, arrivals
+
+if TYPE_CHECKING:
+    from kvsim.system.cluster import Cluster
 
 log = logging.getLogger("kvsim")
 
@@ -42,7 +60,9 @@ __all__ = ["ConfigError", "build_index", "build_trace", "check_target_node", "ru
 def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
     """A `_target_` node against its class's constructor: every key a parameter, each of
     the parameter's annotated type and range (:func:`kvsim.ranges.check_call`), every
-    required one given (``later``: the ones a `_partial_` node's caller passes)."""
+    required one given (``later``: the ones a `_partial_` node's caller passes). A key that
+    is itself a `_target_` node (a component: an RDMA index's ``client``) is checked against
+    its own class the same way."""
     if isinstance(node, DictConfig):
         node = OmegaConf.to_container(node, resolve=True)
     if not isinstance(node, Mapping) or "_target_" not in node:
@@ -52,7 +72,13 @@ def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
     except Exception as e:
         raise ConfigError(f"{where}._target_: cannot load {node['_target_']!r} ({e})") from None
     kwargs = {str(k): v for k, v in node.items() if k not in _META_KEYS}
-    check_call(cls, kwargs, where, later=later if node.get("_partial_") else ())
+    for k, v in kwargs.items():
+        if isinstance(v, Mapping) and "_target_" in v:
+            check_target_node(v, f"{where}.{k}")
+    parts = {k: v for k, v in kwargs.items() if not (isinstance(v, Mapping) and "_target_" in v)}
+    check_call(cls, parts, where, later=(*later, *(k for k in kwargs if k not in parts)) if node.get("_partial_")
+               else tuple(k for k in kwargs if k not in parts))
+
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:
@@ -175,9 +201,15 @@ def build_policy_factory(cfg: DictConfig) -> Callable[[int], EvictionPolicy]:
     return factory
 
 
-def build_index(cfg: DictConfig) -> IndexModel:
+def build_index(cfg: DictConfig, rng: np.random.Generator | None = None) -> IndexModel:
+    """The index of ``cfg``; its costs are drawn from ``rng`` (default: a generator seeded
+    with ``cfg.seed``, so every index of a run draws the same stream)."""
     check_target_node(cfg.index, "index")
-    index: IndexModel = instantiate(_strip_meta(cfg.index))
+    node = _strip_meta(cfg.index)
+    kw: dict[str, Any] = {}
+    if "rng" in inspect.signature(get_class(str(node._target_))).parameters:
+        kw["rng"] = rng if rng is not None else np.random.default_rng(int(cfg.seed))
+    index: IndexModel = instantiate(node, **kw)
     return index
 
 
@@ -186,30 +218,156 @@ def build_model(cfg: DictConfig) -> ModelSpec:
     return ModelSpec(m.name, m.params, m.layers, m.q_heads, m.kv_heads, m.head_dim, m.dtype_bytes)
 
 
-def build_prefill(cfg: DictConfig) -> PrefillModel:
+def build_gpu(cfg: DictConfig) -> GPUSpec:
     g = cfg.gpu
-    gpu = GPUSpec(g.name, g.peak_flops, g.hbm_gib * GIB, g.mfu, g.tensor_parallel, g.instances)
-    return PrefillModel(build_model(cfg), gpu)
+    return GPUSpec(
+        g.name, g.peak_flops, g.hbm_gib * GIB, g.mfu, g.tensor_parallel, g.instances,
+        g.activation_reserve_gib * GIB,
+    )
 
 
-def build_topology(cfg: DictConfig) -> Topology:
+def build_prefill(cfg: DictConfig) -> PrefillModel:
+    return PrefillModel(build_model(cfg), build_gpu(cfg))
+
+
+def build_budget(cfg: DictConfig) -> KVBudget:
+    """HBM left for the KV cache per instance; a model that does not fit is a config error."""
+    try:
+        return kv_budget(build_model(cfg), build_gpu(cfg))
+    except ModelDoesNotFit as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_layout(cfg: DictConfig) -> Layout:
     s = cfg.system
+    return Layout(int(cfg.gpu.instances), int(s.instances_per_host), dict(s.devices))
+
+
+def build_topology(cfg: DictConfig, layout: Layout | None = None) -> Topology:
+    """The devices and links of every instance and host (templates expanded by scope)."""
+    s = cfg.system
+    layout = layout or build_layout(cfg)
     links = [
-        Link(ln.a, ln.b, float(ln.bandwidth_Bps), float(ln.latency_s), int(ln.parallelism), name)
+        Link(ln.a, ln.b, float(ln.bandwidth_Bps), float(ln.latency_s), int(ln.parallelism), name,
+             None if ln.reverse_bandwidth_Bps is None else float(ln.reverse_bandwidth_Bps))
         for name, ln in s.links.items()
     ]
-    devices = sorted({ln.a for ln in links} | {ln.b for ln in links} | {t.device for t in s.tiers.values()})
-    return Topology(devices, links)
+    media = []
+    for name, t in s.tiers.items():
+        if t.read_Bps is None and t.write_Bps is None:
+            continue
+        if t.read_Bps is None or t.write_Bps is None:
+            raise ConfigError(f"system.tiers.{name}: give both read_Bps and write_Bps (or neither)")
+        media.append(Device(t.device, float(t.read_Bps), float(t.write_Bps), int(t.parallelism)))
+    templates = sorted({ln.a for ln in links} | {ln.b for ln in links} | {t.device for t in s.tiers.values()})
+    devices, links, media = expand(layout, templates, links, media)
+    return Topology(devices, links, media, full_duplex=bool(s.full_duplex), priorities=bool(s.priorities),
+                    every_hop=bool(s.every_hop))
 
 
-def tier_specs(cfg: DictConfig, block_bytes: int) -> list[TierSpec]:
+def tier_templates(cfg: DictConfig, block_bytes: int, budget: KVBudget | None = None) -> list[TierTemplate]:
+    """One template per tier, capacity per copy in blocks (the top tier's derived from the
+    HBM left after weights and reserve unless ``capacity_gib`` is given)."""
     s = cfg.system
     if not s.tiers:
         raise ConfigError("system.tiers: at least one tier is needed")
-    return [
-        TierSpec(name, t.device, int(t.capacity_gib * s.capacity_scale * GIB // block_bytes), t.access_latency_s)
-        for name, t in s.tiers.items()
-    ]
+    out = []
+    for lvl, (name, t) in enumerate(s.tiers.items()):
+        if t.capacity_gib is None:
+            if lvl:
+                raise ConfigError(f"system.tiers.{name}.capacity_gib: null (derived from HBM) is for the top tier only")
+            nbytes = (budget or build_budget(cfg)).kv_bytes
+        else:
+            nbytes = float(t.capacity_gib) * GIB
+        out.append(TierTemplate(name, t.device, int(nbytes * s.capacity_scale // block_bytes), float(t.access_latency_s)))
+    return out
+
+
+def tier_specs(cfg: DictConfig, block_bytes: int) -> list[TierSpec]:
+    """Every tier of the node (one per copy: a GPU tier per instance, a DRAM tier per host...)."""
+    tiers, _ = node_tiers(build_layout(cfg), tier_templates(cfg, block_bytes))
+    return tiers
+
+
+def build_hierarchy(cfg: DictConfig, block_bytes: int, budget: KVBudget | None = None) -> TierHierarchy:
+    tiers, views = node_tiers(build_layout(cfg), tier_templates(cfg, block_bytes, budget))
+    return TierHierarchy(tiers, build_policy_factory(cfg), promote_on_hit=cfg.system.promote_on_hit, views=views)
+
+
+def _build_component(node: DictConfig, where: str, keep_name: bool = False) -> Any:
+    """Instantiate a `_target_` node checked against its class; a constructor's
+    ValueError (a cross-field rule) is a config error naming the node."""
+    check_target_node(node, where)
+    try:
+        return instantiate(OmegaConf.create(OmegaConf.to_container(node, resolve=True)) if keep_name else _strip_meta(node))
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ValueError):
+            raise ConfigError(f"{where}: {exc.__cause__}") from None
+        raise
+
+
+def build_router(cfg: DictConfig) -> Router:
+    router: Router = _build_component(cfg.router, "router")
+    return router
+
+
+def build_scheduler(cfg: DictConfig) -> Scheduler:
+    scheduler: Scheduler = _build_component(cfg.scheduler, "scheduler", keep_name=True)
+    return scheduler
+
+
+def build_arrivals(cfg: DictConfig, trace: Trace, rng: np.random.Generator) -> Arrivals:
+    try:
+        return arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, rng)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_cluster(
+    cfg: DictConfig, trace: Trace, rng: np.random.Generator | None = None, check_invariants: bool | None = None
+) -> tuple[Cluster, Arrivals]:
+    """The whole simulated node for ``trace`` (what ``python -m kvsim`` runs)."""
+    from kvsim.system.cluster import Cluster
+
+    rng = rng if rng is not None else np.random.default_rng(cfg.seed)
+    prefill = build_prefill(cfg)
+    budget = build_budget(cfg)
+    layout = build_layout(cfg)
+    topo = build_topology(cfg, layout)
+    hier = build_hierarchy(cfg, prefill.model.block_bytes(trace.block_tokens), budget)
+    arr = build_arrivals(cfg, trace, rng)
+    nic = _nic_queue(cfg, layout, topo)
+    cluster = Cluster(
+        trace,
+        hier,
+        topo,
+        build_index(cfg),
+        prefill,
+        scheduler=build_scheduler(cfg),
+        router=build_router(cfg),
+        arrival_s=arr.times_s,
+        overlap_load=bool(cfg.system.overlap_load),
+        load_or_recompute=str(cfg.system.load_or_recompute),
+        nic=nic,
+        check_invariants=bool(cfg.check_invariants if check_invariants is None else check_invariants),
+    )
+    return cluster, arr
+
+
+def _nic_queue(cfg: DictConfig, layout: Layout, topo: Topology) -> PriorityServer | None:
+    """Host 0's NIC link, in the direction that brings data in (READ replies, KV loads)."""
+    name = str(cfg.system.nic_link)
+    if not name:
+        return None
+    if name not in cfg.system.links:
+        raise ConfigError(f"system.nic_link: {name!r} is not one of system.links ({sorted(cfg.system.links)})")
+    ln = cfg.system.links[name]
+    # The copy of the link that instance 0 reaches (named after its narrower end, as
+    # expand() names it) and its end away from the host.
+    rank = {s: i for i, s in enumerate(SCOPES)}
+    narrow, far = (ln.a, ln.b) if rank[layout.scope(ln.a)] <= rank[layout.scope(ln.b)] else (ln.b, ln.a)
+    suffix = layout.device(narrow, 0)[len(narrow) :]
+    return topo.queue(f"{name}{suffix}", layout.device(far, 0))
 
 
 def validate(cfg: DictConfig) -> None:
@@ -220,9 +378,21 @@ def validate(cfg: DictConfig) -> None:
     if cfg.system.kind == "tiered":
         build_index(cfg)
         build_prefill(cfg)
-        topo = build_topology(cfg)
-        for spec in tier_specs(cfg, build_model(cfg).block_bytes(cfg.trace.block_tokens)):
-            topo.path(spec.device, cfg.system.gpu_device)
+        build_router(cfg)
+        build_scheduler(cfg)
+        budget = build_budget(cfg)
+        try:
+            layout = build_layout(cfg)
+            topo = build_topology(cfg, layout)
+            tiers, views = node_tiers(layout, tier_templates(cfg, build_model(cfg).block_bytes(cfg.trace.block_tokens), budget))
+            for path in views:
+                for t in path:
+                    topo.path(tiers[t].device, tiers[path[0]].device)
+            _nic_queue(cfg, layout, topo)
+        except ConfigError:
+            raise
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"system: {exc}") from None
 
 
 # --- modes -----------------------------------------------------------------------------
@@ -258,28 +428,25 @@ def run_single_tier(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    from kvsim.metrics import summarize
-    from kvsim.system.cluster import Cluster
+    from kvsim.metrics import OVERLOAD_UTILIZATION, summarize
 
     t0 = time.perf_counter()
     trace = build_trace(cfg)
-    prefill = build_prefill(cfg)
-    block_bytes = prefill.model.block_bytes(trace.block_tokens)
-    tiers = tier_specs(cfg, block_bytes)
-    hier = TierHierarchy(tiers, build_policy_factory(cfg), promote_on_hit=cfg.system.promote_on_hit)
-    cluster = Cluster(
-        trace,
-        hier,
-        build_topology(cfg),
-        build_index(cfg),
-        prefill,
-        gpu_device=cfg.system.gpu_device,
-        check_invariants=cfg.check_invariants,
-    )
+    rng = np.random.default_rng(cfg.seed)  # the run's one generator
+    cluster, arr = build_cluster(cfg, trace, rng)
+    budget = build_budget(cfg)
+    layout = build_layout(cfg)
+    tiers = cluster.hier.tiers
+    block_bytes = cluster.block_bytes
+    caps: dict[str, int] = {}
+    for t in tiers:
+        caps[t.name] = caps.get(t.name, 0) + t.capacity_blocks
     log.info(
-        "trace %s: %d requests, %d block accesses; tiers %s (blocks of %.0f MiB)",
-        trace.name, len(trace), trace.num_block_accesses,
-        ", ".join(f"{t.name}={t.capacity_blocks}" for t in tiers), block_bytes / 2**20,
+        "trace %s: %d requests, %d block accesses, arrivals spread=%s tick %.3f s; %d instances on %d hosts; "
+        "tiers %s (blocks of %.0f MiB; GPU tier per instance %.1f GiB = HBM %.0f - weights %.1f - reserve %.0f)",
+        trace.name, len(trace), trace.num_block_accesses, arr.spread, arr.tick_s, layout.instances, layout.hosts,
+        ", ".join(f"{t.label}={t.capacity_blocks}" for t in tiers), block_bytes / 2**20,
+        budget.kv_bytes / GIB, budget.hbm_bytes / GIB, budget.weights_bytes / GIB, budget.reserve_bytes / GIB,
     )
     res = cluster.run(progress=cfg.progress)
     wall = time.perf_counter() - t0
@@ -298,12 +465,28 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         "index": cfg.index.name,
         "model": cfg.model.name,
         "gpu": cfg.gpu.name,
+        "router": cfg.router.name,
+        "scheduler": cfg.scheduler.name,
+        "instances": layout.instances,
+        "hosts": layout.hosts,
+        "workload": arr.summary(),
+        "overlap_load": bool(cfg.system.overlap_load),
+        "load_or_recompute": str(cfg.system.load_or_recompute),
         "capacity_scale": float(cfg.system.capacity_scale),
-        "tier_capacity_blocks": {t.name: t.capacity_blocks for t in tiers},
+        "gpu_kv_budget": {**budget.summary(), "tensor_parallel": int(cfg.gpu.tensor_parallel)},
+        "tier_capacity_blocks": caps,
+        "tier_copy_capacity_blocks": {t.label: t.capacity_blocks for t in tiers},
         "block_bytes": block_bytes,
         **summary,
     }
     summary.update(real_ttft_columns(trace, res.records))
+    if summary["overloaded"]:
+        log.warning(
+            "overloaded: prefill utilisation %.3f > %.2f (per instance %s): queues grow without bound "
+            "and TTFT reflects the backlog, not the system",
+            summary["utilization"]["prefill"], OVERLOAD_UTILIZATION,
+            ", ".join(f"{u:.2f}" for u in summary["per_instance"]["utilization"]),
+        )
     if cfg.save_requests:
         import pandas as pd
 
@@ -315,9 +498,9 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
         plot_run(out)
     log.info(
-        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, metadata p99 %.1f us; wall %.2f s",
+        "hit ratio %.3f, TTFT p50 %.2f ms p99 %.2f ms, load p99 %.2f ms, metadata p99 %.1f us; wall %.2f s",
         summary["hit_ratio"], summary["ttft_p50_s"] * 1e3, summary["ttft_p99_s"] * 1e3,
-        summary["metadata_p99_s"] * 1e6, wall,
+        summary["load_p99_s"] * 1e3, summary["metadata_p99_s"] * 1e6, wall,
     )
     return summary
 

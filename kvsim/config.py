@@ -115,26 +115,34 @@ class TraceConfig:
     # generated: which family, and a multiplier of its duration
     family: Annotated[str, OneOf("tool_use", "long_sessions", "zipf_docs"), GENERATED] = "tool_use"
     scale: Annotated[PosFloat, GENERATED] = 1.0
+    # tick: spread the requests of a timestamp tick uniformly over it | none: the literal replay
+    spread: Annotated[str, OneOf("tick", "none")] = "tick"
+    tick_s: Annotated[float, Range(gt=0)] | None = None  # the tick (s); null: inferred from the timestamps
 
 
 @dataclass
 class TierConfig:
     device: str = MISSING
-    capacity_gib: NonNegFloat = 0.0
+    capacity_gib: NonNegFloat | None = 0.0  # per copy; null (top tier only): HBM - weights - reserve
     access_latency_s: Seconds = 0.0
+    read_Bps: Rate | None = None  # the device's medium as a queue of its own (an SSD); null: none
+    write_Bps: Rate | None = None
+    parallelism: PosInt = 1  # medium: transfers served at once
 
 
 @dataclass
 class LinkConfig:
     a: str = MISSING
     b: str = MISSING
-    bandwidth_Bps: Rate = MISSING
+    bandwidth_Bps: Rate = MISSING  # a -> b
     latency_s: Seconds = 0.0
     parallelism: PosInt = 1
+    reverse_bandwidth_Bps: Rate | None = None  # b -> a; null: bandwidth_Bps
 
 
 SINGLE = UsedWhen("kind", "single_tier")
 TIERED = UsedWhen("kind", "tiered")
+Scope = Annotated[str, OneOf("instance", "host", "cluster")]
 
 
 @dataclass
@@ -143,9 +151,17 @@ class SystemConfig:
     capacity_blocks: Annotated[NonNegInt, SINGLE] = 0  # the one cache of single_tier mode
     capacity_scale: Annotated[PosFloat, TIERED] = 1.0  # multiplies every tier's capacity (sweeps)
     promote_on_hit: Annotated[bool, TIERED] = True
-    gpu_device: Annotated[str, TIERED] = "gpu"
+    instances_per_host: Annotated[PosInt, TIERED] = 4  # gpu.instances are spread over hosts of this many
+    devices: Annotated[dict[str, Scope], TIERED] = field(default_factory=dict)  # device -> its scope
     tiers: Annotated[dict[str, TierConfig], TIERED] = field(default_factory=dict)
     links: Annotated[dict[str, LinkConfig], TIERED] = field(default_factory=dict)
+    nic_link: Annotated[str, TIERED] = "rdma"  # the host's NIC link: an RDMA index's client queues on it
+    full_duplex: Annotated[bool, TIERED] = True  # one queue per link direction (false: one per link)
+    priorities: Annotated[bool, TIERED] = True  # foreground transfers before background ones at every queue
+    every_hop: Annotated[bool, TIERED] = True  # a transfer queues at every hop (false: at its slowest only)
+    overlap_load: Annotated[bool, TIERED] = True  # KV loads overlap compute layer by layer
+    # auto: recompute a reused run when loading it would be slower | load: always load
+    load_or_recompute: Annotated[str, OneOf("auto", "load"), TIERED] = "auto"
 
 
 @dataclass
@@ -167,20 +183,40 @@ class GPUConfig:
     hbm_gib: PosFloat = MISSING
     mfu: Annotated[float, Range(gt=0, le=1)] = 0.5
     tensor_parallel: PosInt = 1
-    instances: PosInt = 1
+    instances: PosInt = 1  # prefill instances, each with its own GPU tier, queue and PCIe link
+    activation_reserve_gib: NonNegFloat = 8.0  # per GPU, not for weights or KV
+
+
+@dataclass
+class SchedulerConfig:
+    _target_: str = "kvsim.system.scheduler.Scheduler"
+    name: Annotated[str, OneOf("fcfs", "chunked")] = MISSING
+    max_batch_tokens: PosInt = 8192  # tokens per iteration (chunked)
+    chunk_tokens: PosInt = 8192  # tokens of one request per iteration (chunked)
 
 
 # --- calibration (conf/calibration/*.yaml: every file has every key) -----------------------
+Tail = Annotated[float, Range(ge=1.0)]  # a p99 or p99.9 as a multiple of the median
+
+
 @dataclass
 class TcpCalibration:
     rtt_s: Seconds = MISSING
+    rtt_p99_s: Seconds = MISSING  # tails beside the median (kvsim.index.costs)
+    rtt_p999_s: Seconds = MISSING
 
 
 @dataclass
 class RdmaCalibration:
     read_rtt_s: Seconds = MISSING
+    read_rtt_p99_s: Seconds = MISSING
+    read_rtt_p999_s: Seconds = MISSING
     write_one_way_s: Seconds = MISSING
+    write_one_way_p99_s: Seconds = MISSING
+    write_one_way_p999_s: Seconds = MISSING
     atomic_rtt_s: Seconds = MISSING
+    atomic_rtt_p99_s: Seconds = MISSING
+    atomic_rtt_p999_s: Seconds = MISSING
     one_way_s: Seconds = MISSING
     bandwidth_Bps: Rate = MISSING
     message_rate_per_s: Rate = MISSING
@@ -197,6 +233,13 @@ class RedisCalibration:
     del_per_key_s: Seconds = MISSING
     zrange_base_s: Seconds = MISSING
     zrange_per_key_s: Seconds = MISSING
+    io_s: Seconds = MISSING  # the server thread's event loop per command
+    io_per_key_s: Seconds = MISSING
+    service_p99_x: Tail = MISSING
+    service_p999_x: Tail = MISSING
+    keys_held: NonNegFloat = MISSING  # the *_s values hold at this many keys (0: no growth)
+    scale_1k_keys: PosFloat = MISSING
+    scale_1m_keys: PosFloat = MISSING
 
 
 @dataclass
@@ -231,6 +274,9 @@ class ShermanCalibration:
     node_bytes: PosInt = MISSING
     cache_bytes: Bytes = MISSING
     range_parallel: PosInt = MISSING
+    lock_slots: NonNegInt = MISSING
+    max_handover: PosInt = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -242,6 +288,7 @@ class ChimeCalibration:
     hotspot_bytes: Bytes = MISSING
     hotspot_entry_bytes: PosInt = MISSING
     sort_entry_s: Seconds = MISSING
+    cas_backoff_s: Seconds = MISSING
 
 
 @dataclass
@@ -268,6 +315,7 @@ class ExtentCalibration:
 @dataclass
 class CalibrationConfig:
     name: str = MISSING
+    tails: bool = True  # false: every cost its calibrated value (no distributions)
     tcp: TcpCalibration = field(default_factory=TcpCalibration)
     rdma: RdmaCalibration = field(default_factory=RdmaCalibration)
     redis: RedisCalibration = field(default_factory=RedisCalibration)
@@ -287,7 +335,7 @@ class CalibrationConfig:
 # (seed, progress and memory_limit_gib are for every mode: no mode is wrong to be given them.)
 CHECKED_ROOTS = frozenset(
     {"trace", "system", "model", "gpu", "policy", "index", "calibration", "experiment",
-     "check_invariants", "save_requests", "figures"}
+     "check_invariants", "save_requests", "figures", "router", "scheduler"}
 )
 
 
@@ -300,7 +348,7 @@ class Mode:
 
 
 _SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibration",
-                  "check_invariants", "save_requests", "figures"})
+                  "check_invariants", "save_requests", "figures", "router", "scheduler"})
 MODES: dict[str, Mode] = {
     "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
     "trace_analysis": Mode(
@@ -315,6 +363,12 @@ MODES: dict[str, Mode] = {
     "policy_eval": Mode(
         "kvsim.bench.policy_eval:run_policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
         frozenset({"experiment", "figures"}),
+    ),
+    "redis_validation": Mode(
+        "kvsim.bench.redis_validation:run_redis_validation",
+        "kvsim.bench.validation_settings:RedisValidationSettings",
+        frozenset({"trace", "index", "calibration", "experiment", "figures"}),
+        "kvsim.bench.validation_settings:check_config",
     ),
 }
 # simulate with system.kind=single_tier replays block accesses against one policy only
@@ -335,6 +389,8 @@ class KvsimConfig:
     gpu: GPUConfig = MISSING
     policy: Any = MISSING  # a _target_ node: its class's constructor is its schema
     index: Any = MISSING  # likewise
+    router: Any = MISSING  # likewise
+    scheduler: SchedulerConfig = MISSING
     calibration: CalibrationConfig = MISSING
     mode: Annotated[str, OneOf(*MODES)] = "simulate"  # set by experiments
     seed: Seed = 0
@@ -412,9 +468,11 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     # should be named where it was set
     check(c.get("calibration"), CalibrationConfig, "calibration")
     # policy and index: their classes' signatures; experiment: the mode's settings
-    check_fields(c, KvsimConfig, "", skip=("policy", "index", "experiment"))
+    check_fields(c, KvsimConfig, "", skip=("policy", "index", "router", "experiment"))
     check_target_node(c["policy"], "policy", later=("capacity",))
     check_target_node(c["index"], "index")
+    if c.get("router") is not None:
+        check_target_node(c["router"], "router")
     mode = MODES[c["mode"]]
     exp = c.get("experiment")
     if mode.settings is None:
@@ -515,6 +573,7 @@ def register_configs() -> None:
     cs.store(group="system", name="system_schema", node=SystemConfig)
     cs.store(group="model", name="model_schema", node=ModelConfig)
     cs.store(group="gpu", name="gpu_schema", node=GPUConfig)
+    cs.store(group="scheduler", name="scheduler_schema", node=SchedulerConfig)
     for name, mode in MODES.items():
         if mode.settings:
             cs.store(group="settings", name=name, node=load(mode.settings))

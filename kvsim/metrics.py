@@ -1,10 +1,25 @@
-"""Per-request records -> summary statistics (summary.json)."""
+"""Per-request records -> summary statistics (summary.json).
+
+Besides hit ratios, TTFT and its parts (mean, p50, p99 each), the summary has the
+utilisation of every queue (``link:<name>:<a>-><b>`` per link direction,
+``device:<name>``, ``prefill:<instance>``, ``index:<server>``), per-instance figures, and
+``overloaded``: the prefill instances' mean utilisation above 0.95, where queues grow
+without bound and TTFT measures the backlog rather than the system.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+OVERLOAD_UTILIZATION = 0.95
+
+PARTS = (
+    ("ttft", "ttft_s"), ("metadata", "metadata_s"), ("queue", "queue_s"), ("load", "load_s"),
+    ("compute", "compute_s"), ("batch_wait", "batch_wait_s"), ("store", "store_s"),
+    ("load_transfer", "load_transfer_s"), ("overlap_saved", "overlap_saved_s"),
+)
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -33,8 +48,7 @@ def summarize(
         "tier_hit_ratio": {t: (h / accesses if accesses else 0.0) for t, h in tier_hits.items()},
         "present_blocks": int(records["present_blocks"].sum()),
     }
-    for key, col in (("ttft", "ttft_s"), ("metadata", "metadata_s"), ("load", "load_s"),
-                     ("queue", "queue_s"), ("compute", "compute_s"), ("store", "store_s")):
+    for key, col in PARTS:
         if col in records:
             x = records[col]
             out[f"{key}_mean_s"] = float(x.mean()) if len(x) else float("nan")
@@ -44,10 +58,36 @@ def summarize(
         out["load_bytes"] = int(records["load_bytes"].sum())
     if "moved_bytes" in records:
         out["moved_bytes"] = int(records["moved_bytes"].sum())
+    if "recomputed_blocks" in records:
+        out["recomputed_blocks"] = int(records["recomputed_blocks"].sum())
+    if "instance" in records:
+        out["per_instance"] = _per_instance(records, tier_names, utilization or {})
     if link_bytes is not None:
         out["link_bytes"] = {k: int(v) for k, v in link_bytes.items()}
     if utilization is not None:
         out["utilization"] = {k: round(float(v), 6) for k, v in utilization.items()}
+        out["overloaded"] = bool(utilization.get("prefill", 0.0) > OVERLOAD_UTILIZATION)
     out["sim_time_s"] = float(sim_time_s)
     out["wall_time_s"] = float(wall_time_s)
+    return out
+
+
+def _per_instance(records: dict[str, np.ndarray], tier_names: list[str], util: dict[str, float]) -> dict[str, list[Any]]:
+    """Per prefill instance (lists indexed by instance): requests, hit ratios, TTFT, utilisation."""
+    inst = records["instance"]
+    n = int(inst.max()) + 1 if len(inst) else 0
+    n = max(n, sum(1 for k in util if k.startswith("prefill:")))
+    out: dict[str, list[Any]] = {k: [] for k in ("requests", "hit_ratio", "top_tier_hit_ratio", "ttft_p50_s",
+                                                  "ttft_p99_s", "queue_p99_s", "utilization")}
+    top = f"hits_{tier_names[0]}" if tier_names else None
+    for i in range(n):
+        sel = inst == i
+        acc = int(records["blocks"][sel].sum())
+        out["requests"].append(int(sel.sum()))
+        out["hit_ratio"].append(float(records["prefix_hits"][sel].sum() / acc) if acc else 0.0)
+        out["top_tier_hit_ratio"].append(float(records[top][sel].sum() / acc) if acc and top in records else 0.0)
+        out["ttft_p50_s"].append(_pct(records["ttft_s"][sel], 50))
+        out["ttft_p99_s"].append(_pct(records["ttft_s"][sel], 99))
+        out["queue_p99_s"].append(_pct(records["queue_s"][sel], 99))
+        out["utilization"].append(round(float(util.get(f"prefill:{i}", 0.0)), 6))
     return out

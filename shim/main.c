@@ -140,6 +140,8 @@ void jw_latency(jw_t *w, const char *prefix, double *samples, long n) {
     jw_num(w, key, percentile(samples, n, 0.50));
     snprintf(key, sizeof key, "%s_p99_s", prefix);
     jw_num(w, key, percentile(samples, n, 0.99));
+    snprintf(key, sizeof key, "%s_p999_s", prefix);
+    jw_num(w, key, percentile(samples, n, 0.999));
     snprintf(key, sizeof key, "%s_mean_s", prefix);
     jw_num(w, key, n ? sum / (double)n : NAN);
     snprintf(key, sizeof key, "%s_min_s", prefix);

@@ -17,11 +17,13 @@ from .conftest import ROOT, reference_lru_hits
 
 SUMMARY_KEYS = {
     "requests", "block_accesses", "block_hits", "hit_ratio", "tier_hits", "ttft_p50_s",
-    "ttft_p99_s", "metadata_p50_s", "metadata_p99_s", "sim_time_s", "wall_time_s",
+    "ttft_p99_s", "metadata_p50_s", "metadata_p99_s", "sim_time_s", "wall_time_s", "load_p99_s",
+    "batch_wait_p99_s", "per_instance", "overloaded", "workload", "gpu_kv_budget", "router", "scheduler",
 }
 REQUEST_COLUMNS = {
-    "arrival_s", "blocks", "prefix_hits", "hits_gpu", "hits_dram", "hits_remote", "hits_ssd",
-    "metadata_s", "load_s", "queue_s", "compute_s", "store_s", "ttft_s",
+    "arrival_s", "trace_arrival_s", "blocks", "prefix_hits", "hits_gpu", "hits_dram", "hits_remote", "hits_ssd",
+    "metadata_s", "load_s", "queue_s", "compute_s", "store_s", "ttft_s", "instance", "batch_wait_s",
+    "overlap_saved_s", "recomputed_blocks", "load_transfer_s", "iterations",
 }
 
 
@@ -40,6 +42,10 @@ def test_simulate_writes_outputs(tmp_path: Path) -> None:
     assert summary["requests"] == 300
     assert set(summary["tier_hits"]) == {"gpu", "dram", "remote", "ssd"}
     assert summary["block_hits"] == sum(summary["tier_hits"].values())
+    assert summary["workload"] == {"spread": "tick", "tick_s": 3.0, "tick_inferred": True}
+    assert len(summary["per_instance"]["utilization"]) == 4 and summary["overloaded"] is False
+    assert summary["gpu_kv_budget"]["kv_gib"] == pytest.approx(80 - 8 - 8.03e9 * 2 / 2**30)
+    assert any(k.startswith("link:pcie0:host0->gpu0") for k in summary["utilization"])
     df = pd.read_parquet(out / "requests.parquet")
     assert REQUEST_COLUMNS <= set(df.columns) and len(df) == 300
     assert (out / "ttft.png").stat().st_size > 10_000
@@ -84,6 +90,43 @@ def test_single_tier_lru_exact_counts_on_real_trace(compose_cfg, real_trace_path
     assert summary["block_hits"] == lcs_hits
     if capacity >= 182_790:  # every unique block fits: only cold misses
         assert summary["block_hits"] == 288_500 - 182_790
+
+
+def test_a_model_that_does_not_fit_is_refused_with_the_arithmetic(tmp_path: Path, compose_cfg) -> None:
+    """Llama-3-70B (70.6e9 params x 2 B = 131.5 GiB) on one 80 GiB H100."""
+    with pytest.raises(ConfigError, match=r"HBM 80.0 GiB x 1 = 80.0 GiB - weights 131.5 GiB .* = -59.5 GiB"):
+        validate(compose_cfg(["model=llama3_70b"]))
+    p = kvsim("model=llama3_70b", f"hydra.run.dir={tmp_path / 'x'}")
+    assert p.returncode != 0
+    assert "llama3_70b does not fit on gpu h100 with gpu.tensor_parallel=1" in p.stderr
+    assert "raise gpu.tensor_parallel (>= 2)" in p.stderr
+    validate(compose_cfg(["model=llama3_70b", "gpu.tensor_parallel=2"]))
+
+
+def test_out_of_range_values_fail_before_the_run(compose_cfg) -> None:
+    from kvsim.config import check_config
+
+    for override, key in [
+        ("gpu.instances=0", "gpu.instances"),
+        ("system.instances_per_host=0", "system.instances_per_host"),
+        ("scheduler.max_batch_tokens=0", "scheduler.max_batch_tokens"),
+        ("trace.spread=smear", "trace.spread"),
+        ("system.load_or_recompute=never", "system.load_or_recompute"),
+        ("router.balance_tokens=-1", "router.balance_tokens"),
+        ("system.tiers.ssd.write_Bps=0", "system.tiers.ssd.write_Bps"),
+    ]:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            check_config(compose_cfg([override]))
+
+
+def test_overload_is_flagged(tmp_path: Path) -> None:
+    out = tmp_path / "hot"
+    p = kvsim(f"hydra.run.dir={out}", "trace.max_requests=300", "progress=false", "gpu.instances=1",
+              "gpu.peak_flops=30e12", "figures=false")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overloaded"] is True and summary["utilization"]["prefill"] > 0.95
+    assert "overloaded: prefill utilisation" in p.stdout + p.stderr  # the log
 
 
 def test_bad_group_option_fails_at_compose(tmp_path: Path) -> None:

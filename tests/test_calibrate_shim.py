@@ -41,7 +41,7 @@ CLIENT_DOC: dict[str, Any] = {
     "rdma": {"device": "mlx5_0", "port": 1, "link_layer": "Ethernet", "gid_index": 3, "active_mtu": 4096,
              "active_speed": 64, "active_width": 2, "latency_bytes": 8, "latency_iters": 10000,
              "write_inline": True,
-             "read_rtt_p50_s": 1.95e-6, "read_rtt_p99_s": 2.4e-6, "read_rtt_mean_s": 2.0e-6,
+             "read_rtt_p50_s": 1.95e-6, "read_rtt_p99_s": 2.4e-6, "read_rtt_p999_s": 3.9e-6, "read_rtt_mean_s": 2.0e-6,
              "read_rtt_min_s": 1.8e-6, "read_rtt_samples": 10000,
              "write_rtt_p50_s": 1.9e-6, "write_rtt_p99_s": 2.3e-6, "write_rtt_mean_s": 1.9e-6,
              "write_rtt_min_s": 1.7e-6, "write_rtt_samples": 10000,
@@ -68,10 +68,12 @@ def test_client_output_gives_network_rdma_and_pcie_keys() -> None:
     got = {m.key: m.value for m in parse_shim(CLIENT_DOC).measured}
     assert got == pytest.approx({
         "host.dram_latency_s": 1.05e-07, "host.memcpy_Bps": 1.2e10,
-        "tcp.rtt_s": 2.4e-5,
+        "tcp.rtt_s": 2.4e-5, "tcp.rtt_p99_s": 3.1e-5,   # tails beside the medians
         "rdma.read_rtt_s": 1.95e-6, "rdma.one_way_s": 0.975e-6,
+        "rdma.read_rtt_p99_s": 2.4e-6, "rdma.read_rtt_p999_s": 3.9e-6,
         "rdma.write_one_way_s": 0.95e-6,      # a signaled WRITE's completion is a round trip
-        "rdma.atomic_rtt_s": 2.1e-6,
+        "rdma.write_one_way_p99_s": 1.15e-6,
+        "rdma.atomic_rtt_s": 2.1e-6, "rdma.atomic_rtt_p99_s": 2.6e-6,
         "rdma.bandwidth_Bps": 1.15e10,        # the lower of READ and WRITE
         "rdma.message_rate_per_s": 2.6e6,
         "pcie.h2d_Bps": 5.3e10, "pcie.latency_s": 8.0e-6,
@@ -79,7 +81,8 @@ def test_client_output_gives_network_rdma_and_pcie_keys() -> None:
     doc = copy.deepcopy(CLIENT_DOC)
     for k in [k for k in doc["rdma"] if k.startswith("cas_")]:
         del doc["rdma"][k]
-    assert "rdma.atomic_rtt_s" not in {m.key for m in parse_shim(doc).measured}  # no atomics: default kept
+    keys = {m.key for m in parse_shim(doc).measured}
+    assert "rdma.atomic_rtt_s" not in keys and "rdma.atomic_rtt_p99_s" not in keys  # no atomics: defaults kept
 
 
 def test_every_key_the_shim_gives_exists_in_the_default_file() -> None:
@@ -87,7 +90,7 @@ def test_every_key_the_shim_gives_exists_in_the_default_file() -> None:
     text = calfile.render(calfile.DEFAULT_FILE.read_text(), "tb", r.measured, r.source)
     cfg = OmegaConf.create(text)
     assert cfg.rdma.read_rtt_s == 1.95e-6 and cfg.pcie.h2d_Bps == 5.3e10
-    assert text.count("# [M] measured 2026-03-04T05:06Z on node7: ") == 11
+    assert text.count("# [M] measured 2026-03-04T05:06Z on node7: ") == 16
 
 
 def test_bad_documents_are_refused() -> None:
@@ -229,7 +232,8 @@ def test_shim_client_and_server_over_loopback(shim_bin: Path) -> None:
     if not rdma_devices():
         assert c["rdma"]["status"] == s["rdma"]["status"] == "skipped"
     r = parse_shim(c)
-    assert [m.key for m in r.measured] == ["tcp.rtt_s"] and "127.0.0.1" in r.measured[0].note
+    assert [m.key for m in r.measured] == ["tcp.rtt_s", "tcp.rtt_p99_s", "tcp.rtt_p999_s"]
+    assert "127.0.0.1" in r.measured[0].note
 
 
 def test_shim_usage_errors(shim_bin: Path) -> None:

@@ -1,28 +1,29 @@
-"""The full SimPy model: accounting identities, invariants, determinism, known answers."""
+"""The full SimPy model: accounting identities, invariants, determinism, and known answers
+(a chunked schedule and the overlap formula worked by hand, routing, load-or-recompute)."""
 
 from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from kvsim.app import (
-    build_index,
-    build_policy_factory,
-    build_prefill,
-    build_topology,
-    tier_specs,
-)
+from kvsim.app import build_cluster
+from kvsim.index.base import IndexModel, Op
 from kvsim.index.runs import split_runs
-from kvsim.system.cluster import Cluster, RunResult
+from kvsim.policy.lru import LRU
+from kvsim.system.cluster import Cluster, RunResult, pipeline_s
+from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
 from kvsim.system.hierarchy import TierHierarchy
+from kvsim.system.node import TierTemplate, node_tiers
+from kvsim.system.scheduler import QueueHooks, Scheduler
+from kvsim.system.topology import Layout, Link, Topology, expand
 from kvsim.trace.schema import Trace
 
 
 def simulate(cfg, trace: Trace, check: bool = False) -> tuple[RunResult, Cluster]:
-    prefill = build_prefill(cfg)
-    tiers = tier_specs(cfg, prefill.model.block_bytes(trace.block_tokens))
-    hier = TierHierarchy(tiers, build_policy_factory(cfg), promote_on_hit=cfg.system.promote_on_hit)
-    c = Cluster(trace, hier, build_topology(cfg), build_index(cfg), prefill, check_invariants=check)
+    c, _ = build_cluster(cfg, trace, check_invariants=check)
     return c.run(), c
 
 
@@ -50,46 +51,64 @@ def unlimited_prefix_hits(trace: Trace) -> np.ndarray:
     return out
 
 
-def test_ttft_is_the_sum_of_its_parts(compose_cfg, embedded_trace) -> None:
-    res, _ = simulate(compose_cfg(["system.capacity_scale=0.1"]), embedded_trace.head(600))
+PARTS = ("metadata_s", "queue_s", "load_s", "compute_s", "batch_wait_s", "store_s")
+
+
+@pytest.mark.parametrize("overrides", [[], ["scheduler=fcfs", "system.overlap_load=false"], ["gpu.instances=1"]])
+def test_ttft_is_the_sum_of_its_parts(compose_cfg, embedded_trace, overrides) -> None:
+    res, c = simulate(compose_cfg(["system.capacity_scale=0.05", *overrides]), embedded_trace.head(600))
     r = res.records
-    parts = r["metadata_s"] + r["load_s"] + r["queue_s"] + r["compute_s"] + r["store_s"]
-    np.testing.assert_allclose(r["ttft_s"], parts, rtol=0, atol=1e-9)
-    assert (r["ttft_s"] > 0).all() and (r["queue_s"] >= -1e-12).all()
-    tiers = res.tier_names
-    np.testing.assert_array_equal(sum(r[f"hits_{t}"] for t in tiers), r["prefix_hits"])
+    np.testing.assert_allclose(r["ttft_s"], sum(r[k] for k in PARTS), rtol=0, atol=1e-9)
+    for k in PARTS:
+        assert (r[k] >= -1e-12).all(), k
+    assert (r["ttft_s"] > 0).all()
+    # every token assigned to an instance was computed there
+    assert [i.load_tokens for i in c.instances] == [0] * len(c.instances)
+    np.testing.assert_array_equal(sum(r[f"hits_{t}"] for t in res.tier_names), r["prefix_hits"])
     assert (r["present_blocks"] >= r["prefix_hits"]).all()
+    assert (r["recomputed_blocks"] <= r["prefix_hits"]).all()
+    # a request that loaded nothing exposes no load of its own (another's loads in its first
+    # iteration count as batch wait)
+    assert (r["load_s"][r["load_bytes"] == 0] == 0).all() and (r["load_s"] > 0).any()
 
 
 def test_capacity_never_exceeded_and_blocks_accounted(compose_cfg, embedded_trace) -> None:
     """check_invariants runs TierHierarchy.check() after every request."""
-    cfg = compose_cfg(["system.capacity_scale=0.02"])
-    res, c = simulate(cfg, embedded_trace.head(500), check=True)
-    caps = [t.capacity_blocks for t in c.hier.tiers]
-    assert c.hier.occupancy() == caps  # a small hierarchy fills up
-    assert sum(caps) < len(np.unique(embedded_trace.head(500).hash_ids))
-    assert res.records["prefix_hits"].sum() > 0
+    for n in (1, 4):
+        cfg = compose_cfg(["system.capacity_scale=0.01", f"gpu.instances={n}", "system.instances_per_host=2"])
+        res, c = simulate(cfg, embedded_trace.head(500), check=True)
+        caps = [t.capacity_blocks for t in c.hier.tiers]
+        assert c.hier.occupancy() == caps  # a small hierarchy fills up
+        assert sum(caps) < len(np.unique(embedded_trace.head(500).hash_ids))
+        assert res.records["prefix_hits"].sum() > 0
+        assert len(c.hier.views) == n and len({c.hier.tiers[v[1]].device for v in c.hier.views}) == (n + 1) // 2
 
 
 def test_unlimited_capacity_hits_equal_the_trace_prefix_reuse(compose_cfg, embedded_trace) -> None:
     tr = spaced(embedded_trace.head(400))
-    res, _ = simulate(compose_cfg(["system.capacity_scale=100"]), tr)
+    one = ["system.capacity_scale=100", "system.load_or_recompute=load", "trace.spread=none"]
+    res, _ = simulate(compose_cfg([*one, "gpu.instances=1"]), tr)
     np.testing.assert_array_equal(res.records["prefix_hits"], unlimited_prefix_hits(tr))
+    # Several instances: a block computed on one stays in its private GPU tier, out of the
+    # others' reach, so they can only hit less.
+    res4, _ = simulate(compose_cfg([*one, "router=round_robin"]), tr)
+    assert (res4.records["prefix_hits"] <= unlimited_prefix_hits(tr)).all()
+    assert res4.records["prefix_hits"].sum() < res.records["prefix_hits"].sum()
 
 
 def test_load_bytes_and_link_bytes(compose_cfg, embedded_trace) -> None:
-    cfg = compose_cfg(["system.capacity_scale=0.05"])
+    cfg = compose_cfg(["system.capacity_scale=0.05", "system.load_or_recompute=load", "gpu.instances=1"])
     res, c = simulate(cfg, embedded_trace.head(800))
     r = res.records
     lower = sum(r[f"hits_{t}"] for t in res.tier_names[1:])
     np.testing.assert_array_equal(r["load_bytes"], lower * c.block_bytes)
-    # Every load from a lower tier crosses PCIe into the GPU; demotions out of the GPU too.
-    assert res.link_bytes["pcie"] >= r["load_bytes"].sum()
-    assert res.link_bytes["rdma"] > 0
-    # Demotions per request add up to what crossed the links beyond the loads.
-    assert r["moved_bytes"].sum() > 0
-    assert r["moved_bytes"].sum() % c.block_bytes == 0
-    assert res.link_bytes["pcie"] <= r["load_bytes"].sum() + r["moved_bytes"].sum()
+    b = res.link_bytes
+    # Every load from a lower tier crosses PCIe into the GPU; demotions out of it go the other way.
+    assert b["pcie0:host0->gpu0"] == r["load_bytes"].sum()
+    assert b["rdma0:nic0->remote"] > 0 and b["ssd"] > 0  # demotions reach the pool and the SSD
+    assert r["moved_bytes"].sum() > 0 and r["moved_bytes"].sum() % c.block_bytes == 0
+    assert b["pcie0:gpu0->host0"] <= r["moved_bytes"].sum()
+    assert set(res.server_utilization) >= {"link:pcie0:host0->gpu0", "link:pcie0:gpu0->host0", "device:ssd", "prefill:0"}
 
 
 def test_metadata_time_counts_round_trips(compose_cfg, embedded_trace) -> None:
@@ -106,19 +125,22 @@ def test_metadata_time_counts_round_trips(compose_cfg, embedded_trace) -> None:
 
 def test_pipelined_redis_is_faster(compose_cfg, embedded_trace) -> None:
     tr = embedded_trace.head(300)
-    plain, _ = simulate(compose_cfg(), tr)
-    piped, _ = simulate(compose_cfg(["index.pipeline=true"]), tr)
+    # round robin (the node helper's routing); a pipeline cannot stop at a miss: lookup=all
+    plain, _ = simulate(compose_cfg(["router=round_robin", "index.lookup=all"]), tr)
+    piped, _ = simulate(compose_cfg(["router=round_robin", "index.pipeline=true", "index.lookup=all"]), tr)
     assert piped.records["metadata_s"].mean() < plain.records["metadata_s"].mean()
     np.testing.assert_array_equal(piped.records["prefix_hits"], plain.records["prefix_hits"])
 
 
-def test_deterministic(compose_cfg, embedded_trace) -> None:
+def test_deterministic_and_seeded(compose_cfg, embedded_trace) -> None:
     cfg = compose_cfg(["system.capacity_scale=0.1"])
     a, _ = simulate(cfg, embedded_trace.head(500))
     b, _ = simulate(cfg, embedded_trace.head(500))
     for k in a.records:
         np.testing.assert_array_equal(a.records[k], b.records[k], err_msg=k)
     assert a.link_bytes == b.link_bytes
+    other, _ = simulate(compose_cfg(["system.capacity_scale=0.1", "seed=1"]), embedded_trace.head(500))
+    assert not np.array_equal(other.records["arrival_s"], a.records["arrival_s"])
 
 
 def test_more_capacity_more_hits_lower_ttft(compose_cfg, embedded_trace) -> None:
@@ -130,7 +152,199 @@ def test_more_capacity_more_hits_lower_ttft(compose_cfg, embedded_trace) -> None
     assert np.median(big.records["ttft_s"]) <= np.median(small.records["ttft_s"])
 
 
-@pytest.mark.parametrize("policy", ["fifo", "lfu"])
+@pytest.mark.parametrize("policy", ["fifo", "lfu", "hotness"])
 def test_other_policies_run(compose_cfg, embedded_trace, policy: str) -> None:
     res, _ = simulate(compose_cfg([f"policy={policy}", "system.capacity_scale=0.05"]), embedded_trace.head(300), check=True)
     assert res.records["prefix_hits"].sum() > 0
+
+
+def test_rdma_index_shares_the_hosts_nic_with_kv_traffic(compose_cfg, embedded_trace) -> None:
+    c, _ = build_cluster(compose_cfg(["index=sherman"]), embedded_trace.head(200))
+    nic = c.topo.queues["link:rdma0:remote->nic0"]
+    assert c.index.client.nic is nic  # type: ignore[attr-defined]
+    c.run()
+    assert nic.served > 0  # index round trips and KV loads from the pool alike
+
+
+# --- hand-worked cases on a tiny node built without Hydra ------------------------------------
+class NullIndex(IndexModel):
+    """An index that costs nothing (so the hand-worked times hold exactly)."""
+
+    name = "null"
+
+    def plan_get(self, key: int) -> Op:
+        return Op("get", 1, 0, 0, 0, 0.0)
+
+    def plan_range(self, keys) -> Op:  # noqa: ANN001
+        return Op("range", len(keys), 0, 0, 0, 0.0)
+
+    def plan_insert(self, keys) -> list[Op]:  # noqa: ANN001
+        return []
+
+    def plan_delete(self, keys) -> list[Op]:  # noqa: ANN001
+        return []
+
+    def execute(self, env, ops) -> Generator[Any, Any, None]:  # noqa: ANN001
+        return
+        yield
+
+    def contains(self, key: int) -> bool:  # every block "present": the lookup plans them all
+        return True
+
+    def unloaded_s(self, op: Op) -> float:
+        return 0.0
+
+
+MODEL = ModelSpec("tiny", 1e9, 4, 8, 2, 64)  # 2 KiB of KV per token: 1 MiB per 512-token block
+GPU = GPUSpec("g", 1e15, 0.0, mfu=0.5)
+RATE = 0.5e15
+DENSE, ATTN = 2 * 1e9, 4 * 4 * 8 * 64
+
+
+def hand_flops(n: int, ctx: int) -> float:
+    return DENSE * n + ATTN * n * (ctx + (n + 1) / 2)
+
+
+def tiny_trace(reqs: list[tuple[float, int, list[int]]]) -> Trace:
+    return Trace(
+        arrival_s=np.array([r[0] for r in reqs], dtype=np.float64),
+        input_tokens=np.array([r[1] for r in reqs], dtype=np.int64),
+        output_tokens=np.ones(len(reqs), dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum([len(r[2]) for r in reqs])]).astype(np.int64),
+        hash_ids=np.array([b for r in reqs for b in r[2]], dtype=np.int64),
+    )
+
+
+def tiny_node(trace: Trace, gpu_blocks: int, dram_blocks: int, pcie_Bps: float, policy: Any = LRU, **kw) -> Cluster:
+    layout = Layout(1, 1, {"gpu": "instance", "host": "host"})
+    tiers, views = node_tiers(layout, [TierTemplate("gpu", "gpu", gpu_blocks), TierTemplate("dram", "host", dram_blocks)])
+    devs, links, media = expand(layout, ["gpu", "host"], [Link("gpu", "host", pcie_Bps, 0.0, name="pcie")], [])
+    return Cluster(trace, TierHierarchy(tiers, policy, views=views), Topology(devs, links, media), NullIndex(),
+                   PrefillModel(MODEL, GPU), **kw)
+
+
+def test_chunked_schedule_by_hand() -> None:
+    """Budget 1000 tokens per iteration, 600 per request; A (1500 tokens) and B (700) arrive
+    together, A first:
+        iteration 1: A 600 [0, 600),    B 400 [0, 400)
+        iteration 2: A 600 [600, 1200), B 300 [400, 700)    -> B's prefill ends
+        iteration 3: A 300 [1200, 1500)                     -> A's prefill ends"""
+    tr = tiny_trace([(0.0, 1500, [0, 1, 2]), (0.0, 700, [10, 11])])
+    c = tiny_node(tr, 100, 100, 25e9, scheduler=Scheduler("chunked", 1000, 600))
+    r = c.run().records
+    a = [hand_flops(600, 0), hand_flops(600, 600), hand_flops(300, 1200)]
+    b = [hand_flops(400, 0), hand_flops(300, 400)]
+    it = [(a[0] + b[0]) / RATE, (a[1] + b[1]) / RATE, a[2] / RATE]
+    assert r["ttft_s"][1] == pytest.approx(it[0] + it[1], rel=1e-12)
+    assert r["ttft_s"][0] == pytest.approx(sum(it), rel=1e-12)
+    assert r["compute_s"][0] == pytest.approx(sum(a) / RATE) and r["compute_s"][1] == pytest.approx(sum(b) / RATE)
+    assert r["batch_wait_s"][1] == pytest.approx(sum(a[:2]) / RATE)  # B's iterations also computed A
+    assert list(r["iterations"]) == [3, 2] and list(r["new_tokens"]) == [1500, 700]
+    assert c.instances[0].iterations == 3
+    # FCFS: A alone, then B alone.
+    f = tiny_node(tr, 100, 100, 25e9, scheduler=Scheduler("fcfs")).run().records
+    assert f["ttft_s"][0] == pytest.approx(hand_flops(1500, 0) / RATE)
+    assert f["ttft_s"][1] == pytest.approx((hand_flops(1500, 0) + hand_flops(700, 0)) / RATE)
+    assert f["queue_s"][1] == pytest.approx(hand_flops(1500, 0) / RATE) and f["batch_wait_s"][1] == 0
+
+
+def _reuse_case(overlap: bool, pcie_Bps: float, recompute: str = "load") -> tuple[dict[str, np.ndarray], float, float]:
+    """Request 0 computes blocks 0-3 (2048 tokens); the GPU tier holds none, so they go to
+    DRAM; request 1 (2560 tokens) reuses them, loading 4 MiB over PCIe, and computes 512."""
+    tr = tiny_trace([(0.0, 2048, [0, 1, 2, 3]), (10.0, 2560, [0, 1, 2, 3, 4])])
+    c = tiny_node(tr, 0, 100, pcie_Bps, scheduler=Scheduler("fcfs"), overlap_load=overlap, load_or_recompute=recompute)
+    r = c.run().records
+    load = 4 * 2**20 / pcie_Bps
+    comp = hand_flops(512, 2048) / RATE
+    return r, load, comp
+
+
+@pytest.mark.parametrize("pcie_Bps", [25e9, 0.1e9])  # load hidden by compute / compute hidden by load
+def test_overlap_formula_by_hand(pcie_Bps: float) -> None:
+    r, load, comp = _reuse_case(True, pcie_Bps)
+    assert r["prefix_hits"][1] == 4 and r["hits_dram"][1] == 4 and r["load_bytes"][1] == 4 * 2**20
+    # 4 layers: the slower stream plus one layer of the other
+    expect = max(load, comp) + min(load, comp) / 4
+    assert r["ttft_s"][1] == pytest.approx(expect, rel=1e-9)
+    assert pipeline_s(load, comp, 4) == pytest.approx(expect)
+    assert r["load_s"][1] == pytest.approx(expect - comp, rel=1e-9)
+    assert r["overlap_saved_s"][1] == pytest.approx(load + comp - expect, rel=1e-9)
+    off, _, _ = _reuse_case(False, pcie_Bps)
+    assert off["ttft_s"][1] == pytest.approx(load + comp, rel=1e-9)
+    assert off["overlap_saved_s"][1] == 0
+
+
+def test_loads_proceed_while_the_request_waits() -> None:
+    """Request 2 reuses blocks 0-3 from DRAM but waits (FCFS) behind request 1's 2560-token
+    prefill; its 4 MiB load (0.17 ms) ends long before: nothing of it is exposed."""
+    tr = tiny_trace([(0.0, 2048, [0, 1, 2, 3]), (10.0, 2560, [20, 21, 22, 23, 24]), (10.0, 2560, [0, 1, 2, 3, 4])])
+    r = tiny_node(tr, 0, 100, 25e9, scheduler=Scheduler("fcfs")).run().records
+    first = hand_flops(2560, 0) / RATE
+    assert r["queue_s"][2] == pytest.approx(first) and r["load_s"][2] == 0.0
+    assert r["load_transfer_s"][2] == pytest.approx(4 * 2**20 / 25e9)
+    assert r["ttft_s"][2] == pytest.approx(first + hand_flops(512, 2048) / RATE, rel=1e-9)
+
+
+def test_load_or_recompute_by_hand() -> None:
+    """At 10 MB/s the 4 MiB load takes 0.42 s, recomputing the 2048 tokens 4.1 ms: auto
+    recomputes them (all 2560 tokens computed, no bytes loaded); load waits for the link."""
+    r, load, _ = _reuse_case(True, 10e6, "auto")
+    assert r["recomputed_blocks"][1] == 4 and r["load_bytes"][1] == 0 and r["prefix_hits"][1] == 4
+    assert r["new_tokens"][1] == 2560
+    assert r["ttft_s"][1] == pytest.approx(hand_flops(2560, 0) / RATE, rel=1e-9)
+    slow, load, comp = _reuse_case(True, 10e6, "load")
+    assert slow["ttft_s"][1] == pytest.approx(load + comp / 4, rel=1e-9)
+    fast, _, _ = _reuse_case(True, 25e9, "auto")  # a fast link: the blocks load
+    assert fast["recomputed_blocks"][1] == 0 and fast["load_bytes"][1] == 4 * 2**20
+
+
+def test_queue_hooks_see_every_request() -> None:
+    seen: list[tuple[str, int, tuple[int, ...]]] = []
+
+    class Spy(QueueHooks):
+        def enqueued(self, instance: int, blocks, now: float) -> None:  # noqa: ANN001
+            seen.append(("enqueued", instance, tuple(blocks)))
+
+        def started(self, instance: int, blocks, now: float) -> None:  # noqa: ANN001
+            seen.append(("started", instance, tuple(blocks)))
+
+    tr = tiny_trace([(0.0, 1500, [0, 1, 2]), (0.0, 700, [10, 11])])
+    tiny_node(tr, 100, 100, 25e9, scheduler=Scheduler("fcfs"), hooks=Spy()).run()
+    assert seen == [("enqueued", 0, (0, 1, 2)), ("enqueued", 0, (10, 11)), ("started", 0, (0, 1, 2)),
+                    ("started", 0, (10, 11))]
+
+
+# --- routing -----------------------------------------------------------------------------
+def test_routers_spread_or_follow_the_cache(compose_cfg, embedded_trace) -> None:
+    tr = embedded_trace.head(400)
+    rr, _ = simulate(compose_cfg(["router=round_robin"]), tr)
+    assert np.array_equal(rr.records["instance"], np.arange(len(tr)) % 4)
+    ll, _ = simulate(compose_cfg(["router=least_loaded"]), tr)
+    assert set(ll.records["instance"]) == {0, 1, 2, 3}
+    ca, _ = simulate(compose_cfg(["router=cache_aware"]), tr)
+    assert ca.records["hits_gpu"].sum() > rr.records["hits_gpu"].sum()
+
+
+def test_cache_aware_gets_at_least_the_hits_of_round_robin(compose_cfg, real_trace) -> None:
+    rr, _ = simulate(compose_cfg(["router=round_robin"]), real_trace)
+    ca, _ = simulate(compose_cfg(["router=cache_aware"]), real_trace)
+    assert ca.records["prefix_hits"].sum() >= rr.records["prefix_hits"].sum()
+    assert ca.records["hits_gpu"].sum() > rr.records["hits_gpu"].sum()
+
+
+@pytest.mark.parametrize("overrides", [[], ["gpu.instances=1", "gpu.peak_flops=200e12"],
+                                       ["system.overlap_load=false", "scheduler.chunk_tokens=2048"]])
+def test_planned_iterations_equal_one_event_per_iteration(compose_cfg, embedded_trace, monkeypatch, overrides) -> None:
+    """The loop's plan-ahead (one event for a run of iterations, cut by arrivals) is a speed
+    device only: every record equals the one-iteration-at-a-time loop's, also under load."""
+    import kvsim.system.cluster as cl
+
+    cfg = compose_cfg(["system.capacity_scale=0.1", *overrides])
+    tr = embedded_trace.head(700)
+    fast, cf = simulate(cfg, tr)
+    monkeypatch.setattr(cl, "_MAX_PLAN", 1)
+    slow, cs = simulate(cfg, tr)
+    for k in fast.records:
+        np.testing.assert_allclose(fast.records[k], slow.records[k], rtol=1e-12, atol=1e-12, err_msg=k)
+    assert [i.iterations for i in cf.instances] == [i.iterations for i in cs.instances]
+    assert next(cf.env._eid) < next(cs.env._eid)  # fewer events scheduled

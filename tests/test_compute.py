@@ -40,3 +40,30 @@ def test_tensor_parallel_and_bad_mfu() -> None:
     assert tp2.time_s(1000, 0) == pytest.approx(PrefillModel(LLAMA8B, H100).time_s(1000, 0) / 2)
     with pytest.raises(ValueError, match="mfu"):
         PrefillModel(LLAMA8B, GPUSpec("x", 1e12, 0, mfu=0.0))
+
+
+def test_chunks_add_up_to_the_whole_prefill() -> None:
+    """Chunked prefill does the same FLOPs as one pass: a chunk's attention covers the
+    tokens before it (cached and earlier chunks) plus its own causal triangle."""
+    m = PrefillModel(LLAMA8B, H100)
+    whole = m.flops(3000, 1024)
+    chunks = m.flops(1000, 1024) + m.flops(1000, 2024) + m.flops(1000, 3024)
+    assert chunks == pytest.approx(whole, rel=1e-12)
+
+
+def test_kv_budget_and_a_model_that_does_not_fit() -> None:
+    from kvsim.system.compute import ModelDoesNotFit, kv_budget
+
+    gib = 2**30
+    h100 = GPUSpec("h100", 989e12, 80 * gib, activation_reserve_bytes=8 * gib)
+    b = kv_budget(LLAMA8B, h100)
+    assert b.weights_bytes == 8.03e9 * 2
+    assert b.kv_bytes == pytest.approx(80 * gib - 16.06e9 - 8 * gib)
+    with pytest.raises(ModelDoesNotFit) as e:
+        kv_budget(LLAMA70B, h100)
+    msg = str(e.value)
+    # 80 GiB - 141.2 GB (131.5 GiB) of weights - 8 GiB = -59.5 GiB
+    assert "HBM 80.0 GiB x 1 = 80.0 GiB - weights 131.5 GiB" in msg and "= -59.5 GiB" in msg
+    assert "gpu.tensor_parallel (>= 2)" in msg
+    tp2 = GPUSpec("h100", 989e12, 80 * gib, tensor_parallel=2, activation_reserve_bytes=8 * gib)
+    assert kv_budget(LLAMA70B, tp2).kv_bytes == pytest.approx(160 * gib - 141.2e9 - 16 * gib)

@@ -209,3 +209,82 @@ def test_every_policy_joins_its_tier() -> None:
         h = hierarchy([1, 2, 3], f)
         assert [p.tier for p in h.policies] == [0, 1, 2], name
         assert all(isinstance(p, EvictionPolicy) for p in h.policies)
+
+
+# --- several views: one GPU tier per instance, DRAM per host, one shared pool ---------------
+def node(caps: list[int], factory, **kw) -> TierHierarchy:
+    """Three instances on two hosts: gpu0, gpu1 on host 0, gpu2 on host 1; one pool."""
+    g0, g1, g2, d0, d1, r = caps
+    tiers = [TierSpec("gpu", "gpu0", g0), TierSpec("gpu", "gpu1", g1), TierSpec("gpu", "gpu2", g2),
+             TierSpec("dram", "host0", d0), TierSpec("dram", "host1", d1), TierSpec("remote", "remote", r)]
+    return TierHierarchy(tiers, factory, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], **kw)
+
+
+def drive_views(h: TierHierarchy, reqs: list[tuple[int, list[int]]]) -> int:
+    h.bind(make_trace([b for _, b in reqs]))
+    seen: set[int] = set()
+    hits = 0
+    for v, blocks in reqs:
+        locs = []
+        for b in blocks:
+            t = h.locate(b, v)
+            if t < 0:
+                break
+            locs.append(t)
+        p = len(locs)
+        hits += p
+        before = {k for pol in h.policies for k in pol}
+        if p:
+            h.use(blocks[:p], v, locs)
+        h.store(blocks[p:], v)
+        _, demoted, dropped = h.drain()
+        h.check()
+        seen.update(blocks)
+        held = {k for pol in h.policies for k in pol}
+        assert held <= seen, "a block appeared from nowhere"
+        assert (before | set(blocks)) - held <= set(dropped), "a block vanished without being dropped"
+        assert set(demoted) <= seen
+    return hits
+
+
+views_reqs = st.lists(st.tuples(st.integers(0, 2), st.tuples(st.integers(0, 5), st.integers(1, 9))), min_size=1,
+                      max_size=60).map(lambda rs: [(v, [0] + [1000 * (c + 1) + j for j in range(1, n)]) for v, (c, n) in rs])
+node_caps = st.lists(st.integers(0, 6), min_size=6, max_size=6)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("inclusive", [False, True])
+@settings(max_examples=30, deadline=None)
+@given(reqs=views_reqs, caps=node_caps, promote=st.booleans())
+def test_invariants_hold_with_several_views(name, inclusive, reqs, caps, promote) -> None:
+    h = node(caps, FACTORIES[name], promote_on_hit=promote, inclusive=inclusive)
+    drive_views(h, reqs)
+
+
+def test_a_shared_tier_keeps_its_copy_and_a_private_one_gives_it_up() -> None:
+    h = node([2, 2, 2, 8, 8, 8], LRU)
+    h.store([1, 2, 3], 0)  # 1 demoted from gpu0 to host 0's DRAM
+    h.drain()
+    assert h.locate(1, 0) == 3 and h.locate(1, 1) == 3 and h.locate(1, 2) == -1  # host 1 does not see it
+    h.use([1], 0, [3])  # loaded into gpu0: host 0's DRAM keeps it for gpu1
+    assert 1 in h.policies[0] and 1 in h.policies[3]
+    moves, demoted, _ = h.drain()
+    assert moves[3][0] == 1 and 1 not in demoted
+    h.store([4, 5], 0)  # 1 leaves gpu0 again: DRAM still has it, so no bytes move
+    moves, demoted, _ = h.drain()
+    assert moves[0][3] == 1 and 1 in demoted  # 2 moved down; 1 only lost its GPU copy
+    assert 2 in h.policies[3] and 1 in h.policies[3]
+    # the pool is shared by every view; host 0's DRAM is not: a block going from the pool to
+    # DRAM 0 would leave host 1 without it, so it is copied, not moved
+    h2 = node([0, 0, 0, 4, 4, 4], LRU)
+    h2.store([7], 2)  # no GPU room: into host 1's DRAM
+    assert h2.locate(7, 2) == 4
+    assert not h2.movable[5][3] and h2.movable[3][5] and h2.movable[0][3] and not h2.movable[3][0]
+
+
+def test_views_must_form_a_tree() -> None:
+    tiers = [TierSpec("gpu", "g0", 1), TierSpec("gpu", "g1", 1), TierSpec("dram", "h0", 1), TierSpec("dram", "h1", 1)]
+    with pytest.raises(ValueError, match="two different tiers below"):
+        TierHierarchy(tiers, LRU, views=[[0, 2], [0, 3], [1, 3]])
+    with pytest.raises(ValueError, match="in no view"):
+        TierHierarchy(tiers, LRU, views=[[0, 2]])

@@ -8,19 +8,14 @@ import pytest
 
 from kvsim.index.chime import ChimeGeometry, ChimeIndex, _with_versions
 
-CAL = dict(
-    read_rtt_s=1.9e-6,
-    write_one_way_s=1.32e-6,
-    atomic_rtt_s=2.0e-6,
-    bandwidth_Bps=11.5e9,
-    message_rate_per_s=2.5e6,
-    mmio_s=0.1e-6,
-    local_lookup_s=0.2e-6,
-)
+from .index_util import client, execute, load
+
+CLIENT_KEYS = ("key_order", "doorbell_batch", "queue_pairs", "sharers", "tails")
 
 
 def make(**kw: object) -> ChimeIndex:
-    return ChimeIndex(**{**CAL, **kw})  # type: ignore[arg-type]
+    ckw = {k: kw.pop(k) for k in CLIENT_KEYS if k in kw}
+    return ChimeIndex(client(**ckw), **kw)  # type: ignore[arg-type]
 
 
 def test_sizes_match_common_h_with_8_byte_keys() -> None:
@@ -45,7 +40,7 @@ def test_sizes_with_the_studys_keys() -> None:
 def test_get_reads_one_neighborhood_of_the_configured_size(H: int) -> None:
     ix = make(neighborhood=H, hotspot_bytes=0)
     keys = random.Random(3).sample(range(10**9), 3000)
-    ix.plan_insert(keys)
+    load(ix, keys)
     for k in keys[:200]:
         ix.plan_get(k)  # warm the leaf-parent cache
     for k in keys[:200]:
@@ -62,7 +57,7 @@ def test_hopscotch_invariant_every_key_within_its_neighborhood() -> None:
     ix = make()
     keys = random.Random(4).sample(range(10**9), 20_000)
     for s in range(0, len(keys), 50):
-        ix.plan_insert(keys[s : s + 50])
+        load(ix, keys[s : s + 50])
     ix.tree.check()
     span, H = ix.geo.span, ix.geo.H
     n = 0
@@ -83,7 +78,7 @@ def test_hopscotch_invariant_every_key_within_its_neighborhood() -> None:
 def test_hotspot_buffer_reads_one_entry_then_falls_back_when_moved() -> None:
     ix = make()
     keys = list(range(0, 4000, 3))
-    ix.plan_insert(keys)
+    load(ix, keys)
     ix.plan_get(300)
     op = ix.plan_get(300)  # speculative read at the remembered slot
     assert op.bytes_received == ix.geo.entry_read()
@@ -94,14 +89,14 @@ def test_hotspot_buffer_reads_one_entry_then_falls_back_when_moved() -> None:
     op = ix.plan_get(300)
     assert op.round_trips == 2  # the failed entry read, then the neighborhood
     off = make(hotspot_bytes=0)
-    off.plan_insert(keys)
+    load(off, keys)
     off.plan_get(300)
     assert off.plan_get(300).bytes_received == off.geo.neighborhood_read(off.layout.home(300))[1]
 
 
 def test_range_reads_whole_leaves_and_sorts() -> None:
     ix = make(sort_entry_s=5e-9)
-    ix.plan_insert(list(range(5000)))
+    load(ix, list(range(5000)))
     run = list(range(2000, 2040))
     ix.plan_range(run)  # warm
     op = ix.plan_range(run)
@@ -110,7 +105,7 @@ def test_range_reads_whole_leaves_and_sorts() -> None:
     assert op.bytes_received == len(leaves) * ix.geo.leaf_bytes
     assert op.client_s > ix.local_lookup_s  # the client sorts the leaves' entries
     hashed = make(key_order="hashed")
-    hashed.plan_insert(list(range(5000)))
+    load(hashed, list(range(5000)))
     hashed.plan_range(run)
     op_h = hashed.plan_range(run)
     assert op_h.round_trips == 1
@@ -119,10 +114,12 @@ def test_range_reads_whole_leaves_and_sorts() -> None:
 
 def test_insert_and_delete_costs() -> None:
     ix = make()
-    ix.plan_insert(list(range(0, 100, 2)))
+    load(ix, list(range(0, 100, 2)))
     ix.plan_get(10)
     (op,) = ix.plan_insert([11])
+    execute(ix, [op])
     assert op.round_trips == 3 and op.atomics == 1  # lock (+ vacancy bitmap), read, write + unlock
     (d,) = ix.plan_delete([11, 10**12])
+    execute(ix, [d])
     assert d.atomics == 1 and not ix.contains(11)
     assert ix.plan_delete([10**12]) == []

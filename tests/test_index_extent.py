@@ -6,21 +6,16 @@ from __future__ import annotations
 import pytest
 
 from kvsim.index.extent import ExtentIndex
-from kvsim.index.rdma import READ
+from kvsim.index.rdma import ATOMIC, READ, WRITE
 
-CAL = dict(
-    read_rtt_s=1.9e-6,
-    write_one_way_s=1.32e-6,
-    atomic_rtt_s=2.0e-6,
-    bandwidth_Bps=11.5e9,
-    message_rate_per_s=2.5e6,
-    mmio_s=0.1e-6,
-    local_lookup_s=0.2e-6,
-)
+from .index_util import client
+
+CLIENT_KEYS = ("key_order", "doorbell_batch", "queue_pairs", "sharers", "tails")
 
 
 def make(**kw: object) -> ExtentIndex:
-    return ExtentIndex(**{**CAL, **kw})  # type: ignore[arg-type]
+    ckw = {k: kw.pop(k) for k in CLIENT_KEYS if k in kw}
+    return ExtentIndex(client(**ckw), **kw)  # type: ignore[arg-type]
 
 
 def serve(ix: ExtentIndex, req: list[int]) -> list:  # type: ignore[type-arg]
@@ -36,7 +31,7 @@ def test_a_run_is_one_record_read_of_its_blocks() -> None:
     (op,) = ix.plan_lookup(list(range(10)))
     assert op.round_trips == 1
     assert op.bytes_received == 16 + 16 * 10
-    assert sum(s + f for s, f in op.rounds) == pytest.approx(ix.fabric.unloaded_s(READ, 1, 176))
+    assert ix.unloaded_s(op) == pytest.approx(ix.client.unloaded_s(READ, 1, 176) + 0.2e-6)
 
 
 def test_cached_records_answer_without_a_round_trip() -> None:
@@ -73,7 +68,7 @@ def test_lookup_stops_at_the_first_absent_block() -> None:
     serve(ix, [0, 1, 2])
     ops = ix.plan_lookup([0, 1, 2, 7, 8, 20])
     assert [(o.kind, o.round_trips) for o in ops] == [("range", 1), ("range", 1)]  # 7 probed, 20 never
-    go_on = make(cache_bytes=0, stop_at_miss=False)
+    go_on = make(cache_bytes=0, lookup="all")
     serve(go_on, [0, 1, 2])
     assert len(go_on.plan_lookup([0, 1, 2, 7, 8, 20])) == 3
 
@@ -92,6 +87,30 @@ def test_where_it_loses_lone_gets_and_insert_messages() -> None:
     assert ins.round_trips == 2  # claim the head slot, then one write batch
     assert ins.atomics == 1
     assert ins.bytes_sent == 8 + 16 + 16 * 30 + 16 * 29
+
+
+def test_coherence_invalidation_costs_on_updates_and_deletes() -> None:
+    """With a sharer, a write learns who caches the record and invalidates each copy;
+    a node that caches a record registers with one FAA in the batch that reads it."""
+    ix = make(cache_bytes=0, sharers=2)
+    serve(ix, list(range(10)))
+    (op,) = ix.plan_lookup(list(range(10)))
+    # one batch: the record READ (176 B) and the FAA (8 B) that registers this node
+    assert op.rounds == ((ATOMIC, 2, 176 + 8, 1),)
+    (u,) = ix.plan_update([2, 3])
+    # READ the record's sharer word, then WRITE the 2 addresses + 2 invalidations
+    assert u.rounds == ((READ, 1, 8, 1), (WRITE, 1 + 2, 2 * 8 + 2 * 8, 1))
+    (d,) = ix.plan_delete([9])
+    assert d.round_trips == 2 and d.bytes_sent == 8 + 2 * 8
+    # the append of the next turn takes the record's lock (its CAS returns the sharers)
+    ix.plan_lookup([*range(10), 10])
+    (ins,) = ix.plan_insert([10])
+    assert ins.round_trips == 2 and ins.bytes_sent == 8 + 16 + 16 + 16 + 8 + 2 * 8
+    assert ix.stats()["invalidations_sent"] == 2 + 2 + 2
+    single = make(cache_bytes=0, sharers=0)  # a single client: no coherence traffic
+    serve(single, list(range(10)))
+    (u0,) = single.plan_update([2, 3])
+    assert u0.round_trips == 1
 
 
 def test_updates_and_deletes_are_in_place() -> None:

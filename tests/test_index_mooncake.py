@@ -20,6 +20,8 @@ def test_unloaded_latencies() -> None:
     ix.recorder = OpRecorder()
     env = simpy.Environment()
 
+    ix.plan_insert([1, 4, 5, 6])  # present: the lookup asks every run (lookup: prefix)
+
     def p():  # type: ignore[no-untyped-def]
         yield from ix.execute(env, ix.plan_lookup([1, 4, 5, 6]))
         yield from ix.execute(env, ix.plan_insert([1, 4, 5, 6]))

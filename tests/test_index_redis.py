@@ -52,8 +52,8 @@ def test_poisson_gets_match_md1_mean_wait(rho: float) -> None:
 
 def test_unloaded_latency_and_pipelining() -> None:
     env = simpy.Environment()
-    seq = RedisIndex(**COSTS)  # type: ignore[arg-type]
-    pipe = RedisIndex(**COSTS, pipeline=True)  # type: ignore[arg-type]
+    seq = RedisIndex(**COSTS, lookup="all")  # type: ignore[arg-type]
+    pipe = RedisIndex(**COSTS, pipeline=True, lookup="all")  # type: ignore[arg-type]
     keys = [1, 5, 6, 7, 9]  # get, range of 3, get
     done = {}
 
@@ -77,3 +77,5 @@ def test_range_command_zrange_costs_less_per_key() -> None:
     assert z.plan_range(keys).server_s < m.plan_range(keys).server_s
     with pytest.raises(ValueError):
         RedisIndex(**COSTS, range_command="scan")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lookup=all"):  # a pipeline cannot stop at a miss
+        RedisIndex(**COSTS, pipeline=True)  # type: ignore[arg-type]

@@ -12,19 +12,14 @@ from kvsim.index.base import OpRecorder
 from kvsim.index.rdma import READ
 from kvsim.index.sherman import ShermanIndex, sherman_geometry
 
-CAL = dict(
-    read_rtt_s=1.9e-6,
-    write_one_way_s=1.32e-6,
-    atomic_rtt_s=2.0e-6,
-    bandwidth_Bps=11.5e9,
-    message_rate_per_s=2.5e6,
-    mmio_s=0.1e-6,
-    local_lookup_s=0.2e-6,
-)
+from .index_util import client, execute, load
+
+CLIENT_KEYS = ("key_order", "doorbell_batch", "queue_pairs", "sharers", "tails")
 
 
 def make(**kw: object) -> ShermanIndex:
-    return ShermanIndex(**{**CAL, **kw})  # type: ignore[arg-type]
+    ckw = {k: kw.pop(k) for k in CLIENT_KEYS if k in kw}
+    return ShermanIndex(client(**ckw), **kw)  # type: ignore[arg-type]
 
 
 def test_cardinality_follows_tree_h() -> None:
@@ -49,7 +44,7 @@ def test_warm_cache_get_is_exactly_one_read() -> None:
         assert op.bytes_received == 1024
         assert op.atomics == 0
         # unloaded time: the one READ plus one cache probe
-        assert sum(s + f for s, f in op.rounds) == pytest.approx(ix.fabric.unloaded_s(READ, 1, 1024))
+        assert ix.unloaded_s(op) == pytest.approx(ix.client.unloaded_s(READ, 1, 1024) + 0.2e-6)
     assert ix.cache.misses == misses
 
 
@@ -88,9 +83,10 @@ def test_sample2_cache_evicts_at_capacity() -> None:
 def test_range_reads_the_leaves_its_keys_span(k: int) -> None:
     ix = make()
     for b in range(5000):  # ascending inserts: half-full leaves of 11 keys
-        ix.plan_insert([b])
+        load(ix, [b])
     start = 1100
     leaves = ix.tree.range_leaves(start, start + k - 1)
+    ix.plan_range(list(range(start, start + k)))  # warm the leaf-parents
     op = ix.plan_range(list(range(start, start + k)))
     assert op.bytes_received == len(leaves) * 1024
     assert len(leaves) in (math.ceil(k / 11), math.ceil(k / 11) + 1)
@@ -117,7 +113,7 @@ def test_range_parallel_and_doorbell_batching() -> None:
     slow.plan_range(run), fast.plan_range(run)  # warm the leaf-parents
     a, b = slow.plan_range(run), fast.plan_range(run)
     assert a.round_trips == 3 and b.round_trips == 1
-    assert sum(s + f for s, f in b.rounds) < sum(s + f for s, f in a.rounds)
+    assert fast.unloaded_s(b) < slow.unloaded_s(a)
 
 
 def test_insert_locks_reads_writes_back() -> None:
@@ -125,20 +121,25 @@ def test_insert_locks_reads_writes_back() -> None:
     ix.tree.bulk_load(list(range(0, 20_000, 2)), leaf_fill=15)  # room in every leaf
     ix.plan_get(101)  # warm its leaf-parent
     (op,) = ix.plan_insert([101])
+    assert not ix.contains(101)  # planned, not executed: the tree has not changed yet
+    execute(ix, [op])
     assert op.round_trips == 3  # CAS, READ, WRITE + unlock
     assert op.atomics == 1
     assert ix.contains(101)
     # a batch of keys in one leaf still takes one lock
     (op2,) = ix.plan_insert([103, 105])
+    execute(ix, [op2])
     assert op2.atomics == 1
     # a split adds the sibling write and the parent's lock / read / write
     full = make()
     full.tree.bulk_load(list(range(21)), leaf_fill=21)
     (op3,) = full.plan_insert([100])
+    execute(full, [op3])
     assert full.tree.n_leaves == 2
-    # CAS, READ, sibling WRITE, WRITE + unlock; then the parent's lock, read, write
-    assert op3.round_trips == 7
+    # CAS, READ, sibling WRITE, WRITE + unlock; then the new root's WRITE
+    assert op3.round_trips == 5
     (d,) = ix.plan_delete([101, 99999])
+    execute(ix, [d])
     assert d.atomics == 1 and not ix.contains(101)
     assert ix.plan_delete([99999]) == []
 

@@ -98,8 +98,14 @@ def test_real_trace_redis_p99_above_both_rdma_indexes(compose_cfg, real_trace_pa
     # leaves (more bytes), a CHIME get one neighborhood (fewer bytes); one round trip each
     assert s.loc[("chime", "range"), "bytes_per_op"] > s.loc[("sherman", "range"), "bytes_per_op"]
     assert s.loc[("chime", "get"), "bytes_per_op"] < s.loc[("sherman", "get"), "bytes_per_op"]
-    for name in ("sherman", "chime"):
-        assert s.loc[(name, "get"), "round_trips_per_op"] == pytest.approx(1.0, abs=0.01)
+    for name in ("sherman", "chime"):  # one round trip, and a traversal when a copy was stale
+        assert 1.0 <= s.loc[(name, "get"), "round_trips_per_op"] <= 1.1
+        assert summary["index_stats"][name]["stale_cache_hits"] > 0  # client.sharers = 1
+    # write concurrency: inserts meet at the rightmost leaves (remapped keys); Sherman waits
+    # locally (no CAS retries), CHIME spins on the remote lock word
+    assert s.loc[("sherman", "insert"), "lock_wait_p99_s"] > 0 and s.loc[("sherman", "insert"), "cas_retries_per_op"] == 0
+    assert s.loc[("chime", "insert"), "cas_retries_per_op"] > 1 and s.loc[("chime", "insert"), "lock_wait_p99_s"] > 0
+    assert (s.loc[("redis", "insert"), "lock_wait_p99_s"], s.loc[("redis", "get"), "cas_retries_per_op"]) == (0, 0)
     assert summary["requests"] == 12031
 
 

@@ -1,5 +1,6 @@
 """The look-ahead policy: what the queue is in single-tier replay (hand-worked), pinned
-blocks kept, LRU without a queue, and in the tier hierarchy the queue hooks and prefetch."""
+blocks kept, LRU without a queue, and in the tier hierarchy and the serving node the queue
+hooks (a block a waiting request needs survives an eviction LRU makes)."""
 
 from __future__ import annotations
 
@@ -82,28 +83,47 @@ def test_window_zero_and_no_queue_is_lru_with_the_running_request_pinned(reqs, c
         assert hits >= reference_lru_hits(tr.hash_ids.tolist(), cap)
 
 
-def test_hierarchy_hooks_pin_and_prefetch() -> None:
+def test_hierarchy_pins_are_shared_by_the_tiers() -> None:
     h = hierarchy([2, 4], LookAhead)
+    assert h.queue_aware
     h.store([1, 2, 3, 4])  # 1, 2 demoted to tier 1
     assert h.where == {1: 1, 2: 1, 3: 0, 4: 0}
-    h.drain()
-    up = h.enqueue([1, 9])  # 1 is prefetched up from tier 1; 9 is unknown
-    assert up == [0, 1] and h.where[1] == 0
-    moves, demoted, _ = h.drain()
-    assert moves[1][0] == 1 and demoted == [3]  # 3 (LRU of tier 0) made room
-    h.store([5])  # 1 is pinned: 4 goes down instead
-    assert h.where[1] == 0 and h.where[4] == 1
-    h.dequeue([1, 9])
-    assert h.policies[0].pins.count == {}
+    h.enqueue([3, 2, 9])  # 9 is unknown; 3 moves to the MRU end of tier 0
+    h.store([5])  # tier 0 holds 3, 4: 4 is the LRU end and unpinned -> it goes down
+    assert h.where[3] == 0 and h.where[4] == 1
+    h.store([6, 7])  # tier 1 (1, 2, 4, then 3 and 5 come down) keeps the pinned 2
+    assert 2 in h.where
+    h.dequeue([3, 2, 9])
+    assert h.policies[0].pins.count == {} and h.policies[1].pins is h.policies[0].pins
     h.check()
 
 
-def test_no_prefetch_only_pins() -> None:
-    from functools import partial
+def test_lru_is_not_queue_aware() -> None:
+    assert not hierarchy([2, 4], LRU).queue_aware
 
-    h = hierarchy([2, 4], partial(LookAhead, prefetch=False))
-    h.store([1, 2, 3])
-    assert h.enqueue([1]) == [0, 0] and h.where[1] == 1
+
+def _node_case(policy) -> dict:  # noqa: ANN001
+    """One instance (fcfs), a GPU tier of 2 blocks and no DRAM, 512-token blocks; prefill
+    takes about 2 ms per 512 tokens (tests/test_cluster.py's model).
+        A   t=0     [1]      computes 0 -> ~2 ms, stores 1
+        C   t=3 ms  [5, 6]   computes 3 -> ~7 ms
+        X   t=4 ms  [9]      waits behind C, computes ~7 -> ~9 ms
+        B   t=5 ms  [1, 7]   hits 1, waits behind C and X (its blocks are queued)
+        C's store at ~7 ms: the GPU holds 1, 5, 6 -- LRU evicts 1 (its LRU end, used by B's
+        lookup at 5 ms); lookahead keeps 1 (B waits for it) and evicts 5.
+        E   t=8 ms  [1]      arrives while B still waits: a hit under lookahead only."""
+    from tests.test_cluster import tiny_node, tiny_trace
+
+    tr = tiny_trace([(0.0, 512, [1]), (0.003, 1024, [5, 6]), (0.004, 512, [9]), (0.005, 1024, [1, 7]),
+                     (0.008, 512, [1])])
+    c = tiny_node(tr, 2, 0, 25e9, policy=policy)
+    return c.run().records
+
+
+def test_a_block_a_waiting_request_needs_survives_in_the_node() -> None:
+    lru, la = _node_case(LRU), _node_case(LookAhead)
+    assert list(lru["prefix_hits"]) == [0, 0, 0, 1, 0]
+    assert list(la["prefix_hits"]) == [0, 0, 0, 1, 1]
 
 
 def test_config_keys_are_checked() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import simpy
 
-from kvsim.system.servers import FCFSServer
+from kvsim.system.servers import FCFSServer, PriorityServer
 
 
 def _run_fcfs(arrivals: np.ndarray, services: np.ndarray, c: int) -> np.ndarray:
@@ -83,3 +83,92 @@ def test_accounting_and_bad_input() -> None:
     assert s.utilization(2.0) == 0.75
     with pytest.raises(ValueError, match="servers"):
         FCFSServer("bad", 0)
+
+
+# --- PriorityServer: non-preemptive foreground-before-background --------------------------
+def _priority_reference(arrivals, services, classes, c: int) -> tuple[np.ndarray, float]:
+    """simpy.PriorityResource: the foreground finish times and the summed background wait."""
+    env = simpy.Environment()
+    res = simpy.PriorityResource(env, capacity=c)
+    done = np.zeros(len(arrivals))
+    bg_wait = [0.0]
+
+    def customer(i: int):
+        yield env.timeout(arrivals[i])
+        with res.request(priority=int(classes[i])) as req:
+            t = env.now
+            yield req
+            if classes[i]:
+                bg_wait[0] += env.now - t
+            yield env.timeout(services[i])
+        done[i] = env.now
+
+    for i in range(len(arrivals)):
+        env.process(customer(i))
+    env.run()
+    return done[classes == 0], bg_wait[0]
+
+
+def _priority_run(arrivals, services, classes, c: int, priorities: bool = True):
+    s = PriorityServer("q", c, priorities=priorities)
+    fg = []
+    for a, x, k in zip(arrivals.tolist(), services.tolist(), classes.tolist(), strict=True):
+        if k:
+            s.defer(a, x)
+        else:
+            fg.append(s.serve(a, x))
+    s.flush()
+    return np.asarray(fg), s
+
+
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_priority_server_same_as_simpy_priority_resource(c: int) -> None:
+    rng = np.random.default_rng(7)
+    n = 4000
+    arrivals = np.cumsum(rng.exponential(1.0, n))
+    services = rng.exponential(0.8 * c, n)
+    classes = (rng.random(n) < 0.5).astype(int)
+    ref_fg, ref_bg_wait = _priority_reference(arrivals, services, classes, c)
+    fg, s = _priority_run(arrivals, services, classes, c)
+    np.testing.assert_allclose(fg, ref_fg, rtol=1e-9)
+    assert s.bg_wait_s == pytest.approx(ref_bg_wait, rel=1e-9)
+    assert s.bg_served == int(classes.sum()) and s.served == n - int(classes.sum())
+    assert s.busy_s == pytest.approx(services.sum())
+
+
+def test_cobham_two_class_nonpreemptive_mg1() -> None:
+    """Mean waits of a non-preemptive two-class M/G/1 (Cobham, 1954):
+
+        W0 = sum_i lambda_i E[S_i^2] / 2
+        W_fg = W0 / (1 - rho_fg),   W_bg = W0 / ((1 - rho_fg) (1 - rho_fg - rho_bg))
+
+    foreground: exponential services (mean 1); background: uniform on [0.5, 2.5]."""
+    rng = np.random.default_rng(2024)
+    n = 400_000
+    lam_fg, lam_bg = 0.3, 0.25
+    lam = lam_fg + lam_bg
+    arrivals = np.cumsum(rng.exponential(1.0 / lam, n))
+    classes = (rng.random(n) < lam_bg / lam).astype(int)
+    services = np.where(classes == 0, rng.exponential(1.0, n), rng.uniform(0.5, 2.5, n))
+    _, s = _priority_run(arrivals, services, classes, 1)
+    es2_fg, es2_bg = 2.0, (2.5**3 - 0.5**3) / (3 * 2.0)  # E[S^2]: exponential 2 m^2; uniform
+    rho_fg, rho_bg = lam_fg * 1.0, lam_bg * 1.5
+    w0 = (lam_fg * es2_fg + lam_bg * es2_bg) / 2
+    w_fg = w0 / (1 - rho_fg)
+    w_bg = w0 / ((1 - rho_fg) * (1 - rho_fg - rho_bg))
+    assert s.wait_s / s.served == pytest.approx(w_fg, rel=0.05)
+    assert s.bg_wait_s / s.bg_served == pytest.approx(w_bg, rel=0.05)
+    # Without priorities both classes wait like one FCFS M/G/1 (Pollaczek-Khinchine).
+    _, f = _priority_run(arrivals, services, classes, 1, priorities=False)
+    w_fcfs = w0 / (1 - rho_fg - rho_bg)
+    assert (f.wait_s + f.bg_wait_s) / n == pytest.approx(w_fcfs, rel=0.05)
+    assert f.wait_s / f.served == pytest.approx(w_fcfs, rel=0.05)
+
+
+def test_priority_server_estimate_books_nothing() -> None:
+    s = PriorityServer("q", 1)
+    s.serve(0.0, 2.0)
+    s.defer(0.5, 3.0)  # starts at 2.0 unless a foreground job comes first
+    assert s.estimate(1.0, 1.0) == pytest.approx(3.0)  # ahead of the waiting background job
+    assert s.estimate(2.5, 1.0) == pytest.approx(6.0)  # the background job is in service
+    assert s.serve(2.5, 1.0) == pytest.approx(6.0)

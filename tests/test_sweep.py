@@ -152,3 +152,14 @@ def test_not_a_sweep_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
 def test_empty_sweep(tmp_path: Path) -> None:
     write_jobs(tmp_path, [])
     assert report(tmp_path).empty
+
+
+def test_bytes_moved_counts_link_directions_not_devices_too() -> None:
+    # A topology run reports each link direction and each device the same bytes pass through.
+    df = pd.DataFrame({"link_bytes.pcie:gpu->dram": [100], "link_bytes.pcie:dram->gpu": [30],
+                       "link_bytes.ssd": [100], "policy": ["lru"], "hit_ratio": [0.5]})
+    assert add_derived(df)["bytes_moved"].iloc[0] == 130
+    # Older runs name links without directions: every column is a link.
+    old = pd.DataFrame({"link_bytes.pcie": [100], "link_bytes.rdma": [7],
+                        "policy": ["lru"], "hit_ratio": [0.5]})
+    assert add_derived(old)["bytes_moved"].iloc[0] == 107

@@ -36,6 +36,7 @@ experiment.indexes=null``), it first gathers the jobs' op rows into one set of t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -58,18 +59,22 @@ from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schem
     MetadataBenchSettings,
     check_config,
     index_config,
+    key_order_override,
     resolve_label,
     settings_of,
 )
 from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
-from kvsim.index.rdma import RdmaIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
-SUMMARY_COLUMNS = ["index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op"]
+SUMMARY_COLUMNS = [
+    "index", "op", "count", "mean_s", "p50_s", "p99_s", "round_trips_per_op", "bytes_per_op",
+    "lock_wait_p99_s", "cas_retries_per_op",
+]
 
 
 # --- the replay ------------------------------------------------------------------------
@@ -89,14 +94,9 @@ def replay(
     name: str,
     capacity_blocks: int | None = None,
     preload: bool = False,
-    spread_s: float = 0.0,
-    seed: int = 0,
 ) -> BenchResult:
-    """Replay ``trace``'s metadata operations against ``index`` at their timestamps.
-
-    ``spread_s`` > 0 moves each arrival by a uniform draw in [0, spread_s) (seeded): the
-    conversation trace's timestamps have about 3 s resolution, so without it every
-    request of a tick arrives at the same instant, as in a literal replay."""
+    """Replay ``trace``'s metadata operations against ``index`` at its arrival times
+    (``run_metadata_bench`` gives it the workload's arrivals: ``trace.spread``)."""
     t0 = time.perf_counter()
     present: OrderedDict[int, None] = OrderedDict()  # blocks in the index, LRU order
     hid, off = trace.hash_ids, trace.offsets
@@ -108,17 +108,13 @@ def replay(
             new = [b for b in blocks if b not in present]
             for b in new:
                 present[b] = None
-            index.plan_insert(new)
+            index.apply(index.plan_insert(new))
     rec = OpRecorder()
     index.recorder = rec
     env = simpy.Environment()
     lookup_s = np.zeros(n)
     lookup_rt = np.zeros(n, dtype=np.int64)
     arrival = trace.arrival_s - (trace.arrival_s[0] if n else 0.0)
-    order = np.arange(n)
-    if spread_s > 0:
-        arrival = arrival + np.random.default_rng(seed).uniform(0.0, spread_s, n)
-        order = np.argsort(arrival, kind="stable")
 
     def request(i: int) -> Generator[simpy.Event, Any, None]:
         blocks = hid[off[i] : off[i + 1]].tolist()
@@ -141,7 +137,7 @@ def replay(
             yield from index.execute(env, index.plan_delete(dropped))
 
     def source() -> Generator[simpy.Event, Any, None]:
-        for i in order.tolist():
+        for i in range(n):
             delay = float(arrival[i]) - env.now
             if delay > 0:
                 yield env.timeout(delay)
@@ -150,7 +146,7 @@ def replay(
     env.process(source())
     env.run()
     index.recorder = None
-    stats: dict[str, Any] = dict(getattr(index, "stats", dict)())
+    stats: dict[str, Any] = dict(index.stats())
     span = float(arrival.max()) if n else 0.0
     for k, s in index.servers().items():
         stats[f"utilization.{k}"] = s.utilization(max(env.now, span))
@@ -174,6 +170,8 @@ def summarize_ops(ops: pd.DataFrame, warmup_s: float = 0.0) -> pd.DataFrame:
                 "p99_s": float(np.quantile(lat, 0.99)),
                 "round_trips_per_op": float(g["round_trips"].mean()),
                 "bytes_per_op": float(g["bytes"].mean()),
+                "lock_wait_p99_s": float(np.quantile(g["lock_wait_s"], 0.99)) if "lock_wait_s" in g else 0.0,
+                "cas_retries_per_op": float(g["cas_retries"].mean()) if "cas_retries" in g else 0.0,
                 "keys_per_op": float(g["keys"].mean()),
                 "p99_after_warmup_s": float(np.quantile(post, 0.99)) if len(post) else math.nan,
             }
@@ -322,14 +320,33 @@ def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = Non
     return build_index(index_config(cfg, name, overrides))
 
 
+def _replay_once(
+    cfg: DictConfig, trace: Trace, s: Mapping[str, Any], label: str, name: str, overrides: Mapping[str, Any],
+    done: dict[str, BenchResult],
+) -> BenchResult:
+    """Replay ``trace`` against index ``name`` with ``overrides``, unless this run already
+    replayed the same resolved index config (the key-order part's remapped rows are the
+    bench part's runs: written for speed, the result is the same seeded replay)."""
+    icfg = index_config(cfg, name, overrides)
+    key = OmegaConf.to_yaml(icfg.index, resolve=True)
+    r = done.get(key)
+    if r is None:
+        from kvsim.app import build_index
+
+        r = replay(trace, build_index(icfg), label, s["capacity_blocks"], s["preload"])
+        done[key] = r
+    elif r.name != label:
+        r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
+    return r
+
+
 # --- the experiment ------------------------------------------------------------------------
 def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
     labels = list(s["indexes"] or [cfg.index.name])
     labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
     for label in labels:
-        index = _build(cfg, *resolve_label(s, label))
-        r = replay(trace, index, label, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+        r = _replay_once(cfg, trace, s, label, *resolve_label(s, label), done=s["_replayed"])
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
     ops = pd.concat([r.ops for r in results], ignore_index=True)
@@ -397,7 +414,8 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = replay(trace, _build(cfg, *resolve_label(s, name, {"key_order": order})), name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = _replay_once(cfg, trace, s, name, *resolve_label(s, name, key_order_override(cfg, name, order)),
+                             done=s["_replayed"])
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -416,7 +434,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     for name in sweep.get("indexes", []):
         for cb in sizes:
             index = _build(cfg, *resolve_label(s, name, {"cache_bytes": cb}))
-            r = replay(trace, index, name, s["capacity_blocks"], s["preload"], s["spread_s"], cfg.seed)
+            r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
             for kind in ("range", "get"):
@@ -439,15 +457,6 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
 
 
-def unloaded_s(index: IndexModel, op: Any) -> float:
-    """An op's time with no queueing: its round trips (or RPC) plus client CPU."""
-    if isinstance(index, RdmaIndex):
-        return sum(s + f for s, f in op.rounds) + op.client_s
-    if op.rounds:
-        return sum(s + f for s, f in op.rounds)
-    return float(getattr(index, "rtt", 0.0)) + op.server_s
-
-
 def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
     ids = np.unique(trace.hash_ids)
     rng = np.random.default_rng(cfg.seed)
@@ -462,9 +471,9 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
             index.plan_lookup(blocks)
             new = [b for b in blocks if b not in present]
             present.update(new)
-            index.plan_insert(new)
+            index.apply(index.plan_insert(new))
         ops = [index.plan_get(b) for b in sample]
-        t = np.array([unloaded_s(index, op) for op in ops])
+        t = np.array([index.unloaded_s(op) for op in ops])
         rt = np.array([op.round_trips for op in ops])
         rows.append(
             {
@@ -490,6 +499,9 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     s = settings_of(cfg)
     t0 = time.perf_counter()
     trace = build_trace(cfg)
+    # Arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run.
+    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
+    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
     summary: dict[str, Any] = {
         "mode": "metadata_bench",
@@ -498,8 +510,10 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "block_accesses": trace.num_block_accesses,
         "interval_s": s["interval_s"],
         "warmup_s": s["warmup_s"],
+        "workload": arr.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
+    s["_replayed"] = {}  # resolved index config -> its replay, shared by the parts
     for part in s["parts"]:
         summary.update(parts[part](cfg, trace, s, out))
     summary["wall_time_s"] = time.perf_counter() - t0

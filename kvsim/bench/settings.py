@@ -56,8 +56,6 @@ class MetadataBenchSettings:
     warmup_s: NonNegFloat = 600.0  # excluded from the averages (the study: first 10 minutes)
     capacity_blocks: PosInt | None = None  # bound the index to this many blocks (LRU deletes); null: no deletes
     preload: bool = False  # true: an untimed pass first, so the replay sees a full index
-    # >0: spread arrivals uniformly over [t, t + spread_s) (timestamps are 3 s ticks)
-    spread_s: NonNegFloat = 0.0
     index_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # <name>: {<key>: <value>}
     key_orders: list[KeyOrder] = field(default_factory=lambda: ["remapped", "hashed"])
     key_order_indexes: list[str] = field(default_factory=lambda: ["sherman", "chime", "extent"])
@@ -82,22 +80,65 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
     return s
 
 
-def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
-    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
-    line's own ``index`` node when it is that index) and ``overrides`` applied."""
+def load_index_node(name: str) -> DictConfig:
+    """``conf/index/<name>.yaml`` as Hydra composes it: its defaults list (``group@key:
+    option`` entries of ``conf/index/<group>/``, e.g. the shared RDMA client) first, then
+    the file's own keys on top."""
     from kvsim.config import PROJECT_ROOT
 
+    root = PROJECT_ROOT / "conf" / "index"
+    path = root / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in root.glob("*.yaml")))
+        raise ConfigError(f"experiment: no index config '{name}' ({path}; known: {known})")
+    raw = OmegaConf.load(path)
+    assert isinstance(raw, DictConfig)
+    defaults = raw.pop("defaults", [])
+    out = OmegaConf.create({})
+    for entry in defaults:
+        if isinstance(entry, str):  # _self_
+            continue
+        for spec, option in entry.items():
+            group, _, key = str(spec).partition("@")
+            OmegaConf.update(out, key or group, OmegaConf.load(root / group / f"{option}.yaml"), merge=True)
+    merged = OmegaConf.merge(out, raw)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+def index_config(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> DictConfig:
+    """``cfg`` with its ``index`` node replaced by ``conf/index/<name>.yaml`` (the command
+    line's own ``index`` node when it is that index) and ``overrides`` applied (a dotted
+    key reaches a nested node: ``client.key_order``)."""
     c = copy.deepcopy(cfg)
     OmegaConf.set_struct(c, False)
     if name != c.index.get("name"):
-        path = PROJECT_ROOT / "conf" / "index" / f"{name}.yaml"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-            raise ConfigError(f"experiment: no index config '{name}' ({path}; known: {known})")
-        c.index = OmegaConf.load(path)
+        c.index = load_index_node(name)
     for k, v in (overrides or {}).items():
-        c.index[k] = v
+        OmegaConf.update(c.index, str(k), v, merge=False)
     return c
+
+
+def key_order_override(cfg: DictConfig, name: str, order: str) -> dict[str, Any]:
+    """The override that sets index ``name``'s key order (on its RDMA client)."""
+    return {"client.key_order": order} if "client" in index_config(cfg, name).index else {"key_order": order}
+
+
+def check_overrides(cfg: DictConfig, name: str, overrides: Mapping[str, Any], where: str) -> None:
+    """Overrides of index ``name``'s keys: each a parameter of its class (or, dotted, of a
+    component node's class), of its type and in range."""
+    from hydra.utils import get_class
+
+    node = index_config(cfg, name).index
+    flat = {k: v for k, v in overrides.items() if "." not in str(k)}
+    check_call(get_class(node._target_), flat, where, partial=True)
+    for k, v in overrides.items():
+        if "." in str(k):
+            head, rest = str(k).split(".", 1)
+            sub = node.get(head)
+            if not isinstance(sub, DictConfig) or "_target_" not in sub:
+                raise ConfigError(f"{where}.{k}: '{head}' is not a component of index '{name}'")
+            check_call(get_class(sub._target_), {rest: v}, f"{where}.{head}", partial=True)
 
 
 def resolve_label(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -119,7 +160,7 @@ def _labels(cfg: DictConfig, s: Mapping[str, Any]) -> dict[str, tuple[str, dict[
     if "key_order" in parts:
         for label in s["key_order_indexes"]:
             for order in s["key_orders"]:
-                out.setdefault(f"{label}/{order}", ("experiment.key_order_indexes", {"key_order": order}))
+                out.setdefault(f"{label}/{order}", ("experiment.key_order_indexes", key_order_override(cfg, label, order)))
     if "cache_sweep" in parts:
         for label in s["cache_sweep"]["indexes"]:
             for cb in s["cache_sweep"]["cache_bytes"]:
@@ -133,21 +174,18 @@ def _labels(cfg: DictConfig, s: Mapping[str, Any]) -> dict[str, tuple[str, dict[
 def check_config(cfg: DictConfig) -> None:
     """Before the run: every index the settings name has a config, every override and
     variant key is a parameter of that index's class, in its range."""
-    from hydra.utils import get_class
 
     from kvsim.app import check_target_node
 
     s = settings_of(cfg)
     for base, ov in (s["index_overrides"] or {}).items():
-        c = index_config(cfg, base)
-        check_call(get_class(c.index._target_), ov, f"experiment.index_overrides.{base}", partial=True)
+        check_overrides(cfg, base, ov, f"experiment.index_overrides.{base}")
     for label, spec in (s["variants"] or {}).items():
         base = spec.get("index", label) if isinstance(spec, Mapping) else label
         if not isinstance(spec, Mapping):
             raise ConfigError(f"experiment.variants.{label}: expected {{index: NAME, KEY: VALUE, ...}}, got {spec!r}")
-        c = index_config(cfg, base)
         rest = {k: v for k, v in spec.items() if k != "index"}
-        check_call(get_class(c.index._target_), rest, f"experiment.variants.{label}", partial=True)
+        check_overrides(cfg, base, rest, f"experiment.variants.{label}")
     for label, (where, extra) in _labels(cfg, s).items():
         name = label.split("/")[0]
         try:

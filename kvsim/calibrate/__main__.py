@@ -1,6 +1,6 @@
 """``python -m kvsim.calibrate {redis,shim,refresh} ...``: measure, then write a calibration file.
 
-  python -m kvsim.calibrate redis [--host 127.0.0.1 --port 6379 --name NAME --requests N --keys K]
+  python -m kvsim.calibrate redis [--host 127.0.0.1 --port 6379 --name NAME --requests N --keys K --key-scaling]
   python -m kvsim.calibrate shim --run [--name NAME] [-- SHIM ARGS...]   (builds shim/ if needed)
   python -m kvsim.calibrate shim --json FILE [--name NAME]
   python -m kvsim.calibrate refresh NAME
@@ -82,6 +82,7 @@ def cmd_redis(args: argparse.Namespace) -> int:
         res = measure_redis(
             args.host, args.port, requests=args.requests, keys=args.keys, batch=args.batch,
             password=args.password, db=args.db, progress=lambda s: print(s, file=sys.stderr),
+            scale_keys=(1000, 1_000_000) if args.key_scaling else (),
         )
     except OSError as e:
         raise UserError(
@@ -95,7 +96,7 @@ def cmd_redis(args: argparse.Namespace) -> int:
     if args.json_out:
         write_json(args.json_out, res.summary())
     print(f"redis-server {res.redis_version} at {args.host}:{args.port}: PING p50 {res.ping_p50_s * 1e6:.1f} us, "
-          f"p99 {res.ping_p99_s * 1e6:.1f} us; client round trips p50 GET "
+          f"p99 {res.ping_p99_s * 1e6:.1f} us, p99.9 {res.ping_p999_s * 1e6:.1f} us; client round trips p50 GET "
           f"{res.timings['get'].client_p50_s * 1e6:.1f} us, MGET{args.batch} "
           f"{res.timings[f'mget{args.batch}'].client_p50_s * 1e6:.1f} us")
     _write(args, res.measured(), res.source())
@@ -155,6 +156,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--keys", type=int, default=200_000,
                    help="keys loaded before timing: about the blocks the simulated index holds (default 200000)")
     r.add_argument("--batch", type=int, default=16, help="keys per MGET/MSET/DEL/ZRANGEBYLEX (default 16)")
+    r.add_argument("--key-scaling", action="store_true",
+                   help="also time the commands with 1,000 and 1,000,000 keys loaded (redis.scale_*_keys)")
     r.add_argument("--json-out", default=None, help="also save every raw number as JSON")
     _common(r)
     r.set_defaults(func=cmd_redis)

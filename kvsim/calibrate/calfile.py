@@ -7,6 +7,10 @@ saying ``# [M] measured <date> on <host>: <what>; default <old value>``. Editing
 line by line, rather than loading and dumping YAML, keeps every unmeasured key's source
 comment, so a reader sees where each number comes from.
 
+A measured median whose tail was not measured (``tcp.rtt_s`` without ``tcp.rtt_p99_s``) gets
+the default's tail *shape*: its ``_p99_s`` / ``_p999_s`` siblings become the default's times
+the measured / default median ratio, marked ``[I]``, so a tail never sits below its median.
+
 A file is rendered from the *current* default file. Measured lines of an earlier file of
 the same name are carried over (:func:`measured_lines`), so `refresh` re-renders a file
 after the default file gains keys, and successive measurements (Redis, then the shim)
@@ -212,7 +216,14 @@ def render(
 
     lines = default_text.splitlines()
     out_lines: dict[int, str | None] = {}
+    derived = _scaled_tails(leaves, new, kept, previous_text)
     for path, leaf in leaves.items():
+        if path in derived:
+            value, why = derived[path]
+            out_lines[leaf.line] = _comment_line(f"{leaf.indent}{leaf.key}: {format_value(value)}", f"# {why}", leaf.comment_col)
+            for c in leaf.continuation:
+                out_lines[c] = None
+            continue
         if path in new:
             m = new[path]
             assert source is not None, "measured values need a source"
@@ -255,6 +266,27 @@ def render(
     text = "\n".join(header + [ln for ln in body if ln is not None]) + "\n"
     check(text, default_text, new)
     return text
+
+
+def _scaled_tails(
+    leaves: Mapping[str, _Leaf], new: Mapping[str, Measured], kept: Mapping[str, str], previous_text: str | None
+) -> dict[str, tuple[float, str]]:
+    """Tails for measured medians whose tails were not measured: the default's shape."""
+    medians: dict[str, float] = {k: m.value for k, m in new.items()}
+    if kept and previous_text:
+        prev = parse_leaves(previous_text)
+        medians.update({k: float(prev[k].value) for k in kept if k in prev})
+    out: dict[str, tuple[float, str]] = {}
+    for path, value in medians.items():
+        if not path.endswith("_s"):
+            continue
+        default = float(leaves[path].value)
+        for q in ("p99", "p999"):
+            tail = f"{path[:-2]}_{q}_s"
+            if tail in leaves and tail not in medians and default > 0:
+                x = float(leaves[tail].value) / default
+                out[tail] = (value * x, f"[I] the default's shape ({q} = {x:.3g} x the median) on the measured {path}")
+    return out
 
 
 def _leaf_keys(cfg: DictConfig, prefix: str = "") -> set[str]:

@@ -20,12 +20,35 @@ What is measured, and how it becomes calibration keys (``redis.*``, ``tcp.rtt_s`
   put (deleting absent keys would be cheaper; a growing dict would charge rehashing to MSET).
   All keys are removed at the end.
 
+Tails, beside each median (the simulator draws every cost from a distribution fitted to
+them, kvsim.index.costs):
+
+- ``tcp.rtt_p99_s`` / ``tcp.rtt_p999_s``: PING's client-side p99 / p99.9, less PING's
+  server time.
+- ``redis.service_p99_x`` / ``redis.service_p999_x``: the server's own per-call latency
+  percentiles (``INFO latencystats``, Redis 7: p50, p99, p99.9 per command), as p99 / p50
+  and p99.9 / p50, the median over the measured commands whose p50 is at least 1 us (the
+  histogram's resolution). Reset with ``CONFIG RESETSTAT`` before the timed rounds.
+
+Key-count growth (``scale_keys``, e.g. ``(1000, 1000000)``): the server times are measured
+again with that many keys loaded, and ``redis.scale_1k_keys`` / ``redis.scale_1m_keys`` are
+the median over commands of (time there) / (time at ``keys``); ``redis.keys_held`` is
+``keys``. Without it those keys keep their defaults.
+
+The server thread's time per command beyond the command itself (``redis.io_s``: epoll, read,
+parse, write: ``INFO cpu``'s main-thread CPU over the timed calls less their commandstats
+time, per call; the median over the rounds). On a loopback VM it is about 13 us against a
+GET's 0.1-2 us: the thread is busy far longer per command than commandstats says, which is
+what decides queueing when clients send at once. ``tcp.rtt_s`` is then PING's round trip
+less PING's whole time on the server thread.
+
 Client-side round trips of GET and MGET are reported too, as a check that round trip +
 service time adds up to what a client sees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import re
 import socket
@@ -45,6 +68,9 @@ ZSET = PREFIX + b"zset"
 NEW_BASE = 1 << 60
 BLOCKS = 10  # server times: the median over this many rounds of calls  # ids of keys MSET creates (and DEL removes)
 _CMDSTAT = re.compile(r"^cmdstat_(?P<cmd>[^:]+):calls=(?P<calls>\d+),usec=(?P<usec>\d+)", re.M)
+_LATSTAT = re.compile(
+    r"^latency_percentiles_usec_(?P<cmd>[^:]+):p50=(?P<p50>[\d.]+),p99=(?P<p99>[\d.]+),p99\.9=(?P<p999>[\d.]+)", re.M
+)
 
 
 def us(s: float) -> str:
@@ -68,6 +94,14 @@ def parse_commandstats(info: str) -> dict[str, tuple[int, int]]:
     return {m["cmd"].lower(): (int(m["calls"]), int(m["usec"])) for m in _CMDSTAT.finditer(info)}
 
 
+def parse_latencystats(info: str) -> dict[str, tuple[float, float, float]]:
+    """``INFO latencystats`` text -> {command: (p50, p99, p99.9) in seconds}."""
+    return {
+        m["cmd"].lower(): (float(m["p50"]) * 1e-6, float(m["p99"]) * 1e-6, float(m["p999"]) * 1e-6)
+        for m in _LATSTAT.finditer(info)
+    }
+
+
 def parse_info(info: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in info.splitlines():
@@ -84,6 +118,7 @@ class CommandTiming:
     service_s: float  # server time per call (INFO commandstats)
     client_p50_s: float  # round trip seen by this client
     client_p99_s: float
+    client_p999_s: float = float("nan")
     other_calls: int = 0  # calls of the same command by other clients meanwhile
     block_min_s: float = float("nan")  # the spread of the per-block server times
     block_max_s: float = float("nan")
@@ -101,7 +136,12 @@ class RedisResult:
     batch: int
     ping_p50_s: float
     ping_p99_s: float
+    ping_p999_s: float = float("nan")
     timings: dict[str, CommandTiming] = field(default_factory=dict)
+    latency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # INFO latencystats
+    io_s: float | None = None  # server main-thread CPU per call beyond the command (INFO cpu)
+    io_per_key_s: float = 0.0  # ... and per key of the command (arguments parsed, values written)
+    scaled: dict[int, dict[str, float]] = field(default_factory=dict)  # keys -> command -> service_s
 
     def service(self, cmd: str) -> float:
         return self.timings[cmd].service_s
@@ -128,14 +168,32 @@ class RedisResult:
             ),
         )
 
+    def service_tail(self) -> tuple[float, float, str] | None:
+        """(p99 / p50, p99.9 / p50, how) of the server's per-call latency, or None."""
+        rows = [(c, p) for c, p in self.latency.items() if c in _TIMED and p[0] >= 1e-6]
+        if not rows:
+            return None
+        x99 = float(np.median([p99 / p50 for _, (p50, p99, _) in rows]))
+        x999 = float(np.median([p999 / p50 for _, (p50, _, p999) in rows]))
+        cmds = ", ".join(f"{c.upper()} {p50 * 1e6:.3g}/{p99 * 1e6:.3g}/{p999 * 1e6:.3g}" for c, (p50, p99, p999) in sorted(rows))
+        return x99, max(x999, x99), f"INFO latencystats p50/p99/p99.9 (us): {cmds}; median over commands"
+
     def measured(self) -> list[Measured]:
-        ping = self.service("ping")
+        io = (self.io_s or 0.0) + self.io_per_key_s
+        ping = self.service("ping") + io  # PING's whole time on the server thread
+        rtt = max(self.ping_p50_s - ping, 0.0)
+        less = f"less PING's {us(ping)} on the server thread" + (f" ({us(io)} of it the event loop)" if io else "")
         out = [
             Measured(
                 "tcp.rtt_s",
-                max(self.ping_p50_s - ping, 0.0),
-                f"Redis PING p50 {us(self.ping_p50_s)} (p99 {us(self.ping_p99_s)}) from a Python client, "
-                f"less PING's {us(ping)} in the server",
+                rtt,
+                f"Redis PING p50 {us(self.ping_p50_s)} (p99 {us(self.ping_p99_s)}) from a Python client, {less}",
+            ),
+            Measured("tcp.rtt_p99_s", max(self.ping_p99_s - ping, rtt), f"Redis PING p99 {us(self.ping_p99_s)}, {less}"),
+            Measured(
+                "tcp.rtt_p999_s",
+                max(self.ping_p999_s - ping, self.ping_p99_s - ping, rtt),
+                f"Redis PING p99.9 {us(self.ping_p999_s)}, {less}",
             ),
             Measured(
                 "redis.get_s", self.service("get"),
@@ -146,7 +204,28 @@ class RedisResult:
             base, per, how = self.line(cmd)
             out.append(Measured(f"redis.{cmd}_base_s", base, f"{how} -> base"))
             out.append(Measured(f"redis.{cmd}_per_key_s", per, f"{how} -> per key"))
+        if self.io_s is not None:
+            how = (f"the server main thread's CPU per call beyond the command itself (INFO cpu used_cpu_*_main_thread "
+                   f"deltas less commandstats usec, per call; medians of the rounds at 1 and {self.batch} keys)")
+            out.append(Measured("redis.io_s", self.io_s, f"{how} -> base"))
+            out.append(Measured("redis.io_per_key_s", self.io_per_key_s, f"{how} -> per key"))
+        tail = self.service_tail()
+        if tail is not None:
+            x99, x999, how = tail
+            out.append(Measured("redis.service_p99_x", x99, f"{how}: p99 / p50"))
+            out.append(Measured("redis.service_p999_x", x999, f"{how}: p99.9 / p50"))
+        if self.scaled:
+            out.append(Measured("redis.keys_held", float(self.keys), "the keys loaded when the *_s values were measured"))
+            for n, name in ((1000, "scale_1k_keys"), (1_000_000, "scale_1m_keys")):
+                if n in self.scaled:
+                    r = self.scale_at(n)
+                    out.append(Measured(f"redis.{name}", r, f"service time at {n} keys / at {self.keys}, median over "
+                                        f"{', '.join(sorted(self.scaled[n]))}"))
         return out
+
+    def scale_at(self, n: int) -> float:
+        at = self.scaled[n]
+        return float(np.median([at[c] / self.service(c) for c in at if self.service(c) > 0]))
 
     def summary(self) -> dict[str, object]:
         return {
@@ -158,6 +237,9 @@ class RedisResult:
             "requests": self.requests,
             "ping_p50_s": self.ping_p50_s,
             "ping_p99_s": self.ping_p99_s,
+            "ping_p999_s": self.ping_p999_s,
+            "latencystats": self.latency,
+            "scaled": {str(k): v for k, v in self.scaled.items()},
             "commands": {k: vars(t) for k, t in self.timings.items()},
             "calibration": {m.key: m.value for m in self.measured()},
         }
@@ -190,14 +272,26 @@ def _stats(client: RespClient) -> dict[str, tuple[int, int]]:
 Spec = tuple[str, str, Sequence[bytes]]  # (label, commandstats name, one payload per call)
 
 
-def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], blocks: int = BLOCKS) -> list[CommandTiming]:
+def _server_cpu(client: RespClient) -> float | None:
+    """The server's main-thread CPU seconds so far (``INFO cpu``), or None (older servers)."""
+    d = parse_info(_info(client, "cpu"))
+    try:
+        return float(d["used_cpu_sys_main_thread"]) + float(d["used_cpu_user_main_thread"])
+    except KeyError:
+        return None
+
+
+def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], blocks: int = BLOCKS,
+                      io: list[tuple[str, float]] | None = None) -> list[CommandTiming]:
     """Time every command of ``groups`` in ``blocks`` rounds.
 
     A group's commands run in turn (the i-th call of each, then the (i+1)-th: PING beside
     GET, MSET beside the DEL that undoes it). Each round runs one slice of every group, so
     every command samples the same stretches of time, and a burst of load on a shared
     machine touches all of them alike. Server time per command: the INFO commandstats
-    delta around each slice, and the median over the rounds of the mean per call.
+    delta around each slice, and the median over the rounds of the mean per call. With
+    ``io``, each slice's server main-thread CPU beyond the commands' own time, per call
+    (the event loop: epoll, read, parse, write), is appended to it with the group's label.
     """
     n = len(groups[0][0][2])
     for g in groups:
@@ -215,8 +309,13 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
         for g in groups:
             order = [ps[i] for i in range(lo, hi) for _, _, ps in g]
             before = _stats(client)
+            cpu0 = _server_cpu(client) if io is not None else None
             t = _timed(client, order).reshape(hi - lo, len(g))
+            cpu1 = _server_cpu(client) if io is not None else None
             after = _stats(client)
+            if io is not None and cpu0 is not None and cpu1 is not None:
+                own = sum(after.get(st, (0, 0))[1] - before.get(st, (0, 0))[1] for _, st, _ in g) * 1e-6
+                io.append((g[-1][0], max(cpu1 - cpu0 - own, 0.0) / len(order)))
             for j, (label, stat, _) in enumerate(g):
                 rtt[label][lo:hi] = t[:, j]
                 calls = after.get(stat, (0, 0))[0] - before.get(stat, (0, 0))[0]
@@ -228,11 +327,58 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
     return [
         CommandTiming(
             label, n, float(np.median(means[label])), float(np.percentile(rtt[label], 50)),
-            float(np.percentile(rtt[label], 99)), other_calls=other[label],
+            float(np.percentile(rtt[label], 99)), float(np.percentile(rtt[label], 99.9)), other_calls=other[label],
             block_min_s=min(means[label]), block_max_s=max(means[label]),
         )
         for label, _, _ in specs
     ]
+
+
+_TIMED = ("get", "mget", "zrangebylex", "mset", "del")  # commands whose latency tails count
+
+
+def _load(c: RespClient, lo: int, hi: int) -> None:
+    """Keys ``lo`` .. ``hi - 1`` and their sorted-set members, pipelined."""
+    chunk = 1000
+    for start in range(lo, hi, chunk * 16):
+        cmds: list[list[bytes | str | int]] = []
+        for a in range(start, min(start + chunk * 16, hi), chunk):
+            ids = range(a, min(a + chunk, hi))
+            cmds.append(["MSET", *[x for i in ids for x in (key(i), value(i))]])
+            cmds.append(["ZADD", ZSET, *[x for i in ids for x in (0, key(i))]])
+        c.pipeline(cmds)
+
+
+def _groups(rng: np.random.Generator, loaded: int, requests: int, batch: int, first_new: int,
+            sizes: Sequence[int]) -> tuple[list[list[Spec]], int]:
+    """The commands to time with ``loaded`` keys held; returns them and the new keys used.
+
+    PING beside GET: the round trip and GET's client-side time see the same load. MSET of new
+    keys beside the DEL of the same keys: the index keeps its size (a full cache inserting new
+    blocks and deleting evicted ones), so no dict growth is charged to MSET, and DEL deletes
+    keys that exist."""
+
+    def rand_ids(n: int, width: int = 1) -> np.ndarray:
+        return rng.integers(0, loaded - width + 1, size=n)
+
+    groups: list[list[Spec]] = [[
+        ("ping", "ping", [encode("PING")] * requests),
+        ("get", "get", [encode("GET", key(int(i))) for i in rand_ids(requests)]),
+    ]]
+    used = 0
+    for n in sizes:
+        groups.append([(f"mget{n}", "mget", [
+            encode("MGET", *[key(int(i) + j) for j in range(n)]) for i in rand_ids(requests, n)])])
+        groups.append([(f"zrange{n}", "zrangebylex", [
+            encode("ZRANGEBYLEX", ZSET, b"[" + key(int(i)), "+", "LIMIT", 0, n) for i in rand_ids(requests, n)])])
+        first = first_new + used
+        fresh = [range(first + g * n, first + (g + 1) * n) for g in range(requests)]
+        used += requests * n
+        groups.append([
+            (f"mset{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in fresh]),
+            (f"del{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in fresh]),
+        ])
+    return groups, used
 
 
 def measure_redis(
@@ -245,10 +391,13 @@ def measure_redis(
     password: str | None = None,
     db: int = 0,
     seed: int = 0,
+    scale_keys: Sequence[int] = (),
     progress: Callable[[str], None] | None = None,
 ) -> RedisResult:
     if requests < 10 or keys < 2 * batch or batch < 2:
         raise CalibrationError("need --requests >= 10, --batch >= 2 and --keys >= 2 * batch")
+    if any(n < 2 * batch for n in scale_keys):
+        raise CalibrationError(f"--key-scaling: every key count must be >= 2 * batch ({2 * batch})")
     say = progress or (lambda s: None)
     rng = np.random.default_rng(seed)
     with RespClient(host, port) as c:
@@ -258,54 +407,62 @@ def measure_redis(
             c.call("SELECT", db)
         version = parse_info(_info(c, "server")).get("redis_version", "unknown")
         n_new = 0
+        loaded = 0
         try:
-            say(f"loading {keys} keys and a sorted set of them into redis {version} at {host}:{port}")
-            chunk = 1000
-            for lo in range(0, keys, chunk * 16):
-                cmds: list[list[bytes | str | int]] = []
-                for a in range(lo, min(lo + chunk * 16, keys), chunk):
-                    ids = range(a, min(a + chunk, keys))
-                    cmds.append(["MSET", *[x for i in ids for x in (key(i), value(i))]])
-                    cmds.append(["ZADD", ZSET, *[x for i in ids for x in (0, key(i))]])
-                c.pipeline(cmds)
-
-            def rand_ids(n: int, width: int = 1) -> np.ndarray:
-                return rng.integers(0, keys - width + 1, size=n)
-
-            warm = [encode("GET", key(int(i))) for i in rand_ids(min(requests, 1000))]
-            _timed(c, warm + [encode("PING")] * min(requests, 1000))
             res = RedisResult(
                 host, port, version, platform.node() or socket.gethostname(),
                 datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), keys, requests, batch, 0.0, 0.0,
             )
-            # PING beside GET: the round trip and GET's client-side time see the same load.
-            # MSET of new keys beside the DEL of the same keys: the index keeps its size (a full
-            # cache inserting new blocks and deleting evicted ones), so no dict growth is
-            # charged to MSET, and DEL deletes keys that exist.
-            groups: list[list[Spec]] = [[
-                ("ping", "ping", [encode("PING")] * requests),
-                ("get", "get", [encode("GET", key(int(i))) for i in rand_ids(requests)]),
-            ]]
-            for n in (1, batch):
-                groups.append([(f"mget{n}", "mget", [
-                    encode("MGET", *[key(int(i) + j) for j in range(n)]) for i in rand_ids(requests, n)])])
-                groups.append([(f"zrange{n}", "zrangebylex", [
-                    encode("ZRANGEBYLEX", ZSET, b"[" + key(int(i)), "+", "LIMIT", 0, n) for i in rand_ids(requests, n)])])
-                first = NEW_BASE + n_new
-                fresh = [range(first + g * n, first + (g + 1) * n) for g in range(requests)]
-                n_new += requests * n
-                groups.append([
-                    (f"mset{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in fresh]),
-                    (f"del{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in fresh]),
-                ])
+            # key-count growth: the smaller counts before the main load, the larger after
+            small = sorted(n for n in scale_keys if n < keys)
+            large = sorted(n for n in scale_keys if n > keys)
+            scale_req = max(10, requests // 4)
+
+            def scaled(n: int) -> None:  # server times with ``n`` keys loaded
+                nonlocal loaded, n_new
+                say(f"server times with {n} keys loaded")
+                _load(c, loaded, n)
+                loaded = n
+                g, used = _groups(rng, loaded, scale_req, batch, NEW_BASE + n_new, (batch,))
+                n_new += used
+                res.scaled[n] = {t.command: t.service_s for t in _measure_rotating(c, g) if t.command != "ping"}
+
+            for n in small:
+                scaled(n)
+            say(f"loading {keys} keys and a sorted set of them into redis {version} at {host}:{port}")
+            _load(c, loaded, keys)
+            loaded = keys
+            warm = [encode("GET", key(int(i))) for i in rng.integers(0, keys, size=min(requests, 1000))]
+            _timed(c, warm + [encode("PING")] * min(requests, 1000))
+            groups, used = _groups(rng, loaded, requests, batch, NEW_BASE + n_new, (1, batch))
+            n_new += used
             say(f"PING, GET, MGET, ZRANGEBYLEX, MSET, DEL of 1 and {batch} keys: {requests} calls each "
                 f"in {BLOCKS} rounds")
-            for t in _measure_rotating(c, groups):
+            with contextlib.suppress(RespError):  # the server's own per-call latency percentiles, from now on
+                c.call("CONFIG", "RESETSTAT")
+            io: list[tuple[str, float]] = []
+            for t in _measure_rotating(c, groups, io=io):
                 res.timings[t.command] = t
-            res.ping_p50_s, res.ping_p99_s = res.timings["ping"].client_p50_s, res.timings["ping"].client_p99_s
+            if io:  # base + per key through the medians at 1 key and at ``batch`` keys
+                one = [v for lab, v in io if not lab.endswith(str(batch))]
+                many = [v for lab, v in io if lab.endswith(str(batch))]
+                a, b = float(np.median(one)), float(np.median(many)) if many else float(np.median(one))
+                res.io_per_key_s = max((b - a) / (batch - 1), 0.0)
+                res.io_s = max(a - res.io_per_key_s, 0.0)
+            lat = c.call("INFO", "latencystats")
+            if isinstance(lat, bytes):
+                res.latency = parse_latencystats(lat.decode())
+            ping = res.timings["ping"]
+            res.ping_p50_s, res.ping_p99_s, res.ping_p999_s = ping.client_p50_s, ping.client_p99_s, ping.client_p999_s
+            for n in large:
+                scaled(n)
+            for at in res.scaled.values():  # the main run's name for the same command
+                for cmd in list(at):
+                    if cmd not in res.timings:
+                        del at[cmd]
         finally:
             say("removing the calibration keys")
-            doomed = list(range(keys)) + list(range(NEW_BASE, NEW_BASE + n_new))
+            doomed = list(range(loaded)) + list(range(NEW_BASE, NEW_BASE + n_new))
             dels: list[list[bytes | str]] = [["DEL", ZSET]]
             dels += [["DEL", *[key(i) for i in doomed[a : a + 1000]]] for a in range(0, len(doomed), 1000)]
             try:

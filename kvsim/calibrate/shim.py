@@ -10,11 +10,15 @@ section                   shim field                                   calibrati
 dram                      latency_s (median of repeats)                host.dram_latency_s
 memcpy                    bandwidth_Bps (median of repeats)            host.memcpy_Bps
 tcp (client mode)         rtt_p50_s                                    tcp.rtt_s
+                          rtt_p99_s, rtt_p999_s                        tcp.rtt_p99_s, tcp.rtt_p999_s
 rdma (client mode)        read_rtt_p50_s                               rdma.read_rtt_s
+                          read_rtt_p99_s, read_rtt_p999_s              rdma.read_rtt_p99_s, ..._p999_s
                           read_rtt_p50_s / 2                           rdma.one_way_s
                           write_rtt_p50_s / 2 (a signaled WRITE        rdma.write_one_way_s
                           completes after the ACK: a round trip)
+                          write_rtt_p99_s / 2, write_rtt_p999_s / 2    rdma.write_one_way_p99_s, ..._p999_s
                           cas_rtt_p50_s                                rdma.atomic_rtt_s
+                          cas_rtt_p99_s, cas_rtt_p999_s                rdma.atomic_rtt_p99_s, ..._p999_s
                           min(read_bw_Bps, write_bw_Bps)               rdma.bandwidth_Bps
                           small_read_rate_per_s                        rdma.message_rate_per_s
 cuda                      h2d_Bps                                      pcie.h2d_Bps
@@ -59,6 +63,17 @@ def _mib(n: float) -> str:
 def _us(s: float) -> str:
     x = s * 1e6
     return f"{x:.0f} us" if x >= 100 else f"{x:.3g} us"
+
+
+def _tails(sec: dict[str, Any], prefix: str, key: str, scale: float = 1.0) -> list[Measured]:
+    """The p99 and p99.9 beside a measured median (older shims report no p99.9: skipped)."""
+    out = []
+    for q, name in (("p99", "p99"), ("p999", "p99.9")):
+        v = sec.get(f"{prefix}_{q}_s")
+        if v is not None and v == v:  # (NaN when there were no samples)
+            what = f"{name} of {sec.get('latency_iters', sec.get('rtt_samples', '?'))}"
+            out.append(Measured(f"{key}_{q}_s", float(v) * scale, what + (" / 2" if scale != 1.0 else "")))
+    return out
 
 
 def parse_shim(doc: dict[str, Any]) -> ShimReading:
@@ -129,7 +144,8 @@ def _section(name: str, sec: dict[str, Any], doc: dict[str, Any]) -> list[Measur
                 float(sec["rtt_p50_s"]),
                 f"{tool} TCP round trip of {sec['message_bytes']} B to {doc.get('peer', '?')}, p50 of "
                 f"{sec['rtt_samples']} (p99 {_us(sec['rtt_p99_s'])})",
-            )
+            ),
+            *_tails(sec, "rtt", "tcp.rtt"),
         ]
     if name == "rdma":
         dev = f"{sec['device']} port {sec['port']} ({sec['link_layer']}) to {doc.get('peer', '?')}"
@@ -154,11 +170,13 @@ def _section(name: str, sec: dict[str, Any], doc: dict[str, Any]) -> list[Measur
                 f"{sec['latency_bytes']} B READs on one QP, {sec['rate_window']} in flight (read depth {sec['read_depth']})",
             ),
         ]
+        res += _tails(sec, "read_rtt", "rdma.read_rtt") + _tails(sec, "write_rtt", "rdma.write_one_way", 0.5)
         if "cas_rtt_p50_s" in sec:
             res.append(
                 Measured("rdma.atomic_rtt_s", float(sec["cas_rtt_p50_s"]),
                          f"{tool} CAS, p50 of {sec['latency_iters']} (p99 {_us(sec['cas_rtt_p99_s'])})")
             )
+            res += _tails(sec, "cas_rtt", "rdma.atomic_rtt")
         return res
     if name == "cuda":
         return [

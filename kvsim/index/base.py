@@ -8,6 +8,16 @@ turns the recipes into simulated time, queueing on the shared resources it owns.
 Operation kinds: ``get`` (one scattered block), ``range`` (a run of contiguous
 blocks), ``insert`` (new blocks, or new addresses of moved blocks), ``delete``
 (blocks dropped from the bottom tier).
+
+One lookup rule for every index (``lookup``), implemented once here in
+:meth:`IndexModel.plan_lookup`: the request's blocks are asked run by run (a range query per
+run of contiguous ids, a get per scattered id), and with ``lookup="prefix"`` (the default)
+the client stops after the operation that finds the first absent block: block ids stand
+for chained prefix hashes, so nothing after an absent block can be reused, and a lookup
+answers "how long is my cached prefix". ``lookup="all"`` asks every block. An index only
+says what one get or one range costs (``plan_get``, ``plan_range``) and whether it holds a
+block (``contains``); an index that walks a chain (radix, extent) may keep state between
+the operations of one lookup (``_lookup_begin``).
 """
 
 from __future__ import annotations
@@ -15,13 +25,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import simpy
 
 from kvsim.index.runs import split_runs
+from kvsim.ranges import OneOf
 
 OP_KINDS = ("get", "range", "insert", "delete")
+LOOKUP_RULES = ("prefix", "all")
+Lookup = Annotated[str, OneOf(*LOOKUP_RULES)]
 KEY_BYTES = 32  # SHA-256 of the chained prefix
 VALUE_BYTES = 8  # address of the block
 
@@ -36,6 +49,9 @@ class Op:
     client NIC/link (messages / message rate + bytes / bandwidth) and ``fixed_s`` is the
     propagation and posting latency that does not queue (see :mod:`kvsim.index.rdma`).
     ``client_s`` is CPU time on the client (cache probes, sorting a range's entries).
+    ``write`` is set on writes whose effect on the structure happens when they execute
+    (the RDMA trees): their rounds, bytes, ``lock_wait_s`` and ``cas_retries`` are filled in
+    by ``execute``.
     """
 
     kind: str
@@ -45,8 +61,11 @@ class Op:
     bytes_received: int
     server_s: float  # service time on the index server (CPU or memory node)
     atomics: int = 0
-    rounds: tuple[tuple[float, float], ...] = ()
+    rounds: tuple[tuple[Any, ...], ...] = ()
     client_s: float = 0.0
+    write: Any = None
+    lock_wait_s: float = 0.0
+    cas_retries: int = 0
 
 
 class OpRecorder:
@@ -59,6 +78,8 @@ class OpRecorder:
         self.keys: list[int] = []
         self.round_trips: list[int] = []
         self.bytes: list[int] = []
+        self.lock_wait_s: list[float] = []
+        self.cas_retries: list[int] = []
 
     def add(self, op: Op, start: float, latency: float) -> None:
         self.kind.append(op.kind)
@@ -67,6 +88,8 @@ class OpRecorder:
         self.keys.append(op.keys)
         self.round_trips.append(op.round_trips)
         self.bytes.append(op.bytes_sent + op.bytes_received)
+        self.lock_wait_s.append(op.lock_wait_s)
+        self.cas_retries.append(op.cas_retries)
 
     def to_frame(self, index_name: str) -> Any:
         import pandas as pd
@@ -80,6 +103,8 @@ class OpRecorder:
                 "keys": self.keys,
                 "round_trips": self.round_trips,
                 "bytes": self.bytes,
+                "lock_wait_s": self.lock_wait_s,
+                "cas_retries": self.cas_retries,
             }
         )
 
@@ -87,7 +112,10 @@ class OpRecorder:
 class IndexModel(ABC):
     name = "base"
 
-    def __init__(self) -> None:
+    def __init__(self, lookup: Lookup = "prefix") -> None:
+        if lookup not in LOOKUP_RULES:
+            raise ValueError(f"index.lookup must be one of {LOOKUP_RULES}, got {lookup!r}")
+        self.lookup = lookup
         self.recorder: OpRecorder | None = None
 
     # --- planning: what each operation costs -------------------------------------
@@ -103,25 +131,54 @@ class IndexModel(ABC):
     @abstractmethod
     def plan_delete(self, keys: Sequence[int]) -> list[Op]: ...
 
+    @abstractmethod
+    def contains(self, block: int) -> bool:
+        """Whether the index holds ``block`` now."""
+
     def plan_update(self, keys: Sequence[int]) -> list[Op]:
         """New addresses for resident keys (demotion); an upsert by default (op kind insert)."""
         return self.plan_insert(keys)
 
     def plan_lookup(self, keys: Sequence[int]) -> list[Op]:
-        """A range query per run of two or more contiguous ids, a get per scattered id."""
+        """The lookup rule (module docstring): runs in order, stopping with ``prefix``
+        after the operation that meets the first absent block."""
+        self._lookup_begin(keys)
+        stop = self.lookup == "prefix"
+        contains = self.contains
         ops = []
         for start, length in split_runs(keys):
             if length == 1:
                 ops.append(self.plan_get(keys[start]))
             else:
                 ops.append(self.plan_range(keys[start : start + length]))
+            if stop and not all(contains(b) for b in keys[start : start + length]):
+                break
+        self._lookup_end()
         return ops
+
+    def _lookup_begin(self, keys: Sequence[int]) -> None:  # noqa: B027 (a hook: most indexes need none)
+        """Hook: a lookup of ``keys`` starts (chain-walking indexes reset their walk)."""
+
+    def _lookup_end(self) -> None:  # noqa: B027
+        """Hook: the lookup's ops are planned."""
+
+    def apply(self, ops: list[Op]) -> None:  # noqa: B027
+        """Apply planned writes to the structure without timing them (an untimed preload).
+        Indexes whose writes change the structure when planned have nothing to do."""
 
     # --- timing: how long the operations take, with queueing -----------------------
     @abstractmethod
     def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
         """Run ``ops`` one after another from one client (``yield from`` in a process)."""
 
+    @abstractmethod
+    def unloaded_s(self, op: Op) -> float:
+        """``op``'s time with no queueing and median costs: what it costs alone."""
+
     def servers(self) -> dict[str, Any]:
         """Shared resources, for utilization reports."""
+        return {}
+
+    def stats(self) -> dict[str, float]:
+        """The structure's state (keys held, cache hit ratio, ...), for reports."""
         return {}

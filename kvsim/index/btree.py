@@ -37,7 +37,7 @@ from typing import Any
 
 
 class Node:
-    __slots__ = ("id", "level", "keys", "children", "parent", "next", "slots")
+    __slots__ = ("id", "level", "keys", "children", "parent", "next", "slots", "ver")
 
     def __init__(self, nid: int, level: int) -> None:
         self.id = nid
@@ -47,6 +47,7 @@ class Node:
         self.parent: Node | None = None
         self.next: Node | None = None  # leaf sibling (right)
         self.slots: Any = None  # layout payload (CHIME's hopscotch slots)
+        self.ver = 0  # times it split: its key range is unchanged while this is
 
     def __repr__(self) -> str:
         kind = "leaf" if self.level == 0 else f"L{self.level}"
@@ -90,6 +91,7 @@ class BPlusTree:
         self.layout = layout
         self._ids = 0
         self.split_log: list[tuple[Node, Node]] = []  # (left, new right) split by the last insert
+        self.split_into: list[Node | None] = []  # the node each split's separator went into (None: a new root)
         self.reset()
 
     # --- construction ------------------------------------------------------------------
@@ -165,6 +167,22 @@ class BPlusTree:
             node = node.children[bisect_right(node.keys, key)]
         return node
 
+    def find_leaf_range(self, key: int) -> tuple[Node, float, float]:
+        """The leaf for ``key`` and the key range ``[lo, hi)`` it covers (its fences, from
+        the separators passed on the way down): later keys in that range need no descent."""
+        node = self.root
+        lo: float = -math.inf
+        hi: float = math.inf
+        while node.level:
+            seps = node.keys
+            i = bisect_right(seps, key)
+            if i:
+                lo = seps[i - 1]
+            if i < len(seps):
+                hi = seps[i]
+            node = node.children[i]
+        return node, lo, hi
+
     def path(self, key: int) -> list[Node]:
         """Root-to-leaf nodes visited for ``key``."""
         node = self.root
@@ -200,12 +218,15 @@ class BPlusTree:
             cur = cur.next
 
     # --- updates -----------------------------------------------------------------------
-    def insert(self, key: int) -> bool:
-        """Insert ``key``; False if it was present. ``split_log`` lists the splits."""
+    def insert(self, key: int, leaf: Node | None = None) -> bool:
+        """Insert ``key``; False if it was present. ``split_log`` lists the splits.
+        ``leaf``: the leaf that covers ``key``, when the caller knows it (saves a descent)."""
         self.split_log = []
+        self.split_into = []
         if key in self.leaf_of:
             return False
-        leaf = self.find_leaf(key)
+        if leaf is None:
+            leaf = self.find_leaf(key)
         layout = self.layout
         guard = 0
         while not layout.add(leaf, key):
@@ -238,6 +259,7 @@ class BPlusTree:
         return False
 
     def _split_leaf(self, leaf: Node, sk: int) -> Node:
+        leaf.ver += 1
         right = self._node(0)
         i = bisect_left(leaf.keys, sk)
         right.keys = leaf.keys[i:]
@@ -254,6 +276,7 @@ class BPlusTree:
 
     def _insert_up(self, left: Node, sep: int, right: Node) -> None:
         parent = left.parent
+        self.split_into.append(parent)
         if parent is None:
             root = self._node(left.level + 1)
             root.keys = [sep]

@@ -32,11 +32,19 @@ Operations:
     range(k1..kn)   READ every leaf the keys span, whole (entries are unsorted), all in
                     one doorbell batch; sort the entries on the client. Under hashed
                     order: the neighborhood of every key, in one batch.
-    insert(keys)    per leaf: CAS the lock (vacancy-aware: returns the vacancy bitmap),
-                    READ the needed entries (a neighborhood per key), WRITE the entries
-                    (the new one and any hopped) with the unlock; a split READs the rest
-                    of the leaf and WRITEs both halves; parents as in Sherman.
+    insert(keys)    executed when it runs (remote_tree), per leaf: CAS the lock word
+                    embedded in the leaf (vacancy-aware: the CAS returns the vacancy
+                    bitmap), READ the needed entries (a neighborhood per key), WRITE the
+                    entries (the new one and any hopped) with the unlock; a split READs
+                    the rest of the leaf, WRITEs the new sibling, then the whole leaf +
+                    unlock; parents as in Sherman.
     delete(keys)    lock, READ the neighborhood, WRITE the cleared entry + unlock.
+
+Locks (kvsim/index/locks.py): ``lock_wait: spin``. CHIME's lock word sits in each node
+(``lock_slots`` = 0: one per node) and is taken with a masked CAS (``lock_node``); a CAS
+that fails is re-issued after the coroutine yields to the thread's others (no backoff
+delay); CHIME's local lock table combines writes of the same key only, so writers of
+different keys of one leaf (the rightmost leaf under remapped keys) retry remote CASes.
 
 Cache: ``cache_bytes`` of leaf-parent nodes (CHIME: 100 MB in all, of which 30 MB is the
 hotspot buffer, so 70 MB of nodes); ``hotspot_bytes`` of (key -> leaf, slot) entries.
@@ -47,14 +55,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, Lookup, Op
 from kvsim.index.btree import BPlusTree, Node
 from kvsim.index.keys import mix64
-from kvsim.index.rdma import ATOMIC, READ, WRITE, RoundBuilder
-from kvsim.index.remote_tree import LOCK_BYTES, RemoteTreeIndex
-from kvsim.ranges import Bytes, KeyOrder, OneOf, PosInt, Rate, Seconds, Seed
+from kvsim.index.locks import LOCK_WAITS
+from kvsim.index.rdma import READ, WRITE, RdmaClient, RoundBuilder
+from kvsim.index.remote_tree import RemoteTreeIndex, _Applied, _Target
+from kvsim.ranges import Bytes, NonNegInt, OneOf, PosInt, Seconds, Seed
 
 
 def _with_versions(nbytes: int) -> int:
@@ -119,7 +128,7 @@ class HopscotchLayout:
     home slot, kept side by side so that a hop test is arithmetic, not a hash.
     """
 
-    def __init__(self, span: int, neighborhood: PosInt) -> None:
+    def __init__(self, span: int, neighborhood: int) -> None:
         self.span = span
         self.H = neighborhood
         self.max_fill = span
@@ -229,15 +238,7 @@ class ChimeIndex(RemoteTreeIndex):
 
     def __init__(
         self,
-        read_rtt_s: Seconds,
-        write_one_way_s: Seconds,
-        atomic_rtt_s: Seconds,
-        bandwidth_Bps: Rate,
-        message_rate_per_s: Rate,
-        mmio_s: Seconds = 0.0,
-        nic_message_rate_per_s: Rate = 215e6,
-        nic_quantum_bytes: PosInt = 4096,
-        local_lookup_s: Seconds = 0.0,
+        client: RdmaClient,
         key_bytes: PosInt = KEY_BYTES,
         value_bytes: PosInt = VALUE_BYTES,
         leaf_span: PosInt = 64,
@@ -249,25 +250,25 @@ class ChimeIndex(RemoteTreeIndex):
         hotspot_bytes: Bytes = 30 * 2**20,
         hotspot_entry_bytes: PosInt = 40,
         sort_entry_s: Seconds = 0.0,
-        doorbell_batch: bool = True,
-        key_order: KeyOrder = "remapped",
+        lookup: Lookup = "prefix",
+        lock_wait: Annotated[str, OneOf(*LOCK_WAITS)] = "spin",
+        lock_slots: NonNegInt = 0,
+        max_handover: PosInt = 8,
+        cas_backoff_s: Seconds = 0.0,
         seed: Seed = 0,
+        rng: Any = None,
     ) -> None:
         super().__init__(
-            read_rtt_s=read_rtt_s,
-            write_one_way_s=write_one_way_s,
-            atomic_rtt_s=atomic_rtt_s,
-            bandwidth_Bps=bandwidth_Bps,
-            message_rate_per_s=message_rate_per_s,
-            mmio_s=mmio_s,
-            nic_message_rate_per_s=nic_message_rate_per_s,
-            nic_quantum_bytes=nic_quantum_bytes,
-            local_lookup_s=local_lookup_s,
+            client,
             cache_bytes=cache_bytes,
             cache_policy=cache_policy,
-            key_order=key_order,
-            doorbell_batch=doorbell_batch,
+            lookup=lookup,
+            lock_wait=lock_wait,
+            lock_slots=lock_slots,
+            max_handover=max_handover,
+            cas_backoff_s=cas_backoff_s,
             seed=seed,
+            rng=rng,
         )
         self.geo = ChimeGeometry(key_bytes, value_bytes, leaf_span, internal_span, neighborhood, metadata_replication)
         self.internal_bytes = self.geo.internal_bytes
@@ -295,7 +296,7 @@ class ChimeIndex(RemoteTreeIndex):
             hs.popitem(last=False)
 
     def plan_get(self, key: int) -> Op:
-        b = RoundBuilder(self.fabric)
+        b = RoundBuilder(self.client)
         k = self.keymap.key(key)
         client = self.local_lookup_s
         if self.hotspot_cap > 0:
@@ -312,12 +313,12 @@ class ChimeIndex(RemoteTreeIndex):
         leaf = self.tree.find_leaf(k)
         probes = self._locate(b, [leaf])
         msgs, nbytes = self._nbr[self.layout.home(k)]
-        b.add(READ, msgs, read_bytes=nbytes, doorbells=self._doorbells(msgs))
+        b.add(READ, msgs, read_bytes=nbytes)
         self._remember(k, leaf)
         return b.op("get", 1, client + probes * self.local_lookup_s)
 
     def plan_range(self, keys: Sequence[int]) -> Op:
-        b = RoundBuilder(self.fabric)
+        b = RoundBuilder(self.client)
         ks = self.keymap.keys(keys)
         if self.keymap.hashed or len(ks) == 1:
             leaves = self._leaves_of(ks, as_range=False)
@@ -329,67 +330,37 @@ class ChimeIndex(RemoteTreeIndex):
                 m, nb = nbr[home(k)]
                 msgs += m
                 nbytes += nb
-            b.add(READ, msgs, read_bytes=nbytes, doorbells=self._doorbells(msgs))
+            b.add(READ, msgs, read_bytes=nbytes)
             return b.op("range", len(keys), (1 + probes) * self.local_lookup_s)
         leaves = self._leaves_of(ks, as_range=True)
         probes = self._locate(b, leaves)
         n = len(leaves)
-        b.add(READ, n, read_bytes=n * self.leaf_bytes, doorbells=self._doorbells(n))
+        b.add(READ, n, read_bytes=n * self.leaf_bytes)
         entries = sum(len(leaf.keys) for leaf in leaves)
         sort_s = self.sort_entry_s * entries * math.log2(max(entries, 2))
         return b.op("range", len(keys), probes * self.local_lookup_s + sort_s)
 
-    # --- writes ------------------------------------------------------------------------
-    def _plan_write(self, kind: str, ids: Sequence[int], delete: bool) -> list[Op]:
-        keys = self.keymap.keys(ids)
-        tree = self.tree
-        leaves, present = self._group(keys)
-        if delete:
-            keys = [k for k, p in zip(keys, present, strict=True) if p]
-            if len(keys) < len(present):
-                leaves = self._group(keys)[0]
-        if not keys:
-            return []
-        b = RoundBuilder(self.fabric)
-        probes = self._locate(b, leaves)
-        n = len(leaves)
-        geo = self.geo
+    # --- writes (executed by RemoteTreeIndex._run_write) -------------------------------
+    def _read_cost(self, t: _Target, delete: bool) -> tuple[int, int]:
+        # the vacancy-aware lock tells which entries to read: each key's neighborhood
         home = self.layout.home
         nbr = self._nbr
-        seg_msgs = seg_bytes = 0
-        for k in keys:
-            m, nb = nbr[home(k)]
-            seg_msgs += m
-            seg_bytes += nb
-        moves0 = self.layout.moves
-        if delete:
-            for k in keys:
-                tree.delete(k)
-                self.hotspot.pop(k, None)
-            splits: list[int] = []
-        else:
-            splits = self._apply_inserts([k for k, p in zip(keys, present, strict=True) if not p])
-        s0 = splits[0] if splits else 0
-        hopped = self.layout.moves - moves0
-        db = self._doorbells
-        lb = self.leaf_bytes
-        b.add(ATOMIC, n, write_bytes=LOCK_BYTES * n, doorbells=db(n))
-        b.add(READ, seg_msgs + s0, read_bytes=seg_bytes + s0 * lb, doorbells=db(seg_msgs + s0))
-        w_msgs = len(keys) + 2 * s0 + n
-        w_bytes = (len(keys) + hopped) * geo.entry + 2 * s0 * lb + LOCK_BYTES * n
-        b.add(WRITE, w_msgs, write_bytes=w_bytes, doorbells=db(w_msgs))
-        self._parent_updates(b, splits)
-        return [b.op(kind, len(ids), probes * self.local_lookup_s)]
+        m = nb = 0
+        for k in t.keys:
+            km, kb = nbr[home(k)]
+            m += km
+            nb += kb
+        return m, nb
 
-    def plan_insert(self, keys: Sequence[int]) -> list[Op]:
-        if len(keys) == 0:
-            return []
-        return self._plan_write("insert", keys, delete=False)
+    def _leaf_write(self, a: _Applied, delete: bool) -> tuple[list[tuple[int, int, int]], int, int]:
+        entry = self.geo.entry
+        if a.splits:  # hopscotch_split_and_unlock: read the rest, write the sibling, then the leaf
+            lb = self.leaf_bytes
+            return [(READ, a.splits, a.splits * lb), (WRITE, a.splits, a.splits * lb)], 1, lb
+        return [], a.keys, (a.keys + a.hopped) * entry  # segment_write_and_unlock
 
-    def plan_delete(self, keys: Sequence[int]) -> list[Op]:
-        if len(keys) == 0:
-            return []
-        return self._plan_write("delete", keys, delete=True)
+    def _on_delete(self, key: int) -> None:
+        self.hotspot.pop(key, None)
 
     def stats(self) -> dict[str, float]:
         s = super().stats()

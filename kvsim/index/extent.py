@@ -19,33 +19,45 @@ What the traces show, and what the design does with it:
 3. The first block (block 0 of every conversation) and a few system prefixes are read by
    almost every request. -> A compute-side cache of whole records (``cache_bytes``,
    LRU, write-allocate and write-through for this node's own inserts): a hit answers a
-   whole extent with no round trip. KV metadata is read-mostly (a block's address
-   changes only when it moves tier), so caching leaf-level data is safe here in a way
-   it is not for a general B+tree; with several writers a stale address would be caught
-   when the KV read checks the block's key, and retried (not modelled: one client).
-4. Only the longest cached prefix can be reused. -> A lookup stops at the first absent
-   block (``stop_at_miss``): one probe of an empty slot, and no operations for the
-   blocks after it.
+   whole extent with no round trip. Unlike the trees' caches (internal nodes only, which
+   entry updates never change), this cache holds leaf-level data, so every update and
+   delete must keep the other compute nodes' copies coherent. Scheme: *invalidation*,
+   with the sharer set in the record's header. A node that caches a record sets its bit
+   (one FAA in the batch that reads the record: no extra round trip); a writer learns
+   the sharers with the lock CAS it takes anyway (an insert) or one 8 B READ per record
+   (an address update or a delete, which take no lock: one more round trip), and writes
+   an 8 B invalidation into each sharer's mailbox in its write batch (``client.sharers``
+   messages per record). Why not leases: KV metadata is read-mostly (a block's address
+   changes only when it moves tier; reads outnumber writes here by more than ten to one),
+   so invalidation puts the cost on the rare writes and keeps cached reads at zero round
+   trips, where a lease would re-validate every cached record once per lease period and
+   make each update wait out the leases.
+4. Only the longest cached prefix can be reused. -> With ``lookup: prefix`` (every
+   index's default, kvsim.index.base) a lookup stops at the first absent block: one probe
+   of an empty slot, and no operations for the blocks after it.
 
 Remote layout (a hash table in disaggregated memory): a head slot holds the record of
 the extent that starts with that key; a member slot (16 B) holds a pointer to the record
 and the block's offset, so a block can still be found without its chain.
 
     lookup(blocks):  i <- 0
-                     while i < n:
+                     while i < n:           (one walk across the lookup's ops)
                          if blocks[i] continues the record in hand: check it locally
                          elif its record is cached: local
                          else READ blocks[i]'s slot: empty -> absent (1 round trip);
                               head -> the record inline (1); member -> the record (2)
-                         absent or removed -> stop (or skip, without stop_at_miss)
+                         absent or removed -> stop (lookup: prefix) or skip (all)
     insert(keys):    CAS-lock each record appended to / claim each new head slot (one
-                     batch), then WRITE the new entries + header (one message per
-                     record), a 16 B member slot per non-head block, the unlocks
-                     (one batch): 2 round trips
-    update(keys):    WRITE the 8 B address in place: one message per contiguous
-                     segment, one batch, no lock
+                     batch, which also reads the sharer words of records written in
+                     place), then WRITE the new entries + header (one message per
+                     record), a 16 B member slot per non-head block, the unlocks and
+                     the invalidations (one batch): 2 round trips
+    update(keys):    [READ the records' sharer words] WRITE the 8 B address in place:
+                     one message per contiguous segment + the invalidations, no lock
     delete(keys):    as update (a null address: a tombstone); a record whose blocks are
                      all removed is freed with its member slots
+    (extent writes change the table when they are planned: concurrent writers of one
+    record are not modelled here, only in the trees)
 
 Where it wins: runs of any length and any key order in one round trip per extent and
 bytes proportional to the blocks asked; cached hot prefixes in zero round trips;
@@ -60,12 +72,11 @@ request needs its first blocks only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from kvsim.index.base import Op
-from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaIndex, RoundBuilder
-from kvsim.index.runs import split_runs
-from kvsim.ranges import Bytes, KeyOrder, OneOf, PosInt, Rate, Seconds, Seed
+from kvsim.index.base import Lookup, Op
+from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaClient, RdmaIndex, RoundBuilder
+from kvsim.ranges import Bytes, OneOf, PosInt, Seed
 
 ADDR_BYTES = 8
 LOCK_BYTES = 8
@@ -85,54 +96,36 @@ class ExtentIndex(RdmaIndex):
 
     def __init__(
         self,
-        read_rtt_s: Seconds,
-        write_one_way_s: Seconds,
-        atomic_rtt_s: Seconds,
-        bandwidth_Bps: Rate,
-        message_rate_per_s: Rate,
-        mmio_s: Seconds = 0.0,
-        nic_message_rate_per_s: Rate = 215e6,
-        nic_quantum_bytes: PosInt = 4096,
-        local_lookup_s: Seconds = 0.0,
+        client: RdmaClient,
         max_extent: PosInt = 64,
         header_bytes: PosInt = 16,
         entry_bytes: PosInt = 16,
         slot_bytes: PosInt = 16,
         cache_bytes: Bytes = 64 * 2**20,
         cache_policy: Annotated[str, OneOf("lru", "sample2")] = "lru",
-        stop_at_miss: bool = True,
-        key_order: KeyOrder = "remapped",
+        lookup: Lookup = "prefix",
         seed: Seed = 0,
+        rng: Any = None,
     ) -> None:
-        super().__init__()
+        super().__init__(client, cache_bytes=cache_bytes, cache_policy=cache_policy, lookup=lookup, seed=seed, rng=rng)
         if max_extent < 1:
             raise ValueError(f"extent.max_extent must be >= 1, got {max_extent}")
-        self._connect(
-            read_rtt_s=read_rtt_s,
-            write_one_way_s=write_one_way_s,
-            atomic_rtt_s=atomic_rtt_s,
-            bandwidth_Bps=bandwidth_Bps,
-            message_rate_per_s=message_rate_per_s,
-            mmio_s=mmio_s,
-            nic_message_rate_per_s=nic_message_rate_per_s,
-            nic_quantum_bytes=nic_quantum_bytes,
-            local_lookup_s=local_lookup_s,
-            cache_bytes=cache_bytes,
-            cache_policy=cache_policy,
-            key_order=key_order,
-            seed=seed,
-        )
         self.max_extent = max_extent
         self.header_bytes = header_bytes
         self.entry_bytes = entry_bytes
         self.slot_bytes = slot_bytes
-        self.stop_at_miss = stop_at_miss
         # (slots are hashed: the key order changes nothing for this index)
         self.rec_of: dict[int, _Record] = {}
         self.pos: dict[int, int] = {}
         self.alive: set[int] = set()
         self.parent_of: dict[int, int | None] = {}
         self.records = 0
+        self.invalidations = 0
+        self._cur: _Record | None = None  # the record in hand during a lookup's walk
+        self._off = 0
+
+    def contains(self, block: int) -> bool:
+        return block in self.alive
 
     def __contains__(self, block: int) -> bool:
         return block in self.alive
@@ -149,22 +142,24 @@ class ExtentIndex(RdmaIndex):
             prev = b
 
     # --- lookup --------------------------------------------------------------------------
-    def _walk(self, blocks: Sequence[int], op_at: list[int], builders: list[RoundBuilder]) -> int:
-        """Walk the chain; add each probe's round trips to the op holding the block.
-        Return the position of the first absent block (``len(blocks)`` if none)."""
-        n = len(blocks)
+    def _lookup_begin(self, keys: Sequence[int]) -> None:
+        self._learn(keys)
+        self._cur = None
+        self._off = 0
+
+    def _walk(self, blocks: Sequence[int], bld: RoundBuilder) -> None:
+        """Walk the chain from the record in hand (kept across one lookup's ops); add each
+        probe's round trips to ``bld``. With ``lookup: prefix`` the walk stops at the
+        first absent block, since its reads are sequential."""
         rec_of, pos, alive, cache = self.rec_of, self.pos, self.alive, self.cache
-        cur: _Record | None = None
-        off = 0
-        i = 0
-        first_absent = n
-        while i < n:
-            b = blocks[i]
+        stop = self.lookup == "prefix"
+        share = self.client.sharers > 0
+        cur, off = self._cur, self._off
+        for b in blocks:
             if cur is not None and off < len(cur.ids) and cur.ids[off] == b:
                 pass  # the record in hand continues: checked locally
             else:
                 rec = rec_of.get(b)
-                bld = builders[op_at[i]]
                 if rec is None:
                     cache.misses += 1
                     bld.add(READ, 1, read_bytes=self.slot_bytes)  # an empty slot
@@ -175,44 +170,28 @@ class ExtentIndex(RdmaIndex):
                     if pos[b] > 0:  # a member slot points to the record
                         bld.add(READ, 1, read_bytes=self.slot_bytes)
                     size = self._bytes(rec)
-                    bld.add(READ, 1, read_bytes=size)
+                    if share:  # register as a sharer (FAA on the header) in the same batch
+                        bld.add(ATOMIC, 2, read_bytes=size, write_bytes=ADDR_BYTES)
+                    else:
+                        bld.add(READ, 1, read_bytes=size)
                     cache.add(rec.head, size)
                     cur, off = rec, pos[b]
             if cur is None or b not in alive:
-                if first_absent == n:
-                    first_absent = i
-                if self.stop_at_miss:
-                    return i
                 cur = None
-                i += 1
+                if stop:
+                    break
                 continue
-            i += 1
             off += 1
-        return first_absent
-
-    def plan_lookup(self, keys: Sequence[int]) -> list[Op]:
-        self._learn(keys)
-        runs = split_runs(keys)
-        op_at: list[int] = []
-        for j, (_, length) in enumerate(runs):
-            op_at.extend([j] * length)
-        builders = [RoundBuilder(self.fabric) for _ in runs]
-        stop = self._walk(keys, op_at, builders)
-        ops = []
-        for j, (start, length) in enumerate(runs):
-            if self.stop_at_miss and start > stop:
-                break
-            ops.append(builders[j].op("get" if length == 1 else "range", length, self.local_lookup_s))
-        return ops
+        self._cur, self._off = cur, off
 
     def plan_get(self, key: int) -> Op:
-        b = RoundBuilder(self.fabric)
-        self._walk([key], [0], [b])
+        b = RoundBuilder(self.client)
+        self._walk([key], b)
         return b.op("get", 1, self.local_lookup_s)
 
     def plan_range(self, keys: Sequence[int]) -> Op:
-        b = RoundBuilder(self.fabric)
-        self._walk(keys, [0] * len(keys), [b])
+        b = RoundBuilder(self.client)
+        self._walk(keys, b)
         return b.op("range", len(keys), self.local_lookup_s)
 
     # --- writes --------------------------------------------------------------------------
@@ -226,6 +205,7 @@ class ExtentIndex(RdmaIndex):
         written: dict[int, int] = {}  # record head -> entries written
         members = 0
         in_place = 0
+        revived: set[int] = set()  # heads of records written in place
         po = self.parent_of
         parent = po.get(keys[0])
         for k in keys:
@@ -236,6 +216,7 @@ class ExtentIndex(RdmaIndex):
                     alive.add(k)
                     rec.live += 1
                 in_place += 1
+                revived.add(rec.head)
                 parent = k
                 continue
             prec = rec_of.get(parent) if parent is not None else None
@@ -260,18 +241,26 @@ class ExtentIndex(RdmaIndex):
             parent = k
         for head in written:  # write-allocate, write-through
             self.cache.add(head, self._bytes(rec_of[head]))
-        b = RoundBuilder(self.fabric)
+        b = RoundBuilder(self.client)
         claims = len(locked) + len(new_heads)
-        if claims:
-            b.add(ATOMIC, claims, write_bytes=LOCK_BYTES * claims)
+        # records that existed before: others may cache them (their sharer words come
+        # with the lock CAS; records written only in place need an 8 B READ of the word)
+        shared = len(locked) + len(revived - locked - new_heads)
+        s = self.client.sharers if shared else 0
+        peek = len(revived - locked - new_heads) if s else 0
+        if claims or peek:
+            b.add(ATOMIC, claims + peek, read_bytes=ADDR_BYTES * peek, write_bytes=LOCK_BYTES * claims)
         entries = sum(written.values())
-        msgs = len(written) + members + in_place + len(locked)
+        inv = s * shared
+        self.invalidations += inv
+        msgs = len(written) + members + in_place + len(locked) + inv
         nbytes = (
             entries * self.entry_bytes
             + len(written) * self.header_bytes
             + members * self.slot_bytes
             + in_place * ADDR_BYTES
             + len(locked) * LOCK_BYTES
+            + inv * ADDR_BYTES
         )
         b.add(WRITE, msgs, write_bytes=nbytes)
         return [b.op("insert", n, self.local_lookup_s)]
@@ -306,7 +295,14 @@ class ExtentIndex(RdmaIndex):
                         del pos[b]
                     self.cache.discard(head)
                     self.records -= 1
-        bld = RoundBuilder(self.fabric)
+        bld = RoundBuilder(self.client)
+        s = self.client.sharers
+        if s:  # invalidation: read the records' sharer words, then invalidate with the write
+            r = len(by_rec)
+            bld.add(READ, r, read_bytes=ADDR_BYTES * r)
+            msgs += s * r
+            nbytes += s * r * ADDR_BYTES
+            self.invalidations += s * r
         bld.add(WRITE, msgs, write_bytes=nbytes)
         return [bld.op(kind, len(keys), self.local_lookup_s)]
 
@@ -321,6 +317,7 @@ class ExtentIndex(RdmaIndex):
         return {
             "keys": n,
             "records": self.records,
+            "invalidations_sent": self.invalidations,
             "blocks_per_record": len(self.rec_of) / self.records if self.records else 0.0,
             "cache_records": len(self.cache),
             "cache_hit_ratio": self.cache.hit_ratio,

@@ -12,7 +12,10 @@ from one FCFS queue.
     insert(keys)  = BatchPutStart + BatchPutEnd (allocate, then commit) 2 RPCs
     delete(keys)  = BatchRemove                                        1 RPC
 
-The map is real (a dict per shard) so shard balance and hit counts can be reported.
+The map is real (a dict per shard) so shard balance and hit counts can be reported, and it
+answers ``contains`` for the lookup rule. Each RPC's round trip is drawn from the TCP round
+trip's calibrated distribution (kvsim.index.costs); the master's per-RPC costs are
+inferred constants (no measured tail).
 Shard-mutex contention is not modelled: with 1,024 shards and a handful of worker
 threads, two RPCs of one client rarely meet on a shard.
 """
@@ -22,11 +25,13 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
+import numpy as np
 import simpy
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
+from kvsim.index.costs import CostDist, Sampler
 from kvsim.index.keys import mix64
-from kvsim.ranges import PosInt, Seconds
+from kvsim.ranges import PosInt, Seconds, Seed
 from kvsim.system.servers import FCFSServer
 
 RPC_HEADER = 32  # bytes of coro_rpc framing per request and per reply (approximate)
@@ -43,8 +48,14 @@ class MooncakeMasterIndex(IndexModel):
         rpc_threads: PosInt = 4,
         shards: PosInt = 1024,
         replica_bytes: PosInt = VALUE_BYTES,
+        rpc_rtt_p99_s: Seconds | None = None,
+        rpc_rtt_p999_s: Seconds | None = None,
+        lookup: Lookup = "prefix",
+        tails: bool = True,
+        seed: Seed = 0,
+        rng: Any = None,
     ) -> None:
-        super().__init__()
+        super().__init__(lookup=lookup)
         if shards < 1:
             raise ValueError(f"mooncake.shards must be >= 1, got {shards}")
         self.rtt = rpc_rtt_s
@@ -56,6 +67,8 @@ class MooncakeMasterIndex(IndexModel):
         self.server = FCFSServer("mooncake_master", rpc_threads)
         self.found = 0
         self.asked = 0
+        sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
+        self.rtt_draw = sampler.bind(CostDist(rpc_rtt_s, rpc_rtt_p99_s, rpc_rtt_p999_s))
 
     def servers(self) -> dict[str, Any]:
         return {"mooncake_master": self.server}
@@ -63,8 +76,14 @@ class MooncakeMasterIndex(IndexModel):
     def _shard(self, key: int) -> dict[int, int]:
         return self.shards[mix64(key) % self.n_shards]
 
+    def contains(self, block: int) -> bool:
+        return block in self._shard(block)
+
     def __contains__(self, key: int) -> bool:
         return key in self._shard(key)
+
+    def unloaded_s(self, op: Op) -> float:
+        return sum(service + rtt for service, rtt in op.rounds)
 
     def _rpc(self, n: int) -> tuple[float, float]:
         return (self.base + n * self.per_key, self.rtt)
@@ -124,8 +143,9 @@ class MooncakeMasterIndex(IndexModel):
             return
         serve = self.server.serve
         rec = self.recorder
+        draw = self.rtt_draw
         start = env.now
-        half = self.rtt / 2.0
+        half = draw() / 2.0
         yield env.timeout(half)
         n_ops = len(ops)
         for j, op in enumerate(ops):
@@ -135,9 +155,11 @@ class MooncakeMasterIndex(IndexModel):
                 now = env.now
                 done = serve(now, service)
                 final = j == n_ops - 1 and r == last_r
-                yield env.timeout(done - now + (half if final else 2 * half))
+                nxt = 0.0 if final else draw() / 2.0
+                yield env.timeout(done - now + half + nxt)
+                half = nxt
             if rec is not None:
-                end = env.now if j == n_ops - 1 else env.now - half
+                end = env.now - half
                 rec.add(op, start, end - start)
                 start = end
 

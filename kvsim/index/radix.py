@@ -19,9 +19,12 @@ real engine has the token sequence at hand when it inserts).
     update(keys):    a new address in place (per_block_s per key)
 
 Time: one critical section per call on a single lock (``lock_s`` + the walk), FCFS
-with every other request of the node. A lookup stops at the first block that is
-absent (prefix semantics: a radix tree answers "how long is my cached prefix"), so
-the runs and singletons after it are never asked: they have no op rows.
+with every other request of the node. The lookup rule is the shared one
+(kvsim.index.base): with ``lookup: prefix`` the runs after the first absent block are not
+asked (no op rows); with ``lookup: all`` the walk goes on through removed blocks the tree
+still holds, and the blocks past the point where the tree's structure ends cost nothing
+more (the walk has already shown they are not there). The in-process costs are inferred
+constants (no measured tail).
 """
 
 from __future__ import annotations
@@ -31,8 +34,7 @@ from typing import Any
 
 import simpy
 
-from kvsim.index.base import IndexModel, Op
-from kvsim.index.runs import split_runs
+from kvsim.index.base import IndexModel, Lookup, Op
 from kvsim.ranges import PosInt, Seconds
 from kvsim.system.servers import FCFSServer
 
@@ -49,8 +51,11 @@ class _RNode:
 class RadixTreeIndex(IndexModel):
     name = "radix"
 
-    def __init__(self, per_node_s: Seconds, per_block_s: Seconds, lock_s: Seconds = 0.0, threads: PosInt = 1) -> None:
-        super().__init__()
+    def __init__(
+        self, per_node_s: Seconds, per_block_s: Seconds, lock_s: Seconds = 0.0, threads: PosInt = 1,
+        lookup: Lookup = "prefix",
+    ) -> None:
+        super().__init__(lookup=lookup)
         self.per_node_s = per_node_s
         self.per_block_s = per_block_s
         self.lock_s = lock_s
@@ -62,6 +67,11 @@ class RadixTreeIndex(IndexModel):
         self.server = FCFSServer("radix_lock", threads)
         self.n_nodes = 0
         self.orphans = 0
+        self._costs: list[float] | None = None  # the lookup in progress: cost per position
+        self._at = 0
+
+    def contains(self, block: int) -> bool:
+        return block in self.alive
 
     def servers(self) -> dict[str, Any]:
         return {"radix_lock": self.server}
@@ -83,6 +93,7 @@ class RadixTreeIndex(IndexModel):
         n = len(blocks)
         cost = [0.0] * (n + 1)
         alive = self.alive
+        every = self.lookup == "all"
         node = self.root
         i = 0
         while i < n:
@@ -93,7 +104,7 @@ class RadixTreeIndex(IndexModel):
             ids = child.ids
             j = 0
             m = len(ids)
-            while j < m and i < n and ids[j] == blocks[i] and blocks[i] in alive:
+            while j < m and i < n and ids[j] == blocks[i] and (every or blocks[i] in alive):
                 cost[i] += self.per_block_s
                 i += 1
                 j += 1
@@ -104,24 +115,29 @@ class RadixTreeIndex(IndexModel):
             node = child
         return i, cost
 
-    def plan_lookup(self, keys: Sequence[int]) -> list[Op]:
+    def _lookup_begin(self, keys: Sequence[int]) -> None:
         self._learn(keys)
-        matched, cost = self._walk(keys)
-        ops: list[Op] = []
-        for start, length in split_runs(keys):
-            if start > matched:
-                break  # after the first absent block nothing is asked
-            s = sum(cost[start : start + length])
-            ops.append(Op("get" if length == 1 else "range", length, 0, 0, 0, s))
-        return ops
+        self._costs = self._walk(keys)[1]
+        self._at = 0
+
+    def _lookup_end(self) -> None:
+        self._costs = None
+
+    def _cost(self, keys: Sequence[int]) -> float:
+        """CPU of the next ``len(keys)`` positions of the walk in progress (or a walk of
+        ``keys`` alone, outside a lookup)."""
+        n = len(keys)
+        if self._costs is None:
+            return sum(self._walk(keys)[1])
+        at = self._at
+        self._at = at + n
+        return sum(self._costs[at : at + n])
 
     def plan_get(self, key: int) -> Op:
-        matched, cost = self._walk([key])
-        return Op("get", 1, 0, 0, 0, cost[0] + cost[1])
+        return Op("get", 1, 0, 0, 0, self._cost([key]))
 
     def plan_range(self, keys: Sequence[int]) -> Op:
-        matched, cost = self._walk(keys)
-        return Op("range", len(keys), 0, 0, 0, sum(cost))
+        return Op("range", len(keys), 0, 0, 0, self._cost(keys))
 
     # --- updates -------------------------------------------------------------------------
     def _new_node(self, ids: list[int], parent: _RNode) -> _RNode:
@@ -236,6 +252,9 @@ class RadixTreeIndex(IndexModel):
                 t += op.server_s + (self.lock_s if j == 0 else 0.0)
                 rec.add(op, start, t - start)
                 start = t
+
+    def unloaded_s(self, op: Op) -> float:
+        return self.lock_s + op.server_s
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.alive), "nodes": self.n_nodes, "orphan_chains": self.orphans}

@@ -3,6 +3,9 @@
 Model: one client connection over kernel TCP to a single-threaded server.
 
     command latency = TCP round trip + wait for the server thread + service time
+    service time    = io_s + io_per_key_s x keys (the event loop's epoll, read, parse of the
+                      arguments, write of the reply) + the command's own time (``INFO
+                      commandstats``):
     get(k)          = GET k                 service = get_s
     range(k1..kn)   = MGET k1..kn           service = mget_base_s + n * mget_per_key_s
                       (or, with ``range_command: zrange``, ZRANGEBYLEX over a sorted set
@@ -11,25 +14,74 @@ Model: one client connection over kernel TCP to a single-threaded server.
     delete(k1..kn)  = DEL k1..kn            service = del_base_s + n * del_per_key_s
 
 Without pipelining each command waits for its reply before the next is sent; with
-``pipeline: true`` a lookup's commands share one round trip and are served back to back.
+``pipeline: true`` a lookup's commands share one round trip and are served back to back
+(so the client cannot stop at the first absent block: it needs ``lookup: all``).
 The server thread is an FCFS queue shared by every client, so its waiting time follows
 M/D/1 under Poisson load (checked in tests/test_index_redis.py).
-Service times: redis-server 7.0 ``INFO commandstats`` on a 2-vCPU VM (see
-``conf/calibration/default.yaml``).
+
+Costs are distributions (kvsim.index.costs): each command's round trip is drawn from the
+calibrated TCP round trip (``tcp_rtt_s`` median, ``tcp_rtt_p99_s``, ``tcp_rtt_p999_s``) and its
+service time from the calibrated time per call (a mean: ``INFO commandstats``) times a
+factor of mean 1 whose tail is ``service_p99_x`` / ``service_p999_x`` times the median (the
+per-command latency percentiles of ``INFO latencystats``).
+
+The client (what a client process adds, measured by ``+experiment=redis_validation``):
+``connections`` > 0 gives the client that many connections, handed to ``execute`` calls in
+turn; a call holds its connection for all its commands (one command in flight per
+connection: no pipelining), and a call that finds its connection busy waits for it (FIFO).
+The client's own CPU per command -- encoding and sending it (``client_send_s`` +
+``client_send_per_key_s`` per key; MSET counts a key and its value as one) and receiving and
+parsing the reply (``client_recv_s`` + ``client_recv_per_key_s`` per value returned) -- runs
+on one client thread, an FCFS server shared by every connection, and its distribution has
+the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command costs
+
+    [wait for the connection] + [wait for the client thread] + send + rtt/2
+    + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
+
+With the defaults (no connections limit, no client costs) a client's costs are inside the
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
+the client thread and the server thread run on one CPU (a loopback set-up pinned to one
+core, as the validation runs it): their work goes through one FCFS queue.
+``io_after_reply_s``: the part of the event loop's time that comes after the reply is
+written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread (and, with
+``shared_cpu``, the CPU) busy but no reply waits for it.
+
+Server time grows with the keys the server holds (a bigger dict misses more caches, a
+taller skip list): the model holds the set of keys it was given (which also answers
+``contains`` for the lookup rule) and multiplies every service time by
+``scale(n)``, piecewise linear in log10(n) through (1,000 keys, ``scale_1k_keys``),
+(``keys_held``, 1) and (1,000,000 keys, ``scale_1m_keys``), flat outside: the calibrated
+times are those at ``keys_held`` keys, and the two scales are measured by
+``python -m kvsim.calibrate redis`` at 1,000 and 1,000,000 keys. ``keys_held: 0`` turns it off.
+Service times: see ``conf/calibration/default.yaml``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Sequence
 from typing import Annotated, Any
 
+import numpy as np
 import simpy
 
-from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Op
-from kvsim.ranges import OneOf, PosInt, Seconds
+from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
+from kvsim.index.costs import CostDist, Sampler
+from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
 from kvsim.system.servers import FCFSServer
 
+Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
+
 RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approximate)
+
+
+def _scale_knots(keys_held: float, s1k: float, s1m: float) -> tuple[list[float], list[float]]:
+    if keys_held <= 0:
+        return [0.0], [1.0]
+    pts = {3.0: s1k, 6.0: s1m}
+    pts[math.log10(max(keys_held, 1.0))] = 1.0  # the calibrated point wins a tie
+    xs = sorted(pts)
+    return xs, [pts[x] for x in xs]
 
 
 class RedisIndex(IndexModel):
@@ -50,10 +102,41 @@ class RedisIndex(IndexModel):
         range_command: Annotated[str, OneOf("mget", "zrange")] = "mget",
         pipeline: bool = False,
         server_threads: PosInt = 1,
+        tcp_rtt_p99_s: Seconds | None = None,
+        tcp_rtt_p999_s: Seconds | None = None,
+        service_p99_x: Factor = 1.0,
+        service_p999_x: Factor | None = None,
+        keys_held: NonNegFloat = 0.0,
+        scale_1k_keys: PosFloat = 1.0,
+        scale_1m_keys: PosFloat = 1.0,
+        io_s: Seconds = 0.0,
+        io_per_key_s: Seconds = 0.0,
+        io_after_reply_s: Seconds = 0.0,
+        shared_cpu: bool = False,
+        connections: NonNegInt = 0,
+        client_send_s: Seconds = 0.0,
+        client_send_per_key_s: Seconds = 0.0,
+        client_recv_s: Seconds = 0.0,
+        client_recv_per_key_s: Seconds = 0.0,
+        client_p99_x: Factor = 1.0,
+        client_p999_x: Factor | None = None,
+        client_wake_s: Seconds = 0.0,
+        client_wake_p99_s: Seconds | None = None,
+        client_wake_p999_s: Seconds | None = None,
+        client_admit_s: Seconds = 0.0,
+        client_admit_p99_s: Seconds | None = None,
+        client_admit_p999_s: Seconds | None = None,
+        lookup: Lookup = "prefix",
+        tails: bool = True,
+        seed: Seed = 0,
+        rng: Any = None,
     ) -> None:
-        super().__init__()
+        super().__init__(lookup=lookup)
         if range_command not in ("mget", "zrange"):
             raise ValueError(f"redis.range_command must be 'mget' or 'zrange', got {range_command!r}")
+        if pipeline and lookup == "prefix":
+            raise ValueError("redis.pipeline: pipelined commands are all sent before any reply, so the "
+                             "client cannot stop at the first absent block: set index.lookup=all")
         self.rtt = tcp_rtt_s
         self.get_s = get_s
         self.mget = (mget_base_s, mget_per_key_s)
@@ -63,9 +146,90 @@ class RedisIndex(IndexModel):
         self.range_command = range_command
         self.pipeline = pipeline
         self.server = FCFSServer("redis", server_threads)
+        if io_s < 0 or io_per_key_s < 0:
+            raise ValueError(f"redis.io_s and io_per_key_s must be >= 0, got {io_s}, {io_per_key_s}")
+        self.io_s = io_s
+        self.io_per_key = io_per_key_s
+        if io_after_reply_s > io_s:
+            raise ValueError(f"redis.io_after_reply_s ({io_after_reply_s}) exceeds io_s ({io_s})")
+        self.io_after = io_after_reply_s
+        self.held: set[int] = set()
+        self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
+        self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
+        self.rtt_draw = self.sampler.bind(CostDist(tcp_rtt_s, tcp_rtt_p99_s, tcp_rtt_p999_s))
+        p99x = max(service_p99_x, 1.0)
+        self.service_draw = self.sampler.bind(
+            CostDist(1.0, p99x, None if service_p999_x is None else max(service_p999_x, p99x), anchor="mean")
+        )
+        if connections < 0:
+            raise ValueError(f"redis.connections must be >= 0, got {connections}")
+        self.connections = connections
+        self.send = (client_send_s, client_send_per_key_s)
+        self.recv = (client_recv_s, client_recv_per_key_s)
+        c99 = max(client_p99_x, 1.0)
+        factor = CostDist(1.0, c99, None if client_p999_x is None else max(client_p999_x, c99))
+        self.send_draw = self.sampler.bind(factor)
+        self.recv_draw = self.sampler.bind(factor)
+        # with shared_cpu the client and the server run on one CPU: one queue for both
+        self.client = self.server if shared_cpu else FCFSServer("redis_client", 1)
+        self.shared_cpu = shared_cpu
+        self.wake_draw = self.sampler.bind(CostDist(client_wake_s, client_wake_p99_s, client_wake_p999_s))
+        self.admit_draw = self.sampler.bind(CostDist(client_admit_s, client_admit_p99_s, client_admit_p999_s))
+        self.wakes = client_wake_s > 0 or client_admit_s > 0
+        self._client_costs = any(v > 0 for v in (*self.send, *self.recv)) or self.wakes
+        self._measured: dict[int, tuple[float, float, float]] = {}
+        self._conns: list[simpy.Resource] = []
+        self._conn_env: simpy.Environment | None = None
+        self._next_conn = 0
 
     def servers(self) -> dict[str, Any]:
+        if self._client_costs and not self.shared_cpu:
+            return {"redis": self.server, "redis_client": self.client}
         return {"redis": self.server}
+
+    def use_measured(self, **dists: CostDist) -> None:
+        """Draw costs from measured distributions (``CostDist.from_samples``) instead of the
+        calibrated quantile fits: ``rtt`` (seconds), ``service``, ``send``, ``recv`` (factors
+        of the calibrated time, median 1; ``service`` mean 1), ``wake``, ``admit`` (seconds)."""
+        names = {"rtt": "rtt_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
+                 "wake": "wake_draw", "admit": "admit_draw"}
+        for k, d in dists.items():
+            if k not in names:
+                raise ValueError(f"use_measured: unknown cost {k!r} (known: {sorted(names)})")
+            setattr(self, names[k], self.sampler.bind(d))
+        if "wake" in dists or "admit" in dists:
+            self.wakes = True
+            self._client_costs = True
+
+    def use_measured_ops(self, costs: dict[int, tuple[float, float, float]]) -> None:
+        """Per command (by ``id(op)``): ``(admit, send, recv)`` measured for it, used instead
+        of drawn ones (a trace-driven client: the client's own costs as one real client
+        spent them, command by command; ``admit`` counts for a call's first command)."""
+        self._measured = costs
+        self.wakes = True
+        self._client_costs = True
+
+    def client_costs(self, op: Op) -> tuple[float, float]:
+        """(send, receive) CPU of ``op`` on the client thread, at the medians."""
+        values = op.keys if op.kind in ("get", "range") else 0  # replies: GET/MGET values, MSET OK, DEL n
+        return self.send[0] + self.send[1] * op.keys, self.recv[0] + self.recv[1] * values
+
+    def contains(self, block: int) -> bool:
+        return block in self.held
+
+    def key_scale(self, n: int | None = None) -> float:
+        """Service time at ``n`` keys held (default: now) over the calibrated one."""
+        xs, ys = self._sx, self._sy
+        if len(xs) == 1:
+            return ys[0]
+        x = math.log10(max(len(self.held) if n is None else n, 1))
+        if x <= xs[0]:
+            return ys[0]
+        for i in range(1, len(xs)):
+            if x <= xs[i]:
+                f = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+                return ys[i - 1] + f * (ys[i] - ys[i - 1])
+        return ys[-1]
 
     def plan_get(self, key: int) -> Op:
         return Op("get", 1, 1, KEY_BYTES + RESP_OVERHEAD, VALUE_BYTES + RESP_OVERHEAD, self.get_s)
@@ -87,6 +251,7 @@ class RedisIndex(IndexModel):
         n = len(keys)
         if n == 0:
             return []
+        self.held.update(keys)
         base, per = self.mset
         return [Op("insert", n, 1, n * (KEY_BYTES + VALUE_BYTES) + RESP_OVERHEAD, RESP_OVERHEAD, base + n * per)]
 
@@ -94,35 +259,112 @@ class RedisIndex(IndexModel):
         n = len(keys)
         if n == 0:
             return []
+        self.held.difference_update(keys)
         base, per = self.dele
         return [Op("delete", n, 1, n * KEY_BYTES + RESP_OVERHEAD, RESP_OVERHEAD, base + n * per)]
+
+    def unloaded_s(self, op: Op) -> float:
+        return self.rtt + self.io(op) + op.server_s * self.key_scale() + sum(self.client_costs(op))
+
+    def io(self, op: Op) -> float:
+        """The server thread's event-loop time for ``op`` (outside the command itself)."""
+        return self.io_s + self.io_per_key * op.keys
+
+    def stats(self) -> dict[str, float]:
+        return {"keys": len(self.held), "key_scale": self.key_scale()}
 
     def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
         if not ops:
             return
-        half = self.rtt / 2.0
         serve = self.server.serve
         rec = self.recorder
+        rtt = self.rtt_draw
+        svc = self.service_draw
+        scale = self.key_scale()
         if self.pipeline:
             start = env.now
-            yield env.timeout(half)
+            r = rtt()
+            yield env.timeout(r / 2.0)
             now = env.now
             # All commands arrive together; the FCFS server runs them back to back.
-            done = max(serve(now, op.server_s) for op in ops)
-            yield env.timeout(done - env.now + half)
+            done = max(serve(now, self.io(op) + op.server_s * scale * svc()) for op in ops)
+            yield env.timeout(done - env.now + r / 2.0)
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
             return
+        if self.connections or self._client_costs:
+            yield from self._execute_client(env, ops)
+            return
         # Sequential commands: one event per server visit; the reply's half round trip
         # and the next command's half round trip are one timeout.
         start = env.now
+        half = rtt() / 2.0
         yield env.timeout(half)
         last = len(ops) - 1
+        io = self.io
         for j, op in enumerate(ops):
-            done = serve(env.now, op.server_s)
-            yield env.timeout(done - env.now + (half if j == last else 2 * half))
+            done = serve(env.now, io(op) + op.server_s * scale * svc())
+            nxt = rtt() / 2.0 if j < last else 0.0
+            yield env.timeout(done - env.now + half + nxt)
             if rec is not None:
-                end = env.now if j == last else env.now - half
+                end = env.now - nxt
                 rec.add(op, start, end - start)
                 start = end
+            half = nxt
+
+    def _execute_client(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+        """Commands through the client: a connection, the client thread, the server."""
+        rec = self.recorder
+        start = env.now
+        req = conn = None
+        if self.connections:
+            if self._conn_env is not env:
+                self._conns = [simpy.Resource(env, 1) for _ in range(self.connections)]
+                self._conn_env = env
+            conn = self._conns[self._next_conn]
+            self._next_conn = (self._next_conn + 1) % self.connections
+            req = conn.request()
+            yield req
+        thread = self.client
+        client = thread.serve
+        server = self.server.serve
+        sdraw, rdraw, rtt, svc, wake = self.send_draw, self.recv_draw, self.rtt_draw, self.service_draw, self.wake_draw
+        wakes = self.wakes
+        scale = self.key_scale()
+        admit = self.admit_draw
+        measured = self._measured
+        costs = []
+        for op in ops:
+            m = measured.get(id(op)) if measured else None
+            if m is None:
+                send, recv = self.client_costs(op)
+                costs.append((0.0, send * sdraw(), recv * rdraw(), False))
+            else:
+                costs.append((m[0], m[1], m[2], True))
+        # The first command: a sleeping thread wakes up (a timed wait: admit) and sends it.
+        now = env.now
+        a0, send, _, known = costs[0]
+        w = (a0 if known else admit()) if wakes and thread.idle(now) else 0.0
+        sent = client(now, w + send) if send > 0 or w > 0 else now
+        last = len(ops) - 1
+        for j, op in enumerate(ops):
+            half = rtt() / 2.0
+            yield env.timeout(sent - env.now + half)  # the command reaches the server
+            done = server(env.now, self.io(op) + op.server_s * scale * svc()) - self.io_after
+            yield env.timeout(done - env.now + half)  # the reply reaches the client
+            # the thread takes the reply (waking first if it sleeps) and, in the same turn,
+            # sends the call's next command (as an event loop does): one booking
+            now = env.now
+            recv = costs[j][2]
+            nxt = costs[j + 1][1] if j < last else 0.0
+            w = wake() if wakes and thread.idle(now) else 0.0
+            sent = client(now, w + recv + nxt) if (recv > 0 or w > 0 or nxt > 0) else now
+            parsed = sent - nxt
+            if rec is not None:
+                rec.add(op, start, parsed - start)
+            start = parsed
+        if sent > env.now:
+            yield env.timeout(sent - env.now)
+        if conn is not None and req is not None:
+            conn.release(req)

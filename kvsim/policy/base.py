@@ -34,9 +34,7 @@ and, for policies that use what the scheduler knows (look-ahead), called on the 
 instance by the serving node:
 
 * ``enqueue(keys)`` -- a request that needs ``keys`` entered the waiting queue;
-* ``dequeue(keys)`` -- its prefill started (it takes its cached blocks now);
-* ``prefetch`` -- True: on enqueue, the hierarchy promotes the request's blocks that sit
-  below the top tier toward it (the serving node charges those moves).
+* ``dequeue(keys)`` -- its prefill started (its first chunk was scheduled).
 
 Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 """
@@ -44,16 +42,14 @@ Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Container, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 
 class EvictionPolicy(ABC):
     name: str = "base"
     #: True when ``accepts`` may say no (the hierarchy skips the per-block asks otherwise).
     filters: bool = False
-    #: True: on ``enqueue`` the hierarchy moves the request's lower-tier blocks up.
-    prefetch: bool = False
 
     def __init__(self, capacity: int, inclusive: bool = False) -> None:
         if capacity < 0:
@@ -70,6 +66,12 @@ class EvictionPolicy(ABC):
 
     @abstractmethod
     def __iter__(self) -> Iterator[int]: ...
+
+    def members(self) -> Container[int]:
+        """A container answering ``key in`` for the resident blocks, as cheaply as possible
+        (the tier hierarchy asks it once per block and tier on every lookup). Subclasses
+        that keep their blocks in one dict return it; it must stay the same object."""
+        return cast(Container[int], self)
 
     @abstractmethod
     def touch(self, key: int) -> None: ...

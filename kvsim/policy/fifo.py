@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 
 from kvsim.policy.base import EvictionPolicy
 
@@ -24,6 +24,9 @@ class FIFO(EvictionPolicy):
 
     def __len__(self) -> int:
         return len(self._od)
+
+    def members(self) -> Container[int]:
+        return self._od
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._od)

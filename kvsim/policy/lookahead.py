@@ -1,7 +1,6 @@
 """Look-ahead: LRU that keeps the blocks of requests already waiting in the scheduler's
-queue, and in the full simulation prefetches them toward the GPU. It uses only what a
-real scheduler knows: the requests that have arrived and not yet started. No future beyond
-the queue.
+queue. It uses only what a real scheduler knows: the requests that have arrived and not yet
+started. No future beyond the queue.
 
 What "the queue" is:
 
@@ -11,10 +10,15 @@ What "the queue" is:
                          with arrival(j) <= arrival(i) + window_s (the first ``max_queue``
                          of them). A request stays pinned while it runs (its own misses
                          never evict its own blocks).
-    full simulation      the requests that have arrived and not yet taken their cached
-                         blocks: the serving node calls ``enqueue(blocks)`` when a request
-                         enters the waiting queue and ``dequeue(blocks)`` when its prefill
-                         starts (kvsim.system.cluster; ``window_s`` is not used there).
+    full simulation      the requests in the instances' waiting queues: the serving node's
+                         QueueHooks call ``enqueue(blocks)`` when a request enters its
+                         instance's queue and ``dequeue(blocks)`` when its first chunk is
+                         scheduled (kvsim.system.cluster; ``window_s`` and ``max_queue`` are
+                         not used there). The prefetch toward the GPU is the node's: a
+                         request's reused prefix is loaded into its instance's GPU tier when
+                         it enters the queue (for every policy); the pins keep it there, and
+                         keep every other block a waiting request needs wherever it is (all
+                         tiers share one pin count), until the request starts.
 
 The algorithm:
 
@@ -27,10 +31,6 @@ The algorithm:
                           if pinned(v) and some resident is not pinned: v moves to the
                               MRU end (kept)
                           else: evict v
-    prefetch          (``prefetch: true``, tier hierarchy) on enqueue, the request's blocks
-                      resident below the top tier are promoted to the fastest tier that
-                      takes them; the serving node charges those moves on their links and
-                      the request waits for them before it starts.
 
 Without a bound trace (``bind``) single-tier ``replay`` knows no queue and is plain LRU.
 """
@@ -64,7 +64,6 @@ class LookAhead(EvictionPolicy):
         capacity: int,
         window_s: Seconds = 2.0,
         max_queue: NonNegInt = 64,
-        prefetch: bool = True,
         inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)
@@ -74,7 +73,6 @@ class LookAhead(EvictionPolicy):
             raise ValueError(f"lookahead: max_queue must be >= 0, got {max_queue}")
         self.window_s = float(window_s)
         self.max_queue = int(max_queue)
-        self.prefetch = bool(prefetch)
         self._od: OrderedDict[int, None] = OrderedDict()
         self.pins = _Pins()
         self._arrival: np.ndarray | None = None

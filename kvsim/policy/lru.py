@@ -10,7 +10,7 @@ hottest line of the simulator, so ``access`` is specialised here (one dict looku
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 
 from kvsim.policy.base import EvictionPolicy
 
@@ -27,6 +27,9 @@ class LRU(EvictionPolicy):
 
     def __len__(self) -> int:
         return len(self._od)
+
+    def members(self) -> Container[int]:
+        return self._od
 
     def __iter__(self) -> Iterator[int]:
         """From least to most recently used."""

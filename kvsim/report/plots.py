@@ -15,11 +15,13 @@ import seaborn as sns  # noqa: E402
 
 from kvsim.io import write_with  # noqa: E402
 
+# The parts of TTFT, in the order a request meets them (they add up to ttft_s).
 COMPONENTS = [
     ("metadata_s", "metadata lookup"),
-    ("load_s", "KV load"),
-    ("queue_s", "prefill queue"),
-    ("compute_s", "prefill compute"),
+    ("queue_s", "instance queue"),
+    ("load_s", "KV load (not hidden by compute)"),
+    ("compute_s", "prefill compute (own chunks)"),
+    ("batch_wait_s", "batch wait (others' chunks)"),
     ("store_s", "store (index insert)"),
 ]
 
@@ -31,7 +33,8 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
 
 
 def plot_run(run_dir: str | Path) -> Path:
-    """``ttft.png``: TTFT CDF by reuse class, and where the time goes."""
+    """``ttft.png``: TTFT CDF by reuse class, and where the time goes (every stage of TTFT,
+    mean per request size)."""
     d = Path(run_dir)
     df = pd.read_parquet(d / "requests.parquet")
     summary = json.loads((d / "summary.json").read_text())
@@ -49,17 +52,22 @@ def plot_run(run_dir: str | Path) -> Path:
     ax1.set_title(f"TTFT  p50 {summary['ttft_p50_s']*1e3:.1f} ms, p99 {summary['ttft_p99_s']*1e3:.1f} ms")
 
     bins = pd.cut(df["blocks"], [0, 4, 8, 16, 32, 64, np.inf], labels=["1-4", "5-8", "9-16", "17-32", "33-64", ">64"])
-    parts = df.groupby(bins, observed=True)[[c for c, _ in COMPONENTS]].mean() * 1e3
+    comps = [(c, label) for c, label in COMPONENTS if c in df]  # runs saved before a stage existed
+    parts = df.groupby(bins, observed=True)[[c for c, _ in comps]].mean() * 1e3
     bottom = np.zeros(len(parts))
-    for col, label in COMPONENTS:
+    for col, label in comps:
         ax2.bar(parts.index.astype(str), parts[col], bottom=bottom, label=label)
         bottom += parts[col].to_numpy()
     ax2.set_xlabel("blocks per request")
     ax2.set_ylabel("mean time (ms)")
     ax2.set_title("where TTFT goes")
     ax2.legend(fontsize=7)
+    node = ""
+    if "instances" in summary:
+        node = (f" | {summary['instances']} instances, router {summary.get('router')}, "
+                f"scheduler {summary.get('scheduler')}")
     fig.suptitle(
-        f"{summary.get('trace')} | policy {summary.get('policy')} | index {summary.get('index')} | "
+        f"{summary.get('trace')} | policy {summary.get('policy')} | index {summary.get('index')}{node} | "
         f"hit ratio {summary['hit_ratio']:.3f}",
         fontsize=9,
     )

@@ -109,6 +109,10 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     elif "capacity_blocks" in df:
         df["capacity_total_blocks"] = df["capacity_blocks"]
     link_cols = [c for c in df.columns if c.startswith("link_bytes.")]
+    # Runs with a topology report each link direction ("name:a->b") and each device ("ssd")
+    # that the same bytes pass through: count the links only, or the bytes count twice.
+    if any("->" in c for c in link_cols):
+        link_cols = [c for c in link_cols if "->" in c]
     if link_cols:
         df["bytes_moved"] = df[link_cols].fillna(0).sum(axis=1)
     df["opt_hit_ratio"] = np.nan

@@ -1,21 +1,36 @@
-"""The serving node as a SimPy model: one process per request, never per block.
+"""The serving node as a SimPy model: one process per request and one per instance loop,
+never per block or token.
 
-Life of a request (TTFT = store_end - arrival):
+Life of a request (TTFT = end of its index insert - arrival):
 
-    arrival           the request enters the waiting queue: hierarchy.enqueue(blocks) (a
-                      look-ahead policy pins them; a prefetching one has the blocks below
-                      the GPU moved up now, on their links, and the request waits for them)
+    arrival           from the workload (kvsim.workload: spread within the trace's ticks)
+    routing           the router picks an instance (round robin, least loaded, cache aware)
     metadata lookup   index.plan_lookup(all blocks), executed with queueing on the index
-    reuse             the longest prefix of blocks present in any tier is reused; hits are
-                      promoted (bookkeeping, at this instant); the request leaves the
-                      queue: hierarchy.dequeue(blocks)
-    KV load           one transfer per source tier, all started together, each queued on
-                      the bottleneck link of its path to the GPU
-    prefill           FCFS on the prefill instances; compute for the tokens not reused
-    store             new blocks enter the top tier; index insert of the new blocks
-    background        demotions caused by the above become transfers on their links and
-                      address updates / deletes on the index; they load the shared
-                      resources but are not part of this request's TTFT
+    reuse             the longest prefix present in the instance's view (its GPU tier, its
+                      host's DRAM, the remote pool, the SSD); hits are promoted (bookkeeping,
+                      at this instant, which also reserves their room in the GPU tier)
+    fetch             load or recompute: a reused run whose load (its path's queues as they
+                      are now) would take longer than recomputing it is recomputed
+                      (``load_or_recompute=auto``); the other runs load now, one foreground
+                      transfer per source tier, booking every queue on their path, while the
+                      request waits (vLLM's asynchronous KV loading, SGLang HiCache's prefetch)
+    waiting           in the instance's queue (``queue_s``) until its first chunk is scheduled
+                      (QueueHooks.enqueued / .started; a look-ahead policy keeps the blocks
+                      of waiting requests: the loads above already brought their reused
+                      prefix toward the GPU, and the pins keep it there until they start)
+    prefill           iterations of the instance loop (scheduler: fcfs or chunked); the one
+                      with a request's first chunk lasts, with L what is left of its loads
+                      and C its compute, max(L, C) + min(L, C) / layers (``overlap_load``: KV
+                      arrives layer by layer while earlier layers compute); without overlap a
+                      request joins the queue only when its loads are done (L + C, but the
+                      instance serves others during L)
+    store             new blocks into the instance's GPU tier (demotions cascade), index insert
+    background        demotions and write-backs become background transfers on their paths
+                      (served after every foreground one, non-preemptively); address updates
+                      and deletes go to the index; none of it is part of this request's TTFT
+
+    TTFT = metadata + load (exposed) + queue + compute (own chunks) + batch wait + store
+    batch wait = the request's iterations' time spent on other requests' chunks and loads
 
 Blocks are stored when their prefill ends, so a concurrent request that needs the same
 not-yet-computed blocks recomputes them (no in-flight sharing).
@@ -23,9 +38,11 @@ not-yet-computed blocks recomputes them (no in-flight sharing).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from bisect import bisect_left, bisect_right
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, get_type_hints
 
 import numpy as np
 import simpy
@@ -33,12 +50,53 @@ import simpy
 from kvsim.index.base import IndexModel
 from kvsim.system.compute import PrefillModel
 from kvsim.system.hierarchy import TierHierarchy
-from kvsim.system.servers import FCFSServer
+from kvsim.system.router import RoundRobin, Router
+from kvsim.system.scheduler import QueueHooks, Scheduler
+from kvsim.system.servers import PriorityServer
 from kvsim.system.topology import Path, Topology
 from kvsim.trace.schema import Trace
 
-_FLOAT_COLS = ("metadata_s", "load_s", "queue_s", "compute_s", "store_s", "ttft_s")
-_INT_COLS = ("prefix_hits", "present_blocks", "new_tokens", "load_bytes")
+LOAD_OR_RECOMPUTE = ("auto", "load")
+_MAX_PLAN = 64  # iterations planned ahead at most (an arrival undoes the rest)
+
+
+def pipeline_s(load_s: float, compute_s: float, layers: int) -> float:
+    """Time of loading ``load_s`` of KV while computing ``compute_s`` layer by layer (a
+    two-stage pipeline over the layers): the slower stream plus one layer of the other."""
+    if load_s <= 0.0:
+        return compute_s
+    if load_s > compute_s:
+        return load_s + compute_s / layers
+    return compute_s + load_s / layers
+
+
+class RequestRecord(NamedTuple):
+    """One request's result (one row of requests.parquet; ``tier_hits`` becomes hits_<tier>)."""
+
+    instance: int
+    metadata_s: float  # index lookup
+    queue_s: float  # waiting in the instance's queue until its first chunk
+    load_s: float  # KV-load time not hidden: what its first iteration waits for (overlap_load),
+    #                or the whole load before it may be scheduled (no overlap)
+    compute_s: float  # its own chunks' compute
+    batch_wait_s: float  # its iterations' time spent on other requests' chunks and loads
+    store_s: float  # index insert of the new blocks
+    ttft_s: float
+    load_transfer_s: float  # from joining the queue to the end of its loads
+    overlap_saved_s: float  # load + compute - their overlapped time
+    prefix_hits: int  # blocks of the longest present prefix
+    present_blocks: int  # prefix + blocks present after the first absent one
+    new_tokens: int  # tokens computed (not reused, or recomputed)
+    recomputed_blocks: int  # reused blocks recomputed because loading them was slower
+    load_bytes: int
+    iterations: int
+    tier_hits: tuple[int, ...]  # prefix blocks found per level of the view
+
+
+# Column types of requests.parquet, from the record's annotations (tier_hits is split up).
+_COLUMN_TYPES = {
+    k: np.float64 if v is float else np.int64 for k, v in get_type_hints(RequestRecord).items() if k != "tier_hits"
+}
 
 
 @dataclass
@@ -48,6 +106,111 @@ class RunResult:
     link_bytes: dict[str, int]
     server_utilization: dict[str, float]
     sim_time_s: float
+    instances: list[dict[str, float]]
+
+
+class _Req:
+    """A request in flight (plain bookkeeping between events)."""
+
+    __slots__ = (
+        "i", "view", "blocks", "locs", "cached", "segs", "seg", "off", "remaining", "computed", "started",
+        "done", "t_ready", "t_start", "load_exposed", "load_transfer", "overlap_saved", "own_compute",
+        "iter_time", "iterations", "recomputed", "load_bytes", "load_end",
+    )
+
+    def __init__(self, i: int, view: int, blocks: list[int], locs: list[int], cached: int, n_in: int) -> None:
+        self.i = i
+        self.view = view
+        self.blocks = blocks
+        self.locs = locs
+        self.cached = cached  # tokens of the reused prefix
+        self.segs: list[tuple[int, int]] = [(cached, n_in - cached)]  # (first token, tokens) to compute
+        self.seg = 0
+        self.off = 0
+        self.remaining = n_in - cached
+        self.computed = n_in - cached  # tokens to compute in all (recomputed runs included)
+        self.started = False
+        self.done: simpy.Event | None = None
+        self.t_ready = 0.0
+        self.t_start = 0.0
+        self.load_exposed = 0.0
+        self.load_transfer = 0.0
+        self.overlap_saved = 0.0
+        self.own_compute = 0.0
+        self.iter_time = 0.0
+        self.iterations = 0
+        self.recomputed = 0
+        self.load_bytes = 0
+        self.load_end = 0.0  # when its loads complete (0: nothing to load)
+
+    def take(self, k: int, flops: Any) -> float:
+        """FLOPs of the next ``k`` tokens to compute (in sequence order)."""
+        f = 0.0
+        segs = self.segs
+        self.remaining -= k
+        while k:
+            start, n = segs[self.seg]
+            a = n - self.off
+            if a > k:
+                a = k
+            f += flops(a, start + self.off)
+            self.off += a
+            k -= a
+            if self.off == n:
+                self.seg += 1
+                self.off = 0
+        return f
+
+
+class Instance:
+    """One prefill instance: its queue, its iteration loop's state, its counters."""
+
+    __slots__ = ("index", "env", "queue", "wake", "gate", "gen", "ends", "cum", "spare", "cut", "load", "busy_s",
+                 "iterations", "served")
+
+    def __init__(self, index: int, env: simpy.Environment) -> None:
+        self.index = index
+        self.env = env
+        self.queue: list[_Req] = []
+        self.wake: simpy.Event | None = None  # set while the loop waits for work
+        self.gate: simpy.Event | None = None  # set while it sleeps through planned iterations
+        self.gen = 0  # the current plan (older wake-ups are ignored)
+        self.ends: list[float] = []  # the planned iterations' end times
+        self.cut = 0  # how many planned iterations happen
+        self.cum: list[int] = []  # tokens computed by the end of each planned iteration
+        self.spare: list[bool] = []  # each planned iteration leaves room in the token budget
+        self.load = 0  # tokens assigned and not computed, as of the last iteration accounted
+        self.busy_s = 0.0
+        self.iterations = 0
+        self.served = 0
+
+    @property
+    def load_tokens(self) -> int:
+        """Tokens assigned and not yet computed at this instant (what routers see),
+        counting the planned iterations that have ended."""
+        if self.gate is None:
+            return self.load
+        j = min(bisect_right(self.ends, self.env.now), self.cut)
+        return self.load - (self.cum[j - 1] if j else 0)
+
+
+class _PolicyHooks(QueueHooks):
+    """The waiting queues, told to a queue-aware policy (``policy=lookahead``: the blocks of
+    requests that entered a queue and have not started are not evicted), then to ``then``."""
+
+    def __init__(self, hierarchy: TierHierarchy, then: QueueHooks | None) -> None:
+        self.hier = hierarchy
+        self.then = then
+
+    def enqueued(self, instance: int, blocks: Sequence[int], now: float) -> None:
+        self.hier.enqueue(blocks)
+        if self.then is not None:
+            self.then.enqueued(instance, blocks, now)
+
+    def started(self, instance: int, blocks: Sequence[int], now: float) -> None:
+        self.hier.dequeue(blocks)
+        if self.then is not None:
+            self.then.started(instance, blocks, now)
 
 
 class Cluster:
@@ -58,44 +221,76 @@ class Cluster:
         topology: Topology,
         index: IndexModel,
         prefill: PrefillModel,
-        gpu_device: str = "gpu",
+        *,
+        scheduler: Scheduler | None = None,
+        router: Router | None = None,
+        arrival_s: np.ndarray | None = None,
+        overlap_load: bool = True,
+        load_or_recompute: str = "auto",
+        nic: PriorityServer | None = None,
+        hooks: QueueHooks | None = None,
         check_invariants: bool = False,
     ) -> None:
+        if load_or_recompute not in LOAD_OR_RECOMPUTE:
+            raise ValueError(f"system.load_or_recompute: {load_or_recompute!r} is not one of {list(LOAD_OR_RECOMPUTE)}")
         self.trace = trace
         self.hier = hierarchy
         hierarchy.bind(trace)  # offline facts for the policies (block chains; OPT: next uses)
         self.topo = topology
         self.index = index
+        if nic is not None:
+            # KV traffic and the RDMA index's round trips share the host's NIC queue (every
+            # RDMA index's client component: RdmaClient.attach_nic)
+            client = getattr(index, "client", None)
+            if client is not None and hasattr(client, "attach_nic"):
+                client.attach_nic(nic)
         self.prefill = prefill
+        self.scheduler = scheduler or Scheduler("fcfs")
+        self.router = router or RoundRobin()
+        self.overlap = overlap_load
+        self.auto_recompute = load_or_recompute == "auto"
+        if hierarchy.queue_aware:  # a look-ahead policy learns the waiting queues
+            hooks = _PolicyHooks(hierarchy, hooks)
+        self.hooks = hooks
         self.block_tokens = trace.block_tokens
         self.block_bytes = prefill.model.block_bytes(trace.block_tokens)
-        self.gpu = FCFSServer("prefill", prefill.gpu.instances)
+        self.layers = prefill.model.layers
         self.check_invariants = check_invariants
-        self._queue_aware = hierarchy.policies[0].queue_aware
-        tiers = hierarchy.tiers
-        # Paths precomputed once: tier -> GPU for loads, tier -> next tier for demotions.
-        self.load_paths: list[Path] = [topology.path(t.device, gpu_device) for t in tiers]
-        # Demotions (and any other move between two tiers below the GPU's loads).
-        self.move_pairs: list[tuple[int, int, Path]] = [
-            (s, d, topology.path(a.device, b.device))
-            for s, a in enumerate(tiers)
-            for d, b in enumerate(tiers)
-            if d >= 1 and d != s
-        ]
         n = len(trace)
-        self._rows: list[tuple[Any, ...] | None] = [None] * n
+        if arrival_s is None:
+            arrival_s = trace.arrival_s - (trace.arrival_s[0] if n else 0.0)
+        if len(arrival_s) != n or (n > 1 and np.any(np.diff(arrival_s) < 0)):
+            raise ValueError("arrival_s must give every request a time, in trace order, non-decreasing")
+        self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
+        tiers = hierarchy.tiers
+        views = hierarchy.views
+        self.env = simpy.Environment()
+        self.instances = [Instance(v, self.env) for v in range(len(views))]
+        self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
+        # Paths precomputed once: every tier -> each instance's GPU for loads; every move
+        # between two tiers below level 0 (demotions, stores written down).
+        gpu = [tiers[path[0]].device for path in views]
+        self.load_paths: list[list[Path | None]] = [
+            [topology.path(t.device, gpu[v]) if t_idx in views[v] else None for v in range(len(views))]
+            for t_idx, t in enumerate(tiers)
+        ]
+        pairs = sorted({(s, d) for path in views for s in path for d in path if d != s and hierarchy.level[d] >= 1})
+        self.move_pairs: list[tuple[int, int, Path]] = [
+            (s, d, topology.path(tiers[s].device, tiers[d].device)) for s, d in pairs
+        ]
+        self._offsets: list[int] = trace.offsets.tolist()  # Python ints: cheaper to index per request
+        self._input_tokens: list[int] = trace.input_tokens.tolist()
+        self._rows: list[RequestRecord | None] = [None] * n
         self._finish = [0.0] * n
         self._moved = [0] * n  # bytes of demotions (and stores below the GPU) per request
-        self.env = simpy.Environment()
 
     # ------------------------------------------------------------------------------
     def _source(self, progress: Any) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        arrival = self.trace.arrival_s
-        start = float(arrival[0]) if len(arrival) else 0.0
+        arrival = self.arrival_s.tolist()
         step = max(1, len(arrival) // 200)
-        for i in range(len(arrival)):
-            delay = float(arrival[i]) - start - env.now
+        for i, t in enumerate(arrival):
+            delay = t - env.now
             if delay > 0:
                 yield env.timeout(delay)
             env.process(self._request(i))
@@ -107,86 +302,109 @@ class Cluster:
         hier = self.hier
         index = self.index
         t_arr = env.now
-        tr = self.trace
-        blocks = tr.hash_ids[tr.offsets[i] : tr.offsets[i + 1]].tolist()
+        off = self._offsets
+        blocks = self.trace.hash_ids[off[i] : off[i + 1]].tolist()
+        n_in = self._input_tokens[i]
 
-        # 0. the waiting queue (look-ahead policies): prefetch moves start now
-        ready = t_arr
-        if self._queue_aware:
-            up = hier.enqueue(blocks)
-            for t in range(1, hier.n):
-                if up[t]:
-                    end = self.topo.transfer(t_arr, self.load_paths[t], up[t] * self.block_bytes)
-                    ready = max(ready, end + hier.tiers[t].access_latency_s)
-
-        # 1. metadata lookup of every block of the request
+        # 1. routing, then the metadata lookup of every block of the request
+        v = self.router.pick(blocks)
+        inst = self.instances[v]
+        inst.load += n_in
         yield from index.execute(env, index.plan_lookup(blocks))
         t_md = env.now
 
-        # 2. reuse: the longest prefix present in some tier
-        where = hier.where
-        nt = hier.n
-        counts = [0] * nt
-        p = 0
+        # 2. reuse: the longest prefix present in a tier of the instance's view
+        pm = hier.path_members(v)
+        nlev = hier.levels
+        counts = [0] * nlev
+        locs: list[int] = []
         for b in blocks:
-            t = where.get(b, -1)
-            if t < 0:
+            for lv in range(nlev):
+                t, m = pm[lv]
+                if b in m:
+                    locs.append(t)
+                    counts[lv] += 1
+                    break
+            else:
                 break
-            counts[t] += 1
-            p += 1
-        present = p + sum(1 for b in blocks[p:] if b in where)
+        p = len(locs)
+        present = p
+        newest = hier.newest
+        for b in blocks[p + 1 :]:
+            if b > newest:  # never stored: in no tier (written for speed)
+                continue
+            for _, m in pm:
+                if b in m:
+                    present += 1
+                    break
         if p:
-            hier.use(blocks[:p])
-        if self._queue_aware:
-            hier.dequeue(blocks)
+            hier.use(blocks[:p], v, locs)
 
-        # 3. load the reused blocks, one transfer per source tier, in parallel (and wait
-        # for this request's prefetches)
-        done = max(t_md, ready)
-        load_bytes = 0
-        for t in range(1, nt):
-            c = counts[t]
-            if c:
-                nbytes = c * self.block_bytes
-                load_bytes += nbytes
-                end = self.topo.transfer(t_md, self.load_paths[t], nbytes) + hier.tiers[t].access_latency_s
-                if end > done:
-                    done = end
-        if done > t_md:
-            yield env.timeout(done - t_md)
-        t_load = env.now
+        # 3. wait for the instance to compute the tokens not reused (at least the last one)
+        cached = min(p * self.block_tokens, n_in - 1)
+        req = _Req(i, v, blocks, locs, cached, n_in)
+        req.done = env.event()
+        if p and counts[0] < p:
+            self._fetch(req, t_md)
+        t_ready = t_md
+        if not self.overlap and req.load_end > t_md:
+            # No layer-wise overlap: the request is schedulable once its KV is in (vLLM's
+            # asynchronous loading); the instance serves others meanwhile.
+            yield env.timeout(req.load_end - t_md)
+            t_ready = env.now
+            req.load_exposed = t_ready - t_md
+        req.t_ready = t_ready
+        inst.load -= cached
+        inst.queue.append(req)
+        if self.hooks is not None:
+            self.hooks.enqueued(v, blocks, t_md)
+        if inst.wake is not None:
+            inst.wake.succeed()
+            inst.wake = None
+        elif inst.gate is not None:
+            self._cut(inst, t_ready)
+        yield req.done
+        t_pf = env.now
 
-        # 4. prefill of the tokens not reused (at least the last token)
-        n_in = int(tr.input_tokens[i])
-        cached_tokens = min(p * self.block_tokens, n_in - 1)
-        n_new = n_in - cached_tokens
-        service = self.prefill.time_s(n_new, cached_tokens)
-        end = self.gpu.serve(t_load, service)
-        yield env.timeout(end - t_load)
-        t_cmp = env.now
-
-        # 5. store the new blocks; the index learns about them
+        # 4. store the new blocks; the index learns about them
         new = blocks[p:]
-        hier.store(new)
+        hier.store(new, v)
         yield from index.execute(env, index.plan_insert(new))
         t_end = env.now
 
-        # One tuple per request, turned into columns at the end (cheaper than numpy setitems).
-        self._rows[i] = (
-            t_md - t_arr, t_load - t_md, end - service - t_load, service, t_end - t_cmp,
-            t_end - t_arr, p, present, n_new, load_bytes, counts,
+        own = req.own_compute
+        self._rows[i] = RequestRecord(
+            instance=v,
+            metadata_s=t_md - t_arr,
+            queue_s=req.t_start - t_ready,
+            load_s=req.load_exposed,
+            compute_s=own,
+            batch_wait_s=max(0.0, (t_pf - req.t_start) - own - (req.load_exposed if self.overlap else 0.0)),
+            store_s=t_end - t_pf,
+            ttft_s=t_end - t_arr,
+            load_transfer_s=req.load_transfer,
+            overlap_saved_s=req.overlap_saved,
+            prefix_hits=p,
+            present_blocks=present,
+            new_tokens=req.computed,
+            recomputed_blocks=req.recomputed,
+            load_bytes=req.load_bytes,
+            iterations=req.iterations,
+            tier_hits=tuple(counts),
         )
 
-        # 6. background: demotions on the links, address updates and deletes on the index
+        # 5. background: demotions on the links, address updates and deletes on the index
         moves, demoted, dropped = hier.drain()
         now = env.now
         moved = 0
-        for s, d, path in self.move_pairs:  # moves into tier 0 are the loads, charged above
+        defer = self.topo.defer
+        bb = self.block_bytes
+        for s, d, path in self.move_pairs:  # moves into a GPU tier are the loads, charged above
             c = moves[s][d]
             if c:
                 moved += c
-                self.topo.transfer(now, path, c * self.block_bytes)
-        self._moved[i] = moved * self.block_bytes
+                defer(now, path, c * bb)
+        self._moved[i] = moved * bb
         if self.check_invariants:
             hier.check()
         bg = []
@@ -198,6 +416,192 @@ class Cluster:
             yield from index.execute(env, bg)
         self._finish[i] = env.now
 
+    # --- the instance loop -------------------------------------------------------------
+    def _fetch(self, req: _Req, now: float) -> None:
+        """At ``now``, when ``req`` joins its instance's queue: recompute or load each
+        reused run below the GPU tier, and book the loads (they proceed while the request
+        waits; its first iteration waits for what is left of them)."""
+        locs = req.locs
+        level = self.hier.level
+        tiers = self.hier.tiers
+        bt, bb = self.block_tokens, self.block_bytes
+        nbytes: dict[int, int] = {}
+        recompute: list[tuple[int, int]] = []
+        j, p = 0, len(locs)
+        while j < p:
+            t = locs[j]
+            k = j + 1
+            while k < p and locs[k] == t:
+                k += 1
+            if level[t]:
+                run = (k - j) * bb
+                if self.auto_recompute:
+                    tok0, tok1 = j * bt, min(k * bt, req.cached)
+                    path = self.load_paths[t][req.view]
+                    assert path is not None
+                    load_s = self.topo.estimate(now, path, run) + tiers[t].access_latency_s - now
+                    if tok1 > tok0 and load_s > self.prefill.time_s(tok1 - tok0, tok0):
+                        recompute.append((tok0, tok1 - tok0))
+                        req.recomputed += k - j
+                        j = k
+                        continue
+                nbytes[t] = nbytes.get(t, 0) + run
+            j = k
+        if recompute:
+            extra = sum(n for _, n in recompute)
+            req.segs = recompute + req.segs
+            req.remaining += extra
+            req.computed += extra
+            self.instances[req.view].load += extra
+        end = now
+        for t, b in nbytes.items():
+            path = self.load_paths[t][req.view]
+            assert path is not None
+            e = self.topo.transfer(now, path, b) + tiers[t].access_latency_s
+            if e > end:
+                end = e
+            req.load_bytes += b
+        if end > now:
+            req.load_end = end
+            req.load_transfer = end - now
+
+    def _loop(self, inst: Instance) -> Generator[simpy.Event, Any, None]:
+        """The instance's iteration loop.
+
+        Written for speed: after an iteration that starts or loads something, the following
+        ones are known in advance as long as nothing new arrives -- the same requests, no
+        new start, until the first one that completes a prefill -- so the loop plans them
+        and sleeps until the end of the last (one event instead of one per iteration). A
+        request that arrives meanwhile cuts the plan at the next iteration boundary
+        (``_cut``): the iterations after it are undone and scheduled anew with it."""
+        env = self.env
+        flops = self.prefill.flops
+        rate = self.prefill.flops_per_s
+        layers = self.layers
+        overlap = self.overlap
+        sched = self.scheduler
+        fcfs = not sched.chunked
+        hooks = self.hooks
+        while True:
+            if not inst.queue:
+                inst.wake = env.event()
+                yield inst.wake
+            t0 = env.now
+            batch = sched.batch(inst.queue)
+            load_end = t0
+            comp = 0.0
+            loaders = []
+            rows: list[tuple[_Req, int, float]] = []
+            for req, k in batch:
+                if not req.started:
+                    req.started = True
+                    req.t_start = t0
+                    if hooks is not None:
+                        hooks.started(inst.index, req.blocks, t0)
+                    if req.load_end > t0:  # its loads are still in flight
+                        loaders.append(req)
+                        if req.load_end > load_end:
+                            load_end = req.load_end
+                own = req.take(k, flops) / rate
+                comp += own
+                rows.append((req, k, own))
+            load = load_end - t0
+            dt = pipeline_s(load, comp, layers) if overlap else load + comp
+            for req in loaders:
+                req.load_exposed = dt - comp
+                req.overlap_saved = load + comp - dt
+            plan: list[tuple[float, list[tuple[_Req, int, float]]]] = [(dt, rows)]
+            done = False
+            for r, _, _ in rows:
+                if r.remaining == 0:
+                    done = True
+                    break
+            snap: list[tuple[_Req, int, int, int]] = []
+            if not fcfs and not done:
+                snap = [(r, r.seg, r.off, r.remaining) for r in inst.queue]
+                while len(plan) < _MAX_PLAN:
+                    nxt = sched.batch(inst.queue)
+                    if not all(r.started for r, _ in nxt):
+                        break
+                    rows_i = []
+                    c = 0.0
+                    for r, k in nxt:
+                        own = r.take(k, flops) / rate
+                        c += own
+                        rows_i.append((r, k, own))
+                    plan.append((c, rows_i))
+                    if any(r.remaining == 0 for r, _, _ in rows_i):
+                        break
+            if len(plan) == 1:
+                yield env.timeout(dt)
+                applied = 1
+            else:
+                ends = []
+                cum = []
+                spare = []
+                t = t0
+                tok = 0
+                budget = sched.max_batch_tokens
+                for d, rows_i in plan:
+                    t += d
+                    ends.append(t)
+                    k_i = sum(k for _, k, _ in rows_i)
+                    tok += k_i
+                    cum.append(tok)
+                    spare.append(k_i < budget)
+                inst.ends = ends
+                inst.cum = cum
+                inst.spare = spare
+                inst.cut = len(plan)
+                inst.gate = gate = env.event()
+                inst.gen += 1
+                env.timeout(t - t0).callbacks.append(partial(self._open, inst, inst.gen))
+                yield gate
+                inst.gate = None
+                applied = inst.cut
+                if applied < len(plan):  # cut by an arrival: undo the iterations after it
+                    for r, seg, off, rem in snap:
+                        r.seg, r.off, r.remaining = seg, off, rem
+                    for _, rows_i in plan[1:applied]:
+                        for r, k, _ in rows_i:
+                            r.take(k, flops)
+            for d, rows_i in plan[:applied]:
+                inst.busy_s += d
+                inst.iterations += 1
+                for r, k, own in rows_i:
+                    r.iter_time += d
+                    r.iterations += 1
+                    r.own_compute += own
+                    inst.load -= k
+            finished = False
+            for r, _, _ in plan[applied - 1][1]:
+                if r.remaining == 0:
+                    finished = True
+                    inst.served += 1
+                    assert r.done is not None
+                    r.done.succeed()
+            if finished:
+                inst.queue = [r for r in inst.queue if r.remaining]
+
+    def _open(self, inst: Instance, gen: int, _event: simpy.Event) -> None:
+        if inst.gen == gen and inst.gate is not None and not inst.gate.triggered:
+            inst.gate.succeed()
+
+    def _cut(self, inst: Instance, now: float) -> None:
+        """A request joined ``inst``'s queue while it sleeps through planned iterations:
+        wake it at the first boundary after which a planned iteration has room left in its
+        token budget (the request joins the batch there; an iteration whose budget the
+        requests ahead of it fill would not change)."""
+        i = bisect_left(inst.ends, now) + 1  # the first iteration that can still change
+        spare = inst.spare
+        while i < inst.cut and not spare[i]:
+            i += 1
+        if i >= inst.cut:
+            return
+        inst.cut = i
+        inst.gen += 1
+        self.env.timeout(inst.ends[i - 1] - now).callbacks.append(partial(self._open, inst, inst.gen))
+
     # ------------------------------------------------------------------------------
     def run(self, progress: bool = False) -> RunResult:
         bar = None
@@ -205,39 +609,52 @@ class Cluster:
             from tqdm import tqdm
 
             bar = tqdm(total=len(self.trace), unit="req", desc="simulate", mininterval=0.5)
+        for inst in self.instances:
+            self.env.process(self._loop(inst))
         self.env.process(self._source(bar))
         self.env.run()
         if bar is not None:
             bar.update(len(self.trace) - bar.n)
             bar.close()
+        return self._result()
+
+    def _result(self) -> RunResult:
         span = self.env.now
-        records: dict[str, np.ndarray] = {
-            "arrival_s": self.trace.arrival_s - (self.trace.arrival_s[0] if len(self.trace) else 0.0),
-            "blocks": self.trace.blocks_per_request.copy(),
-            "input_tokens": self.trace.input_tokens.copy(),
-        }
-        n = len(self.trace)
+        tr = self.trace
+        n = len(tr)
         rows = self._rows
         if n and any(r is None for r in rows):
             raise RuntimeError("simulation ended with unfinished requests")
-        cols = list(zip(*rows, strict=True)) if n else [()] * 11
-        for j, name in enumerate(_FLOAT_COLS):
-            records[name] = np.asarray(cols[j], dtype=np.float64)
-        for j, name in enumerate(_INT_COLS, start=len(_FLOAT_COLS)):
-            records[name] = np.asarray(cols[j], dtype=np.int64)
-        hits = np.asarray(cols[-1], dtype=np.int64).reshape(n, len(self.hier.tiers))
-        for j, t in enumerate(self.hier.tiers):
-            records[f"hits_{t.name}"] = hits[:, j]
+        records: dict[str, np.ndarray] = {
+            "arrival_s": self.arrival_s.copy(),
+            "trace_arrival_s": tr.arrival_s - (tr.arrival_s[0] if n else 0.0),
+            "blocks": tr.blocks_per_request.copy(),
+            "input_tokens": tr.input_tokens.copy(),
+        }
+        levels = [self.hier.tiers[t].name for t in self.hier.views[0]]
+        cols = dict(zip(RequestRecord._fields, zip(*rows, strict=True), strict=True)) if n else {}
+        for name, dtype in _COLUMN_TYPES.items():
+            records[name] = np.asarray(cols.get(name, ()), dtype=dtype)
+        hits = np.asarray(cols.get("tier_hits", ()), dtype=np.int64).reshape(n, len(levels))
+        for j, name in enumerate(levels):
+            records[f"hits_{name}"] = hits[:, j]
         records["finish_s"] = np.asarray(self._finish, dtype=np.float64)
         records["moved_bytes"] = np.asarray(self._moved, dtype=np.int64)
-        util = {f"link:{k}": s.utilization(span) for k, s in self.topo.servers.items()}
-        util["prefill"] = self.gpu.utilization(span)
+        util = {k: q.utilization(span) for k, q in self.topo.queues.items()}
+        per_inst = []
+        for inst in self.instances:
+            u = inst.busy_s / span if span > 0 else 0.0
+            util[f"prefill:{inst.index}"] = u
+            per_inst.append({"utilization": u, "iterations": inst.iterations, "served": inst.served})
+        util["prefill"] = float(np.mean([d["utilization"] for d in per_inst])) if per_inst else 0.0
         for k, s in self.index.servers().items():
             util[f"index:{k}"] = s.utilization(span)
         return RunResult(
             records=records,
-            tier_names=[t.name for t in self.hier.tiers],
-            link_bytes=dict(self.topo.bytes_moved),
+            tier_names=levels,
+            link_bytes=self.topo.bytes_moved,
             server_utilization=util,
             sim_time_s=span,
+            instances=per_inst,
         )
+

@@ -1,24 +1,38 @@
 """The tier hierarchy: where every block lives, and what moves when it is used or stored.
 
-Tiers are ordered fastest first (tier 0 is GPU HBM). Each tier has its own eviction policy
-instance; the policy also decides placement across tiers through ``accepts`` (see
-:mod:`kvsim.policy.base`). By default caching is exclusive (a block lives in exactly one
-tier); an ``inclusive`` policy keeps the lower copy when a block is promoted.
+A hierarchy is a set of *tiers* (a GPU HBM of one instance, the DRAM of one host, the
+remote pool, an SSD), each with its own eviction-policy instance, seen through *views*: a
+view is the chain of tiers one prefill instance reaches, fastest first (level 0 is its GPU
+tier). One chain is the classic case (one instance); with several instances the views form a
+tree: every instance has its own GPU tier, the instances of a host share its DRAM tier, all
+share the remote pool (:mod:`kvsim.system.node` builds the views). A tier's *sharers* are the
+views that reach it; below a tier the chain is the same for all its sharers (its parent).
 
-    use(blocks of one request, in order):                                 (hits)
-        observe(blocks); for k: t = where[k]; touch k in t
-            if t > 0 and promote_on_hit: u = fastest tier above t that accepts k
-                if u exists: move k to u (exclusive: out of t; inclusive: t keeps a copy)
+Where a block is, for a view: the fastest tier of the view holding it. By default caching is
+exclusive: a move takes the block out of its source -- unless some sharer of the source would
+lose it (a block loaded from a host's DRAM into one instance's GPU stays in the DRAM for the
+host's other instances). An ``inclusive`` policy always keeps the lower copy. So with one view
+a block lives in exactly one tier (exclusive) or its fastest copy is where it is (inclusive),
+and with several views the GPU tiers are private caches over shared lower tiers.
+
+    use(blocks of one request, view v):                                    (hits)
+        observe(blocks); for k: t = where_v[k]; touch k in t
+            if t is not v's top and promote_on_hit: u = fastest tier of v above t that accepts k
+                if u exists: copy k to u; take it out of t unless inclusive or a sharer of t
+                             does not share u
         place(promoted, u) for each u
-    store(new blocks of one request):                                     (misses)
-        observe(blocks); for k: d = first tier from admit_tier down that accepts k
-            k already in d: touch;  no such tier: k is dropped (never kept)
-            else: k (fresh copy) goes to d; a stale copy elsewhere is removed; a block
-                  stored below tier 0 counts as a move 0 -> d (it was computed there)
+    store(new blocks of one request, view v):                              (misses)
+        observe(blocks); for k: d = first tier of v from admit_tier down that accepts k
+            k already in d: touch;  no such tier: k is not kept
+            else: k (fresh copy) goes to d; stale copies on v that no other view shares are
+                  removed; a block stored below v's top counts as a move top -> d
     place(ks, t):  victims = policy[t].admit_many(ks that tier t accepts), in order
-                   ks tier t declines and the victims go on to the next tier down
-                   (inclusive: a victim with a copy further down just loses this copy);
-                   below the bottom tier they are dropped
+                   ks tier t declines and the victims go on to t's parent
+                   (a victim with a copy that every sharer of t still reaches -- below it,
+                   or, with one view, above it -- just loses this copy);
+                   below the bottom they are dropped (with several views, another
+                   instance's GPU tier may still hold a private copy: the shared tiers have
+                   let it go, so the index forgets it until that copy is demoted)
 
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
@@ -29,19 +43,44 @@ links as whole transfers; dropped blocks are returned so the index can delete th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kvsim.policy.base import EvictionPolicy
 
 
+def _any_of(containers: Sequence[Container[int]]) -> Callable[[int], bool] | None:
+    """``key -> key in any of containers``, unrolled for the usual few (written for speed:
+    asked for every victim of a cascade; a generator in any() costs several times more)."""
+    ms = list(containers)
+    if not ms:
+        return None
+    if len(ms) == 1:
+        return ms[0].__contains__
+    if len(ms) == 2:
+        a, b = ms
+        return lambda k: k in a or k in b
+    if len(ms) == 3:
+        a, b, c = ms
+        return lambda k: k in a or k in b or k in c
+    if len(ms) == 4:
+        a, b, c, d = ms
+        return lambda k: k in a or k in b or k in c or k in d
+    return lambda k: any(k in m for m in ms)
+
+
 @dataclass(frozen=True)
 class TierSpec:
-    name: str
+    name: str  # the level's name (gpu, dram, ...): the same for every instance of a level
     device: str  # topology node holding the tier's bytes
     capacity_blocks: int
     access_latency_s: float = 0.0  # per transfer (e.g. an SSD read's latency at depth)
+
+    @property
+    def label(self) -> str:
+        """A unique name of this tier (its level's name at its device)."""
+        return self.name if self.name == self.device else f"{self.name}@{self.device}"
 
 
 class TierHierarchy:
@@ -52,61 +91,105 @@ class TierHierarchy:
         promote_on_hit: bool = True,
         admit_tier: int = 0,
         inclusive: bool | None = None,
+        views: Sequence[Sequence[int]] | None = None,
     ) -> None:
         if not tiers:
             raise ValueError("at least one tier is needed")
-        if not 0 <= admit_tier < len(tiers):
-            raise ValueError(f"admit_tier {admit_tier} is not a tier index")
         self.tiers = tiers
+        n = self.n = len(tiers)
+        self.views: list[tuple[int, ...]] = [tuple(v) for v in (views if views is not None else [range(n)])]
+        self.levels = len(self.views[0])
+        self._check_views()
+        if not 0 <= admit_tier < self.levels:
+            raise ValueError(f"admit_tier {admit_tier} is not a tier index")
+        self.level = [0] * n
+        self.parent = [-1] * n
+        sharers: list[set[int]] = [set() for _ in range(n)]
+        for v, path in enumerate(self.views):
+            for lvl, t in enumerate(path):
+                self.level[t] = lvl
+                self.parent[t] = path[lvl + 1] if lvl + 1 < len(path) else -1
+                sharers[t].add(v)
+        self.sharers = [frozenset(s) for s in sharers]
+        #: exclusive moves take a block out of s for u only if nobody who reaches s loses it
+        self.movable = [[self.sharers[s] <= self.sharers[u] for u in range(n)] for s in range(n)]
         self.policies = [policy_factory(t.capacity_blocks) for t in tiers]
-        for i, p in enumerate(self.policies):
-            p.join(i, self.policies)
-        top = self.policies[0]
-        #: inclusive: promotion copies up; ``where`` is then the fastest tier holding a copy
+        chain = [self.policies[t] for t in self.views[0]]  # peers: the first view's chain
+        for t, p in enumerate(self.policies):
+            p.join(self.level[t], chain)
+        top = chain[0]
+        #: inclusive: promotion copies up; a view's location is then its fastest copy
         self.inclusive = top.inclusive if inclusive is None else bool(inclusive)
-        self.where: dict[int, int] = {}
         self.promote_on_hit = promote_on_hit
         self.admit_tier = admit_tier
-        self.n = len(tiers)
+        self.single = len(self.views) == 1
+        self.members: list[Container[int]] = [p.members() for p in self.policies]
         self._filters = [p.filters for p in self.policies]
         self._caps = [p.capacity for p in self.policies]
-        self._simple = not any(self._filters) and not self.inclusive
-        self._top = next((i for i, c in enumerate(self._caps) if c), -1)  # fastest tier with room
+        #: copies of a block can coexist (several views, or inclusive): cascades check them
+        self._copies = self.inclusive or not self.single
+        self._simple = not any(self._filters) and not self._copies
+        self._nofilter = not any(self._filters) and not (self.inclusive and self.single)
+        self._top = next((i for i, c in enumerate(self._caps) if c), -1)  # single view: fastest with room
         self._observe = top.observe if type(top).observe is not EvictionPolicy.observe else None
+        # A victim of t keeps no copy if one of these holds it: faster tiers every sharer of
+        # t reaches (one view only), then lower ones (an address update: demoted).
+        self._held_above: list[Callable[[int], bool] | None] = []
+        self._held_below: list[Callable[[int], bool] | None] = []
+        for t in range(n):
+            up = [self.members[u] for u in range(n) if u != t and self.single and self.level[u] < self.level[t]]
+            down = []
+            a = self.parent[t]
+            while a >= 0:
+                down.append(self.members[a])
+                a = self.parent[a]
+            self._held_above.append(_any_of(up))
+            self._held_below.append(_any_of(down))
+        self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
+        self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
+        self._newest = -(2**63)  # the largest key ever stored
         # moves[src][dst] counted since the last drain; dst == n means dropped
-        self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
-        self._total = [[0] * (self.n + 1) for _ in range(self.n)]  # folded drains
-        self._drained: list[list[list[int]]] = []  # drains not folded yet
+        self.moves = [[0] * (n + 1) for _ in range(n)]
+        self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
+        self._spare = [[0] * (n + 1) for _ in range(n)]  # the next moves matrix (zeroed at drain)
+        self._zeros = [0] * (n + 1)
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
 
+    def _check_views(self) -> None:
+        n, levels = self.n, self.levels
+        parent: dict[int, int] = {}
+        for v, path in enumerate(self.views):
+            if len(path) != levels:
+                raise ValueError(f"view {v} has {len(path)} tiers, view 0 has {levels}")
+            for lvl, t in enumerate(path):
+                if not 0 <= t < n:
+                    raise ValueError(f"view {v} names tier {t}, which does not exist")
+                if self.tiers[t].name != self.tiers[self.views[0][lvl]].name:
+                    raise ValueError(f"view {v}: level {lvl} is {self.tiers[t].name}, view 0 has "
+                                     f"{self.tiers[self.views[0][lvl]].name}")
+                below = path[lvl + 1] if lvl + 1 < levels else -1
+                if parent.setdefault(t, below) != below:
+                    raise ValueError(f"tier {self.tiers[t].label} has two different tiers below it")
+        missing = set(range(n)) - {t for p in self.views for t in p}
+        if missing:
+            raise ValueError(f"tiers {sorted(missing)} are in no view")
+
     # --- the scheduler's queue (look-ahead policies) ------------------------------------------
-    def enqueue(self, keys: Sequence[int]) -> list[int]:
-        """A request needing ``keys`` entered the waiting queue. The policy learns it; a
-        prefetching policy gets the request's blocks below the top tier promoted now (as a
-        hit would). Returns how many blocks moved up from each tier (the caller charges
-        them on the links)."""
-        up = [0] * self.n
-        top = self.policies[0]
-        if not top.queue_aware:
-            return up
-        top.enqueue(keys)
-        if not top.prefetch:
-            return up
-        where = self.where
-        lower = [k for k in keys if where.get(k, 0) > 0]
-        if lower:
-            before = [row[:] for row in self.moves]
-            self._promote(lower)
-            for t in range(1, self.n):
-                up[t] = sum(self.moves[t][u] - before[t][u] for u in range(t))
-        return up
+    @property
+    def queue_aware(self) -> bool:
+        """Whether the policy uses the waiting queue (the serving node then calls the two
+        methods below from its QueueHooks)."""
+        return self.policies[self.views[0][0]].queue_aware
+
+    def enqueue(self, keys: Sequence[int]) -> None:
+        """A request needing ``keys`` entered an instance's waiting queue: a look-ahead policy
+        keeps them (its tiers share one pin count, so the blocks stay wherever they are)."""
+        self.policies[self.views[0][0]].enqueue(keys)
 
     def dequeue(self, keys: Sequence[int]) -> None:
-        """The request needing ``keys`` left the queue (its prefill starts)."""
-        top = self.policies[0]
-        if top.queue_aware:
-            top.dequeue(keys)
+        """The request needing ``keys`` started (its first chunk was scheduled)."""
+        self.policies[self.views[0][0]].dequeue(keys)
 
     def bind(self, trace: Any) -> None:
         """Give every tier's policy the trace about to be replayed (static block facts;
@@ -114,152 +197,253 @@ class TierHierarchy:
         for p in self.policies:
             p.bind(trace)
 
-    def locate(self, key: int) -> int:
-        """Tier index holding ``key`` (the fastest copy), or -1."""
-        return self.where.get(key, -1)
+    # --- where blocks are ------------------------------------------------------------------
+    def locate(self, key: int, view: int = 0) -> int:
+        """The fastest tier of ``view`` holding ``key``, or -1."""
+        for t, m in self._path_members[view]:
+            if key in m:
+                return t
+        return -1
+
+    def path_members(self, view: int) -> list[tuple[int, Container[int]]]:
+        """``(tier, container of its blocks)`` along ``view``, fastest first (for callers'
+        own fast scans: the cluster's prefix lookup, cache-aware routing)."""
+        return self._path_members[view]
+
+    @property
+    def where(self) -> dict[int, int]:
+        """Every block reached by view 0 -> its fastest tier (built on demand: tests, checks)."""
+        out: dict[int, int] = {}
+        for t in reversed(self.views[0]):
+            for k in self.policies[t]:
+                out[k] = t
+        return out
+
+    def held_anywhere(self, key: int) -> bool:
+        return any(key in m for m in self.members)
+
+    @property
+    def newest(self) -> int:
+        """The largest key ever stored: a larger one is in no tier."""
+        return self._newest
 
     # --- placement decisions ---------------------------------------------------------------
-    def _up(self, key: int, t: int) -> int:
-        """The fastest tier above ``t`` that takes ``key`` on promotion, or -1."""
+    def _up(self, key: int, t: int, path: tuple[int, ...]) -> int:
+        """The fastest tier of ``path`` above ``t`` that takes ``key`` on promotion, or -1."""
         caps, filters, policies = self._caps, self._filters, self.policies
-        for u in range(t):
+        for u in path[: self.level[t]]:
             if caps[u] and (not filters[u] or policies[u].accepts(key)):
                 return u
         return -1
 
-    def _entry(self, key: int) -> int:
+    def _entry(self, key: int, path: tuple[int, ...]) -> int:
         """The tier a freshly computed ``key`` is stored in (``n``: none keeps it)."""
         caps, filters, policies = self._caps, self._filters, self.policies
-        for u in range(self.admit_tier, self.n):
+        for u in path[self.admit_tier :]:
             if caps[u] and (not filters[u] or policies[u].accepts(key)):
                 return u
         return self.n
 
-    def _lower_copy(self, key: int, t: int) -> int:
-        """Inclusive mode: the fastest tier below ``t`` still holding ``key``, or -1."""
-        for u in range(t + 1, self.n):
-            if key in self.policies[u]:
-                return u
-        return -1
-
-    def _discard(self, key: int) -> None:
-        """Take every copy of ``key`` out of the tiers (it is about to be replaced)."""
-        t = self.where.pop(key)
-        self.policies[t].remove(key)
-        if self.inclusive:
-            for u in range(t + 1, self.n):
-                if key in self.policies[u]:
-                    self.policies[u].remove(key)
-
     # --- the two entry points --------------------------------------------------------------
-    def use(self, keys: Sequence[int]) -> None:
-        """The resident blocks ``keys`` (in request order) are reused."""
+    def use(self, keys: Sequence[int], view: int = 0, locs: Sequence[int] | None = None) -> None:
+        """The resident blocks ``keys`` (in request order) are reused by ``view``;
+        ``locs`` (optional): their tiers, as :meth:`locate` gives them."""
         if self._observe is not None:
             self._observe(keys, False)
-        where, policies, moves = self.where, self.policies, self.moves
-        promote_on_hit = self.promote_on_hit
-        if self._simple and promote_on_hit and self._top >= 0:
+        if locs is None:
+            locs = [self.locate(k, view) for k in keys]
+        policies, moves = self.policies, self.moves
+        if self._simple and self.promote_on_hit and self._top >= 0:
             # Written for speed (the common case): every promotion goes to the first tier
             # with room, so _up() is known without asking; one cascade for the request.
             top = self._top
             up: list[int] = []
-            for k in keys:
-                t = where[k]
+            for k, t in zip(keys, locs, strict=True):
                 pol = policies[t]
                 pol.touch(k)
                 if t > top:
                     pol.remove(k)
-                    del where[k]
                     moves[t][top] += 1
                     up.append(k)
             if up:
                 self._place_simple(up, top, -1)
             return
-        if promote_on_hit:
-            self._promote(keys)
-        else:
-            for k in keys:
-                policies[where[k]].touch(k)
-
-    def _promote(self, keys: Sequence[int]) -> None:
-        """Touch the resident ``keys`` and move each one that is below the top to the fastest
-        tier above it that accepts it (exclusive: out of its tier; inclusive: copied)."""
-        where, policies, moves, inclusive = self.where, self.policies, self.moves, self.inclusive
+        path = self.views[view]
+        level, movable, inclusive = self.level, self.movable, self.inclusive
+        if self._nofilter and self.promote_on_hit:
+            # Written for speed (several views, no filters): every promotion goes to the
+            # view's fastest tier with room.
+            top = self._view_top[view]
+            up = []
+            if top >= 0:
+                top_level = level[top]
+                for k, t in zip(keys, locs, strict=True):
+                    pol = policies[t]
+                    pol.touch(k)
+                    if level[t] > top_level:
+                        if not inclusive and movable[t][top]:
+                            pol.remove(k)
+                        moves[t][top] += 1
+                        up.append(k)
+            else:
+                for k, t in zip(keys, locs, strict=True):
+                    policies[t].touch(k)
+            if up:
+                self._place_copies(up, top, -1)
+            return
         promote: dict[int, list[int]] = {}
-        for k in keys:
-            t = where[k]
+        for k, t in zip(keys, locs, strict=True):
             pol = policies[t]
             pol.touch(k)
-            if t == 0:
+            if level[t] == 0 or not self.promote_on_hit:
                 continue
-            u = self._up(k, t)
+            u = self._up(k, t, path)
             if u < 0:
                 continue
-            if not inclusive:
+            if not inclusive and movable[t][u]:
                 pol.remove(k)
-            del where[k]
             moves[t][u] += 1
             promote.setdefault(u, []).append(k)
-        for u in sorted(promote):
+        for u in sorted(promote, key=level.__getitem__):
             self._place(promote[u], u, -1)
 
-    def store(self, keys: Sequence[int]) -> None:
-        """New blocks enter the first tier from ``admit_tier`` down that accepts them.
-        Blocks already resident (recomputed because they were not part of the reused
+    def store(self, keys: Sequence[int], view: int = 0) -> None:
+        """New blocks enter the first tier of ``view`` from ``admit_tier`` down that accepts
+        them. Blocks already resident (recomputed because they were not part of the reused
         prefix) are replaced by the fresh copy."""
         if self._observe is not None:
             self._observe(keys, True)
-        where, policies = self.where, self.policies
+        policies = self.policies
+        path = self.views[view]
+        # A key above every key ever stored has never been anywhere: no tier to ask (written
+        # for speed: traces number new blocks in first-seen order, so most stored keys are).
+        newest = self._newest
+        if keys:
+            top = max(keys)
+            if top > newest:
+                self._newest = top
         if self._simple:
-            at = self.admit_tier
+            at = path[self.admit_tier]
+            members = self._path_members[view]
             fresh = []
             for k in keys:
-                t = where.get(k, -1)
-                if t < 0:
+                if k > newest:
                     fresh.append(k)
-                elif t == at:
-                    policies[t].touch(k)
+                    continue
+                for t, m in members:
+                    if k in m:
+                        if t == at:
+                            policies[t].touch(k)
+                        else:
+                            policies[t].remove(k)
+                            fresh.append(k)
+                        break
                 else:
-                    policies[t].remove(k)
-                    del where[k]
                     fresh.append(k)
             if fresh:
-                d = self._entry(fresh[0])
-                if d >= self.n:
-                    self.dropped.extend(fresh)
+                self._store_fresh(fresh, self._entry(fresh[0], path), path)
+            return
+        level, movable, sharers = self.level, self.movable, self.sharers
+        mine = frozenset((view,))
+        if not any(self._filters):
+            # Written for speed (several views, no admission filters): one entry tier for
+            # every new block of the request, one scan of the view per block.
+            d = self._entry(keys[0], path) if keys else self.n
+            fresh = []
+            for k in keys:
+                if k > newest:
+                    fresh.append(k)
+                    continue
+                for t, m in self._path_members[view]:
+                    if k in m:
+                        if t == d:
+                            policies[t].touch(k)
+                            break
+                        for x, mx in self._path_members[view]:
+                            if k in mx and (movable[x][d] if d < self.n else sharers[x] <= mine):
+                                policies[x].remove(k)
+                        fresh.append(k)
+                        break
                 else:
-                    if d > 0:
-                        self.moves[0][d] += len(fresh)
-                    self._place(fresh, d, -1)
+                    fresh.append(k)
+            if fresh:
+                self._store_fresh(fresh, d, path)
             return
         groups: dict[int, list[int]] = {}
         for k in keys:
-            d = self._entry(k)
-            t = where.get(k, -1)
+            d = self._entry(k, path)
+            t = self.locate(k, view)
             if t >= 0:
                 if t == d:
                     policies[t].touch(k)
                     continue
-                self._discard(k)
+                # The fresh copy replaces the stale ones this view may take away.
+                for x, m in self._path_members[view]:
+                    if k in m and (movable[x][d] if d < self.n else sharers[x] <= mine):
+                        policies[x].remove(k)
             if d >= self.n:
-                self.dropped.append(k)
+                self._drop([k])
                 continue
             groups.setdefault(d, []).append(k)
-        for d in sorted(groups):
-            ks = groups[d]
-            if d > 0:
-                self.moves[0][d] += len(ks)
-            self._place(ks, d, -1)
+        for d in sorted(groups, key=level.__getitem__):
+            self._store_fresh(groups[d], d, path)
+
+    def _store_fresh(self, keys: list[int], d: int, path: tuple[int, ...]) -> None:
+        """Fresh copies of ``keys`` into tier ``d`` (``n``: none keeps them); computed on
+        the view's top tier, so a store below it counts as a move from there."""
+        if d >= self.n:
+            self._drop(keys)
+            return
+        if d != path[0]:
+            self.moves[path[0]][d] += len(keys)
+        self._place(keys, d, -1)
 
     # --- cascades -----------------------------------------------------------------------
+    def _drop(self, keys: list[int]) -> None:
+        """Blocks that left a view's bottom tier (or that no tier of it accepts)."""
+        self.dropped.extend(keys)
+
     def _place(self, keys: list[int], tier: int, src: int) -> None:
         if self._simple:
             self._place_simple(keys, tier, src)
+        elif self._nofilter:
+            self._place_copies(keys, tier, src)
         else:
             self._place_general(keys, tier, src)
 
+    def _place_copies(self, keys: list[int], tier: int, src: int) -> None:
+        """As _place_general without admission filters (written for speed: the default of
+        a node with several instances). A block that arrives from above is never held at
+        its destination: a victim held by any tier below it is not passed down."""
+        policies, moves, n, parent, caps = self.policies, self.moves, self.n, self.parent, self._caps
+        held_below, demoted = self._held_below, self.demoted
+        t, s = tier, src
+        while keys:
+            while t >= 0 and caps[t] == 0:
+                t = parent[t]
+            if t < 0:
+                if s >= 0:
+                    moves[s][n] += len(keys)
+                self._drop(keys)
+                return
+            if s >= 0:
+                moves[s][t] += len(keys)
+                demoted.extend(keys)
+            victims = policies[t].admit_many(keys)
+            below = held_below[t]
+            if victims and below is not None:
+                down = []
+                for v in victims:
+                    if below(v):
+                        demoted.append(v)  # the copy below becomes the fastest: no bytes
+                    else:
+                        down.append(v)
+                victims = down
+            keys, s, t = victims, t, parent[t]
+
     def _place_simple(self, keys: list[int], tier: int, src: int) -> None:
-        where, policies, moves, n = self.where, self.policies, self.moves, self.n
+        # One view, exclusive, no filters: tier t's parent is t + 1.
+        policies, moves, n = self.policies, self.moves, self.n
         t, s = tier, src
         while keys:
             while t < n and policies[t].capacity == 0:
@@ -269,36 +453,30 @@ class TierHierarchy:
                 if t < n:
                     self.demoted.extend(keys)
             if t == n:
-                for k in keys:
-                    where.pop(k, None)
                 self.dropped.extend(keys)
                 return
-            # Victims of tier t are re-labelled t+1 on the next pass (or dropped), so
-            # no per-block delete is needed here. Written for speed: C-level update.
-            where.update(dict.fromkeys(keys, t))
             keys, s, t = policies[t].admit_many(keys), t, t + 1
 
     def _place_general(self, keys: list[int], tier: int, src: int) -> None:
-        """As _place_simple, with admission filters and inclusive copies: the blocks
-        arriving at a tier come in groups by source tier (declined blocks keep theirs)."""
-        where, policies, moves, n = self.where, self.policies, self.moves, self.n
-        filters, caps, inclusive = self._filters, self._caps, self.inclusive
+        """As _place_simple, with admission filters and copies: the blocks arriving at a
+        tier come in groups by source tier (declined blocks keep theirs)."""
+        policies, moves, n = self.policies, self.moves, self.n
+        filters, caps, parent, copies = self._filters, self._caps, self.parent, self._copies
         pending: list[tuple[int, list[int]]] = [(src, keys)]
         t = tier
         while pending:
-            while t < n and caps[t] == 0:
-                t += 1
-            if t == n:
+            while t >= 0 and caps[t] == 0:
+                t = parent[t]
+            if t < 0:
                 for s, ks in pending:
                     if s >= 0:
                         moves[s][n] += len(ks)
-                    for k in ks:
-                        where.pop(k, None)
-                    self.dropped.extend(ks)
+                    self._drop(ks)
                 return
             pol = policies[t]
             arriving: list[int] = []
             passing: list[tuple[int, list[int]]] = []
+            mem = self.members[t]
             for s, ks in pending:
                 if filters[t]:
                     acc = [k for k in ks if pol.accepts(k)]
@@ -307,58 +485,67 @@ class TierHierarchy:
                         passing.append((s, [k for k in ks if k not in taken]))
                 else:
                     acc = ks
+                if copies and s >= 0 and acc:
+                    # A block demoted into a tier that already holds a copy (another view
+                    # put it there) just loses the faster copy: no bytes move.
+                    held = [k for k in acc if k in mem]
+                    if held:
+                        self.demoted.extend(held)
+                        acc = [k for k in acc if k not in mem]
                 if acc:
                     if s >= 0:
                         moves[s][t] += len(acc)
                         self.demoted.extend(acc)
                     arriving.extend(acc)
             if arriving:
-                where.update(dict.fromkeys(arriving, t))
                 victims = pol.admit_many(arriving)
-                if victims and inclusive:
-                    down = []
-                    for v in victims:
-                        if where[v] < t:  # a lower copy of a block held faster: just freed
-                            continue
-                        u = self._lower_copy(v, t)
-                        if u < 0:
-                            down.append(v)
-                        else:  # the copy below becomes the fastest one: no bytes move
-                            where[v] = u
-                            self.demoted.append(v)
-                    victims = down
+                if victims and copies:
+                    above, below = self._held_above[t], self._held_below[t]
+                    if above is not None:  # a faster copy every sharer reaches: just freed
+                        victims = [v for v in victims if not above(v)]
+                    if below is not None:  # the copy below becomes the fastest: no bytes
+                        down = []
+                        for v in victims:
+                            if below(v):
+                                self.demoted.append(v)
+                            else:
+                                down.append(v)
+                        victims = down
                 if victims:
                     passing.append((t, victims))
             pending = passing
-            t += 1
+            t = parent[t]
 
     # --- bookkeeping ------------------------------------------------------------------------
     def drain(self) -> tuple[list[list[int]], list[int], list[int]]:
         """Return and reset the moves, demoted blocks and dropped blocks since the last call.
 
-        A block demoted and then dropped in the same period appears in both lists."""
+        A block demoted and then dropped in the same period appears in both lists. The moves
+        matrix returned is valid until the next call (it is then reused)."""
         moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        # Folding every drain into the totals costs more than the drain itself; fold in
-        # batches (written for speed: drain runs once per request).
-        self._drained.append(moves)
-        if len(self._drained) >= 1024:
-            self._fold()
-        self.moves = [[0] * (self.n + 1) for _ in range(self.n)]
+        # Fold into the totals only the rows that moved something, and reuse the matrix of
+        # two drains ago (written for speed: drain runs once per request and most of the
+        # matrix is zeros; the caller reads what it got before the next drain).
+        total = self._total
+        nxt = self._spare
+        for s, row in enumerate(moves):
+            if any(row):
+                tot = total[s]
+                for d, c in enumerate(row):
+                    if c:
+                        tot[d] += c
+        for row in nxt:
+            if any(row):
+                row[:] = self._zeros
+        self._spare = moves
+        self.moves = nxt
         self.demoted = []
         self.dropped = []
         return moves, demoted, dropped
 
-    def _fold(self) -> None:
-        for m in self._drained:
-            for row, tot in zip(m, self._total, strict=True):
-                for j, c in enumerate(row):
-                    tot[j] += c
-        self._drained = []
-
     @property
     def total_moves(self) -> list[list[int]]:
         """Moves per (source, destination) tier since the start, drained or not."""
-        self._fold()
         return [
             [t + c for t, c in zip(trow, crow, strict=True)]
             for trow, crow in zip(self._total, self.moves, strict=True)
@@ -368,23 +555,20 @@ class TierHierarchy:
         return [len(p) for p in self.policies]
 
     def check(self) -> None:
-        """Invariants: no tier over capacity; ``where`` agrees with the policies (each
-        located block is in the tier ``where`` names, and, inclusive, in no faster one)."""
-        held: set[int] = set()
+        """Invariants: no tier over capacity; a tier's blocks are what its policy answers
+        for; with one exclusive view every block is in exactly one tier."""
         total = 0
-        for i, (spec, pol) in enumerate(zip(self.tiers, self.policies, strict=True)):
+        held: set[int] = set()
+        for spec, pol, mem in zip(self.tiers, self.policies, self.members, strict=True):
             if len(pol) > spec.capacity_blocks:
-                raise AssertionError(f"tier {spec.name} holds {len(pol)} > {spec.capacity_blocks}")
-            for k in pol:
-                w = self.where.get(k)
-                if w is None or (w != i if not self.inclusive else w > i):
-                    raise AssertionError(f"block {k} in tier {spec.name} but where={w}")
-                held.add(k)
-            total += len(pol)
-        if not self.inclusive and total != len(self.where):
-            raise AssertionError(f"{len(self.where)} blocks located but tiers hold {total}")
-        if len(held) != len(self.where):
-            raise AssertionError(f"{len(self.where)} blocks located but tiers hold {len(held)} distinct")
-        for k, w in self.where.items():
-            if k not in self.policies[w]:
-                raise AssertionError(f"block {k} located in tier {self.tiers[w].name} but not there")
+                raise AssertionError(f"tier {spec.label} holds {len(pol)} > {spec.capacity_blocks}")
+            keys = list(pol)
+            if len(set(keys)) != len(keys) or len(keys) != len(pol):
+                raise AssertionError(f"tier {spec.label} lists {len(keys)} blocks but holds {len(pol)}")
+            for k in keys:
+                if k not in mem:
+                    raise AssertionError(f"block {k} listed in tier {spec.label} but not found there")
+            total += len(keys)
+            held.update(keys)
+        if not self._copies and total != len(held):
+            raise AssertionError(f"{total} blocks in the tiers but {len(held)} distinct: a block is in two tiers")

@@ -16,6 +16,7 @@ that the queue matches M/D/1 and M/M/1 formulas.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 
 
 class FCFSServer:
@@ -44,5 +45,85 @@ class FCFSServer:
         self.wait_s += start - now
         return finish
 
+    def idle(self, now: float) -> bool:
+        """Whether a server has been free since before ``now`` (one that finishes at ``now``
+        is still running)."""
+        return self._free[0] < now
+
     def utilization(self, span_s: float) -> float:
+        return self.busy_s / (span_s * self.servers) if span_s > 0 else 0.0
+
+
+class PriorityServer(FCFSServer):
+    """``c`` identical servers, two classes, non-preemptive priority: foreground before
+    background at every moment a server frees, first-come-first-served within a class.
+
+    Foreground customers (a request's KV loads, index round trips) wait for the answer:
+    ``serve(now, s)`` books them and returns their finish time, as ``FCFSServer`` does.
+    Background customers (demotions, write-backs) wake nobody: ``defer(now, s)`` queues them
+    and their start is settled lazily. A background job can start at time ``x`` only if no
+    foreground job is waiting then; every foreground arrival before ``t`` has been booked
+    when the server is asked anything at ``t`` (SimPy delivers events in time order), so
+
+        settle(t): while a background job is waiting and
+                   x = max(its arrival, earliest free server) < t:  start it at x
+
+    is exact, and a foreground arrival at ``t`` then starts at max(t, earliest free server):
+    behind the background job in service (non-preemptive) but ahead of the waiting ones.
+    Written for speed: no SimPy events at all (tests/test_servers.py checks it against
+    ``simpy.PriorityResource`` job by job and against Cobham's formula for M/G/1).
+    ``priorities=False`` serves both classes in one FCFS order (a background job is booked
+    at once, like a foreground one).
+    """
+
+    __slots__ = ("priorities", "_bg", "bg_served", "bg_wait_s", "bytes")
+
+    def __init__(self, name: str, servers: int = 1, priorities: bool = True) -> None:
+        super().__init__(name, servers)  # served, wait_s: the foreground's
+        self.priorities = priorities
+        self._bg: deque[tuple[float, float]] = deque()  # waiting background (arrival, service)
+        self.bg_served = 0
+        self.bg_wait_s = 0.0
+        self.bytes = 0  # bytes carried (links and devices count them)
+
+    def _settle(self, t: float) -> None:
+        bg, free = self._bg, self._free
+        while bg:
+            arr, s = bg[0]
+            f = free[0]
+            start = f if f > arr else arr
+            if start >= t:
+                return
+            bg.popleft()
+            heapq.heapreplace(free, start + s)
+            self.busy_s += s
+            self.bg_served += 1
+            self.bg_wait_s += start - arr
+
+    def serve(self, now: float, service_s: float) -> float:
+        """Book a foreground service that arrives at ``now``; return when it finishes."""
+        if self._bg:
+            self._settle(now)
+        return FCFSServer.serve(self, now, service_s)
+
+    def defer(self, now: float, service_s: float) -> None:
+        """Queue a background service that arrives at ``now``."""
+        self._bg.append((now, service_s))
+        if not self.priorities:  # one FCFS order: it starts as soon as a server is free
+            self._settle(float("inf"))
+
+    def estimate(self, now: float, service_s: float) -> float:
+        """When a foreground service arriving at ``now`` would finish (nothing is booked)."""
+        if self._bg:
+            self._settle(now)
+        f = self._free[0]
+        return (f if f > now else now) + service_s
+
+    def flush(self) -> None:
+        """Start every waiting background job (end of a run: for the utilisation)."""
+        self._settle(float("inf"))
+
+    def utilization(self, span_s: float) -> float:
+        """Busy share over ``span_s`` (work booked past the span counts too: a run's tail)."""
+        self.flush()
         return self.busy_s / (span_s * self.servers) if span_s > 0 else 0.0

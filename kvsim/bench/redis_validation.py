@@ -1,0 +1,520 @@
+"""``+experiment=redis_validation``: the Redis index model against a real redis-server.
+
+    python -m kvsim +experiment=redis_validation trace=mooncake_conversation
+    python -m kvsim +experiment=redis_validation experiment.redis_url=redis://HOST:6379 \\
+        experiment.speedups=[1,10,100] experiment.connections=4 experiment.max_requests=200
+
+1. Server: a ``redis-server`` started on a free loopback port (stopped at the end), or the
+   one at ``experiment.redis_url`` (only keys under ``kvsim:val:`` are written, and removed).
+   It is loaded with ``experiment.preload_keys`` filler keys (default: one per distinct
+   block of the whole trace, so it holds about as many keys as the simulated index does
+   after the trace).
+2. The command stream: the simulated Redis index (``cfg.index``, which must be ``redis``)
+   plans the first ``experiment.max_requests`` requests in arrival order, untimed -- its
+   lookup (GET per scattered block, MGET per run, stopping at the first absent block with
+   ``lookup: prefix``) and the MSET of its new blocks. Exactly these commands, keys and order
+   are sent to the real server and simulated.
+3. Calibration from the same server, in the same run: ``measure_redis`` (server time per
+   command from ``INFO commandstats``, its tail from ``INFO latencystats``).
+4. Per speed-up (``experiment.speedups``; arrivals divided by it): the window's keys are
+   deleted (every replay starts from the same state), then the stream is replayed open loop
+   by :mod:`kvsim.calibrate.replay_client` over ``experiment.connections`` connections,
+   timing every command, the client's own send and receive CPU, and probes of the network
+   + server alone taken in the replay's idle moments.
+5. The model is given what the client adds, measured in *that* replay (not subtracted
+   away): the client thread's CPU per command and the lateness of each request's admission
+   (``experiment.client``: ``measured``, each command's own; ``drawn``, another command's of
+   its kind and place), and the network's round trip distribution from that replay's probes
+   (round trip less send, receive and the calibrated server time). The same stream is then
+   simulated ``experiment.sim_runs`` times (seeds 0..) with
+   :class:`kvsim.index.redis.RedisIndex` -- connections, the client thread (FCFS, a reply
+   and the sends it triggers in one turn), the network, the server thread (FCFS, the
+   calibrated service times and tail) -- and the runs pooled.
+
+Outputs: ``redis_validation.csv`` (op, speedup, count, real_p50_s, sim_p50_s, real_p99_s,
+sim_p99_s, err_p50, err_p99; err = sim / real - 1), ``redis_validation_latency.parquet``
+(every command, real and simulated), ``redis_validation_fit.json`` (calibration and fitted
+client per speed-up), ``redis_validation_cdf.png`` (drawn from the parquet by
+:mod:`kvsim.report.redis_validation`), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+import simpy
+from omegaconf import DictConfig, OmegaConf
+
+from kvsim.bench.validation_settings import RedisValidationSettings
+from kvsim.calibrate.redis_bench import measure_redis
+from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
+from kvsim.calibrate.resp import RespClient, encode
+from kvsim.index.base import Op, OpRecorder
+from kvsim.index.costs import CostDist
+from kvsim.index.redis import RedisIndex
+from kvsim.io import write_json, write_with
+from kvsim.trace.schema import Trace
+from kvsim.workload import arrivals
+
+log = logging.getLogger("kvsim")
+
+PREFIX = b"kvsim:val:"
+FILLER = 1 << 60  # filler key ids (disjoint from block ids)
+PROBE = 1 << 61  # probe MSET keys
+OP_ORDER = ("get", "range", "insert", "delete")
+CSV_COLUMNS = ["op", "speedup", "count", "real_p50_s", "sim_p50_s", "real_p99_s", "sim_p99_s", "err_p50", "err_p99"]
+
+
+def settings_of(cfg: DictConfig) -> RedisValidationSettings:
+    exp = cfg.get("experiment")
+    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
+    assert isinstance(user, dict)
+    s = RedisValidationSettings(**{str(k): v for k, v in user.items()})
+    s.speedups = [float(x) for x in s.speedups]
+    return s
+
+
+# --- keys and commands ----------------------------------------------------------------
+def key(i: int) -> bytes:
+    k = PREFIX + b"%022x" % i
+    assert len(k) == 32
+    return k
+
+
+def value(i: int) -> bytes:
+    return struct.pack("<Q", i & (2**64 - 1))
+
+
+def command(op: Op, ids: Sequence[int]) -> bytes:
+    """The RESP command the Redis model means by ``op`` (MGET for ranges, MSET for inserts)."""
+    if op.kind == "get":
+        return encode("GET", key(ids[0]))
+    if op.kind == "range":
+        return encode("MGET", *[key(i) for i in ids])
+    if op.kind == "insert":
+        return encode("MSET", *[x for i in ids for x in (key(i), value(i))])
+    if op.kind == "delete":
+        return encode("DEL", *[key(i) for i in ids])
+    raise ValueError(f"no command for op kind {op.kind!r}")
+
+
+@dataclass
+class Stream:
+    units: list[Unit]
+    ops: list[list[Op]]  # the model's ops of each unit
+    arrival_s: np.ndarray  # per request
+    window_keys: list[int]  # every block id the window writes
+
+
+def plan_stream(trace: Trace, index: RedisIndex, n: int) -> Stream:
+    """The first ``n`` requests' commands, as ``index`` plans them in arrival order."""
+    if index.pipeline or index.range_command != "mget":
+        raise ValueError("redis_validation: index.pipeline must be false and index.range_command mget")
+    hid, off = trace.hash_ids, trace.offsets
+    n = min(n, len(trace))
+    units: list[Unit] = []
+    ops_of: list[list[Op]] = []
+    written: set[int] = set()
+    for r in range(n):
+        blocks = hid[off[r] : off[r + 1]].tolist()
+        look = index.plan_lookup(blocks)
+        ids_of: list[list[int]] = []
+        i = 0
+        for op in look:  # plan_lookup's ops cover the blocks run by run, in order
+            ids_of.append(blocks[i : i + op.keys])
+            i += op.keys
+        new = [b for b in blocks if not index.contains(b)]
+        units.append(Unit(r, [o.kind for o in look], [o.keys for o in look], [command(o, ids) for o, ids in zip(look, ids_of, strict=True)]))
+        ops_of.append(look)
+        ins = index.plan_insert(new)
+        if ins:
+            written.update(new)
+            units.append(Unit(r, ["insert"], [len(new)], [command(ins[0], new)], after=len(units) - 1))
+            ops_of.append(ins)
+    arrival = trace.arrival_s[:n] - (trace.arrival_s[0] if n else 0.0)
+    return Stream(units, ops_of, np.asarray(arrival, dtype=float), sorted(written))
+
+
+# --- the server ----------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def redis_server(settings: RedisValidationSettings) -> Iterator[tuple[str, int, int]]:
+    """(host, port, db) of the server to validate against; starts one when no URL is given."""
+    if settings.redis_url:
+        u = urlparse(settings.redis_url)
+        if u.scheme not in ("redis", "") or not u.hostname:
+            raise ValueError(f"experiment.redis_url: expected redis://HOST:PORT[/DB], got {settings.redis_url!r}")
+        yield u.hostname, u.port or 6379, int(u.path.strip("/") or 0)
+        return
+    binary = shutil.which(settings.redis_server)
+    if binary is None:
+        raise FileNotFoundError(f"experiment.redis_server: {settings.redis_server!r} not found on PATH "
+                                "(install redis-server, or give experiment.redis_url)")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as d:
+        nice = settings.nice
+
+        cpu = settings.pinned_cpu()
+
+        def priority() -> None:  # in the child, before exec: the server's priority and CPU
+            if nice is not None:
+                _set_nice(nice)
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=priority,
+        )
+        try:
+            t0 = time.monotonic()
+            while True:
+                try:
+                    with RespClient("127.0.0.1", port, timeout=1.0) as c:
+                        if c.call("PING") == "PONG":
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() - t0 > 10:
+                    if proc.poll() is None:
+                        proc.kill()
+                    err = proc.communicate(timeout=5)[1].decode(errors="replace")
+                    raise RuntimeError(f"redis-server did not start on port {port}: {err.strip()[:300]}")
+                time.sleep(0.05)
+            yield "127.0.0.1", port, 0
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _set_nice(value: int) -> bool:
+    """Set this thread's scheduling priority (nice value); False where not permitted."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, value)
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def priority(nice: int | None, cpu: int | None = None) -> Iterator[bool]:
+    """Run the replay at ``nice`` (a shared machine's other jobs then rarely preempt the
+    client while it has work) and on ``cpu``, restoring both afterwards."""
+    old_cpus = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    old = os.getpriority(os.PRIO_PROCESS, 0)
+    ok = nice is not None and _set_nice(nice)
+    try:
+        yield ok
+    finally:
+        if ok:
+            _set_nice(old)
+        if cpu is not None:
+            os.sched_setaffinity(0, old_cpus)
+
+
+def _pipeline_chunks(c: RespClient, cmds: list[list[Any]], chunk: int = 50) -> None:
+    for a in range(0, len(cmds), chunk):
+        c.pipeline(cmds[a : a + chunk])
+
+
+def load_filler(c: RespClient, n: int) -> None:
+    per = 1000
+    _pipeline_chunks(c, [["MSET", *[x for i in range(a, min(a + per, n)) for x in (key(FILLER + i), value(i))]]
+                         for a in range(0, n, per)])
+
+
+def delete_keys(c: RespClient, ids: Sequence[int]) -> None:
+    per = 1000
+    _pipeline_chunks(c, [["DEL", *[key(i) for i in ids[a : a + per]]] for a in range(0, len(ids), per)])
+
+
+# --- fitting the client ------------------------------------------------------------------
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``a + b x`` through the medians of ``y`` at each ``x`` (least squares, weighted by the
+    samples at each x; b >= 0; a single x gives b = 0)."""
+    xs = np.unique(x)
+    if len(xs) == 0:
+        return 0.0, 0.0
+    med = np.array([np.median(y[x == v]) for v in xs])
+    w = np.array([np.sum(x == v) for v in xs], dtype=float)
+    if len(xs) == 1:
+        return float(med[0]), 0.0
+    b, a = np.polyfit(xs.astype(float), med, 1, w=np.sqrt(w))
+    if b < 0:
+        return float(np.average(med, weights=w)), 0.0
+    return float(max(a, 0.0)), float(b)
+
+
+def _tail(ratios: np.ndarray) -> tuple[float, float]:
+    r = ratios[np.isfinite(ratios) & (ratios > 0)]
+    if len(r) == 0:
+        return 1.0, 1.0
+    p50, p99, p999 = np.quantile(r, [0.5, 0.99, 0.999])
+    return float(max(p99 / p50, 1.0)), float(max(p999 / p50, p99 / p50, 1.0))
+
+
+def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, CostDist]]:
+    """The network and the client's costs from one replay and its probes.
+
+    The network + server time of one command alone: each probe's round trip less its send,
+    its receive and the calibrated server time of its command (the probe waits for its
+    reply in select, as the replay does: a sleeping thread's wake-up is in it). Returned as
+    the model's ``rtt`` distribution (``CostDist.from_samples``) and its medians as
+    parameters, with the client's turns summarised for the report (the simulation takes the
+    client's costs command by command, :func:`client_costs`)."""
+    kinds = np.array(real.kind)
+    keys = real.keys.astype(float)
+    values = np.where(np.isin(kinds, ["get", "range"]), keys, 0.0)
+    admitted = real.send_s > 0
+    sa, sb = _line(keys[admitted], real.send_s[admitted]) if admitted.any() else (0.0, 0.0)
+    ra, rb = _line(values, real.recv_s)
+    pk = np.array(real.probe_kind)
+    pn = np.array(real.probe_keys, dtype=float)
+    command = np.select(
+        [pk == "get", pk == "range", pk == "insert"],
+        [base["get_s"] + 0 * pn, base["mget_base_s"] + base["mget_per_key_s"] * pn, base["mset_base_s"] + base["mset_per_key_s"] * pn],
+        0.0,
+    )
+    io = base.get("io_s", 0.0) + base.get("io_per_key_s", 0.0) * pn
+    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - command
+    # the server's event loop is on the reply's path only up to the write: what a lone
+    # command's round trip leaves for it (its median); the rest of io_s follows the reply
+    io_before = float(np.clip(np.median(path), 0.0, np.median(io)))
+    io_after = max(base.get("io_s", 0.0) - io_before, 0.0)
+    rtt = CostDist.from_samples(np.maximum(path - io_before, 1e-8))
+    dists = {"rtt": rtt}
+    params = {
+        "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
+        "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
+    }
+    if real.admit_late_s:
+        admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
+        params.update({"client_admit_s": admit.p50, "client_admit_p99_s": admit.p99, "client_admit_p999_s": admit.p999})
+    return params, dists
+
+
+def client_costs(stream: Stream, real: ReplayResult, mode: str, rng: np.random.Generator) -> dict[int, tuple[float, float, float]]:
+    """Each command's client costs ``(admit, send, recv)`` for the model, by ``id(op)``.
+
+    ``measured``: the ones the real client spent on that very command (a trace-driven
+    client). ``drawn``: those of a random command of the same kind and place (the first of
+    its call or not, which decides what its send covers; see replay_client), and the admit
+    delay of a random request: the measured distributions, drawn independently."""
+    place = []  # (kind, first of its call, admitted) per command, in stream order
+    admits = []
+    for u in stream.units:
+        for j, k in enumerate(u.kinds):
+            place.append((k, j == 0, j == 0 and u.after < 0))
+        if u.after < 0:
+            admits.append(real.admit_of_request.get(u.request, 0.0))
+    pool: dict[tuple[str, bool, bool], list[int]] = {}
+    for i, key_ in enumerate(place):
+        pool.setdefault(key_, []).append(i)
+    costs: dict[int, tuple[float, float, float]] = {}
+    i = 0
+    for u, ops in zip(stream.units, stream.ops, strict=True):
+        for j, op in enumerate(ops):
+            src = i if mode == "measured" else int(rng.choice(pool[place[i]]))
+            admit = 0.0
+            if j == 0 and u.after < 0:
+                admit = real.admit_of_request.get(u.request, 0.0) if mode == "measured" else float(rng.choice(admits))
+            costs[id(op)] = (admit, float(real.send_s[src]), float(real.recv_s[src]))
+            i += 1
+    return costs
+
+
+def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist], speedup: float, connections: int,
+             seed: int, costs: dict[int, tuple[float, float, float]] | None = None) -> pd.DataFrame:
+    """The stream through :class:`RedisIndex` at the same arrival times: one row per command.
+    ``costs``: the client's costs per command (:func:`client_costs`)."""
+    model = {k: v for k, v in params.items() if not k.endswith("_p99_x") or k.startswith("service")}
+    ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed), **model)
+    # (params["shared_cpu"]: client and server pinned to one CPU share one queue)
+    ix.use_measured(**dists)
+    if costs is not None:
+        ix.use_measured_ops(costs)
+    rec = OpRecorder()
+    ix.recorder = rec
+    env = simpy.Environment()
+    by_req: dict[int, list[list[Op]]] = {}
+    for u, ops in zip(stream.units, stream.ops, strict=True):
+        by_req.setdefault(u.request, []).append(ops)
+
+    def request(units: list[list[Op]]) -> Generator[simpy.Event, Any, None]:
+        for ops in units:  # the lookup, then the insert (ready when the lookup is done)
+            yield from ix.execute(env, ops)
+
+    def source() -> Generator[simpy.Event, Any, None]:
+        for r in np.argsort(stream.arrival_s, kind="stable").tolist():
+            delay = float(stream.arrival_s[r]) / speedup - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            env.process(request(by_req[r]))
+
+    env.process(source())
+    env.run()
+    return pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s})
+
+
+# --- the experiment ---------------------------------------------------------------------
+def _probes(stream: Stream, rng: np.random.Generator, n: int = 512) -> list[Probe]:
+    """Commands of the stream's shapes on keys that do not disturb it: GET / MGET of filler
+    keys, MSET of probe keys (rewritten, so the server's key count stays put)."""
+    shapes = [(k, m) for u in stream.units for k, m in zip(u.kinds, u.keys, strict=True)]
+    pick = rng.integers(0, len(shapes), size=min(n, len(shapes)))
+    out = []
+    for j in pick.tolist():
+        kind, m = shapes[j]
+        ids = list(range(m))
+        if kind == "get":
+            payload = encode("GET", key(FILLER))
+        elif kind == "range":
+            payload = encode("MGET", *[key(FILLER + i) for i in ids])
+        else:
+            payload = encode("MSET", *[x for i in ids for x in (key(PROBE + i), value(i))])
+        out.append(Probe(kind, m, payload))
+    return out
+
+
+def _percentiles(x: np.ndarray) -> tuple[float, float]:
+    return float(np.quantile(x, 0.5)), float(np.quantile(x, 0.99))
+
+
+def compare(real: pd.DataFrame, sim: pd.DataFrame, speedup: float) -> list[dict[str, Any]]:
+    rows = []
+    for op in OP_ORDER:
+        r = real.loc[real["op"] == op, "latency_s"].to_numpy()
+        s = sim.loc[sim["op"] == op, "latency_s"].to_numpy()
+        if len(r) == 0:
+            continue
+        r50, r99 = _percentiles(r)
+        s50, s99 = _percentiles(s)
+        rows.append({"op": op, "speedup": speedup, "count": len(r), "real_p50_s": r50, "sim_p50_s": s50,
+                     "real_p99_s": r99, "sim_p99_s": s99, "err_p50": s50 / r50 - 1.0, "err_p99": s99 / r99 - 1.0})
+    return rows
+
+
+def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from kvsim.app import build_index, build_trace
+
+    out = Path(out_dir)
+    s = settings_of(cfg)
+    t0 = time.perf_counter()
+    trace = build_trace(cfg)
+    # arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run
+    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
+    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
+    planner = build_index(cfg)
+    assert isinstance(planner, RedisIndex)
+    stream = plan_stream(trace, planner, s.max_requests)
+    n_cmd = sum(len(u.payloads) for u in stream.units)
+    preload = int(s.preload_keys if s.preload_keys is not None else len(np.unique(trace.hash_ids)))
+    log.info("redis_validation: %d requests, %d commands, %d filler keys, speed-ups %s, %d connections",
+             len(stream.arrival_s), n_cmd, preload, s.speedups, s.connections)
+    rows: list[dict[str, Any]] = []
+    lat: list[pd.DataFrame] = []
+    fits: dict[str, Any] = {}
+    rng = np.random.default_rng(int(cfg.seed))
+    with redis_server(s) as (host, port, db):
+        with RespClient(host, port) as c:
+            if db:
+                c.call("SELECT", db)
+            load_filler(c, preload)
+            held = c.call("DBSIZE")
+        try:
+            log.info("redis_validation: calibrating the server at %s:%d (%s keys)", host, port, held)
+            with priority(s.nice, s.pinned_cpu()):
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
+            base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
+            server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
+            log.info("redis_validation: server thread per command: event loop %.2f us + %.3f us/key, + the "
+                     "command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, server.get("io_per_key_s", 0.0) * 1e6,
+                     server["get_s"] * 1e6)
+            probes = _probes(stream, rng)
+            for speedup in s.speedups:
+                with RespClient(host, port) as c:
+                    if db:
+                        c.call("SELECT", db)
+                    delete_keys(c, stream.window_keys)  # every replay starts from the same state
+                with priority(s.nice, s.pinned_cpu()) as raised:
+                    real = replay_open_loop(host, port, stream.units, stream.arrival_s.tolist(), speedup,
+                                            s.connections, probes, s.probe_gap_s, s.probe_every_s)
+                fit, dists = fit_client(real, base)
+                params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
+                sims = [simulate(stream, params, dists, speedup, s.connections, seed,
+                                 client_costs(stream, real, s.client, np.random.default_rng(seed)))
+                        for seed in range(s.sim_runs)]
+                sim = pd.concat(sims, ignore_index=True)
+                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
+                got = compare(real_df, sim, speedup)
+                rows += got
+                fits[f"{speedup:g}"] = {**fit, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
+                                        "nice": s.nice if raised else None,
+                                        "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
+                lat.append(real_df.assign(source="real", speedup=speedup))
+                lat.append(sim.assign(source="sim", speedup=speedup))
+                for g in got:
+                    log.info("redis_validation: x%-4g %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
+                             "sim %7.1f us (%+.1f%%)", speedup, g["op"], g["count"], g["real_p50_s"] * 1e6,
+                             g["sim_p50_s"] * 1e6, 100 * g["err_p50"], g["real_p99_s"] * 1e6, g["sim_p99_s"] * 1e6,
+                             100 * g["err_p99"])
+        finally:
+            if s.redis_url:  # someone else's server: leave it as we found it
+                with RespClient(host, port) as c:
+                    if db:
+                        c.call("SELECT", db)
+                    delete_keys(c, stream.window_keys + [FILLER + i for i in range(preload)]
+                                + [PROBE + i for i in range(max((p.keys for p in probes), default=0))])
+    table = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    write_with(out / "redis_validation.csv", lambda p: table.to_csv(p, index=False))
+    lat_df = pd.concat(lat, ignore_index=True)
+    write_with(out / "redis_validation_latency.parquet", lambda p: lat_df.to_parquet(p, index=False))
+    write_json(out / "redis_validation_fit.json", {
+        "server": {"redis_version": cal.redis_version, "keys_held": held, **server},
+        "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s)})
+    fig = None
+    if cfg.figures:
+        from kvsim.report.redis_validation import plot_cdfs
+
+        fig = plot_cdfs(out)
+    summary = {
+        "mode": "redis_validation",
+        "trace": trace.name,
+        "requests": len(stream.arrival_s),
+        "commands": n_cmd,
+        "speedups": s.speedups,
+        "connections": s.connections,
+        "workload": arr.summary(),
+        "max_abs_err_p50": float(table["err_p50"].abs().max()) if len(table) else float("nan"),
+        "max_abs_err_p99": float(table["err_p99"].abs().max()) if len(table) else float("nan"),
+        "figure": str(fig) if fig else None,
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    write_json(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,52 @@
+"""Settings of ``+experiment=redis_validation`` (``mode: redis_validation``): the schema,
+its defaults (written only here) and the check run before it starts. Kept apart from
+:mod:`kvsim.bench.redis_validation` so that checking a config imports no pandas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from omegaconf import DictConfig
+
+from kvsim.errors import ConfigError
+from kvsim.ranges import OneOf, PosFloat, PosInt, Range, Seconds
+
+
+@dataclass
+class RedisValidationSettings:
+    """``experiment.*`` of ``+experiment=redis_validation``: every setting and its default."""
+
+    redis_url: str | None = None  # redis://HOST:PORT[/DB]; None: start redis-server on a free loopback port
+    redis_server: str = "redis-server"  # the binary to start
+    speedups: list[PosFloat] = field(default_factory=lambda: [1.0, 10.0, 100.0])  # arrivals divided by each
+    connections: PosInt = 4  # client connections (one command in flight on each)
+    max_requests: PosInt = 200  # a prefix of the trace (200 conversation requests: 72 s at x1)
+    preload_keys: Annotated[int, Range(ge=0)] | None = None  # filler keys; None: the trace's distinct blocks
+    calibrate_requests: Annotated[int, Range(ge=10)] = 2000
+    sim_runs: PosInt = 5  # simulated replays pooled per speed-up (seeds 0..)
+    probe_gap_s: Seconds = 0.03  # network probes only while idle and the next arrival is this far
+    probe_every_s: Seconds = 2e-4  # and at most one per this interval
+    nice: Annotated[int, Range(ge=-20, le=19)] | None = -20  # priority of the client and the started server
+    cpu: int | None = -1  # pin the client and the started server to this CPU (-1: the last; None: don't)
+    client: Annotated[str, OneOf("measured", "drawn")] = "measured"  # each command's own client costs, or drawn
+
+    def pinned_cpu(self) -> int | None:
+        """The CPU the client and a started server share (None: not pinned)."""
+        import os
+
+        if self.cpu is None or self.redis_url:
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        return cpus[self.cpu] if -len(cpus) <= self.cpu < len(cpus) else None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Before the run: the index is the Redis model (its commands are what is replayed)."""
+    if cfg.index.get("name") != "redis":
+        raise ConfigError(f"index: redis_validation replays the Redis model's commands: index=redis, got index={cfg.index.get('name')}")
+    if cfg.index.get("pipeline") or cfg.index.get("range_command") != "mget":
+        raise ConfigError("index: redis_validation needs index.pipeline=false and index.range_command=mget")
+    exp = cfg.get("experiment") or {}
+    if not exp.get("speedups"):
+        raise ConfigError("experiment.speedups: at least one speed-up")

@@ -1,0 +1,346 @@
+"""An open-loop Redis client that replays a fixed command stream at given arrival times and
+measures every command, and what the client itself spends on it.
+
+The stream is a list of *units*: the commands one ``execute`` call of the simulated Redis
+index sends, one after another on one connection (a request's lookup; its insert, which
+becomes ready when its lookup's last reply is in). A unit becomes ready at its request's
+arrival time (divided by the speed-up) or when the unit it follows completes; ready units
+take the client's ``connections`` in turn (round robin, in the order they become ready) and
+wait, FIFO, for their connection. One thread runs everything, as one event loop:
+
+    loop:  admit the units that are due (arrival <= now)
+           poll the sockets (select, no wait); none ready and the replay idle for a while:
+               send one *probe* (a command of the stream's shapes on a separate connection)
+               and time it alone; else wait in select until a reply or the next arrival
+           for each reply: parse it, record it, send the connection's next command
+
+Recorded per command: when it became ready (its unit's ready time for the first command,
+the previous reply for the others), when its reply was parsed (latency = the difference:
+connection wait, client thread, network, server), and the client thread's CPU, cut into
+turns (see the loop): ``send_s`` for a command sent when its unit was admitted, ``recv_s``
+for its reply's turn, which includes the sends that reply triggered. Also per request: how late the loop admitted it (``admit_late_s``: the
+sleeping thread's wake-up after its select timed out).
+
+Probes run only while nothing of the replay is in flight and the next arrival is at least
+``probe_gap_s`` away, so they sample the machine at the same times as the replay without
+touching it. They alternate two ways of waiting for the reply: spinning on a non-blocking
+``recv`` (the thread stays awake: round trip less send and receive = network + server time
+alone) and sleeping in ``select`` as the replay does when idle (the difference between the
+two distributions is the thread's wake-up).
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kvsim.calibrate.resp import RespError
+
+
+@dataclass
+class Unit:
+    request: int
+    kinds: list[str]  # op kind of each command: get, range, insert
+    keys: list[int]  # keys of each command
+    payloads: list[bytes]
+    after: int = -1  # the unit that must complete first (-1: ready at its request's arrival)
+
+
+@dataclass
+class Probe:
+    kind: str
+    keys: int
+    payload: bytes
+
+
+@dataclass
+class ReplayResult:
+    # one row per command of the stream (in unit order)
+    unit: np.ndarray
+    kind: list[str]
+    keys: np.ndarray
+    ready_s: np.ndarray
+    done_s: np.ndarray
+    send_s: np.ndarray
+    recv_s: np.ndarray
+    # one row per probe
+    probe_kind: list[str] = field(default_factory=list)
+    probe_keys: list[int] = field(default_factory=list)
+    probe_rtt_s: list[float] = field(default_factory=list)
+    probe_send_s: list[float] = field(default_factory=list)
+    probe_recv_s: list[float] = field(default_factory=list)
+    probe_spin: list[bool] = field(default_factory=list)
+    admit_late_s: list[float] = field(default_factory=list)  # in admission order
+    admit_of_request: dict[int, float] = field(default_factory=dict)  # request -> its lateness
+    wall_s: float = 0.0
+    waited_s: float = 0.0  # time spent waiting in select
+    probing_s: float = 0.0  # time spent on probes
+
+    @property
+    def latency_s(self) -> np.ndarray:
+        return self.done_s - self.ready_s
+
+
+def reply_end(buf: bytearray | bytes, i: int = 0) -> int:
+    """The index just past one complete RESP reply starting at ``buf[i]``, or -1."""
+    j = buf.find(b"\r\n", i)
+    if j < 0:
+        return -1
+    t = buf[i]
+    if t in (43, 45, 58):  # + - :
+        return j + 2
+    n = int(buf[i + 1 : j])
+    if t == 36:  # $ bulk string
+        if n < 0:
+            return j + 2
+        end = j + 2 + n + 2
+        return end if len(buf) >= end else -1
+    if t == 42:  # * array
+        k = j + 2
+        for _ in range(max(n, 0)):
+            if k >= len(buf):
+                return -1
+            k = reply_end(buf, k)
+            if k < 0:
+                return -1
+        return k
+    raise RespError(f"unexpected reply type {chr(t)!r}")
+
+
+def _values(buf: bytes) -> list[bytes | None] | bytes | None:
+    """Decode a complete reply (what a client library would hand the application)."""
+    t = buf[0]
+    if t == 45:
+        raise RespError(buf[1:-2].decode(errors="replace"))
+    if t in (43, 58):
+        return buf[1:-2]
+    if t == 36:
+        j = buf.index(b"\r\n")
+        n = int(buf[1:j])
+        return None if n < 0 else bytes(buf[j + 2 : j + 2 + n])
+    out: list[bytes | None] = []
+    j = buf.index(b"\r\n")
+    k = j + 2
+    for _ in range(int(buf[1:j])):
+        e = reply_end(buf, k)
+        v = _values(buf[k:e])
+        out.append(v if isinstance(v, bytes) or v is None else None)
+        k = e
+    return out
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    s = socket.create_connection((host, port), timeout=10.0)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.setblocking(False)
+    return s
+
+
+def replay_open_loop(
+    host: str,
+    port: int,
+    units: Sequence[Unit],
+    arrival_s: Sequence[float],
+    speedup: float,
+    connections: int,
+    probes: Sequence[Probe] = (),
+    probe_gap_s: float = 1e-3,
+    probe_every_s: float = 2e-4,
+    lead_s: float = 0.05,
+    timeout_s: float = 600.0,
+) -> ReplayResult:
+    """Replay ``units`` open loop: request ``r``'s first unit is due ``arrival_s[r] /
+    speedup`` after the start. ``probes`` are sent in turn while the replay is idle."""
+    if connections < 1:
+        raise ValueError("connections must be >= 1")
+    clock = time.perf_counter
+    n_cmd = sum(len(u.payloads) for u in units)
+    first_cmd = np.cumsum([0] + [len(u.payloads) for u in units])
+    ready = np.zeros(n_cmd)
+    done = np.zeros(n_cmd)
+    send_s = np.zeros(n_cmd)
+    recv_s = np.zeros(n_cmd)
+    followers: dict[int, list[int]] = {}
+    starters: list[list[int]] = [[] for _ in range(max((u.request for u in units), default=-1) + 1)]
+    for i, u in enumerate(units):
+        if u.after < 0:
+            starters[u.request].append(i)
+        else:
+            followers.setdefault(u.after, []).append(i)
+    req_order = sorted(range(len(starters)), key=lambda r: arrival_s[r])
+    socks = [_connect(host, port) for _ in range(connections)]
+    probe_sock = _connect(host, port) if probes else None
+    probe_sel = selectors.SelectSelector()
+    if probe_sock is not None:
+        probe_sel.register(probe_sock, selectors.EVENT_READ)
+    sel = selectors.SelectSelector()  # select(2): microsecond timeouts (epoll rounds up to a millisecond)
+    for c, s in enumerate(socks):
+        sel.register(s, selectors.EVENT_READ, c)
+    queue: list[deque[int]] = [deque() for _ in range(connections)]
+    cur: list[int] = [-1] * connections  # the unit in flight on each connection
+    pos: list[int] = [0] * connections  # its next command
+    bufs = [bytearray() for _ in range(connections)]
+    in_flight = 0
+    next_conn = 0
+    res = ReplayResult(
+        np.repeat(np.arange(len(units)), [len(u.payloads) for u in units]),
+        [k for u in units for k in u.kinds],
+        np.array([k for u in units for k in u.keys], dtype=np.int64),
+        ready, done, send_s, recv_s,
+    )
+
+    # The client thread's CPU is accounted in *turns*: every stretch of the loop that does
+    # not wait is cut at each event, and each piece is charged to one command: the piece
+    # that ends with a command's send is its ``send_s`` (an admitted unit's first command:
+    # from the wake-up or the previous piece; a command sent because a reply came in: from
+    # that reply's parse), the piece that ends with a reply parsed is its ``recv_s`` (the
+    # select that returned it, if it did not wait, recv and parse). The loop's own work
+    # after the last event of a stretch (the select that finds nothing, the next arrival,
+    # the bookkeeping before it waits) is charged to that last piece: the thread is busy
+    # until it waits. The model books them the same way: a reply and the send it triggers
+    # in one turn of its client thread.
+    last: tuple[np.ndarray, int] | None = None  # the last piece charged
+    mark = 0.0  # where the current turn began
+
+    def send(c: int, t_ready: float) -> None:
+        nonlocal in_flight, mark, last
+        u = units[cur[c]]
+        i = int(first_cmd[cur[c]]) + pos[c]
+        ready[i] = t_ready
+        socks[c].sendall(u.payloads[pos[c]])  # (a short command: the socket buffer takes it)
+        t = clock()
+        send_s[i] = t - mark
+        mark = t
+        last = (send_s, i)
+        in_flight += 1
+
+    def admit(unit: int, t: float) -> None:
+        """A unit becomes ready at ``t``: send its first command if its connection is free."""
+        nonlocal next_conn, mark
+        c = next_conn
+        next_conn = (next_conn + 1) % connections
+        if cur[c] < 0:
+            cur[c], pos[c] = unit, 0
+            send(c, t)
+        else:
+            queue[c].append(unit)
+            ready[int(first_cmd[unit])] = t  # its first command is ready now, sent later
+
+    def probe(p: Probe, spin: bool) -> None:
+        assert probe_sock is not None
+        t0 = clock()
+        probe_sock.sendall(p.payload)
+        t1 = clock()
+        buf = bytearray()
+        while True:
+            if not spin:
+                probe_sel.select(1.0)
+            try:
+                chunk = probe_sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            t2 = clock()
+            if not chunk:
+                raise RespError("the server closed the probe connection")
+            buf += chunk
+            if reply_end(buf) >= 0:
+                _values(bytes(buf))
+                t3 = clock()
+                res.probe_kind.append(p.kind)
+                res.probe_keys.append(p.keys)
+                res.probe_send_s.append(t1 - t0)
+                res.probe_recv_s.append(t3 - t2)
+                res.probe_rtt_s.append(t3 - t0)
+                res.probe_spin.append(spin)
+                return
+
+    start = clock() + lead_s
+    due = [start + arrival_s[r] / speedup for r in req_order]
+    nxt = 0
+    finished = 0
+    last_probe = 0.0
+    k_probe = 0
+    deadline = clock() + timeout_s + (arrival_s[req_order[-1]] / speedup if req_order else 0.0)
+    mark = clock()
+    try:
+        while finished < n_cmd:
+            now = clock()
+            if now > deadline:
+                raise TimeoutError(f"replay at x{speedup} did not finish in time ({finished}/{n_cmd} replies)")
+            while nxt < len(due) and due[nxt] <= now:
+                res.admit_late_s.append(now - due[nxt])
+                res.admit_of_request[req_order[nxt]] = now - due[nxt]
+                for unit in starters[req_order[nxt]]:
+                    admit(unit, due[nxt])
+                nxt += 1
+            events = sel.select(0)
+            if not events:
+                gap = (due[nxt] - now) if nxt < len(due) else float("inf")
+                if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
+                    t_p = clock()
+                    probe(probes[k_probe % len(probes)], spin=False)
+                    k_probe += 1
+                    last_probe = mark = clock()
+                    res.probing_s += last_probe - t_p
+                    continue
+                wait = None if nxt >= len(due) else max(0.0, due[nxt] - clock())
+                if in_flight == 0 and wait is None:
+                    break  # nothing due and nothing in flight: every unit is done
+                if probes and in_flight == 0 and wait is not None and wait > probe_gap_s:
+                    wait = min(wait, probe_every_s)
+                if last is not None:  # the stretch ends: its tail is the last piece's
+                    last[0][last[1]] += clock() - mark
+                    last = None
+                t_w = clock()
+                events = sel.select(wait)
+                mark = clock()  # a wait (and its wake-up) is not the client's CPU
+                res.waited_s += mark - t_w
+            for key, _ in events:
+                c = key.data
+                try:
+                    chunk = socks[c].recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    raise RespError("the server closed a replay connection")
+                buf = bufs[c]
+                buf += chunk
+                end = reply_end(buf)
+                if end < 0:
+                    continue
+                _values(bytes(buf[:end]))
+                del buf[:end]
+                t = clock()
+                i = int(first_cmd[cur[c]]) + pos[c]
+                done[i] = t
+                recv_s[i] = t - mark
+                mark = t
+                last = (recv_s, i)
+                in_flight -= 1
+                finished += 1
+                u = units[cur[c]]
+                pos[c] += 1
+                if pos[c] < len(u.payloads):
+                    send(c, t)
+                else:
+                    for f in followers.get(cur[c], []):
+                        admit(f, t)
+                    cur[c] = -1
+                    if queue[c]:
+                        cur[c], pos[c] = queue[c].popleft(), 0
+                        send(c, ready[int(first_cmd[cur[c]])])
+    finally:
+        sel.close()
+        probe_sel.close()
+        for s in socks:
+            s.close()
+        if probe_sock is not None:
+            probe_sock.close()
+    res.wall_s = clock() - start
+    return res
