@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kvsim.bench.policy_eval import cells, markdown, summarize
+from kvsim.bench.policy_eval import cells, markdown, summarize, untuned
 from kvsim.bench.policy_eval_settings import PolicyEvalSettings
 
 
@@ -31,6 +31,10 @@ def test_cells_hand_worked() -> None:
     assert s["mean_gap_closed"] == pytest.approx(0.3)  # the undefined cell is left out
     assert s["pooled_gap_closed"] == pytest.approx((30 - 1) / 100)
     assert s["cells_at_or_above_best_classic"] == 1
+    u = untuned(table, ["hotness"])["hotness"]  # family a was not tuned on ("b" was)
+    assert u["cells"] == 2 and u["at_or_above_best_classic"] == 1 and u["below_best_classic"] == ["a@0.5"]
+    assert u["mean_gap_closed"] == pytest.approx(0.3)
+    assert untuned(cells(rows, ["lru", "fifo", "arc"], tuned_on="a"), ["hotness"]) == {}
     md = markdown(table, ["hotness"])
     assert "| a | 10% = 10 | 100 | arc 120 | **130** (+10; 30%) | 200 |" in md
     assert "| 199 (-1; n/a) |" in md

@@ -135,6 +135,22 @@ def summarize(table: list[dict[str, Any]], policies: list[str]) -> dict[str, Any
     return out
 
 
+def untuned(table: list[dict[str, Any]], policies: list[str]) -> dict[str, Any]:
+    """The protocol's verdict over the cells of the families a policy was not tuned on:
+    cells at or above the best classic policy, and the mean share of LRU's gap closed."""
+    rs = [r for r in table if not r["tuned_here"]]
+    out: dict[str, Any] = {}
+    for p in policies:
+        if not rs or f"{p}_hits" not in rs[0]:
+            continue
+        shares = [r[f"{p}_gap_closed"] for r in rs if np.isfinite(r[f"{p}_gap_closed"])]
+        losses = [f"{r['family']}@{r['capacity_frac']:g}" for r in rs if r[f"{p}_vs_best"] < 0]
+        out[p] = {"cells": len(rs), "at_or_above_best_classic": len(rs) - len(losses),
+                  "below_best_classic": losses,
+                  "mean_gap_closed": float(np.mean(shares)) if shares else None}
+    return out
+
+
 def markdown(table: list[dict[str, Any]], policies: list[str]) -> str:
     """The README table: per family and capacity, LRU, the best classic, each of ``policies``
     (hits, difference to the best classic, share of LRU's gap closed) and OPT."""
@@ -231,7 +247,7 @@ def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str
     summary = {
         "mode": "policy_eval", "tuned_on": s.tuned_on, "families": s.families,
         "capacities": s.capacities, "policies": s.policies, "classic": s.classic,
-        "wall_time_s": wall, "by_family": summarize(table, others),
+        "wall_time_s": wall, "by_family": summarize(table, others), "untuned": untuned(table, others),
     }
     write_json(out / "summary.json", summary)
     log.info("policy_eval: %d replays in %.0f s -> %s", len(rows), wall, out)
