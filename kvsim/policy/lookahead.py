@@ -38,12 +38,13 @@ Without a bound trace (``bind``) single-tier ``replay`` knows no queue and is pl
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.lru import LRU
 from kvsim.ranges import NonNegInt, Seconds
 
 
@@ -56,7 +57,7 @@ class _Pins:
         self.count: dict[int, int] = {}
 
 
-class LookAhead(EvictionPolicy):
+class LookAhead(LRU):
     name = "lookahead"
 
     def __init__(
@@ -66,14 +67,13 @@ class LookAhead(EvictionPolicy):
         max_queue: NonNegInt = 64,
         inclusive: bool = False,
     ) -> None:
-        super().__init__(capacity, inclusive)
+        super().__init__(capacity, inclusive)  # LRU's order: self._od, least recent first
         if not window_s >= 0:
             raise ValueError(f"lookahead: window_s must be >= 0, got {window_s}")
         if max_queue < 0:
             raise ValueError(f"lookahead: max_queue must be >= 0, got {max_queue}")
         self.window_s = float(window_s)
         self.max_queue = int(max_queue)
-        self._od: OrderedDict[int, None] = OrderedDict()
         self.pins = _Pins()
         self._arrival: np.ndarray | None = None
         self._offsets: np.ndarray | None = None
@@ -110,19 +110,7 @@ class LookAhead(EvictionPolicy):
         """Resident blocks that some queued request needs."""
         return sum(1 for k in self._od if k in self.pins.count)
 
-    # --- one tier ---------------------------------------------------------------------
-    def __contains__(self, key: int) -> bool:
-        return key in self._od
-
-    def __len__(self) -> int:
-        return len(self._od)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._od)
-
-    def touch(self, key: int) -> None:
-        self._od.move_to_end(key)
-
+    # --- one tier (LRU's, except where a pinned block must be passed over) ------------------
     def admit(self, key: int) -> list[int]:
         if self.capacity == 0:
             return [key]
@@ -144,15 +132,16 @@ class LookAhead(EvictionPolicy):
             od.move_to_end(v)
         return od.popitem(last=False)[0]
 
-    def remove(self, key: int) -> None:
-        del self._od[key]
+    # LRU's fast paths evict the LRU end unconditionally: the base class's go through admit
+    admit_many = EvictionPolicy.admit_many
+    access = EvictionPolicy.access
 
     # --- single tier ------------------------------------------------------------------
     def replay(self, keys: Iterable[int]) -> int:
         keys = list(keys)
         arr, offs = self._arrival, self._offsets
         if arr is None or offs is None or int(offs[-1]) != len(keys):
-            return super().replay(keys)  # no requests known: LRU
+            return EvictionPolicy.replay(self, keys)  # no requests known: LRU (with any pins given)
         od, count, cap = self._od, self.pins.count, self.capacity
         n = len(arr)
         ends = (arr + self.window_s).tolist()
