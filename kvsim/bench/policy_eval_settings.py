@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
-from kvsim.config import PROJECT_ROOT
 from kvsim.ranges import OneOf, PosInt, Range, Seed
 
 FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs")
 CLASSIC = ("lru", "fifo", "lfu", "arc", "s3fifo")
-_SHARED = PROJECT_ROOT.parent / "shared" / "traces"
+# (not kvsim.config.PROJECT_ROOT: kvsim.config imports this module while it loads)
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
 
 
 @dataclass
