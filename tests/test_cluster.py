@@ -348,3 +348,44 @@ def test_planned_iterations_equal_one_event_per_iteration(compose_cfg, embedded_
         np.testing.assert_allclose(fast.records[k], slow.records[k], rtol=1e-12, atol=1e-12, err_msg=k)
     assert [i.iterations for i in cf.instances] == [i.iterations for i in cs.instances]
     assert next(cf.env._eid) < next(cs.env._eid)  # fewer events scheduled
+
+
+
+class IndexLog(NullIndex):
+    """A costless index that keeps the set of keys the cluster has inserted and not deleted,
+    and checks at every delete that no tier holds what is deleted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[int] = set()
+        self.hier: TierHierarchy | None = None
+        self.deletes = 0
+
+    def plan_insert(self, keys) -> list[Op]:  # noqa: ANN001
+        self.keys.update(keys)
+        return []
+
+    def plan_delete(self, keys) -> list[Op]:  # noqa: ANN001
+        assert self.hier is not None and not any(self.hier.held_anywhere(k) for k in keys)
+        self.keys.difference_update(keys)
+        self.deletes += len(keys)
+        return []
+
+
+def test_a_block_in_another_instances_gpu_stays_indexed() -> None:
+    # Two instances (round robin) with 2-block GPU tiers over one shared 1-block DRAM tier.
+    # Both instances compute blocks 1 and 2 (neither reaches the other's GPU tier); then
+    # each stores new blocks, pushing its 1 and 2 through the one-block DRAM tier. Blocks
+    # that fall past DRAM while the other instance's GPU still holds them must stay indexed:
+    # the index always names every block some tier holds, and deletes only what none holds.
+    layout = Layout(2, 2, {"gpu": "instance", "host": "host"})
+    tiers, views = node_tiers(layout, [TierTemplate("gpu", "gpu", 2), TierTemplate("dram", "host", 1)])
+    devs, links, media = expand(layout, ["gpu", "host"], [Link("gpu", "host", 1e12, 0.0, name="pcie")], [])
+    tr = tiny_trace([(0.0, 1024, [1, 2]), (100.0, 1024, [1, 2]), (200.0, 1024, [5, 6]), (300.0, 1024, [7, 8])])
+    hier = TierHierarchy(tiers, LRU, views=views)
+    index = IndexLog()
+    index.hier = hier
+    c = Cluster(tr, hier, Topology(devs, links, media), index, PrefillModel(MODEL, GPU), check_invariants=True)
+    c.run()
+    held = {k for k in range(10) if hier.held_anywhere(k)}
+    assert held == {1, 5, 6, 7, 8} and index.keys == held and index.deletes == 1

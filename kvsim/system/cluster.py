@@ -240,6 +240,8 @@ class Cluster:
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         tiers = hierarchy.tiers
         views = hierarchy.views
+        # some tier reached by only some views (an instance's own GPU tier, a host's DRAM)
+        self._private_tiers = len({t for path in views for t in path}) > len(set.intersection(*map(set, views)))
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
         self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
@@ -386,6 +388,11 @@ class Cluster:
         bg = []
         if demoted:
             bg.extend(index.plan_update(demoted))
+        if dropped and self._private_tiers:
+            # A block the shared tiers let go may still sit in another instance's own GPU
+            # tier: it stays findable (and indexed) until that copy goes too.
+            held = hier.held_anywhere
+            dropped = [k for k in dropped if not held(k)]
         if dropped:
             bg.extend(index.plan_delete(dropped))
         if bg:
