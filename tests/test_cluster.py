@@ -166,6 +166,26 @@ def test_rdma_index_shares_the_hosts_nic_with_kv_traffic(compose_cfg, embedded_t
     assert nic.served > 0  # index round trips and KV loads from the pool alike
 
 
+def test_each_hosts_index_traffic_goes_through_its_own_nic(compose_cfg, embedded_trace) -> None:
+    # Two hosts, pool and KV loads aside (nothing below DRAM is ever loaded with this much
+    # DRAM): what each host's NIC serves is that host's index round trips.
+    cfg_overrides = ["index=sherman", "gpu.instances=8", "system.instances_per_host=4", "router=round_robin"]
+    c, _ = build_cluster(compose_cfg(cfg_overrides), embedded_trace.head(200))
+    nics = [c.topo.queues[f"link:rdma{h}:remote->nic{h}"] for h in (0, 1)]
+    client = c.index.client  # type: ignore[attr-defined]
+    assert client.nics[0] is nics[0] and client.nics[1] is nics[1]
+    assert c._host == [0] * 4 + [1] * 4
+    c.run()
+    # round robin over 8 instances: half the requests on each host, so both NICs carry some
+    assert nics[0].served > 0 and nics[1].served > 0
+    # the same run with an index that never touches the NIC: host 1's NIC serves nothing
+    c2, _ = build_cluster(compose_cfg(["index=redis", *cfg_overrides[1:]]), embedded_trace.head(200))
+    c2.run()
+    assert c2.topo.queues["link:rdma1:remote->nic1"].served == 0
+    qps = client.queue_pairs
+    assert len(client._qp_free) == 2 * qps and {id(q) for q in client._qp_nic[qps:]} == {id(nics[1])}
+
+
 # --- hand-worked cases on a tiny node built without Hydra ------------------------------------
 class NullIndex(IndexModel):
     """An index that costs nothing (so the hand-worked times hold exactly)."""
@@ -184,7 +204,7 @@ class NullIndex(IndexModel):
     def plan_delete(self, keys) -> list[Op]:  # noqa: ANN001
         return []
 
-    def execute(self, env, ops) -> Generator[Any, Any, None]:  # noqa: ANN001
+    def execute(self, env, ops, host=0) -> Generator[Any, Any, None]:  # noqa: ANN001
         return
         yield
 
