@@ -86,14 +86,16 @@ def test_window_zero_and_no_queue_is_lru_with_the_running_request_pinned(reqs, c
 def test_hierarchy_pins_are_shared_by_the_tiers() -> None:
     h = hierarchy([2, 4], LookAhead)
     assert h.queue_aware
-    h.store([1, 2, 3, 4])  # 1, 2 demoted to tier 1
+    h.store([1, 2, 3, 4])  # 1, 2 demoted to tier 1 (1 its LRU end)
     assert h.where == {1: 1, 2: 1, 3: 0, 4: 0}
-    h.enqueue([3, 2, 9])  # 9 is unknown; 3 moves to the MRU end of tier 0
-    h.store([5])  # tier 0 holds 3, 4: 4 is the LRU end and unpinned -> it goes down
+    h.enqueue([3, 1, 9])  # 9 is unknown; 3 moves to the MRU end of tier 0
+    h.store([5])  # tier 0 holds 4, 3: 4 is the LRU end and unpinned -> it goes down
     assert h.where[3] == 0 and h.where[4] == 1
-    h.store([6, 7])  # tier 1 (1, 2, 4, then 3 and 5 come down) keeps the pinned 2
-    assert 2 in h.where
-    h.dequeue([3, 2, 9])
+    # tier 0: 3 pinned, so 5 then 6 go down; tier 1 (1, 2, 4, 5, 6) passes the pinned 1 by
+    # at its LRU end and drops 2 (LRU would drop 1)
+    h.store([6, 7])
+    assert h.where == {3: 0, 7: 0, 1: 1, 4: 1, 5: 1, 6: 1}
+    h.dequeue([3, 1, 9])
     assert h.policies[0].pins.count == {} and h.policies[1].pins is h.policies[0].pins
     h.check()
 
