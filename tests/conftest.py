@@ -44,6 +44,11 @@ REAL_TRACE = Path(
 )
 
 
+AGENTIC_TRACES = Path(
+    os.environ.get("KVSIM_AGENTIC_TRACE", str(ROOT.parent / "shared" / "traces" / "agentic"))
+)
+
+
 def reference_lru_hits(keys, capacity: int) -> int:
     """An independent LRU for golden counts: look up, insert on a miss, evict the LRU."""
     from collections import OrderedDict
@@ -112,6 +117,10 @@ RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
     "KVSIM_REQUIRE_REAL_TRACE": (
         lambda: REAL_TRACE.is_file(),
         f"real Mooncake trace not found at {REAL_TRACE} (set KVSIM_REAL_TRACE)",
+    ),
+    "KVSIM_REQUIRE_AGENTIC_TRACE": (
+        lambda: AGENTIC_TRACES.is_dir(),
+        f"agentic sessions not found at {AGENTIC_TRACES} (set KVSIM_AGENTIC_TRACE)",
     ),
     "KVSIM_REQUIRE_REDIS": (
         lambda: shutil.which("redis-server") is not None,
@@ -200,6 +209,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def real_trace_path() -> Path:
     require_resource("KVSIM_REQUIRE_REAL_TRACE")
     return REAL_TRACE
+
+
+@pytest.fixture(scope="session")
+def agentic_trace_path() -> Path:
+    require_resource("KVSIM_REQUIRE_AGENTIC_TRACE")
+    return AGENTIC_TRACES
 
 
 @pytest.fixture(scope=shared("session"))

@@ -31,8 +31,8 @@ and with several views the GPU tiers are private caches over shared lower tiers.
                    (a victim with a copy that every sharer of t still reaches -- below it,
                    or, with one view, above it -- just loses this copy);
                    below the bottom they are dropped (with several views, another
-                   instance's GPU tier may still hold a private copy: the shared tiers have
-                   let it go, so the index forgets it until that copy is demoted)
+                   instance's GPU tier may still hold a private copy: the cluster deletes a
+                   dropped block from the index only when no tier holds it)
 
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
@@ -174,6 +174,22 @@ class TierHierarchy:
         missing = set(range(n)) - {t for p in self.views for t in p}
         if missing:
             raise ValueError(f"tiers {sorted(missing)} are in no view")
+
+    # --- the scheduler's queue (look-ahead policies) ------------------------------------------
+    @property
+    def queue_aware(self) -> bool:
+        """Whether the policy uses the waiting queue (the serving node then calls the two
+        methods below from its QueueHooks)."""
+        return self.policies[self.views[0][0]].queue_aware
+
+    def enqueue(self, keys: Sequence[int]) -> None:
+        """A request needing ``keys`` entered an instance's waiting queue: a look-ahead policy
+        keeps them (its tiers share one pin count, so the blocks stay wherever they are)."""
+        self.policies[self.views[0][0]].enqueue(keys)
+
+    def dequeue(self, keys: Sequence[int]) -> None:
+        """The request needing ``keys`` started (its first chunk was scheduled)."""
+        self.policies[self.views[0][0]].dequeue(keys)
 
     def bind(self, trace: Any) -> None:
         """Give every tier's policy the trace about to be replayed (static block facts;
