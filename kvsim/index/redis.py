@@ -68,7 +68,7 @@ import simpy
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
-from kvsim.system.servers import FCFSServer
+from kvsim.system.servers import FCFSServer, timeout_at
 
 Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
 
@@ -155,6 +155,7 @@ class RedisIndex(IndexModel):
         self.io_after = io_after_reply_s
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
+        self._scale_memo: dict[int, float] = {}  # keys held -> key_scale
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
         self.rtt_draw = self.sampler.bind(CostDist(tcp_rtt_s, tcp_rtt_p99_s, tcp_rtt_p999_s))
         p99x = max(service_p99_x, 1.0)
@@ -222,7 +223,21 @@ class RedisIndex(IndexModel):
         xs, ys = self._sx, self._sy
         if len(xs) == 1:
             return ys[0]
-        x = math.log10(max(len(self.held) if n is None else n, 1))
+        if n is None:
+            n = len(self.held)
+        # Written for speed: asked once per call, and the number of keys held hovers around
+        # a level, so the values are kept (a few thousand at most).
+        memo = self._scale_memo
+        s = memo.get(n)
+        if s is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            s = memo[n] = self._key_scale(n)
+        return s
+
+    def _key_scale(self, n: int) -> float:
+        xs, ys = self._sx, self._sy
+        x = math.log10(max(n, 1))
         if x <= xs[0]:
             return ys[0]
         for i in range(1, len(xs)):
@@ -284,11 +299,12 @@ class RedisIndex(IndexModel):
         if self.pipeline:
             start = env.now
             r = rtt()
-            yield env.timeout(r / 2.0)
-            now = env.now
+            now = start + r / 2.0
+            if not now < env.peek():  # see below: booked ahead when nothing comes first
+                yield env.timeout(r / 2.0)
             # All commands arrive together; the FCFS server runs them back to back.
             done = max(serve(now, self.io(op) + op.server_s * scale * svc()) for op in ops)
-            yield env.timeout(done - env.now + r / 2.0)
+            yield timeout_at(env, now + (done - now + r / 2.0))
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
@@ -296,22 +312,36 @@ class RedisIndex(IndexModel):
         if self.connections or self._client_costs:
             yield from self._execute_client(env, ops)
             return
-        # Sequential commands: one event per server visit; the reply's half round trip
-        # and the next command's half round trip are one timeout.
+        # Sequential commands: the reply's half round trip and the next command's half round
+        # trip are one wait. Written for speed: a command is booked on the server at its
+        # arrival time ``t`` without waking the process there when no event is scheduled
+        # before ``t`` (env.peek()): nothing else can run, so nobody else can reach the server
+        # or draw a cost first, and the bookings, draws and records happen in the same order,
+        # with the same numbers, as with one event per command (the times are computed as
+        # SimPy computes them, and timeout_at lands on them exactly). Usually the whole
+        # call is one event.
         start = env.now
         half = rtt() / 2.0
-        yield env.timeout(half)
+        t = start + half
+        first = env.peek()
+        if not t < first:
+            yield env.timeout(half)
+            first = env.peek()
         last = len(ops) - 1
         io = self.io
         for j, op in enumerate(ops):
-            done = serve(env.now, io(op) + op.server_s * scale * svc())
+            now = t  # the command reaches the server
+            done = serve(now, io(op) + op.server_s * scale * svc())
             nxt = rtt() / 2.0 if j < last else 0.0
-            yield env.timeout(done - env.now + half + nxt)
+            t = now + (done - now + half + nxt)
+            half = nxt
+            if j == last or not t < first:
+                yield timeout_at(env, t)
+                first = env.peek()
             if rec is not None:
-                end = env.now - nxt
+                end = t - nxt
                 rec.add(op, start, end - start)
                 start = end
-            half = nxt
 
     def _execute_client(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
         """Commands through the client: a connection, the client thread, the server."""
