@@ -150,7 +150,7 @@ class TierHierarchy:
             # C-level ``isdisjoint`` per batch of victims answers the usual "none is held
             # below" without a Python call per victim (written for speed)
             self._below_views.append(
-                [m.keys() for m in down] if down and all(isinstance(m, dict) for m in down) else None
+                [m.keys() for m in down if isinstance(m, dict)] if down and all(isinstance(m, dict) for m in down) else None
             )
         self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
         self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
