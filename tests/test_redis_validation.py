@@ -103,8 +103,43 @@ def test_the_models_client_by_hand() -> None:
 def test_the_server_event_loop_and_key_growth_cost_time() -> None:
     base = model(lookup="all").unloaded_s(model().plan_get(1))
     assert model(io_s=13e-6, lookup="all").unloaded_s(model().plan_get(1)) == pytest.approx(base + 13e-6)
-    shared = model(shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6)
-    assert shared.client is shared.server  # one CPU, one queue
+    with pytest.raises(ValueError, match="connections >= 1"):
+        model(shared_cpu=True)
+
+
+def test_the_event_loops_on_one_cpu_by_hand() -> None:
+    """Client and server loops on one CPU (kvsim.index.redis_loop), worked out by hand: two
+    connections, send 5 us, receive 5 us, a server turn 20 us + 1 us per GET.
+    Three GETs at 0 (A, B on connections 0, 1; C queued on 0): the client sends A, B (0-10);
+    the server's turn runs both (10-32); the client takes A's reply (32-37) and sends C
+    (37-42), takes B's (42-47); the server runs C (47-68); C's reply 68-73."""
+    ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+    ix.recorder = OpRecorder()
+    env = simpy.Environment()
+
+    def p():  # type: ignore[no-untyped-def]
+        yield from ix.execute(env, [ix.plan_get(1)])
+
+    for _ in range(3):
+        env.process(p())
+    env.run()
+    assert ix.recorder.latency_s == pytest.approx([37e-6, 47e-6, 73e-6])
+
+    # A unit that follows a reply (the insert after its lookup) is admitted in that reply's
+    # turn: GET 0-5, server 5-26, reply 26-31; the MSET queued on the one connection is sent
+    # 31-36, server 36-57.1 (20 + 1 + 0.1 per key), reply 57.1-62.1: 31.1 us after it was ready
+    ix = model(connections=1, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+    ix.recorder = OpRecorder()
+    env = simpy.Environment()
+
+    def q():  # type: ignore[no-untyped-def]
+        yield from ix.execute(env, [ix.plan_get(1)])
+        yield from ix.execute(env, ix.plan_insert([1]))
+
+    env.process(q())
+    env.run()
+    assert ix.recorder.kind == ["get", "insert"]
+    assert ix.recorder.latency_s == pytest.approx([31e-6, 31.1e-6])
 
 
 def test_replay_client_against_a_real_server() -> None:

@@ -173,13 +173,15 @@ def redis_server(settings: RedisValidationSettings) -> Iterator[tuple[str, int, 
                                 "(install redis-server, or give experiment.redis_url)")
     port = _free_port()
     with tempfile.TemporaryDirectory() as d:
-        nice = settings.nice
+        nice, rt = settings.nice, settings.rt_priority
 
         cpu = settings.pinned_cpu()
 
         def priority() -> None:  # in the child, before exec: the server's priority and CPU
             if nice is not None:
                 _set_nice(nice)
+            if rt is not None:
+                _set_fifo(rt)
             if cpu is not None:
                 os.sched_setaffinity(0, {cpu})
 
@@ -220,19 +222,34 @@ def _set_nice(value: int) -> bool:
         return False
 
 
+def _set_fifo(priority: int) -> bool:
+    """Run this thread under SCHED_FIFO at ``priority``; False where not permitted."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 @contextmanager
-def priority(nice: int | None, cpu: int | None = None) -> Iterator[bool]:
-    """Run the replay at ``nice`` (a shared machine's other jobs then rarely preempt the
-    client while it has work) and on ``cpu``, restoring both afterwards."""
+def priority(nice: int | None, cpu: int | None = None, rt: int | None = None) -> Iterator[str]:
+    """Run the replay on ``cpu`` under SCHED_FIFO at ``rt`` where permitted (no other job
+    preempts the client, and a timed wait wakes on time), else at ``nice`` (other jobs then
+    rarely preempt it); restore all afterwards. Yields the scheduling used: ``fifo``,
+    ``nice`` or ``normal``."""
     old_cpus = os.sched_getaffinity(0)
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     old = os.getpriority(os.PRIO_PROCESS, 0)
-    ok = nice is not None and _set_nice(nice)
+    old_policy, old_param = os.sched_getscheduler(0), os.sched_getparam(0)
+    niced = nice is not None and _set_nice(nice)
+    fifo = rt is not None and _set_fifo(rt)
     try:
-        yield ok
+        yield "fifo" if fifo else "nice" if niced else "normal"
     finally:
-        if ok:
+        if fifo:
+            os.sched_setscheduler(0, old_policy, old_param)
+        if niced:
             _set_nice(old)
         if cpu is not None:
             os.sched_setaffinity(0, old_cpus)
@@ -271,6 +288,24 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(max(a, 0.0)), float(b)
 
 
+def _io_slopes(keys: np.ndarray, values: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(b, c)`` of ``y = a + b keys + c values`` through the medians of ``y`` at each
+    (keys, values), least squares weighted by the samples there; ``b, c >= 0``."""
+    pts = sorted(set(zip(keys.tolist(), values.tolist(), strict=True)))
+    if len(pts) < 3:
+        return 0.0, 0.0
+    med = np.array([np.median(y[(keys == k) & (values == v)]) for k, v in pts])
+    w = np.sqrt([np.sum((keys == k) & (values == v)) for k, v in pts])
+    x = np.array([[1.0, k, v] for k, v in pts])
+    coef = np.linalg.lstsq(x * w[:, None], med * w, rcond=None)[0]
+    if coef[1] < 0 or coef[2] < 0:  # one of them not measurable: the other alone
+        col = 2 if coef[1] < 0 else 1
+        a, b = np.linalg.lstsq(x[:, [0, col]] * w[:, None], med * w, rcond=None)[0]
+        b = max(float(b), 0.0)
+        return (0.0, b) if col == 2 else (b, 0.0)
+    return float(coef[1]), float(coef[2])
+
+
 def _tail(ratios: np.ndarray) -> tuple[float, float]:
     r = ratios[np.isfinite(ratios) & (ratios > 0)]
     if len(r) == 0:
@@ -296,22 +331,30 @@ def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any]
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
+    pv = np.where(np.isin(pk, ["get", "range"]), pn, 0.0)  # values in the reply
     command = np.select(
         [pk == "get", pk == "range", pk == "insert"],
         [base["get_s"] + 0 * pn, base["mget_base_s"] + base["mget_per_key_s"] * pn, base["mset_base_s"] + base["mset_per_key_s"] * pn],
         0.0,
     )
-    io = base.get("io_s", 0.0) + base.get("io_per_key_s", 0.0) * pn
     path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - command
-    # the server's event loop is on the reply's path only up to the write: what a lone
-    # command's round trip leaves for it (its median); the rest of io_s follows the reply
-    io_before = float(np.clip(np.median(path), 0.0, np.median(io)))
-    io_after = max(base.get("io_s", 0.0) - io_before, 0.0)
-    rtt = CostDist.from_samples(np.maximum(path - io_before, 1e-8))
-    dists = {"rtt": rtt}
+    cold = np.array(real.probe_cold, dtype=bool)
+    # the server's event loop per key and per value returned (reading the arguments, writing
+    # the reply: outside commandstats): from the lone commands of the stream's shapes
+    per_key, per_value = _io_slopes(pn[~cold], pv[~cold], path[~cold])
+    io = base.get("io_s", 0.0) + per_key * pn + per_value * pv
+    # the event loop is on the reply's path up to the write: what a lone command's round
+    # trip leaves for it (the median); the rest of io_s follows the reply
+    io_after = float(np.clip(np.median(io[~cold] - path[~cold]), 0.0, base.get("io_s", 0.0))) if (~cold).any() else 0.0
+    net = path - (io - io_after)
+    rtt = CostDist.from_samples(np.maximum(net[~cold], 1e-8))
+    rtt_cold = CostDist.from_samples(np.maximum(net[cold], 1e-8)) if cold.any() else rtt
+    dists = {"rtt": rtt, "rtt_cold": rtt_cold}
     params = {
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
         "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
+        "io_per_key_s": per_key, "io_per_value_s": per_value,
+        "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
     }
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
@@ -353,7 +396,7 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
              seed: int, costs: dict[int, tuple[float, float, float]] | None = None) -> pd.DataFrame:
     """The stream through :class:`RedisIndex` at the same arrival times: one row per command.
     ``costs``: the client's costs per command (:func:`client_costs`)."""
-    model = {k: v for k, v in params.items() if not k.endswith("_p99_x") or k.startswith("service")}
+    model = {k: v for k, v in params.items() if (not k.endswith("_p99_x") or k.startswith("service")) and "_cold" not in k}
     ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed), **model)
     # (params["shared_cpu"]: client and server pinned to one CPU share one queue)
     ix.use_measured(**dists)
@@ -449,7 +492,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             held = c.call("DBSIZE")
         try:
             log.info("redis_validation: calibrating the server at %s:%d (%s keys)", host, port, held)
-            with priority(s.nice, s.pinned_cpu()):
+            with priority(s.nice, s.pinned_cpu(), s.rt_priority):
                 cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
             base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
             server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
@@ -462,7 +505,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, stream.window_keys)  # every replay starts from the same state
-                with priority(s.nice, s.pinned_cpu()) as raised:
+                with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
                     real = replay_open_loop(host, port, stream.units, stream.arrival_s.tolist(), speedup,
                                             s.connections, probes, s.probe_gap_s, s.probe_every_s)
                 fit, dists = fit_client(real, base)
@@ -475,7 +518,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 got = compare(real_df, sim, speedup)
                 rows += got
                 fits[f"{speedup:g}"] = {**fit, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
-                                        "nice": s.nice if raised else None,
+                                        "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
                 lat.append(real_df.assign(source="real", speedup=speedup))
                 lat.append(sim.assign(source="sim", speedup=speedup))

@@ -23,10 +23,10 @@ sleeping thread's wake-up after its select timed out).
 
 Probes run only while nothing of the replay is in flight and the next arrival is at least
 ``probe_gap_s`` away, so they sample the machine at the same times as the replay without
-touching it. They alternate two ways of waiting for the reply: spinning on a non-blocking
-``recv`` (the thread stays awake: round trip less send and receive = network + server time
-alone) and sleeping in ``select`` as the replay does when idle (the difference between the
-two distributions is the thread's wake-up).
+touching it; they wait for their reply in ``select``, as the replay does. They come in pairs,
+one pair per ``probe_every_s`` at most: the first after the loop has slept that long (as the
+first command of a burst finds the machine: ``probe_cold``), the second right after it (as
+the commands inside a burst do).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class ReplayResult:
     probe_rtt_s: list[float] = field(default_factory=list)
     probe_send_s: list[float] = field(default_factory=list)
     probe_recv_s: list[float] = field(default_factory=list)
-    probe_spin: list[bool] = field(default_factory=list)
+    probe_cold: list[bool] = field(default_factory=list)  # the first of a pair (after a sleep)
     admit_late_s: list[float] = field(default_factory=list)  # in admission order
     admit_of_request: dict[int, float] = field(default_factory=dict)  # request -> its lateness
     wall_s: float = 0.0
@@ -151,7 +151,7 @@ def replay_open_loop(
     connections: int,
     probes: Sequence[Probe] = (),
     probe_gap_s: float = 1e-3,
-    probe_every_s: float = 2e-4,
+    probe_every_s: float = 1e-2,
     lead_s: float = 0.05,
     timeout_s: float = 600.0,
 ) -> ReplayResult:
@@ -232,15 +232,14 @@ def replay_open_loop(
             queue[c].append(unit)
             ready[int(first_cmd[unit])] = t  # its first command is ready now, sent later
 
-    def probe(p: Probe, spin: bool) -> None:
+    def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
         t0 = clock()
         probe_sock.sendall(p.payload)
         t1 = clock()
         buf = bytearray()
         while True:
-            if not spin:
-                probe_sel.select(1.0)
+            probe_sel.select(1.0)
             try:
                 chunk = probe_sock.recv(1 << 16)
             except BlockingIOError:
@@ -257,7 +256,7 @@ def replay_open_loop(
                 res.probe_send_s.append(t1 - t0)
                 res.probe_recv_s.append(t3 - t2)
                 res.probe_rtt_s.append(t3 - t0)
-                res.probe_spin.append(spin)
+                res.probe_cold.append(cold)
                 return
 
     start = clock() + lead_s
@@ -284,8 +283,9 @@ def replay_open_loop(
                 gap = (due[nxt] - now) if nxt < len(due) else float("inf")
                 if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
                     t_p = clock()
-                    probe(probes[k_probe % len(probes)], spin=False)
-                    k_probe += 1
+                    for cold in (True, False):  # one after the sleep, one right after it
+                        probe(probes[k_probe % len(probes)], cold)
+                        k_probe += 1
                     last_probe = mark = clock()
                     res.probing_s += last_probe - t_p
                     continue
