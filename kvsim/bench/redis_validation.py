@@ -300,8 +300,7 @@ def _io_slopes(keys: np.ndarray, values: np.ndarray, y: np.ndarray) -> tuple[flo
     coef = np.linalg.lstsq(x * w[:, None], med * w, rcond=None)[0]
     if coef[1] < 0 or coef[2] < 0:  # one of them not measurable: the other alone
         col = 2 if coef[1] < 0 else 1
-        a, b = np.linalg.lstsq(x[:, [0, col]] * w[:, None], med * w, rcond=None)[0]
-        b = max(float(b), 0.0)
+        b = max(float(np.linalg.lstsq(x[:, [0, col]] * w[:, None], med * w, rcond=None)[0][1]), 0.0)
         return (0.0, b) if col == 2 else (b, 0.0)
     return float(coef[1]), float(coef[2])
 
@@ -314,35 +313,60 @@ def _tail(ratios: np.ndarray) -> tuple[float, float]:
     return float(max(p99 / p50, 1.0)), float(max(p999 / p50, p99 / p50, 1.0))
 
 
-def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, CostDist]]:
+def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The calibrated command time (``INFO commandstats``) of each probe."""
+    return np.select(
+        [kinds == "get", kinds == "range", kinds == "insert"],
+        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys,
+         base["mset_base_s"] + base["mset_per_key_s"] * keys],
+        0.0,
+    )
+
+
+def _values_of(kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    return np.where(np.isin(kinds, ["get", "range"]), keys, 0.0)  # values in the reply
+
+
+def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any]) -> tuple[float, float]:
+    """The server's event loop per key of a command and per value in its reply (reading
+    the arguments, writing the reply: outside commandstats), from the probes of the
+    replays, pooled (the second of each pair: inside a burst): their round trip less send,
+    receive and command time, against keys and values."""
+    kinds = np.array([k for r in replays for k in r.probe_kind])
+    if len(kinds) == 0:
+        return 0.0, 0.0
+    keys = np.array([k for r in replays for k in r.probe_keys], dtype=float)
+    send, recv, rtt = (np.array([x for r in replays for x in getattr(r, f)])
+                       for f in ("probe_send_s", "probe_recv_s", "probe_rtt_s"))
+    warm = ~np.array([c for r in replays for c in r.probe_cold], dtype=bool)
+    path = rtt - send - recv - _command_s(base, kinds, keys)
+    return _io_slopes(keys[warm], _values_of(kinds, keys)[warm], path[warm])
+
+
+def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, float] = (0.0, 0.0)
+               ) -> tuple[dict[str, Any], dict[str, CostDist]]:
     """The network and the client's costs from one replay and its probes.
 
     The network + server time of one command alone: each probe's round trip less its send,
-    its receive and the calibrated server time of its command (the probe waits for its
-    reply in select, as the replay does: a sleeping thread's wake-up is in it). Returned as
-    the model's ``rtt`` distribution (``CostDist.from_samples``) and its medians as
-    parameters, with the client's turns summarised for the report (the simulation takes the
-    client's costs command by command, :func:`client_costs`)."""
+    its receive, the calibrated command time and the event loop's (``io_s`` and ``slopes``,
+    per key and per value: :func:`io_slopes`); the probes wait for their reply in select, as
+    the replay does, so a sleeping thread's wake-up is in it. Returned as the model's ``rtt``
+    distribution (``CostDist.from_samples``; ``rtt_cold`` from the first probe of each pair,
+    sent after a sleep) and its medians as parameters, with the client's turns summarised
+    for the report (the simulation takes the client's costs command by command,
+    :func:`client_costs`)."""
     kinds = np.array(real.kind)
     keys = real.keys.astype(float)
-    values = np.where(np.isin(kinds, ["get", "range"]), keys, 0.0)
+    values = _values_of(kinds, keys)
     admitted = real.send_s > 0
     sa, sb = _line(keys[admitted], real.send_s[admitted]) if admitted.any() else (0.0, 0.0)
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
-    pv = np.where(np.isin(pk, ["get", "range"]), pn, 0.0)  # values in the reply
-    command = np.select(
-        [pk == "get", pk == "range", pk == "insert"],
-        [base["get_s"] + 0 * pn, base["mget_base_s"] + base["mget_per_key_s"] * pn, base["mset_base_s"] + base["mset_per_key_s"] * pn],
-        0.0,
-    )
-    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - command
+    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn)
+    per_key, per_value = slopes
+    io = base.get("io_s", 0.0) + per_key * pn + per_value * _values_of(pk, pn)
     cold = np.array(real.probe_cold, dtype=bool)
-    # the server's event loop per key and per value returned (reading the arguments, writing
-    # the reply: outside commandstats): from the lone commands of the stream's shapes
-    per_key, per_value = _io_slopes(pn[~cold], pv[~cold], path[~cold])
-    io = base.get("io_s", 0.0) + per_key * pn + per_value * pv
     # the event loop is on the reply's path up to the write: what a lone command's round
     # trip leaves for it (the median); the rest of io_s follows the reply
     io_after = float(np.clip(np.median(io[~cold] - path[~cold]), 0.0, base.get("io_s", 0.0))) if (~cold).any() else 0.0
@@ -353,8 +377,7 @@ def fit_client(real: ReplayResult, base: dict[str, Any]) -> tuple[dict[str, Any]
     params = {
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
         "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
-        "io_per_key_s": per_key, "io_per_value_s": per_value,
-        "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
+        "io_per_key_s": per_key, "io_per_value_s": per_value, "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
     }
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
@@ -426,23 +449,24 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 
 
 # --- the experiment ---------------------------------------------------------------------
-def _probes(stream: Stream, rng: np.random.Generator, n: int = 512) -> list[Probe]:
-    """Commands of the stream's shapes on keys that do not disturb it: GET / MGET of filler
+def _probe(kind: str, m: int) -> Probe:
+    """A command of the stream's shape on keys that do not disturb it: GET / MGET of filler
     keys, MSET of probe keys (rewritten, so the server's key count stays put)."""
+    ids = list(range(m))
+    if kind == "get":
+        payload = encode("GET", key(FILLER))
+    elif kind == "range":
+        payload = encode("MGET", *[key(FILLER + i) for i in ids])
+    else:
+        payload = encode("MSET", *[x for i in ids for x in (key(PROBE + i), value(i))])
+    return Probe(kind, m, payload)
+
+
+def _probes(stream: Stream, rng: np.random.Generator, n: int = 512) -> list[Probe]:
+    """``n`` probes of shapes drawn from the stream's commands."""
     shapes = [(k, m) for u in stream.units for k, m in zip(u.kinds, u.keys, strict=True)]
     pick = rng.integers(0, len(shapes), size=min(n, len(shapes)))
-    out = []
-    for j in pick.tolist():
-        kind, m = shapes[j]
-        ids = list(range(m))
-        if kind == "get":
-            payload = encode("GET", key(FILLER))
-        elif kind == "range":
-            payload = encode("MGET", *[key(FILLER + i) for i in ids])
-        else:
-            payload = encode("MSET", *[x for i in ids for x in (key(PROBE + i), value(i))])
-        out.append(Probe(kind, m, payload))
-    return out
+    return [_probe(*shapes[j]) for j in pick.tolist()]
 
 
 def _percentiles(x: np.ndarray) -> tuple[float, float]:
@@ -500,15 +524,20 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                      "command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, server.get("io_per_key_s", 0.0) * 1e6,
                      server["get_s"] * 1e6)
             probes = _probes(stream, rng)
+            replays: dict[float, ReplayResult] = {}
             for speedup in s.speedups:
                 with RespClient(host, port) as c:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, stream.window_keys)  # every replay starts from the same state
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-                    real = replay_open_loop(host, port, stream.units, stream.arrival_s.tolist(), speedup,
-                                            s.connections, probes, s.probe_gap_s, s.probe_every_s)
-                fit, dists = fit_client(real, base)
+                    replays[speedup] = replay_open_loop(host, port, stream.units, stream.arrival_s.tolist(), speedup,
+                                                        s.connections, probes, s.probe_gap_s, s.probe_every_s)
+            slopes = io_slopes(list(replays.values()), base)
+            log.info("redis_validation: the event loop per key %.3f us, per value returned %.3f us (the probes)",
+                     slopes[0] * 1e6, slopes[1] * 1e6)
+            for speedup, real in replays.items():
+                fit, dists = fit_client(real, base, slopes)
                 params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
                 sims = [simulate(stream, params, dists, speedup, s.connections, seed,
                                  client_costs(stream, real, s.client, np.random.default_rng(seed)))

@@ -275,7 +275,7 @@ class RedisIndex(IndexModel):
 
     def io(self, op: Op) -> float:
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
-        values = op.keys if op.kind in ("get", "range") else 0
+        values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
         return self.io_s + self.io_per_key * op.keys + self.io_per_value * values
 
     def stats(self) -> dict[str, float]:
