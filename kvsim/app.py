@@ -290,7 +290,7 @@ def build_cluster(
     topo = build_topology(cfg, layout)
     hier = build_hierarchy(cfg, prefill.model.block_bytes(trace.block_tokens), budget)
     arr = build_arrivals(cfg, trace, rng)
-    nic = _nic_queue(cfg, layout, topo)
+    nic = _nic_queues(cfg, layout, topo)
     cluster = Cluster(
         trace,
         hier,
@@ -308,8 +308,9 @@ def build_cluster(
     return cluster, arr
 
 
-def _nic_queue(cfg: DictConfig, layout: Layout, topo: Topology) -> PriorityServer | None:
-    """Host 0's NIC link, in the direction that brings data in (READ replies, KV loads)."""
+def _nic_queues(cfg: DictConfig, layout: Layout, topo: Topology) -> list[PriorityServer] | None:
+    """Each instance's host NIC link, in the direction that brings data in (READ replies,
+    KV loads)."""
     name = str(cfg.system.nic_link)
     if not name:
         return None
@@ -320,8 +321,11 @@ def _nic_queue(cfg: DictConfig, layout: Layout, topo: Topology) -> PriorityServe
     # expand() names it) and its end away from the host.
     rank = {s: i for i, s in enumerate(SCOPES)}
     narrow, far = (ln.a, ln.b) if rank[layout.scope(ln.a)] <= rank[layout.scope(ln.b)] else (ln.b, ln.a)
-    suffix = layout.device(narrow, 0)[len(narrow) :]
-    return topo.queue(f"{name}{suffix}", layout.device(far, 0))
+    out = []
+    for i in range(layout.instances):
+        suffix = layout.device(narrow, i)[len(narrow) :]
+        out.append(topo.queue(f"{name}{suffix}", layout.device(far, i)))
+    return out
 
 
 def validate(cfg: DictConfig) -> None:
@@ -342,7 +346,7 @@ def validate(cfg: DictConfig) -> None:
             for path in views:
                 for t in path:
                     topo.path(tiers[t].device, tiers[path[0]].device)
-            _nic_queue(cfg, layout, topo)
+            _nic_queues(cfg, layout, topo)
         except ConfigError:
             raise
         except (ValueError, KeyError) as exc:

@@ -38,7 +38,7 @@ from typing import Annotated, Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kvsim.errors import ConfigError, Stop
@@ -414,6 +414,35 @@ def override_roots(overrides: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def _culprit(cfg: DictConfig, e: BaseException) -> str | None:
+    """The key whose own value names a missing interpolation key. OmegaConf names the key
+    being resolved, which may only interpolate the culprit (``trace.name: ${stem:${.path}}``
+    fails for ``trace.path=${nope}``)."""
+    m = re.match(r"Interpolation key '([^']+)' not found", str(e))
+    if not m:
+        return None
+    ref = "${" + m.group(1)
+
+    def walk(node: Any, prefix: str) -> str | None:
+        if isinstance(node, DictConfig):
+            items: Any = ((str(k), node._get_node(k)) for k in node if k != "hydra")
+        elif isinstance(node, ListConfig):
+            items = ((str(i), node._get_node(i)) for i in range(len(node)))
+        else:
+            raw = node._value() if hasattr(node, "_value") else node
+            return prefix if isinstance(raw, str) and ref in raw else None
+        for k, child in items:
+            found = walk(child, f"{prefix}.{k}" if prefix else k)
+            if found:
+                return found
+        return None
+
+    try:
+        return walk(cfg, "")
+    except Exception:  # noqa: BLE001 - a better name is a nicety; never hide the error
+        return None
+
+
 def _plain(cfg: DictConfig) -> dict[str, Any]:
     """The config resolved into plain containers; a missing value or a broken
     interpolation fails here, naming its key."""
@@ -424,7 +453,7 @@ def _plain(cfg: DictConfig) -> dict[str, Any]:
             resolve=True, throw_on_missing=True,
         )
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", "") or ""
+        key = _culprit(cfg, e) or getattr(e, "full_key", "") or ""
         raise ConfigError(f"{key + ': ' if key else ''}{str(e).splitlines()[0]}") from None
     assert isinstance(c, dict)
     c.pop("hydra", None)
@@ -436,6 +465,21 @@ def mode_of(c: dict[str, Any]) -> str:
     if mode == "simulate" and (c.get("system") or {}).get("kind") == "single_tier":
         return "single_tier"
     return str(mode)
+
+
+def _check_bool_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """A switch set to anything but true/false (``overwrite=2``): OmegaConf would take any
+    number as a bool, so a typo'd value would pass for a decision."""
+    for o in overrides:
+        key, sep, value = o.lstrip("~+").partition("=")
+        if not sep or key.startswith("hydra") or "${" in value:
+            continue
+        try:
+            got = OmegaConf.select(cfg, key, throw_on_missing=False)
+        except OmegaConfBaseException:
+            continue
+        if isinstance(got, bool) and value.strip().lower() not in ("true", "false"):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
 def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> None:
@@ -464,6 +508,7 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     else:
         settings = load(mode.settings)
         check(exp if exp is not None else {}, settings, "experiment")
+    _check_bool_overrides(cfg, overrides or [])
     name = mode_of(c)
     uses = SINGLE_TIER_USES if name == "single_tier" else mode.uses
     for root, override in override_roots(overrides or []).items():

@@ -166,6 +166,26 @@ def test_rdma_index_shares_the_hosts_nic_with_kv_traffic(compose_cfg, embedded_t
     assert nic.served > 0  # index round trips and KV loads from the pool alike
 
 
+def test_each_hosts_index_traffic_goes_through_its_own_nic(compose_cfg, embedded_trace) -> None:
+    # Two hosts, pool and KV loads aside (nothing below DRAM is ever loaded with this much
+    # DRAM): what each host's NIC serves is that host's index round trips.
+    cfg_overrides = ["index=sherman", "gpu.instances=8", "system.instances_per_host=4", "router=round_robin"]
+    c, _ = build_cluster(compose_cfg(cfg_overrides), embedded_trace.head(200))
+    nics = [c.topo.queues[f"link:rdma{h}:remote->nic{h}"] for h in (0, 1)]
+    client = c.index.client  # type: ignore[attr-defined]
+    assert client.nics[0] is nics[0] and client.nics[1] is nics[1]
+    assert c._host == [0] * 4 + [1] * 4
+    c.run()
+    # round robin over 8 instances: half the requests on each host, so both NICs carry some
+    assert nics[0].served > 0 and nics[1].served > 0
+    # the same run with an index that never touches the NIC: host 1's NIC serves nothing
+    c2, _ = build_cluster(compose_cfg(["index=redis", *cfg_overrides[1:]]), embedded_trace.head(200))
+    c2.run()
+    assert c2.topo.queues["link:rdma1:remote->nic1"].served == 0
+    qps = client.queue_pairs
+    assert len(client._qp_free) == 2 * qps and {id(q) for q in client._qp_nic[qps:]} == {id(nics[1])}
+
+
 # --- hand-worked cases on a tiny node built without Hydra ------------------------------------
 class NullIndex(IndexModel):
     """An index that costs nothing (so the hand-worked times hold exactly)."""
@@ -184,7 +204,7 @@ class NullIndex(IndexModel):
     def plan_delete(self, keys) -> list[Op]:  # noqa: ANN001
         return []
 
-    def execute(self, env, ops) -> Generator[Any, Any, None]:  # noqa: ANN001
+    def execute(self, env, ops, host=0) -> Generator[Any, Any, None]:  # noqa: ANN001
         return
         yield
 
@@ -348,3 +368,44 @@ def test_planned_iterations_equal_one_event_per_iteration(compose_cfg, embedded_
         np.testing.assert_allclose(fast.records[k], slow.records[k], rtol=1e-12, atol=1e-12, err_msg=k)
     assert [i.iterations for i in cf.instances] == [i.iterations for i in cs.instances]
     assert next(cf.env._eid) < next(cs.env._eid)  # fewer events scheduled
+
+
+
+class IndexLog(NullIndex):
+    """A costless index that keeps the set of keys the cluster has inserted and not deleted,
+    and checks at every delete that no tier holds what is deleted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[int] = set()
+        self.hier: TierHierarchy | None = None
+        self.deletes = 0
+
+    def plan_insert(self, keys) -> list[Op]:  # noqa: ANN001
+        self.keys.update(keys)
+        return []
+
+    def plan_delete(self, keys) -> list[Op]:  # noqa: ANN001
+        assert self.hier is not None and not any(self.hier.held_anywhere(k) for k in keys)
+        self.keys.difference_update(keys)
+        self.deletes += len(keys)
+        return []
+
+
+def test_a_block_in_another_instances_gpu_stays_indexed() -> None:
+    # Two instances (round robin) with 2-block GPU tiers over one shared 1-block DRAM tier.
+    # Both instances compute blocks 1 and 2 (neither reaches the other's GPU tier); then
+    # each stores new blocks, pushing its 1 and 2 through the one-block DRAM tier. Blocks
+    # that fall past DRAM while the other instance's GPU still holds them must stay indexed:
+    # the index always names every block some tier holds, and deletes only what none holds.
+    layout = Layout(2, 2, {"gpu": "instance", "host": "host"})
+    tiers, views = node_tiers(layout, [TierTemplate("gpu", "gpu", 2), TierTemplate("dram", "host", 1)])
+    devs, links, media = expand(layout, ["gpu", "host"], [Link("gpu", "host", 1e12, 0.0, name="pcie")], [])
+    tr = tiny_trace([(0.0, 1024, [1, 2]), (100.0, 1024, [1, 2]), (200.0, 1024, [5, 6]), (300.0, 1024, [7, 8])])
+    hier = TierHierarchy(tiers, LRU, views=views)
+    index = IndexLog()
+    index.hier = hier
+    c = Cluster(tr, hier, Topology(devs, links, media), index, PrefillModel(MODEL, GPU), check_invariants=True)
+    c.run()
+    held = {k for k in range(10) if hier.held_anywhere(k)}
+    assert held == {1, 5, 6, 7, 8} and index.keys == held and index.deletes == 1

@@ -168,8 +168,9 @@ class IndexModel(ABC):
 
     # --- timing: how long the operations take, with queueing -----------------------
     @abstractmethod
-    def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
-        """Run ``ops`` one after another from one client (``yield from`` in a process)."""
+    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
+        """Run ``ops`` one after another from one client (``yield from`` in a process), on
+        host ``host``'s NIC where the index's traffic shares one (the RDMA indexes)."""
 
     @abstractmethod
     def unloaded_s(self, op: Op) -> float:

@@ -136,7 +136,7 @@ class MooncakeMasterIndex(IndexModel):
             self._shard(k).pop(k, None)
         return [Op("delete", n, 1, n * KEY_BYTES + RPC_HEADER, RPC_HEADER, self.base + n * self.per_key, rounds=(self._rpc(n),))]
 
-    def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
         # Each RPC: half a round trip out, FCFS on the workers, half back. The reply's
         # half and the next RPC's half are one timeout (one event per RPC).
         if not ops:

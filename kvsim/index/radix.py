@@ -236,7 +236,7 @@ class RadixTreeIndex(IndexModel):
         return [Op("delete", n, 0, 0, 0, n * self.per_node_s)]
 
     # --- timing --------------------------------------------------------------------------
-    def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
         # The whole call is one critical section on the tree lock: one FCFS visit.
         if not ops:
             return

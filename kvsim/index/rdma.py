@@ -130,9 +130,12 @@ class RdmaClient:
         )
         self.rtt = tuple(d.p50 for d in self.dists)  # medians: unloaded costs
         self.half_s = read_rtt_s / 2.0  # one way: when a CAS reaches the lock word
-        self.nic: Nic = FCFSServer("rdma_nic", 1)
+        # Per host (a serving node with several hosts gives each its own NIC): the NIC and
+        # ``queue_pairs`` queue pairs; queue pair q belongs to host q // queue_pairs.
+        self.nics: list[Nic] = [FCFSServer("rdma_nic", 1)]
+        self._qp_nic: list[Nic] = [self.nics[0]] * queue_pairs
         self._qp_free = [0.0] * queue_pairs
-        self._next_qp = 0
+        self._next_qp = [0]
         self.bind(None)
 
     # --- set-up -------------------------------------------------------------------------
@@ -141,24 +144,41 @@ class RdmaClient:
         self.sampler = Sampler(rng, enabled=self.tails)
         self.draw: tuple[Draw, Draw, Draw] = tuple(self.sampler.bind(d) for d in self.dists)  # type: ignore[assignment]
 
-    def attach_nic(self, nic: Nic) -> None:
-        """Queue on ``nic`` (a host's NIC shared with KV transfers) instead of a private one."""
-        self.nic = nic
+    @property
+    def nic(self) -> Nic:
+        """Host 0's NIC (the only one outside a serving node with several hosts)."""
+        return self.nics[0]
+
+    def attach_nic(self, nic: Nic, host: int = 0) -> None:
+        """Host ``host``'s operations queue on ``nic`` (that host's NIC, shared with its KV
+        transfers) instead of a private one; the host gets its own queue pairs."""
+        if host < 0:
+            raise ValueError(f"host must be >= 0, got {host}")
+        qps = self.queue_pairs
+        while len(self.nics) <= host:
+            h = len(self.nics)
+            self.nics.append(FCFSServer(f"rdma_nic{h}", 1))
+            self._qp_nic.extend([self.nics[h]] * qps)
+            self._qp_free.extend([0.0] * qps)
+            self._next_qp.append(0)
+        self.nics[host] = nic
+        self._qp_nic[host * qps : (host + 1) * qps] = [nic] * qps
 
     def doorbells(self, messages: int) -> int:
         return 1 if self.doorbell_batch else messages
 
-    def next_qp(self) -> int:
-        q = self._next_qp
-        self._next_qp = q + 1 if q + 1 < self.queue_pairs else 0
-        return q
+    def next_qp(self, host: int = 0) -> int:
+        """The next of ``host``'s queue pairs, in turn."""
+        q = self._next_qp[host]
+        self._next_qp[host] = q + 1 if q + 1 < self.queue_pairs else 0
+        return host * self.queue_pairs + q
 
     # --- timing ----------------------------------------------------------------------------
     def post(self, now: float, qp: int, kind: int, messages: int, nbytes: int, doorbells: int = 1) -> float:
         """Book one batch posted at ``now`` on queue pair ``qp``; return its completion."""
         service = messages * self.nic_msg_s + nbytes * self.byte_s
         booked = service if service < self.quantum_s else self.quantum_s
-        nic_begin = self.nic.serve(now, booked) - booked
+        nic_begin = self._qp_nic[qp].serve(now, booked) - booked
         free = self._qp_free
         q_begin = free[qp] if free[qp] > now else now
         free[qp] = q_begin + messages * self.qp_msg_s
@@ -172,7 +192,7 @@ class RdmaClient:
         return self.rtt[kind] + (messages - 1) * self.qp_msg_s + (doorbells - 1) * self.mmio_s + service
 
     def servers(self) -> dict[str, Any]:
-        return {"rdma_nic": self.nic}
+        return {"rdma_nic" if h == 0 else f"rdma_nic{h}": n for h, n in enumerate(self.nics)}
 
 
 class RoundBuilder:
@@ -245,7 +265,7 @@ class RdmaIndex(IndexModel):
         u = self.client.unloaded_s
         return sum(u(k, m, nb, db) for k, m, nb, db in op.rounds) + op.client_s
 
-    def execute(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
         # One timeout per round trip: the NIC is booked at the instant the batch is posted
         # (exact FCFS, see kvsim.system.servers); client CPU joins the last one.
         post = self.client.post
@@ -253,14 +273,14 @@ class RdmaIndex(IndexModel):
         for op in ops:
             start = env.now
             if op.write is not None:
-                yield from self._run_write(env, op)
+                yield from self._run_write(env, op, host)
             else:
                 rounds = op.rounds
                 if not rounds:
                     if op.client_s > 0.0:
                         yield env.timeout(op.client_s)
                 else:
-                    qp = self.client.next_qp()
+                    qp = self.client.next_qp(host)
                     last = len(rounds) - 1
                     for j, (kind, m, nb, db) in enumerate(rounds):
                         now = env.now
@@ -269,6 +289,6 @@ class RdmaIndex(IndexModel):
             if rec is not None:
                 rec.add(op, start, env.now - start)
 
-    def _run_write(self, env: simpy.Environment, op: Op) -> Generator[simpy.Event, Any, None]:
+    def _run_write(self, env: simpy.Environment, op: Op, host: int = 0) -> Generator[simpy.Event, Any, None]:
         raise NotImplementedError(f"{self.name} plans no deferred writes")
         yield  # pragma: no cover

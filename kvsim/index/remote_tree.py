@@ -331,12 +331,12 @@ class RemoteTreeIndex(RdmaIndex):
         slot = self.locks.slot
         return [_Target(node, keys, slot(node.id), 0.0, node.ver) for node, keys in groups]
 
-    def _run_write(self, env: simpy.Environment, op: Op) -> Generator[simpy.Event, Any, None]:
+    def _run_write(self, env: simpy.Environment, op: Op, host: int = 0) -> Generator[simpy.Event, Any, None]:
         job: WriteJob = op.write
         delete = job.delete
         groups = list(self._group(job.keys, delete).values())
         if groups:
-            qp = self.client.next_qp()
+            qp = self.client.next_qp(host)
             b = RoundBuilder(self.client)
             # the cache probes' CPU delays the first post (it is joined to the traversal's
             # first round, or to the lock's: no event of its own)

@@ -36,7 +36,7 @@ not-yet-computed blocks recomputes them (no in-flight sharing).
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple, get_type_hints
@@ -205,7 +205,7 @@ class Cluster:
         arrival_s: np.ndarray | None = None,
         overlap_load: bool = True,
         load_or_recompute: str = "auto",
-        nic: PriorityServer | None = None,
+        nic: PriorityServer | Sequence[PriorityServer] | None = None,
         hooks: QueueHooks | None = None,
         check_invariants: bool = False,
     ) -> None:
@@ -216,12 +216,22 @@ class Cluster:
         hierarchy.bind(trace)  # offline facts for the policies (block chains; OPT: next uses)
         self.topo = topology
         self.index = index
-        if nic is not None:
-            # KV traffic and the RDMA index's round trips share the host's NIC queue (every
-            # RDMA index's client component: RdmaClient.attach_nic)
-            client = getattr(index, "client", None)
-            if client is not None and hasattr(client, "attach_nic"):
-                client.attach_nic(nic)
+        # ``nic``: each instance's host NIC queue (one queue: every instance's). KV traffic and
+        # the RDMA index's round trips of a host share it (RdmaClient.attach_nic); an
+        # instance's index operations run on its host's (``execute(..., host)``).
+        n_views = len(hierarchy.views)
+        nics = [] if nic is None else [nic] * n_views if isinstance(nic, PriorityServer) else list(nic)
+        if nics and len(nics) != n_views:
+            raise ValueError(f"nic: one queue per instance ({n_views}), got {len(nics)}")
+        hosts: list[PriorityServer] = []
+        for q in nics:
+            if not any(q is h for h in hosts):
+                hosts.append(q)
+        self._host = [next(h for h, q in enumerate(hosts) if q is nics[v]) for v in range(len(nics))] or [0] * n_views
+        client = getattr(index, "client", None)
+        if client is not None and hasattr(client, "attach_nic"):
+            for h, q in enumerate(hosts):
+                client.attach_nic(q, h)
         self.prefill = prefill
         self.scheduler = scheduler or Scheduler("fcfs")
         self.router = router or RoundRobin()
@@ -240,6 +250,8 @@ class Cluster:
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         tiers = hierarchy.tiers
         views = hierarchy.views
+        # some tier reached by only some views (an instance's own GPU tier, a host's DRAM)
+        self._private_tiers = len({t for path in views for t in path}) > len(set.intersection(*map(set, views)))
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
         self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
@@ -286,7 +298,8 @@ class Cluster:
         v = self.router.pick(blocks)
         inst = self.instances[v]
         inst.load += n_in
-        yield from index.execute(env, index.plan_lookup(blocks))
+        host = self._host[v]
+        yield from index.execute(env, index.plan_lookup(blocks), host)
         t_md = env.now
 
         # 2. reuse: the longest prefix present in a tier of the instance's view
@@ -345,7 +358,7 @@ class Cluster:
         # 4. store the new blocks; the index learns about them
         new = blocks[p:]
         hier.store(new, v)
-        yield from index.execute(env, index.plan_insert(new))
+        yield from index.execute(env, index.plan_insert(new), host)
         t_end = env.now
 
         own = req.own_compute
@@ -386,10 +399,15 @@ class Cluster:
         bg = []
         if demoted:
             bg.extend(index.plan_update(demoted))
+        if dropped and self._private_tiers:
+            # A block the shared tiers let go may still sit in another instance's own GPU
+            # tier: it stays findable (and indexed) until that copy goes too.
+            held = hier.held_anywhere
+            dropped = [k for k in dropped if not held(k)]
         if dropped:
             bg.extend(index.plan_delete(dropped))
         if bg:
-            yield from index.execute(env, bg)
+            yield from index.execute(env, bg, host)
         self._finish[i] = env.now
 
     # --- the instance loop -------------------------------------------------------------

@@ -31,8 +31,8 @@ and with several views the GPU tiers are private caches over shared lower tiers.
                    (a victim with a copy that every sharer of t still reaches -- below it,
                    or, with one view, above it -- just loses this copy);
                    below the bottom they are dropped (with several views, another
-                   instance's GPU tier may still hold a private copy: the shared tiers have
-                   let it go, so the index forgets it until that copy is demoted)
+                   instance's GPU tier may still hold a private copy: the cluster deletes a
+                   dropped block from the index only when no tier holds it)
 
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
