@@ -21,10 +21,11 @@ from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
     RedisValidationSettings,
     command,
+    io_slopes,
     plan_stream,
     redis_server,
 )
-from kvsim.calibrate.replay_client import Probe, Unit, replay_open_loop, reply_end
+from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop, reply_end
 from kvsim.calibrate.resp import encode
 from kvsim.index.base import OpRecorder
 from kvsim.index.redis import RedisIndex
@@ -141,6 +142,57 @@ def test_the_event_loops_on_one_cpu_by_hand() -> None:
     assert ix.recorder.kind == ["get", "insert"]
     assert ix.recorder.latency_s == pytest.approx([31e-6, 31.1e-6])
 
+    # The first server turn after the CPU idled draws the cold round trip (40 us here), the
+    # others the warm one: two GETs at 0 on two connections (one cold turn: 10 + 40 + 2,
+    # replies 52-57, 57-62), then one at 1 ms, after an idle CPU: cold again (5 + 41 + 5)
+    ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+    ix.rtt_cold_draw = lambda: 40e-6
+    ix.recorder = OpRecorder()
+    env = simpy.Environment()
+
+    def r(at: float):  # type: ignore[no-untyped-def]
+        yield env.timeout(at)
+        yield from ix.execute(env, [ix.plan_get(1)])
+
+    for at in (0.0, 0.0, 1e-3):
+        env.process(r(at))
+    env.run()
+    assert ix.recorder.latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
+
+
+def test_each_replay_writes_keys_new_to_the_server(embedded_trace) -> None:  # type: ignore[no-untyped-def]
+    s = plan_stream(embedded_trace, model(lookup="prefix"), 30)
+    assert s.units_in(0) is s.units
+    moved = s.units_in(2)
+    shift = 2 << 64
+    for u, v, ops, ids in zip(s.units, moved, s.ops, s.ids, strict=True):
+        assert (v.request, v.kinds, v.keys, v.after) == (u.request, u.kinds, u.keys, u.after)
+        assert v.payloads == [command(op, [i + shift for i in x]) for op, x in zip(ops, ids, strict=True)]
+        assert all(a != b for a, b in zip(u.payloads, v.payloads, strict=True))
+    assert s.keys_in(2) == [i + shift for i in s.window_keys]
+
+
+def test_the_event_loop_per_key_and_per_value_from_probes() -> None:
+    """Probes whose round trip less send, receive and command is 20 us + 0.3 us per key +
+    0.5 us per value returned (MSET returns none): the fit gives 0.3 and 0.5 back."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6}
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    rng = np.random.default_rng(0)
+    for kind, cmd in (("get", lambda n: 1e-6), ("range", lambda n: 1e-6 + 0.2e-6 * n), ("insert", lambda n: 1e-6 + 0.6e-6 * n)):
+        for n in ([1] if kind == "get" else [1, 4, 16, 64]):
+            for _ in range(21):
+                values = n if kind != "insert" else 0
+                path = 20e-6 + 0.3e-6 * n + 0.5e-6 * values + cmd(n)
+                send, recv = rng.uniform(5e-6, 9e-6, 2)
+                res.probe_kind.append(kind)
+                res.probe_keys.append(n)
+                res.probe_send_s.append(float(send))
+                res.probe_recv_s.append(float(recv))
+                res.probe_rtt_s.append(float(send + recv + path))
+                res.probe_cold.append(False)
+    per_key, per_value = io_slopes([res], base)
+    assert (per_key, per_value) == pytest.approx((0.3e-6, 0.5e-6), rel=1e-6)
+
 
 def test_replay_client_against_a_real_server() -> None:
     need_redis()
@@ -153,13 +205,16 @@ def test_replay_client_against_a_real_server() -> None:
             units[i] = Unit(u.request, u.kinds, u.keys, u.payloads, after=i - 1)
     arrivals = [0.01 * (r // 5) for r in range(30)]  # ticks of 5 requests
     with redis_server(RedisValidationSettings(nice=None, cpu=None)) as (h, p, _):
-        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003)
+        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003,
+                               probe_every_s=0.002)
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)
     first = np.r_[True, res.unit[1:] != res.unit[:-1]]
     assert np.all(res.send_s[~first] > 0)  # sent in a reply's turn: charged to that piece
     assert len(res.admit_of_request) == 30 and all(v >= 0 for v in res.admit_of_request.values())
     assert res.probe_rtt_s and all(t > 0 for t in res.probe_rtt_s)
+    # probes come in pairs: one after a sleep (cold), one right after it
+    assert res.probe_cold[::2] == [True] * (len(res.probe_cold) // 2) and not any(res.probe_cold[1::2])
     # insert units start when their lookup's last reply is in
     for i, u in enumerate(units):
         if u.after >= 0:

@@ -16,20 +16,24 @@
    are sent to the real server and simulated.
 3. Calibration from the same server, in the same run: ``measure_redis`` (server time per
    command from ``INFO commandstats``, its tail from ``INFO latencystats``).
-4. Per speed-up (``experiment.speedups``; arrivals divided by it): the window's keys are
-   deleted (every replay starts from the same state), then the stream is replayed open loop
-   by :mod:`kvsim.calibrate.replay_client` over ``experiment.connections`` connections,
-   timing every command, the client's own send and receive CPU, and probes of the network
-   + server alone taken in the replay's idle moments.
+4. Per speed-up (``experiment.speedups``; arrivals divided by it), the client and a started
+   server pinned to one CPU under SCHED_FIFO (``experiment.cpu``, ``experiment.rt_priority``;
+   ``experiment.nice`` where real-time scheduling is not permitted): the stream is replayed
+   open loop by :mod:`kvsim.calibrate.replay_client` over ``experiment.connections``
+   connections, each replay in a key space of its own (keys new to the server, deleted after
+   it), timing every command, the client's own send and receive CPU, and pairs of probes
+   (one after a sleep, one right after it) of the network + server alone in the replay's
+   idle moments.
 5. The model is given what the client adds, measured in *that* replay (not subtracted
    away): the client thread's CPU per command and the lateness of each request's admission
    (``experiment.client``: ``measured``, each command's own; ``drawn``, another command's of
-   its kind and place), and the network's round trip distribution from that replay's probes
-   (round trip less send, receive and the calibrated server time). The same stream is then
-   simulated ``experiment.sim_runs`` times (seeds 0..) with
-   :class:`kvsim.index.redis.RedisIndex` -- connections, the client thread (FCFS, a reply
-   and the sends it triggers in one turn), the network, the server thread (FCFS, the
-   calibrated service times and tail) -- and the runs pooled.
+   its kind and place), and the round trip distributions from that replay's probes (round
+   trip less send, receive, the calibrated command time and the event loop's: ``io_s`` and,
+   fitted on the probes of all replays, per key and per value returned); the first of each
+   pair gives the first round trip after the CPU idled. The same stream is then simulated
+   ``experiment.sim_runs`` times (seeds 0..) with :class:`kvsim.index.redis.RedisIndex`
+   with ``shared_cpu``: the client's and the server's event loops on one CPU, each running
+   until it blocks (:mod:`kvsim.index.redis_loop`) -- and the runs pooled.
 
 Outputs: ``redis_validation.csv`` (op, speedup, count, real_p50_s, sim_p50_s, real_p99_s,
 sim_p99_s, err_p50, err_p99; err = sim / real - 1), ``redis_validation_latency.parquet``

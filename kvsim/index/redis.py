@@ -39,12 +39,19 @@ the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command c
     + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
 
 With the defaults (no connections limit, no client costs) a client's costs are inside the
-calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
-the client thread and the server thread run on one CPU (a loopback set-up pinned to one
-core, as the validation runs it): their work goes through one FCFS queue.
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it.
 ``io_after_reply_s``: the part of the event loop's time that comes after the reply is
-written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread (and, with
-``shared_cpu``, the CPU) busy but no reply waits for it.
+written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread busy but no reply
+waits for it.
+
+``shared_cpu`` (needs ``connections`` >= 1): the client and the server run on one CPU, each
+an event loop that runs until it blocks (the set-up ``+experiment=redis_validation``
+measures, pinned under SCHED_FIFO): the client's turns and the server's turns alternate, a
+server turn serves every command that came in since its last and its replies reach the
+client together when it ends; the round trip draw is then each server turn's own time
+(context switches, the kernel's loopback work), ``rtt_cold`` for the first turn after the CPU
+idled (:mod:`kvsim.index.redis_loop`). ``io_per_value_s``: the event loop's time per value in
+a GET's or MGET's reply.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers

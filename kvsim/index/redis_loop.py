@@ -120,6 +120,8 @@ class OneCpuLoops:
             while self.due and self.due[0].ready <= t:
                 t = self._admit(self.due.popleft(), t)
             if not self.replies:
+                if t > env.now:  # another pass: what came due while it sent
+                    continue
                 return t
             ready = sorted(self.replies)
             self.replies.clear()
