@@ -81,24 +81,34 @@ def test_the_stream_is_the_models_commands(embedded_trace) -> None:  # type: ign
         plan_stream(embedded_trace, model(pipeline=True, lookup="all"), 5)
 
 
+def calls(ix: RedisIndex, starts: list[float], insert_after: bool = False) -> OpRecorder:
+    """One lookup call (a GET) per start time through ``ix`` (and, with ``insert_after``,
+    an MSET of its block when it is done): the recorder."""
+    ix.recorder = rec = OpRecorder()
+    env = simpy.Environment()
+
+    def call(at: float):  # type: ignore[no-untyped-def]
+        if at:
+            yield env.timeout(at)
+        yield from ix.execute(env, [ix.plan_get(1)])
+        if insert_after:
+            yield from ix.execute(env, ix.plan_insert([1]))
+
+    for at in starts:
+        env.process(call(at))
+    env.run()
+    return rec
+
+
 def test_the_models_client_by_hand() -> None:
     """Two connections, a client thread (send 5 us, receive 5 us per command), a server
     thread: three single-GET lookups at once (units 0, 1 on connections 0, 1; unit 2 waits
     for connection 0)."""
-    ix = model(connections=2, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
-    ix.recorder = OpRecorder()
-    env = simpy.Environment()
-
-    def p():  # type: ignore[no-untyped-def]
-        yield from ix.execute(env, [ix.plan_get(1)])
-
-    for _ in range(3):
-        env.process(p())
-    env.run()
+    rec = calls(model(connections=2, client_send_s=5e-6, client_recv_s=5e-6, lookup="all"), [0.0] * 3)
     # A: send 0-5, half rtt -> 15, GET 1 us -> 16, half rtt -> 26, receive 26-31
     # B: send 5-10 (after A's), 20, GET -> 21, 31, receive 31-36 (after A's receive)
     # C: connection 0 free at 31; send 36-41 (after B's receive), 51, 52, 62, receive 62-67
-    assert ix.recorder.latency_s == pytest.approx([31e-6, 36e-6, 67e-6])
+    assert rec.latency_s == pytest.approx([31e-6, 36e-6, 67e-6])
 
 
 def test_the_server_event_loop_and_key_growth_cost_time() -> None:
@@ -114,50 +124,25 @@ def test_the_event_loops_on_one_cpu_by_hand() -> None:
     Three GETs at 0 (A, B on connections 0, 1; C queued on 0): the client sends A, B (0-10);
     the server's turn runs both (10-32); the client takes A's reply (32-37) and sends C
     (37-42), takes B's (42-47); the server runs C (47-68); C's reply 68-73."""
-    ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
-    ix.recorder = OpRecorder()
-    env = simpy.Environment()
 
-    def p():  # type: ignore[no-untyped-def]
-        yield from ix.execute(env, [ix.plan_get(1)])
+    def loops(connections: int) -> RedisIndex:
+        return model(connections=connections, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
 
-    for _ in range(3):
-        env.process(p())
-    env.run()
-    assert ix.recorder.latency_s == pytest.approx([37e-6, 47e-6, 73e-6])
+    assert calls(loops(2), [0.0] * 3).latency_s == pytest.approx([37e-6, 47e-6, 73e-6])
 
     # A unit that follows a reply (the insert after its lookup) is admitted in that reply's
     # turn: GET 0-5, server 5-26, reply 26-31; the MSET queued on the one connection is sent
     # 31-36, server 36-57.1 (20 + 1 + 0.1 per key), reply 57.1-62.1: 31.1 us after it was ready
-    ix = model(connections=1, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
-    ix.recorder = OpRecorder()
-    env = simpy.Environment()
-
-    def q():  # type: ignore[no-untyped-def]
-        yield from ix.execute(env, [ix.plan_get(1)])
-        yield from ix.execute(env, ix.plan_insert([1]))
-
-    env.process(q())
-    env.run()
-    assert ix.recorder.kind == ["get", "insert"]
-    assert ix.recorder.latency_s == pytest.approx([31e-6, 31.1e-6])
+    rec = calls(loops(1), [0.0], insert_after=True)
+    assert rec.kind == ["get", "insert"]
+    assert rec.latency_s == pytest.approx([31e-6, 31.1e-6])
 
     # The first server turn after the CPU idled draws the cold round trip (40 us here), the
     # others the warm one: two GETs at 0 on two connections (one cold turn: 10 + 40 + 2,
     # replies 52-57, 57-62), then one at 1 ms, after an idle CPU: cold again (5 + 41 + 5)
-    ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+    ix = loops(2)
     ix.rtt_cold_draw = lambda: 40e-6
-    ix.recorder = OpRecorder()
-    env = simpy.Environment()
-
-    def r(at: float):  # type: ignore[no-untyped-def]
-        yield env.timeout(at)
-        yield from ix.execute(env, [ix.plan_get(1)])
-
-    for at in (0.0, 0.0, 1e-3):
-        env.process(r(at))
-    env.run()
-    assert ix.recorder.latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
+    assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
 
 
 def test_each_replay_writes_keys_new_to_the_server(embedded_trace) -> None:  # type: ignore[no-untyped-def]
