@@ -6,6 +6,7 @@ report callbacks) knows about OmegaConf.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -89,9 +90,17 @@ def _strip_meta(node: DictConfig) -> DictConfig:
 
 # --- builders --------------------------------------------------------------------------
 def trace_file(cfg: DictConfig) -> Path:
-    """``trace.path``, which must be a file (checked before a run starts)."""
+    """``trace.path``, which must be a file (an agentic trace: a folder of sessions or one
+    file); checked before a run starts."""
     t = cfg.trace
     path = Path(t.path)
+    if t.format == "agentic":
+        if not (path.is_file() or path.is_dir()):
+            raise InputFileError(
+                f"trace.path: not found: {path} (trace '{t.name}'). Give trace.path=DIR, a folder "
+                "of agentic session files (*.json, *.json.gz), or one such file."
+            )
+        return path
     if not path.is_file():
         where = "is a folder, not a file" if path.is_dir() else "file not found"
         raise InputFileError(
@@ -108,20 +117,57 @@ _TRACES_KEPT = 4
 _WARNED: set[tuple[Any, ...]] = set()  # (trace, model, context) pairs already warned about
 
 
-def build_trace(cfg: DictConfig) -> Trace:
+def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]]:
+    """The cache key of ``cfg.trace`` and how to read it."""
     t = cfg.trace
-    if t.format != "mooncake":
-        raise ConfigError(f"trace.format: unknown format {t.format!r} (known: mooncake)")
+    seed = int(cfg.get("seed", 0))
+    common = (t.format, t.block_tokens, t.max_requests, t.name)
+    if t.format == "generated":
+        from kvsim.trace.families import BLOCK_TOKENS, generate_family
+
+        if t.block_tokens != BLOCK_TOKENS:
+            raise ConfigError(f"trace.block_tokens: generated traces have {BLOCK_TOKENS}-token blocks, got {t.block_tokens}")
+
+        def generated() -> Trace:
+            tr = generate_family(t.family, seed=seed, scale=float(t.scale))
+            tr = tr.head(t.max_requests) if t.max_requests else tr
+            return dataclasses.replace(tr, name=t.name)
+
+        return (*common, t.family, float(t.scale), seed), generated
+    path = trace_file(cfg)
+    if t.format == "agentic":
+        from kvsim.trace.agentic import read_agentic, session_files
+
+        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in session_files(path))
+        starts = (t.session_starts, float(t.session_interval_s), float(t.sessions_per_hour), seed)
+
+        def agentic() -> Trace:
+            import numpy as np
+
+            return read_agentic(
+                path, t.block_tokens, session_starts_mode=t.session_starts,
+                session_interval_s=t.session_interval_s, sessions_per_hour=t.sessions_per_hour,
+                rng=np.random.default_rng(seed), max_requests=t.max_requests, name=t.name,
+            )
+
+        return (*common, str(path.resolve()), stamp, starts), agentic
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-    path = trace_file(cfg)
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, t.block_tokens, t.max_requests, t.name)
+
+    def mooncake() -> Trace:
+        return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+
+    return (*common, str(path.resolve()), st.st_size, st.st_mtime_ns), mooncake
+
+
+def build_trace(cfg: DictConfig) -> Trace:
+    key, read = _trace_reader(cfg)
     if key in _TRACES:
         _TRACES.move_to_end(key)
         trace = _TRACES[key]
     else:
-        trace = read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+        trace = read()
         for a in (trace.arrival_s, trace.input_tokens, trace.output_tokens, trace.offsets, trace.hash_ids):
             a.flags.writeable = False
         _TRACES[key] = trace
@@ -437,6 +483,7 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         "block_bytes": block_bytes,
         **summary,
     }
+    summary.update(real_ttft_columns(trace, res.records))
     if summary["overloaded"]:
         log.warning(
             "overloaded: prefill utilisation %.3f > %.2f (per instance %s): queues grow without bound "
@@ -460,6 +507,33 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         summary["load_p99_s"] * 1e3, summary["metadata_p99_s"] * 1e6, wall,
     )
     return summary
+
+
+def real_ttft_columns(trace: Trace, records: dict[str, Any]) -> dict[str, Any]:
+    """Traces measured on a real service (agentic sessions) carry each request's real TTFT
+    and API time: add them to the per-request records (NaN where a request has none) and
+    return the summary's comparison of simulated and real TTFT over the requests that have one."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    for col in ("real_ttft_s", "real_api_time_s"):
+        values = getattr(trace, col)
+        if values is not None:
+            records[col] = np.asarray(values, dtype=np.float64)
+    real = records.get("real_ttft_s")
+    if real is None:
+        return out
+    have = np.isfinite(real)
+    out["real_ttft_requests"] = int(have.sum())
+    if have.any():
+        sim = np.asarray(records["ttft_s"])[have]
+        out.update({
+            "real_ttft_p50_s": float(np.percentile(real[have], 50)),
+            "real_ttft_p99_s": float(np.percentile(real[have], 99)),
+            "sim_ttft_p50_s_where_real": float(np.percentile(sim, 50)),
+            "sim_ttft_p99_s_where_real": float(np.percentile(sim, 99)),
+        })
+    return out
 
 
 def run(cfg: DictConfig, out: Path, overrides: Sequence[str] | None = None) -> dict[str, Any]:

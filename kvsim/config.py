@@ -94,14 +94,27 @@ def public_trace(name: str) -> str:
 
 
 # --- groups ------------------------------------------------------------------------------
+AGENTIC = UsedWhen("format", "agentic")
+GENERATED = UsedWhen("format", "generated")
+
+
 @dataclass
 class TraceConfig:
     name: str = MISSING
-    format: Annotated[str, OneOf("mooncake")] = "mooncake"
+    # mooncake: a JSONL file; agentic: a folder of kv-cache-tester sessions (or one);
+    # generated: a family of kvsim.trace.families, made from the run's seed (path unused)
+    format: Annotated[str, OneOf("mooncake", "agentic", "generated")] = "mooncake"
     path: str = MISSING
     block_tokens: PosInt = 512
     max_requests: PosInt | None = None  # replay only the first N requests
     description: str = ""
+    # agentic: session k starts at k * session_interval_s, or at Poisson times
+    session_starts: Annotated[str, OneOf("interval", "poisson"), AGENTIC] = "interval"
+    session_interval_s: Annotated[Seconds, AGENTIC] = 60.0
+    sessions_per_hour: Annotated[Rate, AGENTIC] = 60.0
+    # generated: which family, and a multiplier of its duration
+    family: Annotated[str, OneOf("tool_use", "long_sessions", "zipf_docs"), GENERATED] = "tool_use"
+    scale: Annotated[PosFloat, GENERATED] = 1.0
     # tick: spread the requests of a timestamp tick uniformly over it | none: the literal replay
     spread: Annotated[str, OneOf("tick", "none")] = "tick"
     tick_s: Annotated[float, Range(gt=0)] | None = None  # the tick (s); null: inferred from the timestamps
@@ -346,6 +359,10 @@ MODES: dict[str, Mode] = {
         "kvsim.bench.metadata:run_metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.settings:check_config",
+    ),
+    "policy_eval": Mode(
+        "kvsim.bench.policy_eval:run_policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
+        frozenset({"experiment", "figures"}),
     ),
     "redis_validation": Mode(
         "kvsim.bench.redis_validation:run_redis_validation",

@@ -29,6 +29,11 @@ REAL_TRACE = Path(
 )
 
 
+AGENTIC_TRACES = Path(
+    os.environ.get("KVSIM_AGENTIC_TRACE", str(ROOT.parent / "shared" / "traces" / "agentic"))
+)
+
+
 def reference_lru_hits(keys, capacity: int) -> int:
     """An independent LRU for golden counts: look up, insert on a miss, evict the LRU."""
     from collections import OrderedDict
@@ -59,6 +64,12 @@ def require(condition: bool, reason: str) -> None:
 def real_trace_path() -> Path:
     require(REAL_TRACE.is_file(), f"real Mooncake trace not found at {REAL_TRACE} (set KVSIM_REAL_TRACE)")
     return REAL_TRACE
+
+
+@pytest.fixture(scope="session")
+def agentic_trace_path() -> Path:
+    require(AGENTIC_TRACES.is_dir(), f"agentic sessions not found at {AGENTIC_TRACES} (set KVSIM_AGENTIC_TRACE)")
+    return AGENTIC_TRACES
 
 
 @pytest.fixture(scope="session")

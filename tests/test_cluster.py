@@ -235,11 +235,11 @@ def tiny_trace(reqs: list[tuple[float, int, list[int]]]) -> Trace:
     )
 
 
-def tiny_node(trace: Trace, gpu_blocks: int, dram_blocks: int, pcie_Bps: float, **kw) -> Cluster:
+def tiny_node(trace: Trace, gpu_blocks: int, dram_blocks: int, pcie_Bps: float, policy: Any = LRU, **kw) -> Cluster:
     layout = Layout(1, 1, {"gpu": "instance", "host": "host"})
     tiers, views = node_tiers(layout, [TierTemplate("gpu", "gpu", gpu_blocks), TierTemplate("dram", "host", dram_blocks)])
     devs, links, media = expand(layout, ["gpu", "host"], [Link("gpu", "host", pcie_Bps, 0.0, name="pcie")], [])
-    return Cluster(trace, TierHierarchy(tiers, LRU, views=views), Topology(devs, links, media), NullIndex(),
+    return Cluster(trace, TierHierarchy(tiers, policy, views=views), Topology(devs, links, media), NullIndex(),
                    PrefillModel(MODEL, GPU), **kw)
 
 

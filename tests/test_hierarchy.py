@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO, Hotness, PrefixLRU
+from kvsim.policy import ARC, FIFO, LFU, LRU, OPT, S3FIFO, Hotness, LookAhead, PrefixLRU
 from kvsim.policy.base import EvictionPolicy
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.trace.schema import Trace
@@ -24,6 +24,7 @@ FACTORIES = {
     "arc": ARC,
     "prefix_lru": PrefixLRU,
     "hotness": Hotness,
+    "lookahead": LookAhead,
     "opt": OPT,
 }
 
@@ -170,24 +171,17 @@ def test_a_block_no_tier_accepts_is_dropped_at_once() -> None:
     assert h.where == {} and dropped == [5, 6]
 
 
-def test_hotness_keeps_one_use_blocks_out_of_the_gpu_and_promotes_hot_ones() -> None:
-    reqs = [[0, 1, 2], [0, 1, 3], [0, 1, 2, 4]]
-    h = hierarchy([8, 8, 8], Hotness)
-    h.bind(make_trace(reqs))
-    h.store([0, 1, 2])  # first use: below the GPU; block 2 (request's last) kept nowhere
-    assert h.where == {0: 1, 1: 1}
-    h.use([0, 1])  # used twice: promoted to the GPU
-    h.store([3])
-    assert h.where == {0: 0, 1: 0}
+def test_hotness_tiers_keep_one_record_per_block() -> None:
+    """Every tier takes every block (no admission rule); a block's record follows it down and
+    up, and ends when the bottom tier drops it."""
+    h = hierarchy([2, 2], Hotness)
+    h.store([0, 1, 2, 3])
+    assert h.where == {0: 1, 1: 1, 2: 0, 3: 0}
+    h.use([0])
+    assert h.where[0] == 0 and h.policies[0].record(0) == (2, 4, 5)  # stored at time 4, used at 5
+    h.store([4, 5])  # two blocks leave the bottom tier
+    assert len(h.policies[0].sig.history) == 2 and len(h.where) == 4
     h.check()
-
-
-def test_hotness_in_a_single_tier_keeps_new_blocks() -> None:
-    """The only tier is also the bottom one: no fast-tier threshold there."""
-    h = hierarchy([8], Hotness)
-    h.bind(make_trace([[0, 1, 2]]))
-    h.store([0, 1, 2])
-    assert set(h.where) == {0, 1}
 
 
 def test_opt_drops_blocks_never_used_again() -> None:

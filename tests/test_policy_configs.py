@@ -13,7 +13,7 @@ from kvsim.policy.base import EvictionPolicy
 from tests.conftest import CONF_DIR
 from tests.test_cluster import simulate
 
-NAMES = ["arc", "fifo", "hotness", "lfu", "lru", "opt", "prefix_lru", "s3fifo"]
+NAMES = ["arc", "fifo", "hotness", "lfu", "lookahead", "lru", "opt", "prefix_lru", "s3fifo"]
 
 
 def test_every_policy_named_in_the_issue_has_a_config() -> None:

@@ -1,62 +1,120 @@
-"""The hotness-aware policy: admission control, the score, the online tuning of alpha,
-and its gap to OPT against LRU's on the real conversation trace."""
+"""The hotness policy: each ranking on hand-worked cases, the online choice among them,
+the history that survives evictions and tier moves, determinism (replay equals the access
+loop, including the tie case that once broke it), and its results on the real trace."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kvsim.policy import LRU, OPT, Hotness
-from tests.test_hierarchy import make_trace
+from kvsim.policy.hotness import _LHD, _NB, _bucket
+from tests.conftest import reference_lru_hits
+from tests.test_hierarchy import hierarchy, make_trace
 
-# Hits on the real conversation trace; LRU and OPT for comparison (docs/placement.md).
-GOLDEN = {1000: 21978, 3000: 35306, 10000: 67256, 50000: 101931}
+# Hits on the real conversation trace (docs/placement.md); LRU and OPT for comparison.
+# Hotness's own hits are pinned (seeded, deterministic); at 50,000 blocks it is 97 hits
+# below LRU: the LRU and LHD miniatures tie there (within 0.01% of each other's hits) and the
+# chooser switches between them 4 times, each LHD stretch costing a few hits (docs/policy_eval.md).
+GOLDEN = {1000: 21281, 3000: 33203, 10000: 63222, 50000: 102193}
 LRU_HITS = {1000: 12831, 3000: 18761, 10000: 60921, 50000: 102290}
 OPT_HITS = {1000: 55019, 3000: 84953, 10000: 105710, 50000: 105710}
 
 
-def test_a_requests_last_block_is_kept_only_once_reused() -> None:
-    p = Hotness(10)
-    p.bind(make_trace([[0, 1, 2], [0, 1, 2, 3]]))
-    assert p.replay([0, 1, 2]) == 0
-    assert set(p) == {0, 1}  # 2 was created as the request's (partial) last block
-    assert p.replay([0, 1, 2, 3]) == 2
-    assert 2 in p  # now reused: kept; 3 is the new last block
-    assert 3 not in p
+def test_age_buckets_are_four_per_octave() -> None:
+    assert [_bucket(a) for a in range(8)] == list(range(8))
+    assert [_bucket(a) for a in (8, 9, 10, 15, 16, 19, 20, 31, 32)] == [8, 8, 9, 11, 12, 12, 13, 15, 16]
+    assert _bucket((1 << 62) + 5) == _NB
 
 
-def test_fast_tiers_keep_only_blocks_used_again() -> None:
-    gpu, dram = Hotness(4), Hotness(4)
-    peers = [gpu, dram]
-    gpu.join(0, peers)
-    dram.join(1, peers)
-    assert dram.stats is gpu.stats
-    gpu.observe([7], True)
-    assert not gpu.accepts(7) and dram.accepts(7)
-    gpu.observe([7], False)
-    assert gpu.accepts(7)
+def test_lru_ranking_is_exactly_lru() -> None:
+    keys = [1, 2, 3, 1, 4, 2, 5, 1, 3, 6, 2, 1, 7, 4, 1] * 5
+    for cap in (0, 1, 2, 3, 5):
+        assert Hotness(cap, rules=["lru"]).replay(keys) == reference_lru_hits(keys, cap)
 
 
-def test_greedydual_order_frequency_and_position() -> None:
-    p = Hotness(2, alphas=(1.0,), w_depths=(2.0,))
+def test_lfu_ranking_remembers_counts_across_evictions() -> None:
+    p = Hotness(2, rules=["lfu"])
+    assert p.replay([1, 1, 1, 2, 3]) == 2  # 1 used 3 times; 2 then 3 (n = 1, 2 older) evicts 2
+    assert set(p) == {1, 3}
+    p.replay([2, 2])  # 2 comes back: its count 1 is remembered -> n = 2, 3 (n = 1) goes
+    assert set(p) == {1, 2} and p.record(2)[0] == 3
+    assert list(p.sig.history) == [3]
+
+
+def test_lfu_ties_go_to_the_least_recent() -> None:
+    p = Hotness(2, rules=["lfu"])
+    p.replay([1, 2, 3])
+    assert set(p) == {2, 3}
+
+
+def test_lhd_density_hand_worked() -> None:
+    """Class 1, one hit at age 2 (bucket 2) and one eviction at age 4 (bucket 4): from
+    bucket 0, 1 hit is still to come over (2 - 0 + 1) + (4 - 0 + 1) = 8 accesses of space;
+    from bucket 3 only the eviction: no hits. (Pooled prior: the same shape, weight 1.)"""
+    lhd = _LHD(10)
+    lhd.hits[1][2] = 1.0
+    lhd.evictions[1][4] = 1.0
+    lhd.reconfigure()
+    # with the pooled prior (this class is the pool) the counts double: 2 / 16
+    assert lhd.dense[1][0] == pytest.approx(2 / 16)
+    assert lhd.dense[1][2] == pytest.approx(2 / (2 * (1 + 3)))
+    assert lhd.dense[1][3] == 0.0
+    assert lhd.hits[1][2] == pytest.approx(0.9)
+
+
+def test_tail_blocks_start_in_their_own_class() -> None:
+    p = Hotness(4, rules=["lhd"])
     p.bind(make_trace([[0, 1, 2]]))
-    p.replay([1, 1, 1])  # f(1) = 3
-    p.replay([2])
-    # H(1) = 3 + 2/2 = 4, H(2) = 1 + 2/3: block 2 goes first though used last
-    p.replay([0])
-    assert set(p) == {0, 1}
-    assert p.score(0) == pytest.approx(1 + 2.0)
+    assert p.sig.tail == {2}
 
 
-@pytest.mark.real_trace
-def test_small_caches_tune_toward_frequency_large_ones_toward_recency(real_trace) -> None:
-    keys = real_trace.hash_ids.tolist()[:150_000]
-    small, large = Hotness(1000), Hotness(50000)
-    for p in (small, large):
-        p.bind(real_trace)
-        p.replay(keys)
-    assert small.stats.alpha > large.stats.alpha
+def test_a_loop_larger_than_the_cache() -> None:
+    """LRU gets nothing on a cyclic scan of 2C blocks, nor does LFU (its count ties go to the
+    least recent); LHD learns that the old blocks are the ones about to be hit, and the
+    choice moves to it."""
+    cap = 300
+    keys = list(range(2 * cap)) * 60
+    assert LRU(cap).replay(keys) == 0
+    p = Hotness(cap)
+    hits = p.replay(keys)
+    assert hits > 0.1 * len(keys)  # (it learns from counts reconfigured each 16,384 accesses)
+    assert p.rule == "lhd"
+
+
+def test_zipf_chooses_frequency() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w = 1.0 / np.arange(1, 5001) ** 1.0
+    keys = rng.choice(5000, size=60_000, p=w / w.sum()).tolist()
+    p = Hotness(200)
+    hits = p.replay(keys)
+    assert p.rule == "lfu"
+    assert hits > 1.1 * LRU(200).replay(keys)
+
+
+def test_tiers_share_signals_and_choice() -> None:
+    h = hierarchy([4, 4], Hotness)
+    gpu, dram = h.policies
+    assert gpu.sig is dram.sig and gpu.chooser is dram.chooser
+    assert not gpu.bottom and dram.bottom
+    # a request's blocks are observed (the clock: 1..6), then stored at once
+    h.store([1, 2, 3, 4, 5, 6])  # 1, 2 demoted: still resident, records kept
+    assert set(dram) == {1, 2} and dram.record(1) == (1, 6, 6)
+    h.store([7, 8, 9])  # 1 dropped from the bottom: its record goes to the history
+    assert 1 not in dram and gpu.sig.history[1] == (1, 6, 6)
+    h.use([2])  # hit below (time 10): promoted, its record follows it
+    assert gpu.record(2) == (2, 6, 10) and 2 in gpu
+    h.check()
+
+
+def test_rules_are_checked() -> None:
+    with pytest.raises(ValueError, match="rules"):
+        Hotness(4, rules=["lru", "mru"])
+    with pytest.raises(ValueError, match="rules"):
+        Hotness(4, rules=[])
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,10 +122,16 @@ def test_small_caches_tune_toward_frequency_large_ones_toward_recency(real_trace
     reqs=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=60),
     cap=st.integers(0, 12),
 )
+# The minimal cases that failed about once in 14 runs before (issue 9): the old access() and
+# replay() added the same three float priority terms in a different order, so ties broke
+# differently (access 5 hits vs replay 6 on the second). The redesign ranks by integer keys
+# only (uses, times, LHD densities read from one table), computed by the same code on both paths.
+@example(reqs=[(0, 5), (1, 7), (2, 8), (1, 4), (2, 7), (1, 2)], cap=8)
+@example(reqs=[(0, 2), (0, 6), (1, 7), (0, 6), (0, 4)], cap=5)
 def test_never_over_capacity_and_replay_equals_access(reqs, cap) -> None:
     trace = make_trace([[0] + [100 * (c + 1) + j for j in range(1, n)] for c, n in reqs])
-    keys = trace.hash_ids.tolist()
-    a, b = Hotness(cap, tune_rate=2), Hotness(cap, tune_rate=2)
+    keys = trace.hash_ids.tolist() * 3
+    a, b = Hotness(cap), Hotness(cap)
     a.bind(trace)
     b.bind(trace)
     hits = 0
@@ -75,20 +139,27 @@ def test_never_over_capacity_and_replay_equals_access(reqs, cap) -> None:
         hits += a.access(k)
         assert len(a) <= cap
     assert hits == b.replay(keys)
+    assert list(a) == list(b)
+
+
+def test_seeded_and_deterministic() -> None:
+    import numpy as np
+
+    keys = np.random.default_rng(1).integers(0, 1000, 10_000).tolist()
+    runs = [Hotness(100, rules=["lhd"], seed=s).replay(keys) for s in (1, 1, 2, 3, 4)]
+    assert runs[0] == runs[1] and len(set(runs)) > 1  # the seed draws LHD's candidates
 
 
 @pytest.mark.real_trace
 @pytest.mark.parametrize("capacity", sorted(GOLDEN))
-def test_gap_to_opt_on_the_real_trace(capacity, real_trace) -> None:
+def test_on_the_real_trace(capacity, real_trace) -> None:
     p = Hotness(capacity)
     p.bind(real_trace)
     hits = p.replay(real_trace.hash_ids.tolist())
     assert hits == GOLDEN[capacity]
-    assert OPT(capacity).replay(real_trace.hash_ids) == OPT_HITS[capacity]
+    assert hits <= OPT_HITS[capacity]
     if capacity == 3000:
+        assert OPT(capacity).replay(real_trace.hash_ids) == OPT_HITS[capacity]
         assert LRU(capacity).replay(real_trace.hash_ids.tolist()) == LRU_HITS[capacity]
-    gap, lru_gap = OPT_HITS[capacity] - hits, OPT_HITS[capacity] - LRU_HITS[capacity]
-    if capacity <= 10000:
-        assert gap < lru_gap  # closes part of LRU's gap where the cache is small
-    else:
-        assert gap <= 1.15 * lru_gap  # large caches: both within a few % of OPT
+    if capacity < 50000:
+        assert hits >= LRU_HITS[capacity]

@@ -24,6 +24,139 @@ STUDY_TEXT = {  # every kind in one line (the notebook's table)
 }
 
 
+# The conversation trace's numbers for the statistics where other traces differ most, as
+# analyze() gives them on conversation_trace.jsonl (512-token blocks; checked by
+# tests/test_analysis_agentic.py against a fresh analysis of the real trace).
+CONVERSATION: dict[str, float] = {
+    "block_hit_ratio": 0.3664,
+    "mean_request_hit_rate": 0.3843,
+    "resent_prefix_share_mean": 0.3843,
+    "resent_prefix_share_p50": 0.3333,
+    "share_requests_resent_ge_90": 0.1328,
+    "reused_blocks_per_request_mean": 8.786,
+    "new_blocks_per_request_mean": 15.19,
+    "blocks_per_request_mean": 23.98,
+    "accesses_per_unique_block": 1.578,
+    "reuse_distance_requests_p50": 384.0,
+    "reuse_distance_requests_p90": 1748.0,
+    "reuse_distance_s_p50": 114.0,
+    "reuse_distance_s_p90": 519.0,
+}
+
+
+def comparable(s: dict[str, Any]) -> dict[str, float | None]:
+    """This trace's values of the statistics in :data:`CONVERSATION`."""
+    rs = s.get("reuse_structure") or {}
+    rp = rs.get("resent_prefix_share") or {}
+
+    def get(d: dict[str, Any], k: str) -> float | None:
+        v = d.get(k)
+        return None if v is None else float(v)
+
+    return {
+        "block_hit_ratio": get(s, "block_hit_ratio"),
+        "mean_request_hit_rate": get(s, "mean_request_hit_rate"),
+        "resent_prefix_share_mean": get(rp, "mean"),
+        "resent_prefix_share_p50": get(rp, "p50"),
+        "share_requests_resent_ge_90": get(rs, "share_requests_resent_ge_90"),
+        "reused_blocks_per_request_mean": get(rs.get("reused_blocks_per_request") or {}, "mean"),
+        "new_blocks_per_request_mean": get(rs.get("new_blocks_per_request") or {}, "mean"),
+        "blocks_per_request_mean": get(s.get("blocks_per_request") or {}, "mean"),
+        "accesses_per_unique_block": get(rs, "accesses_per_unique_block"),
+        "reuse_distance_requests_p50": get(s["reuse_distance_requests"], "p50"),
+        "reuse_distance_requests_p90": get(s["reuse_distance_requests"], "p90"),
+        "reuse_distance_s_p50": get(s["reuse_distance_s"], "p50"),
+        "reuse_distance_s_p90": get(s["reuse_distance_s"], "p90"),
+    }
+
+
+def _num(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    if pct:
+        return _pct(x)
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+
+
+def _differences(s: dict[str, Any]) -> list[str]:
+    """What differs from the conversation trace: reuse per request, reuse distance, the
+    share of each request that is a re-sent prefix (and, with sessions, where reuse comes from)."""
+    if s.get("study_trace") == "conversation":
+        return []
+    mine = comparable(s)
+    rows: list[tuple[str, str | tuple[str, str], bool]] = [
+        ("block hit ratio, unlimited cache", "block_hit_ratio", True),
+        ("mean request hit rate (reuse per request)", "mean_request_hit_rate", True),
+        ("re-sent prefix share of a request: mean", "resent_prefix_share_mean", True),
+        ("re-sent prefix share of a request: median", "resent_prefix_share_p50", True),
+        ("requests that are >= 90% a re-sent prefix", "share_requests_resent_ge_90", True),
+        ("blocks per request (mean)", "blocks_per_request_mean", False),
+        ("re-used blocks per request (mean)", "reused_blocks_per_request_mean", False),
+        ("new blocks per request (mean)", "new_blocks_per_request_mean", False),
+        ("accesses per unique block", "accesses_per_unique_block", False),
+        ("reuse distance p50 / p90, requests", ("reuse_distance_requests_p50", "reuse_distance_requests_p90"), False),
+        ("reuse distance p50 / p90, seconds", ("reuse_distance_s_p50", "reuse_distance_s_p90"), False),
+    ]
+    lines = [
+        "",
+        "## How this trace differs from the conversation trace",
+        "",
+        f"Block counts are in this trace's {s.get('block_tokens', '?')}-token blocks; the "
+        "conversation trace's are 512-token blocks (`trace.block_tokens=512` makes them comparable).",
+        "",
+        "| statistic | this trace | conversation trace |",
+        "|---|---:|---:|",
+    ]
+    for label, key, pct in rows:
+        if isinstance(key, tuple):
+            a = " / ".join(_num(mine[k]) for k in key)
+            b = " / ".join(_num(CONVERSATION[k]) for k in key)
+        else:
+            a, b = _num(mine[key], pct), _num(CONVERSATION[key], pct)
+        lines.append(f"| {label} | {a} | {b} |")
+    rs = s.get("reuse_structure") or {}
+    if "sessions" in rs:
+        rq, du, gp = rs["requests_per_session"], rs["session_duration_s"], rs["session_gap_s"]
+        lines += [
+            f"| sessions; requests per session p50 / max | {rs['sessions']:,}; {rq['p50']:,.0f} / "
+            f"{rq['max']:,} | no session ids |",
+            f"| session duration p50 / p90 (s) | {du['p50']:,.0f} / {du['p90']:,.0f} | - |",
+            f"| time between a session's requests p50 / p90 (s) | {gp['p50']:,.0f} / {gp['p90']:,.0f} | - |",
+            f"| sessions active at once (max) | {rs['max_concurrent_sessions']:,} | - |",
+            f"| hits whose previous use is in the same session | {_pct(rs['hits_from_same_session'])} | - |",
+            f"| share of a request re-sent from its session's previous request | "
+            f"{_pct(rs['share_from_previous_session_request'])} | - |",
+        ]
+    m, c = mine, CONVERSATION
+    lines += ["", "What it means:", ""]
+    if m["resent_prefix_share_mean"] is not None:
+        lines.append(
+            f"- A request here is on average {_pct(m['resent_prefix_share_mean'])} a re-sent prefix "
+            f"(conversation: {_pct(c['resent_prefix_share_mean'])}); "
+            f"{_pct(m['share_requests_resent_ge_90'])} of requests are at least 90% re-sent "
+            f"(conversation: {_pct(c['share_requests_resent_ge_90'])}). "
+            + ("Reuse is the whole history re-sent turn after turn, not a shared system prompt."
+               if (m["resent_prefix_share_mean"] or 0) > 0.8 else "")
+        )
+    if m["reuse_distance_requests_p50"] is not None:
+        lines.append(
+            f"- Reuse distance: median {_num(m['reuse_distance_requests_p50'])} requests / "
+            f"{_num(m['reuse_distance_s_p50'])} s (conversation: {_num(c['reuse_distance_requests_p50'])} "
+            f"requests / {_num(c['reuse_distance_s_p50'])} s)."
+            + (" A block comes back when its session sends its next request, after the other active "
+               "sessions' requests in between, so the LRU capacity that holds the hits grows with "
+               "the number of sessions active at once, times their context length."
+               if "sessions" in rs else "")
+        )
+    if "sessions" in rs:
+        lines.append(
+            f"- {_pct(rs['hits_from_same_session'])} of hits reuse a block of the same session "
+            "(session ids are separate id spaces, so nothing is shared across sessions; a system "
+            "prompt common to all sessions is not visible as one block)."
+        )
+    return lines
+
+
 def _pct(x: float | None) -> str:
     if x is None:
         return "n/a"
@@ -101,6 +234,7 @@ def render(s: dict[str, Any]) -> str:
         "",
     ]
     lines += _meaning(s)
+    lines += _differences(s)
     return "\n".join(lines) + "\n"
 
 

@@ -73,6 +73,17 @@ DEFINITIONS: dict[str, str] = {
         "Hit ratio of an LRU cache of C blocks, every block access in trace order looked up "
         "and inserted on a miss, exact for every C from one pass of LRU stack distances."
     ),
+    "reuse_structure": (
+        "How a request reuses earlier ones. resent_prefix_share: per request, its longest "
+        "prefix of blocks seen in earlier requests / its blocks (the part of the prompt that is "
+        "a re-sent prefix); new_blocks_per_request: blocks never seen before; "
+        "accesses_per_unique_block: block accesses / unique blocks. With sessions (agentic "
+        "traces): hits_from_same_session is the share of hits whose latest earlier request "
+        "holding the block is of the same session; share_from_previous_session_request is, per "
+        "request, the share of its blocks whose latest earlier holder is its session's previous "
+        "request; session_gap_s is the time between consecutive requests of a session; "
+        "max_concurrent_sessions counts sessions between their first and last request."
+    ),
     "lookups_per_request": (
         "Maximal runs of consecutive ids in a request's sorted set of ids: the range/point "
         "lookups a sorted index needs. 'remapped' uses the trace's ids; 'hashed' relabels "
@@ -308,6 +319,7 @@ def analyze(
     stats: dict[str, Any] = {
         "trace": trace.name,
         "source": trace.source,
+        "block_tokens": trace.block_tokens,
         "requests": nreq,
         "requests_with_blocks": int(has_blocks.sum()),
         "block_accesses": n,
@@ -390,6 +402,7 @@ def analyze(
         "ids_prefix_chained": chained,
         "lookups_per_request_remapped": mean_req(lookups_remapped.astype(float)),
         "lookups_per_request_hashed": mean_req(lookups_hashed.astype(float)),
+        "reuse_structure": reuse_structure(trace, req, hit, prev_req, prefix),
         "definitions": DEFINITIONS,
     }
     requests = {
@@ -429,6 +442,62 @@ def analyze(
     }
     popularity = {"rank": np.arange(1, n_unique + 1, dtype=np.int64), "count": counts_desc}
     return TraceAnalysis(stats, requests, accesses, lru, popularity)
+
+
+def reuse_structure(
+    trace: Trace, req: np.ndarray, hit: np.ndarray, prev_req: np.ndarray, prefix: np.ndarray
+) -> dict[str, Any]:
+    """The ``reuse_structure`` statistics (see :data:`DEFINITIONS`)."""
+    blocks = trace.blocks_per_request.astype(np.int64)
+    has = blocks > 0
+    nb = np.maximum(blocks, 1)
+    nreq = len(trace)
+    hits_req = np.bincount(req, weights=hit, minlength=nreq).astype(np.int64)
+    share = prefix / nb
+    n_unique = int(np.unique(trace.hash_ids).size)
+    out: dict[str, Any] = {
+        "accesses_per_unique_block": trace.num_block_accesses / n_unique if n_unique else None,
+        "resent_prefix_share": {
+            "mean": float(share[has].mean()) if has.any() else None, **percentiles(share[has])},
+        "share_requests_resent_ge_90": float((share[has] >= 0.9).mean()) if has.any() else None,
+        "reused_blocks_per_request": {
+            "mean": float(hits_req[has].mean()) if has.any() else None, **percentiles(hits_req[has])},
+        "new_blocks_per_request": {
+            "mean": float((blocks - hits_req)[has].mean()) if has.any() else None,
+            **percentiles((blocks - hits_req)[has])},
+    }
+    sess = trace.session
+    if sess is None:
+        return out
+    sess = np.asarray(sess, dtype=np.int64)
+    order = np.argsort(sess, kind="stable")  # requests grouped by session, in time order
+    same = np.zeros(nreq, dtype=bool)
+    same[order[1:]] = sess[order[1:]] == sess[order[:-1]]
+    sess_prev = np.full(nreq, -1, dtype=np.int64)
+    sess_prev[order[1:][same[order[1:]]]] = order[:-1][same[order[1:]]]
+    t = trace.arrival_s
+    gaps = t[order[1:]][same[order[1:]]] - t[order[:-1]][same[order[1:]]]
+    ids, dense, counts = np.unique(sess, return_inverse=True, return_counts=True)
+    first = np.full(ids.size, np.inf)  # (sized by the sessions, not by their largest id)
+    last = np.full(ids.size, -np.inf)
+    np.minimum.at(first, dense, t)
+    np.maximum.at(last, dense, t)
+    ev = np.concatenate([first, last])
+    step = np.concatenate([np.ones(ids.size), -np.ones(ids.size)])
+    o = np.lexsort((-step, ev))  # a session that starts when another ends overlaps it
+    from_prev = hit & (prev_req == sess_prev[req])
+    out.update({
+        "sessions": int(ids.size),
+        "requests_per_session": {"mean": float(counts.mean()), "max": int(counts.max()), **percentiles(counts)},
+        "session_duration_s": percentiles(last - first),
+        "session_gap_s": percentiles(gaps),
+        "max_concurrent_sessions": int(np.cumsum(step[o]).max()) if ids.size else 0,
+        "hits_from_same_session": (
+            float((hit & (sess[np.maximum(prev_req, 0)] == sess[req])).sum() / max(1, int(hit.sum())))),
+        "share_from_previous_session_request": float(
+            (np.bincount(req, weights=from_prev, minlength=nreq) / nb)[has].mean()) if has.any() else None,
+    })
+    return out
 
 
 def _resolution(t: np.ndarray) -> float | None:

@@ -6,9 +6,10 @@ from kvsim.policy.base import EvictionPolicy
 from kvsim.policy.fifo import FIFO
 from kvsim.policy.hotness import Hotness
 from kvsim.policy.lfu import LFU
+from kvsim.policy.lookahead import LookAhead
 from kvsim.policy.lru import LRU
 from kvsim.policy.opt import OPT
 from kvsim.policy.prefix_lru import PrefixLRU
 from kvsim.policy.s3fifo import S3FIFO
 
-__all__ = ["ARC", "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "EvictionPolicy", "Hotness", "PrefixLRU"]
+__all__ = ["ARC", "FIFO", "LFU", "LRU", "OPT", "S3FIFO", "EvictionPolicy", "Hotness", "LookAhead", "PrefixLRU"]

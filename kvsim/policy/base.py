@@ -30,6 +30,12 @@ one tier down and dropped below the bottom):
   block can live in several tiers (where it is: the fastest copy) and its later demotion
   to a tier that still holds a copy moves no bytes.
 
+and, for policies that use what the scheduler knows (look-ahead), called on the tier-0
+instance by the serving node:
+
+* ``enqueue(keys)`` -- a request that needs ``keys`` entered the waiting queue;
+* ``dequeue(keys)`` -- its prefill started (its first chunk was scheduled).
+
 Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 """
 
@@ -88,6 +94,17 @@ class EvictionPolicy(ABC):
 
     def bind(self, trace: Any) -> None:
         return None
+
+    def enqueue(self, keys: Sequence[int]) -> None:
+        return None
+
+    def dequeue(self, keys: Sequence[int]) -> None:
+        return None
+
+    @property
+    def queue_aware(self) -> bool:
+        """Whether this policy does anything with the queue hooks."""
+        return type(self).enqueue is not EvictionPolicy.enqueue
 
     # --- single-tier replay -------------------------------------------------------------
     def admit_many(self, keys: Iterable[int]) -> list[int]:

@@ -71,4 +71,41 @@ def plot_run(run_dir: str | Path) -> Path:
         f"hit ratio {summary['hit_ratio']:.3f}",
         fontsize=9,
     )
-    return save_figure(fig, d / "ttft.png")
+    path = save_figure(fig, d / "ttft.png")
+    if "real_ttft_s" in df and np.isfinite(df["real_ttft_s"]).any():
+        plot_real_ttft(d, df, summary)
+    return path
+
+
+def plot_real_ttft(d: Path, df: pd.DataFrame, summary: dict) -> Path:
+    """``ttft_vs_real.png``: the simulation's TTFT against the TTFT measured on the real
+    service, request by request (where the trace has it), and both distributions."""
+    have = df[np.isfinite(df["real_ttft_s"])]
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax1.scatter(have["real_ttft_s"], have["ttft_s"], s=4, alpha=0.4)
+    lo = max(1e-4, float(min(have["real_ttft_s"].min(), have["ttft_s"].min())))
+    hi = float(max(have["real_ttft_s"].max(), have["ttft_s"].max()))
+    ax1.plot([lo, hi], [lo, hi], color="black", lw=0.8, label="simulated = real")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("real TTFT (s, measured on the service)")
+    ax1.set_ylabel("simulated TTFT (s)")
+    ax1.set_title(f"{len(have):,} requests with a measured TTFT")
+    ax1.legend(fontsize=7)
+    long = pd.concat([
+        pd.DataFrame({"ttft_s": have["ttft_s"], "which": "simulated"}),
+        pd.DataFrame({"ttft_s": have["real_ttft_s"], "which": "real"}),
+    ])
+    sns.ecdfplot(data=long, x="ttft_s", hue="which", ax=ax2, log_scale=True)
+    ax2.set_xlabel("time to first token (s, log)")
+    ax2.set_ylabel("share of those requests")
+    ax2.set_title(
+        f"p50 simulated {have['ttft_s'].median():.2f} s, real {have['real_ttft_s'].median():.2f} s"
+    )
+    fig.suptitle(
+        f"{summary.get('trace')} | policy {summary.get('policy')} | model {summary.get('model')} "
+        "(the real service ran other models, hardware and load: compare shapes, not values)",
+        fontsize=9,
+    )
+    return save_figure(fig, d / "ttft_vs_real.png")

@@ -15,6 +15,9 @@ Life of a request (TTFT = end of its index insert - arrival):
                       transfer per source tier, booking every queue on their path, while the
                       request waits (vLLM's asynchronous KV loading, SGLang HiCache's prefetch)
     waiting           in the instance's queue (``queue_s``) until its first chunk is scheduled
+                      (QueueHooks.enqueued / .started; a look-ahead policy keeps the blocks
+                      of waiting requests: the loads above already brought their reused
+                      prefix toward the GPU, and the pins keep it there until they start)
     prefill           iterations of the instance loop (scheduler: fcfs or chunked); the one
                       with a request's first chunk lasts, with L what is left of its loads
                       and C its compute, max(L, C) + min(L, C) / layers (``overlap_load``: KV
@@ -191,6 +194,25 @@ class Instance:
         return self.load - (self.cum[j - 1] if j else 0)
 
 
+class _PolicyHooks(QueueHooks):
+    """The waiting queues, told to a queue-aware policy (``policy=lookahead``: the blocks of
+    requests that entered a queue and have not started are not evicted), then to ``then``."""
+
+    def __init__(self, hierarchy: TierHierarchy, then: QueueHooks | None) -> None:
+        self.hier = hierarchy
+        self.then = then
+
+    def enqueued(self, instance: int, blocks: Sequence[int], now: float) -> None:
+        self.hier.enqueue(blocks)
+        if self.then is not None:
+            self.then.enqueued(instance, blocks, now)
+
+    def started(self, instance: int, blocks: Sequence[int], now: float) -> None:
+        self.hier.dequeue(blocks)
+        if self.then is not None:
+            self.then.started(instance, blocks, now)
+
+
 class Cluster:
     def __init__(
         self,
@@ -237,6 +259,8 @@ class Cluster:
         self.router = router or RoundRobin()
         self.overlap = overlap_load
         self.auto_recompute = load_or_recompute == "auto"
+        if hierarchy.queue_aware:  # a look-ahead policy learns the waiting queues
+            hooks = _PolicyHooks(hierarchy, hooks)
         self.hooks = hooks
         self.block_tokens = trace.block_tokens
         self.block_bytes = prefill.model.block_bytes(trace.block_tokens)

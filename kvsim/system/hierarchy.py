@@ -175,6 +175,22 @@ class TierHierarchy:
         if missing:
             raise ValueError(f"tiers {sorted(missing)} are in no view")
 
+    # --- the scheduler's queue (look-ahead policies) ------------------------------------------
+    @property
+    def queue_aware(self) -> bool:
+        """Whether the policy uses the waiting queue (the serving node then calls the two
+        methods below from its QueueHooks)."""
+        return self.policies[self.views[0][0]].queue_aware
+
+    def enqueue(self, keys: Sequence[int]) -> None:
+        """A request needing ``keys`` entered an instance's waiting queue: a look-ahead policy
+        keeps them (its tiers share one pin count, so the blocks stay wherever they are)."""
+        self.policies[self.views[0][0]].enqueue(keys)
+
+    def dequeue(self, keys: Sequence[int]) -> None:
+        """The request needing ``keys`` started (its first chunk was scheduled)."""
+        self.policies[self.views[0][0]].dequeue(keys)
+
     def bind(self, trace: Any) -> None:
         """Give every tier's policy the trace about to be replayed (static block facts;
         OPT's next uses). Call once, before the first request."""

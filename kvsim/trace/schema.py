@@ -44,11 +44,22 @@ class Trace:
     name: str = "trace"
     source: str = ""
     meta: dict[str, object] = field(default_factory=dict)
+    # Optional per-request columns (None: the format has none). Agentic sessions give the
+    # session index and the TTFT / API time measured on the real service (NaN where absent).
+    session: np.ndarray | None = None  # int64
+    real_ttft_s: np.ndarray | None = None  # float64
+    real_api_time_s: np.ndarray | None = None  # float64
+
+    OPTIONAL_COLUMNS = ("session", "real_ttft_s", "real_api_time_s")
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
         if not (len(self.input_tokens) == len(self.output_tokens) == n):
             raise ValueError("trace columns have different lengths")
+        for c in self.OPTIONAL_COLUMNS:
+            col = getattr(self, c)
+            if col is not None and len(col) != n:
+                raise ValueError(f"trace column {c} has {len(col)} rows, not {n}")
         if len(self.offsets) != n + 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.hash_ids):
             raise ValueError("trace offsets do not match hash_ids")
 
@@ -97,16 +108,17 @@ class Trace:
             name=self.name,
             source=self.source,
             meta=dict(self.meta),
+            **{c: None if getattr(self, c) is None else getattr(self, c)[:n].copy() for c in self.OPTIONAL_COLUMNS},
         )
 
     def to_frame(self):  # -> pandas.DataFrame, imported lazily to keep this module light
         import pandas as pd
 
-        return pd.DataFrame(
-            {
-                "arrival_s": self.arrival_s,
-                "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
-                "num_blocks": self.blocks_per_request,
-            }
-        )
+        cols = {
+            "arrival_s": self.arrival_s,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "num_blocks": self.blocks_per_request,
+        }
+        cols.update({c: getattr(self, c) for c in self.OPTIONAL_COLUMNS if getattr(self, c) is not None})
+        return pd.DataFrame(cols)

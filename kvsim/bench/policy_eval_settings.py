@@ -1,0 +1,40 @@
+"""Settings of the policy evaluation protocol (``mode: policy_eval``): the experiment's schema
+and its defaults, written only here (a light module: checking a config imports no pandas)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from kvsim.ranges import OneOf, PosInt, Range, Seed
+
+FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs")
+CLASSIC = ("lru", "fifo", "lfu", "arc", "s3fifo")
+# (not kvsim.config.PROJECT_ROOT: kvsim.config imports this module while it loads)
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
+
+
+@dataclass
+class PolicyEvalSettings:
+    """``experiment.*`` of ``+experiment=policy_eval`` (docs/policy_eval.md)."""
+
+    # trace families; each policy's tunable choices were fixed on `tuned_on` only
+    families: list[Annotated[str, OneOf(*FAMILIES)]] = field(default_factory=lambda: list(FAMILIES))
+    tuned_on: Annotated[str, OneOf(*FAMILIES)] = "conversation"
+    # cache sizes as fractions of each trace's unique blocks
+    capacities: list[Annotated[float, Range(gt=0, le=1)]] = field(
+        default_factory=lambda: [0.01, 0.05, 0.1, 0.25, 0.5])
+    # conf/policy/<name>.yaml each, with its defaults; opt is the yardstick and must be there
+    policies: list[str] = field(default_factory=lambda: [
+        "lru", "fifo", "lfu", "arc", "s3fifo", "prefix_lru", "hotness", "lookahead", "opt"])
+    classic: list[Annotated[str, OneOf(*CLASSIC)]] = field(default_factory=lambda: list(CLASSIC))
+    conversation_path: str = os.environ.get(
+        "KVSIM_REAL_TRACE", str(_SHARED / "mooncake" / "conversation_trace.jsonl"))
+    agentic_path: str = os.environ.get("KVSIM_AGENTIC_TRACE", str(_SHARED / "agentic"))
+    # the agentic sessions coarsened to the other families' 512-token blocks (64: 8x the work)
+    agentic_block_tokens: Annotated[int, OneOf(64, 128, 256, 512)] = 512
+    generated_seed: Seed = 0  # the generated families' seed
+    generated_scale: Annotated[float, Range(gt=0)] = 1.0  # multiplies their durations
+    jobs: PosInt = 1  # replays run in this many processes

@@ -1,0 +1,69 @@
+"""The evaluation protocol: the cell table (best classic, gap shares) worked out by hand, the
+mode run end to end on small generated families, and its settings checked at compose time."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from kvsim.bench.policy_eval import cells, markdown, summarize, untuned
+from kvsim.bench.policy_eval_settings import PolicyEvalSettings
+
+
+def test_cells_hand_worked() -> None:
+    rows = [
+        {"family": "a", "capacity_frac": 0.1, "capacity_blocks": 10, "policy": p, "hits": h}
+        for p, h in {"lru": 100, "fifo": 90, "arc": 120, "hotness": 130, "opt": 200}.items()
+    ] + [
+        {"family": "a", "capacity_frac": 0.5, "capacity_blocks": 50, "policy": p, "hits": h}
+        for p, h in {"lru": 200, "fifo": 200, "arc": 199, "hotness": 199, "opt": 200}.items()
+    ]
+    table = cells(rows, ["lru", "fifo", "arc"], tuned_on="b")
+    small, large = table
+    assert small["best_classic"] == "arc" and small["best_classic_hits"] == 120
+    assert small["hotness_vs_best"] == 10 and small["hotness_gap_closed"] == pytest.approx(0.3)
+    assert large["best_classic"] == "lru"  # ties: the first classic listed
+    assert large["hotness_vs_best"] == -1 and math.isnan(large["hotness_gap_closed"])
+    s = summarize(table, ["hotness"])["a"]["hotness"]
+    assert s["mean_gap_closed"] == pytest.approx(0.3)  # the undefined cell is left out
+    assert s["pooled_gap_closed"] == pytest.approx((30 - 1) / 100)
+    assert s["cells_at_or_above_best_classic"] == 1
+    u = untuned(table, ["hotness"])["hotness"]  # family a was not tuned on ("b" was)
+    assert u["cells"] == 2 and u["at_or_above_best_classic"] == 1 and u["below_best_classic"] == ["a@0.5"]
+    assert u["mean_gap_closed"] == pytest.approx(0.3)
+    assert untuned(cells(rows, ["lru", "fifo", "arc"], tuned_on="a"), ["hotness"]) == {}
+    md = markdown(table, ["hotness"])
+    assert "| a | 10% = 10 | 100 | arc 120 | **130** (+10; 30%) | 200 |" in md
+    assert "| 199 (-1; n/a) |" in md
+
+
+def test_mode_end_to_end_on_generated_families(tmp_path: Path, compose_cfg) -> None:
+    from kvsim.app import run
+
+    cfg = compose_cfg([
+        "+experiment=policy_eval", "experiment.families=[tool_use,zipf_docs]", "experiment.tuned_on=tool_use",
+        "experiment.capacities=[0.02,0.3]", "experiment.policies=[lru,arc,hotness,lookahead,opt]",
+        "experiment.classic=[lru,arc]", "experiment.generated_scale=0.1", "figures=true",
+    ])
+    out = tmp_path / "eval"
+    summary = run(cfg, out)
+    assert summary["tuned_on"] == "tool_use" and set(summary["by_family"]) == {"tool_use", "zipf_docs"}
+    rows = [ln for ln in (out / "policy_eval.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 2 * 2 * 5
+    assert (out / "policy_eval.png").is_file() and "tool use (generated) *(tuned here)*" in (out / "policy_eval.md").read_text()
+    by = json.loads((out / "summary.json").read_text())["by_family"]["zipf_docs"]
+    assert by["tuned_here"] is False and "hotness" in by and "lookahead" in by
+
+
+def test_settings_are_checked_at_compose_time(compose_cfg) -> None:
+    from kvsim.app import run
+    from kvsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="experiment.capacities"):
+        run(compose_cfg(["+experiment=policy_eval", "experiment.capacities=[0,0.5]"]), Path("/nonexistent"))
+    with pytest.raises(ConfigError, match="experiment.families"):
+        run(compose_cfg(["+experiment=policy_eval", "experiment.families=[nope]"]), Path("/nonexistent"))
+    assert PolicyEvalSettings().tuned_on == "conversation"
