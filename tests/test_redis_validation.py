@@ -189,7 +189,7 @@ def test_replay_client_against_a_real_server() -> None:
         if u.after >= 0:
             units[i] = Unit(u.request, u.kinds, u.keys, u.payloads, after=i - 1)
     arrivals = [0.01 * (r // 5) for r in range(30)]  # ticks of 5 requests
-    with redis_server(RedisValidationSettings(nice=None, cpu=None)) as (h, p, _):
+    with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (h, p, _):
         res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003,
                                probe_every_s=0.002)
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
