@@ -39,12 +39,19 @@ the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command c
     + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
 
 With the defaults (no connections limit, no client costs) a client's costs are inside the
-calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
-the client thread and the server thread run on one CPU (a loopback set-up pinned to one
-core, as the validation runs it): their work goes through one FCFS queue.
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it.
 ``io_after_reply_s``: the part of the event loop's time that comes after the reply is
-written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread (and, with
-``shared_cpu``, the CPU) busy but no reply waits for it.
+written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread busy but no reply
+waits for it.
+
+``shared_cpu`` (needs ``connections`` >= 1): the client and the server run on one CPU, each
+an event loop that runs until it blocks (the set-up ``+experiment=redis_validation``
+measures, pinned under SCHED_FIFO): the client's turns and the server's turns alternate, a
+server turn serves every command that came in since its last and its replies reach the
+client together when it ends; the round trip draw is then each server turn's own time
+(context switches, the kernel's loopback work), ``rtt_cold`` for the first turn after the CPU
+idled (:mod:`kvsim.index.redis_loop`). ``io_per_value_s``: the event loop's time per value in
+a GET's or MGET's reply.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -67,6 +74,7 @@ import simpy
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
+from kvsim.index.redis_loop import OneCpuLoops
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
 from kvsim.system.servers import FCFSServer, timeout_at
 
@@ -112,6 +120,7 @@ class RedisIndex(IndexModel):
         io_s: Seconds = 0.0,
         io_per_key_s: Seconds = 0.0,
         io_after_reply_s: Seconds = 0.0,
+        io_per_value_s: Seconds = 0.0,
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -150,6 +159,7 @@ class RedisIndex(IndexModel):
             raise ValueError(f"redis.io_s and io_per_key_s must be >= 0, got {io_s}, {io_per_key_s}")
         self.io_s = io_s
         self.io_per_key = io_per_key_s
+        self.io_per_value = io_per_value_s
         if io_after_reply_s > io_s:
             raise ValueError(f"redis.io_after_reply_s ({io_after_reply_s}) exceeds io_s ({io_s})")
         self.io_after = io_after_reply_s
@@ -158,6 +168,7 @@ class RedisIndex(IndexModel):
         self._scale_memo: dict[int, float] = {}  # keys held -> key_scale
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
         self.rtt_draw = self.sampler.bind(CostDist(tcp_rtt_s, tcp_rtt_p99_s, tcp_rtt_p999_s))
+        self.rtt_cold_draw = self.rtt_draw  # the first round trip after the CPU idled (shared_cpu)
         p99x = max(service_p99_x, 1.0)
         self.service_draw = self.sampler.bind(
             CostDist(1.0, p99x, None if service_p999_x is None else max(service_p999_x, p99x), anchor="mean")
@@ -182,6 +193,9 @@ class RedisIndex(IndexModel):
         self._conns: list[simpy.Resource] = []
         self._conn_env: simpy.Environment | None = None
         self._next_conn = 0
+        if shared_cpu and connections < 1:
+            raise ValueError("redis.shared_cpu: the client's event loop needs connections >= 1")
+        self._loops: OneCpuLoops | None = None
 
     def servers(self) -> dict[str, Any]:
         if self._client_costs and not self.shared_cpu:
@@ -192,7 +206,7 @@ class RedisIndex(IndexModel):
         """Draw costs from measured distributions (``CostDist.from_samples``) instead of the
         calibrated quantile fits: ``rtt`` (seconds), ``service``, ``send``, ``recv`` (factors
         of the calibrated time, median 1; ``service`` mean 1), ``wake``, ``admit`` (seconds)."""
-        names = {"rtt": "rtt_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
+        names = {"rtt": "rtt_draw", "rtt_cold": "rtt_cold_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
                  "wake": "wake_draw", "admit": "admit_draw"}
         for k, d in dists.items():
             if k not in names:
@@ -283,7 +297,8 @@ class RedisIndex(IndexModel):
 
     def io(self, op: Op) -> float:
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
-        return self.io_s + self.io_per_key * op.keys
+        values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
+        return self.io_s + self.io_per_key * op.keys + self.io_per_value * values
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
@@ -308,6 +323,9 @@ class RedisIndex(IndexModel):
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
+            return
+        if self.shared_cpu:
+            yield from self._execute_loops(env, ops)
             return
         if self.connections or self._client_costs:
             yield from self._execute_client(env, ops)
@@ -342,6 +360,27 @@ class RedisIndex(IndexModel):
                 end = t - nxt
                 rec.add(op, start, end - start)
                 start = end
+
+    def _costs(self, ops: list[Op]) -> list[tuple[float, float, float]]:
+        """Each command's client costs ``(admit, send, recv)``: measured for it
+        (:meth:`use_measured_ops`), else drawn (``admit`` counts for a call's first command)."""
+        measured = self._measured
+        out = []
+        for j, op in enumerate(ops):
+            m = measured.get(id(op)) if measured else None
+            if m is None:
+                send, recv = self.client_costs(op)
+                admit = self.admit_draw() if j == 0 and self.wakes else 0.0
+                out.append((admit, send * self.send_draw(), recv * self.recv_draw()))
+            else:
+                out.append(m)
+        return out
+
+    def _execute_loops(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+        """Client and server as event loops on one CPU (:mod:`kvsim.index.redis_loop`)."""
+        if self._loops is None or self._loops.env is not env:
+            self._loops = OneCpuLoops(env, self, self.connections)
+        yield self._loops.submit(ops, self._costs(ops))
 
     def _execute_client(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
         """Commands through the client: a connection, the client thread, the server."""
