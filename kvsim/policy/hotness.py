@@ -162,13 +162,6 @@ class _Signals:
         self.now = 0
         self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
 
-    def tick(self) -> None:
-        self.now += 1
-        lhd = self.lhd
-        if lhd is not None and self.now >= lhd.next:
-            lhd.reconfigure()
-            lhd.next += lhd.every
-
     def fresh(self, k: int) -> tuple[int, int, int]:
         """The record of a block used now that no tier holds (a miss): from the history, or new."""
         old = self.history.pop(k, None)
@@ -182,10 +175,11 @@ class _Signals:
             return 0 if k in self.tail else 1
         return 2 + ((r[2] - r[1]) // (n - 1)).bit_length() // 2
 
-    def end(self, k: int, r: tuple[int, int, int]) -> None:
-        """``k`` leaves the cache (the hierarchy's bottom tier): an LHD eviction, then history."""
+    def end(self, k: int, r: tuple[int, int, int], now: int) -> None:
+        """``k`` leaves the cache (the hierarchy's bottom tier) at time ``now``: an LHD
+        eviction, then history."""
         if self.lhd is not None:
-            self.lhd.evictions[self.cls(k, r)][_bucket(self.now - r[2])] += 1
+            self.lhd.evictions[self.cls(k, r)][_bucket(now - r[2])] += 1
         h = self.history
         h[k] = r
         if len(h) > self.history_cap:
@@ -193,11 +187,11 @@ class _Signals:
 
 
 class _Order:
-    """The resident blocks of one tier in every order a ranking needs: LRU order, the LFU heap
-    (kept only while lfu ranks), and slots holding each block's record (uses, first and last
-    use) for LHD's random draws (ranked in a few numpy ops per draw)."""
+    """The resident blocks of one tier in every order a ranking needs: LRU order, LFU's
+    frequency buckets (kept only while lfu ranks), and slots holding each block's record (uses,
+    first and last use) for LHD's random draws (ranked in a few numpy ops per draw)."""
 
-    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "heap", "hv", "seq", "rng", "gd", "batch")
+    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "hv", "bk", "bmin", "binh", "rng", "gd", "batch")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
@@ -210,11 +204,15 @@ class _Order:
         self.first = array("q")  # slot -> time of first use
         self.last = array("q")  # slot -> time of last use
         self.tail = array("b")  # slot -> created as a request's last block
-        self.heap: list[tuple[int, int, int]] = []  # LFU (n, seq of last use, key), lazy deletion
-        self.hv: dict[int, tuple[int, int]] = {}  # resident -> its current (n, seq)
-        self.seq = 0
+        # LFU order (uses, then least recent first) as buckets: uses -> its blocks, least
+        # recently bucketed first; a block is re-bucketed (at the end) on each use. Written for
+        # speed: O(1) per use, where a heap pushed a tuple per use and skipped stale entries.
+        self.hv: dict[int, int] = {}  # block -> its bucket
+        self.bk: dict[int, OrderedDict[int, None]] = {}  # uses -> blocks (non-empty buckets)
+        self.bmin: list[int] = []  # heap of bucket numbers (lazy: empty ones are skipped)
+        self.binh: set[int] = set()  # the numbers in bmin
         self.rng = np.random.default_rng(seed)
-        self.gd = False  # the heap is kept only while lfu ranks
+        self.gd = False  # the buckets are kept only while lfu ranks
         # LHD frees this many slots per draw (the cache runs that many blocks below capacity
         # at most; written for speed: one draw of numpy ops serves several misses)
         self.batch = min(_BATCH, max(1, capacity // 256))
@@ -238,13 +236,22 @@ class _Order:
         return (self.n[i], self.first[i], self.last[i])
 
     def push(self, k: int, n: int) -> None:
-        self.seq += 1
-        e = (n, self.seq)
-        self.hv[k] = e
-        heapq.heappush(self.heap, (n, e[1], k))
-        if len(self.heap) > 4 * len(self.hv) + 64:
-            self.heap = [(h, s, x) for x, (h, s) in self.hv.items()]
-            heapq.heapify(self.heap)
+        """``k`` (re-)enters LFU bucket ``n``, as its most recent block."""
+        hv, bk = self.hv, self.bk
+        old = hv.get(k)
+        if old is not None:
+            b = bk[old]
+            del b[k]
+            if not b:
+                del bk[old]
+        hv[k] = n
+        b = bk.get(n)
+        if b is None:
+            b = bk[n] = OrderedDict()
+            if n not in self.binh:
+                self.binh.add(n)
+                heapq.heappush(self.bmin, n)
+        b[k] = None
 
     def touch(self, k: int) -> None:
         self.lru.move_to_end(k)
@@ -268,34 +275,44 @@ class _Order:
         last.pop()
         tail.pop()
         if self.gd:
-            del self.hv[k]
+            b = self.hv.pop(k, None)  # (None: the LFU victim, already taken out of its bucket)
+            if b is not None:
+                bucket = self.bk[b]
+                del bucket[k]
+                if not bucket:
+                    del self.bk[b]
         return r
 
     def use_heap(self, on: bool) -> None:
-        """Start (rebuilt from the residents, least recent first) or stop keeping the heap."""
+        """Start (built from the residents, least recent first) or stop keeping LFU's buckets."""
         if on == self.gd:
             return
         self.gd = on
-        self.heap, self.hv = [], {}
+        self.hv, self.bk, self.bmin, self.binh = {}, {}, [], set()
         if on:
             n, pos = self.n, self.pos
             for k in self.lru:
                 self.push(k, n[pos[k]])
 
-    def victims(self, rule: int, need: int, now: int, lhd: _LHD, scale: int) -> list[int]:
+    def victims(self, rule: int, need: int, now: int, dense: np.ndarray, scale: int) -> list[int]:
         """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
         lowest densities among _SAMPLE random residents per block freed (ties: the first
-        drawn)."""
+        drawn). The one victim choice of every path (single tier, miniatures, tiers)."""
         if rule == 0:
             it = iter(self.lru)
             return [next(it) for _ in range(need)]
         if rule == 1:
-            heap, hv = self.heap, self.hv
+            bk, bmin, hv = self.bk, self.bmin, self.hv
             out: list[int] = []
             while len(out) < need:
-                h, s, k = heapq.heappop(heap)
-                if hv.get(k) == (h, s):  # (each entry is popped once: no repeats)
-                    out.append(k)
+                while bmin[0] not in bk:  # (an emptied bucket)
+                    self.binh.discard(heapq.heappop(bmin))
+                b = bk[bmin[0]]
+                k = b.popitem(last=False)[0]
+                if not b:
+                    del bk[bmin[0]]
+                del hv[k]
+                out.append(k)
             return out
         arr = self.arr
         size = len(arr)
@@ -310,7 +327,7 @@ class _Order:
         age = (now - last) // scale
         bits = _bit_length(age)
         bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> np.maximum(bits - 3, 0)) & 3) + 4)
-        dens = lhd.dense[cls, np.minimum(bucket, _NB)]
+        dens = dense[cls, np.minimum(bucket, _NB)]
         out, seen = [], set()
         for i in idx[np.argsort(dens, kind="stable")].tolist():  # lowest first, distinct slots
             if i not in seen:
@@ -319,6 +336,101 @@ class _Order:
                 if len(out) == take:
                     break
         return out
+
+    def run(self, sig: _Signals, keys: list[int], a: int, b: int, rule: int, dense: np.ndarray, scale: int,
+            misses: list[int]) -> None:
+        """Accesses ``keys[a:b]`` on this cache alone (a single tier, or a miniature), ranked by
+        one rule with one density table; appends the clock of each miss to ``misses``. The
+        one access path of a single tier and of the miniatures (a miss stores the block, then
+        evicts while over capacity -- under lhd possibly the block itself). The learner (the
+        lhd miniature, ``sig.lhd``) counts each hit by class and age before it."""
+        now0 = sig.now + 1
+        sig.now += b - a
+        cap = self.cap
+        if cap == 0:
+            misses.extend(range(now0, now0 + b - a))
+            return
+        # Written for speed: local names; the record of a hit updated in place
+        pos, arr, lru = self.pos, self.arr, self.lru
+        get, move, miss = pos.get, lru.move_to_end, misses.append
+        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
+        hpop, tails, end, victims, drop = sig.history.pop, sig.tail, sig.end, self.victims, self.drop
+        lhd, lfu = sig.lhd, self.gd
+        learn = lhd is not None
+        if rule == 0 and not lfu and not learn:
+            self._run_lru(sig, keys[a:b], now0, misses)
+            return
+        for now, k in enumerate(keys[a:b], now0):
+            i = get(k)
+            if i is not None:
+                if learn:
+                    n = slot_n[i]
+                    c = 1 - slot_tail[i] if n == 1 else 2 + ((slot_last[i] - slot_first[i]) // (n - 1)).bit_length() // 2
+                    lhd.hits[c][_bucket(now - slot_last[i])] += 1  # type: ignore[union-attr]
+                slot_n[i] += 1
+                slot_last[i] = now
+                move(k)
+                if lfu:
+                    self.push(k, slot_n[i])
+                continue
+            miss(now)
+            old = hpop(k, None)
+            pos[k] = len(arr)
+            arr.append(k)
+            lru[k] = None
+            if old is None:
+                slot_n.append(1)
+                slot_first.append(now)
+            else:
+                slot_n.append(old[0] + 1)
+                slot_first.append(old[1])
+            slot_last.append(now)
+            slot_tail.append(k in tails)
+            if lfu:
+                self.push(k, slot_n[-1])
+            if len(arr) > cap:
+                for v in victims(rule, len(arr) - cap, now, dense, scale):
+                    end(v, drop(v), now)
+
+
+    def _run_lru(self, sig: _Signals, keys: list[int], now0: int, misses: list[int]) -> None:
+        """run() under lru, not learning: written for speed. A miss in a full cache evicts
+        the least recent block and its record goes to the history; the new block takes the
+        victim's slot, where adding it at the end and filling the victim's hole with the last
+        slot (drop) would put it too (the slots stay as LHD's draws expect them)."""
+        pos, arr, lru, cap = self.pos, self.arr, self.lru, self.cap
+        get, move, pop, miss = pos.get, lru.move_to_end, lru.popitem, misses.append
+        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
+        history, tails, hcap = sig.history, sig.tail, sig.history_cap
+        hpop, hdrop = history.pop, history.popitem
+        for now, k in enumerate(keys, now0):
+            i = get(k)
+            if i is not None:
+                slot_n[i] += 1
+                slot_last[i] = now
+                move(k)
+                continue
+            miss(now)
+            old = hpop(k, None)
+            if len(arr) < cap:  # (lhd left room: fill it)
+                self.add(k, (1, now, now) if old is None else (old[0] + 1, old[1], now), k in tails)
+                continue
+            v = pop(False)[0]
+            i = pos.pop(v)
+            history[v] = (slot_n[i], slot_first[i], slot_last[i])  # (end: the lru ranking learns nothing)
+            if len(history) > hcap:
+                hdrop(False)
+            lru[k] = None
+            pos[k] = i
+            arr[i] = k
+            if old is None:
+                slot_n[i] = 1
+                slot_first[i] = now
+            else:
+                slot_n[i] = old[0] + 1
+                slot_first[i] = old[1]
+            slot_last[i] = now
+            slot_tail[i] = k in tails
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
@@ -337,24 +449,28 @@ class _Mini:
         self.order = _Order(capacity, seed)
         self.order.gd = rule == 1
 
-    def access(self, k: int, lhd: _LHD) -> bool:
-        sig, order = self.sig, self.order
-        sig.tick()
-        i = order.pos.get(k)
-        if i is not None:
-            if sig.lhd is not None:  # the learner: a hit at this age, in this class
-                r = (order.n[i], order.first[i], order.last[i])
-                sig.lhd.hits[sig.cls(k, r)][_bucket(sig.now - r[2])] += 1
-            order.n[i] += 1
-            order.last[i] = sig.now
-            order.touch(k)
-            return True
-        if order.cap:
-            order.add(k, sig.fresh(k), k in sig.tail)
-            if len(order) > order.cap:
-                for v in order.victims(self.rule, len(order) - order.cap, sig.now, lhd, 1):
-                    sig.end(v, order.drop(v))
-        return False
+    def run(self, keys: list[int]) -> tuple[list[int], list[tuple[int, np.ndarray]]]:
+        """Accesses ``keys`` (sampled ones); returns the positions of the misses and, for the
+        learner, the new density table at each reconfiguration (from this position on)."""
+        sig, order, lhd = self.sig, self.order, self.sig.lhd
+        base = sig.now + 1
+        misses: list[int] = []
+        tables: list[tuple[int, np.ndarray]] = []
+        a = 0
+        while a < len(keys):
+            b = len(keys)
+            if lhd is not None:  # reconfigure when the clock reaches lhd.next, before that access
+                if sig.now + 1 >= lhd.next:
+                    lhd.reconfigure()
+                    lhd.next += lhd.every
+                    tables.append((a, lhd.dense))
+                b = min(b, a + lhd.next - sig.now - 1)
+            order.run(sig, keys, a, b, self.rule, lhd.dense if lhd is not None else _NO_TABLE, 1, misses)
+            a = b
+        return [t - base for t in misses], tables
+
+
+_NO_TABLE = np.zeros((0, 0))  # the lru and lfu miniatures rank without densities
 
 
 class _Chooser:
@@ -385,24 +501,63 @@ class _Chooser:
         self.rule = self.rules[0]
         self.switches = 0
 
-    def feed(self, k: int) -> None:
-        """One sampled access: every miniature sees it; the best one's ranking is chosen."""
-        score, inc, lhd = self.score, self.inc, self.lhd
-        for j, m in enumerate(self.minis):
-            if m.access(k, lhd):
-                score[j] += inc
-        inc *= self.growth
-        if inc > 1e100:  # renormalise the growing weights
-            self.score = score = [x / inc for x in score]
-            inc = 1.0
-        self.inc = inc
-        best = 0
-        for j in range(1, len(score)):
-            if score[j] > score[best]:
-                best = j
-        if score[best] > score[self.rules.index(self.rule)]:
-            self.rule = self.rules[best]
-            self.switches += 1
+    def run(self, keys: list[int]) -> list[tuple[int, int, np.ndarray]]:
+        """The sampled accesses of ``keys`` go to every miniature (they never look at the full
+        cache, so they run first, each over all of them); the best one's ranking is chosen after
+        each. Returns what the full cache ranks by over ``keys``: (from this position on,
+        ranking, density table), from position 0."""
+        events = [(0, self.rule, self.lhd.dense)]
+        if not self.minis or not keys:
+            return events
+        h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
+        sampled = np.flatnonzero(h < self.threshold)
+        if not len(sampled):
+            return events
+        at = sampled.tolist()
+        skeys = [keys[s] for s in at]
+        hit: list[bytearray] = []
+        tables: list[tuple[int, np.ndarray]] = []
+        for m in self.minis:
+            misses, t = m.run(skeys)
+            f = bytearray(b"\x01") * len(skeys)
+            for j in misses:
+                f[j] = 0
+            hit.append(f)
+            tables += t
+        # the scores, access by access (each weighing 1 + 1/W more than the one before)
+        score, inc, growth, rules = self.score, self.inc, self.growth, self.rules
+        cur = rules.index(self.rule)
+        picks: list[tuple[int, int]] = []
+        for j in range(len(skeys)):
+            for x, f in enumerate(hit):
+                if f[j]:
+                    score[x] += inc
+            inc *= growth
+            if inc > 1e100:  # renormalise the growing weights
+                score = [s / inc for s in score]
+                inc = 1.0
+            best = 0
+            for x in range(1, len(score)):
+                if score[x] > score[best]:
+                    best = x
+            if score[best] > score[cur]:
+                cur = best
+                self.switches += 1
+                picks.append((j, rules[best]))
+        self.score, self.inc, self.rule = score, inc, rules[cur]
+        # merged in order of position: a new table and a new ranking may start at one access
+        rule, dense = events[0][1], events[0][2]
+        changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
+        for j, what, v in changes:
+            if what == 0:
+                rule = v  # type: ignore[assignment]
+            else:
+                dense = v  # type: ignore[assignment]
+            if events[-1][0] == at[j]:
+                events[-1] = (at[j], rule, dense)
+            else:
+                events.append((at[j], rule, dense))
+        return events
 
 
 class Hotness(EvictionPolicy):
@@ -467,25 +622,22 @@ class Hotness(EvictionPolicy):
         return self.order.record(key) if key in self.order.pos else None
 
     # --- the clock, the miniatures and the signals --------------------------------------
-    def _tick(self, k: int) -> None:
-        self.sig.now += 1
-        ch = self.chooser
-        if (k * _HASH) & 0xFFFFFFFF < ch.threshold:
-            ch.feed(k)
-
     def observe(self, keys: Sequence[int], new: bool) -> None:
         """Tier 0 sees every access of the hierarchy once: the clock, the miniatures, and the
         records of the blocks some tier holds (a use)."""
         sig = self.sig
         sig.moving.clear()  # (a hierarchy operation's moves complete within it)
         orders = [p.order for p in self.peers if isinstance(p, Hotness)]
+        now = sig.now
         for k in keys:
-            self._tick(k)
+            now += 1
             for o in orders:
                 i = o.pos.get(k)
                 if i is not None:
                     o.n[i] += 1
-                    o.last[i] = sig.now
+                    o.last[i] = now
+        sig.now = now
+        self.chooser.run(list(keys))  # (the tiers act after the whole request: the final choice)
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
@@ -527,13 +679,13 @@ class Hotness(EvictionPolicy):
         order.add(key, self._entering(key), key in sig.tail)
         if len(order) <= order.cap:
             return []
-        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd, ch.scale)
+        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.dense, ch.scale)
         alone = len(self.peers) == 1
         for v in out:
             r = order.drop(v)
             # a lifetime ends when the bottom tier drops the block and no tier holds a copy
             if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
-                sig.end(v, r)
+                sig.end(v, r, sig.now)
             else:
                 sig.moving[v] = r
         return out
@@ -543,81 +695,30 @@ class Hotness(EvictionPolicy):
 
     # --- single tier ------------------------------------------------------------------
     def access(self, key: int) -> bool:
-        self._tick(key)
-        order = self.order
-        i = order.pos.get(key)
-        if i is not None:
-            self._rank()
-            order.n[i] += 1
-            order.last[i] = self.sig.now
-            order.touch(key)
-            return True
-        self.admit(key)
-        return False
+        return self.replay([key]) == 1
 
     def replay(self, keys: Iterable[int]) -> int:
-        # Written for speed: access() with the clock and the hit path inlined (local names).
-        # The sampled accesses are found with numpy first, and the loop runs over the
-        # stretches between them; the miniatures and the miss path are the same calls as in
-        # access(), with the clock written back before them.
+        """Single tier: the miniatures run first over the sampled accesses (they never look at
+        this cache), then this cache runs stretch by stretch, each under the ranking and the
+        density table chosen before its first access. A tier of a hierarchy: as the hierarchy
+        does it (observe, then a hit touches and a miss admits), one access at a time."""
         keys = keys if isinstance(keys, list) else list(keys)
-        sig, ch, order = self.sig, self.chooser, self.order
-        pos, lru_move, slot_n, slot_last = order.pos, order.lru.move_to_end, order.n, order.last
-        alone = len(self.peers) == 1 and order.cap > 0  # the miss path inlined too
-        lru, arr, slot_first, slot_tail = order.lru, order.arr, order.first, order.tail
-        history, tail, cap, end = sig.history, sig.tail, order.cap, sig.end
-        h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
-        sampled = np.flatnonzero(h < ch.threshold).tolist() + [len(keys)]
-        t0 = sig.now + 1  # the clock at keys[0]
-        lfu = ch.rule == 1 or order.gd  # the LFU heap is (or is about to be) kept
-        hits = 0
-        start = 0
-        for stop in sampled:
-            for now, k in enumerate(keys[start:stop], t0 + start):
-                i = pos.get(k)
-                if i is not None:
+        sig, order = self.sig, self.order
+        if len(self.peers) > 1:
+            hits = 0
+            for k in keys:
+                self.observe([k], False)
+                if k in order.pos:
+                    self.touch(k)
                     hits += 1
-                    if lfu:
-                        self._rank()
-                        slot_n[i] += 1
-                        slot_last[i] = now
-                        lru_move(k)
-                        if order.gd:
-                            order.push(k, slot_n[i])
-                        lfu = ch.rule == 1 or order.gd
-                    else:
-                        slot_n[i] += 1
-                        slot_last[i] = now
-                        lru_move(k)
-                    continue
-                sig.now = now
-                if not alone or sig.moving:
+                else:
                     self.admit(k)
-                    lfu = ch.rule == 1 or order.gd
-                    continue
-                # admit(k) for a single tier: a miss, its record from the history or new
-                rule = self._rank() if lfu else ch.rule
-                old = history.pop(k, None)
-                r = (1, now, now) if old is None else (old[0] + 1, old[1], now)
-                lru[k] = None
-                pos[k] = len(arr)
-                arr.append(k)
-                slot_n.append(r[0])
-                slot_first.append(r[1])
-                slot_last.append(now)
-                slot_tail.append(k in tail)
-                if order.gd:
-                    order.push(k, r[0])
-                if len(arr) > cap:
-                    for v in order.victims(rule, len(arr) - cap, now, ch.lhd, ch.scale):
-                        end(v, order.drop(v))
-                lfu = ch.rule == 1 or order.gd
-            if stop == len(keys):
-                break
-            k = keys[stop]
-            sig.now = t0 + stop - 1
-            hits += self.access(k)  # the sampled access, as access() does it (clock included)
-            lfu = ch.rule == 1 or order.gd
-            start = stop + 1
-        sig.now = t0 + len(keys) - 1
-        return hits
+            return hits
+        events = self.chooser.run(keys)
+        misses: list[int] = []
+        for x, (a, rule, dense) in enumerate(events):
+            b = events[x + 1][0] if x + 1 < len(events) else len(keys)
+            if b > a:
+                order.use_heap(rule == 1)
+                order.run(sig, keys, a, b, rule, dense, self.chooser.scale, misses)
+        return len(keys) - len(misses)
