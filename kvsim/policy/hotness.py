@@ -110,16 +110,23 @@ _LO, _HI = _bucket_bounds()
 _MID = (_LO + _HI - 1) / 2.0
 
 
+def _ranks(dense: np.ndarray) -> np.ndarray:
+    """Each density's rank among the table's distinct values (equal densities, equal ranks):
+    evictions compare ranks, exact small integers, in the order of the densities."""
+    return np.unique(dense.ravel(), return_inverse=True)[1].reshape(dense.shape).astype(np.int64)
+
+
 class _LHD:
     """LHD's counts and densities, learned by the lhd miniature."""
 
-    __slots__ = ("hits", "evictions", "dense", "every", "next")
+    __slots__ = ("hits", "evictions", "dense", "rank", "every", "next")
 
     def __init__(self, capacity: int) -> None:
         self.hits = [[0.0] * (_NB + 1) for _ in range(_NC)]
         self.evictions = [[0.0] * (_NB + 1) for _ in range(_NC)]
         # Before the first reconfiguration: density falls with age (LRU order within a class).
         self.dense = np.tile(1.0 / (_MID + 1.0), (_NC, 1))
+        self.rank = _ranks(self.dense)
         self.every = max(16384, capacity)
         self.next = self.every
 
@@ -140,6 +147,7 @@ class _LHD:
         with np.errstate(divide="ignore", invalid="ignore"):
             dens = np.where(life > 0, hits_after / life, 0.0)
         self.dense = dens
+        self.rank = _ranks(dens)
         self.hits = (np.asarray(self.hits) * _DECAY).tolist()
         self.evictions = (np.asarray(self.evictions) * _DECAY).tolist()
 
@@ -294,10 +302,11 @@ class _Order:
             for k in self.lru:
                 self.push(k, n[pos[k]])
 
-    def victims(self, rule: int, need: int, now: int, dense: np.ndarray, scale: int) -> list[int]:
+    def victims(self, rule: int, need: int, now: int, rank: np.ndarray, scale: int) -> list[int]:
         """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
-        lowest densities among _SAMPLE random residents per block freed (ties: the first
-        drawn). The one victim choice of every path (single tier, miniatures, tiers)."""
+        lowest densities (``rank``: their ranks, _LHD.rank) among _SAMPLE random residents per
+        block freed (ties: the first drawn). The one victim choice of every path (single
+        tier, miniatures, tiers; run() inlines lru's: the least recent block)."""
         if rule == 0:
             it = iter(self.lru)
             return [next(it) for _ in range(need)]
@@ -317,7 +326,8 @@ class _Order:
         arr = self.arr
         size = len(arr)
         take = max(need, min(self.batch, size // 4))
-        idx = self.rng.integers(0, size, size=_SAMPLE * take)
+        draws = _SAMPLE * take
+        idx = self.rng.integers(0, size, size=draws)
         n = np.frombuffer(self.n, dtype=np.int64)[idx]  # (the views are gone on return: the
         last = np.frombuffer(self.last, dtype=np.int64)[idx]  # arrays may grow again)
         first = np.frombuffer(self.first, dtype=np.int64)[idx]
@@ -327,17 +337,26 @@ class _Order:
         age = (now - last) // scale
         bits = _bit_length(age)
         bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> np.maximum(bits - 3, 0)) & 3) + 4)
-        dens = dense[cls, np.minimum(bucket, _NB)]
-        out, seen = [], set()
-        for i in idx[np.argsort(dens, kind="stable")].tolist():  # lowest first, distinct slots
-            if i not in seen:
-                seen.add(i)
-                out.append(arr[i])
-                if len(out) == take:
-                    break
-        return out
+        # Written for speed: one int64 per draw, (density rank, draw number), all distinct: the
+        # order of a stable sort by density. Only the smallest few are sorted (a partition
+        # first); the draws can repeat a slot, so when those hold fewer than ``take``
+        # distinct slots, all are sorted.
+        key = rank[cls, np.minimum(bucket, _NB)] * draws + np.arange(draws)
+        few = 2 * take
+        part = np.sort(np.partition(key, few - 1)[:few]) if few < draws else np.sort(key)
+        while True:
+            out, seen = [], set()
+            for i in idx[part % draws].tolist():  # lowest first, distinct slots
+                if i not in seen:
+                    seen.add(i)
+                    out.append(arr[i])
+                    if len(out) == take:
+                        return out
+            if len(part) == draws:  # (all of them hold fewer distinct slots)
+                return out
+            part = np.sort(key)
 
-    def run(self, sig: _Signals, keys: list[int], a: int, b: int, rule: int, dense: np.ndarray, scale: int,
+    def run(self, sig: _Signals, keys: list[int], a: int, b: int, rule: int, rank: np.ndarray, scale: int,
             misses: list[int]) -> None:
         """Accesses ``keys[a:b]`` on this cache alone (a single tier, or a miniature), ranked by
         one rule with one density table; appends the clock of each miss to ``misses``. The
@@ -389,7 +408,7 @@ class _Order:
             if lfu:
                 self.push(k, slot_n[-1])
             if len(arr) > cap:
-                for v in victims(rule, len(arr) - cap, now, dense, scale):
+                for v in victims(rule, len(arr) - cap, now, rank, scale):
                     end(v, drop(v), now)
 
 
@@ -434,8 +453,8 @@ class _Order:
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
-    """int.bit_length of each (non-negative) value (exact below 2^53)."""
-    return np.where(x > 0, np.frexp(np.maximum(x, 1).astype(np.float64))[1], 0)
+    """int.bit_length of each non-negative value (exact below 2^53; frexp(0) gives 0)."""
+    return np.frexp(x.astype(np.float64))[1]
 
 
 class _Mini:
@@ -463,14 +482,14 @@ class _Mini:
                 if sig.now + 1 >= lhd.next:
                     lhd.reconfigure()
                     lhd.next += lhd.every
-                    tables.append((a, lhd.dense))
+                    tables.append((a, lhd.rank))
                 b = min(b, a + lhd.next - sig.now - 1)
-            order.run(sig, keys, a, b, self.rule, lhd.dense if lhd is not None else _NO_TABLE, 1, misses)
+            order.run(sig, keys, a, b, self.rule, lhd.rank if lhd is not None else _NO_TABLE, 1, misses)
             a = b
         return [t - base for t in misses], tables
 
 
-_NO_TABLE = np.zeros((0, 0))  # the lru and lfu miniatures rank without densities
+_NO_TABLE = np.zeros((0, 0), dtype=np.int64)  # the lru and lfu miniatures rank without densities
 
 
 class _Chooser:
@@ -506,7 +525,7 @@ class _Chooser:
         cache, so they run first, each over all of them); the best one's ranking is chosen after
         each. Returns what the full cache ranks by over ``keys``: (from this position on,
         ranking, density table), from position 0."""
-        events = [(0, self.rule, self.lhd.dense)]
+        events = [(0, self.rule, self.lhd.rank)]
         if not self.minis or not keys:
             return events
         h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
@@ -546,17 +565,17 @@ class _Chooser:
                 picks.append((j, rules[best]))
         self.score, self.inc, self.rule = score, inc, rules[cur]
         # merged in order of position: a new table and a new ranking may start at one access
-        rule, dense = events[0][1], events[0][2]
+        rule, table = events[0][1], events[0][2]
         changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
         for j, what, v in changes:
             if what == 0:
                 rule = v  # type: ignore[assignment]
             else:
-                dense = v  # type: ignore[assignment]
+                table = v  # type: ignore[assignment]
             if events[-1][0] == at[j]:
-                events[-1] = (at[j], rule, dense)
+                events[-1] = (at[j], rule, table)
             else:
-                events.append((at[j], rule, dense))
+                events.append((at[j], rule, table))
         return events
 
 
@@ -679,7 +698,7 @@ class Hotness(EvictionPolicy):
         order.add(key, self._entering(key), key in sig.tail)
         if len(order) <= order.cap:
             return []
-        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.dense, ch.scale)
+        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.rank, ch.scale)
         alone = len(self.peers) == 1
         for v in out:
             r = order.drop(v)
@@ -716,9 +735,9 @@ class Hotness(EvictionPolicy):
             return hits
         events = self.chooser.run(keys)
         misses: list[int] = []
-        for x, (a, rule, dense) in enumerate(events):
+        for x, (a, rule, rank) in enumerate(events):
             b = events[x + 1][0] if x + 1 < len(events) else len(keys)
             if b > a:
                 order.use_heap(rule == 1)
-                order.run(sig, keys, a, b, rule, dense, self.chooser.scale, misses)
+                order.run(sig, keys, a, b, rule, rank, self.chooser.scale, misses)
         return len(keys) - len(misses)
