@@ -520,6 +520,47 @@ class _Chooser:
         self.rule = self.rules[0]
         self.switches = 0
 
+    def _choose(self, hit: np.ndarray) -> list[tuple[int, int]]:
+        """The scores after each sampled access (``hit``: miniature x access), each access
+        weighing 1 + 1/W more than the one before; after each, the best miniature's ranking is
+        chosen when it beats the one in use. Returns (access, new ranking) at each switch.
+
+        Written for speed, in numpy, with Python's float operations in the same order: the
+        weights by a sequential product, each score by a sequential sum (adding 0.0 for a
+        miss changes nothing), the renormalisation when the weight passes 1e100 before the
+        choice at that access."""
+        score = np.asarray(self.score, dtype=np.float64)
+        inc, growth, rules = self.inc, self.growth, self.rules
+        cur = rules.index(self.rule)
+        picks: list[tuple[int, int]] = []
+        j0, total = 0, hit.shape[1]
+        while j0 < total:
+            size = min(total - j0, 1 << 16)
+            with np.errstate(over="ignore"):  # (past 1e100 the rest is not used)
+                incs = np.multiply.accumulate(np.concatenate(([inc], np.full(size, growth))))
+            over = np.flatnonzero(incs[1:] > 1e100)  # (incs[t + 1]: the weight after access t)
+            size = int(over[0]) + 1 if len(over) else size
+            s = np.add.accumulate(np.concatenate((score[:, None], hit[:, j0:j0 + size] * incs[:size]), axis=1), axis=1)[:, 1:]
+            inc = float(incs[size])
+            if inc > 1e100:  # renormalise the growing weights
+                s[:, -1] /= inc
+                inc = 1.0
+            best, top = s.argmax(axis=0), s.max(axis=0)
+            x = 0
+            while True:
+                beat = np.flatnonzero(top[x:] > s[cur, x:])
+                if not len(beat):
+                    break
+                x += int(beat[0])
+                cur = int(best[x])
+                picks.append((j0 + x, rules[cur]))
+                x += 1
+            score = s[:, -1].copy()
+            j0 += size
+        self.switches += len(picks)
+        self.score, self.inc, self.rule = score.tolist(), inc, rules[cur]
+        return picks
+
     def run(self, keys: list[int]) -> list[tuple[int, int, np.ndarray]]:
         """The sampled accesses of ``keys`` go to every miniature (they never look at the full
         cache, so they run first, each over all of them); the best one's ranking is chosen after
@@ -534,36 +575,13 @@ class _Chooser:
             return events
         at = sampled.tolist()
         skeys = [keys[s] for s in at]
-        hit: list[bytearray] = []
+        hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
         tables: list[tuple[int, np.ndarray]] = []
-        for m in self.minis:
+        for x, m in enumerate(self.minis):
             misses, t = m.run(skeys)
-            f = bytearray(b"\x01") * len(skeys)
-            for j in misses:
-                f[j] = 0
-            hit.append(f)
+            hit[x, misses] = False
             tables += t
-        # the scores, access by access (each weighing 1 + 1/W more than the one before)
-        score, inc, growth, rules = self.score, self.inc, self.growth, self.rules
-        cur = rules.index(self.rule)
-        picks: list[tuple[int, int]] = []
-        for j in range(len(skeys)):
-            for x, f in enumerate(hit):
-                if f[j]:
-                    score[x] += inc
-            inc *= growth
-            if inc > 1e100:  # renormalise the growing weights
-                score = [s / inc for s in score]
-                inc = 1.0
-            best = 0
-            for x in range(1, len(score)):
-                if score[x] > score[best]:
-                    best = x
-            if score[best] > score[cur]:
-                cur = best
-                self.switches += 1
-                picks.append((j, rules[best]))
-        self.score, self.inc, self.rule = score, inc, rules[cur]
+        picks = self._choose(hit)
         # merged in order of position: a new table and a new ranking may start at one access
         rule, table = events[0][1], events[0][2]
         changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
