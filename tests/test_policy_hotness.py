@@ -125,7 +125,9 @@ def test_rules_are_checked() -> None:
 # The minimal cases that failed about once in 14 runs before (issue 9): the old access() and
 # replay() added the same three float priority terms in a different order, so ties broke
 # differently (access 5 hits vs replay 6 on the second). The redesign ranks by integer keys
-# only (uses, times, LHD densities read from one table), computed by the same code on both paths.
+# only (uses, times, LHD densities read from one table), computed by the same code on both paths:
+# access(k) is replay([k]), so this compares batches of one access with one batch (where the
+# miniatures run ahead of the cache over the whole batch).
 @example(reqs=[(0, 5), (1, 7), (2, 8), (1, 4), (2, 7), (1, 2)], cap=8)
 @example(reqs=[(0, 2), (0, 6), (1, 7), (0, 6), (0, 4)], cap=5)
 def test_never_over_capacity_and_replay_equals_access(reqs, cap) -> None:
@@ -140,6 +142,27 @@ def test_never_over_capacity_and_replay_equals_access(reqs, cap) -> None:
         assert len(a) <= cap
     assert hits == b.replay(keys)
     assert list(a) == list(b)
+
+
+def test_batches_do_not_change_the_hits() -> None:
+    """Replayed in batches cut anywhere, or one access at a time, the cache ends the same:
+    the miniatures (sampled at 1/2 here) run ahead over each batch and carry their scores,
+    clocks and LHD counts over (reconfigured every 16,384 accesses) to the next."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    w = 1.0 / np.arange(1, 8001) ** 0.8
+    keys = rng.choice(8000, size=40_000, p=w / w.sum()).tolist() + list(range(3000)) * 3
+    whole, cut = Hotness(1500), Hotness(1500)
+    assert whole.chooser.rate == 2
+    hits = whole.replay(keys)
+    edges = [0, *sorted(rng.integers(0, len(keys), 12).tolist()), len(keys)]
+    parts = 0
+    for x, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
+        parts += cut.replay(keys[a:b]) if x % 3 else sum(cut.access(k) for k in keys[a:b][:500]) + cut.replay(keys[a:b][500:])
+    assert parts == hits and list(cut) == list(whole)
+    assert cut.chooser.switches == whole.chooser.switches > 0 and cut.chooser.score == whole.chooser.score
+    assert [cut.record(k) for k in cut] == [whole.record(k) for k in whole]
 
 
 def test_seeded_and_deterministic() -> None:

@@ -41,6 +41,15 @@ Rankings (each a complete eviction order of the same resident blocks):
         now += 1; a sampled k feeds the miniatures; a hit: n(k) += 1, last(k) = now;
         a miss: k's record from the history (n + 1) or new; evict by the chosen ranking
 
+How it runs (written for speed; the hits are those of the access loop above, to the last
+one): the miniatures never look at the full cache, so replay(keys) first runs each of them
+over all the sampled accesses of ``keys`` and scores them in numpy (the same float operations
+in the same order), which gives the ranking and the LHD table in force at every access; the
+full cache then runs stretch by stretch under one ranking each (_Order.run, the one access
+path of a single tier and of the miniatures; access(k) is replay([k])). LFU's order is kept
+as buckets of equal use counts (O(1) per use); an LRU miss in a full cache puts the new block
+in its victim's slot, where adding it and filling the victim's hole would put it too.
+
 Nothing here is fitted to one trace. The history size (8 x C), the miniatures' size (C / R
 >= 512) and their window (2 x their size) were chosen on the conversation trace, the
 evaluation protocol's tuning family (docs/policy_eval.md), and are reported unchanged on the
@@ -266,13 +275,13 @@ class _Order:
             if not b:
                 del bk[old]
         hv[k] = n
-        b = bk.get(n)
-        if b is None:
-            b = bk[n] = OrderedDict()
+        into = bk.get(n)
+        if into is None:
+            into = bk[n] = OrderedDict()
             if n not in self.binh:
                 self.binh.add(n)
                 heapq.heappush(self.bmin, n)
-        b[k] = None
+        into[k] = None
 
     def touch(self, k: int) -> None:
         self.lru.move_to_end(k)
