@@ -24,11 +24,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sweep(out: Path, extra: list[str]) -> float:
+def sweep(out: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the sweep and the worker processes it reaped)."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kvsim", "+experiment=placement_sweep", f"hydra.sweep.dir={out}", *extra],
-                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    proc = subprocess.Popen([sys.executable, "-m", "kvsim", "+experiment=placement_sweep", f"hydra.sweep.dir={out}", *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the {extra or 'basic'} sweep failed")
+    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime
 
 
 def table(d: Path) -> pd.DataFrame:
@@ -47,9 +51,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             for name, launcher in (("basic", []), ("joblib", ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.n_jobs}"])):
-                t = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
+                t, cpu = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
                 times[name].append(t)
-                print(f"round {r} {name:>6}: {t:6.1f} s", flush=True)
+                print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU (load {os.getloadavg()[0]:.1f})", flush=True)
         pd.testing.assert_frame_equal(table(Path(tmp) / "basic0"), table(Path(tmp) / "joblib0"))
     b, j = min(times["basic"]), min(times["joblib"])
     print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}); "

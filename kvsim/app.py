@@ -491,6 +491,12 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
             summary["utilization"]["prefill"], OVERLOAD_UTILIZATION,
             ", ".join(f"{u:.2f}" for u in summary["per_instance"]["utilization"]),
         )
+    if summary.get("overloaded_peak") and not summary["overloaded"]:
+        log.warning(
+            "overloaded at times: the busiest %.0f s bring %.2fx the prefill work the instances can do "
+            "in them (mean utilisation %.3f): TTFT in those waves reflects the backlog",
+            summary["peak_window_s"], summary["peak_prefill_load"], summary["utilization"]["prefill"],
+        )
     if cfg.save_requests:
         import pandas as pd
 

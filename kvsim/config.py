@@ -28,9 +28,11 @@ of a multirun before the first job starts, so nothing is written and no trace is
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,11 +505,28 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     """Everything that can be checked before a run reads its trace; raises
     :class:`ConfigError` naming the first wrong key. ``overrides``: the command line's
     (``hydra.overrides.task``), to refuse keys the chosen mode would ignore."""
-    from kvsim.app import check_target_node
-
     if overrides is None and "hydra" in cfg:
         overrides = task_overrides(cfg.hydra)
     c = _plain(cfg)
+    # A config checked before in this process is not checked again (a sweep's job: the
+    # sweeper checked it before the first job ran, then the run checks it): the check
+    # depends only on the resolved config and the overrides.
+    memo = json.dumps([c, list(overrides or [])], sort_keys=True, default=repr)
+    if memo in _CHECKED:
+        _CHECKED.move_to_end(memo)
+        return
+    _check_plain(cfg, c, overrides)
+    _CHECKED[memo] = None
+    while len(_CHECKED) > 256:
+        _CHECKED.popitem(last=False)
+
+
+_CHECKED: OrderedDict[str, None] = OrderedDict()  # configs (resolved) + overrides that passed
+
+
+def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | None) -> None:
+    from kvsim.app import check_target_node
+
     # calibration first: other groups take its values by interpolation, and a bad value
     # should be named where it was set
     check(c.get("calibration"), CalibrationConfig, "calibration")

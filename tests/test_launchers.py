@@ -176,3 +176,31 @@ def test_two_sweeps_cannot_share_a_folder(tmp_path: Path) -> None:
         lock.release()
     assert p.returncode == 2 and "another run is writing into this folder" in p.stderr
     assert not (sweep / "sweep_jobs.json").exists() and not complete_jobs(sweep)
+
+
+COUNT_COMPOSITIONS = """
+import runpy, sys
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+n = [0]
+compose = ConfigLoaderImpl.load_sweep_config
+def counted(self, *a, **k):
+    n[0] += 1
+    return compose(self, *a, **k)
+ConfigLoaderImpl.load_sweep_config = counted
+sys.argv = ["kvsim", *sys.argv[1:]]
+try:
+    runpy.run_module("kvsim", run_name="__main__")
+finally:
+    print("compositions:", n[0], file=sys.stderr)
+"""
+
+
+def test_each_job_is_composed_once(tmp_path: Path, basic: pd.DataFrame) -> None:
+    """The sweeper composes and checks every job before the first runs; the launcher gets
+    those configs instead of composing each job again (the table is the same)."""
+    p = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", *SWEEP, "progress=false",
+                        f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "compositions: 4" in p.stderr.splitlines()[-1]
+    assert_same_table(tmp_path / "s", basic)
+    assert not (tmp_path / "s" / ".kvsim" / "composed").exists()  # the hand-over is removed

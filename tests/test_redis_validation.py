@@ -21,10 +21,11 @@ from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
     RedisValidationSettings,
     command,
+    io_slopes,
     plan_stream,
     redis_server,
 )
-from kvsim.calibrate.replay_client import Probe, Unit, replay_open_loop, reply_end
+from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop, reply_end
 from kvsim.calibrate.resp import encode
 from kvsim.index.base import OpRecorder
 from kvsim.index.redis import RedisIndex
@@ -80,31 +81,102 @@ def test_the_stream_is_the_models_commands(embedded_trace) -> None:  # type: ign
         plan_stream(embedded_trace, model(pipeline=True, lookup="all"), 5)
 
 
+def calls(ix: RedisIndex, starts: list[float], insert_after: bool = False) -> OpRecorder:
+    """One lookup call (a GET) per start time through ``ix`` (and, with ``insert_after``,
+    an MSET of its block when it is done): the recorder."""
+    ix.recorder = rec = OpRecorder()
+    env = simpy.Environment()
+
+    def call(at: float):  # type: ignore[no-untyped-def]
+        if at:
+            yield env.timeout(at)
+        yield from ix.execute(env, [ix.plan_get(1)])
+        if insert_after:
+            yield from ix.execute(env, ix.plan_insert([1]))
+
+    for at in starts:
+        env.process(call(at))
+    env.run()
+    return rec
+
+
 def test_the_models_client_by_hand() -> None:
     """Two connections, a client thread (send 5 us, receive 5 us per command), a server
     thread: three single-GET lookups at once (units 0, 1 on connections 0, 1; unit 2 waits
     for connection 0)."""
-    ix = model(connections=2, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
-    ix.recorder = OpRecorder()
-    env = simpy.Environment()
-
-    def p():  # type: ignore[no-untyped-def]
-        yield from ix.execute(env, [ix.plan_get(1)])
-
-    for _ in range(3):
-        env.process(p())
-    env.run()
+    rec = calls(model(connections=2, client_send_s=5e-6, client_recv_s=5e-6, lookup="all"), [0.0] * 3)
     # A: send 0-5, half rtt -> 15, GET 1 us -> 16, half rtt -> 26, receive 26-31
     # B: send 5-10 (after A's), 20, GET -> 21, 31, receive 31-36 (after A's receive)
     # C: connection 0 free at 31; send 36-41 (after B's receive), 51, 52, 62, receive 62-67
-    assert ix.recorder.latency_s == pytest.approx([31e-6, 36e-6, 67e-6])
+    assert rec.latency_s == pytest.approx([31e-6, 36e-6, 67e-6])
 
 
 def test_the_server_event_loop_and_key_growth_cost_time() -> None:
     base = model(lookup="all").unloaded_s(model().plan_get(1))
     assert model(io_s=13e-6, lookup="all").unloaded_s(model().plan_get(1)) == pytest.approx(base + 13e-6)
-    shared = model(shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6)
-    assert shared.client is shared.server  # one CPU, one queue
+    with pytest.raises(ValueError, match="connections >= 1"):
+        model(shared_cpu=True)
+
+
+def test_the_event_loops_on_one_cpu_by_hand() -> None:
+    """Client and server loops on one CPU (kvsim.index.redis_loop), worked out by hand: two
+    connections, send 5 us, receive 5 us, a server turn 20 us + 1 us per GET.
+    Three GETs at 0 (A, B on connections 0, 1; C queued on 0): the client sends A, B (0-10);
+    the server's turn runs both (10-32); the client takes A's reply (32-37) and sends C
+    (37-42), takes B's (42-47); the server runs C (47-68); C's reply 68-73."""
+
+    def loops(connections: int) -> RedisIndex:
+        return model(connections=connections, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+
+    assert calls(loops(2), [0.0] * 3).latency_s == pytest.approx([37e-6, 47e-6, 73e-6])
+
+    # A unit that follows a reply (the insert after its lookup) is admitted in that reply's
+    # turn: GET 0-5, server 5-26, reply 26-31; the MSET queued on the one connection is sent
+    # 31-36, server 36-57.1 (20 + 1 + 0.1 per key), reply 57.1-62.1: 31.1 us after it was ready
+    rec = calls(loops(1), [0.0], insert_after=True)
+    assert rec.kind == ["get", "insert"]
+    assert rec.latency_s == pytest.approx([31e-6, 31.1e-6])
+
+    # The first server turn after the CPU idled draws the cold round trip (40 us here), the
+    # others the warm one: two GETs at 0 on two connections (one cold turn: 10 + 40 + 2,
+    # replies 52-57, 57-62), then one at 1 ms, after an idle CPU: cold again (5 + 41 + 5)
+    ix = loops(2)
+    ix.rtt_cold_draw = lambda: 40e-6
+    assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
+
+
+def test_each_replay_writes_keys_new_to_the_server(embedded_trace) -> None:  # type: ignore[no-untyped-def]
+    s = plan_stream(embedded_trace, model(lookup="prefix"), 30)
+    assert s.units_in(0) is s.units
+    moved = s.units_in(2)
+    shift = 2 << 64
+    for u, v, ops, ids in zip(s.units, moved, s.ops, s.ids, strict=True):
+        assert (v.request, v.kinds, v.keys, v.after) == (u.request, u.kinds, u.keys, u.after)
+        assert v.payloads == [command(op, [i + shift for i in x]) for op, x in zip(ops, ids, strict=True)]
+        assert all(a != b for a, b in zip(u.payloads, v.payloads, strict=True))
+    assert s.keys_in(2) == [i + shift for i in s.window_keys]
+
+
+def test_the_event_loop_per_key_and_per_value_from_probes() -> None:
+    """Probes whose round trip less send, receive and command is 20 us + 0.3 us per key +
+    0.5 us per value returned (MSET returns none): the fit gives 0.3 and 0.5 back."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6}
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    rng = np.random.default_rng(0)
+    for kind, cmd in (("get", lambda n: 1e-6), ("range", lambda n: 1e-6 + 0.2e-6 * n), ("insert", lambda n: 1e-6 + 0.6e-6 * n)):
+        for n in ([1] if kind == "get" else [1, 4, 16, 64]):
+            for _ in range(21):
+                values = n if kind != "insert" else 0
+                path = 20e-6 + 0.3e-6 * n + 0.5e-6 * values + cmd(n)
+                send, recv = rng.uniform(5e-6, 9e-6, 2)
+                res.probe_kind.append(kind)
+                res.probe_keys.append(n)
+                res.probe_send_s.append(float(send))
+                res.probe_recv_s.append(float(recv))
+                res.probe_rtt_s.append(float(send + recv + path))
+                res.probe_cold.append(False)
+    per_key, per_value = io_slopes([res], base)
+    assert (per_key, per_value) == pytest.approx((0.3e-6, 0.5e-6), rel=1e-6)
 
 
 def test_replay_client_against_a_real_server() -> None:
@@ -117,14 +189,17 @@ def test_replay_client_against_a_real_server() -> None:
         if u.after >= 0:
             units[i] = Unit(u.request, u.kinds, u.keys, u.payloads, after=i - 1)
     arrivals = [0.01 * (r // 5) for r in range(30)]  # ticks of 5 requests
-    with redis_server(RedisValidationSettings(nice=None, cpu=None)) as (h, p, _):
-        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003)
+    with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (h, p, _):
+        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003,
+                               probe_every_s=0.002)
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)
     first = np.r_[True, res.unit[1:] != res.unit[:-1]]
     assert np.all(res.send_s[~first] > 0)  # sent in a reply's turn: charged to that piece
     assert len(res.admit_of_request) == 30 and all(v >= 0 for v in res.admit_of_request.values())
     assert res.probe_rtt_s and all(t > 0 for t in res.probe_rtt_s)
+    # probes come in pairs: one after a sleep (cold), one right after it
+    assert res.probe_cold[::2] == [True] * (len(res.probe_cold) // 2) and not any(res.probe_cold[1::2])
     # insert units start when their lookup's last reply is in
     for i, u in enumerate(units):
         if u.after >= 0:

@@ -25,9 +25,13 @@ class RedisValidationSettings:
     preload_keys: Annotated[int, Range(ge=0)] | None = None  # filler keys; None: the trace's distinct blocks
     calibrate_requests: Annotated[int, Range(ge=10)] = 2000
     sim_runs: PosInt = 5  # simulated replays pooled per speed-up (seeds 0..)
-    probe_gap_s: Seconds = 0.03  # network probes only while idle and the next arrival is this far
-    probe_every_s: Seconds = 2e-4  # and at most one per this interval
+    probe_gap_s: Seconds = 0.005  # probes only while idle and the next arrival is this far
+    probe_every_s: Seconds = 0.01  # a pair of probes (after a sleep, then right after) per this interval
     nice: Annotated[int, Range(ge=-20, le=19)] | None = -20  # priority of the client and the started server
+    # SCHED_FIFO priority of the client and the started server (where permitted; None: normal
+    # scheduling at ``nice``): on their one CPU each loop then runs until it blocks, no other
+    # job preempts them, and timed waits wake on time (no timer slack)
+    rt_priority: Annotated[int, Range(ge=1, le=99)] | None = 10
     cpu: int | None = -1  # pin the client and the started server to this CPU (-1: the last; None: don't)
     client: Annotated[str, OneOf("measured", "drawn")] = "measured"  # each command's own client costs, or drawn
 

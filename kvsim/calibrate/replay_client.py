@@ -23,10 +23,10 @@ sleeping thread's wake-up after its select timed out).
 
 Probes run only while nothing of the replay is in flight and the next arrival is at least
 ``probe_gap_s`` away, so they sample the machine at the same times as the replay without
-touching it. They alternate two ways of waiting for the reply: spinning on a non-blocking
-``recv`` (the thread stays awake: round trip less send and receive = network + server time
-alone) and sleeping in ``select`` as the replay does when idle (the difference between the
-two distributions is the thread's wake-up).
+touching it; they wait for their reply in ``select``, as the replay does. They come in pairs,
+one pair per ``probe_every_s`` at most: the first after the loop has slept that long (as the
+first command of a burst finds the machine: ``probe_cold``), the second right after it (as
+the commands inside a burst do).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class ReplayResult:
     probe_rtt_s: list[float] = field(default_factory=list)
     probe_send_s: list[float] = field(default_factory=list)
     probe_recv_s: list[float] = field(default_factory=list)
-    probe_spin: list[bool] = field(default_factory=list)
+    probe_cold: list[bool] = field(default_factory=list)  # the first of a pair (after a sleep)
     admit_late_s: list[float] = field(default_factory=list)  # in admission order
     admit_of_request: dict[int, float] = field(default_factory=dict)  # request -> its lateness
     wall_s: float = 0.0
@@ -142,6 +142,33 @@ def _connect(host: str, port: int) -> socket.socket:
     return s
 
 
+def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tuple[float, float, float]:
+    """Send ``p`` alone and wait for its reply in ``select``: (send, receive, round trip).
+    The receive runs from the wake-up to the parsed reply (the ``recv`` calls included), as
+    a reply's turn in the replay is measured."""
+    clock = time.perf_counter
+    t0 = clock()
+    sock.sendall(p.payload)
+    t1 = clock()
+    buf = bytearray()
+    t2 = None
+    while True:
+        sel.select(1.0)
+        if t2 is None:
+            t2 = clock()
+        try:
+            chunk = sock.recv(1 << 16)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise RespError("the server closed the probe connection")
+        buf += chunk
+        if reply_end(buf) >= 0:
+            _values(bytes(buf))
+            t3 = clock()
+            return t1 - t0, t3 - t2, t3 - t0
+
+
 def replay_open_loop(
     host: str,
     port: int,
@@ -151,7 +178,7 @@ def replay_open_loop(
     connections: int,
     probes: Sequence[Probe] = (),
     probe_gap_s: float = 1e-3,
-    probe_every_s: float = 2e-4,
+    probe_every_s: float = 1e-2,
     lead_s: float = 0.05,
     timeout_s: float = 600.0,
 ) -> ReplayResult:
@@ -232,39 +259,21 @@ def replay_open_loop(
             queue[c].append(unit)
             ready[int(first_cmd[unit])] = t  # its first command is ready now, sent later
 
-    def probe(p: Probe, spin: bool) -> None:
+    def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
-        t0 = clock()
-        probe_sock.sendall(p.payload)
-        t1 = clock()
-        buf = bytearray()
-        while True:
-            if not spin:
-                probe_sel.select(1.0)
-            try:
-                chunk = probe_sock.recv(1 << 16)
-            except BlockingIOError:
-                continue
-            t2 = clock()
-            if not chunk:
-                raise RespError("the server closed the probe connection")
-            buf += chunk
-            if reply_end(buf) >= 0:
-                _values(bytes(buf))
-                t3 = clock()
-                res.probe_kind.append(p.kind)
-                res.probe_keys.append(p.keys)
-                res.probe_send_s.append(t1 - t0)
-                res.probe_recv_s.append(t3 - t2)
-                res.probe_rtt_s.append(t3 - t0)
-                res.probe_spin.append(spin)
-                return
+        send, recv, rtt = time_probe(probe_sock, probe_sel, p)
+        res.probe_kind.append(p.kind)
+        res.probe_keys.append(p.keys)
+        res.probe_send_s.append(send)
+        res.probe_recv_s.append(recv)
+        res.probe_rtt_s.append(rtt)
+        res.probe_cold.append(cold)
 
     start = clock() + lead_s
     due = [start + arrival_s[r] / speedup for r in req_order]
     nxt = 0
     finished = 0
-    last_probe = 0.0
+    last_probe = 0.0  # the loop's last work: a probe pair or a reply (a cold probe follows a sleep)
     k_probe = 0
     deadline = clock() + timeout_s + (arrival_s[req_order[-1]] / speedup if req_order else 0.0)
     mark = clock()
@@ -284,8 +293,9 @@ def replay_open_loop(
                 gap = (due[nxt] - now) if nxt < len(due) else float("inf")
                 if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
                     t_p = clock()
-                    probe(probes[k_probe % len(probes)], spin=False)
-                    k_probe += 1
+                    for cold in (True, False):  # one after the sleep, one right after it
+                        probe(probes[k_probe % len(probes)], cold)
+                        k_probe += 1
                     last_probe = mark = clock()
                     res.probing_s += last_probe - t_p
                     continue
@@ -301,7 +311,9 @@ def replay_open_loop(
                 events = sel.select(wait)
                 mark = clock()  # a wait (and its wake-up) is not the client's CPU
                 res.waited_s += mark - t_w
-            for key, _ in events:
+            # replies in connection order (select's own order follows the descriptors'
+            # hash slots): what the model's client does with the replies of one turn
+            for key, _ in sorted(events, key=lambda e: int(e[0].data)):
                 c = key.data
                 try:
                     chunk = socks[c].recv(1 << 16)
@@ -324,6 +336,7 @@ def replay_open_loop(
                 last = (recv_s, i)
                 in_flight -= 1
                 finished += 1
+                last_probe = t
                 u = units[cur[c]]
                 pos[c] += 1
                 if pos[c] < len(u.payloads):

@@ -39,12 +39,19 @@ the tail ``client_p99_x`` / ``client_p999_x`` (times its median). So a command c
     + [wait for the server thread] + service + rtt/2 + [wait for the client thread] + receive
 
 With the defaults (no connections limit, no client costs) a client's costs are inside the
-calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it. ``shared_cpu``:
-the client thread and the server thread run on one CPU (a loopback set-up pinned to one
-core, as the validation runs it): their work goes through one FCFS queue.
+calibrated round trip, as ``python -m kvsim.calibrate redis`` measures it.
 ``io_after_reply_s``: the part of the event loop's time that comes after the reply is
-written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread (and, with
-``shared_cpu``, the CPU) busy but no reply waits for it.
+written (``beforeSleep``, the next ``epoll_wait``): it keeps the thread busy but no reply
+waits for it.
+
+``shared_cpu`` (needs ``connections`` >= 1): the client and the server run on one CPU, each
+an event loop that runs until it blocks (the set-up ``+experiment=redis_validation``
+measures, pinned under SCHED_FIFO): the client's turns and the server's turns alternate, a
+server turn serves every command that came in since its last and its replies reach the
+client together when it ends; the round trip draw is then each server turn's own time
+(context switches, the kernel's loopback work), ``rtt_cold`` for the first turn after the CPU
+idled (:mod:`kvsim.index.redis_loop`). ``io_per_value_s``: the event loop's time per value in
+a GET's or MGET's reply.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -67,8 +74,9 @@ import simpy
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
+from kvsim.index.redis_loop import OneCpuLoops
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
-from kvsim.system.servers import FCFSServer
+from kvsim.system.servers import FCFSServer, timeout_at
 
 Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
 
@@ -112,6 +120,7 @@ class RedisIndex(IndexModel):
         io_s: Seconds = 0.0,
         io_per_key_s: Seconds = 0.0,
         io_after_reply_s: Seconds = 0.0,
+        io_per_value_s: Seconds = 0.0,
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -150,13 +159,16 @@ class RedisIndex(IndexModel):
             raise ValueError(f"redis.io_s and io_per_key_s must be >= 0, got {io_s}, {io_per_key_s}")
         self.io_s = io_s
         self.io_per_key = io_per_key_s
+        self.io_per_value = io_per_value_s
         if io_after_reply_s > io_s:
             raise ValueError(f"redis.io_after_reply_s ({io_after_reply_s}) exceeds io_s ({io_s})")
         self.io_after = io_after_reply_s
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
+        self._scale_memo: dict[int, float] = {}  # keys held -> key_scale
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
         self.rtt_draw = self.sampler.bind(CostDist(tcp_rtt_s, tcp_rtt_p99_s, tcp_rtt_p999_s))
+        self.rtt_cold_draw = self.rtt_draw  # the first round trip after the CPU idled (shared_cpu)
         p99x = max(service_p99_x, 1.0)
         self.service_draw = self.sampler.bind(
             CostDist(1.0, p99x, None if service_p999_x is None else max(service_p999_x, p99x), anchor="mean")
@@ -181,6 +193,9 @@ class RedisIndex(IndexModel):
         self._conns: list[simpy.Resource] = []
         self._conn_env: simpy.Environment | None = None
         self._next_conn = 0
+        if shared_cpu and connections < 1:
+            raise ValueError("redis.shared_cpu: the client's event loop needs connections >= 1")
+        self._loops: OneCpuLoops | None = None
 
     def servers(self) -> dict[str, Any]:
         if self._client_costs and not self.shared_cpu:
@@ -191,7 +206,7 @@ class RedisIndex(IndexModel):
         """Draw costs from measured distributions (``CostDist.from_samples``) instead of the
         calibrated quantile fits: ``rtt`` (seconds), ``service``, ``send``, ``recv`` (factors
         of the calibrated time, median 1; ``service`` mean 1), ``wake``, ``admit`` (seconds)."""
-        names = {"rtt": "rtt_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
+        names = {"rtt": "rtt_draw", "rtt_cold": "rtt_cold_draw", "service": "service_draw", "send": "send_draw", "recv": "recv_draw",
                  "wake": "wake_draw", "admit": "admit_draw"}
         for k, d in dists.items():
             if k not in names:
@@ -222,7 +237,21 @@ class RedisIndex(IndexModel):
         xs, ys = self._sx, self._sy
         if len(xs) == 1:
             return ys[0]
-        x = math.log10(max(len(self.held) if n is None else n, 1))
+        if n is None:
+            n = len(self.held)
+        # Written for speed: asked once per call, and the number of keys held hovers around
+        # a level, so the values are kept (a few thousand at most).
+        memo = self._scale_memo
+        s = memo.get(n)
+        if s is None:
+            if len(memo) >= 4096:
+                memo.clear()
+            s = memo[n] = self._key_scale(n)
+        return s
+
+    def _key_scale(self, n: int) -> float:
+        xs, ys = self._sx, self._sy
+        x = math.log10(max(n, 1))
         if x <= xs[0]:
             return ys[0]
         for i in range(1, len(xs)):
@@ -268,7 +297,8 @@ class RedisIndex(IndexModel):
 
     def io(self, op: Op) -> float:
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
-        return self.io_s + self.io_per_key * op.keys
+        values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
+        return self.io_s + self.io_per_key * op.keys + self.io_per_value * values
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
@@ -284,34 +314,73 @@ class RedisIndex(IndexModel):
         if self.pipeline:
             start = env.now
             r = rtt()
-            yield env.timeout(r / 2.0)
-            now = env.now
+            now = start + r / 2.0
+            if not now < env.peek():  # see below: booked ahead when nothing comes first
+                yield env.timeout(r / 2.0)
             # All commands arrive together; the FCFS server runs them back to back.
             done = max(serve(now, self.io(op) + op.server_s * scale * svc()) for op in ops)
-            yield env.timeout(done - env.now + r / 2.0)
+            yield timeout_at(env, now + (done - now + r / 2.0))
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
             return
+        if self.shared_cpu:
+            yield from self._execute_loops(env, ops)
+            return
         if self.connections or self._client_costs:
             yield from self._execute_client(env, ops)
             return
-        # Sequential commands: one event per server visit; the reply's half round trip
-        # and the next command's half round trip are one timeout.
+        # Sequential commands: the reply's half round trip and the next command's half round
+        # trip are one wait. Written for speed: a command is booked on the server at its
+        # arrival time ``t`` without waking the process there when no event is scheduled
+        # before ``t`` (env.peek()): nothing else can run, so nobody else can reach the server
+        # or draw a cost first, and the bookings, draws and records happen in the same order,
+        # with the same numbers, as with one event per command (the times are computed as
+        # SimPy computes them, and timeout_at lands on them exactly). Usually the whole
+        # call is one event.
         start = env.now
         half = rtt() / 2.0
-        yield env.timeout(half)
+        t = start + half
+        first = env.peek()
+        if not t < first:
+            yield env.timeout(half)
+            first = env.peek()
         last = len(ops) - 1
         io = self.io
         for j, op in enumerate(ops):
-            done = serve(env.now, io(op) + op.server_s * scale * svc())
+            now = t  # the command reaches the server
+            done = serve(now, io(op) + op.server_s * scale * svc())
             nxt = rtt() / 2.0 if j < last else 0.0
-            yield env.timeout(done - env.now + half + nxt)
+            t = now + (done - now + half + nxt)
+            half = nxt
+            if j == last or not t < first:
+                yield timeout_at(env, t)
+                first = env.peek()
             if rec is not None:
-                end = env.now - nxt
+                end = t - nxt
                 rec.add(op, start, end - start)
                 start = end
-            half = nxt
+
+    def _costs(self, ops: list[Op]) -> list[tuple[float, float, float]]:
+        """Each command's client costs ``(admit, send, recv)``: measured for it
+        (:meth:`use_measured_ops`), else drawn (``admit`` counts for a call's first command)."""
+        measured = self._measured
+        out = []
+        for j, op in enumerate(ops):
+            m = measured.get(id(op)) if measured else None
+            if m is None:
+                send, recv = self.client_costs(op)
+                admit = self.admit_draw() if j == 0 and self.wakes else 0.0
+                out.append((admit, send * self.send_draw(), recv * self.recv_draw()))
+            else:
+                out.append(m)
+        return out
+
+    def _execute_loops(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
+        """Client and server as event loops on one CPU (:mod:`kvsim.index.redis_loop`)."""
+        if self._loops is None or self._loops.env is not env:
+            self._loops = OneCpuLoops(env, self, self.connections)
+        yield self._loops.submit(ops, self._costs(ops))
 
     def _execute_client(self, env: simpy.Environment, ops: list[Op]) -> Generator[simpy.Event, Any, None]:
         """Commands through the client: a connection, the client thread, the server."""

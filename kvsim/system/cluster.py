@@ -49,7 +49,7 @@ import simpy
 
 from kvsim.index.base import IndexModel
 from kvsim.system.compute import PrefillModel
-from kvsim.system.hierarchy import TierHierarchy
+from kvsim.system.hierarchy import TierHierarchy, _any_of
 from kvsim.system.router import RoundRobin, Router
 from kvsim.system.scheduler import QueueHooks, Scheduler
 from kvsim.system.servers import PriorityServer
@@ -274,8 +274,11 @@ class Cluster:
         self.arrival_s = np.asarray(arrival_s, dtype=np.float64)
         tiers = hierarchy.tiers
         views = hierarchy.views
-        # some tier reached by only some views (an instance's own GPU tier, a host's DRAM)
-        self._private_tiers = len({t for path in views for t in path}) > len(set.intersection(*map(set, views)))
+        # Tiers reached by only some views (an instance's own GPU tier, a host's DRAM): a block
+        # that falls past one view's bottom may still be held there (never in a tier of
+        # every view: a chain holds a block in one tier of it).
+        common = set.intersection(*map(set, views))
+        self._held_private = _any_of([hierarchy.members[t] for t in sorted({t for p in views for t in p} - common)])
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
         self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
@@ -423,10 +426,10 @@ class Cluster:
         bg = []
         if demoted:
             bg.extend(index.plan_update(demoted))
-        if dropped and self._private_tiers:
+        held = self._held_private
+        if dropped and held is not None:
             # A block the shared tiers let go may still sit in another instance's own GPU
             # tier: it stays findable (and indexed) until that copy goes too.
-            held = hier.held_anywhere
             dropped = [k for k in dropped if not held(k)]
         if dropped:
             bg.extend(index.plan_delete(dropped))

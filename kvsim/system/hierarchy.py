@@ -136,6 +136,7 @@ class TierHierarchy:
         # t reaches (one view only), then lower ones (an address update: demoted).
         self._held_above: list[Callable[[int], bool] | None] = []
         self._held_below: list[Callable[[int], bool] | None] = []
+        self._below_views: list[list[Any] | None] = []
         for t in range(n):
             up = [self.members[u] for u in range(n) if u != t and self.single and self.level[u] < self.level[t]]
             down = []
@@ -145,6 +146,12 @@ class TierHierarchy:
                 a = self.parent[a]
             self._held_above.append(_any_of(up))
             self._held_below.append(_any_of(down))
+            # dict views of the tiers below, when every one keeps its blocks in a dict: one
+            # C-level ``isdisjoint`` per batch of victims answers the usual "none is held
+            # below" without a Python call per victim (written for speed)
+            self._below_views.append(
+                [m.keys() for m in down if isinstance(m, dict)] if down and all(isinstance(m, dict) for m in down) else None
+            )
         self._path_members = [[(t, self.members[t]) for t in path] for path in self.views]
         self._view_top = [next((t for t in path if self._caps[t]), -1) for path in self.views]
         self._newest = -(2**63)  # the largest key ever stored
@@ -416,7 +423,7 @@ class TierHierarchy:
         a node with several instances). A block that arrives from above is never held at
         its destination: a victim held by any tier below it is not passed down."""
         policies, moves, n, parent, caps = self.policies, self.moves, self.n, self.parent, self._caps
-        held_below, demoted = self._held_below, self.demoted
+        held_below, below_views, demoted = self._held_below, self._below_views, self.demoted
         t, s = tier, src
         while keys:
             while t >= 0 and caps[t] == 0:
@@ -431,6 +438,9 @@ class TierHierarchy:
                 demoted.extend(keys)
             victims = policies[t].admit_many(keys)
             below = held_below[t]
+            views = below_views[t]
+            if views is not None and victims and all(v.isdisjoint(victims) for v in views):
+                below = None  # no victim has a copy below: all of them move down
             if victims and below is not None:
                 down = []
                 for v in victims:

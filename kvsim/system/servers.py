@@ -16,7 +16,27 @@ that the queue matches M/D/1 and M/M/1 formulas.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
+from typing import Any
+
+
+def timeout_at(env: Any, t: float) -> Any:
+    """A SimPy timeout that fires at exactly ``t`` (>= ``env.now``).
+
+    ``env.timeout(t - env.now)`` fires at ``env.now + (t - env.now)``, which floating point
+    may round away from ``t`` (never when ``env.now <= t <= 2 env.now``, Sterbenz's lemma); the
+    delay is nudged by ulps until the sum is ``t``, so that a process that computed its
+    wake-up time ahead (booking several visits in one step) wakes when the event-per-visit
+    version would have."""
+    now = env.now
+    d = t - now
+    for _ in range(8):
+        s = now + d
+        if s == t:
+            break
+        d = math.nextafter(d, math.inf if s < t else -math.inf)
+    return env.timeout(d if d > 0.0 else 0.0)
 
 
 class FCFSServer:
