@@ -597,11 +597,14 @@ class _Chooser:
         events = [(0, self.rule, self.lhd.rank)]
         if not self.minis or not keys:
             return events
-        h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
-        sampled = np.flatnonzero(h < self.threshold)
-        if not len(sampled):
+        thr = self.threshold
+        if len(keys) < 256:  # (a request, or access(k): numpy's start-up would dominate)
+            at = [j for j, k in enumerate(keys) if (k * _HASH) & 0xFFFFFFFF < thr]
+        else:
+            h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
+            at = np.flatnonzero(h < thr).tolist()
+        if not at:
             return events
-        at = sampled.tolist()
         skeys = [keys[s] for s in at]
         hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
         tables: list[tuple[int, np.ndarray]] = []
