@@ -41,6 +41,15 @@ Rankings (each a complete eviction order of the same resident blocks):
         now += 1; a sampled k feeds the miniatures; a hit: n(k) += 1, last(k) = now;
         a miss: k's record from the history (n + 1) or new; evict by the chosen ranking
 
+How it runs (written for speed; the hits are those of the access loop above, to the last
+one): the miniatures never look at the full cache, so replay(keys) first runs each of them
+over all the sampled accesses of ``keys`` and scores them in numpy (the same float operations
+in the same order), which gives the ranking and the LHD table in force at every access; the
+full cache then runs stretch by stretch under one ranking each (_Order.run, the one access
+path of a single tier and of the miniatures; access(k) is replay([k])). LFU's order is kept
+as buckets of equal use counts (O(1) per use); an LRU miss in a full cache puts the new block
+in its victim's slot, where adding it and filling the victim's hole would put it too.
+
 Nothing here is fitted to one trace. The history size (8 x C), the miniatures' size (C / R
 >= 512) and their window (2 x their size) were chosen on the conversation trace, the
 evaluation protocol's tuning family (docs/policy_eval.md), and are reported unchanged on the
@@ -110,16 +119,23 @@ _LO, _HI = _bucket_bounds()
 _MID = (_LO + _HI - 1) / 2.0
 
 
+def _ranks(dense: np.ndarray) -> np.ndarray:
+    """Each density's rank among the table's distinct values (equal densities, equal ranks):
+    evictions compare ranks, exact small integers, in the order of the densities."""
+    return np.unique(dense.ravel(), return_inverse=True)[1].reshape(dense.shape).astype(np.int64)
+
+
 class _LHD:
     """LHD's counts and densities, learned by the lhd miniature."""
 
-    __slots__ = ("hits", "evictions", "dense", "every", "next")
+    __slots__ = ("hits", "evictions", "dense", "rank", "every", "next")
 
     def __init__(self, capacity: int) -> None:
         self.hits = [[0.0] * (_NB + 1) for _ in range(_NC)]
         self.evictions = [[0.0] * (_NB + 1) for _ in range(_NC)]
         # Before the first reconfiguration: density falls with age (LRU order within a class).
         self.dense = np.tile(1.0 / (_MID + 1.0), (_NC, 1))
+        self.rank = _ranks(self.dense)
         self.every = max(16384, capacity)
         self.next = self.every
 
@@ -140,6 +156,7 @@ class _LHD:
         with np.errstate(divide="ignore", invalid="ignore"):
             dens = np.where(life > 0, hits_after / life, 0.0)
         self.dense = dens
+        self.rank = _ranks(dens)
         self.hits = (np.asarray(self.hits) * _DECAY).tolist()
         self.evictions = (np.asarray(self.evictions) * _DECAY).tolist()
 
@@ -162,13 +179,6 @@ class _Signals:
         self.now = 0
         self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
 
-    def tick(self) -> None:
-        self.now += 1
-        lhd = self.lhd
-        if lhd is not None and self.now >= lhd.next:
-            lhd.reconfigure()
-            lhd.next += lhd.every
-
     def fresh(self, k: int) -> tuple[int, int, int]:
         """The record of a block used now that no tier holds (a miss): from the history, or new."""
         old = self.history.pop(k, None)
@@ -182,22 +192,36 @@ class _Signals:
             return 0 if k in self.tail else 1
         return 2 + ((r[2] - r[1]) // (n - 1)).bit_length() // 2
 
-    def end(self, k: int, r: tuple[int, int, int]) -> None:
-        """``k`` leaves the cache (the hierarchy's bottom tier): an LHD eviction, then history."""
+    def end(self, k: int, r: tuple[int, int, int], now: int) -> None:
+        """``k`` leaves the cache (the hierarchy's bottom tier) at time ``now``: an LHD
+        eviction, then history."""
         if self.lhd is not None:
-            self.lhd.evictions[self.cls(k, r)][_bucket(self.now - r[2])] += 1
+            self.lhd.evictions[self.cls(k, r)][_bucket(now - r[2])] += 1
         h = self.history
         h[k] = r
         if len(h) > self.history_cap:
             h.popitem(last=False)
 
+    def end_all(self, ks: list[int], rs: list[tuple[int, int, int]], now: int) -> None:
+        """end() of each of ``ks`` in order. Written for speed: without LHD counts, the history
+        takes them at once and then drops its oldest, which ends the same (they are resident
+        blocks, none in the history, and fewer than it holds)."""
+        h = self.history
+        if self.lhd is not None or len(ks) > self.history_cap:
+            for k, r in zip(ks, rs, strict=True):
+                self.end(k, r, now)
+            return
+        h.update(zip(ks, rs, strict=True))
+        for _ in range(len(h) - self.history_cap):
+            h.popitem(last=False)
+
 
 class _Order:
-    """The resident blocks of one tier in every order a ranking needs: LRU order, the LFU heap
-    (kept only while lfu ranks), and slots holding each block's record (uses, first and last
-    use) for LHD's random draws (ranked in a few numpy ops per draw)."""
+    """The resident blocks of one tier in every order a ranking needs: LRU order, LFU's
+    frequency buckets (kept only while lfu ranks), and slots holding each block's record (uses,
+    first and last use) for LHD's random draws (ranked in a few numpy ops per draw)."""
 
-    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "heap", "hv", "seq", "rng", "gd", "batch")
+    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "hv", "bk", "bmin", "binh", "rng", "gd", "batch")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
@@ -210,11 +234,15 @@ class _Order:
         self.first = array("q")  # slot -> time of first use
         self.last = array("q")  # slot -> time of last use
         self.tail = array("b")  # slot -> created as a request's last block
-        self.heap: list[tuple[int, int, int]] = []  # LFU (n, seq of last use, key), lazy deletion
-        self.hv: dict[int, tuple[int, int]] = {}  # resident -> its current (n, seq)
-        self.seq = 0
+        # LFU order (uses, then least recent first) as buckets: uses -> its blocks, least
+        # recently bucketed first; a block is re-bucketed (at the end) on each use. Written for
+        # speed: O(1) per use, where a heap pushed a tuple per use and skipped stale entries.
+        self.hv: dict[int, int] = {}  # block -> its bucket
+        self.bk: dict[int, OrderedDict[int, None]] = {}  # uses -> blocks (non-empty buckets)
+        self.bmin: list[int] = []  # heap of bucket numbers (lazy: empty ones are skipped)
+        self.binh: set[int] = set()  # the numbers in bmin
         self.rng = np.random.default_rng(seed)
-        self.gd = False  # the heap is kept only while lfu ranks
+        self.gd = False  # the buckets are kept only while lfu ranks
         # LHD frees this many slots per draw (the cache runs that many blocks below capacity
         # at most; written for speed: one draw of numpy ops serves several misses)
         self.batch = min(_BATCH, max(1, capacity // 256))
@@ -238,13 +266,22 @@ class _Order:
         return (self.n[i], self.first[i], self.last[i])
 
     def push(self, k: int, n: int) -> None:
-        self.seq += 1
-        e = (n, self.seq)
-        self.hv[k] = e
-        heapq.heappush(self.heap, (n, e[1], k))
-        if len(self.heap) > 4 * len(self.hv) + 64:
-            self.heap = [(h, s, x) for x, (h, s) in self.hv.items()]
-            heapq.heapify(self.heap)
+        """``k`` (re-)enters LFU bucket ``n``, as its most recent block."""
+        hv, bk = self.hv, self.bk
+        old = hv.get(k)
+        if old is not None:
+            b = bk[old]
+            del b[k]
+            if not b:
+                del bk[old]
+        hv[k] = n
+        into = bk.get(n)
+        if into is None:
+            into = bk[n] = OrderedDict()
+            if n not in self.binh:
+                self.binh.add(n)
+                heapq.heappush(self.bmin, n)
+        into[k] = None
 
     def touch(self, k: int) -> None:
         self.lru.move_to_end(k)
@@ -253,54 +290,72 @@ class _Order:
 
     def drop(self, k: int) -> tuple[int, int, int]:
         """Take ``k`` out; return its record."""
-        del self.lru[k]
-        i = self.pos.pop(k)
-        arr, n, first, last, tail = self.arr, self.n, self.first, self.last, self.tail
-        r = (n[i], first[i], last[i])
-        j = len(arr) - 1
-        if i != j:  # the last slot fills the hole
-            moved = arr[j]
-            arr[i], n[i], first[i], last[i], tail[i] = moved, n[j], first[j], last[j], tail[j]
-            self.pos[moved] = i
-        arr.pop()
-        n.pop()
-        first.pop()
-        last.pop()
-        tail.pop()
-        if self.gd:
-            del self.hv[k]
-        return r
+        return self.drop_all((k,))[0]
+
+    def drop_all(self, ks: Sequence[int]) -> list[tuple[int, int, int]]:
+        """Take ``ks`` out, one after the other; return their records."""
+        lru, pos, arr, n, first, last, tail = self.lru, self.pos, self.arr, self.n, self.first, self.last, self.tail
+        out = []
+        for k in ks:
+            del lru[k]
+            i = pos.pop(k)
+            out.append((n[i], first[i], last[i]))
+            j = len(arr) - 1
+            if i != j:  # the last slot fills the hole
+                moved = arr[j]
+                arr[i], n[i], first[i], last[i], tail[i] = moved, n[j], first[j], last[j], tail[j]
+                pos[moved] = i
+            arr.pop()
+            n.pop()
+            first.pop()
+            last.pop()
+            tail.pop()
+            if self.gd:
+                b = self.hv.pop(k, None)  # (None: the LFU victim, already taken out of its bucket)
+                if b is not None:
+                    bucket = self.bk[b]
+                    del bucket[k]
+                    if not bucket:
+                        del self.bk[b]
+        return out
 
     def use_heap(self, on: bool) -> None:
-        """Start (rebuilt from the residents, least recent first) or stop keeping the heap."""
+        """Start (built from the residents, least recent first) or stop keeping LFU's buckets."""
         if on == self.gd:
             return
         self.gd = on
-        self.heap, self.hv = [], {}
+        self.hv, self.bk, self.bmin, self.binh = {}, {}, [], set()
         if on:
             n, pos = self.n, self.pos
             for k in self.lru:
                 self.push(k, n[pos[k]])
 
-    def victims(self, rule: int, need: int, now: int, lhd: _LHD, scale: int) -> list[int]:
+    def victims(self, rule: int, need: int, now: int, rank: np.ndarray, scale: int) -> list[int]:
         """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
-        lowest densities among _SAMPLE random residents per block freed (ties: the first
-        drawn)."""
+        lowest densities (``rank``: their ranks, _LHD.rank) among _SAMPLE random residents per
+        block freed (ties: the first drawn). The one victim choice of every path (single
+        tier, miniatures, tiers; run() inlines lru's: the least recent block)."""
         if rule == 0:
             it = iter(self.lru)
             return [next(it) for _ in range(need)]
         if rule == 1:
-            heap, hv = self.heap, self.hv
+            bk, bmin, hv = self.bk, self.bmin, self.hv
             out: list[int] = []
             while len(out) < need:
-                h, s, k = heapq.heappop(heap)
-                if hv.get(k) == (h, s):  # (each entry is popped once: no repeats)
-                    out.append(k)
+                while bmin[0] not in bk:  # (an emptied bucket)
+                    self.binh.discard(heapq.heappop(bmin))
+                b = bk[bmin[0]]
+                k = b.popitem(last=False)[0]
+                if not b:
+                    del bk[bmin[0]]
+                del hv[k]
+                out.append(k)
             return out
         arr = self.arr
         size = len(arr)
         take = max(need, min(self.batch, size // 4))
-        idx = self.rng.integers(0, size, size=_SAMPLE * take)
+        draws = _SAMPLE * take
+        idx = self.rng.integers(0, size, size=draws)
         n = np.frombuffer(self.n, dtype=np.int64)[idx]  # (the views are gone on return: the
         last = np.frombuffer(self.last, dtype=np.int64)[idx]  # arrays may grow again)
         first = np.frombuffer(self.first, dtype=np.int64)[idx]
@@ -310,20 +365,124 @@ class _Order:
         age = (now - last) // scale
         bits = _bit_length(age)
         bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> np.maximum(bits - 3, 0)) & 3) + 4)
-        dens = lhd.dense[cls, np.minimum(bucket, _NB)]
-        out, seen = [], set()
-        for i in idx[np.argsort(dens, kind="stable")].tolist():  # lowest first, distinct slots
-            if i not in seen:
-                seen.add(i)
-                out.append(arr[i])
-                if len(out) == take:
-                    break
-        return out
+        # Written for speed: one int64 per draw, (density rank, draw number), all distinct: the
+        # order of a stable sort by density. Only the smallest few are sorted (a partition
+        # first); the draws can repeat a slot, so when those hold fewer than ``take``
+        # distinct slots, all are sorted.
+        key = rank[cls, np.minimum(bucket, _NB)] * draws + np.arange(draws)
+        few = 2 * take
+        part = np.sort(np.partition(key, few - 1)[:few]) if few < draws else np.sort(key)
+        while True:
+            out, seen = [], set()
+            for i in idx[part % draws].tolist():  # lowest first, distinct slots
+                if i not in seen:
+                    seen.add(i)
+                    out.append(arr[i])
+                    if len(out) == take:
+                        return out
+            if len(part) == draws:  # (all of them hold fewer distinct slots)
+                return out
+            part = np.sort(key)
+
+    def run(self, sig: _Signals, keys: list[int], a: int, b: int, rule: int, rank: np.ndarray, scale: int,
+            misses: list[int]) -> None:
+        """Accesses ``keys[a:b]`` on this cache alone (a single tier, or a miniature), ranked by
+        one rule with one density table; appends the clock of each miss to ``misses``. The
+        one access path of a single tier and of the miniatures (a miss stores the block, then
+        evicts while over capacity -- under lhd possibly the block itself). The learner (the
+        lhd miniature, ``sig.lhd``) counts each hit by class and age before it."""
+        now0 = sig.now + 1
+        sig.now += b - a
+        cap = self.cap
+        if cap == 0:
+            misses.extend(range(now0, now0 + b - a))
+            return
+        # Written for speed: local names; the record of a hit updated in place
+        pos, arr, lru = self.pos, self.arr, self.lru
+        get, move, miss = pos.get, lru.move_to_end, misses.append
+        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
+        hpop, tails, end_all, victims, drop_all = sig.history.pop, sig.tail, sig.end_all, self.victims, self.drop_all
+        lhd, lfu = sig.lhd, self.gd
+        learn = lhd is not None
+        if rule == 0 and not lfu and not learn:
+            self._run_lru(sig, keys[a:b], now0, misses)
+            return
+        for now, k in enumerate(keys[a:b], now0):
+            i = get(k)
+            if i is not None:
+                if learn:
+                    n = slot_n[i]
+                    c = 1 - slot_tail[i] if n == 1 else 2 + ((slot_last[i] - slot_first[i]) // (n - 1)).bit_length() // 2
+                    lhd.hits[c][_bucket(now - slot_last[i])] += 1  # type: ignore[union-attr]
+                slot_n[i] += 1
+                slot_last[i] = now
+                move(k)
+                if lfu:
+                    self.push(k, slot_n[i])
+                continue
+            miss(now)
+            old = hpop(k, None)
+            pos[k] = len(arr)
+            arr.append(k)
+            lru[k] = None
+            if old is None:
+                slot_n.append(1)
+                slot_first.append(now)
+            else:
+                slot_n.append(old[0] + 1)
+                slot_first.append(old[1])
+            slot_last.append(now)
+            slot_tail.append(k in tails)
+            if lfu:
+                self.push(k, slot_n[-1])
+            if len(arr) > cap:
+                out = victims(rule, len(arr) - cap, now, rank, scale)
+                end_all(out, drop_all(out), now)
+
+
+    def _run_lru(self, sig: _Signals, keys: list[int], now0: int, misses: list[int]) -> None:
+        """run() under lru, not learning: written for speed. A miss in a full cache evicts
+        the least recent block and its record goes to the history; the new block takes the
+        victim's slot, where adding it at the end and filling the victim's hole with the last
+        slot (drop) would put it too (the slots stay as LHD's draws expect them)."""
+        pos, arr, lru, cap = self.pos, self.arr, self.lru, self.cap
+        get, move, pop, miss = pos.get, lru.move_to_end, lru.popitem, misses.append
+        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
+        history, tails, hcap = sig.history, sig.tail, sig.history_cap
+        hpop, hdrop = history.pop, history.popitem
+        for now, k in enumerate(keys, now0):
+            i = get(k)
+            if i is not None:
+                slot_n[i] += 1
+                slot_last[i] = now
+                move(k)
+                continue
+            miss(now)
+            old = hpop(k, None)
+            if len(arr) < cap:  # (lhd left room: fill it)
+                self.add(k, (1, now, now) if old is None else (old[0] + 1, old[1], now), k in tails)
+                continue
+            v = pop(False)[0]
+            i = pos.pop(v)
+            history[v] = (slot_n[i], slot_first[i], slot_last[i])  # (end: the lru ranking learns nothing)
+            if len(history) > hcap:
+                hdrop(False)
+            lru[k] = None
+            pos[k] = i
+            arr[i] = k
+            if old is None:
+                slot_n[i] = 1
+                slot_first[i] = now
+            else:
+                slot_n[i] = old[0] + 1
+                slot_first[i] = old[1]
+            slot_last[i] = now
+            slot_tail[i] = k in tails
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
-    """int.bit_length of each (non-negative) value (exact below 2^53)."""
-    return np.where(x > 0, np.frexp(np.maximum(x, 1).astype(np.float64))[1], 0)
+    """int.bit_length of each non-negative value (exact below 2^53; frexp(0) gives 0)."""
+    return np.frexp(x.astype(np.float64))[1]
 
 
 class _Mini:
@@ -337,24 +496,28 @@ class _Mini:
         self.order = _Order(capacity, seed)
         self.order.gd = rule == 1
 
-    def access(self, k: int, lhd: _LHD) -> bool:
-        sig, order = self.sig, self.order
-        sig.tick()
-        i = order.pos.get(k)
-        if i is not None:
-            if sig.lhd is not None:  # the learner: a hit at this age, in this class
-                r = (order.n[i], order.first[i], order.last[i])
-                sig.lhd.hits[sig.cls(k, r)][_bucket(sig.now - r[2])] += 1
-            order.n[i] += 1
-            order.last[i] = sig.now
-            order.touch(k)
-            return True
-        if order.cap:
-            order.add(k, sig.fresh(k), k in sig.tail)
-            if len(order) > order.cap:
-                for v in order.victims(self.rule, len(order) - order.cap, sig.now, lhd, 1):
-                    sig.end(v, order.drop(v))
-        return False
+    def run(self, keys: list[int]) -> tuple[list[int], list[tuple[int, np.ndarray]]]:
+        """Accesses ``keys`` (sampled ones); returns the positions of the misses and, for the
+        learner, the new density table at each reconfiguration (from this position on)."""
+        sig, order, lhd = self.sig, self.order, self.sig.lhd
+        base = sig.now + 1
+        misses: list[int] = []
+        tables: list[tuple[int, np.ndarray]] = []
+        a = 0
+        while a < len(keys):
+            b = len(keys)
+            if lhd is not None:  # reconfigure when the clock reaches lhd.next, before that access
+                if sig.now + 1 >= lhd.next:
+                    lhd.reconfigure()
+                    lhd.next += lhd.every
+                    tables.append((a, lhd.rank))
+                b = min(b, a + lhd.next - sig.now - 1)
+            order.run(sig, keys, a, b, self.rule, lhd.rank if lhd is not None else _NO_TABLE, 1, misses)
+            a = b
+        return [t - base for t in misses], tables
+
+
+_NO_TABLE = np.zeros((0, 0), dtype=np.int64)  # the lru and lfu miniatures rank without densities
 
 
 class _Chooser:
@@ -385,24 +548,84 @@ class _Chooser:
         self.rule = self.rules[0]
         self.switches = 0
 
-    def feed(self, k: int) -> None:
-        """One sampled access: every miniature sees it; the best one's ranking is chosen."""
-        score, inc, lhd = self.score, self.inc, self.lhd
-        for j, m in enumerate(self.minis):
-            if m.access(k, lhd):
-                score[j] += inc
-        inc *= self.growth
-        if inc > 1e100:  # renormalise the growing weights
-            self.score = score = [x / inc for x in score]
-            inc = 1.0
-        self.inc = inc
-        best = 0
-        for j in range(1, len(score)):
-            if score[j] > score[best]:
-                best = j
-        if score[best] > score[self.rules.index(self.rule)]:
-            self.rule = self.rules[best]
-            self.switches += 1
+    def _choose(self, hit: np.ndarray) -> list[tuple[int, int]]:
+        """The scores after each sampled access (``hit``: miniature x access), each access
+        weighing 1 + 1/W more than the one before; after each, the best miniature's ranking is
+        chosen when it beats the one in use. Returns (access, new ranking) at each switch.
+
+        Written for speed, in numpy, with Python's float operations in the same order: the
+        weights by a sequential product, each score by a sequential sum (adding 0.0 for a
+        miss changes nothing), the renormalisation when the weight passes 1e100 before the
+        choice at that access."""
+        score = np.asarray(self.score, dtype=np.float64)
+        inc, growth, rules = self.inc, self.growth, self.rules
+        cur = rules.index(self.rule)
+        picks: list[tuple[int, int]] = []
+        j0, total = 0, hit.shape[1]
+        while j0 < total:
+            size = min(total - j0, 1 << 16)
+            with np.errstate(over="ignore"):  # (past 1e100 the rest is not used)
+                incs = np.multiply.accumulate(np.concatenate(([inc], np.full(size, growth))))
+            over = np.flatnonzero(incs[1:] > 1e100)  # (incs[t + 1]: the weight after access t)
+            size = int(over[0]) + 1 if len(over) else size
+            s = np.add.accumulate(np.concatenate((score[:, None], hit[:, j0:j0 + size] * incs[:size]), axis=1), axis=1)[:, 1:]
+            inc = float(incs[size])
+            if inc > 1e100:  # renormalise the growing weights
+                s[:, -1] /= inc
+                inc = 1.0
+            best, top = s.argmax(axis=0), s.max(axis=0)
+            x = 0
+            while True:
+                beat = np.flatnonzero(top[x:] > s[cur, x:])
+                if not len(beat):
+                    break
+                x += int(beat[0])
+                cur = int(best[x])
+                picks.append((j0 + x, rules[cur]))
+                x += 1
+            score = s[:, -1].copy()
+            j0 += size
+        self.switches += len(picks)
+        self.score, self.inc, self.rule = score.tolist(), inc, rules[cur]
+        return picks
+
+    def run(self, keys: list[int]) -> list[tuple[int, int, np.ndarray]]:
+        """The sampled accesses of ``keys`` go to every miniature (they never look at the full
+        cache, so they run first, each over all of them); the best one's ranking is chosen after
+        each. Returns what the full cache ranks by over ``keys``: (from this position on,
+        ranking, density table), from position 0."""
+        events = [(0, self.rule, self.lhd.rank)]
+        if not self.minis or not keys:
+            return events
+        thr = self.threshold
+        if len(keys) < 256:  # (a request, or access(k): numpy's start-up would dominate)
+            at = [j for j, k in enumerate(keys) if (k * _HASH) & 0xFFFFFFFF < thr]
+        else:
+            h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
+            at = np.flatnonzero(h < thr).tolist()
+        if not at:
+            return events
+        skeys = [keys[s] for s in at]
+        hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
+        tables: list[tuple[int, np.ndarray]] = []
+        for x, m in enumerate(self.minis):
+            misses, t = m.run(skeys)
+            hit[x, misses] = False
+            tables += t
+        picks = self._choose(hit)
+        # merged in order of position: a new table and a new ranking may start at one access
+        rule, table = events[0][1], events[0][2]
+        changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
+        for j, what, v in changes:
+            if what == 0:
+                rule = v  # type: ignore[assignment]
+            else:
+                table = v  # type: ignore[assignment]
+            if events[-1][0] == at[j]:
+                events[-1] = (at[j], rule, table)
+            else:
+                events.append((at[j], rule, table))
+        return events
 
 
 class Hotness(EvictionPolicy):
@@ -467,25 +690,22 @@ class Hotness(EvictionPolicy):
         return self.order.record(key) if key in self.order.pos else None
 
     # --- the clock, the miniatures and the signals --------------------------------------
-    def _tick(self, k: int) -> None:
-        self.sig.now += 1
-        ch = self.chooser
-        if (k * _HASH) & 0xFFFFFFFF < ch.threshold:
-            ch.feed(k)
-
     def observe(self, keys: Sequence[int], new: bool) -> None:
         """Tier 0 sees every access of the hierarchy once: the clock, the miniatures, and the
         records of the blocks some tier holds (a use)."""
         sig = self.sig
         sig.moving.clear()  # (a hierarchy operation's moves complete within it)
         orders = [p.order for p in self.peers if isinstance(p, Hotness)]
+        now = sig.now
         for k in keys:
-            self._tick(k)
+            now += 1
             for o in orders:
                 i = o.pos.get(k)
                 if i is not None:
                     o.n[i] += 1
-                    o.last[i] = sig.now
+                    o.last[i] = now
+        sig.now = now
+        self.chooser.run(list(keys))  # (the tiers act after the whole request: the final choice)
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
@@ -527,13 +747,13 @@ class Hotness(EvictionPolicy):
         order.add(key, self._entering(key), key in sig.tail)
         if len(order) <= order.cap:
             return []
-        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd, ch.scale)
+        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.rank, ch.scale)
         alone = len(self.peers) == 1
         for v in out:
             r = order.drop(v)
             # a lifetime ends when the bottom tier drops the block and no tier holds a copy
             if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
-                sig.end(v, r)
+                sig.end(v, r, sig.now)
             else:
                 sig.moving[v] = r
         return out
@@ -543,81 +763,30 @@ class Hotness(EvictionPolicy):
 
     # --- single tier ------------------------------------------------------------------
     def access(self, key: int) -> bool:
-        self._tick(key)
-        order = self.order
-        i = order.pos.get(key)
-        if i is not None:
-            self._rank()
-            order.n[i] += 1
-            order.last[i] = self.sig.now
-            order.touch(key)
-            return True
-        self.admit(key)
-        return False
+        return self.replay([key]) == 1
 
     def replay(self, keys: Iterable[int]) -> int:
-        # Written for speed: access() with the clock and the hit path inlined (local names).
-        # The sampled accesses are found with numpy first, and the loop runs over the
-        # stretches between them; the miniatures and the miss path are the same calls as in
-        # access(), with the clock written back before them.
+        """Single tier: the miniatures run first over the sampled accesses (they never look at
+        this cache), then this cache runs stretch by stretch, each under the ranking and the
+        density table chosen before its first access. A tier of a hierarchy: as the hierarchy
+        does it (observe, then a hit touches and a miss admits), one access at a time."""
         keys = keys if isinstance(keys, list) else list(keys)
-        sig, ch, order = self.sig, self.chooser, self.order
-        pos, lru_move, slot_n, slot_last = order.pos, order.lru.move_to_end, order.n, order.last
-        alone = len(self.peers) == 1 and order.cap > 0  # the miss path inlined too
-        lru, arr, slot_first, slot_tail = order.lru, order.arr, order.first, order.tail
-        history, tail, cap, end = sig.history, sig.tail, order.cap, sig.end
-        h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
-        sampled = np.flatnonzero(h < ch.threshold).tolist() + [len(keys)]
-        t0 = sig.now + 1  # the clock at keys[0]
-        lfu = ch.rule == 1 or order.gd  # the LFU heap is (or is about to be) kept
-        hits = 0
-        start = 0
-        for stop in sampled:
-            for now, k in enumerate(keys[start:stop], t0 + start):
-                i = pos.get(k)
-                if i is not None:
+        sig, order = self.sig, self.order
+        if len(self.peers) > 1:
+            hits = 0
+            for k in keys:
+                self.observe([k], False)
+                if k in order.pos:
+                    self.touch(k)
                     hits += 1
-                    if lfu:
-                        self._rank()
-                        slot_n[i] += 1
-                        slot_last[i] = now
-                        lru_move(k)
-                        if order.gd:
-                            order.push(k, slot_n[i])
-                        lfu = ch.rule == 1 or order.gd
-                    else:
-                        slot_n[i] += 1
-                        slot_last[i] = now
-                        lru_move(k)
-                    continue
-                sig.now = now
-                if not alone or sig.moving:
+                else:
                     self.admit(k)
-                    lfu = ch.rule == 1 or order.gd
-                    continue
-                # admit(k) for a single tier: a miss, its record from the history or new
-                rule = self._rank() if lfu else ch.rule
-                old = history.pop(k, None)
-                r = (1, now, now) if old is None else (old[0] + 1, old[1], now)
-                lru[k] = None
-                pos[k] = len(arr)
-                arr.append(k)
-                slot_n.append(r[0])
-                slot_first.append(r[1])
-                slot_last.append(now)
-                slot_tail.append(k in tail)
-                if order.gd:
-                    order.push(k, r[0])
-                if len(arr) > cap:
-                    for v in order.victims(rule, len(arr) - cap, now, ch.lhd, ch.scale):
-                        end(v, order.drop(v))
-                lfu = ch.rule == 1 or order.gd
-            if stop == len(keys):
-                break
-            k = keys[stop]
-            sig.now = t0 + stop - 1
-            hits += self.access(k)  # the sampled access, as access() does it (clock included)
-            lfu = ch.rule == 1 or order.gd
-            start = stop + 1
-        sig.now = t0 + len(keys) - 1
-        return hits
+            return hits
+        events = self.chooser.run(keys)
+        misses: list[int] = []
+        for x, (a, rule, rank) in enumerate(events):
+            b = events[x + 1][0] if x + 1 < len(events) else len(keys)
+            if b > a:
+                order.use_heap(rule == 1)
+                order.run(sig, keys, a, b, rule, rank, self.chooser.scale, misses)
+        return len(keys) - len(misses)
