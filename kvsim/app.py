@@ -323,6 +323,16 @@ def build_arrivals(cfg: DictConfig, trace: Trace, rng: np.random.Generator) -> A
         raise ConfigError(str(exc)) from None
 
 
+def build_timed_trace(cfg: DictConfig) -> tuple[Trace, Arrivals]:
+    """The trace with its arrivals as the workload module times them (``trace.spread``,
+    ``trace.tick_s``, seeded by the run): what the benchmarks replay."""
+    import dataclasses
+
+    trace = build_trace(cfg)
+    arr = build_arrivals(cfg, trace, np.random.default_rng(cfg.seed))
+    return dataclasses.replace(trace, arrival_s=arr.times_s), arr
+
+
 def build_cluster(
     cfg: DictConfig, trace: Trace, rng: np.random.Generator | None = None, check_invariants: bool | None = None
 ) -> tuple[Cluster, Arrivals]:

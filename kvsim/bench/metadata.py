@@ -67,7 +67,6 @@ from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
-from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -493,15 +492,12 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
 
 
 def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from kvsim.app import build_trace
+    from kvsim.app import build_timed_trace
 
     out = Path(out_dir)
     s = settings_of(cfg)
     t0 = time.perf_counter()
-    trace = build_trace(cfg)
-    # Arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run.
-    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
-    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
+    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
     summary: dict[str, Any] = {
         "mode": "metadata_bench",

@@ -74,7 +74,6 @@ from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
-from kvsim.workload import arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -510,15 +509,12 @@ def compare(real: pd.DataFrame, sim: pd.DataFrame, speedup: float) -> list[dict[
 
 
 def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from kvsim.app import build_index, build_trace
+    from kvsim.app import build_index, build_timed_trace
 
     out = Path(out_dir)
     s = settings_of(cfg)
     t0 = time.perf_counter()
-    trace = build_trace(cfg)
-    # arrivals from the workload module (trace.spread, trace.tick_s), seeded by the run
-    arr = arrivals(trace.arrival_s, cfg.trace.spread, cfg.trace.tick_s, np.random.default_rng(cfg.seed))
-    trace = dataclasses.replace(trace, arrival_s=arr.times_s)
+    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
     planner = build_index(cfg)
     assert isinstance(planner, RedisIndex)
     stream = plan_stream(trace, planner, s.max_requests)
