@@ -275,8 +275,9 @@ class Cluster:
         tiers = hierarchy.tiers
         views = hierarchy.views
         # Tiers reached by only some views (an instance's own GPU tier, a host's DRAM): a block
-        # that falls past one view's bottom may still be held there (never in a tier of
-        # every view: a chain holds a block in one tier of it).
+        # that falls past one view's bottom may still be held there. Never in a tier of every
+        # view: a victim that every sharer still reaches elsewhere just loses its copy and is
+        # not passed down (TierHierarchy's place rule), so it is never dropped.
         common = set.intersection(*map(set, views))
         self._held_private = _any_of([hierarchy.members[t] for t in sorted({t for p in views for t in p} - common)])
         self.env = simpy.Environment()
