@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 OVERLOAD_UTILIZATION = 0.95
-PEAK_WINDOW_S = 600.0  # ten minutes: longer than any one request's prefill, short against a trace
+PEAK_WINDOW_S = 600.0  # ten minutes: longer than nearly every request's prefill, short against a trace
 
 PARTS = (
     ("ttft", "ttft_s"), ("metadata", "metadata_s"), ("queue", "queue_s"), ("load", "load_s"),
