@@ -10,13 +10,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kvsim.app import run
+from kvsim.bench.redis_validation import redis_server
+from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate import calfile
 from kvsim.calibrate.redis_bench import PREFIX, key, measure_redis, parse_commandstats
 from kvsim.calibrate.resp import RespClient, RespError, encode
@@ -43,42 +44,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def redis_port() -> Iterator[int]:
     require_resource("KVSIM_REQUIRE_REDIS")
-    exe = shutil.which("redis-server")
-    assert exe is not None
-    work = tmp_path_factory.mktemp("redis")
-    for _ in range(3):  # a free port can be taken between choosing and binding it
-        port = free_port()
-        log = (work / f"redis-{port}.log").open("w")
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(work)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with RespClient("127.0.0.1", port, timeout=1) as c:
-                    if c.call("PING") == "PONG":
-                        break
-            except OSError:
-                time.sleep(0.05)
-        if proc.poll() is None:
-            break
-        log.close()
-    else:
-        pytest.fail(f"redis-server did not start: {(work / f'redis-{port}.log').read_text()[-2000:]}")
-    try:
+    assert shutil.which("redis-server") is not None
+    # the validation's own starter (free port, retried if taken, PING, cleanup), unpinned
+    with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (_, port, _):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_resp_client_against_the_server(redis_port: int) -> None:

@@ -192,39 +192,31 @@ def redis_server(settings: RedisValidationSettings) -> Iterator[tuple[str, int, 
     if binary is None:
         raise FileNotFoundError(f"experiment.redis_server: {settings.redis_server!r} not found on PATH "
                                 "(install redis-server, or give experiment.redis_url)")
-    port = _free_port()
+    nice, rt, cpu = settings.nice, settings.rt_priority, settings.pinned_cpu()
+
+    def priority() -> None:  # in the child, before exec: the server's priority and CPU
+        if nice is not None:
+            _set_nice(nice)
+        if rt is not None:
+            _set_fifo(rt)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+
     with tempfile.TemporaryDirectory() as d:
-        nice, rt = settings.nice, settings.rt_priority
-
-        cpu = settings.pinned_cpu()
-
-        def priority() -> None:  # in the child, before exec: the server's priority and CPU
-            if nice is not None:
-                _set_nice(nice)
-            if rt is not None:
-                _set_fifo(rt)
-            if cpu is not None:
-                os.sched_setaffinity(0, {cpu})
-
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=priority,
-        )
+        for attempt in range(3):  # a free port can be taken between choosing and binding it
+            port = _free_port()
+            proc = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=priority,
+            )
+            if _answers_ping(proc, port, timeout_s=10.0):
+                break
+            if proc.poll() is None:
+                proc.kill()
+            err = proc.communicate(timeout=5)[1].decode(errors="replace")
+            if attempt == 2:
+                raise RuntimeError(f"redis-server did not start on port {port}: {err.strip()[:300]}")
         try:
-            t0 = time.monotonic()
-            while True:
-                try:
-                    with RespClient("127.0.0.1", port, timeout=1.0) as c:
-                        if c.call("PING") == "PONG":
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() - t0 > 10:
-                    if proc.poll() is None:
-                        proc.kill()
-                    err = proc.communicate(timeout=5)[1].decode(errors="replace")
-                    raise RuntimeError(f"redis-server did not start on port {port}: {err.strip()[:300]}")
-                time.sleep(0.05)
             yield "127.0.0.1", port, 0
         finally:
             proc.terminate()
@@ -232,6 +224,21 @@ def redis_server(settings: RedisValidationSettings) -> Iterator[tuple[str, int, 
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
+
+
+def _answers_ping(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> bool:
+    """Whether the started server answers PING before it exits or ``timeout_s`` passes."""
+    t0 = time.monotonic()
+    while proc.poll() is None and time.monotonic() - t0 < timeout_s:
+        try:
+            with RespClient("127.0.0.1", port, timeout=1.0) as c:
+                if c.call("PING") == "PONG":
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def _set_nice(value: int) -> bool:
