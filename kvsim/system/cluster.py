@@ -386,6 +386,19 @@ class Cluster:
         # 4. store the new blocks; the index learns about them
         new = blocks[p:]
         hier.store(new, v)
+        # The store's cascade happens now: its demotions go on the links now, and are this
+        # request's (drained before the insert yields, when other requests may move blocks).
+        moves, demoted, dropped = hier.drain()
+        now = env.now
+        moved = 0
+        defer = self.topo.defer
+        bb = self.block_bytes
+        for s, d, path in self.move_pairs:  # moves into a GPU tier are the loads, charged above
+            c = moves[s][d]
+            if c:
+                moved += c
+                defer(now, path, c * bb)
+        self._moved[i] = moved * bb
         yield from index.execute(env, index.plan_insert(new), host)
         t_end = env.now
 
@@ -410,18 +423,7 @@ class Cluster:
             tier_hits=tuple(counts),
         )
 
-        # 5. background: demotions on the links, address updates and deletes on the index
-        moves, demoted, dropped = hier.drain()
-        now = env.now
-        moved = 0
-        defer = self.topo.defer
-        bb = self.block_bytes
-        for s, d, path in self.move_pairs:  # moves into a GPU tier are the loads, charged above
-            c = moves[s][d]
-            if c:
-                moved += c
-                defer(now, path, c * bb)
-        self._moved[i] = moved * bb
+        # 5. background: address updates and deletes on the index
         if self.check_invariants:
             hier.check()
         bg = []
