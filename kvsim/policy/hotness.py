@@ -67,14 +67,12 @@ the top (the hierarchy's defaults).
 
 from __future__ import annotations
 
-import heapq
-from array import array
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 import numpy as np
 
+from kvsim.policy import _hotness_jit as jit
 from kvsim.policy.base import EvictionPolicy
 from kvsim.ranges import OneOf, Seed
 
@@ -131,8 +129,8 @@ class _LHD:
     __slots__ = ("hits", "evictions", "dense", "rank", "every", "next")
 
     def __init__(self, capacity: int) -> None:
-        self.hits = [[0.0] * (_NB + 1) for _ in range(_NC)]
-        self.evictions = [[0.0] * (_NB + 1) for _ in range(_NC)]
+        self.hits = np.zeros((_NC, _NB + 1))  # (the kernels add to them in place)
+        self.evictions = np.zeros((_NC, _NB + 1))
         # Before the first reconfiguration: density falls with age (LRU order within a class).
         self.dense = np.tile(1.0 / (_MID + 1.0), (_NC, 1))
         self.rank = _ranks(self.dense)
@@ -140,8 +138,8 @@ class _LHD:
         self.next = self.every
 
     def reconfigure(self) -> None:
-        h = np.asarray(self.hits)
-        e = h + np.asarray(self.evictions)
+        h = self.hits
+        e = h + self.evictions
         pool_h, pool_e = h.sum(axis=0), e.sum(axis=0)
         total = pool_e.sum()
         if total > 0:  # shrink each class toward the pooled shape by one event's weight
@@ -157,332 +155,144 @@ class _LHD:
             dens = np.where(life > 0, hits_after / life, 0.0)
         self.dense = dens
         self.rank = _ranks(dens)
-        self.hits = (np.asarray(self.hits) * _DECAY).tolist()
-        self.evictions = (np.asarray(self.evictions) * _DECAY).tolist()
+        self.hits *= _DECAY
+        self.evictions *= _DECAY
+
+
+class _History:
+    """A read-only view of a history (tests and checks): key -> (uses, first, last), oldest first."""
+
+    __slots__ = ("sig",)
+
+    def __init__(self, sig: _Signals) -> None:
+        self.sig = sig
+
+    def __len__(self) -> int:
+        return int(self.sig.hm[jit.H_COUNT])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(jit.hist_keys(self.sig.h, self.sig.hm).tolist())
+
+    def __getitem__(self, k: int) -> tuple[int, int, int]:
+        e = jit.find(self.sig.ht, k)
+        if e < 0:
+            raise KeyError(k)
+        h = self.sig.h
+        return (int(h[e, jit.H_N]), int(h[e, jit.H_FIRST]), int(h[e, jit.H_LAST]))
+
+
+_NO_COUNTS = np.zeros((0, _NB + 1))  # a cache that does not learn LHD's counts
 
 
 class _Signals:
     """What the tiers of one hierarchy (or one miniature) share: the clock, the history of
-    evicted blocks, the records of blocks moving between tiers, and the static tail facts.
-    A resident block's record (uses, first use, last use) lives in its tier's slots."""
+    evicted blocks (compiled arrays, _hotness_jit), the records of blocks moving between
+    tiers, and the static tail facts. A resident block's record (uses, first use, last use)
+    lives in its tier's slots."""
 
-    __slots__ = ("history", "history_cap", "moving", "tail", "lhd", "now", "scale")
+    __slots__ = ("h", "ht", "hm", "history_cap", "moving", "tail", "tails", "lhd", "now", "scale")
 
     def __init__(self, capacity: int, learn: bool = False) -> None:
-        # recently evicted: key -> (n, first, last), oldest first
-        self.history: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
+        # recently evicted: key -> (n, first, last), oldest first, at most history_cap
         self.history_cap = _HISTORY * max(capacity, 1)
+        self.h, self.ht, self.hm = jit.history_arrays(self.history_cap)
         # blocks between two tiers within one hierarchy operation: key -> (n, first, last)
         self.moving: dict[int, tuple[int, int, int]] = {}
-        self.tail: frozenset[int] | set[int] = frozenset()
+        self.tail: frozenset[int] = frozenset()
+        self.tails = jit.table(0)  # the same set, as a hash table the kernels read
         self.lhd = _LHD(capacity) if learn else None  # counts are learned by the lhd miniature
         self.now = 0
         self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
 
+    @property
+    def history(self) -> _History:
+        return _History(self)
+
+    def set_tail(self, tail: frozenset[int]) -> None:
+        self.tail = tail
+        self.tails = jit.table(len(tail))
+        jit.fill_table(self.tails, np.fromiter(tail, dtype=np.int64, count=len(tail)))
+
     def fresh(self, k: int) -> tuple[int, int, int]:
         """The record of a block used now that no tier holds (a miss): from the history, or new."""
-        old = self.history.pop(k, None)
+        n, first, _ = jit.hist_pop(self.h, self.ht, self.hm, k)
         now = self.now
-        return (1, now, now) if old is None else (old[0] + 1, old[1], now)
+        return (1, now, now) if n == 0 else (n + 1, first, now)
 
-    def cls(self, k: int, r: tuple[int, int, int]) -> int:
-        """LHD class (in this miniature's own time units)."""
-        n = r[0]
-        if n == 1:
-            return 0 if k in self.tail else 1
-        return 2 + ((r[2] - r[1]) // (n - 1)).bit_length() // 2
-
-    def end(self, k: int, r: tuple[int, int, int], now: int) -> None:
-        """``k`` leaves the cache (the hierarchy's bottom tier) at time ``now``: an LHD
-        eviction, then history."""
-        if self.lhd is not None:
-            self.lhd.evictions[self.cls(k, r)][_bucket(now - r[2])] += 1
-        h = self.history
-        h[k] = r
-        if len(h) > self.history_cap:
-            h.popitem(last=False)
-
-    def end_all(self, ks: list[int], rs: list[tuple[int, int, int]], now: int) -> None:
-        """end() of each of ``ks`` in order. Written for speed: without LHD counts, the history
-        takes them at once and then drops its oldest, which ends the same (they are resident
-        blocks, none in the history, and fewer than it holds)."""
-        h = self.history
-        if self.lhd is not None or len(ks) > self.history_cap:
-            for k, r in zip(ks, rs, strict=True):
-                self.end(k, r, now)
-            return
-        h.update(zip(ks, rs, strict=True))
-        for _ in range(len(h) - self.history_cap):
-            h.popitem(last=False)
+    def end(self, k: int, r: tuple[int, int, int, int], now: int) -> None:
+        """``k`` (record ``r``: uses, first, last, tail) leaves the cache (the hierarchy's
+        bottom tier) at time ``now``: an LHD eviction, then history."""
+        ev = self.lhd.evictions if self.lhd is not None else _NO_COUNTS
+        jit.end(self.h, self.ht, self.hm, k, r[0], r[1], r[2], r[3], now, ev)
 
 
 class _Order:
-    """The resident blocks of one tier in every order a ranking needs: LRU order, LFU's
-    frequency buckets (kept only while lfu ranks), and slots holding each block's record (uses,
-    first and last use) for LHD's random draws (ranked in a few numpy ops per draw)."""
+    """The resident blocks of one tier (or one miniature) in every order a ranking needs, in
+    compiled arrays (_hotness_jit): LRU order, LFU's heap (kept only while lfu ranks), and
+    slots holding each block's record (uses, first and last use, tail) for LHD's random draws."""
 
-    __slots__ = ("cap", "lru", "arr", "pos", "n", "first", "last", "tail", "hv", "bk", "bmin", "binh", "rng", "gd", "batch")
+    __slots__ = ("cap", "s", "t", "m", "rng")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
-        self.lru: OrderedDict[int, None] = OrderedDict()  # least recent first
-        self.arr: list[int] = []  # slot -> block
-        self.pos: dict[int, int] = {}  # block -> slot
-        # Written for speed: machine ints in arrays (cheap to set one on a hit, and numpy
-        # reads a draw of random slots from them without touching Python objects)
-        self.n = array("q")  # slot -> uses
-        self.first = array("q")  # slot -> time of first use
-        self.last = array("q")  # slot -> time of last use
-        self.tail = array("b")  # slot -> created as a request's last block
-        # LFU order (uses, then least recent first) as buckets: uses -> its blocks, least
-        # recently bucketed first; a block is re-bucketed (at the end) on each use. Written for
-        # speed: O(1) per use, where a heap pushed a tuple per use and skipped stale entries.
-        self.hv: dict[int, int] = {}  # block -> its bucket
-        self.bk: dict[int, OrderedDict[int, None]] = {}  # uses -> blocks (non-empty buckets)
-        self.bmin: list[int] = []  # heap of bucket numbers (lazy: empty ones are skipped)
-        self.binh: set[int] = set()  # the numbers in bmin
-        self.rng = np.random.default_rng(seed)
-        self.gd = False  # the buckets are kept only while lfu ranks
         # LHD frees this many slots per draw (the cache runs that many blocks below capacity
-        # at most; written for speed: one draw of numpy ops serves several misses)
-        self.batch = min(_BATCH, max(1, capacity // 256))
+        # at most; written for speed: one draw serves several misses)
+        self.s, self.t, self.m = jit.order_arrays(capacity, min(_BATCH, max(1, capacity // 256)))
+        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
-        return len(self.arr)
+        return int(self.m[jit.SIZE])
+
+    def __contains__(self, k: int) -> bool:
+        return bool(jit.find(self.t, k) >= 0)
+
+    def keys(self) -> list[int]:
+        """The residents, least recent first."""
+        return jit.lru_keys(self.s, self.m).tolist()  # type: ignore[no-any-return]
+
+    @property
+    def gd(self) -> bool:
+        """Whether LFU's heap is kept."""
+        return bool(self.m[jit.GD])
 
     def add(self, k: int, r: tuple[int, int, int], tail: bool) -> None:
-        self.lru[k] = None
-        self.pos[k] = len(self.arr)
-        self.arr.append(k)
-        self.n.append(r[0])
-        self.first.append(r[1])
-        self.last.append(r[2])
-        self.tail.append(tail)
-        if self.gd:
-            self.push(k, r[0])
+        jit.add(self.s, self.t, self.m, k, r[0], r[1], r[2], int(tail))
 
     def record(self, k: int) -> tuple[int, int, int]:
-        i = self.pos[k]
-        return (self.n[i], self.first[i], self.last[i])
-
-    def push(self, k: int, n: int) -> None:
-        """``k`` (re-)enters LFU bucket ``n``, as its most recent block."""
-        hv, bk = self.hv, self.bk
-        old = hv.get(k)
-        if old is not None:
-            b = bk[old]
-            del b[k]
-            if not b:
-                del bk[old]
-        hv[k] = n
-        into = bk.get(n)
-        if into is None:
-            into = bk[n] = OrderedDict()
-            if n not in self.binh:
-                self.binh.add(n)
-                heapq.heappush(self.bmin, n)
-        into[k] = None
+        i = jit.find(self.t, k)
+        s = self.s
+        return (int(s[i, jit.N]), int(s[i, jit.FIRST]), int(s[i, jit.LAST]))
 
     def touch(self, k: int) -> None:
-        self.lru.move_to_end(k)
-        if self.gd:
-            self.push(k, self.n[self.pos[k]])
+        jit.touch(self.s, self.t, self.m, k)
 
-    def drop(self, k: int) -> tuple[int, int, int]:
-        """Take ``k`` out; return its record."""
-        return self.drop_all((k,))[0]
-
-    def drop_all(self, ks: Sequence[int]) -> list[tuple[int, int, int]]:
-        """Take ``ks`` out, one after the other; return their records."""
-        lru, pos, arr, n, first, last, tail = self.lru, self.pos, self.arr, self.n, self.first, self.last, self.tail
-        out = []
-        for k in ks:
-            del lru[k]
-            i = pos.pop(k)
-            out.append((n[i], first[i], last[i]))
-            j = len(arr) - 1
-            if i != j:  # the last slot fills the hole
-                moved = arr[j]
-                arr[i], n[i], first[i], last[i], tail[i] = moved, n[j], first[j], last[j], tail[j]
-                pos[moved] = i
-            arr.pop()
-            n.pop()
-            first.pop()
-            last.pop()
-            tail.pop()
-            if self.gd:
-                b = self.hv.pop(k, None)  # (None: the LFU victim, already taken out of its bucket)
-                if b is not None:
-                    bucket = self.bk[b]
-                    del bucket[k]
-                    if not bucket:
-                        del self.bk[b]
-        return out
+    def drop(self, k: int) -> tuple[int, int, int, int]:
+        """Take ``k`` out; return its record (uses, first, last, tail)."""
+        return jit.drop(self.s, self.t, self.m, k)  # type: ignore[no-any-return]
 
     def use_heap(self, on: bool) -> None:
-        """Start (built from the residents, least recent first) or stop keeping LFU's buckets."""
-        if on == self.gd:
-            return
-        self.gd = on
-        self.hv, self.bk, self.bmin, self.binh = {}, {}, [], set()
-        if on:
-            n, pos = self.n, self.pos
-            for k in self.lru:
-                self.push(k, n[pos[k]])
+        """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
+        jit.use_heap(self.s, self.m, on)
 
     def victims(self, rule: int, need: int, now: int, rank: np.ndarray, scale: int) -> list[int]:
-        """Blocks to evict: ``need`` of them (lru, lfu), or for lhd at least ``need``: the
-        lowest densities (``rank``: their ranks, _LHD.rank) among _SAMPLE random residents per
-        block freed (ties: the first drawn). The one victim choice of every path (single
-        tier, miniatures, tiers; run() inlines lru's: the least recent block)."""
-        if rule == 0:
-            it = iter(self.lru)
-            return [next(it) for _ in range(need)]
-        if rule == 1:
-            bk, bmin, hv = self.bk, self.bmin, self.hv
-            out: list[int] = []
-            while len(out) < need:
-                while bmin[0] not in bk:  # (an emptied bucket)
-                    self.binh.discard(heapq.heappop(bmin))
-                b = bk[bmin[0]]
-                k = b.popitem(last=False)[0]
-                if not b:
-                    del bk[bmin[0]]
-                del hv[k]
-                out.append(k)
-            return out
-        arr = self.arr
-        size = len(arr)
-        take = max(need, min(self.batch, size // 4))
-        draws = _SAMPLE * take
-        idx = self.rng.integers(0, size, size=draws)
-        n = np.frombuffer(self.n, dtype=np.int64)[idx]  # (the views are gone on return: the
-        last = np.frombuffer(self.last, dtype=np.int64)[idx]  # arrays may grow again)
-        first = np.frombuffer(self.first, dtype=np.int64)[idx]
-        is_tail = np.frombuffer(self.tail, dtype=np.int8)[idx]
-        gap = (last - first) // (np.maximum(n - 1, 1) * scale)
-        cls = np.where(n == 1, 1 - is_tail, 2 + _bit_length(gap) // 2)
-        age = (now - last) // scale
-        bits = _bit_length(age)
-        bucket = np.where(age < 8, age, (bits - 3) * 4 + ((age >> np.maximum(bits - 3, 0)) & 3) + 4)
-        # Written for speed: one int64 per draw, (density rank, draw number), all distinct: the
-        # order of a stable sort by density. Only the smallest few are sorted (a partition
-        # first); the draws can repeat a slot, so when those hold fewer than ``take``
-        # distinct slots, all are sorted.
-        key = rank[cls, np.minimum(bucket, _NB)] * draws + np.arange(draws)
-        few = 2 * take
-        part = np.sort(np.partition(key, few - 1)[:few]) if few < draws else np.sort(key)
-        while True:
-            out, seen = [], set()
-            for i in idx[part % draws].tolist():  # lowest first, distinct slots
-                if i not in seen:
-                    seen.add(i)
-                    out.append(arr[i])
-                    if len(out) == take:
-                        return out
-            if len(part) == draws:  # (all of them hold fewer distinct slots)
-                return out
-            part = np.sort(key)
+        """Blocks to evict (jit.victims: the one victim choice of every path)."""
+        most = max(need, int(self.m[jit.BATCH]))
+        out = np.empty(most, dtype=np.int64)
+        idx, key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
+        got = jit.victims(self.s, self.m, rule, need, now, rank, scale, self.rng, out, idx, key)
+        return out[:got].tolist()  # type: ignore[no-any-return]
 
-    def run(self, sig: _Signals, keys: list[int], a: int, b: int, rule: int, rank: np.ndarray, scale: int,
-            misses: list[int]) -> None:
-        """Accesses ``keys[a:b]`` on this cache alone (a single tier, or a miniature), ranked by
-        one rule with one density table; appends the clock of each miss to ``misses``. The
-        one access path of a single tier and of the miniatures (a miss stores the block, then
-        evicts while over capacity -- under lhd possibly the block itself). The learner (the
-        lhd miniature, ``sig.lhd``) counts each hit by class and age before it."""
-        now0 = sig.now + 1
-        sig.now += b - a
-        cap = self.cap
-        if cap == 0:
-            misses.extend(range(now0, now0 + b - a))
-            return
-        # Written for speed: local names; the record of a hit updated in place
-        pos, arr, lru = self.pos, self.arr, self.lru
-        get, move, miss = pos.get, lru.move_to_end, misses.append
-        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
-        hpop, tails, end_all, victims, drop_all = sig.history.pop, sig.tail, sig.end_all, self.victims, self.drop_all
-        lhd, lfu = sig.lhd, self.gd
-        learn = lhd is not None
-        if rule == 0 and not lfu and not learn:
-            self._run_lru(sig, keys[a:b], now0, misses)
-            return
-        for now, k in enumerate(keys[a:b], now0):
-            i = get(k)
-            if i is not None:
-                if learn:
-                    n = slot_n[i]
-                    c = 1 - slot_tail[i] if n == 1 else 2 + ((slot_last[i] - slot_first[i]) // (n - 1)).bit_length() // 2
-                    lhd.hits[c][_bucket(now - slot_last[i])] += 1  # type: ignore[union-attr]
-                slot_n[i] += 1
-                slot_last[i] = now
-                move(k)
-                if lfu:
-                    self.push(k, slot_n[i])
-                continue
-            miss(now)
-            old = hpop(k, None)
-            pos[k] = len(arr)
-            arr.append(k)
-            lru[k] = None
-            if old is None:
-                slot_n.append(1)
-                slot_first.append(now)
-            else:
-                slot_n.append(old[0] + 1)
-                slot_first.append(old[1])
-            slot_last.append(now)
-            slot_tail.append(k in tails)
-            if lfu:
-                self.push(k, slot_n[-1])
-            if len(arr) > cap:
-                out = victims(rule, len(arr) - cap, now, rank, scale)
-                end_all(out, drop_all(out), now)
-
-
-    def _run_lru(self, sig: _Signals, keys: list[int], now0: int, misses: list[int]) -> None:
-        """run() under lru, not learning: written for speed. A miss in a full cache evicts
-        the least recent block and its record goes to the history; the new block takes the
-        victim's slot, where adding it at the end and filling the victim's hole with the last
-        slot (drop) would put it too (the slots stay as LHD's draws expect them)."""
-        pos, arr, lru, cap = self.pos, self.arr, self.lru, self.cap
-        get, move, pop, miss = pos.get, lru.move_to_end, lru.popitem, misses.append
-        slot_n, slot_first, slot_last, slot_tail = self.n, self.first, self.last, self.tail
-        history, tails, hcap = sig.history, sig.tail, sig.history_cap
-        hpop, hdrop = history.pop, history.popitem
-        for now, k in enumerate(keys, now0):
-            i = get(k)
-            if i is not None:
-                slot_n[i] += 1
-                slot_last[i] = now
-                move(k)
-                continue
-            miss(now)
-            old = hpop(k, None)
-            if len(arr) < cap:  # (lhd left room: fill it)
-                self.add(k, (1, now, now) if old is None else (old[0] + 1, old[1], now), k in tails)
-                continue
-            v = pop(False)[0]
-            i = pos.pop(v)
-            history[v] = (slot_n[i], slot_first[i], slot_last[i])  # (end: the lru ranking learns nothing)
-            if len(history) > hcap:
-                hdrop(False)
-            lru[k] = None
-            pos[k] = i
-            arr[i] = k
-            if old is None:
-                slot_n[i] = 1
-                slot_first[i] = now
-            else:
-                slot_n[i] = old[0] + 1
-                slot_first[i] = old[1]
-            slot_last[i] = now
-            slot_tail[i] = k in tails
-
-
-def _bit_length(x: np.ndarray) -> np.ndarray:
-    """int.bit_length of each non-negative value (exact below 2^53; frexp(0) gives 0)."""
-    return np.frexp(x.astype(np.float64))[1]
+    def run(self, sig: _Signals, keys: np.ndarray, rule: int, rank: np.ndarray, scale: int, misses: np.ndarray) -> int:
+        """Accesses ``keys`` on this cache alone (a single tier, or a miniature), ranked by one
+        rule with one density table (jit.run: the one access path of a single tier and of
+        the miniatures); writes the position of each miss into ``misses`` when it is long
+        enough; returns the number of misses."""
+        lhd = sig.lhd
+        hits, ev = (lhd.hits, lhd.evictions) if lhd is not None else (_NO_COUNTS, _NO_COUNTS)
+        nm = jit.run(self.s, self.t, self.m, sig.h, sig.ht, sig.hm, sig.tails, keys, sig.now, rule, rank, scale,
+                     hits, ev, self.rng, misses)
+        sig.now += len(keys)
+        return int(nm)
 
 
 class _Mini:
@@ -494,14 +304,14 @@ class _Mini:
         self.rule = rule
         self.sig = _Signals(capacity, learn=rule == 2)
         self.order = _Order(capacity, seed)
-        self.order.gd = rule == 1
+        self.order.use_heap(rule == 1)
 
-    def run(self, keys: list[int]) -> tuple[list[int], list[tuple[int, np.ndarray]]]:
+    def run(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
         """Accesses ``keys`` (sampled ones); returns the positions of the misses and, for the
         learner, the new density table at each reconfiguration (from this position on)."""
         sig, order, lhd = self.sig, self.order, self.sig.lhd
-        base = sig.now + 1
-        misses: list[int] = []
+        misses = np.empty(len(keys), dtype=np.int64)
+        nm = 0
         tables: list[tuple[int, np.ndarray]] = []
         a = 0
         while a < len(keys):
@@ -512,12 +322,15 @@ class _Mini:
                     lhd.next += lhd.every
                     tables.append((a, lhd.rank))
                 b = min(b, a + lhd.next - sig.now - 1)
-            order.run(sig, keys, a, b, self.rule, lhd.rank if lhd is not None else _NO_TABLE, 1, misses)
+            m = order.run(sig, keys[a:b], self.rule, lhd.rank if lhd is not None else _NO_TABLE, 1, misses[nm:])
+            misses[nm:nm + m] += a
+            nm += m
             a = b
-        return [t - base for t in misses], tables
+        return misses[:nm], tables
 
 
 _NO_TABLE = np.zeros((0, 0), dtype=np.int64)  # the lru and lfu miniatures rank without densities
+_NO_MISSES = np.zeros(0, dtype=np.int64)  # the full cache counts its misses only
 
 
 class _Chooser:
@@ -589,23 +402,20 @@ class _Chooser:
         self.score, self.inc, self.rule = score.tolist(), inc, rules[cur]
         return picks
 
-    def run(self, keys: list[int]) -> list[tuple[int, int, np.ndarray]]:
+    def run(self, keys: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         """The sampled accesses of ``keys`` go to every miniature (they never look at the full
         cache, so they run first, each over all of them); the best one's ranking is chosen after
         each. Returns what the full cache ranks by over ``keys``: (from this position on,
         ranking, density table), from position 0."""
         events = [(0, self.rule, self.lhd.rank)]
-        if not self.minis or not keys:
+        if not self.minis or not len(keys):
             return events
-        thr = self.threshold
-        if len(keys) < 256:  # (a request, or access(k): numpy's start-up would dominate)
-            at = [j for j, k in enumerate(keys) if (k * _HASH) & 0xFFFFFFFF < thr]
-        else:
-            h = (np.asarray(keys, dtype=np.int64).astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
-            at = np.flatnonzero(h < thr).tolist()
-        if not at:
+        h = (keys.astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
+        sampled = np.flatnonzero(h < self.threshold)
+        if not len(sampled):
             return events
-        skeys = [keys[s] for s in at]
+        at = sampled.tolist()
+        skeys = keys[sampled]
         hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
         tables: list[tuple[int, np.ndarray]] = []
         for x, m in enumerate(self.minis):
@@ -676,9 +486,9 @@ class Hotness(EvictionPolicy):
         last[offsets[1:][np.diff(offsets) > 0] - 1] = True
         uniq, first = np.unique(ids, return_index=True)
         tail = frozenset(uniq[last[first]].tolist())
-        self.sig.tail = tail
+        self.sig.set_tail(tail)
         for m in self.chooser.minis:
-            m.sig.tail = tail
+            m.sig.set_tail(tail)
 
     @property
     def rule(self) -> str:
@@ -687,7 +497,7 @@ class Hotness(EvictionPolicy):
 
     def record(self, key: int) -> tuple[int, int, int] | None:
         """(uses, first use, last use) of ``key`` if this tier holds it."""
-        return self.order.record(key) if key in self.order.pos else None
+        return self.order.record(key) if key in self.order else None
 
     # --- the clock, the miniatures and the signals --------------------------------------
     def observe(self, keys: Sequence[int], new: bool) -> None:
@@ -695,27 +505,22 @@ class Hotness(EvictionPolicy):
         records of the blocks some tier holds (a use)."""
         sig = self.sig
         sig.moving.clear()  # (a hierarchy operation's moves complete within it)
-        orders = [p.order for p in self.peers if isinstance(p, Hotness)]
-        now = sig.now
-        for k in keys:
-            now += 1
-            for o in orders:
-                i = o.pos.get(k)
-                if i is not None:
-                    o.n[i] += 1
-                    o.last[i] = now
-        sig.now = now
-        self.chooser.run(list(keys))  # (the tiers act after the whole request: the final choice)
+        arr = np.asarray(keys, dtype=np.int64)
+        for p in self.peers:
+            if isinstance(p, Hotness):
+                jit.observe(p.order.s, p.order.t, arr, sig.now)
+        sig.now += len(arr)
+        self.chooser.run(arr)  # (the tiers act after the whole request: the final choice)
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
-        return key in self.order.pos
+        return key in self.order
 
     def __len__(self) -> int:
-        return len(self.order.arr)
+        return len(self.order)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order.lru)
+        return iter(self.order.keys())
 
     def _rank(self) -> int:
         rule = self.chooser.rule
@@ -735,7 +540,7 @@ class Hotness(EvictionPolicy):
             return r
         if len(self.peers) > 1:
             for p in self.peers:
-                if p is not self and isinstance(p, Hotness) and k in p.order.pos:
+                if p is not self and isinstance(p, Hotness) and k in p.order:
                     return p.order.record(k)
         return sig.fresh(k)
 
@@ -755,11 +560,11 @@ class Hotness(EvictionPolicy):
             if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
                 sig.end(v, r, sig.now)
             else:
-                sig.moving[v] = r
+                sig.moving[v] = r[:3]
         return out
 
     def remove(self, key: int) -> None:
-        self.sig.moving[key] = self.order.drop(key)
+        self.sig.moving[key] = self.order.drop(key)[:3]
 
     # --- single tier ------------------------------------------------------------------
     def access(self, key: int) -> bool:
@@ -770,7 +575,6 @@ class Hotness(EvictionPolicy):
         this cache), then this cache runs stretch by stretch, each under the ranking and the
         density table chosen before its first access. A tier of a hierarchy: as the hierarchy
         does it (observe, then a hit touches and a miss admits), one access at a time."""
-        keys = keys if isinstance(keys, list) else list(keys)
         sig, order = self.sig, self.order
         if len(self.peers) > 1:
             hits = 0
@@ -782,11 +586,12 @@ class Hotness(EvictionPolicy):
                 else:
                     self.admit(k)
             return hits
-        events = self.chooser.run(keys)
-        misses: list[int] = []
+        arr = np.asarray(keys if isinstance(keys, (list, np.ndarray)) else list(keys), dtype=np.int64)
+        events = self.chooser.run(arr)
+        misses = 0
         for x, (a, rule, rank) in enumerate(events):
-            b = events[x + 1][0] if x + 1 < len(events) else len(keys)
+            b = events[x + 1][0] if x + 1 < len(events) else len(arr)
             if b > a:
                 order.use_heap(rule == 1)
-                order.run(sig, keys, a, b, rule, rank, self.chooser.scale, misses)
-        return len(keys) - len(misses)
+                misses += order.run(sig, arr[a:b], rule, rank, self.chooser.scale, _NO_MISSES)
+        return len(arr) - misses

@@ -1,0 +1,550 @@
+"""Compiled kernels of the hotness policy (kvsim/policy/hotness.py), with numba.
+
+Why compiled: a hotness access does several times the work of an LRU access (a use count and
+a time on every hit, a history of evicted blocks, LHD's 32 random candidates per eviction,
+three miniature caches), and in Python each of those steps costs what LRU's whole access
+costs in C (one ``OrderedDict`` operation). Written as loops over arrays and compiled, every
+step is a few machine instructions, and the policy replays within a few times LRU's time.
+
+Everything a decision depends on lives here, in arrays, and every path -- a single tier's
+replay, a miniature, a tier of a hierarchy (touch/admit/remove one block at a time) -- goes
+through these same functions, so that the paths cannot disagree (issue 9).
+
+Layouts (int64 arrays, so numba compiles each kernel once):
+
+* an order (one tier's or one miniature's resident blocks): ``S[slot, field]`` (a slot's
+  fields side by side: one cache line per LHD candidate), ``T`` its key -> slot hash table,
+  ``M`` its scalars. Slots 0..size-1 are the residents; the LRU order is a doubly linked list
+  over the slots; LFU's order (fewest uses, then least recently (re)counted) is an indexed
+  binary heap of slots keyed by (uses when counted, a counter), kept only while LFU ranks.
+  Dropping a slot moves the last slot into its hole (LHD's draws pick slots: the layout is
+  part of the seeded result).
+* the history of evicted blocks: ``H[entry, field]`` in a FIFO list (oldest first), ``HT``
+  its key -> entry table, ``HM`` its scalars; bounded, the oldest dropped.
+* a hash table ``T``: ``T[i, 0]`` a key, ``T[i, 1]`` its value (-1: empty; side by side: one
+  cache line per probe), linear probing over a power-of-two size at most half full,
+  deletion by backward shift.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# order slot fields
+KEY, N, FIRST, LAST, TAIL, PREV, NEXT, HPOS, HSEQ, HN, HEAP = range(11)
+NF = 11  # (HEAP is the heap's array, indexed by heap position, not a field of the slot)
+# order scalars
+SIZE, HEAD, TAILP, HSIZE, SEQ, GD, CAP, BATCH = range(8)
+NM = 8
+# history entry fields and scalars
+H_KEY, H_N, H_FIRST, H_LAST, H_PREV, H_NEXT = range(6)
+HF = 6
+H_COUNT, H_OLD, H_NEW, H_FREE, H_CAP = range(5)
+HMN = 5
+
+SAMPLE = 32  # LHD: candidates drawn per block to free
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def table(entries: int) -> np.ndarray:
+    """An empty hash table for up to ``entries`` keys (at most half full)."""
+    size = 1
+    while size < 2 * max(entries, 1):
+        size *= 2
+    t = np.zeros((size, 2), dtype=np.int64)
+    t[:, 1] = -1
+    return t
+
+
+def order_arrays(capacity: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An empty order of ``capacity`` blocks (one more slot: a block is added, then one evicted)."""
+    s = np.full((capacity + 2, NF), -1, dtype=np.int64)
+    m = np.zeros(NM, dtype=np.int64)
+    m[HEAD] = m[TAILP] = -1
+    m[CAP] = capacity
+    m[BATCH] = batch
+    return s, table(capacity + 2), m
+
+
+def history_arrays(cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An empty history of at most ``cap`` entries (one more while adding)."""
+    h = np.full((cap + 1, HF), -1, dtype=np.int64)
+    h[:-1, H_NEXT] = np.arange(1, cap + 1)  # the free list: every entry
+    hm = np.zeros(HMN, dtype=np.int64)
+    hm[H_OLD] = hm[H_NEW] = -1
+    hm[H_FREE] = 0
+    hm[H_CAP] = cap
+    return h, table(cap + 1), hm
+
+
+# --- hash tables ------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _slot(k: int, mask: int) -> int:
+    return np.int64((np.uint64(k) * _GOLD) >> np.uint64(32)) & mask
+
+
+@njit(inline="always", cache=True)
+def find(t: np.ndarray, k: int) -> int:
+    mask = t.shape[0] - 1
+    i = _slot(k, mask)
+    while True:
+        v = t[i, 1]
+        if v < 0:
+            return -1
+        if t[i, 0] == k:
+            return v
+        i = (i + 1) & mask
+
+
+@njit(inline="always", cache=True)
+def _insert(t: np.ndarray, k: int, v: int) -> None:
+    """Set ``k -> v`` (``k`` absent or present)."""
+    mask = t.shape[0] - 1
+    i = _slot(k, mask)
+    while t[i, 1] >= 0 and t[i, 0] != k:
+        i = (i + 1) & mask
+    t[i, 0] = k
+    t[i, 1] = v
+
+
+@njit(cache=True)
+def _delete(t: np.ndarray, k: int) -> None:
+    mask = t.shape[0] - 1
+    i = _slot(k, mask)
+    while t[i, 0] != k or t[i, 1] < 0:
+        i = (i + 1) & mask
+    t[i, 1] = -1
+    j = i
+    while True:  # backward shift: close the hole for the entries probed past it
+        j = (j + 1) & mask
+        if t[j, 1] < 0:
+            return
+        h = _slot(t[j, 0], mask)
+        if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)):
+            continue  # its home lies between the hole and it: stays
+        t[i, 0] = t[j, 0]
+        t[i, 1] = t[j, 1]
+        t[j, 1] = -1
+        i = j
+
+
+@njit(cache=True)
+def fill_table(t: np.ndarray, keys: np.ndarray) -> None:
+    for k in keys:
+        _insert(t, k, 1)
+
+
+# --- LHD's classes and age buckets ------------------------------------------------------
+@njit(inline="always", cache=True)
+def bit_length(x: int) -> int:
+    """int.bit_length of x >= 0 (exact below 2^53, as the age and gap counts are)."""
+    return 0 if x == 0 else math.frexp(float(x))[1]
+
+
+@njit(inline="always", cache=True)
+def bucket(a: int) -> int:
+    if a < 8:
+        return a
+    bl = bit_length(a)
+    return (bl - 3) * 4 + ((a >> (bl - 3)) & 3) + 4
+
+
+@njit(inline="always", cache=True)
+def _cls(n: int, first: int, last: int, tail: int, scale: int) -> int:
+    if n == 1:
+        return 1 - tail
+    return 2 + bit_length((last - first) // ((n - 1) * scale)) // 2
+
+
+# --- the LRU list -----------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _unlink(s: np.ndarray, m: np.ndarray, i: int) -> None:
+    p, x = s[i, PREV], s[i, NEXT]
+    if p >= 0:
+        s[p, NEXT] = x
+    else:
+        m[HEAD] = x
+    if x >= 0:
+        s[x, PREV] = p
+    else:
+        m[TAILP] = p
+
+
+@njit(inline="always", cache=True)
+def _append(s: np.ndarray, m: np.ndarray, i: int) -> None:
+    t = m[TAILP]
+    s[i, PREV] = t
+    s[i, NEXT] = -1
+    if t >= 0:
+        s[t, NEXT] = i
+    else:
+        m[HEAD] = i
+    m[TAILP] = i
+
+
+@njit(inline="always", cache=True)
+def _to_end(s: np.ndarray, m: np.ndarray, i: int) -> None:
+    if m[TAILP] != i:
+        _unlink(s, m, i)
+        _append(s, m, i)
+
+
+# --- LFU's heap -------------------------------------------------------------------------
+@njit(inline="always", cache=True)
+def _less(s: np.ndarray, a: int, b: int) -> bool:
+    return s[a, HN] < s[b, HN] or (s[a, HN] == s[b, HN] and s[a, HSEQ] < s[b, HSEQ])
+
+
+@njit(cache=True)
+def _sift_up(s: np.ndarray, p: int) -> None:
+    x = s[p, HEAP]
+    while p > 0:
+        q = (p - 1) >> 1
+        y = s[q, HEAP]
+        if not _less(s, x, y):
+            break
+        s[p, HEAP] = y
+        s[y, HPOS] = p
+        p = q
+    s[p, HEAP] = x
+    s[x, HPOS] = p
+
+
+@njit(cache=True)
+def _sift_down(s: np.ndarray, m: np.ndarray, p: int) -> None:
+    size = m[HSIZE]
+    x = s[p, HEAP]
+    while True:
+        c = 2 * p + 1
+        if c >= size:
+            break
+        if c + 1 < size and _less(s, s[c + 1, HEAP], s[c, HEAP]):
+            c += 1
+        y = s[c, HEAP]
+        if not _less(s, y, x):
+            break
+        s[p, HEAP] = y
+        s[y, HPOS] = p
+        p = c
+    s[p, HEAP] = x
+    s[x, HPOS] = p
+
+
+@njit(cache=True)
+def _push(s: np.ndarray, m: np.ndarray, i: int, n: int) -> None:
+    """Slot ``i`` is (re)counted with ``n`` uses: it goes after every block counted with n."""
+    s[i, HN] = n
+    s[i, HSEQ] = m[SEQ]
+    m[SEQ] += 1
+    p = s[i, HPOS]
+    if p < 0:
+        p = m[HSIZE]
+        m[HSIZE] += 1
+        s[p, HEAP] = i
+        s[i, HPOS] = p
+    _sift_up(s, p)
+    _sift_down(s, m, s[i, HPOS])
+
+
+@njit(cache=True)
+def _heap_remove(s: np.ndarray, m: np.ndarray, i: int) -> None:
+    p = s[i, HPOS]
+    s[i, HPOS] = -1
+    m[HSIZE] -= 1
+    last = m[HSIZE]
+    if p == last:
+        return
+    y = s[last, HEAP]
+    s[p, HEAP] = y
+    s[y, HPOS] = p
+    _sift_up(s, p)
+    _sift_down(s, m, s[y, HPOS])
+
+
+@njit(cache=True)
+def use_heap(s: np.ndarray, m: np.ndarray, on: bool) -> None:
+    """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
+    if on == (m[GD] == 1):
+        return
+    m[GD] = 1 if on else 0
+    for i in range(m[SIZE]):
+        s[i, HPOS] = -1
+    m[HSIZE] = 0
+    if on:
+        i = m[HEAD]
+        while i >= 0:
+            _push(s, m, i, s[i, N])
+            i = s[i, NEXT]
+
+
+# --- an order: add, touch, drop, victims ------------------------------------------------
+@njit(cache=True)
+def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int, n: int, first: int, last: int, tail: int) -> None:
+    i = m[SIZE]
+    m[SIZE] += 1
+    s[i, KEY] = k
+    s[i, N] = n
+    s[i, FIRST] = first
+    s[i, LAST] = last
+    s[i, TAIL] = tail
+    s[i, HPOS] = -1
+    _append(s, m, i)
+    _insert(t, k, i)
+    if m[GD]:
+        _push(s, m, i, n)
+
+
+@njit(cache=True)
+def touch(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> None:
+    i = find(t, k)
+    _to_end(s, m, i)
+    if m[GD]:
+        _push(s, m, i, s[i, N])
+
+
+@njit(cache=True)
+def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> tuple[int, int, int, int]:
+    """Take ``k`` out; return its record (uses, first use, last use, tail). The last slot
+    fills its hole."""
+    i = find(t, k)
+    rec = (s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL])
+    _unlink(s, m, i)
+    if s[i, HPOS] >= 0:
+        _heap_remove(s, m, i)
+    _delete(t, k)
+    j = m[SIZE] - 1
+    if i != j:
+        for f in range(HEAP):
+            s[i, f] = s[j, f]
+        p, x = s[i, PREV], s[i, NEXT]
+        if p >= 0:
+            s[p, NEXT] = i
+        else:
+            m[HEAD] = i
+        if x >= 0:
+            s[x, PREV] = i
+        else:
+            m[TAILP] = i
+        if s[i, HPOS] >= 0:
+            s[s[i, HPOS], HEAP] = i
+        _insert(t, s[i, KEY], i)
+    m[SIZE] = j
+    return rec
+
+
+@njit(cache=True)
+def victims(s: np.ndarray, m: np.ndarray, rule: int, need: int, now: int, rank: np.ndarray, scale: int,
+            rng: np.random.Generator, out: np.ndarray, idx: np.ndarray, key: np.ndarray) -> int:
+    """The blocks to evict, written into ``out``; returns how many: ``need`` (lru: the least
+    recent; lfu: the fewest uses, then the least recently counted, taken out of the heap), or
+    for lhd at least ``need``: the lowest densities (``rank``: their ranks) among SAMPLE
+    random residents per block freed, up to BATCH per draw (ties: the first drawn).
+    ``out`` holds max(need, BATCH) blocks, ``idx`` and ``key`` SAMPLE times that (scratch)."""
+    if rule == 0:
+        i = m[HEAD]
+        for x in range(need):
+            out[x] = s[i, KEY]
+            i = s[i, NEXT]
+        return need
+    if rule == 1:
+        for x in range(need):
+            i = s[0, HEAP]
+            out[x] = s[i, KEY]
+            _heap_remove(s, m, i)
+        return need
+    size = m[SIZE]
+    take = max(need, min(m[BATCH], size // 4))
+    draws = SAMPLE * take
+    nb = rank.shape[1] - 1
+    for j in range(draws):
+        i = rng.integers(0, size)
+        idx[j] = i
+        c = _cls(s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL], scale)
+        b = bucket((now - s[i, LAST]) // scale)
+        key[j] = rank[c, min(b, nb)] * draws + j  # (density rank, draw): all distinct
+    few = 2 * take
+    keys = key[:draws]
+    part = np.sort(np.partition(keys, few - 1)[:few]) if few < draws else np.sort(keys)
+    while True:
+        got = 0
+        for z in part:  # lowest first, distinct slots
+            i = idx[z % draws]
+            dup = False
+            for y in range(got):
+                if out[y] == i:
+                    dup = True
+                    break
+            if not dup:
+                out[got] = i
+                got += 1
+                if got == take:
+                    break
+        if got == take or len(part) == draws:
+            for y in range(got):
+                out[y] = s[out[y], KEY]
+            return got
+        part = np.sort(keys)
+
+
+# --- the history of evicted blocks and LHD's eviction counts ----------------------------
+@njit(cache=True)
+def hist_pop(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int) -> tuple[int, int, int]:
+    """``k``'s record taken out of the history: (uses, first, last), or uses 0 if absent."""
+    e = find(ht, k)
+    if e < 0:
+        return (0, 0, 0)
+    rec = (h[e, H_N], h[e, H_FIRST], h[e, H_LAST])
+    p, x = h[e, H_PREV], h[e, H_NEXT]
+    if p >= 0:
+        h[p, H_NEXT] = x
+    else:
+        hm[H_OLD] = x
+    if x >= 0:
+        h[x, H_PREV] = p
+    else:
+        hm[H_NEW] = p
+    h[e, H_NEXT] = hm[H_FREE]
+    hm[H_FREE] = e
+    hm[H_COUNT] -= 1
+    _delete(ht, k)
+    return rec
+
+
+@njit(cache=True)
+def hist_put(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: int, last: int) -> None:
+    """``k`` (in no tier, not in the history) enters it as the newest; the oldest leaves
+    when it is over its bound."""
+    e = hm[H_FREE]
+    hm[H_FREE] = h[e, H_NEXT]
+    h[e, H_KEY] = k
+    h[e, H_N] = n
+    h[e, H_FIRST] = first
+    h[e, H_LAST] = last
+    p = hm[H_NEW]
+    h[e, H_PREV] = p
+    h[e, H_NEXT] = -1
+    if p >= 0:
+        h[p, H_NEXT] = e
+    else:
+        hm[H_OLD] = e
+    hm[H_NEW] = e
+    hm[H_COUNT] += 1
+    _insert(ht, k, e)
+    if hm[H_COUNT] > hm[H_CAP]:
+        hist_pop(h, ht, hm, h[hm[H_OLD], H_KEY])
+
+
+@njit(cache=True)
+def end(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: int, last: int, tail: int,
+        now: int, evictions: np.ndarray) -> None:
+    """``k`` leaves the cache at ``now``: an LHD eviction (``evictions``: the learner's
+    counts, empty otherwise), then the history."""
+    if evictions.shape[0]:
+        evictions[_cls(n, first, last, tail, 1), bucket(now - last)] += 1.0
+    hist_put(h, ht, hm, k, n, first, last)
+
+
+@njit(cache=True)
+def hist_keys(h: np.ndarray, hm: np.ndarray) -> np.ndarray:
+    out = np.empty(hm[H_COUNT], dtype=np.int64)
+    e = hm[H_OLD]
+    for x in range(hm[H_COUNT]):
+        out[x] = h[e, H_KEY]
+        e = h[e, H_NEXT]
+    return out
+
+
+@njit(cache=True)
+def lru_keys(s: np.ndarray, m: np.ndarray) -> np.ndarray:
+    out = np.empty(m[SIZE], dtype=np.int64)
+    i = m[HEAD]
+    for x in range(m[SIZE]):
+        out[x] = s[i, KEY]
+        i = s[i, NEXT]
+    return out
+
+
+@njit(cache=True)
+def observe(s: np.ndarray, t: np.ndarray, keys: np.ndarray, now: int) -> int:
+    """A use of each resident of ``keys`` at times now + 1, now + 2, ...; returns the clock."""
+    for k in keys:
+        now += 1
+        i = find(t, k)
+        if i >= 0:
+            s[i, N] += 1
+            s[i, LAST] = now
+    return now
+
+
+# --- one cache alone: the access loop ---------------------------------------------------
+@njit(cache=True)
+def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, h: np.ndarray, ht: np.ndarray, hm: np.ndarray,
+        tails: np.ndarray, keys: np.ndarray, now: int, rule: int, rank: np.ndarray, scale: int,
+        hits: np.ndarray, evictions: np.ndarray, rng: np.random.Generator, misses: np.ndarray) -> int:
+    """Accesses ``keys`` at times now + 1, ... on this cache alone (a single tier, or a
+    miniature), ranked by one rule with one density table: a hit counts a use; a miss stores
+    the block (its record from the history, or new) and evicts while over capacity -- under
+    lhd possibly the block itself. The learner (``hits``/``evictions`` non-empty) counts each
+    hit by class and age before it. Writes the position of each miss into ``misses`` (when it
+    is long enough); returns the number of misses."""
+    cap = m[CAP]
+    nm = 0
+    keep = misses.shape[0] > 0
+    learn = hits.shape[0] > 0
+    most = max(1, m[BATCH])  # (scratch for the victims: run adds one block at a time)
+    out = np.empty(most, dtype=np.int64)
+    idx = np.empty(SAMPLE * most, dtype=np.int64)
+    key = np.empty(SAMPLE * most, dtype=np.int64)
+    recs = np.empty((most, 4), dtype=np.int64)
+    for x in range(keys.shape[0]):
+        k = keys[x]
+        now += 1
+        i = find(t, k) if cap else -1
+        if i >= 0:
+            last = s[i, LAST]
+            if learn:
+                hits[_cls(s[i, N], s[i, FIRST], last, s[i, TAIL], 1), bucket(now - last)] += 1.0
+            s[i, N] += 1
+            s[i, LAST] = now
+            _to_end(s, m, i)
+            if m[GD]:
+                _push(s, m, i, s[i, N])
+            continue
+        if keep:
+            misses[nm] = x
+        nm += 1
+        if cap == 0:
+            continue
+        n, first, _ = hist_pop(h, ht, hm, k)
+        n += 1
+        if n == 1:
+            first = now
+        tail = 1 if find(tails, k) >= 0 else 0
+        if rule == 0 and m[GD] == 0 and m[SIZE] == cap:
+            # Written for speed: lru in a full cache; the new block takes its victim's slot,
+            # where adding it and dropping the victim (the last slot fills the hole) puts it
+            i = m[HEAD]
+            v = s[i, KEY]
+            vn, vf, vl, vt = s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL]
+            _delete(t, v)
+            s[i, KEY] = k
+            s[i, N] = n
+            s[i, FIRST] = first
+            s[i, LAST] = now
+            s[i, TAIL] = tail
+            _to_end(s, m, i)
+            _insert(t, k, i)
+            end(h, ht, hm, v, vn, vf, vl, vt, now, evictions)
+            continue
+        add(s, t, m, k, n, first, now, tail)
+        if m[SIZE] > cap:
+            got = victims(s, m, rule, m[SIZE] - cap, now, rank, scale, rng, out, idx, key)
+            for y in range(got):
+                r = drop(s, t, m, out[y])
+                recs[y, 0], recs[y, 1], recs[y, 2], recs[y, 3] = r
+            for y in range(got):
+                end(h, ht, hm, out[y], recs[y, 0], recs[y, 1], recs[y, 2], recs[y, 3], now, evictions)
+    return nm
