@@ -228,3 +228,41 @@ def test_vectorised_choice_equals_the_loop(seed) -> None:
         hit = np.stack([np.where(rng.random(3000) < p, rng.random(3000) < 0.5, base) for p in (0.1, 0.3, 0.05)])
         assert a._choose(hit) == _choose_by_loop(b, hit.tolist())
         assert a.score == b.score and a.inc == b.inc and a.rule == b.rule
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 1251, 10_001, 133_771, 3_000_000_000])
+def test_compiled_draws_equal_numpys_generator(size) -> None:
+    """LHD's candidates are drawn by the kernels' own step of numpy's default generator
+    (PCG64, Lemire's bounded integers, the buffered half of a 64-bit output): the same
+    numbers as ``np.random.default_rng(seed).integers(0, size)``, batch after batch."""
+    import numpy as np
+
+    from kvsim.policy import _hotness_jit as jit
+
+    st = jit.rng_state((7, 1))
+    ref = np.random.default_rng((7, 1))
+    for n in (1, 33, 2048):
+        out = np.empty(n, dtype=np.int64)
+        jit.draws(st, size, out)
+        assert out.tolist() == ref.integers(0, size, size=n).tolist()
+
+
+def test_compiled_hash_table_survives_deletions() -> None:
+    """The kernels' key -> slot table (linear probing, backward-shift deletion) against a dict,
+    with keys that collide (multiples of a large power of two) and ones that do not."""
+    import numpy as np
+
+    from kvsim.policy import _hotness_jit as jit
+
+    rng = np.random.default_rng(3)
+    t, ref = jit.table(64), {}
+    for _ in range(5000):
+        k = int(rng.choice([rng.integers(0, 100), rng.integers(0, 40) << 40]))
+        if k in ref and rng.random() < 0.5:
+            jit._delete(t, k)
+            del ref[k]
+        elif len(ref) < 64:
+            ref[k] = int(rng.integers(0, 1000))
+            jit._insert(t, k, ref[k])
+        assert all(jit.find(t, q) == ref.get(q, -1) for q in list(ref)[:8] + [k, -5])
+    assert sorted(int(x) for x in t[t[:, 1] >= 0, 0]) == sorted(ref)

@@ -13,8 +13,9 @@ through these same functions, so that the paths cannot disagree (issue 9).
 Layouts (int64 arrays, so numba compiles each kernel once):
 
 * an order (one tier's or one miniature's resident blocks): ``S[slot, field]`` (a slot's
-  fields side by side: one cache line per LHD candidate), ``T`` its key -> slot hash table,
-  ``M`` its scalars. Slots 0..size-1 are the residents; the LRU order is a doubly linked list
+  fields side by side), ``T`` its key -> slot hash table, ``M`` its scalars, and ``C`` what
+  LHD reads of a candidate, last use << 6 | class, in 8 bytes per slot (written for speed:
+  LHD reads 32 random slots per eviction, and a compact array stays in the CPU's caches). Slots 0..size-1 are the residents; the LRU order is a doubly linked list
   over the slots; LFU's order (fewest uses, then least recently (re)counted) is an indexed
   binary heap of slots keyed by (uses when counted, a counter), kept only while LFU ranks.
   Dropping a slot moves the last slot into its hole (LHD's draws pick slots: the layout is
@@ -34,11 +35,11 @@ import numpy as np
 from numba import njit
 
 # order slot fields
-KEY, N, FIRST, LAST, TAIL, PREV, NEXT, HPOS, HSEQ, HN, HEAP = range(11)
-NF = 11  # (HEAP is the heap's array, indexed by heap position, not a field of the slot)
-# order scalars
-SIZE, HEAD, TAILP, HSIZE, SEQ, GD, CAP, BATCH = range(8)
-NM = 8
+KEY, N, FIRST, LAST, TAIL, CLS, PREV, NEXT, HPOS, HSEQ, HN, HEAP = range(12)
+NF = 12  # (HEAP is the heap's array, indexed by heap position, not a field of the slot)
+# order scalars (SHIFT: log2 of the scale its LHD classes and ages are counted in)
+SIZE, HEAD, TAILP, HSIZE, SEQ, GD, CAP, BATCH, SHIFT = range(9)
+NM = 9
 # history entry fields and scalars
 H_KEY, H_N, H_FIRST, H_LAST, H_PREV, H_NEXT = range(6)
 HF = 6
@@ -47,6 +48,9 @@ HMN = 5
 
 SAMPLE = 32  # LHD: candidates drawn per block to free
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
+_MHI = np.uint64(0x2360ED051FC65DA4)  # PCG64's 128-bit multiplier (numpy's default generator)
+_MLO = np.uint64(0x4385DF649FCCF645)
+_M32 = np.uint64(0xFFFFFFFF)
 
 
 def table(entries: int) -> np.ndarray:
@@ -59,14 +63,14 @@ def table(entries: int) -> np.ndarray:
     return t
 
 
-def order_arrays(capacity: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def order_arrays(capacity: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """An empty order of ``capacity`` blocks (one more slot: a block is added, then one evicted)."""
     s = np.full((capacity + 2, NF), -1, dtype=np.int64)
     m = np.zeros(NM, dtype=np.int64)
     m[HEAD] = m[TAILP] = -1
     m[CAP] = capacity
     m[BATCH] = batch
-    return s, table(capacity + 2), m
+    return s, table(capacity + 2), m, np.zeros(capacity + 2, dtype=np.int64)
 
 
 def history_arrays(cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,6 +82,74 @@ def history_arrays(cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hm[H_FREE] = 0
     hm[H_CAP] = cap
     return h, table(cap + 1), hm
+
+
+def rng_state(seed: object) -> np.ndarray:
+    """The state of ``np.random.default_rng(seed)`` (PCG64) as the kernels step it: 128-bit
+    state and increment, and the buffered half of a 64-bit output (numpy's next_uint32)."""
+    st = np.random.default_rng(seed).bit_generator.state  # type: ignore[arg-type]
+    lo = (1 << 64) - 1
+    return np.array([st["state"]["state"] >> 64, st["state"]["state"] & lo, st["state"]["inc"] >> 64,
+                     st["state"]["inc"] & lo, st["has_uint32"], st["uinteger"]], dtype=np.uint64)
+
+
+# --- numpy's default generator, stepped here ---------------------------------------------
+# Written for speed: LHD draws 32 random slots per eviction; numba's Generator.integers
+# costs twice this. The draws equal ``np.random.default_rng(seed).integers(0, size)`` one
+# after the other (tests/test_policy_hotness.py checks them against numpy).
+@njit(inline="always", cache=True)
+def _mulhi(a: np.uint64, b: np.uint64) -> np.uint64:
+    a0, a1, b0, b1 = a & _M32, a >> np.uint64(32), b & _M32, b >> np.uint64(32)
+    p01, p10 = a0 * b1, a1 * b0
+    mid = ((a0 * b0) >> np.uint64(32)) + (p01 & _M32) + (p10 & _M32)
+    return a1 * b1 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+
+
+@njit(inline="always", cache=True)
+def _next64(st: np.ndarray) -> np.uint64:
+    """PCG64 (XSL-RR): the 128-bit LCG step, then the output of the new state."""
+    hi, lo = st[0], st[1]
+    nlo = lo * _MLO
+    nhi = _mulhi(lo, _MLO) + hi * _MLO + lo * _MHI
+    lo2 = nlo + st[3]
+    nhi = nhi + st[2] + (np.uint64(1) if lo2 < nlo else np.uint64(0))
+    st[0], st[1] = nhi, lo2
+    x = nhi ^ lo2
+    r = nhi >> np.uint64(58)
+    return (x >> r) | (x << ((np.uint64(64) - r) & np.uint64(63)))
+
+
+@njit(inline="always", cache=True)
+def _next32(st: np.ndarray) -> np.uint64:
+    if st[4]:
+        st[4] = 0
+        return st[5]
+    v = _next64(st)
+    st[4] = 1
+    st[5] = v >> np.uint64(32)
+    return v & _M32
+
+
+@njit(inline="always", cache=True)
+def draw(st: np.ndarray, size: int) -> int:
+    """numpy's ``integers(0, size)`` (int64, 1 <= size < 2^32): Lemire's bounded method."""
+    if size == 1:
+        return 0
+    excl = np.uint64(size)
+    m = _next32(st) * excl
+    left = m & _M32
+    if left < excl:
+        threshold = (_M32 - (excl - np.uint64(1))) % excl
+        while left < threshold:
+            m = _next32(st) * excl
+            left = m & _M32
+    return np.int64(m >> np.uint64(32))
+
+
+@njit(cache=True)
+def draws(st: np.ndarray, size: int, out: np.ndarray) -> None:
+    for j in range(out.shape[0]):
+        out[j] = draw(st, size)
 
 
 # --- hash tables ------------------------------------------------------------------------
@@ -153,10 +225,21 @@ def bucket(a: int) -> int:
 
 
 @njit(inline="always", cache=True)
-def _cls(n: int, first: int, last: int, tail: int, scale: int) -> int:
+def _cls(n: int, first: int, last: int, tail: int, shift: int) -> int:
+    """LHD class: 0 a new tail block, 1 a new block, else 2 + half the bits of the mean gap
+    between uses (in units of 2^shift accesses)."""
     if n == 1:
         return 1 - tail
-    return 2 + bit_length((last - first) // ((n - 1) * scale)) // 2
+    return 2 + bit_length(((last - first) // (n - 1)) >> shift) // 2
+
+
+@njit(inline="always", cache=True)
+def _set_cls(s: np.ndarray, m: np.ndarray, c: np.ndarray, i: int) -> None:
+    """Written for speed: a slot's class is kept (set when its record changes), so LHD's
+    candidates need no division."""
+    x = _cls(s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL], m[SHIFT])
+    s[i, CLS] = x
+    c[i] = (s[i, LAST] << 6) | x
 
 
 # --- the LRU list -----------------------------------------------------------------------
@@ -282,7 +365,7 @@ def use_heap(s: np.ndarray, m: np.ndarray, on: bool) -> None:
 
 # --- an order: add, touch, drop, victims ------------------------------------------------
 @njit(cache=True)
-def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int, n: int, first: int, last: int, tail: int) -> None:
+def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n: int, first: int, last: int, tail: int) -> None:
     i = m[SIZE]
     m[SIZE] += 1
     s[i, KEY] = k
@@ -290,6 +373,7 @@ def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int, n: int, first: int,
     s[i, FIRST] = first
     s[i, LAST] = last
     s[i, TAIL] = tail
+    _set_cls(s, m, c, i)
     s[i, HPOS] = -1
     _append(s, m, i)
     _insert(t, k, i)
@@ -306,7 +390,7 @@ def touch(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> None:
 
 
 @njit(cache=True)
-def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> tuple[int, int, int, int]:
+def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int) -> tuple[int, int, int, int]:
     """Take ``k`` out; return its record (uses, first use, last use, tail). The last slot
     fills its hole."""
     i = find(t, k)
@@ -319,6 +403,7 @@ def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> tuple[int, int,
     if i != j:
         for f in range(HEAP):
             s[i, f] = s[j, f]
+        c[i] = c[j]
         p, x = s[i, PREV], s[i, NEXT]
         if p >= 0:
             s[p, NEXT] = i
@@ -336,8 +421,8 @@ def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> tuple[int, int,
 
 
 @njit(cache=True)
-def victims(s: np.ndarray, m: np.ndarray, rule: int, need: int, now: int, rank: np.ndarray, scale: int,
-            rng: np.random.Generator, out: np.ndarray, idx: np.ndarray, key: np.ndarray) -> int:
+def victims(s: np.ndarray, m: np.ndarray, c: np.ndarray, rule: int, need: int, now: int, rank: np.ndarray,
+            rng: np.ndarray, out: np.ndarray, idx: np.ndarray, key: np.ndarray) -> int:
     """The blocks to evict, written into ``out``; returns how many: ``need`` (lru: the least
     recent; lfu: the fewest uses, then the least recently counted, taken out of the heap), or
     for lhd at least ``need``: the lowest densities (``rank``: their ranks) among SAMPLE
@@ -359,12 +444,13 @@ def victims(s: np.ndarray, m: np.ndarray, rule: int, need: int, now: int, rank: 
     take = max(need, min(m[BATCH], size // 4))
     draws = SAMPLE * take
     nb = rank.shape[1] - 1
+    shift = m[SHIFT]
     for j in range(draws):
-        i = rng.integers(0, size)
+        i = draw(rng, size)
         idx[j] = i
-        c = _cls(s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL], scale)
-        b = bucket((now - s[i, LAST]) // scale)
-        key[j] = rank[c, min(b, nb)] * draws + j  # (density rank, draw): all distinct
+        x = c[i]
+        b = bucket((now - (x >> 6)) >> shift)
+        key[j] = rank[x & 63, min(b, nb)] * draws + j  # (density rank, draw): all distinct
     few = 2 * take
     keys = key[:draws]
     part = np.sort(np.partition(keys, few - 1)[:few]) if few < draws else np.sort(keys)
@@ -443,7 +529,7 @@ def end(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: in
     """``k`` leaves the cache at ``now``: an LHD eviction (``evictions``: the learner's
     counts, empty otherwise), then the history."""
     if evictions.shape[0]:
-        evictions[_cls(n, first, last, tail, 1), bucket(now - last)] += 1.0
+        evictions[_cls(n, first, last, tail, 0), bucket(now - last)] += 1.0
     hist_put(h, ht, hm, k, n, first, last)
 
 
@@ -468,7 +554,7 @@ def lru_keys(s: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def observe(s: np.ndarray, t: np.ndarray, keys: np.ndarray, now: int) -> int:
+def observe(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, keys: np.ndarray, now: int) -> int:
     """A use of each resident of ``keys`` at times now + 1, now + 2, ...; returns the clock."""
     for k in keys:
         now += 1
@@ -476,14 +562,22 @@ def observe(s: np.ndarray, t: np.ndarray, keys: np.ndarray, now: int) -> int:
         if i >= 0:
             s[i, N] += 1
             s[i, LAST] = now
+            _set_cls(s, m, c, i)
     return now
+
+
+@njit(cache=True)
+def set_shift(s: np.ndarray, m: np.ndarray, c: np.ndarray, shift: int) -> None:
+    m[SHIFT] = shift
+    for i in range(m[SIZE]):
+        _set_cls(s, m, c, i)
 
 
 # --- one cache alone: the access loop ---------------------------------------------------
 @njit(cache=True)
-def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, h: np.ndarray, ht: np.ndarray, hm: np.ndarray,
-        tails: np.ndarray, keys: np.ndarray, now: int, rule: int, rank: np.ndarray, scale: int,
-        hits: np.ndarray, evictions: np.ndarray, rng: np.random.Generator, misses: np.ndarray) -> int:
+def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, h: np.ndarray, ht: np.ndarray, hm: np.ndarray,
+        tails: np.ndarray, keys: np.ndarray, now: int, rule: int, rank: np.ndarray,
+        hits: np.ndarray, evictions: np.ndarray, rng: np.ndarray, misses: np.ndarray) -> int:
     """Accesses ``keys`` at times now + 1, ... on this cache alone (a single tier, or a
     miniature), ranked by one rule with one density table: a hit counts a use; a miss stores
     the block (its record from the history, or new) and evicts while over capacity -- under
@@ -505,10 +599,11 @@ def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, h: np.ndarray, ht: np.ndarr
         i = find(t, k) if cap else -1
         if i >= 0:
             last = s[i, LAST]
-            if learn:
-                hits[_cls(s[i, N], s[i, FIRST], last, s[i, TAIL], 1), bucket(now - last)] += 1.0
+            if learn:  # (the learner is a miniature: its class is in its own time units)
+                hits[s[i, CLS], bucket(now - last)] += 1.0
             s[i, N] += 1
             s[i, LAST] = now
+            _set_cls(s, m, c, i)
             _to_end(s, m, i)
             if m[GD]:
                 _push(s, m, i, s[i, N])
@@ -535,16 +630,60 @@ def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, h: np.ndarray, ht: np.ndarr
             s[i, FIRST] = first
             s[i, LAST] = now
             s[i, TAIL] = tail
+            _set_cls(s, m, c, i)
             _to_end(s, m, i)
             _insert(t, k, i)
             end(h, ht, hm, v, vn, vf, vl, vt, now, evictions)
             continue
-        add(s, t, m, k, n, first, now, tail)
+        add(s, t, m, c, k, n, first, now, tail)
         if m[SIZE] > cap:
-            got = victims(s, m, rule, m[SIZE] - cap, now, rank, scale, rng, out, idx, key)
+            got = victims(s, m, c, rule, m[SIZE] - cap, now, rank, rng, out, idx, key)
             for y in range(got):
-                r = drop(s, t, m, out[y])
+                r = drop(s, t, m, c, out[y])
                 recs[y, 0], recs[y, 1], recs[y, 2], recs[y, 3] = r
             for y in range(got):
                 end(h, ht, hm, out[y], recs[y, 0], recs[y, 1], recs[y, 2], recs[y, 3], now, evictions)
     return nm
+
+
+_warm = False
+
+
+def warm() -> float:
+    """Load (or, on a fresh machine, compile and cache) every kernel once per process, with
+    the argument types the policy passes; returns the seconds it took (0 after the first
+    call). Hotness calls it when constructed, so a replay's time does not include it."""
+    global _warm
+    if _warm:
+        return 0.0
+    import time
+
+    t0 = time.perf_counter()
+    s, t, m, c = order_arrays(4, 1)
+    h, ht, hm = history_arrays(8)
+    tails = table(1)
+    fill_table(tails, np.array([3], dtype=np.int64))
+    rank = np.zeros((34, 245), dtype=np.int64)
+    counts = np.zeros((34, 245))
+    st = rng_state(0)
+    set_shift(s, m, c, 0)
+    keys = np.array([1, 2, 3, 4, 5, 1, 6, 2], dtype=np.int64)
+    misses = np.empty(len(keys), dtype=np.int64)
+    for rule in (0, 1, 2):
+        use_heap(s, m, rule == 1)
+        run(s, t, m, c, h, ht, hm, tails, keys, 0, rule, rank, counts, counts, st, misses)
+        run(s, t, m, c, h, ht, hm, tails, keys, 0, rule, rank, counts[:0], counts[:0], st, misses[:0])
+    observe(s, t, m, c, keys, 0)
+    touch(s, t, m, int(lru_keys(s, m)[0]))
+    add(s, t, m, c, 99, 1, 0, 0, 0)
+    out, idx, key = np.empty(4, dtype=np.int64), np.empty(128, dtype=np.int64), np.empty(128, dtype=np.int64)
+    for rule in (0, 1, 2):
+        use_heap(s, m, rule == 1)
+        victims(s, m, c, rule, 1, 10, rank, st, out, idx, key)
+    r = drop(s, t, m, c, 99)
+    end(h, ht, hm, 99, r[0], r[1], r[2], r[3], 10, counts)
+    hist_pop(h, ht, hm, 99)
+    hist_keys(h, hm)
+    draws(st, 5, out)
+    _warm = True
+    return time.perf_counter() - t0

@@ -190,7 +190,7 @@ class _Signals:
     tiers, and the static tail facts. A resident block's record (uses, first use, last use)
     lives in its tier's slots."""
 
-    __slots__ = ("h", "ht", "hm", "history_cap", "moving", "tail", "tails", "lhd", "now", "scale")
+    __slots__ = ("h", "ht", "hm", "history_cap", "moving", "tail", "tails", "lhd", "now")
 
     def __init__(self, capacity: int, learn: bool = False) -> None:
         # recently evicted: key -> (n, first, last), oldest first, at most history_cap
@@ -202,7 +202,6 @@ class _Signals:
         self.tails = jit.table(0)  # the same set, as a hash table the kernels read
         self.lhd = _LHD(capacity) if learn else None  # counts are learned by the lhd miniature
         self.now = 0
-        self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
 
     @property
     def history(self) -> _History:
@@ -231,14 +230,14 @@ class _Order:
     compiled arrays (_hotness_jit): LRU order, LFU's heap (kept only while lfu ranks), and
     slots holding each block's record (uses, first and last use, tail) for LHD's random draws."""
 
-    __slots__ = ("cap", "s", "t", "m", "rng")
+    __slots__ = ("cap", "s", "t", "m", "c", "rng")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
         # LHD frees this many slots per draw (the cache runs that many blocks below capacity
         # at most; written for speed: one draw serves several misses)
-        self.s, self.t, self.m = jit.order_arrays(capacity, min(_BATCH, max(1, capacity // 256)))
-        self.rng = np.random.default_rng(seed)
+        self.s, self.t, self.m, self.c = jit.order_arrays(capacity, min(_BATCH, max(1, capacity // 256)))
+        self.rng = jit.rng_state(seed)  # (numpy's default_rng(seed), stepped by the kernels)
 
     def __len__(self) -> int:
         return int(self.m[jit.SIZE])
@@ -256,7 +255,7 @@ class _Order:
         return bool(self.m[jit.GD])
 
     def add(self, k: int, r: tuple[int, int, int], tail: bool) -> None:
-        jit.add(self.s, self.t, self.m, k, r[0], r[1], r[2], int(tail))
+        jit.add(self.s, self.t, self.m, self.c, k, r[0], r[1], r[2], int(tail))
 
     def record(self, k: int) -> tuple[int, int, int]:
         i = jit.find(self.t, k)
@@ -268,28 +267,33 @@ class _Order:
 
     def drop(self, k: int) -> tuple[int, int, int, int]:
         """Take ``k`` out; return its record (uses, first, last, tail)."""
-        return jit.drop(self.s, self.t, self.m, k)  # type: ignore[no-any-return]
+        return jit.drop(self.s, self.t, self.m, self.c, k)  # type: ignore[no-any-return]
 
     def use_heap(self, on: bool) -> None:
         """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
         jit.use_heap(self.s, self.m, on)
 
-    def victims(self, rule: int, need: int, now: int, rank: np.ndarray, scale: int) -> list[int]:
+    def set_scale(self, scale: int) -> None:
+        """LHD's classes and ages in units of ``scale`` accesses (a power of two): the full
+        cache ranks by the densities its lhd miniature learns, whose clock runs 1/scale as fast."""
+        jit.set_shift(self.s, self.m, self.c, scale.bit_length() - 1)
+
+    def victims(self, rule: int, need: int, now: int, rank: np.ndarray) -> list[int]:
         """Blocks to evict (jit.victims: the one victim choice of every path)."""
         most = max(need, int(self.m[jit.BATCH]))
         out = np.empty(most, dtype=np.int64)
         idx, key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
-        got = jit.victims(self.s, self.m, rule, need, now, rank, scale, self.rng, out, idx, key)
+        got = jit.victims(self.s, self.m, self.c, rule, need, now, rank, self.rng, out, idx, key)
         return out[:got].tolist()  # type: ignore[no-any-return]
 
-    def run(self, sig: _Signals, keys: np.ndarray, rule: int, rank: np.ndarray, scale: int, misses: np.ndarray) -> int:
+    def run(self, sig: _Signals, keys: np.ndarray, rule: int, rank: np.ndarray, misses: np.ndarray) -> int:
         """Accesses ``keys`` on this cache alone (a single tier, or a miniature), ranked by one
         rule with one density table (jit.run: the one access path of a single tier and of
         the miniatures); writes the position of each miss into ``misses`` when it is long
         enough; returns the number of misses."""
         lhd = sig.lhd
         hits, ev = (lhd.hits, lhd.evictions) if lhd is not None else (_NO_COUNTS, _NO_COUNTS)
-        nm = jit.run(self.s, self.t, self.m, sig.h, sig.ht, sig.hm, sig.tails, keys, sig.now, rule, rank, scale,
+        nm = jit.run(self.s, self.t, self.m, self.c, sig.h, sig.ht, sig.hm, sig.tails, keys, sig.now, rule, rank,
                      hits, ev, self.rng, misses)
         sig.now += len(keys)
         return int(nm)
@@ -322,7 +326,7 @@ class _Mini:
                     lhd.next += lhd.every
                     tables.append((a, lhd.rank))
                 b = min(b, a + lhd.next - sig.now - 1)
-            m = order.run(sig, keys[a:b], self.rule, lhd.rank if lhd is not None else _NO_TABLE, 1, misses[nm:])
+            m = order.run(sig, keys[a:b], self.rule, lhd.rank if lhd is not None else _NO_TABLE, misses[nm:])
             misses[nm:nm + m] += a
             nm += m
             a = b
@@ -449,6 +453,7 @@ class Hotness(EvictionPolicy):
         inclusive: bool = False,
     ) -> None:
         super().__init__(capacity, inclusive)
+        jit.warm()  # (once per process: the compiled kernels load here, not in a replay)
         bad = [r for r in rules if r not in RULES]
         if bad or not rules:
             raise ValueError(f"hotness: rules must be a non-empty subset of {list(RULES)}, got {list(rules)}")
@@ -456,8 +461,8 @@ class Hotness(EvictionPolicy):
         self.seed = int(seed)
         self.sig = _Signals(self.capacity)
         self.chooser = _Chooser(self.capacity, self.seed, self.rules)
-        self.sig.scale = self.chooser.scale
         self.order = _Order(self.capacity, (self.seed, 0))
+        self.order.set_scale(self.chooser.scale)
         self.peers: Sequence[EvictionPolicy] = (self,)
         self.bottom = True  # evictions from this tier end a block's lifetime
 
@@ -475,8 +480,8 @@ class Hotness(EvictionPolicy):
                 total = sum(p.capacity for p in peers)
                 self.sig = _Signals(total)
                 self.chooser = _Chooser(total, self.seed, self.rules)
-                self.sig.scale = self.chooser.scale
-        self.order.rng = np.random.default_rng((self.seed, tier))
+        self.order.set_scale(self.chooser.scale)
+        self.order.rng = jit.rng_state((self.seed, tier))
 
     def bind(self, trace: Any) -> None:
         """Static facts: which blocks were created as a request's last block."""
@@ -508,7 +513,7 @@ class Hotness(EvictionPolicy):
         arr = np.asarray(keys, dtype=np.int64)
         for p in self.peers:
             if isinstance(p, Hotness):
-                jit.observe(p.order.s, p.order.t, arr, sig.now)
+                jit.observe(p.order.s, p.order.t, p.order.m, p.order.c, arr, sig.now)
         sig.now += len(arr)
         self.chooser.run(arr)  # (the tiers act after the whole request: the final choice)
 
@@ -552,7 +557,7 @@ class Hotness(EvictionPolicy):
         order.add(key, self._entering(key), key in sig.tail)
         if len(order) <= order.cap:
             return []
-        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.rank, ch.scale)
+        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.rank)
         alone = len(self.peers) == 1
         for v in out:
             r = order.drop(v)
@@ -580,7 +585,7 @@ class Hotness(EvictionPolicy):
             hits = 0
             for k in keys:
                 self.observe([k], False)
-                if k in order.pos:
+                if k in order:
                     self.touch(k)
                     hits += 1
                 else:
@@ -593,5 +598,5 @@ class Hotness(EvictionPolicy):
             b = events[x + 1][0] if x + 1 < len(events) else len(arr)
             if b > a:
                 order.use_heap(rule == 1)
-                misses += order.run(sig, arr[a:b], rule, rank, self.chooser.scale, _NO_MISSES)
+                misses += order.run(sig, arr[a:b], rule, rank, _NO_MISSES)
         return len(arr) - misses
