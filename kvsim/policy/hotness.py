@@ -45,10 +45,14 @@ How it runs (written for speed; the hits are those of the access loop above, to 
 one): the miniatures never look at the full cache, so replay(keys) first runs each of them
 over all the sampled accesses of ``keys`` and scores them in numpy (the same float operations
 in the same order), which gives the ranking and the LHD table in force at every access; the
-full cache then runs stretch by stretch under one ranking each (_Order.run, the one access
-path of a single tier and of the miniatures; access(k) is replay([k])). LFU's order is kept
-as buckets of equal use counts (O(1) per use); an LRU miss in a full cache puts the new block
-in its victim's slot, where adding it and filling the victim's hole would put it too.
+full cache then runs stretch by stretch under one ranking each. The state (orders, history,
+LFU's heap) lives in arrays and every step is a compiled kernel (numba,
+kvsim/policy/_hotness_jit.py): _hotness_jit.run is the one access loop of a single tier and
+of the miniatures (access(k) is replay([k])), and a tier of a hierarchy calls the same add,
+touch, victims and drop kernels one block at a time. LHD's candidates are drawn by numpy's
+default generator stepped in the kernel (the same numbers as ``rng.integers``); an LRU miss
+in a full cache puts the new block in its victim's slot, where adding it and filling the
+victim's hole would put it too.
 
 Nothing here is fitted to one trace. The history size (8 x C), the miniatures' size (C / R
 >= 512) and their window (2 x their size) were chosen on the conversation trace, the
@@ -78,7 +82,6 @@ from kvsim.ranges import OneOf, Seed
 
 RULES = ("lru", "lfu", "lhd")
 _HASH = 2654435761  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
-_SAMPLE = 32  # LHD: candidates drawn per eviction
 _DECAY = 0.9  # LHD: counts kept per reconfiguration
 _HISTORY = 8  # evicted blocks remembered, per block of capacity
 _MINI_MIN = 512  # a miniature holds at least this many blocks (or the whole cache)
@@ -247,7 +250,7 @@ class _Order:
 
     def keys(self) -> list[int]:
         """The residents, least recent first."""
-        return jit.lru_keys(self.s, self.m).tolist()  # type: ignore[no-any-return]
+        return jit.lru_keys(self.s, self.m).tolist()
 
     @property
     def gd(self) -> bool:
@@ -267,7 +270,7 @@ class _Order:
 
     def drop(self, k: int) -> tuple[int, int, int, int]:
         """Take ``k`` out; return its record (uses, first, last, tail)."""
-        return jit.drop(self.s, self.t, self.m, self.c, k)  # type: ignore[no-any-return]
+        return jit.drop(self.s, self.t, self.m, self.c, k)
 
     def use_heap(self, on: bool) -> None:
         """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
@@ -284,7 +287,7 @@ class _Order:
         out = np.empty(most, dtype=np.int64)
         idx, key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
         got = jit.victims(self.s, self.m, self.c, rule, need, now, rank, self.rng, out, idx, key)
-        return out[:got].tolist()  # type: ignore[no-any-return]
+        return out[:got].tolist()
 
     def run(self, sig: _Signals, keys: np.ndarray, rule: int, rank: np.ndarray, misses: np.ndarray) -> int:
         """Accesses ``keys`` on this cache alone (a single tier, or a miniature), ranked by one
