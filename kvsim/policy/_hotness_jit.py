@@ -213,7 +213,7 @@ def fill_table(t: np.ndarray, keys: np.ndarray) -> None:
 def bit_length(x: int) -> int:
     """int.bit_length of 0 <= x < 2^63 (one count-leading-zeros instruction: LHD computes
     it for each of its 32 candidates per eviction)."""
-    return 64 - leading_zeros(np.uint64(x))  # type: ignore[no-any-return]
+    return 64 - leading_zeros(np.uint64(x))  # type: ignore[call-arg]
 
 
 @njit(inline="always", cache=True)
