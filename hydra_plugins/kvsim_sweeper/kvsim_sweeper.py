@@ -222,7 +222,7 @@ def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
     setup_globals()
     plugins = Plugins.instance()  # the scan, once per worker
     state, loader, master = pickle.loads(context)
-    Singleton._instances = {**state["instances"], Plugins: plugins}
+    Singleton._instances = {**state["instances"], Plugins: cast(Any, plugins)}
     BaseContainer._resolvers = state["omegaconf_resolvers"]
     try:
         job, blob = describe(num, overrides, sweep_dir, loader, master)
