@@ -56,6 +56,13 @@ def test_parallel_launchers_give_the_basic_table(tmp_path: Path, basic: pd.DataF
     p = kvsim(*SWEEP, f"hydra/launcher={launcher}", *extra, f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode == 0, p.stderr
     assert_same_table(tmp_path / "s", basic)
+    # the figures (joblib's workers draw them) are those a serial report draws, byte for byte
+    drawn = {f.name: f.read_bytes() for f in (tmp_path / "s").glob("*.png")}
+    assert {"sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png", "link_bytes.png"} <= set(drawn)
+    from kvsim.report.sweep import report
+
+    report(tmp_path / "s")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "s").glob("*.png")} == drawn
 
 
 LAUNCHERS = sorted(f.stem for f in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))

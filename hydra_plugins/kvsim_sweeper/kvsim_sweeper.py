@@ -237,21 +237,6 @@ def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
     return num, job, blob, None
 
 
-def joblib_settings(launcher: Any) -> dict[str, Any] | None:
-    """The joblib launcher's ``Parallel`` settings as it will use them (so the workers that
-    compose the jobs are the ones that run them: loky reuses its executor), or None for any
-    other launcher."""
-    cfg = getattr(launcher, "joblib", None)
-    if cfg is None or type(launcher).__name__ != "JoblibLauncher":
-        return None
-    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-
-    settings = dict(cfg)
-    settings["backend"] = "loky"
-    process_joblib_cfg(settings)
-    return settings
-
-
 class KvsimSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
@@ -261,6 +246,8 @@ class KvsimSweeper(BasicSweeper):
         has some (composing is a sequential 0.3-0.6 s per job otherwise), else here."""
         assert self.hydra_context is not None and self.config is not None
         loader = self.hydra_context.config_loader
+        from kvsim.sweepjobs import joblib_settings
+
         settings = joblib_settings(self.launcher) if len(flat_jobs) > 1 else None
         if settings is None:
             jobs = []
@@ -286,7 +273,7 @@ class KvsimSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from kvsim.runfolder import FolderLock
-        from kvsim.sweepjobs import statuses, write_jobs
+        from kvsim.sweepjobs import joblib_settings, statuses, write_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         params_conf = self._parse_config()
@@ -346,7 +333,7 @@ class KvsimSweeper(BasicSweeper):
                 return returns
             from kvsim.report.sweep import report
 
-            report(sweep_dir)
+            report(sweep_dir, parallel=joblib_settings(self.launcher))
         finally:
             lock.release()
         failed = [s for s in bad if s.status == "failed"]
