@@ -72,13 +72,28 @@ the top (the hierarchy's defaults).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
-from kvsim.policy import _hotness_jit as jit
 from kvsim.policy.base import EvictionPolicy
 from kvsim.ranges import OneOf, Seed
+
+if TYPE_CHECKING:
+    from kvsim.policy import _hotness_jit as jit
+else:
+
+    class _Kernels:
+        """The compiled kernels, imported on first use: importing numba and its cache takes
+        about 2 s, which every ``python -m kvsim`` would pay otherwise."""
+
+        def __getattr__(self, name: str) -> Any:
+            from kvsim.policy import _hotness_jit
+
+            globals()["jit"] = _hotness_jit
+            return getattr(_hotness_jit, name)
+
+    jit = _Kernels()
 
 RULES = ("lru", "lfu", "lhd")
 _HASH = 2654435761  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
