@@ -141,6 +141,24 @@ def test_the_event_loops_on_one_cpu_by_hand() -> None:
     assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
 
 
+def test_a_server_turn_pays_its_own_part_once() -> None:
+    """``turn_s``: the part of the event loop's ``io_s`` (measured one command per turn) that a
+    turn pays once. Two connections, send 5 us, receive 5 us, round trip 20 us, GET 1 us,
+    io_s 6 us of which turn_s 4 us. Three GETs at 0 (A, B on connections 0, 1; C queued on 0):
+    A, B sent 0-10; their turn costs 20 + 4 + 2 x (6 - 4 + 1) = 30 (10-40), A's reply 40-45
+    and C sent 45-50, B's reply 50-55; C's turn alone 20 + 4 + 2 + 1 = 27 (55-82), its reply
+    82-87. Without turn_s the two-command turn costs 4 us more (34) and C's the same."""
+
+    def loops(turn_s: float) -> RedisIndex:
+        return model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
+                     turn_s=turn_s, lookup="all")
+
+    assert calls(loops(4e-6), [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 87e-6])
+    assert calls(loops(0.0), [0.0] * 3).latency_s == pytest.approx([49e-6, 59e-6, 91e-6])
+    with pytest.raises(ValueError, match="turn_s"):
+        loops(7e-6)
+
+
 def test_each_replay_writes_keys_new_to_the_server(embedded_trace) -> None:  # type: ignore[no-untyped-def]
     s = plan_stream(embedded_trace, model(lookup="prefix"), 30)
     assert s.units_in(0) is s.units

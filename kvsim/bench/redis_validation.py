@@ -477,24 +477,28 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 
 
 # --- the experiment ---------------------------------------------------------------------
-def _probe(kind: str, m: int) -> Probe:
-    """A command of the stream's shape on keys that do not disturb it: GET / MGET of filler
-    keys, MSET of probe keys (rewritten, so the server's key count stays put)."""
-    ids = list(range(m))
+def _probe(kind: str, m: int, start: int) -> Probe:
+    """A command of the stream's shape on keys that do not disturb it, all from ``start``:
+    GET / MGET of filler keys (keys not read lately, as the calibration's: they miss the
+    caches as a lookup's keys do), MSET of probe keys new to the server (as the calibration's
+    MSET line), deleted right after it, untimed (the server's key count stays put)."""
     if kind == "get":
-        payload = encode("GET", key(FILLER))
-    elif kind == "range":
-        payload = encode("MGET", *[key(FILLER + i) for i in ids])
-    else:
-        payload = encode("MSET", *[x for i in ids for x in (key(PROBE + i), value(i))])
-    return Probe(kind, m, payload)
+        return Probe(kind, m, encode("GET", key(FILLER + start)))
+    if kind == "range":
+        return Probe(kind, m, encode("MGET", *[key(FILLER + start + i) for i in range(m)]))
+    ids = [PROBE + start + i for i in range(m)]
+    return Probe(kind, m, encode("MSET", *[x for i in ids for x in (key(i), value(i))]), encode("DEL", *[key(i) for i in ids]))
 
 
-def _probes(stream: Stream, rng: np.random.Generator, n: int = 512) -> list[Probe]:
-    """``n`` probes of shapes drawn from the stream's commands."""
+def _probes(stream: Stream, rng: np.random.Generator, filler: int, n: int = 4096) -> list[Probe]:
+    """``n`` probes of shapes drawn from the stream's commands, reading random filler keys."""
     shapes = [(k, m) for u in stream.units for k, m in zip(u.kinds, u.keys, strict=True)]
-    pick = rng.integers(0, len(shapes), size=min(n, len(shapes)))
-    return [_probe(*shapes[j]) for j in pick.tolist()]
+    pick = rng.integers(0, len(shapes), size=n)
+    out = []
+    for j in pick.tolist():
+        kind, m = shapes[j]
+        out.append(_probe(kind, m, int(rng.integers(0, max(filler - m, 0) + 1))))
+    return out
 
 
 def _percentiles(x: np.ndarray) -> tuple[float, float]:
@@ -534,21 +538,33 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     fits: dict[str, Any] = {}
     rng = np.random.default_rng(int(cfg.seed))
     with redis_server(s) as (host, port, db):
-        with RespClient(host, port) as c:
-            if db:
-                c.call("SELECT", db)
-            load_filler(c, preload)
-            held = c.call("DBSIZE")
         try:
-            log.info("redis_validation: calibrating the server at %s:%d (%s keys)", host, port, held)
+            # calibrated with as many keys as the filler, before it is loaded: its GETs and
+            # MGETs read keys not read lately, which miss the caches as a lookup's keys do
+            log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
             with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=max(preload, 2000), db=db,
+                                    seed=int(cfg.seed))
+            with RespClient(host, port) as c:
+                if db:
+                    c.call("SELECT", db)
+                load_filler(c, preload)
+                held = c.call("DBSIZE")
             base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
+            base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
+            warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)
+            if warm is not None:
+                base["mset_warm_base_s"], base["mset_warm_per_key_s"] = warm
             server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
-            log.info("redis_validation: server thread per command: event loop %.2f us + %.3f us/key, + the "
-                     "command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, server.get("io_per_key_s", 0.0) * 1e6,
-                     server["get_s"] * 1e6)
-            probes = _probes(stream, rng)
+            log.info("redis_validation: server thread per command: event loop %.2f us (%.2f us of it once per turn) "
+                     "+ %.3f us/key, + the command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, cal.turn_s * 1e6,
+                     server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
+            # the simulated commands' server times are this server's: the stream planned again
+            # by a model with the calibration just measured (the same commands, keys and order)
+            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server), s.max_requests)
+            if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
+                raise AssertionError("redis_validation: the calibrated model planned other commands")
+            probes = _probes(stream, rng, preload)
             replays: dict[float, ReplayResult] = {}
             for space, speedup in enumerate(s.speedups, start=1):
                 # each replay in a key space of its own: its keys are new to the server, as
@@ -566,8 +582,8 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             for speedup, real in replays.items():
                 fit, dists = fit_client(real, base, slopes)
                 params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
-                sims = [simulate(stream, params, dists, speedup, s.connections, seed,
-                                 client_costs(stream, real, s.client, np.random.default_rng(seed)))
+                sims = [simulate(sim_stream, params, dists, speedup, s.connections, seed,
+                                 client_costs(sim_stream, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]
                 sim = pd.concat(sims, ignore_index=True)
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
@@ -589,8 +605,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, [k for sp in range(1, len(s.speedups) + 1) for k in stream.keys_in(sp)]
-                                + [FILLER + i for i in range(preload)]
-                                + [PROBE + i for i in range(max((p.keys for p in probes), default=0))])
+                                + [FILLER + i for i in range(preload)])
     table = pd.DataFrame(rows, columns=CSV_COLUMNS)
     write_with(out / "redis_validation.csv", lambda p: table.to_csv(p, index=False))
     lat_df = pd.concat(lat, ignore_index=True)

@@ -57,6 +57,7 @@ class Probe:
     kind: str
     keys: int
     payload: bytes
+    after: bytes = b""  # an untimed command sent once the probe's reply is in (deleting what it wrote)
 
 
 @dataclass
@@ -169,6 +170,21 @@ def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tu
             return t1 - t0, t3 - t2, t3 - t0
 
 
+def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) -> None:
+    """Send ``payload`` and wait for its reply, untimed."""
+    sock.sendall(payload)
+    buf = bytearray()
+    while reply_end(buf) < 0:
+        sel.select(1.0)
+        try:
+            chunk = sock.recv(1 << 16)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise RespError("the server closed the probe connection")
+        buf += chunk
+
+
 def replay_open_loop(
     host: str,
     port: int,
@@ -262,6 +278,8 @@ def replay_open_loop(
     def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
         send, recv, rtt = time_probe(probe_sock, probe_sel, p)
+        if p.after:
+            untimed(probe_sock, probe_sel, p.after)
         res.probe_kind.append(p.kind)
         res.probe_keys.append(p.keys)
         res.probe_send_s.append(send)
