@@ -24,7 +24,7 @@ from kvsim.bench.redis_validation import (
     redis_server,
 )
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop, reply_end
-from kvsim.calibrate.resp import encode
+from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import OpRecorder
 from kvsim.index.redis import RedisIndex
 from kvsim.trace.mooncake import read_mooncake_jsonl
@@ -203,9 +203,16 @@ def test_replay_client_against_a_real_server() -> None:
         if u.after >= 0:
             units[i] = Unit(u.request, u.kinds, u.keys, u.payloads, after=i - 1)
     arrivals = [0.01 * (r // 5) for r in range(30)]  # ticks of 5 requests
+    # an MSET probe writes keys new to the server, reads them first (untimed) when it is the
+    # second of a pair, and deletes them after (untimed): the server's keys stay put
+    mset = Probe("insert", 2, encode("MSET", "p1", "1", "p2", "2"), after=encode("DEL", "p1", "p2"),
+                 before=encode("MGET", "p1", "p2"))
     with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (h, p, _):
-        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))], probe_gap_s=0.003,
-                               probe_every_s=0.002)
+        res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z")), mset],
+                               probe_gap_s=0.003, probe_every_s=0.002)
+        with RespClient(h, p) as c:
+            assert c.call("EXISTS", "p1", "p2") == 0
+    assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)
     first = np.r_[True, res.unit[1:] != res.unit[:-1]]

@@ -341,12 +341,15 @@ def _tail(ratios: np.ndarray) -> tuple[float, float]:
     return float(max(p99 / p50, 1.0)), float(max(p999 / p50, p99 / p50, 1.0))
 
 
-def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The calibrated command time (``INFO commandstats``) of each probe."""
+def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray, cold: np.ndarray | None = None) -> np.ndarray:
+    """The calibrated command time (``INFO commandstats``) of each probe: a warm probe's MSET
+    (the second of a pair: its keys were just read, see :func:`_probe`) at the warm line."""
+    warm = ~cold if cold is not None else np.ones(len(kinds), dtype=bool)
+    mset = np.where(warm, base.get("mset_warm_base_s", base["mset_base_s"]), base["mset_base_s"]) + np.where(
+        warm, base.get("mset_warm_per_key_s", base["mset_per_key_s"]), base["mset_per_key_s"]) * keys
     return np.select(
         [kinds == "get", kinds == "range", kinds == "insert"],
-        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys,
-         base["mset_base_s"] + base["mset_per_key_s"] * keys],
+        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys, mset],
         0.0,
     )
 
@@ -356,19 +359,25 @@ def _values_of(kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any]) -> tuple[float, float]:
-    """The server's event loop per key of a command and per value in its reply (reading
-    the arguments, writing the reply: outside commandstats), from the probes of the
-    replays, pooled (the second of each pair: inside a burst): their round trip less send,
-    receive and command time, against keys and values."""
+    """The time per key of a command and per value in its reply beyond the command and the
+    two threads' measured CPU, from the probes of the replays, pooled (the second of each
+    pair: inside a burst): their round trip less send, receive and command time, a line
+    against keys per kind: ``(per key, per value)`` = (the MSET line's slope, the MGET
+    line's less it: an MSET key is two arguments in, an MGET key one in and a value out).
+    Without MSET probes, one fit against keys and values."""
     kinds = np.array([k for r in replays for k in r.probe_kind])
     if len(kinds) == 0:
         return 0.0, 0.0
     keys = np.array([k for r in replays for k in r.probe_keys], dtype=float)
     send, recv, rtt = (np.array([x for r in replays for x in getattr(r, f)])
                        for f in ("probe_send_s", "probe_recv_s", "probe_rtt_s"))
-    warm = ~np.array([c for r in replays for c in r.probe_cold], dtype=bool)
-    path = rtt - send - recv - _command_s(base, kinds, keys)
-    return _io_slopes(keys[warm], _values_of(kinds, keys)[warm], path[warm])
+    cold = np.array([c for r in replays for c in r.probe_cold], dtype=bool)
+    path = rtt - send - recv - _command_s(base, kinds, keys, cold)
+    ins, rng_ = ~cold & (kinds == "insert"), ~cold & (kinds == "range")
+    if len(np.unique(keys[ins])) >= 2 and len(np.unique(keys[rng_])) >= 2:
+        per_key = _line(keys[ins], path[ins])[1]
+        return per_key, _line(keys[rng_], path[rng_])[1] - per_key
+    return _io_slopes(keys[~cold], _values_of(kinds, keys)[~cold], path[~cold])
 
 
 def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, float] = (0.0, 0.0)
@@ -391,10 +400,10 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
-    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn)
+    cold = np.array(real.probe_cold, dtype=bool)
+    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn, cold)
     per_key, per_value = slopes
     io = base.get("io_s", 0.0) + per_key * pn + per_value * _values_of(pk, pn)
-    cold = np.array(real.probe_cold, dtype=bool)
     # the event loop is on the reply's path up to the write: what a lone command's round
     # trip leaves for it (the median); the rest of io_s follows the reply
     io_after = float(np.clip(np.median(io[~cold] - path[~cold]), 0.0, base.get("io_s", 0.0))) if (~cold).any() else 0.0
@@ -480,14 +489,17 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 def _probe(kind: str, m: int, start: int) -> Probe:
     """A command of the stream's shape on keys that do not disturb it, all from ``start``:
     GET / MGET of filler keys (keys not read lately, as the calibration's: they miss the
-    caches as a lookup's keys do), MSET of probe keys new to the server (as the calibration's
-    MSET line), deleted right after it, untimed (the server's key count stays put)."""
+    caches as a lookup's keys do), MSET of probe keys new to the server, deleted right after
+    it, untimed (the server's key count stays put). An MSET inside a pair (the second) first
+    reads its keys, untimed, as a trace insert's lookup has (the calibration's warm line);
+    the first of a pair does not (the MSET line)."""
     if kind == "get":
         return Probe(kind, m, encode("GET", key(FILLER + start)))
     if kind == "range":
         return Probe(kind, m, encode("MGET", *[key(FILLER + start + i) for i in range(m)]))
     ids = [PROBE + start + i for i in range(m)]
-    return Probe(kind, m, encode("MSET", *[x for i in ids for x in (key(i), value(i))]), encode("DEL", *[key(i) for i in ids]))
+    return Probe(kind, m, encode("MSET", *[x for i in ids for x in (key(i), value(i))]), encode("DEL", *[key(i) for i in ids]),
+                 before=encode("MGET", *[key(i) for i in ids]))
 
 
 def _probes(stream: Stream, rng: np.random.Generator, filler: int, n: int = 4096) -> list[Probe]:
@@ -561,7 +573,8 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                      server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
             # the simulated commands' server times are this server's: the stream planned again
             # by a model with the calibration just measured (the same commands, keys and order)
-            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server), s.max_requests)
+            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),  # type: ignore[arg-type]
+                                     s.max_requests)
             if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
                 raise AssertionError("redis_validation: the calibrated model planned other commands")
             probes = _probes(stream, rng, preload)
@@ -576,14 +589,11 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, stream.keys_in(space))
-            # the event loop's time per key: the server thread's own CPU (INFO cpu, the
-            # calibration). The probes' round trips grow faster with a command's keys (reported,
-            # not modelled: a lone round trip's growth overstates a burst's; docs/redis_validation.md)
-            slopes = (float(base.get("io_per_key_s", 0.0)), 0.0)
-            probe_slopes = io_slopes(list(replays.values()), base)
-            log.info("redis_validation: the event loop per key %.3f us (INFO cpu); a probe's round trip grows "
-                     "%.3f us per key, %.3f us per value returned (reported only)", slopes[0] * 1e6,
-                     probe_slopes[0] * 1e6, probe_slopes[1] * 1e6)
+            # the time per key beyond the command and the two threads' measured CPU: the
+            # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
+            slopes = probe_slopes = io_slopes(list(replays.values()), base)
+            log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
+                     slopes[0] * 1e6, slopes[1] * 1e6, float(base.get("io_per_key_s", 0.0)) * 1e6)
             for speedup, real in replays.items():
                 fit, dists = fit_client(real, base, slopes)
                 params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}

@@ -536,7 +536,11 @@ def measure_redis(
             if isinstance(lat, bytes):
                 res.latency = parse_latencystats(lat.decode())
             if res.io_s is not None:  # after latencystats: its GETs are not the timed ones
-                auth = ([["AUTH", password]] if password else []) + ([["SELECT", db]] if db else [])
+                auth: list[list[str | int]] = []
+                if password:
+                    auth.append(["AUTH", password])
+                if db:
+                    auth.append(["SELECT", db])
                 res.turn_s, res.turns = _measure_turns(c, host, port, loaded, rng, auth)
                 res.turn_s = min(res.turn_s, res.io_s)
             ping = res.timings["ping"]

@@ -58,6 +58,7 @@ class Probe:
     keys: int
     payload: bytes
     after: bytes = b""  # an untimed command sent once the probe's reply is in (deleting what it wrote)
+    before: bytes = b""  # an untimed command sent first when the probe is the second of a pair
 
 
 @dataclass
@@ -277,6 +278,8 @@ def replay_open_loop(
 
     def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
+        if p.before and not cold:
+            untimed(probe_sock, probe_sel, p.before)
         send, recv, rtt = time_probe(probe_sock, probe_sel, p)
         if p.after:
             untimed(probe_sock, probe_sel, p.after)
