@@ -233,9 +233,10 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     """The issue's acceptance: the model within 10% at p50 and 20% at p99 of a real
     redis-server for every op kind at every speed-up (default settings: 200 requests).
 
-    NOT MET on the shared 2-vCPU development VM (docs/redis_validation.md gives the
-    measured errors and why): it runs when KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped
-    otherwise so that the suite stays a signal of regressions."""
+    Not met reliably on the shared 2-vCPU development VM (most runs pass, some miss a cell
+    or two by a few points: docs/redis_validation.md gives the runs): it runs when
+    KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped otherwise so that the suite stays a
+    signal of regressions."""
     need_redis()
     opt_in("KVSIM_REQUIRE_REDIS_VALIDATION")
     cfg = compose_cfg(["+experiment=redis_validation", "trace=mooncake_conversation", f"trace.path={real_trace_path}"])
