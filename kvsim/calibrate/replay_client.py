@@ -158,17 +158,22 @@ def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tu
         sel.select(1.0)
         if t2 is None:
             t2 = clock()
-        try:
-            chunk = sock.recv(1 << 16)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise RespError("the server closed the probe connection")
-        buf += chunk
+        buf += _chunk(sock)
         if reply_end(buf) >= 0:
             _values(bytes(buf))
             t3 = clock()
             return t1 - t0, t3 - t2, t3 - t0
+
+
+def _chunk(sock: socket.socket) -> bytes:
+    """What the probe connection has for us now (nothing yet: b"")."""
+    try:
+        chunk = sock.recv(1 << 16)
+    except BlockingIOError:
+        return b""
+    if not chunk:
+        raise RespError("the server closed the probe connection")
+    return chunk
 
 
 def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) -> None:
@@ -177,13 +182,7 @@ def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) ->
     buf = bytearray()
     while reply_end(buf) < 0:
         sel.select(1.0)
-        try:
-            chunk = sock.recv(1 << 16)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise RespError("the server closed the probe connection")
-        buf += chunk
+        buf += _chunk(sock)
 
 
 def replay_open_loop(
