@@ -14,8 +14,12 @@
    lookup (GET per scattered block, MGET per run, stopping at the first absent block with
    ``lookup: prefix``) and the MSET of its new blocks. Exactly these commands, keys and order
    are sent to the real server and simulated.
-3. Calibration from the same server, in the same run: ``measure_redis`` (server time per
-   command from ``INFO commandstats``, its tail from ``INFO latencystats``).
+3. Calibration from the same server, in the same run, before the filler is loaded and with
+   as many keys as it (its GETs and MGETs then miss the caches as a lookup's keys do):
+   ``measure_redis`` (server time per command from ``INFO commandstats``, its tail from
+   ``INFO latencystats``, the event loop from ``INFO cpu``, the part of it paid once per
+   event-loop turn, the MSET of keys an MGET has just read). The stream is planned again
+   with these values, so every simulated command's server time is this server's.
 4. Per speed-up (``experiment.speedups``; arrivals divided by it), the client and a started
    server pinned to one CPU under SCHED_FIFO (``experiment.cpu``, ``experiment.rt_priority``;
    ``experiment.nice`` where real-time scheduling is not permitted): the stream is replayed
@@ -23,13 +27,14 @@
    connections, each replay in a key space of its own (keys new to the server, deleted after
    it), timing every command, the client's own send and receive CPU, and pairs of probes
    (one after a sleep, one right after it) of the network + server alone in the replay's
-   idle moments.
+   idle moments (GET/MGET of random filler keys; MSET of new keys, deleted after, read
+   first inside a pair as a trace insert's keys are).
 5. The model is given what the client adds, measured in *that* replay (not subtracted
    away): the client thread's CPU per command and the lateness of each request's admission
    (``experiment.client``: ``measured``, each command's own; ``drawn``, another command's of
    its kind and place), and the round trip distributions from that replay's probes (round
    trip less send, receive, the calibrated command time and the event loop's: ``io_s`` and,
-   fitted on the probes of all replays, per key and per value returned); the first of each
+   fitted per kind on the probes of all replays, per key and per value returned); the first of each
    pair gives the first round trip after the CPU idled. The same stream is then simulated
    ``experiment.sim_runs`` times (seeds 0..) with :class:`kvsim.index.redis.RedisIndex`
    with ``shared_cpu``: the client's and the server's event loops on one CPU, each running
