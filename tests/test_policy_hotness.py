@@ -61,7 +61,62 @@ def test_lhd_density_hand_worked() -> None:
     assert lhd.dense[1][0] == pytest.approx(2 / 16)
     assert lhd.dense[1][2] == pytest.approx(2 / (2 * (1 + 3)))
     assert lhd.dense[1][3] == 0.0
+    # past the last event nothing is to come, neither hits nor space: density 0 (not 0 / 0)
+    assert lhd.dense[1][5] == 0.0 and lhd.dense[0][_NB] == 0.0
     assert lhd.hits[1][2] == pytest.approx(0.9)
+    assert lhd.evictions[1][4] == pytest.approx(0.9)
+
+
+def test_a_block_back_from_the_history_keeps_its_first_use() -> None:
+    """Capacity 1. LRU, keys 1 1 2 1 at times 1..4: 1 is evicted at 3 with (2 uses, first
+    1, last 2) and comes back at 4 as (3, 1, 4). LFU (the general access path), keys
+    1 1 2 2 2 1: 2 enters and leaves at once (1 use against 2) at 3, comes back at 4 with 2
+    uses (first 3) and evicts 1 (2 uses, older); 1 comes back at 6 as (3, 1, 6) and evicts 2
+    (3 uses, older), whose record (3, 3, 5) goes to the history."""
+    lru = Hotness(1, rules=["lru"])
+    assert lru.replay([1, 1, 2, 1]) == 1
+    assert lru.record(1) == (3, 1, 4) and dict(lru.sig.history) == {2: (1, 3, 3)}
+    lfu = Hotness(1, rules=["lfu"])
+    assert lfu.replay([1, 1, 2, 2, 2, 1]) == 2
+    assert lfu.record(1) == (3, 1, 6) and dict(lfu.sig.history) == {2: (3, 3, 5)}
+
+
+def test_lhd_victim_by_class_and_age_by_hand() -> None:
+    """Three residents at time 10: A (1 use at 7, a request's last block: class 0, age 3),
+    B (1 use at 5: class 1, age 5), C (3 uses, 0 to 8: gap 4, 3 bits, class 2 + 3 // 2 = 3,
+    age 2). The lowest density rank of (class, age bucket) goes; 32 draws see all three."""
+    import numpy as np
+
+    from kvsim.policy.hotness import _NC, _Order
+
+    order = _Order(3, 0)
+    for k, r, tail in (("A", (1, 7, 7), True), ("B", (1, 5, 5), False), ("C", (3, 0, 8), False)):
+        order.add(k, r, tail)  # type: ignore[arg-type]
+    rank = np.full((_NC, _NB + 1), 50, dtype=np.int64)
+    rank[0, 3], rank[1, 5], rank[3, 2] = 30, 20, 10
+    assert order.victims(2, 1, 10, rank, 1) == ["C"]
+    rank[3, 2] = 60
+    assert order.victims(2, 1, 10, rank, 1) == ["B"]
+    rank[1, 5] = 70
+    assert order.victims(2, 1, 10, rank, 1) == ["A"]
+    # ages and gaps in units of 2 (a full cache ranking by a miniature's table at rate 2):
+    # A age 1, B age 2, C age 1 and gap 2 (2 bits: class 3)
+    rank[0, 1], rank[1, 2], rank[3, 1] = 40, 45, 5
+    assert order.victims(2, 1, 10, rank, 2) == ["C"]
+
+
+def test_the_lhd_miniature_ranks_by_age_before_it_learns() -> None:
+    """Before its first reconfiguration the LHD table falls with age, the same in every
+    class; ages below 8 have a bucket each, and 32 draws see all 4 blocks: on 5 keys at
+    capacity 3 it evicts exactly as LRU does."""
+    import numpy as np
+
+    from kvsim.policy.hotness import _Mini
+
+    keys = np.random.default_rng(0).integers(0, 5, 300).tolist()
+    misses, tables = _Mini(2, 3, 0).run(keys)
+    assert tables == []
+    assert len(keys) - len(misses) == reference_lru_hits(keys, 3)
 
 
 def test_tail_blocks_start_in_their_own_class() -> None:
