@@ -255,11 +255,14 @@ def test_derived_columns_by_hand() -> None:
 # --- gathering, the log, the command, the callback ------------------------------------------------
 
 def test_an_unreadable_summary_is_a_failed_row_and_a_config_key_named_like_a_metric_is_kept(tmp_path: Path) -> None:
-    names = make_sweep(tmp_path, [tiered("lru", 1.0, 0.3), tiered("opt", 1.0, 0.4)])
+    names = make_sweep(tmp_path, [tiered("lru", 1.0, 0.3), tiered("opt", 1.0, 0.4), tiered("fifo", 1.0, 0.2)])
     (tmp_path / names[1] / "summary.json").write_text("{not json")
+    (tmp_path / names[2] / "summary.json").unlink()
+    (tmp_path / names[2] / "summary.json").mkdir()  # unreadable as a file (an OSError)
     df = gather(tmp_path)
-    assert list(df["status"]) == ["complete", "failed"]
-    assert df.loc[1, "error"].startswith(f"{tmp_path / names[1] / 'summary.json'}: unreadable summary (")
+    assert list(df["status"]) == ["complete", "failed", "failed"]
+    for i in (1, 2):
+        assert df.loc[i, "error"].startswith(f"{tmp_path / names[i] / 'summary.json'}: unreadable summary (")
     # the job's config says mode "simulate", its summary "simulate" too: the summary's stays,
     # the config's is config.mode; a failed job keeps its config's value under its own name
     assert df.loc[0, "mode"] == "simulate" and df.loc[0, "config.mode"] == "simulate"
