@@ -178,6 +178,14 @@ def test_sweep_figure_of_one_unnamed_trace_without_opt(tmp_path: Path, drawn: li
     assert tiers.get_ylim() == pytest.approx((0, 1.3e-9))
 
 
+def test_a_sweep_from_one_block_has_a_log_axis(tmp_path: Path, drawn: list[Any]) -> None:
+    df = pd.DataFrame({"policy": ["lru", "lru"], "capacity_total_blocks": [1, 4], "hit_ratio": [0.0, 0.5],
+                       "gap_to_opt": np.nan})
+    plot_sweep(df, tmp_path / "sweep.png")
+    (ax,) = drawn[0][0].axes
+    assert ax.get_xscale() == "log" and by_hue(ax) == {"lru": ([1, 4], [0, 0.5])}
+
+
 def test_no_sweep_figure_without_policies_or_capacities(tmp_path: Path, drawn: list[Any]) -> None:
     df = _two_traces()
     assert plot_sweep(df.iloc[:0], tmp_path / "s.png") is None

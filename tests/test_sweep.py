@@ -357,3 +357,17 @@ def test_the_callback_gathers_a_kvsim_sweep_only(tmp_path: Path, caplog: pytest.
     make_sweep(tmp_path, [tiered("lru", 1.0, 0.3)])
     SweepCallback().on_multirun_end(cfg)
     assert gathered == [tmp_path]
+
+
+def test_the_log_of_a_single_tier_sweep_sorts_by_capacity(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvsim.report import sweep, sweep_figures
+
+    monkeypatch.setattr(sweep, "plot_sweep", lambda df, path: None)  # the table only
+    monkeypatch.setattr(sweep_figures, "standard_figures", lambda df, out: [])
+    make_sweep(tmp_path, [single("lru", 20, 300), single("opt", 10, 200), single("lru", 10, 100)])
+    with caplog.at_level("INFO", logger="kvsim"):
+        report(tmp_path)
+    header, *rows = caplog.records[0].getMessage().splitlines()[1:]
+    assert header.split() == ["trace", "policy", "capacity_blocks", "hit_ratio", "gap_to_opt"]
+    assert [r.split()[1:3] for r in rows] == [["lru", "10"], ["opt", "10"], ["lru", "20"]]
