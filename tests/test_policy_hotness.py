@@ -283,3 +283,69 @@ def test_vectorised_choice_equals_the_loop(seed) -> None:
         hit = np.stack([np.where(rng.random(3000) < p, rng.random(3000) < 0.5, base) for p in (0.1, 0.3, 0.05)])
         assert a._choose(hit) == _choose_by_loop(b, hit.tolist())
         assert a.score == b.score and a.inc == b.inc and a.rule == b.rule
+
+
+def test_the_history_keeps_the_most_recently_evicted() -> None:
+    """Capacity 1 keeps 8 evicted blocks: after 1 .. 10 (each evicting the one before), the
+    history holds 2 .. 9 (1 dropped, the oldest), on the LRU path and the general one (LFU)."""
+    for rules in (["lru"], ["lfu"]):
+        p = Hotness(1, rules=rules)
+        p.replay(list(range(1, 11)))
+        assert list(p.sig.history) == list(range(2, 10)), rules
+
+
+def test_the_learner_counts_each_hit_by_class_and_age() -> None:
+    """The LHD miniature, keys 1 2 1 2 1 at times 1..5: 1 and 2 hit at age 2 with one use
+    (class 1, bucket 2, twice); 1 hits again at 5, age 2, with 2 uses 2 apart (gap 2: 2
+    bits, class 2 + 2 // 2 = 3)."""
+    from kvsim.policy.hotness import _Mini
+
+    m = _Mini(2, 4, 0)
+    m.run([1, 2, 1, 2, 1])
+    counted = {(c, b): v for c, row in enumerate(m.sig.lhd.hits) for b, v in enumerate(row) if v}
+    assert counted == {(1, 2): 2.0, (3, 2): 1.0}
+
+
+def test_a_zero_capacity_bottom_tier_leaves_the_tier_above_the_bottom() -> None:
+    """Tiers of 2 and 0 blocks: the first is the bottom (a block it drops leaves the cache:
+    its record goes to the history), as is the last tier of 2, 0, 3."""
+    h = hierarchy([2, 0], Hotness)
+    gpu, empty = h.policies
+    assert gpu.bottom and empty.bottom
+    h.store([1, 2, 3])
+    assert set(gpu) == {2, 3} and gpu.sig.history[1] == (1, 3, 3) and not gpu.sig.moving
+    assert [p.bottom for p in hierarchy([2, 0, 3], Hotness).policies] == [False, False, True]
+
+
+def test_lfu_tiers_bucket_an_entering_block_by_its_uses() -> None:
+    """LFU tiers of 1 and 2 blocks (ties: the least recent goes; a hit below climbs to the
+    top). Times 1..8: store 1, store 2 (tie: 1 goes down); use 1 (it climbs, 2 goes down);
+    use 1 (3 uses); use 2 (climbs, 2 uses < 3: it goes down again); use 2 (3 uses, a tie:
+    1, older, goes down with its 3 uses); store 3 and store 4 (1 use: each goes down at
+    once). Below, 1 (3 uses), 3 and 4 (1 use each): 3 goes, the least recent of the fewest."""
+    h = hierarchy([1, 2], lambda cap: Hotness(cap, rules=["lfu"]))
+    top, low = h.policies
+    for op, k in (("store", 1), ("store", 2), ("use", 1), ("use", 1), ("use", 2), ("use", 2), ("store", 3)):
+        getattr(h, op)([k])
+    assert [top.record(2)] == [top.record(k) for k in top] == [(3, 2, 6)]
+    assert {k: low.record(k) for k in low} == {1: (3, 1, 4), 3: (1, 7, 7)}
+    h.store([4])
+    assert {k: low.record(k) for k in low} == {1: (3, 1, 4), 4: (1, 8, 8)}
+
+
+def test_tiers_draw_lhd_candidates_from_their_seed() -> None:
+    """Two identical LHD hierarchies make the same choices: each tier's draws come from
+    (seed, tier)."""
+    import numpy as np
+
+    keys = np.random.default_rng(5).integers(0, 60, 400).tolist()
+    runs = []
+    for _ in range(2):
+        h = hierarchy([8, 8], lambda cap: Hotness(cap, rules=["lhd"], seed=3))
+        for k in keys:
+            if k in h.where:
+                h.use([k])
+            else:
+                h.store([k])
+        runs.append([sorted(p) for p in h.policies])
+    assert runs[0] == runs[1]
