@@ -346,9 +346,10 @@ def test_the_callback_gathers_a_kvsim_sweep_only(tmp_path: Path, caplog: pytest.
     from kvsim.report import sweep
     from kvsim.report.sweep import SweepCallback
 
-    gathered: list[Path] = []
-    monkeypatch.setattr(sweep, "report", gathered.append)
-    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"_target_": "other.Sweeper"}}})
+    gathered: list[tuple[Path, Any]] = []
+    monkeypatch.setattr(sweep, "report", lambda d, parallel=None: gathered.append((d, parallel)))
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"_target_": "other.Sweeper"},
+                                      "launcher": {"_target_": "other.Launcher"}}})
     with caplog.at_level("INFO", logger="kvsim"):
         SweepCallback().on_multirun_end(cfg)
     assert [r.getMessage() for r in caplog.records] == [f"{tmp_path}: no sweep_jobs.json (sweeper other.Sweeper): not gathered"]
@@ -356,7 +357,7 @@ def test_the_callback_gathers_a_kvsim_sweep_only(tmp_path: Path, caplog: pytest.
     assert gathered == []
     make_sweep(tmp_path, [tiered("lru", 1.0, 0.3)])
     SweepCallback().on_multirun_end(cfg)
-    assert gathered == [tmp_path]
+    assert gathered == [(tmp_path, None)]  # not a joblib launcher: drawn in this process
 
 
 def test_the_log_of_a_single_tier_sweep_sorts_by_capacity(tmp_path: Path, caplog: pytest.LogCaptureFixture,
