@@ -168,3 +168,18 @@ def test_split_key_without_critical_keys_is_the_median_of_all() -> None:
     leaf = _leaf(lay, {1: (10, 1), 2: (20, 2), 5: (30, 5), 6: (40, 6)}, [10, 20, 30, 40])
     lay._homes[5] = 0
     assert lay.split_key(leaf, 5) == 20
+
+
+def test_a_deleted_key_leaves_the_hotspot_buffer() -> None:
+    from .index_util import execute
+
+    ix = make()
+    keys = list(range(0, 3000, 3))
+    load(ix, keys)
+    ix.plan_get(300)
+    ix.plan_get(300)
+    k = ix.keymap.key(300)
+    assert k in ix.hotspot
+    (d,) = ix.plan_delete([300])
+    execute(ix, [d])
+    assert k not in ix.hotspot and not ix.contains(300)
