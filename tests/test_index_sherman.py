@@ -209,3 +209,27 @@ def test_new_keys_in_one_leaf_take_one_descent(monkeypatch: pytest.MonkeyPatch) 
     assert calls == [1, 1999, 4]  # 10 is present: its leaf is known
     assert [keys for _, keys in groups.values()] == [[1, 2, 3, 11, 10, 4], [1999]]
     assert ix._group([1, 2, 10], delete=True) and calls == [1, 1999, 4]  # a delete skips absent keys
+
+
+def test_a_split_by_another_node_leaves_our_parent_copy_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sharers, a leaf split is another node's (drawn: here always): our cached root
+    does not know the new leaf. A get of a key in it reads the old leaf (1 KB: its fences
+    show the copy is stale), then the root again (1 KB), then the new leaf (1 KB); the next
+    get reads the leaf only."""
+    ix = make(sharers=3, cache_policy="lru")
+    ix.tree.bulk_load(list(range(0, 84, 2)), leaf_fill=21)
+    ix.plan_get(0)  # the root cached
+    class Always:  # the draw that makes the split another node's
+        def random(self) -> float:
+            return 0.0
+
+    monkeypatch.setattr(ix, "rng", Always())
+    (op,) = ix.plan_insert([1])
+    execute(ix, [op])
+    right = ix.tree.find_leaf(40)
+    assert right.id != ix.tree.find_leaf(0).id and ix._stale == {ix.tree.root.id: {right.id}}
+    g = ix.plan_get(40)
+    assert (g.round_trips, g.bytes_received) == (3, 3 * 1024) and ix.stats()["stale_cache_hits"] == 1
+    assert ix._stale == {}
+    g = ix.plan_get(40)
+    assert (g.round_trips, g.bytes_received) == (1, 1024)
