@@ -295,3 +295,22 @@ def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     return outputs
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures the report code saves, in order, as ``(figure, file name)``: each is saved
+    as usual (to its file) and kept, so that a test reads what it shows from its artists
+    (closing a figure leaves them readable)."""
+    from kvsim.report import plots, redis_validation, sweep_figures
+
+    figs: list[Any] = []
+    real = plots.save_figure
+
+    def keep(fig: Any, path: Path) -> Path:
+        figs.append((fig, Path(path).name))
+        return real(fig, path)
+
+    for module in (plots, redis_validation, sweep_figures):
+        monkeypatch.setattr(module, "save_figure", keep)
+    return figs

@@ -166,7 +166,7 @@ class _Signals:
     evicted blocks, the records of blocks moving between tiers, and the static tail facts.
     A resident block's record (uses, first use, last use) lives in its tier's slots."""
 
-    __slots__ = ("history", "history_cap", "moving", "tail", "lhd", "now", "scale")
+    __slots__ = ("history", "history_cap", "moving", "tail", "lhd", "now")
 
     def __init__(self, capacity: int, learn: bool = False) -> None:
         # recently evicted: key -> (n, first, last), oldest first
@@ -177,7 +177,6 @@ class _Signals:
         self.tail: frozenset[int] | set[int] = frozenset()
         self.lhd = _LHD(capacity) if learn else None  # counts are learned by the lhd miniature
         self.now = 0
-        self.scale = 1  # the full cache ranks by the lhd miniature's densities: ages / rate
 
     def fresh(self, k: int) -> tuple[int, int, int]:
         """The record of a block used now that no tier holds (a miss): from the history, or new."""
@@ -646,7 +645,6 @@ class Hotness(EvictionPolicy):
         self.seed = int(seed)
         self.sig = _Signals(self.capacity)
         self.chooser = _Chooser(self.capacity, self.seed, self.rules)
-        self.sig.scale = self.chooser.scale
         self.order = _Order(self.capacity, (self.seed, 0))
         self.peers: Sequence[EvictionPolicy] = (self,)
         self.bottom = True  # evictions from this tier end a block's lifetime
@@ -665,7 +663,6 @@ class Hotness(EvictionPolicy):
                 total = sum(p.capacity for p in peers)
                 self.sig = _Signals(total)
                 self.chooser = _Chooser(total, self.seed, self.rules)
-                self.sig.scale = self.chooser.scale
         self.order.rng = np.random.default_rng((self.seed, tier))
 
     def bind(self, trace: Any) -> None:
