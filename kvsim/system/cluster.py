@@ -294,6 +294,10 @@ class Cluster:
         self.move_pairs: list[tuple[int, int, Path]] = [
             (s, d, topology.path(tiers[s].device, tiers[d].device)) for s, d in pairs
         ]
+        # the same, as [source][destination] -> path (None: not charged here)
+        self._move_path: list[list[Path | None]] = [[None] * (len(tiers) + 1) for _ in tiers]
+        for s, d, path in self.move_pairs:
+            self._move_path[s][d] = path
         self._offsets: list[int] = trace.offsets.tolist()  # Python ints: cheaper to index per request
         self._input_tokens: list[int] = trace.input_tokens.tolist()
         self._rows: list[RequestRecord | None] = [None] * n
@@ -332,19 +336,17 @@ class Cluster:
 
         # 2. reuse: the longest prefix present in a tier of the instance's view
         pm = hier.path_members(v)
-        nlev = hier.levels
-        counts = [0] * nlev
         locs: list[int] = []
+        append = locs.append
         for b in blocks:
-            for lv in range(nlev):
-                t, m = pm[lv]
+            for t, m in pm:
                 if b in m:
-                    locs.append(t)
-                    counts[lv] += 1
+                    append(t)
                     break
             else:
                 break
         p = len(locs)
+        counts = [locs.count(t) for t, _ in pm] if p else [0] * len(pm)
         present = p
         newest = hier.newest
         for b in blocks[p + 1 :]:
@@ -388,14 +390,15 @@ class Cluster:
         hier.store(new, v)
         # The store's cascade happens now: its demotions go on the links now, and are this
         # request's (drained before the insert yields, when other requests may move blocks).
-        moves, demoted, dropped = hier.drain()
+        moves, demoted, dropped = hier.drain_moves()
         now = env.now
         moved = 0
         defer = self.topo.defer
         bb = self.block_bytes
-        for s, d, path in self.move_pairs:  # moves into a GPU tier are the loads, charged above
-            c = moves[s][d]
-            if c:
+        move_path = self._move_path
+        for s, d, c in moves:  # in move_pairs' order; moves into a GPU tier are the loads, charged above
+            path = move_path[s][d]
+            if path is not None:
                 moved += c
                 defer(now, path, c * bb)
         self._moved[i] = moved * bb

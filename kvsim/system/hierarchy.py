@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import Any
 
 from kvsim.policy.base import EvictionPolicy
@@ -158,7 +159,6 @@ class TierHierarchy:
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
         self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
-        self._spare = [[0] * (n + 1) for _ in range(n)]  # the next moves matrix (zeroed at drain)
         self._zeros = [0] * (n + 1)
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
@@ -437,18 +437,29 @@ class TierHierarchy:
                 moves[s][t] += len(keys)
                 demoted.extend(keys)
             victims = policies[t].admit_many(keys)
-            below = held_below[t]
-            views = below_views[t]
-            if views is not None and victims and all(v.isdisjoint(victims) for v in views):
-                below = None  # no victim has a copy below: all of them move down
-            if victims and below is not None:
-                down = []
-                for v in victims:
-                    if below(v):
-                        demoted.append(v)  # the copy below becomes the fastest: no bytes
-                    else:
-                        down.append(v)
-                victims = down
+            if victims:
+                views = below_views[t]
+                if views is not None:
+                    # Written for speed: the victims held below, by C-level set operations
+                    # (one ``keys() & victims`` per tier below) instead of a call per victim.
+                    held: set[int] | None = None
+                    for kv in views:
+                        h = kv & victims
+                        if h:
+                            held = h if held is None else held | h
+                    if held:  # the copy below becomes the fastest: no bytes
+                        demoted.extend(filter(held.__contains__, victims))
+                        victims = list(filterfalse(held.__contains__, victims))
+                else:
+                    below = held_below[t]
+                    if below is not None:
+                        down = []
+                        for v in victims:
+                            if below(v):
+                                demoted.append(v)  # the copy below becomes the fastest: no bytes
+                            else:
+                                down.append(v)
+                        victims = down
             keys, s, t = victims, t, parent[t]
 
     def _place_simple(self, keys: list[int], tier: int, src: int) -> None:
@@ -528,30 +539,35 @@ class TierHierarchy:
 
     # --- bookkeeping ------------------------------------------------------------------------
     def drain(self) -> tuple[list[list[int]], list[int], list[int]]:
-        """Return and reset the moves, demoted blocks and dropped blocks since the last call.
+        """Return and reset the moves (a matrix, source x destination), demoted blocks and
+        dropped blocks since the last call.
 
-        A block demoted and then dropped in the same period appears in both lists. The moves
-        matrix returned is valid until the next call (it is then reused)."""
-        moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        # Fold into the totals only the rows that moved something, and reuse the matrix of
-        # two drains ago (written for speed: drain runs once per request and most of the
-        # matrix is zeros; the caller reads what it got before the next drain).
+        A block demoted and then dropped in the same period appears in both lists."""
+        counts, demoted, dropped = self.drain_moves()
+        moves = [[0] * (self.n + 1) for _ in range(self.n)]
+        for s, d, c in counts:
+            moves[s][d] = c
+        return moves, demoted, dropped
+
+    def drain_moves(self) -> tuple[list[tuple[int, int, int]], list[int], list[int]]:
+        """As :meth:`drain`, with the moves as ``(source, destination, count)`` for every
+        non-zero count, by source then destination (written for speed: drain runs once per
+        request and most of the matrix is zeros)."""
         total = self._total
-        nxt = self._spare
-        for s, row in enumerate(moves):
+        zeros = self._zeros
+        out = []
+        for s, row in enumerate(self.moves):
             if any(row):
                 tot = total[s]
                 for d, c in enumerate(row):
                     if c:
                         tot[d] += c
-        for row in nxt:
-            if any(row):
-                row[:] = self._zeros
-        self._spare = moves
-        self.moves = nxt
+                        out.append((s, d, c))
+                row[:] = zeros
+        demoted, dropped = self.demoted, self.dropped
         self.demoted = []
         self.dropped = []
-        return moves, demoted, dropped
+        return out, demoted, dropped
 
     @property
     def total_moves(self) -> list[list[int]]:
