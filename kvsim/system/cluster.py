@@ -42,6 +42,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import filterfalse
 from typing import Any, NamedTuple, get_type_hints
 
 import numpy as np
@@ -279,7 +280,12 @@ class Cluster:
         # view: a victim that every sharer still reaches elsewhere just loses its copy and is
         # not passed down (TierHierarchy's place rule), so it is never dropped.
         common = set.intersection(*map(set, views))
-        self._held_private = _any_of([hierarchy.members[t] for t in sorted({t for p in views for t in p} - common)])
+        self._private = [hierarchy.members[t] for t in sorted({t for p in views for t in p} - common)]
+        self._held_private = _any_of(self._private)
+        # their dict views, when every one keeps its blocks in a dict (for set operations)
+        self._private_keys = [m.keys() for m in self._private if isinstance(m, dict)]
+        if len(self._private_keys) < len(self._private):
+            self._private_keys = []
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
         self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
@@ -432,16 +438,27 @@ class Cluster:
         bg = []
         if demoted:
             bg.extend(index.plan_update(demoted))
-        held = self._held_private
-        if dropped and held is not None:
+        if dropped and self._private:
             # A block the shared tiers let go may still sit in another instance's own GPU
             # tier: it stays findable (and indexed) until that copy goes too.
-            dropped = [k for k in dropped if not held(k)]
+            dropped = self._not_held_private(dropped)
         if dropped:
             bg.extend(index.plan_delete(dropped))
         if bg:
             yield from index.execute(env, bg, host)
         self._finish[i] = env.now
+
+    def _not_held_private(self, keys: list[int]) -> list[int]:
+        """``keys`` that no tier reached by only some views holds, in order (written for
+        speed: one C-level ``keys() & keys`` per such tier when they are dicts)."""
+        if not self._private_keys:
+            held = self._held_private
+            assert held is not None
+            return [k for k in keys if not held(k)]
+        found: set[int] = set()
+        for kv in self._private_keys:
+            found |= kv & keys
+        return list(filterfalse(found.__contains__, keys)) if found else keys
 
     # --- the instance loop -------------------------------------------------------------
     def _fetch(self, req: _Req, now: float) -> None:

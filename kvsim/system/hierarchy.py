@@ -126,6 +126,8 @@ class TierHierarchy:
         self.single = len(self.views) == 1
         self.members: list[Container[int]] = [p.members() for p in self.policies]
         self._filters = [p.filters for p in self.policies]
+        self._touch = [p.fast_touch() for p in self.policies]
+        self._remove = [p.fast_remove() for p in self.policies]
         self._caps = [p.capacity for p in self.policies]
         #: copies of a block can coexist (several views, or inclusive): cascades check them
         self._copies = self.inclusive or not self.single
@@ -264,12 +266,12 @@ class TierHierarchy:
             # Written for speed (the common case): every promotion goes to the first tier
             # with room, so _up() is known without asking; one cascade for the request.
             top = self._top
+            touch, remove = self._touch, self._remove
             up: list[int] = []
             for k, t in zip(keys, locs, strict=True):
-                pol = policies[t]
-                pol.touch(k)
+                touch[t](k)
                 if t > top:
-                    pol.remove(k)
+                    remove[t](k)
                     moves[t][top] += 1
                     up.append(k)
             if up:
@@ -281,20 +283,20 @@ class TierHierarchy:
             # Written for speed (several views, no filters): every promotion goes to the
             # view's fastest tier with room.
             top = self._view_top[view]
+            touch, remove = self._touch, self._remove
             up = []
             if top >= 0:
                 top_level = level[top]
                 for k, t in zip(keys, locs, strict=True):
-                    pol = policies[t]
-                    pol.touch(k)
+                    touch[t](k)
                     if level[t] > top_level:
                         if not inclusive and movable[t][top]:
-                            pol.remove(k)
+                            remove[t](k)
                         moves[t][top] += 1
                         up.append(k)
             else:
                 for k, t in zip(keys, locs, strict=True):
-                    policies[t].touch(k)
+                    touch[t](k)
             if up:
                 self._place_copies(up, top, -1)
             return
@@ -325,10 +327,15 @@ class TierHierarchy:
         # A key above every key ever stored has never been anywhere: no tier to ask (written
         # for speed: traces number new blocks in first-seen order, so most stored keys are).
         newest = self._newest
+        all_new = False
         if keys:
             top = max(keys)
             if top > newest:
                 self._newest = top
+                all_new = min(keys) > newest  # the usual case: nothing to look for
+        if all_new and not any(self._filters):  # one entry tier, as in both paths below
+            self._store_fresh(list(keys), self._entry(keys[0], path), path)
+            return
         if self._simple:
             at = path[self.admit_tier]
             members = self._path_members[view]
