@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,6 @@ from kvsim.errors import cli, describe
 from kvsim.runfolder import RunFolder, config_hash, discard_staged
 from kvsim.sweepjobs import clear_failure, record_failure
 
-# conf/hydra/launcher/{joblib,submitit_*}.yaml are validated against the plugins' schemas of
-# the same name (a misspelled launcher key fails at compose time); Hydra 1.3 warns that this
-# matching is deprecated. The cluster extra pins hydra-core 1.3.8, where it works.
-warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema with the same name")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("kvsim")
 

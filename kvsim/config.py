@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -643,3 +644,8 @@ def register_configs() -> None:
             cs.store(group="settings", name=name, node=load(mode.settings))
 
 register_configs()
+# conf/hydra/launcher/{joblib,submitit_*}.yaml are validated against the plugins' schemas of
+# the same name (a misspelled launcher key fails at compose time); Hydra 1.3 warns that this
+# matching is deprecated. The cluster extra pins hydra-core 1.3.8, where it works. Set here,
+# where every process that composes a config (a sweep's joblib workers too) passes.
+warnings.filterwarnings("ignore", message=r"(?s).*validated against ConfigStore schema with the same name")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +139,21 @@ def job_status(sweep_dir: str | os.PathLike[str], job: Job) -> JobStatus:
 
 def statuses(sweep_dir: str | os.PathLike[str]) -> list[JobStatus]:
     return [job_status(sweep_dir, j) for j in read_jobs(sweep_dir)]
+
+
+def joblib_settings(launcher: Any) -> dict[str, Any] | None:
+    """``joblib.Parallel``'s settings as Hydra's joblib launcher uses them, from the launcher
+    or its config node (``hydra.launcher``); None for any other launcher. Work of the sweep's
+    own done with these settings runs in the launcher's worker processes (loky reuses its
+    executor when the settings match), which have kvsim imported already."""
+    if type(launcher).__name__ == "JoblibLauncher":
+        node = dict(launcher.joblib)
+    elif isinstance(launcher, Mapping) and str(launcher.get("_target_", "")).endswith(".JoblibLauncher"):
+        node = {str(k): v for k, v in launcher.items() if k != "_target_"}
+    else:
+        return None
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
+    node["backend"] = "loky"  # as the launcher does
+    process_joblib_cfg(node)
+    return node

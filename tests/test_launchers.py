@@ -56,6 +56,13 @@ def test_parallel_launchers_give_the_basic_table(tmp_path: Path, basic: pd.DataF
     p = kvsim(*SWEEP, f"hydra/launcher={launcher}", *extra, f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode == 0, p.stderr
     assert_same_table(tmp_path / "s", basic)
+    # the figures (joblib's workers draw them) are those a serial report draws, byte for byte
+    drawn = {f.name: f.read_bytes() for f in (tmp_path / "s").glob("*.png")}
+    assert {"sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png", "link_bytes.png"} <= set(drawn)
+    from kvsim.report.sweep import report
+
+    report(tmp_path / "s")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "s").glob("*.png")} == drawn
 
 
 LAUNCHERS = sorted(f.stem for f in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
@@ -183,12 +190,30 @@ finally:
 """
 
 
-def test_each_job_is_composed_once(tmp_path: Path, basic: pd.DataFrame) -> None:
-    """The sweeper composes and checks every job before the first runs; the launcher gets
-    those configs instead of composing each job again (the table is the same)."""
-    p = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", *SWEEP, "progress=false",
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_each_job_is_composed_once(tmp_path: Path, basic: pd.DataFrame, launcher: str) -> None:
+    """The sweeper composes and checks every job before the first runs (with joblib, in its
+    workers: none in the sweeper's process); the launcher gets those configs instead of
+    composing each job again (the table is the same)."""
+    extra = [] if launcher == "basic" else ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    if extra:
+        require_resource("KVSIM_REQUIRE_CLUSTER")
+    p = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", *SWEEP, *extra, "progress=false",
                         f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    assert "compositions: 4" in p.stderr.splitlines()[-1]
+    assert f"compositions: {0 if extra else 4}" in p.stderr.splitlines()[-1]
+    assert "validated against ConfigStore schema" not in p.stderr  # workers filter it too
     assert_same_table(tmp_path / "s", basic)
     assert not (tmp_path / "s" / ".kvsim" / "composed").exists()  # the hand-over is removed
+
+
+def test_parallel_composition_names_the_first_bad_job(tmp_path: Path) -> None:
+    """Jobs composed in joblib's workers: a mistake stops the sweep before any job runs and
+    the error is the first bad job's, as with the serial sweeper (jobs 1 and 2 are bad)."""
+    require_resource("KVSIM_REQUIRE_CLUSTER")
+    sweep = tmp_path / "s"
+    for extra in ([], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]):
+        p = kvsim("system.capacity_scale=0.5,-1,-2", "trace.max_requests=50", *extra, f"hydra.sweep.dir={sweep}")
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == "kvsim: error: system.capacity_scale: must be > 0, got -1.0"
+        assert not sweep.exists()

@@ -162,10 +162,12 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     n_panels = len(panels) + (1 if tier_cols else 0)
     ncol = min(3, n_panels)
     per = -(-n_panels // ncol)  # rows of panels per trace
+    # the theme first: a figure made before it would look different in a fresh process
+    # than after any other figure of kvsim's
+    sns.set_theme(style="whitegrid", context="paper")
     fig, grid = plt.subplots(
         per * len(traces), ncol, figsize=(4.6 * ncol, 3.5 * per * len(traces)), squeeze=False
     )
-    sns.set_theme(style="whitegrid", context="paper")
     order = sorted(df["policy"].unique(), key=lambda p: (p == OPT, p))
     palette = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
     for r, trace in enumerate(traces):
@@ -207,10 +209,30 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def report(sweep_dir: str | Path) -> pd.DataFrame:
+def draw_figures(done: pd.DataFrame, d: Path, parallel: dict[str, Any] | None = None) -> list[Path]:
+    """``sweep.png`` and the standard figures of a sweep's complete jobs; drawn two at a
+    time through ``joblib.Parallel(**parallel)`` when given (a joblib sweep's settings: its
+    idle workers draw them), else here."""
+    from kvsim.report.sweep_figures import standard_figures
+
+    def one(fig: Path | None) -> list[Path]:
+        return [fig] if fig else []
+
+    if parallel is None:
+        return one(plot_sweep(done, d / "sweep.png")) + standard_figures(done, d)
+    from joblib import Parallel, delayed
+
+    sweep_png, standard = Parallel(**parallel)(
+        [delayed(plot_sweep)(done, d / "sweep.png"), delayed(standard_figures)(done, d)]
+    )
+    return one(sweep_png) + standard
+
+
+def report(sweep_dir: str | Path, parallel: dict[str, Any] | None = None) -> pd.DataFrame:
     """Gather the sweep's jobs into ``sweep.parquet`` and ``sweep.csv`` and draw its figures
     from the complete ones; failed and missing jobs are rows with their status and error,
-    and are listed in the log. Works on a sweep that is still running or was cut short."""
+    and are listed in the log. Works on a sweep that is still running or was cut short.
+    ``parallel``: see :func:`draw_figures`."""
     d = Path(sweep_dir)
     df = gather(d)
     if df.empty:
@@ -220,13 +242,7 @@ def report(sweep_dir: str | Path) -> pd.DataFrame:
     write_with(d / "sweep.parquet", lambda p: _to_parquet(df, p))
     write_with(d / "sweep.csv", lambda p: df.to_csv(p, index=False))
     done = df[df["status"] == "complete"]
-    figures: list[Path] = []
-    if not done.empty:
-        fig = plot_sweep(done, d / "sweep.png")
-        figures += [fig] if fig else []
-        from kvsim.report.sweep_figures import standard_figures
-
-        figures += standard_figures(done, d)
+    figures = draw_figures(done, d, parallel) if not done.empty else []
     cols = [
         c
         for c in ("trace", "policy", "capacity_scale", "capacity_blocks", "hit_ratio", "gap_to_opt",
@@ -264,9 +280,11 @@ class SweepCallback(Callback):
     fails, otherwise), gather the sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from kvsim.sweepjobs import joblib_settings
+
         d = Path(config.hydra.sweep.dir)
         if (d / JOBS_FILE).is_file():
-            report(d)
+            report(d, parallel=joblib_settings(config.hydra.launcher))
         else:
             log.warning("%s: no %s (sweeper %s): not gathered", d, JOBS_FILE, config.hydra.sweeper.get("_target_"))
 
