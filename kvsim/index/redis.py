@@ -248,6 +248,9 @@ class RedisIndex(IndexModel):
     def contains(self, block: int) -> bool:
         return block in self.held
 
+    def held_set(self) -> set[int]:
+        return self.held
+
     def key_scale(self, n: int | None = None) -> float:
         """Service time at ``n`` keys held (default: now) over the calibrated one."""
         xs, ys = self._sx, self._sy
