@@ -178,7 +178,7 @@ def require(condition: bool, reason: str, switch: str = "KVSIM_REQUIRE_REAL_TRAC
 #: leaves them off; docs/testing.md says why each is off)
 OPT_IN: dict[str, str] = {
     "KVSIM_REQUIRE_REDIS_VALIDATION": "the acceptance run of +experiment=redis_validation (about 2 minutes; "
-                                      "not met on the shared development VM: docs/redis_validation.md)",
+                                      "not met reliably on the shared development VM: docs/redis_validation.md)",
 }
 
 
@@ -295,3 +295,22 @@ def run_notebook(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     return outputs
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures the report code saves, in order, as ``(figure, file name)``: each is saved
+    as usual (to its file) and kept, so that a test reads what it shows from its artists
+    (closing a figure leaves them readable)."""
+    from kvsim.report import plots, redis_validation, sweep_figures
+
+    figs: list[Any] = []
+    real = plots.save_figure
+
+    def keep(fig: Any, path: Path) -> Path:
+        figs.append((fig, Path(path).name))
+        return real(fig, path)
+
+    for module in (plots, redis_validation, sweep_figures):
+        monkeypatch.setattr(module, "save_figure", keep)
+    return figs

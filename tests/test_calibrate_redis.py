@@ -87,6 +87,10 @@ def test_measure_redis_and_run_a_simulation_with_it(redis_port: int, compose_cfg
     # the server thread's event loop per command (INFO cpu) dwarfs a GET's own time
     assert 1e-7 < ms["redis.io_s"] < 1e-3 and ms["redis.io_s"] > ms["redis.get_s"]
     assert res.latency and all(p50 <= p99 <= p999 for p50, p99, p999 in res.latency.values())
+    # the event loop's turn: rounds of k GETs on k connections; a round of more commands costs
+    # the server more, and the part paid once per turn is a part of one command's io_s
+    assert sorted(res.turns) == [1, 2, 4, 8] and res.turns[8] > res.turns[1] > 0
+    assert 0.0 <= res.turn_s <= ms["redis.io_s"] and res.summary()["turn_s"] == res.turn_s
     assert all(v >= 0 for v in ms.values())
 
     conf = tmp_path / "conf"

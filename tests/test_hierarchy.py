@@ -144,6 +144,16 @@ def test_default_is_the_classic_exclusive_cascade() -> None:
     h.check()
 
 
+def test_drain_moves_lists_the_non_zero_moves_in_order() -> None:
+    h = hierarchy([2, 2], LRU)
+    h.store([1, 2, 3])
+    h.use([1])
+    moves, demoted, dropped = h.drain_moves()
+    assert moves == [(0, 1, 2), (1, 0, 1)] and demoted == [1, 2] and dropped == []
+    assert h.drain_moves() == ([], [], [])
+    assert h.total_moves[0][1] == 2 and h.total_moves[1][0] == 1
+
+
 def test_inclusive_promotion_keeps_the_lower_copy() -> None:
     h = hierarchy([1, 4], LRU, inclusive=True)
     h.store([1, 2])  # 1 demoted to tier 1

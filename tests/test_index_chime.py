@@ -123,3 +123,63 @@ def test_insert_and_delete_costs() -> None:
     execute(ix, [d])
     assert d.atomics == 1 and not ix.contains(11)
     assert ix.plan_delete([10**12]) == []
+
+
+def _leaf(layout, slots: dict[int, tuple[int, int]], keys: list[int]):  # type: ignore[no-untyped-def]
+    """A leaf whose hopscotch slots are drawn by hand: {slot: (key, its home)}."""
+    from kvsim.index.btree import Node
+
+    leaf = Node(0, 0)
+    layout.init(leaf)
+    for i, (k, home) in slots.items():
+        leaf.slots[0][i], leaf.slots[1][i] = k, home
+        layout._homes[k] = home
+    leaf.keys = sorted(keys)
+    return leaf
+
+
+@pytest.mark.parametrize("shift", [0, 6])  # 6: the neighborhood wraps the leaf's end
+def test_split_key_is_the_median_of_the_critical_keys_by_hand(shift: int) -> None:
+    """Span 8, H 4, a new key 100 whose home is slot 0. Slots 0..3 are within H of it
+    (critical); slots 1..3 hold keys already 3 slots from their homes (they cannot hop on),
+    so slot 4 (key 50) cannot be emptied toward slot 0, nor slot 5 (60: it could hop to 4
+    only); slot 6 is empty and ends the search. Critical: 10 20 30 40 and 100: median 30
+    (of all keys it would be 40). Shifted by 6 slots (homes too): the same."""
+    from kvsim.index.chime import HopscotchLayout
+
+    lay = HopscotchLayout(8, 4)
+    drawn = {0: (10, 0), 1: (20, 6), 2: (30, 7), 3: (40, 0), 4: (50, 4), 5: (60, 5)}
+    slots = {(i + shift) % 8: (k, (h + shift) % 8) for i, (k, h) in drawn.items()}
+    leaf = _leaf(lay, slots, [k for k, _ in drawn.values()])
+    lay._homes[100] = shift
+    assert lay.split_key(leaf, 100) == 30
+    # 20 at its own home (slot 1) can move on to slot 4 (3 from home, < H): slot 4 can be
+    # emptied into slot 1, and slot 5 into 4 then 1: critical 10 ... 60 and 100, median 40
+    slots[(1 + shift) % 8] = (20, (1 + shift) % 8)
+    assert lay.split_key(_leaf(lay, slots, [k for k, _ in drawn.values()]), 100) == 40
+
+
+def test_split_key_without_critical_keys_is_the_median_of_all() -> None:
+    """The new key's home slot empty (not expected at a split): the median of the leaf's
+    keys and the new one: 5 10 20 30 40 -> 20."""
+    from kvsim.index.chime import HopscotchLayout
+
+    lay = HopscotchLayout(8, 4)
+    leaf = _leaf(lay, {1: (10, 1), 2: (20, 2), 5: (30, 5), 6: (40, 6)}, [10, 20, 30, 40])
+    lay._homes[5] = 0
+    assert lay.split_key(leaf, 5) == 20
+
+
+def test_a_deleted_key_leaves_the_hotspot_buffer() -> None:
+    from .index_util import execute
+
+    ix = make()
+    keys = list(range(0, 3000, 3))
+    load(ix, keys)
+    ix.plan_get(300)
+    ix.plan_get(300)
+    k = ix.keymap.key(300)
+    assert k in ix.hotspot
+    (d,) = ix.plan_delete([300])
+    execute(ix, [d])
+    assert k not in ix.hotspot and not ix.contains(300)

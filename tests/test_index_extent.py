@@ -113,6 +113,22 @@ def test_coherence_invalidation_costs_on_updates_and_deletes() -> None:
     assert u0.round_trips == 1
 
 
+def test_invalidations_are_sharers_times_records() -> None:
+    """Three sharers, an update of blocks in two records (2, 3 of record 0; 101 of record
+    100): READ the 2 records' sharer words (16 B), then WRITE one segment per record and
+    3 x 2 invalidations: 8 messages, 3 addresses + 6 invalidations of 8 B = 72 B."""
+    ix = make(cache_bytes=0, sharers=3)
+    serve(ix, list(range(10)))
+    serve(ix, [100, 101, 102])
+    assert ix.records == 2
+    (u,) = ix.plan_update([2, 3, 101])
+    assert u.rounds == ((READ, 2, 16, 1), (WRITE, 2 + 6, 3 * 8 + 6 * 8, 1))
+    assert ix.stats()["invalidations_sent"] == 6
+    (d,) = ix.plan_delete([3, 5, 102])  # two segments in record 0, one in record 100
+    assert d.rounds == ((READ, 2, 16, 1), (WRITE, 3 + 6, 3 * 8 + 6 * 8, 1))
+    assert ix.stats()["invalidations_sent"] == 12
+
+
 def test_updates_and_deletes_are_in_place() -> None:
     ix = make(cache_bytes=0)
     serve(ix, list(range(10)))

@@ -160,6 +160,15 @@ def test_hand_over_stops_after_max_handover_in_a_row() -> None:
     assert [op.atomics for op in ops] == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0]
     assert ix.locks.handed == 7 + 1
     assert all(ix.contains(44 + j) for j in range(10))
+    # by hand: the first takes the lock (probe, CAS, READ, WRITE); each handed writer READs
+    # and WRITEs its entry; the 8th holder's write carries the unlock; the 9th then posts its
+    # own CAS at that moment (well after time 0), the 10th is handed the lock and unlocks
+    step = READ_PAGE + WRITE_ENTRY
+    ends = [PROBE + CAS + step + k * step for k in range(7)]
+    ends.append(ends[-1] + READ_PAGE + WRITE_ENTRY_UNLOCK)
+    ends.append(ends[-1] + CAS + step)
+    ends.append(ends[-1] + READ_PAGE + WRITE_ENTRY_UNLOCK)
+    assert ix.recorder.latency_s == pytest.approx(ends, rel=1e-9)
 
 
 def test_the_tree_changes_when_the_write_executes() -> None:

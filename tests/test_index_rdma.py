@@ -92,3 +92,14 @@ def test_execute_walks_the_rounds_and_records_them() -> None:
     assert set(df["op"].astype(str)) == {"get", "range"}
     assert df["latency_s"].min() == pytest.approx(ix.client.unloaded_s(READ, 1, 1024) + 0.2e-6)
     assert df["latency_s"].max() > 19 * QP  # the 20th waited for the others' messages
+
+
+def test_a_hosts_index_is_checked_and_one_sided_ops_use_no_server() -> None:
+    with pytest.raises(ValueError, match="host must be >= 0, got -1"):
+        client().attach_nic(FCFSServer("host_nic", 1), host=-1)
+    from kvsim.index.rdma import RoundBuilder
+
+    b = RoundBuilder(client())
+    b.add(READ, 2, read_bytes=128)
+    op = b.op("range", 2, 0.2e-6)
+    assert (op.kind, op.keys, op.round_trips, op.bytes_received, op.server_s, op.client_s) == ("range", 2, 1, 128, 0.0, 0.2e-6)

@@ -115,3 +115,16 @@ def test_booking_ahead_is_exact(pipeline: bool) -> None:
         return ends, ix.recorder.start_s, ix.recorder.latency_s
 
     assert replay(True) == replay(False)
+
+
+def test_stats_and_measured_costs() -> None:
+    from kvsim.index.costs import CostDist
+
+    ix = RedisIndex(**COSTS)
+    ix.plan_insert([1, 2, 3])
+    assert ix.stats() == {"keys": 3, "key_scale": ix.key_scale()}
+    before = ix.admit_draw
+    ix.use_measured(admit=CostDist(2e-6))
+    assert ix.admit_draw is not before and ix.wakes
+    with pytest.raises(ValueError, match="use_measured: unknown cost 'nope'"):
+        ix.use_measured(nope=CostDist(1e-6))

@@ -9,7 +9,7 @@ import pytest
 import simpy
 
 from kvsim.index.base import OpRecorder
-from kvsim.index.rdma import READ
+from kvsim.index.rdma import ATOMIC, READ, WRITE
 from kvsim.index.sherman import ShermanIndex, sherman_geometry
 
 from .index_util import client, execute, load
@@ -172,3 +172,64 @@ def test_hashed_keys_are_not_sized_by_the_largest_id() -> None:
     assert km.keys([3, top, 3]) == [hashed_key(3), hashed_key(top), hashed_key(3)]
     assert km.key(top) == hashed_key(top)
     assert len(km._table) == 2
+
+
+def test_two_leaves_split_in_one_write_by_hand() -> None:
+    """Two full leaves ([0 .. 40] and [42 .. 82], even keys, 21 each) and one insert of 1 and
+    43: READ the root (cold, 1 KB); CAS both leaves' locks (2 x 8 B); READ both pages
+    (2 KB); both split: WRITE the 2 new siblings (2 messages, 2 x 1 KB) before the write-
+    back of the 2 pages + 2 unlocks (4 messages, 2 x 1032 B); then the root takes the two
+    separators: CAS, READ, WRITE + unlock."""
+    ix = make(doorbell_batch=False, cache_policy="lru")
+    ix.tree.bulk_load(list(range(0, 84, 2)), leaf_fill=21)
+    assert ix.tree.root.keys == [42] and ix.tree.n_leaves == 2
+    (op,) = ix.plan_insert([1, 43])
+    execute(ix, [op])
+    assert ix.tree.n_leaves == 4 and ix.tree.root.keys == [20, 42, 62]
+    assert op.write.rounds == [
+        (READ, 1, 1024, 1), (ATOMIC, 2, 16, 2), (READ, 2, 2048, 2), (WRITE, 2, 2048, 2), (WRITE, 4, 2064, 4),
+        (ATOMIC, 1, 8, 1), (READ, 1, 1024, 1), (WRITE, 2, 1032, 2)]
+
+
+def test_new_keys_in_one_leaf_take_one_descent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grouping a write's absent keys by leaf: a key within the fences of the leaf found for
+    the key before it needs no descent (a request's new blocks: one descent); a key past
+    them, or a present key (by its leaf), does."""
+    ix = make()
+    ix.tree.bulk_load(list(range(0, 2000, 10)), leaf_fill=15)
+    calls: list[int] = []
+    real = ix.tree.find_leaf_range
+
+    def counted(k: int):  # type: ignore[no-untyped-def]
+        calls.append(k)
+        return real(k)
+
+    monkeypatch.setattr(ix.tree, "find_leaf_range", counted)
+    groups = ix._group([1, 2, 3, 11, 10, 1999, 4], delete=False)
+    assert calls == [1, 1999, 4]  # 10 is present: its leaf is known
+    assert [keys for _, keys in groups.values()] == [[1, 2, 3, 11, 10, 4], [1999]]
+    assert ix._group([1, 2, 10], delete=True) and calls == [1, 1999, 4]  # a delete skips absent keys
+
+
+def test_a_split_by_another_node_leaves_our_parent_copy_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sharers, a leaf split is another node's (drawn: here always): our cached root
+    does not know the new leaf. A get of a key in it reads the old leaf (1 KB: its fences
+    show the copy is stale), then the root again (1 KB), then the new leaf (1 KB); the next
+    get reads the leaf only."""
+    ix = make(sharers=3, cache_policy="lru")
+    ix.tree.bulk_load(list(range(0, 84, 2)), leaf_fill=21)
+    ix.plan_get(0)  # the root cached
+    class Always:  # the draw that makes the split another node's
+        def random(self) -> float:
+            return 0.0
+
+    monkeypatch.setattr(ix, "rng", Always())
+    (op,) = ix.plan_insert([1])
+    execute(ix, [op])
+    right = ix.tree.find_leaf(40)
+    assert right.id != ix.tree.find_leaf(0).id and ix._stale == {ix.tree.root.id: {right.id}}
+    g = ix.plan_get(40)
+    assert (g.round_trips, g.bytes_received) == (3, 3 * 1024) and ix.stats()["stale_cache_hits"] == 1
+    assert ix._stale == {}
+    g = ix.plan_get(40)
+    assert (g.round_trips, g.bytes_received) == (1, 1024)

@@ -61,7 +61,64 @@ def test_lhd_density_hand_worked() -> None:
     assert lhd.dense[1][0] == pytest.approx(2 / 16)
     assert lhd.dense[1][2] == pytest.approx(2 / (2 * (1 + 3)))
     assert lhd.dense[1][3] == 0.0
+    # past the last event nothing is to come, neither hits nor space: density 0 (not 0 / 0)
+    assert lhd.dense[1][5] == 0.0 and lhd.dense[0][_NB] == 0.0
     assert lhd.hits[1][2] == pytest.approx(0.9)
+    assert lhd.evictions[1][4] == pytest.approx(0.9)
+
+
+def test_a_block_back_from_the_history_keeps_its_first_use() -> None:
+    """Capacity 1. LRU, keys 1 1 2 1 at times 1..4: 1 is evicted at 3 with (2 uses, first
+    1, last 2) and comes back at 4 as (3, 1, 4). LFU (the general access path), keys
+    1 1 2 2 2 1: 2 enters and leaves at once (1 use against 2) at 3, comes back at 4 with 2
+    uses (first 3) and evicts 1 (2 uses, older); 1 comes back at 6 as (3, 1, 6) and evicts 2
+    (3 uses, older), whose record (3, 3, 5) goes to the history."""
+    lru = Hotness(1, rules=["lru"])
+    assert lru.replay([1, 1, 2, 1]) == 1
+    assert lru.record(1) == (3, 1, 4) and dict(lru.sig.history) == {2: (1, 3, 3)}
+    lfu = Hotness(1, rules=["lfu"])
+    assert lfu.replay([1, 1, 2, 2, 2, 1]) == 2
+    assert lfu.record(1) == (3, 1, 6) and dict(lfu.sig.history) == {2: (3, 3, 5)}
+
+
+def test_lhd_victim_by_class_and_age_by_hand() -> None:
+    """Three residents at time 10: A (1 use at 7, a request's last block: class 0, age 3),
+    B (1 use at 5: class 1, age 5), C (3 uses, 0 to 8: gap 4, 3 bits, class 2 + 3 // 2 = 3,
+    age 2). The lowest density rank of (class, age bucket) goes; 32 draws see all three."""
+    import numpy as np
+
+    from kvsim.policy.hotness import _NC, _Order
+
+    A, B, C = 1, 2, 3
+    order = _Order(3, 0)
+    for k, r, tail in ((A, (1, 7, 7), True), (B, (1, 5, 5), False), (C, (3, 0, 8), False)):
+        order.add(k, r, tail)
+    rank = np.full((_NC, _NB + 1), 50, dtype=np.int64)
+    rank[0, 3], rank[1, 5], rank[3, 2] = 30, 20, 10
+    assert order.victims(2, 1, 10, rank) == [C]
+    rank[3, 2] = 60
+    assert order.victims(2, 1, 10, rank) == [B]
+    rank[1, 5] = 70
+    assert order.victims(2, 1, 10, rank) == [A]
+    # ages and gaps in units of 2 (a full cache ranking by a miniature's table at rate 2):
+    # A age 1, B age 2, C age 1 and gap 2 (2 bits: class 3)
+    order.set_scale(2)
+    rank[0, 1], rank[1, 2], rank[3, 1] = 40, 45, 5
+    assert order.victims(2, 1, 10, rank) == [C]
+
+
+def test_the_lhd_miniature_ranks_by_age_before_it_learns() -> None:
+    """Before its first reconfiguration the LHD table falls with age, the same in every
+    class; ages below 8 have a bucket each, and 32 draws see all 4 blocks: on 5 keys at
+    capacity 3 it evicts exactly as LRU does."""
+    import numpy as np
+
+    from kvsim.policy.hotness import _Mini
+
+    keys = np.random.default_rng(0).integers(0, 5, 300).tolist()
+    misses, tables = _Mini(2, 3, 0).run(keys)
+    assert tables == []
+    assert len(keys) - len(misses) == reference_lru_hits(keys, 3)
 
 
 def test_tail_blocks_start_in_their_own_class() -> None:
@@ -228,6 +285,72 @@ def test_vectorised_choice_equals_the_loop(seed) -> None:
         hit = np.stack([np.where(rng.random(3000) < p, rng.random(3000) < 0.5, base) for p in (0.1, 0.3, 0.05)])
         assert a._choose(hit) == _choose_by_loop(b, hit.tolist())
         assert a.score == b.score and a.inc == b.inc and a.rule == b.rule
+
+
+def test_the_history_keeps_the_most_recently_evicted() -> None:
+    """Capacity 1 keeps 8 evicted blocks: after 1 .. 10 (each evicting the one before), the
+    history holds 2 .. 9 (1 dropped, the oldest), on the LRU path and the general one (LFU)."""
+    for rules in (["lru"], ["lfu"]):
+        p = Hotness(1, rules=rules)
+        p.replay(list(range(1, 11)))
+        assert list(p.sig.history) == list(range(2, 10)), rules
+
+
+def test_the_learner_counts_each_hit_by_class_and_age() -> None:
+    """The LHD miniature, keys 1 2 1 2 1 at times 1..5: 1 and 2 hit at age 2 with one use
+    (class 1, bucket 2, twice); 1 hits again at 5, age 2, with 2 uses 2 apart (gap 2: 2
+    bits, class 2 + 2 // 2 = 3)."""
+    from kvsim.policy.hotness import _Mini
+
+    m = _Mini(2, 4, 0)
+    m.run([1, 2, 1, 2, 1])
+    counted = {(c, b): v for c, row in enumerate(m.sig.lhd.hits) for b, v in enumerate(row) if v}
+    assert counted == {(1, 2): 2.0, (3, 2): 1.0}
+
+
+def test_a_zero_capacity_bottom_tier_leaves_the_tier_above_the_bottom() -> None:
+    """Tiers of 2 and 0 blocks: the first is the bottom (a block it drops leaves the cache:
+    its record goes to the history), as is the last tier of 2, 0, 3."""
+    h = hierarchy([2, 0], Hotness)
+    gpu, empty = h.policies
+    assert gpu.bottom and empty.bottom
+    h.store([1, 2, 3])
+    assert set(gpu) == {2, 3} and gpu.sig.history[1] == (1, 3, 3) and not gpu.sig.moving
+    assert [p.bottom for p in hierarchy([2, 0, 3], Hotness).policies] == [False, False, True]
+
+
+def test_lfu_tiers_bucket_an_entering_block_by_its_uses() -> None:
+    """LFU tiers of 1 and 2 blocks (ties: the least recent goes; a hit below climbs to the
+    top). Times 1..8: store 1, store 2 (tie: 1 goes down); use 1 (it climbs, 2 goes down);
+    use 1 (3 uses); use 2 (climbs, 2 uses < 3: it goes down again); use 2 (3 uses, a tie:
+    1, older, goes down with its 3 uses); store 3 and store 4 (1 use: each goes down at
+    once). Below, 1 (3 uses), 3 and 4 (1 use each): 3 goes, the least recent of the fewest."""
+    h = hierarchy([1, 2], lambda cap: Hotness(cap, rules=["lfu"]))
+    top, low = h.policies
+    for op, k in (("store", 1), ("store", 2), ("use", 1), ("use", 1), ("use", 2), ("use", 2), ("store", 3)):
+        getattr(h, op)([k])
+    assert [top.record(2)] == [top.record(k) for k in top] == [(3, 2, 6)]
+    assert {k: low.record(k) for k in low} == {1: (3, 1, 4), 3: (1, 7, 7)}
+    h.store([4])
+    assert {k: low.record(k) for k in low} == {1: (3, 1, 4), 4: (1, 8, 8)}
+
+
+def test_tiers_draw_lhd_candidates_from_their_seed() -> None:
+    """Two identical LHD hierarchies make the same choices: each tier's draws come from
+    (seed, tier)."""
+    import numpy as np
+
+    keys = np.random.default_rng(5).integers(0, 60, 400).tolist()
+    runs = []
+    for _ in range(2):
+        h = hierarchy([8, 8], lambda cap: Hotness(cap, rules=["lhd"], seed=3))
+        for k in keys:
+            if k in h.where:
+                h.use([k])
+            else:
+                h.store([k])
+        runs.append([sorted(p) for p in h.policies])
+    assert runs[0] == runs[1]
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 1251, 10_001, 133_771, 3_000_000_000])

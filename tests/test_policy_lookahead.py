@@ -65,6 +65,14 @@ def test_without_a_bound_trace_it_is_lru() -> None:
     assert LookAhead(3).replay(keys) == LRU(3).replay(keys)
 
 
+def test_keys_other_than_the_bound_traces_are_lru() -> None:
+    """Bound to a trace of 4 blocks, asked to replay 6 (another list): not that trace's
+    requests (which would read the first 4 keys only: 3 hits), but LRU: 5 hits."""
+    p = LookAhead(1, window_s=2.0)
+    p.bind(trace_of([[1], [2], [3], [1]], [0, 10, 11, 12]))
+    assert p.replay([1] * 6) == 5
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     reqs=st.lists(st.lists(st.integers(0, 12), min_size=1, max_size=5, unique=True), min_size=1, max_size=30),

@@ -69,3 +69,25 @@ def test_lru_under_zipf_matches_che_approximation(alpha: float, capacity: int) -
     measured = c.replay(keys[warm:]) / (n_req - warm)
     che = che_hit_ratio(p, capacity)
     assert measured == pytest.approx(che, rel=0.03), (measured, che)
+
+
+def test_fast_touch_and_remove_are_the_policys_own() -> None:
+    """The hierarchy's per-block calls: the OrderedDict's methods for LRU, the subclass's
+    own methods where a subclass changes touch or remove."""
+    c = LRU(3)
+    c.admit_many([1, 2, 3])
+    c.fast_touch()(1)
+    c.fast_remove()(2)
+    assert list(c) == [3, 1]
+
+    class Counting(LRU):
+        touched = 0
+
+        def touch(self, key: int) -> None:
+            self.touched += 1
+            super().touch(key)
+
+    d = Counting(2)
+    d.admit_many([1, 2])
+    d.fast_touch()(1)
+    assert d.touched == 1 and list(d) == [2, 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,3 +77,10 @@ def test_golden_hits_on_the_real_trace(capacity, real_trace) -> None:
     p = PrefixLRU(capacity)
     p.bind(real_trace)
     assert p.replay(real_trace.hash_ids.tolist()) == GOLDEN[capacity]
+
+
+def test_chain_parents_with_empty_requests() -> None:
+    """Requests [5 6], [], [7 8 9], []: offsets 0 2 2 5 5; every block's parent is the one
+    before it in its request, and an empty request (even the last, starting at the end)
+    starts nothing."""
+    assert chain_parents(np.array([5, 6, 7, 8, 9]), np.array([0, 2, 2, 5, 5])) == {6: 5, 8: 7, 9: 8}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kvsim.report.sweep import add_derived, main, report
+from kvsim.report.sweep import add_derived, gather, main, report
 from kvsim.runfolder import MARKER
 from kvsim.sweepjobs import SweepDirError, describe_job, record_failure, write_jobs
 
@@ -196,3 +196,179 @@ def test_summaries_without_config_columns_group_by_index(tmp_path: Path) -> None
     df = add_derived(report(tmp_path))
     lru = df[df["policy"] == "lru"].set_index("index")
     assert lru.loc["redis", "gap_to_opt"] == pytest.approx(0.2) and lru.loc["sherman", "gap_to_opt"] == pytest.approx(0.2)
+
+
+# --- which columns name a configuration (each configuration has its own OPT) ------------------
+
+def _two_configurations(key: str) -> pd.DataFrame:
+    """lru and opt in two configurations that differ in ``key`` only (values 1 and 2), with a
+    policy parameter that differs between the policies (never a configuration key)."""
+    return pd.DataFrame({"policy": ["lru", "opt", "lru", "opt"], key: [1, 1, 2, 2],
+                         "policy.alpha": [0.5, None, 0.5, None], "hit_ratio": [0.1, 0.4, 0.2, 0.3]})
+
+
+@pytest.mark.parametrize("key", ["trace.name", "system.capacity_scale", "model.name", "gpu.name", "index.name",
+                                 "calibration.rtt_us", "experiment.name", "config.mode", "seed"])
+def test_each_config_key_names_a_configuration(key: str) -> None:
+    df = add_derived(_two_configurations(key))
+    assert list(df["opt_hit_ratio"]) == [0.4, 0.4, 0.3, 0.3]
+    assert list(df["gap_to_opt"]) == pytest.approx([0.3, 0.0, 0.1, 0.0])
+    assert list(df["gap_to_opt_rel"]) == pytest.approx([0.75, 0.0, 1 / 3, 0.0])
+
+
+@pytest.mark.parametrize("key", ["trace", "mode", "model", "gpu", "index", "capacity_scale", "capacity_blocks",
+                                 "tier_capacity_blocks.gpu"])
+def test_without_config_columns_each_summary_key_names_a_configuration(key: str) -> None:
+    df = add_derived(_two_configurations(key).drop(columns="policy.alpha"))
+    assert list(df["gap_to_opt"]) == pytest.approx([0.3, 0.0, 0.1, 0.0])
+
+
+def test_with_config_columns_the_summary_keys_do_not_count() -> None:
+    """The config names the configuration when the table has it: two indexes in the summaries
+    but one in the config are one configuration (OPT's best: 0.4)."""
+    df = _two_configurations("index").assign(**{"trace.name": "t"})
+    assert list(add_derived(df)["opt_hit_ratio"]) == [0.4] * 4
+
+
+def test_without_any_key_every_run_is_compared_with_the_best_opt() -> None:
+    df = pd.DataFrame({"policy": ["lru", "opt", "opt"], "hit_ratio": [0.1, 0.3, 0.5], "other": [1, 2, 3]})
+    assert list(add_derived(df)["gap_to_opt"]) == pytest.approx([0.4, 0.2, 0.0])
+
+
+def test_derived_columns_by_hand() -> None:
+    """Capacity: the tiers' sum (else capacity_blocks); bytes: a NaN link counts 0; the
+    relative gap is NaN where OPT hits nothing; no policy column: no gap."""
+    df = pd.DataFrame({"policy": ["lru", "opt", "lru", "opt"], "tier_capacity_blocks.gpu": [1, 1, 4, 4],
+                       "tier_capacity_blocks.dram": [10, 10, 40, 40], "hit_ratio": [0.0, 0.0, 0.1, 0.2],
+                       "link_bytes.a": [5, np.nan, 1, 2], "link_bytes.b": [1, 2, np.nan, 3]})
+    out = add_derived(df)
+    assert list(out["capacity_total_blocks"]) == [11, 11, 44, 44]
+    assert list(out["bytes_moved"]) == [6, 2, 1, 5]
+    assert list(out["gap_to_opt"]) == pytest.approx([0, 0, 0.1, 0])
+    assert np.isnan(out["gap_to_opt_rel"].iloc[0]) and out["gap_to_opt_rel"].iloc[2] == pytest.approx(0.5)
+    single = add_derived(pd.DataFrame({"capacity_blocks": [7], "hit_ratio": [0.5]}))
+    assert single["capacity_total_blocks"].item() == 7 and np.isnan(single["gap_to_opt"].item())
+    assert "bytes_moved" not in single and "capacity_total_blocks" not in add_derived(pd.DataFrame({"x": [1]}))
+    assert np.isnan(add_derived(pd.DataFrame({"policy": ["opt"]}))["gap_to_opt"].item())  # no hit ratio
+
+
+# --- gathering, the log, the command, the callback ------------------------------------------------
+
+def test_an_unreadable_summary_is_a_failed_row_and_a_config_key_named_like_a_metric_is_kept(tmp_path: Path) -> None:
+    names = make_sweep(tmp_path, [tiered("lru", 1.0, 0.3), tiered("opt", 1.0, 0.4), tiered("fifo", 1.0, 0.2)])
+    (tmp_path / names[1] / "summary.json").write_text("{not json")
+    (tmp_path / names[2] / "summary.json").unlink()
+    (tmp_path / names[2] / "summary.json").mkdir()  # unreadable as a file (an OSError)
+    df = gather(tmp_path)
+    assert list(df["status"]) == ["complete", "failed", "failed"]
+    for i in (1, 2):
+        assert df.loc[i, "error"].startswith(f"{tmp_path / names[i] / 'summary.json'}: unreadable summary (")
+    # the job's config says mode "simulate", its summary "simulate" too: the summary's stays,
+    # the config's is config.mode; a failed job keeps its config's value under its own name
+    assert df.loc[0, "mode"] == "simulate" and df.loc[0, "config.mode"] == "simulate"
+    assert df.loc[1, "mode"] == "simulate" and df.loc[1, "trace"] == "t" and df.loc[1, "capacity_scale"] == 1.0
+    assert df.loc[0, "tier_hit_ratio.gpu"] == 0.15  # nested summary keys flattened
+
+
+def test_the_log_of_a_sweep_by_hand(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    names = make_sweep(tmp_path, [tiered("opt", 2.0, 0.6, "b"), tiered("lru", 2.0, 0.5, "a"),
+                                  tiered("lru", 1.0, 0.3, "b"), tiered("fifo", 1.0, 0.2, "a")])
+    jobs = json.loads((tmp_path / "sweep_jobs.json").read_text())["jobs"]
+    record_failure(tmp_path, names[2], 2, jobs[2]["config_hash"], "ValueError: boom")
+    (tmp_path / names[2] / "summary.json").unlink()
+    (tmp_path / names[2] / MARKER).unlink()
+    with caplog.at_level("INFO", logger="kvsim"):
+        report(tmp_path)
+    msgs = [(r.levelname, r.getMessage()) for r in caplog.records]
+    table = msgs[0][1].splitlines()
+    assert msgs[0][0] == "INFO" and table[0] == "sweep of 3 runs:"
+    assert table[1].split() == ["trace", "policy", "capacity_scale", "hit_ratio", "gap_to_opt", "ttft_p50_s",
+                                "ttft_p99_s", "metadata_p99_s", "bytes_moved"]
+    assert [r.split()[:3] for r in table[2:]] == [["a", "fifo", "1.0"], ["a", "lru", "2.0"], ["b", "opt", "2.0"]]
+    assert msgs[1] == ("WARNING", "job 2_lru: failed: ValueError: boom")
+    assert msgs[2] == ("INFO", f"sweep {tmp_path}: 3 complete, 1 failed; table {tmp_path / 'sweep.csv'} (.parquet); "
+                               "figures: sweep.png, hit_ratio_ttft.png, metadata_p99.png, link_bytes.png")  # no gap: no OPT beside another policy
+    assert len(msgs) == 3
+
+
+def test_the_log_of_a_sweep_with_nothing_complete(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    make_sweep(tmp_path, [(tiered("lru", 1.0, 0.3)[0], None)])
+    with caplog.at_level("INFO", logger="kvsim"):
+        df = report(tmp_path)
+    assert list(df["status"]) == ["missing"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "job 0_lru: missing", f"sweep {tmp_path}: 1 missing; table {tmp_path / 'sweep.csv'} (.parquet); figures: none"]
+    write_jobs(tmp_path, [])
+    caplog.clear()
+    with caplog.at_level("INFO", logger="kvsim"):
+        report(tmp_path)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("WARNING", f"sweep {tmp_path} lists no jobs")]
+
+
+def test_mixed_types_are_written_as_text(tmp_path: Path) -> None:
+    """A column that is null in one job, a number in another, and a string in a third (or
+    holds lists) is written as text, nulls kept; text-only and numeric columns as they are."""
+    from kvsim.report.sweep import _to_parquet
+
+    df = pd.DataFrame({"mixed": ["x", 3, None, np.nan], "nested": [[1], None, None, None],
+                       "text": ["a", None, "b", "c"], "num": [1.0, 2.0, None, 4.0]})
+    _to_parquet(df, tmp_path / "t.parquet")
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert [None if pd.isna(v) else v for v in back["mixed"]] == ["x", "3", None, None]
+    assert [None if pd.isna(v) else v for v in back["nested"]] == ["[1]", None, None, None]
+    assert [None if pd.isna(v) else v for v in back["text"]] == ["a", None, "b", "c"]
+    assert back["num"].dtype == np.float64
+    assert df["mixed"].tolist()[1] == 3  # the caller's table is not changed
+
+
+def test_main_usage_and_logging(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    for argv in ([], ["-h"], ["a", "b"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == "usage: python -m kvsim.report SWEEP_DIR\n"
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a fresh process: main configures the log
+    monkeypatch.setattr(logging.root, "level", logging.WARNING)
+    make_sweep(tmp_path, [(tiered("lru", 1.0, 0.3)[0], None)])
+    monkeypatch.setattr("sys.argv", ["kvsim.report", str(tmp_path)])
+    assert main() == 0  # a missing job is not an error
+    (handler,) = logging.root.handlers
+    assert logging.root.level == logging.INFO and handler.formatter is not None
+    assert handler.formatter._fmt == "%(message)s"
+    write_jobs(tmp_path, [])
+    assert main([str(tmp_path)]) == 0  # no jobs
+
+
+def test_the_callback_gathers_a_kvsim_sweep_only(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from kvsim.report import sweep
+    from kvsim.report.sweep import SweepCallback
+
+    gathered: list[tuple[Path, Any]] = []
+    monkeypatch.setattr(sweep, "report", lambda d, parallel=None: gathered.append((d, parallel)))
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"_target_": "other.Sweeper"},
+                                      "launcher": {"_target_": "other.Launcher"}}})
+    with caplog.at_level("INFO", logger="kvsim"):
+        SweepCallback().on_multirun_end(cfg)
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path}: no sweep_jobs.json (sweeper other.Sweeper): not gathered"]
+    assert caplog.records[0].levelname == "WARNING"
+    assert gathered == []
+    make_sweep(tmp_path, [tiered("lru", 1.0, 0.3)])
+    SweepCallback().on_multirun_end(cfg)
+    assert gathered == [(tmp_path, None)]  # not a joblib launcher: drawn in this process
+
+
+def test_the_log_of_a_single_tier_sweep_sorts_by_capacity(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvsim.report import sweep, sweep_figures
+
+    monkeypatch.setattr(sweep, "plot_sweep", lambda df, path: None)  # the table only
+    monkeypatch.setattr(sweep_figures, "standard_figures", lambda df, out: [])
+    make_sweep(tmp_path, [single("lru", 20, 300), single("opt", 10, 200), single("lru", 10, 100)])
+    with caplog.at_level("INFO", logger="kvsim"):
+        report(tmp_path)
+    header, *rows = caplog.records[0].getMessage().splitlines()[1:]
+    assert header.split() == ["trace", "policy", "capacity_blocks", "hit_ratio", "gap_to_opt"]
+    assert [r.split()[1:3] for r in rows] == [["lru", "10"], ["opt", "10"], ["lru", "20"]]

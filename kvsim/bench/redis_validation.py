@@ -14,8 +14,12 @@
    lookup (GET per scattered block, MGET per run, stopping at the first absent block with
    ``lookup: prefix``) and the MSET of its new blocks. Exactly these commands, keys and order
    are sent to the real server and simulated.
-3. Calibration from the same server, in the same run: ``measure_redis`` (server time per
-   command from ``INFO commandstats``, its tail from ``INFO latencystats``).
+3. Calibration from the same server, in the same run, before the filler is loaded and with
+   as many keys as it (its GETs and MGETs then miss the caches as a lookup's keys do):
+   ``measure_redis`` (server time per command from ``INFO commandstats``, its tail from
+   ``INFO latencystats``, the event loop from ``INFO cpu``, the part of it paid once per
+   event-loop turn, the MSET of keys an MGET has just read). The stream is planned again
+   with these values, so every simulated command's server time is this server's.
 4. Per speed-up (``experiment.speedups``; arrivals divided by it), the client and a started
    server pinned to one CPU under SCHED_FIFO (``experiment.cpu``, ``experiment.rt_priority``;
    ``experiment.nice`` where real-time scheduling is not permitted): the stream is replayed
@@ -23,13 +27,14 @@
    connections, each replay in a key space of its own (keys new to the server, deleted after
    it), timing every command, the client's own send and receive CPU, and pairs of probes
    (one after a sleep, one right after it) of the network + server alone in the replay's
-   idle moments.
+   idle moments (GET/MGET of random filler keys; MSET of new keys, deleted after, read
+   first inside a pair as a trace insert's keys are).
 5. The model is given what the client adds, measured in *that* replay (not subtracted
    away): the client thread's CPU per command and the lateness of each request's admission
    (``experiment.client``: ``measured``, each command's own; ``drawn``, another command's of
    its kind and place), and the round trip distributions from that replay's probes (round
    trip less send, receive, the calibrated command time and the event loop's: ``io_s`` and,
-   fitted on the probes of all replays, per key and per value returned); the first of each
+   fitted per kind on the probes of all replays, per key and per value returned); the first of each
    pair gives the first round trip after the CPU idled. The same stream is then simulated
    ``experiment.sim_runs`` times (seeds 0..) with :class:`kvsim.index.redis.RedisIndex`
    with ``shared_cpu``: the client's and the server's event loops on one CPU, each running
@@ -341,12 +346,15 @@ def _tail(ratios: np.ndarray) -> tuple[float, float]:
     return float(max(p99 / p50, 1.0)), float(max(p999 / p50, p99 / p50, 1.0))
 
 
-def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The calibrated command time (``INFO commandstats``) of each probe."""
+def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray, cold: np.ndarray | None = None) -> np.ndarray:
+    """The calibrated command time (``INFO commandstats``) of each probe: a warm probe's MSET
+    (the second of a pair: its keys were just read, see :func:`_probe`) at the warm line."""
+    warm = ~cold if cold is not None else np.ones(len(kinds), dtype=bool)
+    mset = np.where(warm, base.get("mset_warm_base_s", base["mset_base_s"]), base["mset_base_s"]) + np.where(
+        warm, base.get("mset_warm_per_key_s", base["mset_per_key_s"]), base["mset_per_key_s"]) * keys
     return np.select(
         [kinds == "get", kinds == "range", kinds == "insert"],
-        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys,
-         base["mset_base_s"] + base["mset_per_key_s"] * keys],
+        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys, mset],
         0.0,
     )
 
@@ -356,19 +364,25 @@ def _values_of(kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any]) -> tuple[float, float]:
-    """The server's event loop per key of a command and per value in its reply (reading
-    the arguments, writing the reply: outside commandstats), from the probes of the
-    replays, pooled (the second of each pair: inside a burst): their round trip less send,
-    receive and command time, against keys and values."""
+    """The time per key of a command and per value in its reply beyond the command and the
+    two threads' measured CPU, from the probes of the replays, pooled (the second of each
+    pair: inside a burst): their round trip less send, receive and command time, a line
+    against keys per kind: ``(per key, per value)`` = (the MSET line's slope, the MGET
+    line's less it: an MSET key is two arguments in, an MGET key one in and a value out).
+    Without MSET probes, one fit against keys and values."""
     kinds = np.array([k for r in replays for k in r.probe_kind])
     if len(kinds) == 0:
         return 0.0, 0.0
     keys = np.array([k for r in replays for k in r.probe_keys], dtype=float)
     send, recv, rtt = (np.array([x for r in replays for x in getattr(r, f)])
                        for f in ("probe_send_s", "probe_recv_s", "probe_rtt_s"))
-    warm = ~np.array([c for r in replays for c in r.probe_cold], dtype=bool)
-    path = rtt - send - recv - _command_s(base, kinds, keys)
-    return _io_slopes(keys[warm], _values_of(kinds, keys)[warm], path[warm])
+    cold = np.array([c for r in replays for c in r.probe_cold], dtype=bool)
+    path = rtt - send - recv - _command_s(base, kinds, keys, cold)
+    ins, rng_ = ~cold & (kinds == "insert"), ~cold & (kinds == "range")
+    if len(np.unique(keys[ins])) >= 2 and len(np.unique(keys[rng_])) >= 2:
+        per_key = _line(keys[ins], path[ins])[1]
+        return per_key, _line(keys[rng_], path[rng_])[1] - per_key
+    return _io_slopes(keys[~cold], _values_of(kinds, keys)[~cold], path[~cold])
 
 
 def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, float] = (0.0, 0.0)
@@ -391,10 +405,10 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     ra, rb = _line(values, real.recv_s)
     pk = np.array(real.probe_kind)
     pn = np.array(real.probe_keys, dtype=float)
-    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn)
+    cold = np.array(real.probe_cold, dtype=bool)
+    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn, cold)
     per_key, per_value = slopes
     io = base.get("io_s", 0.0) + per_key * pn + per_value * _values_of(pk, pn)
-    cold = np.array(real.probe_cold, dtype=bool)
     # the event loop is on the reply's path up to the write: what a lone command's round
     # trip leaves for it (the median); the rest of io_s follows the reply
     io_after = float(np.clip(np.median(io[~cold] - path[~cold]), 0.0, base.get("io_s", 0.0))) if (~cold).any() else 0.0
@@ -477,24 +491,31 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 
 
 # --- the experiment ---------------------------------------------------------------------
-def _probe(kind: str, m: int) -> Probe:
-    """A command of the stream's shape on keys that do not disturb it: GET / MGET of filler
-    keys, MSET of probe keys (rewritten, so the server's key count stays put)."""
-    ids = list(range(m))
+def _probe(kind: str, m: int, start: int) -> Probe:
+    """A command of the stream's shape on keys that do not disturb it, all from ``start``:
+    GET / MGET of filler keys (keys not read lately, as the calibration's: they miss the
+    caches as a lookup's keys do), MSET of probe keys new to the server, deleted right after
+    it, untimed (the server's key count stays put). An MSET inside a pair (the second) first
+    reads its keys, untimed, as a trace insert's lookup has (the calibration's warm line);
+    the first of a pair does not (the MSET line)."""
     if kind == "get":
-        payload = encode("GET", key(FILLER))
-    elif kind == "range":
-        payload = encode("MGET", *[key(FILLER + i) for i in ids])
-    else:
-        payload = encode("MSET", *[x for i in ids for x in (key(PROBE + i), value(i))])
-    return Probe(kind, m, payload)
+        return Probe(kind, m, encode("GET", key(FILLER + start)))
+    if kind == "range":
+        return Probe(kind, m, encode("MGET", *[key(FILLER + start + i) for i in range(m)]))
+    ids = [PROBE + start + i for i in range(m)]
+    return Probe(kind, m, encode("MSET", *[x for i in ids for x in (key(i), value(i))]), encode("DEL", *[key(i) for i in ids]),
+                 before=encode("MGET", *[key(i) for i in ids]))
 
 
-def _probes(stream: Stream, rng: np.random.Generator, n: int = 512) -> list[Probe]:
-    """``n`` probes of shapes drawn from the stream's commands."""
+def _probes(stream: Stream, rng: np.random.Generator, filler: int, n: int = 4096) -> list[Probe]:
+    """``n`` probes of shapes drawn from the stream's commands, reading random filler keys."""
     shapes = [(k, m) for u in stream.units for k, m in zip(u.kinds, u.keys, strict=True)]
-    pick = rng.integers(0, len(shapes), size=min(n, len(shapes)))
-    return [_probe(*shapes[j]) for j in pick.tolist()]
+    pick = rng.integers(0, len(shapes), size=n)
+    out = []
+    for j in pick.tolist():
+        kind, m = shapes[j]
+        out.append(_probe(kind, m, int(rng.integers(0, max(filler - m, 0) + 1))))
+    return out
 
 
 def _percentiles(x: np.ndarray) -> tuple[float, float]:
@@ -534,21 +555,34 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     fits: dict[str, Any] = {}
     rng = np.random.default_rng(int(cfg.seed))
     with redis_server(s) as (host, port, db):
-        with RespClient(host, port) as c:
-            if db:
-                c.call("SELECT", db)
-            load_filler(c, preload)
-            held = c.call("DBSIZE")
         try:
-            log.info("redis_validation: calibrating the server at %s:%d (%s keys)", host, port, held)
+            # calibrated with as many keys as the filler, before it is loaded: its GETs and
+            # MGETs read keys not read lately, which miss the caches as a lookup's keys do
+            log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
             with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=2000, db=db, seed=int(cfg.seed))
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=max(preload, 2000), db=db,
+                                    seed=int(cfg.seed))
+            with RespClient(host, port) as c:
+                if db:
+                    c.call("SELECT", db)
+                load_filler(c, preload)
+                held = c.call("DBSIZE")
             base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
+            base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
+            warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)
+            if warm is not None:
+                base["mset_warm_base_s"], base["mset_warm_per_key_s"] = warm
             server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
-            log.info("redis_validation: server thread per command: event loop %.2f us + %.3f us/key, + the "
-                     "command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, server.get("io_per_key_s", 0.0) * 1e6,
-                     server["get_s"] * 1e6)
-            probes = _probes(stream, rng)
+            log.info("redis_validation: server thread per command: event loop %.2f us (%.2f us of it once per turn) "
+                     "+ %.3f us/key, + the command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, cal.turn_s * 1e6,
+                     server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
+            # the simulated commands' server times are this server's: the stream planned again
+            # by a model with the calibration just measured (the same commands, keys and order)
+            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),  # type: ignore[arg-type]
+                                     s.max_requests)
+            if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
+                raise AssertionError("redis_validation: the calibrated model planned other commands")
+            probes = _probes(stream, rng, preload)
             replays: dict[float, ReplayResult] = {}
             for space, speedup in enumerate(s.speedups, start=1):
                 # each replay in a key space of its own: its keys are new to the server, as
@@ -560,14 +594,16 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, stream.keys_in(space))
-            slopes = io_slopes(list(replays.values()), base)
-            log.info("redis_validation: the event loop per key %.3f us, per value returned %.3f us (the probes)",
-                     slopes[0] * 1e6, slopes[1] * 1e6)
+            # the time per key beyond the command and the two threads' measured CPU: the
+            # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
+            slopes = probe_slopes = io_slopes(list(replays.values()), base)
+            log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
+                     slopes[0] * 1e6, slopes[1] * 1e6, float(base.get("io_per_key_s", 0.0)) * 1e6)
             for speedup, real in replays.items():
                 fit, dists = fit_client(real, base, slopes)
                 params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
-                sims = [simulate(stream, params, dists, speedup, s.connections, seed,
-                                 client_costs(stream, real, s.client, np.random.default_rng(seed)))
+                sims = [simulate(sim_stream, params, dists, speedup, s.connections, seed,
+                                 client_costs(sim_stream, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]
                 sim = pd.concat(sims, ignore_index=True)
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
@@ -589,15 +625,15 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     delete_keys(c, [k for sp in range(1, len(s.speedups) + 1) for k in stream.keys_in(sp)]
-                                + [FILLER + i for i in range(preload)]
-                                + [PROBE + i for i in range(max((p.keys for p in probes), default=0))])
+                                + [FILLER + i for i in range(preload)])
     table = pd.DataFrame(rows, columns=CSV_COLUMNS)
     write_with(out / "redis_validation.csv", lambda p: table.to_csv(p, index=False))
     lat_df = pd.concat(lat, ignore_index=True)
     write_with(out / "redis_validation_latency.parquet", lambda p: lat_df.to_parquet(p, index=False))
     write_json(out / "redis_validation_fit.json", {
         "server": {"redis_version": cal.redis_version, "keys_held": held, **server},
-        "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s)})
+        "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s),
+        "probe_round_trip_per_key_s": probe_slopes[0], "probe_round_trip_per_value_s": probe_slopes[1]})
     fig = None
     if cfg.figures:
         from kvsim.report.redis_validation import plot_cdfs

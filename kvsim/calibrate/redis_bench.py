@@ -42,6 +42,31 @@ GET's 0.1-2 us: the thread is busy far longer per command than commandstats says
 what decides queueing when clients send at once. ``tcp.rtt_s`` is then PING's round trip
 less PING's whole time on the server thread.
 
+Where a key's cost lies (``msetwarm``): a key's first touch misses the caches (its hash
+bucket, its entry), later touches do not. An MSET of new keys costs 0.6-0.7 us per key on
+this VM, but 0.19-0.21 us right after an MGET of the same (absent) keys, which paid 0.47-0.51
+us per key for the misses; an MGET of present keys not touched lately costs 0.49-0.53 us per
+key, of keys just read 0.09-0.12. A lookup that stops at the first absent block has read
+the run of new blocks its insert then writes, so the MSET of those keys is measured that way
+too: ``mgetabsent``/``msetwarm``/``delwarm`` of 1 and ``batch`` new keys in turn, giving
+``RedisResult.mset_warm()``; the GETs and MGETs read random keys of the ``keys`` loaded,
+which should therefore be about as many as the server holds (so they miss as the trace's do).
+Not a key of the calibration file (the validation uses it: ``redis.mset_warm_*``).
+
+The event loop's turn (``turn_s``, with ``turns``): a turn of the server's event loop (one
+``epoll_wait`` return, the commands read, run, and their replies written in ``beforeSleep``)
+costs a part once, whatever the number of commands in it. Measured as the main thread's CPU
+(``INFO cpu``, less the GETs' commandstats time) per round of k GETs, one on each of k
+connections, all sent before any reply is read (k = 1, 2, 4, 8), through ``a + b k``:
+``turn_s`` = a. The k commands of a round reach the server in one turn when the client and
+the server share one CPU under SCHED_FIFO (``+experiment=redis_validation`` calibrates so),
+since the woken server does not preempt the client; where the server runs elsewhere a round
+may take several turns and ``turn_s`` comes out smaller (0: one turn per command, the model
+without turns). ``io_s`` is the time per command with one command per turn, so the model
+charges ``turn_s`` once per turn and ``io_s - turn_s`` per command. On this VM: 3.9-4.7 us of
+a one-GET turn's 10.5-11.3 us. Not a key of the calibration file: only the model of a client
+and server sharing one CPU (``redis.shared_cpu``) has turns.
+
 Client-side round trips of GET and MGET are reported too, as a check that round trip +
 service time adds up to what a client sees.
 """
@@ -142,6 +167,15 @@ class RedisResult:
     io_s: float | None = None  # server main-thread CPU per call beyond the command (INFO cpu)
     io_per_key_s: float = 0.0  # ... and per key of the command (arguments parsed, values written)
     scaled: dict[int, dict[str, float]] = field(default_factory=dict)  # keys -> command -> service_s
+    turn_s: float = 0.0  # the event loop's CPU once per turn (INFO cpu, rounds of k GETs on k connections)
+
+    def mset_warm(self) -> tuple[float, float] | None:
+        """(base, per key) of an MSET of new keys an MGET has just looked up (``msetwarm``), or None."""
+        if f"msetwarm{self.batch}" not in self.timings:
+            return None
+        base, per, _ = self.line("msetwarm")
+        return base, per
+    turns: dict[int, float] = field(default_factory=dict)  # k -> server CPU per round of k GETs beyond the GETs
 
     def service(self, cmd: str) -> float:
         return self.timings[cmd].service_s
@@ -240,6 +274,9 @@ class RedisResult:
             "ping_p999_s": self.ping_p999_s,
             "latencystats": self.latency,
             "scaled": {str(k): v for k, v in self.scaled.items()},
+            "turn_s": self.turn_s,
+            "mset_warm": self.mset_warm(),
+            "turns": {str(k): v for k, v in self.turns.items()},
             "commands": {k: vars(t) for k, t in self.timings.items()},
             "calibration": {m.key: m.value for m in self.measured()},
         }
@@ -334,6 +371,43 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
     ]
 
 
+def _measure_turns(c: RespClient, host: str, port: int, loaded: int, rng: np.random.Generator,
+                   auth: Sequence[Sequence[str | int]] = (), ks: Sequence[int] = (1, 2, 4, 8), rounds: int = 100,
+                   blocks: int = BLOCKS // 2) -> tuple[float, dict[int, float]]:
+    """``(turn_s, {k: CPU per round})``: the server main thread's CPU per round of k GETs of
+    random loaded keys, one on each of k connections, all sent before any reply is read
+    (``INFO cpu`` deltas less the GETs' commandstats usec; the median over ``blocks``
+    rounds of ``rounds``), and the intercept of ``a + b k`` through them (>= 0): the part of
+    a turn's time that does not grow with its commands."""
+    conns = [RespClient(host, port) for _ in range(max(ks))]
+    try:
+        for x in conns:
+            for cmd in auth:
+                x.call(*cmd)
+        per: dict[int, list[float]] = {k: [] for k in ks}
+        for _ in range(blocks):
+            for k in ks:
+                payloads = [encode("GET", key(int(i))) for i in rng.integers(0, loaded, size=rounds * k)]
+                before = _stats(c).get("get", (0, 0))[1]
+                cpu0 = _server_cpu(c)
+                for r in range(rounds):
+                    for j in range(k):
+                        conns[j].send(payloads[r * k + j])
+                    for j in range(k):
+                        conns[j].read()
+                cpu1 = _server_cpu(c)
+                after = _stats(c).get("get", (0, 0))[1]
+                if cpu0 is None or cpu1 is None:
+                    return 0.0, {}
+                per[k].append((cpu1 - cpu0 - (after - before) * 1e-6) / rounds)
+    finally:
+        for x in conns:
+            x.close()
+    med = {k: float(np.median(v)) for k, v in per.items()}
+    b, a = np.polyfit(np.array(list(med), dtype=float), np.array(list(med.values())), 1)
+    return float(np.clip(a, 0.0, med[min(ks)])), med
+
+
 _TIMED = ("get", "mget", "zrangebylex", "mset", "del")  # commands whose latency tails count
 
 
@@ -350,7 +424,7 @@ def _load(c: RespClient, lo: int, hi: int) -> None:
 
 
 def _groups(rng: np.random.Generator, loaded: int, requests: int, batch: int, first_new: int,
-            sizes: Sequence[int]) -> tuple[list[list[Spec]], int]:
+            sizes: Sequence[int], warm: bool = False) -> tuple[list[list[Spec]], int]:
     """The commands to time with ``loaded`` keys held; returns them and the new keys used.
 
     PING beside GET: the round trip and GET's client-side time see the same load. MSET of new
@@ -378,6 +452,15 @@ def _groups(rng: np.random.Generator, loaded: int, requests: int, batch: int, fi
             (f"mset{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in fresh]),
             (f"del{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in fresh]),
         ])
+        if warm:  # MSET of new keys that an MGET has just looked up (absent), as an insert after its lookup
+            first = first_new + used
+            fresh = [range(first + g * n, first + (g + 1) * n) for g in range(requests)]
+            used += requests * n
+            groups.append([
+                (f"mgetabsent{n}", "mget", [encode("MGET", *[key(i) for i in g]) for g in fresh]),
+                (f"msetwarm{n}", "mset", [encode("MSET", *[x for i in g for x in (key(i), value(i))]) for g in fresh]),
+                (f"delwarm{n}", "del", [encode("DEL", *[key(i) for i in g]) for g in fresh]),
+            ])
     return groups, used
 
 
@@ -434,7 +517,7 @@ def measure_redis(
             loaded = keys
             warm = [encode("GET", key(int(i))) for i in rng.integers(0, keys, size=min(requests, 1000))]
             _timed(c, warm + [encode("PING")] * min(requests, 1000))
-            groups, used = _groups(rng, loaded, requests, batch, NEW_BASE + n_new, (1, batch))
+            groups, used = _groups(rng, loaded, requests, batch, NEW_BASE + n_new, (1, batch), warm=True)
             n_new += used
             say(f"PING, GET, MGET, ZRANGEBYLEX, MSET, DEL of 1 and {batch} keys: {requests} calls each "
                 f"in {BLOCKS} rounds")
@@ -452,6 +535,14 @@ def measure_redis(
             lat = c.call("INFO", "latencystats")
             if isinstance(lat, bytes):
                 res.latency = parse_latencystats(lat.decode())
+            if res.io_s is not None:  # after latencystats: its GETs are not the timed ones
+                auth: list[list[str | int]] = []
+                if password:
+                    auth.append(["AUTH", password])
+                if db:
+                    auth.append(["SELECT", db])
+                res.turn_s, res.turns = _measure_turns(c, host, port, loaded, rng, auth)
+                res.turn_s = min(res.turn_s, res.io_s)
             ping = res.timings["ping"]
             res.ping_p50_s, res.ping_p99_s, res.ping_p999_s = ping.client_p50_s, ping.client_p99_s, ping.client_p999_s
             for n in large:

@@ -57,6 +57,8 @@ class Probe:
     kind: str
     keys: int
     payload: bytes
+    after: bytes = b""  # an untimed command sent once the probe's reply is in (deleting what it wrote)
+    before: bytes = b""  # an untimed command sent first when the probe is the second of a pair
 
 
 @dataclass
@@ -156,17 +158,31 @@ def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tu
         sel.select(1.0)
         if t2 is None:
             t2 = clock()
-        try:
-            chunk = sock.recv(1 << 16)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise RespError("the server closed the probe connection")
-        buf += chunk
+        buf += _chunk(sock)
         if reply_end(buf) >= 0:
             _values(bytes(buf))
             t3 = clock()
             return t1 - t0, t3 - t2, t3 - t0
+
+
+def _chunk(sock: socket.socket) -> bytes:
+    """What the probe connection has for us now (nothing yet: b"")."""
+    try:
+        chunk = sock.recv(1 << 16)
+    except BlockingIOError:
+        return b""
+    if not chunk:
+        raise RespError("the server closed the probe connection")
+    return chunk
+
+
+def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) -> None:
+    """Send ``payload`` and wait for its reply, untimed."""
+    sock.sendall(payload)
+    buf = bytearray()
+    while reply_end(buf) < 0:
+        sel.select(1.0)
+        buf += _chunk(sock)
 
 
 def replay_open_loop(
@@ -261,7 +277,11 @@ def replay_open_loop(
 
     def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
+        if p.before and not cold:
+            untimed(probe_sock, probe_sel, p.before)
         send, recv, rtt = time_probe(probe_sock, probe_sel, p)
+        if p.after:
+            untimed(probe_sock, probe_sel, p.after)
         res.probe_kind.append(p.kind)
         res.probe_keys.append(p.keys)
         res.probe_send_s.append(send)

@@ -135,6 +135,11 @@ class IndexModel(ABC):
     def contains(self, block: int) -> bool:
         """Whether the index holds ``block`` now."""
 
+    def held_set(self) -> set[int] | None:
+        """The set of keys held, when ``contains`` is exactly membership in it (the lookup
+        rule then checks a run in one C-level ``issuperset``: written for speed); else None."""
+        return None
+
     def plan_update(self, keys: Sequence[int]) -> list[Op]:
         """New addresses for resident keys (demotion); an upsert by default (op kind insert)."""
         return self.plan_insert(keys)
@@ -145,13 +150,17 @@ class IndexModel(ABC):
         self._lookup_begin(keys)
         stop = self.lookup == "prefix"
         contains = self.contains
+        held = self.held_set()
         ops = []
         for start, length in split_runs(keys):
             if length == 1:
                 ops.append(self.plan_get(keys[start]))
-            else:
-                ops.append(self.plan_range(keys[start : start + length]))
-            if stop and not all(contains(b) for b in keys[start : start + length]):
+                if stop and not contains(keys[start]):
+                    break
+                continue
+            run = keys[start : start + length]
+            ops.append(self.plan_range(run))
+            if stop and not (held.issuperset(run) if held is not None else all(contains(b) for b in run)):
                 break
         self._lookup_end()
         return ops

@@ -32,7 +32,7 @@ of a model without tails.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -167,30 +167,28 @@ class Draw:
         t = self._table
         if t is None:
             return self.value
-        s = self._sampler
-        i = s.i
-        if i >= len(s.levels):
-            s.refill()
-            i = 0
-        s.i = i + 1
-        return t[s.levels[i]]
+        # Written for speed (a few draws per index call): the sampler's levels as an
+        # iterator, refilled when it runs out.
+        try:
+            return t[next(self._sampler.next_level)]
+        except StopIteration:
+            self._sampler.refill()
+            return t[next(self._sampler.next_level)]
 
 
 class Sampler:
     """Uniform quantile levels drawn in blocks from one numpy Generator (the run's)."""
 
-    __slots__ = ("rng", "enabled", "block", "levels", "i")
+    __slots__ = ("rng", "enabled", "block", "next_level")
 
     def __init__(self, rng: np.random.Generator | None = None, enabled: bool = True, block: int = 1 << 15) -> None:
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.enabled = enabled
         self.block = block
-        self.levels: list[int] = []
-        self.i = 0
+        self.next_level: Iterator[int] = iter(())  # the block's levels not used yet
 
     def refill(self) -> None:
-        self.levels = self.rng.integers(0, LEVELS, self.block).tolist()
-        self.i = 0
+        self.next_level = iter(self.rng.integers(0, LEVELS, self.block).tolist())
 
     def bind(self, dist: CostDist) -> Draw:
         return Draw(dist, self)

@@ -11,6 +11,8 @@ Model: one client connection over kernel TCP to a single-threaded server.
                       (or, with ``range_command: zrange``, ZRANGEBYLEX over a sorted set
                       holding keys in id order: zrange_base_s + n * zrange_per_key_s)
     insert(k1..kn)  = MSET                  service = mset_base_s + n * mset_per_key_s
+                      (keys the request's lookup has just read cost mset_warm_per_key_s:
+                      the lookup's misses brought their buckets into cache)
     delete(k1..kn)  = DEL k1..kn            service = del_base_s + n * del_per_key_s
 
 Without pipelining each command waits for its reply before the next is sent; with
@@ -51,7 +53,10 @@ server turn serves every command that came in since its last and its replies rea
 client together when it ends; the round trip draw is then each server turn's own time
 (context switches, the kernel's loopback work), ``rtt_cold`` for the first turn after the CPU
 idled (:mod:`kvsim.index.redis_loop`). ``io_per_value_s``: the event loop's time per value in
-a GET's or MGET's reply.
+a GET's or MGET's reply. ``turn_s``: the part of ``io_s`` (measured with one command per
+turn) that a server turn pays once however many commands it runs (``epoll_wait``,
+``beforeSleep``: ``python -m kvsim.calibrate redis`` measures it, rounds of k commands on k
+connections), so a turn of k commands costs ``turn_s + k (io_s - turn_s)`` + their commands.
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -121,6 +126,9 @@ class RedisIndex(IndexModel):
         io_per_key_s: Seconds = 0.0,
         io_after_reply_s: Seconds = 0.0,
         io_per_value_s: Seconds = 0.0,
+        turn_s: Seconds = 0.0,
+        mset_warm_base_s: Seconds | None = None,
+        mset_warm_per_key_s: Seconds | None = None,
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -163,6 +171,14 @@ class RedisIndex(IndexModel):
         if io_after_reply_s > io_s:
             raise ValueError(f"redis.io_after_reply_s ({io_after_reply_s}) exceeds io_s ({io_s})")
         self.io_after = io_after_reply_s
+        if turn_s > io_s:
+            raise ValueError(f"redis.turn_s ({turn_s}) exceeds io_s ({io_s}): it is the part of a one-command turn paid once")
+        self.turn_s = turn_s
+        # an insert's keys that its lookup has just read (absent) are in cache: the warm line
+        self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
+                          mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
+        self._track = self.mset_warm != self.mset  # (bookkeeping only when it changes a cost)
+        self._touched: set[int] = set()  # the keys the last lookup read
         self.held: set[int] = set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
         self._scale_memo: dict[int, float] = {}  # keys held -> key_scale
@@ -232,6 +248,9 @@ class RedisIndex(IndexModel):
     def contains(self, block: int) -> bool:
         return block in self.held
 
+    def held_set(self) -> set[int]:
+        return self.held
+
     def key_scale(self, n: int | None = None) -> float:
         """Service time at ``n`` keys held (default: now) over the calibrated one."""
         xs, ys = self._sx, self._sy
@@ -260,11 +279,18 @@ class RedisIndex(IndexModel):
                 return ys[i - 1] + f * (ys[i] - ys[i - 1])
         return ys[-1]
 
+    def _lookup_begin(self, keys: Sequence[int]) -> None:
+        self._touched = set()
+
     def plan_get(self, key: int) -> Op:
+        if self._track:
+            self._touched.add(key)
         return Op("get", 1, 1, KEY_BYTES + RESP_OVERHEAD, VALUE_BYTES + RESP_OVERHEAD, self.get_s)
 
     def plan_range(self, keys: Sequence[int]) -> Op:
         n = len(keys)
+        if self._track:
+            self._touched.update(keys)
         base, per = self.zrange if self.range_command == "zrange" else self.mget
         return Op(
             "range",
@@ -282,7 +308,11 @@ class RedisIndex(IndexModel):
             return []
         self.held.update(keys)
         base, per = self.mset
-        return [Op("insert", n, 1, n * (KEY_BYTES + VALUE_BYTES) + RESP_OVERHEAD, RESP_OVERHEAD, base + n * per)]
+        touched = self._touched
+        warm = sum(1 for k in keys if k in touched) if touched else 0
+        self._touched = set()
+        server = (base if warm < n else self.mset_warm[0]) + (n - warm) * per + warm * self.mset_warm[1]
+        return [Op("insert", n, 1, n * (KEY_BYTES + VALUE_BYTES) + RESP_OVERHEAD, RESP_OVERHEAD, server)]
 
     def plan_delete(self, keys: Sequence[int]) -> list[Op]:
         n = len(keys)

@@ -20,8 +20,10 @@ out 25-50% late.
 Costs: the client's, per command (``send``: its encoding and send; ``recv``: receiving and
 parsing its reply), measured or drawn by :class:`RedisIndex`; a request's admission waits
 ``admit`` (a sleeping thread's timer wake-up) when the CPU is idle at its arrival. The
-server's, per command, ``io_s + io_per_key_s x keys`` (the event loop: read, parse, write)
-plus the command's time (``INFO commandstats``, times its tail factor, times the key-count
+server's, per turn, ``turn_s`` (the event loop's part paid once per turn: ``epoll_wait``,
+``beforeSleep``), per command, ``io_s - turn_s + io_per_key_s x keys`` (the rest of the
+event loop: read, parse, write; ``io_s`` is measured with one command per turn) plus the
+command's time (``INFO commandstats``, times its tail factor, times the key-count
 scale); per turn, one draw of the round trip (``tcp_rtt_s`` and its tail: on loopback on one
 CPU that is the kernel's work and the two context switches of a round trip, which the
 validation's probes measure as a lone command's round trip less its send, receive, event
@@ -160,6 +162,9 @@ class OneCpuLoops:
         scale = ix.key_scale()
         cost = ix.rtt_cold_draw() if self.cold else ix.rtt_draw()
         self.cold = False
+        # the turn's own part of the event loop (epoll_wait, beforeSleep) once, the rest of
+        # io_s per command (io_s is measured with one command per turn)
+        cost += ix.turn_s * (1 - len(self.inbox))
         for c in self.inbox:
             u = self.cur[c]
             assert u is not None

@@ -42,7 +42,7 @@ Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 
@@ -81,6 +81,15 @@ class EvictionPolicy(ABC):
 
     @abstractmethod
     def remove(self, key: int) -> None: ...
+
+    def fast_touch(self) -> Callable[[int], None]:
+        """``touch`` as a callable, as cheap as possible (the hierarchy calls it for every
+        reused block: written for speed); a subclass may return a C-level equivalent."""
+        return self.touch
+
+    def fast_remove(self) -> Callable[[int], None]:
+        """``remove`` as a callable, as cheap as possible (see :meth:`fast_touch`)."""
+        return self.remove
 
     # --- placement hooks (defaults: exclusive, promote to the top, demote one tier) ---------
     def accepts(self, key: int) -> bool:

@@ -189,7 +189,10 @@ class _History:
         return int(self.sig.hm[jit.H_COUNT])
 
     def __iter__(self) -> Iterator[int]:
-        return iter(jit.hist_keys(self.sig.h, self.sig.hm).tolist())
+        return iter(self.keys())
+
+    def keys(self) -> list[int]:
+        return jit.hist_keys(self.sig.h, self.sig.hm).tolist()
 
     def __getitem__(self, k: int) -> tuple[int, int, int]:
         e = jit.find(self.sig.ht, k)
@@ -328,9 +331,10 @@ class _Mini:
         self.order = _Order(capacity, seed)
         self.order.use_heap(rule == 1)
 
-    def run(self, keys: np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    def run(self, keys: Sequence[int] | np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
         """Accesses ``keys`` (sampled ones); returns the positions of the misses and, for the
         learner, the new density table at each reconfiguration (from this position on)."""
+        keys = np.asarray(keys, dtype=np.int64)
         sig, order, lhd = self.sig, self.order, self.sig.lhd
         misses = np.empty(len(keys), dtype=np.int64)
         nm = 0

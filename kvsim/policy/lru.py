@@ -10,7 +10,7 @@ hottest line of the simulator, so ``access`` is specialised here (one dict looku
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 
 from kvsim.policy.base import EvictionPolicy
 
@@ -37,6 +37,13 @@ class LRU(EvictionPolicy):
 
     def touch(self, key: int) -> None:
         self._od.move_to_end(key)
+
+    def fast_touch(self) -> Callable[[int], None]:
+        # the OrderedDict's own method (no Python frame), unless a subclass changes touch
+        return self._od.move_to_end if type(self).touch is LRU.touch else self.touch
+
+    def fast_remove(self) -> Callable[[int], None]:
+        return self._od.__delitem__ if type(self).remove is LRU.remove else self.remove
 
     def admit(self, key: int) -> list[int]:
         if self.capacity == 0:

@@ -42,9 +42,6 @@ _CONFIG_SCALARS = ("seed",)
 # Summary keys that name what a run was; failed and missing jobs get them from their config.
 IDENTITY = {"trace": "trace.name", "policy": "policy.name", "index": "index.name", "model": "model.name",
             "gpu": "gpu.name", "capacity_scale": "system.capacity_scale"}
-# Config keys that say how a run reports, not what it computes: never a reason to compare
-# a run with another configuration's OPT.
-_NOT_A_CONFIGURATION = ("progress", "overwrite", "figures", "save_requests", "check_invariants")
 
 
 def _flatten(summary: dict[str, Any]) -> dict[str, Any]:

@@ -82,9 +82,12 @@ def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
         long["TiB"] = long["bytes"] / 2**40
         caps = sorted(long[X].unique()) if X in long else []
         col = X if 1 < len(caps) <= 6 else None
+        order = list(dict.fromkeys(long["link"]))
         grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
-                           height=3.2, aspect=1.4, errorbar=None, sharey=False)
-        grid.set_xticklabels(rotation=60, ha="right", fontsize=7)
+                           height=3.2, aspect=1.4, errorbar=None, sharey=False, order=order)
+        # the names given, not read back from the axes: before the figure is drawn those
+        # are empty, and on two rows of panels every label came out blank
+        grid.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
         grid.set_axis_labels("link direction", "bytes moved (TiB)")
         grid.figure.suptitle("bytes per link direction", fontsize=10)
         grid.figure.tight_layout()

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
+from itertools import filterfalse
 from typing import Any
 
 from kvsim.policy.base import EvictionPolicy
@@ -125,6 +126,8 @@ class TierHierarchy:
         self.single = len(self.views) == 1
         self.members: list[Container[int]] = [p.members() for p in self.policies]
         self._filters = [p.filters for p in self.policies]
+        self._touch = [p.fast_touch() for p in self.policies]
+        self._remove = [p.fast_remove() for p in self.policies]
         self._caps = [p.capacity for p in self.policies]
         #: copies of a block can coexist (several views, or inclusive): cascades check them
         self._copies = self.inclusive or not self.single
@@ -158,7 +161,6 @@ class TierHierarchy:
         # moves[src][dst] counted since the last drain; dst == n means dropped
         self.moves = [[0] * (n + 1) for _ in range(n)]
         self._total = [[0] * (n + 1) for _ in range(n)]  # drained moves
-        self._spare = [[0] * (n + 1) for _ in range(n)]  # the next moves matrix (zeroed at drain)
         self._zeros = [0] * (n + 1)
         self.dropped: list[int] = []
         self.demoted: list[int] = []  # blocks that moved down a tier (new address)
@@ -264,12 +266,12 @@ class TierHierarchy:
             # Written for speed (the common case): every promotion goes to the first tier
             # with room, so _up() is known without asking; one cascade for the request.
             top = self._top
+            touch, remove = self._touch, self._remove
             up: list[int] = []
             for k, t in zip(keys, locs, strict=True):
-                pol = policies[t]
-                pol.touch(k)
+                touch[t](k)
                 if t > top:
-                    pol.remove(k)
+                    remove[t](k)
                     moves[t][top] += 1
                     up.append(k)
             if up:
@@ -281,20 +283,20 @@ class TierHierarchy:
             # Written for speed (several views, no filters): every promotion goes to the
             # view's fastest tier with room.
             top = self._view_top[view]
+            touch, remove = self._touch, self._remove
             up = []
             if top >= 0:
                 top_level = level[top]
                 for k, t in zip(keys, locs, strict=True):
-                    pol = policies[t]
-                    pol.touch(k)
+                    touch[t](k)
                     if level[t] > top_level:
                         if not inclusive and movable[t][top]:
-                            pol.remove(k)
+                            remove[t](k)
                         moves[t][top] += 1
                         up.append(k)
             else:
                 for k, t in zip(keys, locs, strict=True):
-                    policies[t].touch(k)
+                    touch[t](k)
             if up:
                 self._place_copies(up, top, -1)
             return
@@ -325,10 +327,15 @@ class TierHierarchy:
         # A key above every key ever stored has never been anywhere: no tier to ask (written
         # for speed: traces number new blocks in first-seen order, so most stored keys are).
         newest = self._newest
+        all_new = False
         if keys:
             top = max(keys)
             if top > newest:
                 self._newest = top
+                all_new = min(keys) > newest  # the usual case: nothing to look for
+        if all_new and not any(self._filters):  # one entry tier, as in both paths below
+            self._store_fresh(list(keys), self._entry(keys[0], path), path)
+            return
         if self._simple:
             at = path[self.admit_tier]
             members = self._path_members[view]
@@ -437,18 +444,29 @@ class TierHierarchy:
                 moves[s][t] += len(keys)
                 demoted.extend(keys)
             victims = policies[t].admit_many(keys)
-            below = held_below[t]
-            views = below_views[t]
-            if views is not None and victims and all(v.isdisjoint(victims) for v in views):
-                below = None  # no victim has a copy below: all of them move down
-            if victims and below is not None:
-                down = []
-                for v in victims:
-                    if below(v):
-                        demoted.append(v)  # the copy below becomes the fastest: no bytes
-                    else:
-                        down.append(v)
-                victims = down
+            if victims:
+                views = below_views[t]
+                if views is not None:
+                    # Written for speed: the victims held below, by C-level set operations
+                    # (one ``keys() & victims`` per tier below) instead of a call per victim.
+                    held: set[int] | None = None
+                    for kv in views:
+                        h = kv & victims
+                        if h:
+                            held = h if held is None else held | h
+                    if held:  # the copy below becomes the fastest: no bytes
+                        demoted.extend(filter(held.__contains__, victims))
+                        victims = list(filterfalse(held.__contains__, victims))
+                else:
+                    below = held_below[t]
+                    if below is not None:
+                        down = []
+                        for v in victims:
+                            if below(v):
+                                demoted.append(v)  # the copy below becomes the fastest: no bytes
+                            else:
+                                down.append(v)
+                        victims = down
             keys, s, t = victims, t, parent[t]
 
     def _place_simple(self, keys: list[int], tier: int, src: int) -> None:
@@ -528,30 +546,35 @@ class TierHierarchy:
 
     # --- bookkeeping ------------------------------------------------------------------------
     def drain(self) -> tuple[list[list[int]], list[int], list[int]]:
-        """Return and reset the moves, demoted blocks and dropped blocks since the last call.
+        """Return and reset the moves (a matrix, source x destination), demoted blocks and
+        dropped blocks since the last call.
 
-        A block demoted and then dropped in the same period appears in both lists. The moves
-        matrix returned is valid until the next call (it is then reused)."""
-        moves, demoted, dropped = self.moves, self.demoted, self.dropped
-        # Fold into the totals only the rows that moved something, and reuse the matrix of
-        # two drains ago (written for speed: drain runs once per request and most of the
-        # matrix is zeros; the caller reads what it got before the next drain).
+        A block demoted and then dropped in the same period appears in both lists."""
+        counts, demoted, dropped = self.drain_moves()
+        moves = [[0] * (self.n + 1) for _ in range(self.n)]
+        for s, d, c in counts:
+            moves[s][d] = c
+        return moves, demoted, dropped
+
+    def drain_moves(self) -> tuple[list[tuple[int, int, int]], list[int], list[int]]:
+        """As :meth:`drain`, with the moves as ``(source, destination, count)`` for every
+        non-zero count, by source then destination (written for speed: drain runs once per
+        request and most of the matrix is zeros)."""
         total = self._total
-        nxt = self._spare
-        for s, row in enumerate(moves):
+        zeros = self._zeros
+        out = []
+        for s, row in enumerate(self.moves):
             if any(row):
                 tot = total[s]
                 for d, c in enumerate(row):
                     if c:
                         tot[d] += c
-        for row in nxt:
-            if any(row):
-                row[:] = self._zeros
-        self._spare = moves
-        self.moves = nxt
+                        out.append((s, d, c))
+                row[:] = zeros
+        demoted, dropped = self.demoted, self.dropped
         self.demoted = []
         self.dropped = []
-        return moves, demoted, dropped
+        return out, demoted, dropped
 
     @property
     def total_moves(self) -> list[list[int]]:
