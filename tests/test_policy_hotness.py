@@ -389,3 +389,15 @@ def test_compiled_hash_table_survives_deletions() -> None:
             jit._insert(t, k, ref[k])
         assert all(jit.find(t, q) == ref.get(q, -1) for q in list(ref)[:8] + [k, -5])
     assert sorted(int(x) for x in t[t[:, 1] >= 0, 0]) == sorted(ref)
+
+
+def test_removing_an_absent_block_is_a_key_error_not_a_hang() -> None:
+    """The compiled hash table's delete probes until it finds its key: a block no tier holds
+    is refused before it (as LRU's remove does), and the tier is unchanged."""
+    from kvsim.policy.hotness import Hotness
+
+    h = Hotness(4)
+    h.replay([1, 2, 3])
+    with pytest.raises(KeyError):
+        h.remove(9)
+    assert h.replay([1, 2, 3]) == 3  # all three still held

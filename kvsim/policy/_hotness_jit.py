@@ -392,8 +392,11 @@ def touch(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> None:
 @njit(cache=True)
 def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int) -> tuple[int, int, int, int]:
     """Take ``k`` out; return its record (uses, first use, last use, tail). The last slot
-    fills its hole."""
+    fills its hole. An absent ``k`` returns uses -1 and changes nothing (deleting it from
+    the hash table would probe for ever)."""
     i = find(t, k)
+    if i < 0:
+        return (-1, 0, 0, 0)
     rec = (s[i, N], s[i, FIRST], s[i, LAST], s[i, TAIL])
     _unlink(s, m, i)
     if s[i, HPOS] >= 0:

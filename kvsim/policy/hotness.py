@@ -287,8 +287,12 @@ class _Order:
         jit.touch(self.s, self.t, self.m, k)
 
     def drop(self, k: int) -> tuple[int, int, int, int]:
-        """Take ``k`` out; return its record (uses, first, last, tail)."""
-        return jit.drop(self.s, self.t, self.m, self.c, k)
+        """Take ``k`` out; return its record (uses, first, last, tail). KeyError if absent,
+        as a dict (and LRU's ``remove``) says."""
+        rec = jit.drop(self.s, self.t, self.m, self.c, k)
+        if rec[0] < 0:
+            raise KeyError(k)
+        return rec
 
     def use_heap(self, on: bool) -> None:
         """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
