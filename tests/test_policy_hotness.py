@@ -4,13 +4,18 @@ loop, including the tie case that once broke it), and its results on the real tr
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kvsim.policy import LRU, OPT, Hotness
 from kvsim.policy.hotness import _LHD, _NB, _bucket
-from tests.conftest import reference_lru_hits
+from tests.conftest import ROOT, reference_lru_hits
 from tests.test_hierarchy import hierarchy, make_trace
 
 # Hits on the real conversation trace (docs/placement.md); LRU and OPT for comparison.
@@ -140,6 +145,7 @@ def test_a_loop_larger_than_the_cache() -> None:
     assert p.rule == "lhd"
 
 
+@pytest.mark.slow  # (seconds compiled, minutes as plain Python: tools/mutate.py leaves it out)
 def test_zipf_chooses_frequency() -> None:
     import numpy as np
 
@@ -201,6 +207,7 @@ def test_never_over_capacity_and_replay_equals_access(reqs, cap) -> None:
     assert list(a) == list(b)
 
 
+@pytest.mark.slow  # (seconds compiled, minutes as plain Python: tools/mutate.py leaves it out)
 def test_batches_do_not_change_the_hits() -> None:
     """Replayed in batches cut anywhere, or one access at a time, the cache ends the same:
     the miniatures (sampled at 1/2 here) run ahead over each batch and carry their scores,
@@ -222,6 +229,7 @@ def test_batches_do_not_change_the_hits() -> None:
     assert [cut.record(k) for k in cut] == [whole.record(k) for k in whole]
 
 
+@pytest.mark.slow  # (seconds compiled, minutes as plain Python: tools/mutate.py leaves it out)
 def test_seeded_and_deterministic() -> None:
     import numpy as np
 
@@ -401,3 +409,96 @@ def test_removing_an_absent_block_is_a_key_error_not_a_hang() -> None:
     with pytest.raises(KeyError):
         h.remove(9)
     assert h.replay([1, 2, 3]) == 3  # all three still held
+
+
+def reference_ranking(keys: list[int], cap: int, rule: str) -> tuple[int, list[int], list[tuple[int, int, int]], list[int]]:
+    """LRU or LFU written plainly, with hotness's history: a block's record is (uses, first
+    use, last use) at times 1, 2, ...; a miss takes the block's record back from the history
+    (or starts one) and stores it; over capacity the victim is the least recent (lru), or
+    of the fewest uses the least recently used (lfu: a use recounts it) -- possibly the new
+    block itself; a victim's record enters the history, which keeps the 8 x capacity most
+    recently evicted. Returns hits, residents least recent first, their records, and the
+    history oldest first."""
+    from collections import OrderedDict
+
+    res: dict[int, tuple[int, int, int]] = {}
+    hist: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
+    hits = 0
+    for now, k in enumerate(keys, start=1):
+        if k in res:
+            n, first, _ = res[k]
+            res[k] = (n + 1, first, now)
+            hits += 1
+            continue
+        if cap == 0:
+            continue
+        n, first, _ = hist.pop(k, (0, now, now))
+        res[k] = (n + 1, first, now)
+        if len(res) > cap:
+            v = min(res, key=lambda x: res[x][2] if rule == "lru" else (res[x][0], res[x][2]))
+            hist[v] = res.pop(v)
+            if len(hist) > 8 * cap:
+                hist.popitem(last=False)
+    order = sorted(res, key=lambda x: res[x][2])
+    return hits, order, [res[x] for x in order], list(hist)
+
+
+@settings(max_examples=40, deadline=None)
+@given(keys=st.lists(st.integers(0, 15), max_size=150), cap=st.integers(0, 6), rule=st.sampled_from(["lru", "lfu"]))
+def test_lru_and_lfu_rankings_equal_plain_implementations(keys, cap, rule) -> None:
+    """Each ranking alone (the kernels' linked list, LFU's indexed heap, the hash tables, the
+    history's free list) against the plain implementation above: hits, the residents in
+    recency order, their records and the history, on short traces over 16 blocks."""
+    p = Hotness(cap, rules=[rule])
+    hits = p.replay(keys)
+    assert (hits, list(p), [p.record(k) for k in p], list(p.sig.history)) == reference_ranking(keys, cap, rule)
+
+
+def kernel_outcomes() -> dict[str, object]:
+    """What the kernels decide on a small seeded case, as JSON: each ranking alone and the
+    online choice over 17,000 accesses (the LHD learner reconfigures at 16,384; LHD alone
+    over 4,000: it is the slow one as plain Python), hierarchies of two tiers, and draws."""
+    import numpy as np
+
+    from kvsim.policy import _hotness_jit as jit
+
+    rng = np.random.default_rng(11)
+    w = 1.0 / np.arange(1, 2001) ** 1.2
+    keys = rng.choice(2000, size=17_000, p=w / w.sum()).tolist()
+    out: dict[str, object] = {}
+    for rules in (["lru"], ["lfu"], ["lhd"], ["lru", "lfu", "lhd"]):
+        p = Hotness(64, rules=rules, seed=3)
+        hits = p.replay(keys[:4000] if rules == ["lhd"] else keys)
+        out["+".join(rules)] = [hits, p.rule, list(p), [p.record(k) for k in p], list(p.sig.history)]
+    for rules in (["lhd"], ["lru", "lfu", "lhd"]):
+        h = hierarchy([8, 16], lambda cap, rules=rules: Hotness(cap, rules=rules, seed=5))
+        for k in keys[:1500]:
+            if k in h.where:
+                h.use([k])
+            else:
+                h.store([k])
+        out["tiers " + "+".join(rules)] = [list(p) for p in h.policies]
+    st, draws = jit.rng_state(9), np.empty(40, dtype=np.int64)
+    jit.draws(st, 1251, draws)
+    out["draws"] = draws.tolist()
+    return json.loads(json.dumps(out))
+
+
+@pytest.mark.child_process
+def test_the_kernels_as_plain_python_decide_as_compiled() -> None:
+    """Mutation testing runs the kernels as plain Python (NUMBA_DISABLE_JIT=1, tools/mutate.py),
+    where numpy's uint64 scalars do PCG64's and the hash's arithmetic (wrapping as compiled)
+    and int.bit_length stands in for numba's count of leading zeros: the same hits, orders,
+    records, histories and draws as the compiled kernels."""
+    import numba
+
+    from kvsim.policy import _hotness_jit as jit
+
+    assert numba.config.DISABLE_JIT or isinstance(jit.run, numba.core.dispatcher.Dispatcher)
+    child = ("import json, types; from kvsim.policy import _hotness_jit as jit; "
+             "from tests.test_policy_hotness import kernel_outcomes; "
+             "assert isinstance(jit.run, types.FunctionType); print(json.dumps(kernel_outcomes()))")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONWARNINGS="ignore:overflow encountered:RuntimeWarning")
+    p = subprocess.run([sys.executable, "-c", child], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1]) == kernel_outcomes()

@@ -29,8 +29,10 @@ Layouts (int64 arrays, so numba compiles each kernel once):
 
 from __future__ import annotations
 
+from types import FunctionType
+
 import numpy as np
-from numba import njit
+from numba import config, njit
 from numba.cpython.unsafe.numbers import leading_zeros  # (numba's clz intrinsic)
 
 # order slot fields
@@ -96,7 +98,6 @@ def rng_state(seed: object) -> np.ndarray:
 # Written for speed: LHD draws 32 random slots per eviction; numba's Generator.integers
 # costs twice this. The draws equal ``np.random.default_rng(seed).integers(0, size)`` one
 # after the other (tests/test_policy_hotness.py checks them against numpy).
-@njit(inline="always", cache=True)
 def _mulhi(a: np.uint64, b: np.uint64) -> np.uint64:
     a0, a1, b0, b1 = a & _M32, a >> np.uint64(32), b & _M32, b >> np.uint64(32)
     p01, p10 = a0 * b1, a1 * b0
@@ -104,7 +105,6 @@ def _mulhi(a: np.uint64, b: np.uint64) -> np.uint64:
     return a1 * b1 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
 
 
-@njit(inline="always", cache=True)
 def _next64(st: np.ndarray) -> np.uint64:
     """PCG64 (XSL-RR): the 128-bit LCG step, then the output of the new state."""
     hi, lo = st[0], st[1]
@@ -118,7 +118,6 @@ def _next64(st: np.ndarray) -> np.uint64:
     return (x >> r) | (x << ((np.uint64(64) - r) & np.uint64(63)))
 
 
-@njit(inline="always", cache=True)
 def _next32(st: np.ndarray) -> np.uint64:
     if st[4]:
         st[4] = 0
@@ -129,7 +128,6 @@ def _next32(st: np.ndarray) -> np.uint64:
     return v & _M32
 
 
-@njit(inline="always", cache=True)
 def draw(st: np.ndarray, size: int) -> np.int64:
     """numpy's ``integers(0, size)`` (int64, 1 <= size < 2^32): Lemire's bounded method."""
     if size == 1:
@@ -145,19 +143,17 @@ def draw(st: np.ndarray, size: int) -> np.int64:
     return np.int64(m >> np.uint64(32))
 
 
-@njit(cache=True)
 def draws(st: np.ndarray, size: int, out: np.ndarray) -> None:
     for j in range(out.shape[0]):
         out[j] = draw(st, size)
 
 
 # --- hash tables ------------------------------------------------------------------------
-@njit(inline="always", cache=True)
 def _slot(k: int, mask: int) -> np.int64:
-    return np.int64((np.uint64(k) * _GOLD) >> np.uint64(32)) & mask
+    # (through int64: in plain Python a negative int does not convert to uint64 directly)
+    return np.int64((np.uint64(np.int64(k)) * _GOLD) >> np.uint64(32)) & mask
 
 
-@njit(inline="always", cache=True)
 def find(t: np.ndarray, k: int) -> int:
     mask = t.shape[0] - 1
     i = _slot(k, mask)
@@ -170,7 +166,6 @@ def find(t: np.ndarray, k: int) -> int:
         i = (i + 1) & mask
 
 
-@njit(inline="always", cache=True)
 def _insert(t: np.ndarray, k: int, v: int) -> None:
     """Set ``k -> v`` (``k`` absent or present)."""
     mask = t.shape[0] - 1
@@ -181,7 +176,6 @@ def _insert(t: np.ndarray, k: int, v: int) -> None:
     t[i, 1] = v
 
 
-@njit(cache=True)
 def _delete(t: np.ndarray, k: int) -> None:
     mask = t.shape[0] - 1
     i = _slot(k, mask)
@@ -202,21 +196,29 @@ def _delete(t: np.ndarray, k: int) -> None:
         i = j
 
 
-@njit(cache=True)
 def fill_table(t: np.ndarray, keys: np.ndarray) -> None:
     for k in keys:
         _insert(t, k, 1)
 
 
 # --- LHD's classes and age buckets ------------------------------------------------------
-@njit(inline="always", cache=True)
+# numba's count-leading-zeros intrinsic runs only compiled; as plain Python (NUMBA_DISABLE_JIT=1,
+# as mutation testing runs the kernels) int.bit_length stands in for it
+if config.DISABLE_JIT:  # type: ignore[attr-defined]
+
+    def _clz(x: np.uint64) -> int:
+        return 64 - int(x).bit_length()
+
+else:
+    _clz = leading_zeros  # type: ignore[assignment]
+
+
 def bit_length(x: int) -> int:
     """int.bit_length of 0 <= x < 2^63 (one count-leading-zeros instruction: LHD computes
     it for each of its 32 candidates per eviction)."""
-    return 64 - leading_zeros(np.uint64(x))  # type: ignore[call-arg]
+    return 64 - _clz(np.uint64(x))
 
 
-@njit(inline="always", cache=True)
 def bucket(a: int) -> int:
     if a < 8:
         return a
@@ -224,7 +226,6 @@ def bucket(a: int) -> int:
     return (bl - 3) * 4 + ((a >> (bl - 3)) & 3) + 4
 
 
-@njit(inline="always", cache=True)
 def _cls(n: int, first: int, last: int, tail: int, shift: int) -> int:
     """LHD class: 0 a new tail block, 1 a new block, else 2 + half the bits of the mean gap
     between uses (in units of 2^shift accesses)."""
@@ -233,7 +234,6 @@ def _cls(n: int, first: int, last: int, tail: int, shift: int) -> int:
     return 2 + bit_length(((last - first) // (n - 1)) >> shift) // 2
 
 
-@njit(inline="always", cache=True)
 def _set_cls(s: np.ndarray, m: np.ndarray, c: np.ndarray, i: int) -> None:
     """Written for speed: a slot's class is kept (set when its record changes), so LHD's
     candidates need no division."""
@@ -243,7 +243,6 @@ def _set_cls(s: np.ndarray, m: np.ndarray, c: np.ndarray, i: int) -> None:
 
 
 # --- the LRU list -----------------------------------------------------------------------
-@njit(inline="always", cache=True)
 def _unlink(s: np.ndarray, m: np.ndarray, i: int) -> None:
     p, x = s[i, PREV], s[i, NEXT]
     if p >= 0:
@@ -256,7 +255,6 @@ def _unlink(s: np.ndarray, m: np.ndarray, i: int) -> None:
         m[TAILP] = p
 
 
-@njit(inline="always", cache=True)
 def _append(s: np.ndarray, m: np.ndarray, i: int) -> None:
     t = m[TAILP]
     s[i, PREV] = t
@@ -268,7 +266,6 @@ def _append(s: np.ndarray, m: np.ndarray, i: int) -> None:
     m[TAILP] = i
 
 
-@njit(inline="always", cache=True)
 def _to_end(s: np.ndarray, m: np.ndarray, i: int) -> None:
     if m[TAILP] != i:
         _unlink(s, m, i)
@@ -276,12 +273,10 @@ def _to_end(s: np.ndarray, m: np.ndarray, i: int) -> None:
 
 
 # --- LFU's heap -------------------------------------------------------------------------
-@njit(inline="always", cache=True)
 def _less(s: np.ndarray, a: int, b: int) -> bool:
     return s[a, HN] < s[b, HN] or (s[a, HN] == s[b, HN] and s[a, HSEQ] < s[b, HSEQ])
 
 
-@njit(cache=True)
 def _sift_up(s: np.ndarray, p: int) -> None:
     x = s[p, HEAP]
     while p > 0:
@@ -296,7 +291,6 @@ def _sift_up(s: np.ndarray, p: int) -> None:
     s[x, HPOS] = p
 
 
-@njit(cache=True)
 def _sift_down(s: np.ndarray, m: np.ndarray, p: int) -> None:
     size = m[HSIZE]
     x = s[p, HEAP]
@@ -316,7 +310,6 @@ def _sift_down(s: np.ndarray, m: np.ndarray, p: int) -> None:
     s[x, HPOS] = p
 
 
-@njit(cache=True)
 def _push(s: np.ndarray, m: np.ndarray, i: int, n: int) -> None:
     """Slot ``i`` is (re)counted with ``n`` uses: it goes after every block counted with n."""
     s[i, HN] = n
@@ -332,7 +325,6 @@ def _push(s: np.ndarray, m: np.ndarray, i: int, n: int) -> None:
     _sift_down(s, m, s[i, HPOS])
 
 
-@njit(cache=True)
 def _heap_remove(s: np.ndarray, m: np.ndarray, i: int) -> None:
     p = s[i, HPOS]
     s[i, HPOS] = -1
@@ -347,7 +339,6 @@ def _heap_remove(s: np.ndarray, m: np.ndarray, i: int) -> None:
     _sift_down(s, m, s[y, HPOS])
 
 
-@njit(cache=True)
 def use_heap(s: np.ndarray, m: np.ndarray, on: bool) -> None:
     """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
     if on == (m[GD] == 1):
@@ -364,7 +355,6 @@ def use_heap(s: np.ndarray, m: np.ndarray, on: bool) -> None:
 
 
 # --- an order: add, touch, drop, victims ------------------------------------------------
-@njit(cache=True)
 def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n: int, first: int, last: int, tail: int) -> None:
     i = m[SIZE]
     m[SIZE] += 1
@@ -381,7 +371,6 @@ def add(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n: i
         _push(s, m, i, n)
 
 
-@njit(cache=True)
 def touch(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> None:
     i = find(t, k)
     _to_end(s, m, i)
@@ -389,7 +378,6 @@ def touch(s: np.ndarray, t: np.ndarray, m: np.ndarray, k: int) -> None:
         _push(s, m, i, s[i, N])
 
 
-@njit(cache=True)
 def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int) -> tuple[int, int, int, int]:
     """Take ``k`` out; return its record (uses, first use, last use, tail). The last slot
     fills its hole. An absent ``k`` returns uses -1 and changes nothing (deleting it from
@@ -423,7 +411,6 @@ def drop(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int) -> 
     return rec
 
 
-@njit(cache=True)
 def victims(s: np.ndarray, m: np.ndarray, c: np.ndarray, rule: int, need: int, now: int, rank: np.ndarray,
             rng: np.ndarray, out: np.ndarray, idx: np.ndarray, key: np.ndarray) -> int:
     """The blocks to evict, written into ``out``; returns how many: ``need`` (lru: the least
@@ -479,7 +466,6 @@ def victims(s: np.ndarray, m: np.ndarray, c: np.ndarray, rule: int, need: int, n
 
 
 # --- the history of evicted blocks and LHD's eviction counts ----------------------------
-@njit(cache=True)
 def hist_pop(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int) -> tuple[int, int, int]:
     """``k``'s record taken out of the history: (uses, first, last), or uses 0 if absent."""
     e = find(ht, k)
@@ -502,7 +488,6 @@ def hist_pop(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int) -> tuple[int
     return rec
 
 
-@njit(cache=True)
 def hist_put(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: int, last: int) -> None:
     """``k`` (in no tier, not in the history) enters it as the newest; the oldest leaves
     when it is over its bound."""
@@ -526,7 +511,6 @@ def hist_put(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, firs
         hist_pop(h, ht, hm, h[hm[H_OLD], H_KEY])
 
 
-@njit(cache=True)
 def end(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: int, last: int, tail: int,
         now: int, evictions: np.ndarray) -> None:
     """``k`` leaves the cache at ``now``: an LHD eviction (``evictions``: the learner's
@@ -536,7 +520,6 @@ def end(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int, n: int, first: in
     hist_put(h, ht, hm, k, n, first, last)
 
 
-@njit(cache=True)
 def hist_keys(h: np.ndarray, hm: np.ndarray) -> np.ndarray:
     out = np.empty(hm[H_COUNT], dtype=np.int64)
     e = hm[H_OLD]
@@ -546,7 +529,6 @@ def hist_keys(h: np.ndarray, hm: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
 def lru_keys(s: np.ndarray, m: np.ndarray) -> np.ndarray:
     out = np.empty(m[SIZE], dtype=np.int64)
     i = m[HEAD]
@@ -556,7 +538,6 @@ def lru_keys(s: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
 def observe(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, keys: np.ndarray, now: int) -> int:
     """A use of each resident of ``keys`` at times now + 1, now + 2, ...; returns the clock."""
     for k in keys:
@@ -569,7 +550,6 @@ def observe(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, keys: np
     return now
 
 
-@njit(cache=True)
 def set_shift(s: np.ndarray, m: np.ndarray, c: np.ndarray, shift: int) -> None:
     m[SHIFT] = shift
     for i in range(m[SIZE]):
@@ -577,7 +557,6 @@ def set_shift(s: np.ndarray, m: np.ndarray, c: np.ndarray, shift: int) -> None:
 
 
 # --- one cache alone: the access loop ---------------------------------------------------
-@njit(cache=True)
 def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, h: np.ndarray, ht: np.ndarray, hm: np.ndarray,
         tails: np.ndarray, keys: np.ndarray, now: int, rule: int, rank: np.ndarray,
         hits: np.ndarray, evictions: np.ndarray, rng: np.ndarray, misses: np.ndarray) -> int:
@@ -649,10 +628,24 @@ def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, h: np.ndarra
     return nm
 
 
+# numba, applied here by assignment rather than as decorators: mutmut (tools/mutate.py) does
+# not mutate decorated functions, so decorated kernels would never be mutation-tested. Every
+# function of this module but the array makers in _PYTHON is compiled (cached on disk, in
+# __pycache__); the small steps of the hot loops in _INLINE are inlined into their callers.
+# With NUMBA_DISABLE_JIT=1 (as tools/mutate.py runs them) njit returns each function itself
+# and they run as plain Python, to the same results (tests/test_policy_hotness.py).
+_PYTHON = ("table", "order_arrays", "history_arrays", "rng_state", "warm")
+_INLINE = ("_mulhi", "_next64", "_next32", "draw", "_slot", "find", "_insert", "bit_length", "bucket", "_cls",
+           "_set_cls", "_unlink", "_append", "_to_end", "_less")
+for _name, _f in list(globals().items()):
+    if isinstance(_f, FunctionType) and _f.__module__ == __name__ and _name not in _PYTHON:
+        globals()[_name] = njit(cache=True, inline="always" if _name in _INLINE else "never")(_f)
+del _name, _f
+
 _warm = False
 
 
-def warm() -> float:
+def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result, only when kernels load)
     """Load (or, on a fresh machine, compile and cache) every kernel once per process, with
     the argument types the policy passes; returns the seconds it took (0 after the first
     call). Hotness calls it when constructed, so a replay's time does not include it."""
