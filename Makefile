@@ -25,7 +25,7 @@ test-deep: $(STAMP)
 	KVSIM_HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q
 
 ## mutate: mutation testing (mutmut) of one package, results kept in .mutmut/ between runs:
-##   make mutate PKG=kvsim/policy [EXCLUDE=hotness.py] [TESTS='tests/test_policy_*.py'] [MARKS='not real_trace']
+##   make mutate PKG=kvsim/policy [EXCLUDE=lru.py] [TESTS='tests/test_policy_*.py'] [MARKS='not slow and not real_trace']
 ##   (default: every model package in turn, the whole suite to choose tests from)
 MUTATE_PKGS ?= kvsim/trace kvsim/metrics.py kvsim/policy kvsim/system kvsim/index kvsim/report
 PKG ?= $(MUTATE_PKGS)

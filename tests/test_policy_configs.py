@@ -29,7 +29,9 @@ def test_config_instantiates_the_policy(name, compose_cfg) -> None:
     assert build_policy_factory(compose_cfg([f"policy={name}", "policy.inclusive=true"]))(3).inclusive
 
 
-@pytest.mark.parametrize("name", NAMES)
+# (the embedded trace through hotness: seconds compiled, minutes as plain Python, where
+# tools/mutate.py runs its kernels: marked slow, which mutation runs of the policies leave out)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hotness" else n for n in NAMES])
 def test_single_tier_mode(name, compose_cfg, embedded_trace, tmp_path: Path) -> None:
     cfg = compose_cfg([f"policy={name}", "system=single_tier", "system.capacity_blocks=400"])
     summary = run(cfg, tmp_path)

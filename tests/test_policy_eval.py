@@ -40,6 +40,7 @@ def test_cells_hand_worked() -> None:
     assert "| 199 (-1; n/a) |" in md
 
 
+@pytest.mark.slow  # (minutes with hotness as plain Python: tools/mutate.py leaves it out)
 def test_mode_end_to_end_on_generated_families(tmp_path: Path, compose_cfg) -> None:
     from kvsim.app import run
 

@@ -454,6 +454,17 @@ def test_lru_and_lfu_rankings_equal_plain_implementations(keys, cap, rule) -> No
     assert (hits, list(p), [p.record(k) for k in p], list(p.sig.history)) == reference_ranking(keys, cap, rule)
 
 
+def test_64_bit_block_ids_come_back_exact() -> None:
+    """Block ids are 64-bit hashes: the residents and the history read back from the kernels'
+    int64 arrays are the same ints (through a float64 array 2^62 + 1 would come back 2^62)."""
+    big = [(1 << 62) + 1, (1 << 62) + 3, (1 << 62) + 5]
+    for rules in (["lru"], ["lfu"]):
+        p = Hotness(2, rules=rules)
+        p.replay(big)
+        assert [list(p), list(p.sig.history)] == [big[1:], big[:1]], rules
+        assert all(type(k) is int for k in [*p, *p.sig.history])
+
+
 def kernel_outcomes() -> dict[str, object]:
     """What the kernels decide on a small seeded case, as JSON: each ranking alone and the
     online choice over 17,000 accesses (the LHD learner reconfigures at 16,384; LHD alone
