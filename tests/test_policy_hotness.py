@@ -445,6 +445,7 @@ def reference_ranking(keys: list[int], cap: int, rule: str) -> tuple[int, list[i
 
 @settings(max_examples=40, deadline=None)
 @given(keys=st.lists(st.integers(0, 15), max_size=150), cap=st.integers(0, 6), rule=st.sampled_from(["lru", "lfu"]))
+@example(keys=[1, 1, 2, 3, 2, 4], cap=3, rule="lfu")  # (the heap's right child the smaller: below)
 def test_lru_and_lfu_rankings_equal_plain_implementations(keys, cap, rule) -> None:
     """Each ranking alone (the kernels' linked list, LFU's indexed heap, the hash tables, the
     history's free list) against the plain implementation above: hits, the residents in
@@ -452,6 +453,17 @@ def test_lru_and_lfu_rankings_equal_plain_implementations(keys, cap, rule) -> No
     p = Hotness(cap, rules=[rule])
     hits = p.replay(keys)
     assert (hits, list(p), [p.record(k) for k in p], list(p.sig.history)) == reference_ranking(keys, cap, rule)
+
+
+def test_lfu_heap_sifts_a_recounted_block_down_to_its_smaller_right_child() -> None:
+    """LFU tier of 3, keys 1 1 2 3 2 4 at times 1..6; the heap holds (uses, last counted).
+    After 1 1 2 3: root 2 (1, t3), left 1 (2, t2), right 3 (1, t4): the right child is the
+    smaller. 2's hit at t5 makes it (2, t5): it must sift down past the right child, so 3
+    (1, t4) is the root. 4 enters (1, t6): the victim is the root, 3 -- not 4, which a root
+    left at 2 (2, t5) would have let climb above it."""
+    p = Hotness(3, rules=["lfu"])
+    assert p.replay([1, 1, 2, 3, 2, 4]) == 2
+    assert sorted(p) == [1, 2, 4] and list(p.sig.history) == [3]
 
 
 def test_64_bit_block_ids_come_back_exact() -> None:
