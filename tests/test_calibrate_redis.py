@@ -147,3 +147,21 @@ def test_key_scaling_measures_below_and_above_the_main_load(redis_port: int) -> 
     assert ms["redis.keys_held"] == 1500 and "redis.scale_1k_keys" in ms and "redis.scale_1m_keys" not in ms
     with RespClient("127.0.0.1", redis_port) as c:  # every calibration key is gone, the larger load too
         assert c.call("SCAN", 0, "MATCH", PREFIX + b"*", "COUNT", 100_000) == [b"0", []]
+
+
+def test_large_commands_give_the_models_knots(redis_port: int) -> None:
+    """``large_sizes``: MGET, MSET and the warm MSET timed at more key counts too; the knots
+    start at ``batch`` keys, every key the calibration wrote is gone."""
+    res = measure_redis("127.0.0.1", redis_port, requests=60, keys=1000, large_sizes=(64, 256, 4))
+    assert res.large == (64, 256)  # sizes above batch only, in order
+    for cmd in ("mget", "mset", "msetwarm"):
+        kn = res.knots(cmd)
+        assert [n for n, _ in kn] == [16.0, 64.0, 256.0], cmd
+        assert all(0 < t < 1.0 for _, t in kn), cmd  # finite, positive (no timing bound)
+        assert kn[0][1] == res.service(f"{cmd}16")
+    assert res.timings["mget256"].calls == max(10, 60 * 16 // 256)
+    with RespClient("127.0.0.1", redis_port) as c:
+        assert c.call("SCAN", 0, "MATCH", PREFIX + b"*", "COUNT", 100_000) == [b"0", []]
+    assert measure_redis("127.0.0.1", redis_port, requests=20, keys=100).knots("mget") == []
+    with pytest.raises(calfile.CalibrationError, match="large_sizes"):
+        measure_redis("127.0.0.1", redis_port, requests=20, keys=100, large_sizes=(256,))

@@ -128,3 +128,33 @@ def test_stats_and_measured_costs() -> None:
     assert ix.admit_draw is not before and ix.wakes
     with pytest.raises(ValueError, match="use_measured: unknown cost 'nope'"):
         ix.use_measured(nope=CostDist(1e-6))
+
+
+def test_command_time_through_knots_by_hand() -> None:
+    """A command's time: the line up to the first knot, then piecewise linear through the
+    knots, and past the last knot its last segment's slope (one knot: the line's slope)."""
+    from kvsim.index.redis import command_time
+
+    line = (1.0, 0.5)  # 1 + 0.5 n (any unit)
+    knots = [(16.0, 9.0), (256.0, 105.0), (4096.0, 2601.0)]
+    assert command_time(line, knots, 8) == pytest.approx(5.0)  # on the line
+    assert command_time(line, knots, 16) == pytest.approx(9.0)
+    assert command_time(line, knots, 100) == pytest.approx(9.0 + 96.0 * 84 / 240)  # 42.6
+    assert command_time(line, knots, 4096) == pytest.approx(2601.0)
+    assert command_time(line, knots, 8192) == pytest.approx(2601.0 + 0.65 * 4096)  # (2601 - 105) / 3840 per key
+    assert command_time(line, [(16.0, 9.0)], 32) == pytest.approx(17.0)
+    assert command_time(line, (), 1000) == pytest.approx(501.0)
+    # the model plans MGETs and MSETs through them; an insert's keys its lookup just read at
+    # the warm curve, the others at the MSET curve, each at its curve's time per key
+    us = 1e-6
+    ix = RedisIndex(**{**COSTS, "mget_base_s": 1 * us, "mget_per_key_s": 0.5 * us, "mset_base_s": 1 * us,
+                       "mset_per_key_s": 0.5 * us, "mset_warm_base_s": 0.0, "mset_warm_per_key_s": 0.25 * us},
+                    mget_knots=[(16, 9 * us), (256, 105 * us)], mset_knots=[(16, 9 * us), (256, 105 * us)],
+                    mset_warm_knots=[(16, 4 * us), (256, 40 * us)], tails=False)
+    assert ix.plan_range(list(range(100))).server_s == pytest.approx(42.6 * us)
+    ix.plan_lookup(list(range(50)))  # reads keys 0..49 (all absent: one MGET of the run)
+    op = ix.plan_insert(list(range(25, 125)))[0]  # 25 keys just read, 75 not
+    cold, warm = 42.6 * us, (4 + 36 * 84 / 240) * us  # each curve at 100 keys
+    assert op.server_s == pytest.approx(cold * 75 / 100 + warm * 25 / 100)
+    with pytest.raises(ValueError, match="mget_knots"):
+        RedisIndex(**COSTS, mget_knots=[(256, 1e-4), (16, 9e-6)])

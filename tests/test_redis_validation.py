@@ -18,14 +18,18 @@ from kvsim.app import run
 from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
     RedisValidationSettings,
+    burst_factors,
     command,
     io_slopes,
     plan_stream,
+    probe_factors,
     redis_server,
+    scaled_server,
 )
+from kvsim.calibrate.redis_bench import commandstats
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop, reply_end
 from kvsim.calibrate.resp import RespClient, encode
-from kvsim.index.base import OpRecorder
+from kvsim.index.base import Op, OpRecorder
 from kvsim.index.redis import RedisIndex
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
@@ -193,6 +197,32 @@ def test_the_event_loop_per_key_and_per_value_from_probes() -> None:
     assert (per_key, per_value) == pytest.approx((0.3e-6, 0.5e-6), rel=1e-6)
 
 
+def test_command_time_factors_by_hand() -> None:
+    """The stream's commands' server time in a replay over the calibration's lines, per
+    command, and the probes' (a warm MSET probe's untimed MGET of its keys counted)."""
+    us = 1e-6
+    ops = [[Op("get", 1, 1, 0, 0, 2 * us), Op("range", 4, 1, 0, 0, 3 * us)], [Op("insert", 4, 1, 0, 0, 5 * us)],
+           [Op("get", 1, 1, 0, 0, 2 * us)]]
+    f = burst_factors(ops, {"get": 8 * us, "mget": 6 * us, "mset": 5 * us, "del": 1.0})
+    assert f == pytest.approx({"get": 2.0, "mget": 2.0, "mset": 1.0})
+    assert burst_factors(ops, {"get": 8 * us}) == pytest.approx({"get": 2.0, "mget": 1.0, "mset": 1.0})  # none counted: 1
+    base = {"get_s": 1 * us, "mget_base_s": 1 * us, "mget_per_key_s": 0.5 * us, "mset_base_s": 2 * us,
+            "mset_per_key_s": 1 * us, "mset_warm_base_s": 1 * us, "mset_warm_per_key_s": 0.25 * us,
+            "mget_knots": [(16, 9 * us)], "io_s": 10 * us}
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    for kind, n, cold in (("get", 1, True), ("get", 1, False), ("range", 4, True), ("insert", 4, True), ("insert", 4, False)):
+        res.probe_kind.append(kind)
+        res.probe_keys.append(n)
+        res.probe_cold.append(cold)
+    # expected: GET 2 x 1; MGET 3 (the range) + 3 (the warm MSET's read of its 4 keys); MSET 6 cold + 2 warm
+    res.probe_server_s = {"get": 6 * us, "mget": 9 * us, "mset": 4 * us}
+    assert probe_factors(res, base) == pytest.approx({"get": 3.0, "mget": 1.5, "mset": 0.5})
+    sc = scaled_server(base, {"get": 3.0, "mget": 1.5, "mset": 0.5})
+    assert sc["get_s"] == pytest.approx(3 * us) and sc["mget_per_key_s"] == pytest.approx(0.75 * us)
+    assert sc["mset_warm_base_s"] == pytest.approx(0.5 * us) and sc["mget_knots"] == [(16, pytest.approx(13.5 * us))]
+    assert sc["io_s"] == base["io_s"] and base["get_s"] == 1 * us  # the event loop kept; the input untouched
+
+
 def test_replay_client_against_a_real_server() -> None:
     need_redis()
     units = [Unit(r, ["get", "range"], [1, 3], [encode("GET", "a"), encode("MGET", "a", "b", "c")]) for r in range(30)]
@@ -208,10 +238,22 @@ def test_replay_client_against_a_real_server() -> None:
     mset = Probe("insert", 2, encode("MSET", "p1", "1", "p2", "2"), after=encode("DEL", "p1", "p2"),
                  before=encode("MGET", "p1", "p2"))
     with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (h, p, _):
+        with RespClient(h, p) as c:
+            calls0 = {k: v[0] for k, v in commandstats(c).items()}
         res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z")), mset],
-                               probe_gap_s=0.003, probe_every_s=0.002)
+                               probe_gap_s=0.003, probe_every_s=0.002, count_probes=True)
         with RespClient(h, p) as c:
             assert c.call("EXISTS", "p1", "p2") == 0
+            calls = {k: v[0] - calls0.get(k, 0) for k, v in commandstats(c).items()}
+    # the probes' share of the server's counters, read between the stream's bursts: what is
+    # left is exactly the stream's commands (30 GETs, 30 MGETs, 30 MSETs)
+    pc = res.probe_server_calls
+    n_get, n_mset = res.probe_kind.count("get"), res.probe_kind.count("insert")
+    warm_mset = sum(1 for k, c in zip(res.probe_kind, res.probe_cold, strict=True) if k == "insert" and not c)
+    assert pc.get("get", 0) == n_get and pc.get("mset", 0) == n_mset and pc.get("mget", 0) == warm_mset
+    assert pc.get("del", 0) == n_mset
+    assert {k: calls.get(k, 0) - pc.get(k, 0) for k in ("get", "mget", "mset", "del")} == {"get": 30, "mget": 30, "mset": 30, "del": 0}
+    assert all(v >= 0 for v in res.probe_server_s.values())
     assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)
@@ -233,8 +275,9 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     """The issue's acceptance: the model within 10% at p50 and 20% at p99 of a real
     redis-server for every op kind at every speed-up (default settings: 200 requests).
 
-    Not met reliably on the shared 2-vCPU development VM (most runs pass, some miss a cell
-    or two by a few points: docs/redis_validation.md gives the runs): it runs when
+    Not met reliably on the shared 2-vCPU development VM (every cell in 3 of 8 consecutive
+    runs, 67 of 72 p50s and 70 of 72 p99s: the simulated p50s 4.3% low on average;
+    docs/redis_validation.md gives the runs): it runs when
     KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped otherwise so that the suite stays a
     signal of regressions."""
     need_redis()

@@ -71,12 +71,12 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.redis_bench import measure_redis
+from kvsim.calibrate.redis_bench import commandstats, measure_redis
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
 from kvsim.index.costs import CostDist
-from kvsim.index.redis import RedisIndex
+from kvsim.index.redis import RedisIndex, command_time
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
 
@@ -348,36 +348,48 @@ def _tail(ratios: np.ndarray) -> tuple[float, float]:
 
 def _command_s(base: dict[str, Any], kinds: np.ndarray, keys: np.ndarray, cold: np.ndarray | None = None) -> np.ndarray:
     """The calibrated command time (``INFO commandstats``) of each probe: a warm probe's MSET
-    (the second of a pair: its keys were just read, see :func:`_probe`) at the warm line."""
+    (the second of a pair: its keys were just read, see :func:`_probe`) at the warm line;
+    MGET and MSET through their knots where measured (:func:`kvsim.index.redis.command_time`)."""
     warm = ~cold if cold is not None else np.ones(len(kinds), dtype=bool)
-    mset = np.where(warm, base.get("mset_warm_base_s", base["mset_base_s"]), base["mset_base_s"]) + np.where(
-        warm, base.get("mset_warm_per_key_s", base["mset_per_key_s"]), base["mset_per_key_s"]) * keys
-    return np.select(
-        [kinds == "get", kinds == "range", kinds == "insert"],
-        [base["get_s"] + 0 * keys, base["mget_base_s"] + base["mget_per_key_s"] * keys, mset],
-        0.0,
-    )
+    mget = (base["mget_base_s"], base["mget_per_key_s"])
+    mset = (base["mset_base_s"], base["mset_per_key_s"])
+    msetw = (base.get("mset_warm_base_s", mset[0]), base.get("mset_warm_per_key_s", mset[1]))
+    kn = {k: base.get(k, ()) for k in ("mget_knots", "mset_knots", "mset_warm_knots")}
+    out = np.zeros(len(kinds))
+    for i, (k, n, w) in enumerate(zip(kinds.tolist(), keys.tolist(), warm.tolist(), strict=True)):
+        if k == "get":
+            out[i] = base["get_s"]
+        elif k == "range":
+            out[i] = command_time(mget, kn["mget_knots"], n)
+        elif k == "insert":
+            out[i] = (command_time(msetw, kn["mset_warm_knots"] or kn["mset_knots"], n) if w
+                      else command_time(mset, kn["mset_knots"], n))
+    return out
 
 
 def _values_of(kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(np.isin(kinds, ["get", "range"]), keys, 0.0)  # values in the reply
 
 
-def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any]) -> tuple[float, float]:
+def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any] | Sequence[dict[str, Any]]) -> tuple[float, float]:
     """The time per key of a command and per value in its reply beyond the command and the
     two threads' measured CPU, from the probes of the replays, pooled (the second of each
     pair: inside a burst): their round trip less send, receive and command time, a line
     against keys per kind: ``(per key, per value)`` = (the MSET line's slope, the MGET
     line's less it: an MSET key is two arguments in, an MGET key one in and a value out).
-    Without MSET probes, one fit against keys and values."""
+    Without MSET probes, one fit against keys and values. ``base``: the server's
+    calibration, or one per replay (each replay's own command times: :func:`burst_factors`)."""
     kinds = np.array([k for r in replays for k in r.probe_kind])
     if len(kinds) == 0:
         return 0.0, 0.0
+    bases = [base] * len(replays) if isinstance(base, dict) else list(base)
     keys = np.array([k for r in replays for k in r.probe_keys], dtype=float)
     send, recv, rtt = (np.array([x for r in replays for x in getattr(r, f)])
                        for f in ("probe_send_s", "probe_recv_s", "probe_rtt_s"))
     cold = np.array([c for r in replays for c in r.probe_cold], dtype=bool)
-    path = rtt - send - recv - _command_s(base, kinds, keys, cold)
+    cmd = np.concatenate([_command_s(b, np.array(r.probe_kind), np.array(r.probe_keys, dtype=float),
+                                     np.array(r.probe_cold, dtype=bool)) for r, b in zip(replays, bases, strict=True)])
+    path = rtt - send - recv - cmd
     ins, rng_ = ~cold & (kinds == "insert"), ~cold & (kinds == "range")
     if len(np.unique(keys[ins])) >= 2 and len(np.unique(keys[rng_])) >= 2:
         per_key = _line(keys[ins], path[ins])[1]
@@ -490,6 +502,68 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
     return pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s})
 
 
+# --- the server's command times inside a replay --------------------------------------------
+STAT_OF = {"get": "get", "range": "mget", "insert": "mset"}  # op kind -> its command in INFO commandstats
+
+
+def burst_factors(ops: Sequence[Sequence[Op]], server_s: dict[str, float]) -> dict[str, float]:
+    """Per command (``get``, ``mget``, ``mset``): the server's own time for the stream's
+    commands over a replay (``server_s``: ``INFO commandstats`` around the replay less the
+    probes' share, :func:`replay_open_loop` with ``count_probes``; seconds) over what the
+    calibration's lines give for the same commands (``ops``' planned server times). 1 where
+    either is 0.
+
+    Why: the calibration times each command back to back, the client doing next to nothing
+    between them; in a replay the client's Python work runs between the server's turns on the
+    same CPU and evicts the server's caches, and the same commands cost the server about
+    twice as much. Measured back to back on this VM with a walk over 6 MB of Python objects
+    between the commands: MGET of 16 keys 7.7 -> 13.4 us, MSET of 16 12.5 -> 20.4 us, GET
+    1.1 -> 2.2 us, little change at 256 keys and more. The factor is a server counter over the
+    replay, as the client's costs are the client's own measured CPU: no latency goes into it."""
+    exp = dict.fromkeys(("get", "mget", "mset"), 0.0)
+    for unit in ops:
+        for op in unit:
+            if op.kind in STAT_OF:
+                exp[STAT_OF[op.kind]] += op.server_s
+    return {k: (server_s.get(k, 0.0) / e if e > 0 and server_s.get(k, 0.0) > 0 else 1.0) for k, e in exp.items()}
+
+
+def probe_factors(real: ReplayResult, base: dict[str, Any]) -> dict[str, float]:
+    """:func:`burst_factors` of a replay's probes: the server's own time for them
+    (``real.probe_server_s``) over the calibration's lines for the same commands (each at
+    :func:`_command_s`; a warm MSET probe's untimed MGET of its absent keys at the MGET line).
+    The probes' round trips less their commands' time are the network and the event loop."""
+    kinds = np.array(real.probe_kind)
+    if len(kinds) == 0:
+        return dict.fromkeys(("get", "mget", "mset"), 1.0)
+    keys = np.array(real.probe_keys, dtype=float)
+    cold = np.array(real.probe_cold, dtype=bool)
+    t = _command_s(base, kinds, keys, cold)
+    exp = {stat: float(t[kinds == k].sum()) for k, stat in STAT_OF.items()}
+    before = (kinds == "insert") & ~cold  # the untimed MGET a warm MSET probe sends first
+    exp["mget"] += float(_command_s(base, np.full(int(before.sum()), "range"), keys[before]).sum())
+    got = real.probe_server_s
+    return {k: (got.get(k, 0.0) / e if e > 0 and got.get(k, 0.0) > 0 else 1.0) for k, e in exp.items()}
+
+
+def scaled_server(server: dict[str, Any], f: dict[str, float]) -> dict[str, Any]:
+    """The server's calibration with each command's line times its factor (:func:`burst_factors`)."""
+    out = dict(server)
+    for name, stat in (("get_s", "get"), ("mget_base_s", "mget"), ("mget_per_key_s", "mget"), ("mset_base_s", "mset"),
+                       ("mset_per_key_s", "mset"), ("mset_warm_base_s", "mset"), ("mset_warm_per_key_s", "mset")):
+        if name in out:
+            out[name] = out[name] * f.get(stat, 1.0)
+    for name, stat in (("mget_knots", "mget"), ("mset_knots", "mset"), ("mset_warm_knots", "mset")):
+        if name in out:
+            out[name] = [(n, t * f.get(stat, 1.0)) for n, t in out[name]]
+    return out
+
+
+def command_usec(c: RespClient) -> dict[str, float]:
+    """``INFO commandstats``: seconds spent in each command so far."""
+    return {k: v[1] * 1e-6 for k, v in commandstats(c).items()}
+
+
 # --- the experiment ---------------------------------------------------------------------
 def _probe(kind: str, m: int, start: int) -> Probe:
     """A command of the stream's shape on keys that do not disturb it, all from ``start``:
@@ -560,56 +634,88 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             # MGETs read keys not read lately, which miss the caches as a lookup's keys do
             log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
             with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=max(preload, 2000), db=db,
-                                    seed=int(cfg.seed))
+                keys_ = max(preload, 2000)
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=int(cfg.seed),
+                                    large_sizes=[n for n in s.large_sizes if n <= keys_])
             with RespClient(host, port) as c:
                 if db:
                     c.call("SELECT", db)
                 load_filler(c, preload)
                 held = c.call("DBSIZE")
-            base = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
+            base: dict[str, Any] = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
             base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
             warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)
             if warm is not None:
                 base["mset_warm_base_s"], base["mset_warm_per_key_s"] = warm
-            server = {k: v for k, v in base.items() if k.endswith("_s") or k.startswith("service_")}
+            for cmd, name in (("mget", "mget_knots"), ("mset", "mset_knots"), ("msetwarm", "mset_warm_knots")):
+                base[name] = cal.knots(cmd)  # MGET's and MSET's time at more key counts (large_sizes)
+            server = {k: v for k, v in base.items() if k.endswith(("_s", "_knots")) or k.startswith("service_")}
             log.info("redis_validation: server thread per command: event loop %.2f us (%.2f us of it once per turn) "
                      "+ %.3f us/key, + the command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, cal.turn_s * 1e6,
                      server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
             # the simulated commands' server times are this server's: the stream planned again
             # by a model with the calibration just measured (the same commands, keys and order)
-            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),  # type: ignore[arg-type]
+            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),
                                      s.max_requests)
             if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
                 raise AssertionError("redis_validation: the calibrated model planned other commands")
             probes = _probes(stream, rng, preload)
             replays: dict[float, ReplayResult] = {}
+            factors: dict[float, dict[str, float]] = {}
+            usecs: dict[float, dict[str, float]] = {}
             for space, speedup in enumerate(s.speedups, start=1):
                 # each replay in a key space of its own: its keys are new to the server, as
                 # the trace's new blocks are; deleted after it (the key count stays put)
-                with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-                    replays[speedup] = replay_open_loop(host, port, stream.units_in(space), stream.arrival_s.tolist(),
-                                                        speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s)
                 with RespClient(host, port) as c:
                     if db:
                         c.call("SELECT", db)
+                    usec0 = command_usec(c)
+                with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
+                    replays[speedup] = replay_open_loop(host, port, stream.units_in(space), stream.arrival_s.tolist(),
+                                                        speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
+                                                        count_probes=s.burst_costs)
+                with RespClient(host, port) as c:
+                    if db:
+                        c.call("SELECT", db)
+                    probe_s = replays[speedup].probe_server_s
+                    usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
                     delete_keys(c, stream.keys_in(space))
+                # the stream's commands' own time on the server inside this replay, as a factor
+                # of the calibration's back-to-back lines (the client's work between the
+                # server's turns evicts its caches)
+                factors[speedup] = (burst_factors(sim_stream.ops, usec) if s.burst_costs
+                                    else dict.fromkeys(("get", "mget", "mset"), 1.0))
+                usecs[speedup] = usec
+                log.info("redis_validation: x%g: the commands' server time over the calibration's: %s", speedup,
+                         ", ".join(f"{k} {v:.2f}x" for k, v in factors[speedup].items()))
+            # the probes' commands at their own factor: their round trips less that are the
+            # network and the event loop
+            pfactors = {sp: (probe_factors(r, base) if s.burst_costs else dict.fromkeys(factors[sp], 1.0))
+                        for sp, r in replays.items()}
+            for sp, f in pfactors.items():
+                log.info("redis_validation: x%g: the probes' commands' server time over the calibration's: %s", sp,
+                         ", ".join(f"{k} {v:.2f}x" for k, v in f.items()))
+            bases = {sp: scaled_server(base, f) for sp, f in pfactors.items()}
             # the time per key beyond the command and the two threads' measured CPU: the
             # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
-            slopes = probe_slopes = io_slopes(list(replays.values()), base)
+            slopes = probe_slopes = io_slopes(list(replays.values()), [bases[sp] for sp in replays])
             log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
                      slopes[0] * 1e6, slopes[1] * 1e6, float(base.get("io_per_key_s", 0.0)) * 1e6)
             for speedup, real in replays.items():
-                fit, dists = fit_client(real, base, slopes)
-                params = {**server, **fit, "shared_cpu": s.pinned_cpu() is not None}
-                sims = [simulate(sim_stream, params, dists, speedup, s.connections, seed,
-                                 client_costs(sim_stream, real, s.client, np.random.default_rng(seed)))
+                fit, dists = fit_client(real, bases[speedup], slopes)
+                server_sp = scaled_server(server, factors[speedup])
+                params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
+                # the stream planned again with this replay's command times (same commands)
+                stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp),
+                                        s.max_requests)
+                sims = [simulate(stream_sp, params, dists, speedup, s.connections, seed,
+                                 client_costs(stream_sp, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]
                 sim = pd.concat(sims, ignore_index=True)
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
                 got = compare(real_df, sim, speedup)
                 rows += got
-                fits[f"{speedup:g}"] = {**fit, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
+                fits[f"{speedup:g}"] = {**fit, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup], "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
                                         "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
                 lat.append(real_df.assign(source="real", speedup=speedup))

@@ -34,6 +34,12 @@ class RedisValidationSettings:
     rt_priority: Annotated[int, Range(ge=1, le=99)] | None = 10
     cpu: int | None = -1  # pin the client and the started server to this CPU (-1: the last; None: don't)
     client: Annotated[str, OneOf("measured", "drawn")] = "measured"  # each command's own client costs, or drawn
+    # each replay's own command times (INFO commandstats over it, per command, as a factor of
+    # the calibration's back-to-back lines); false: the calibration's
+    burst_costs: bool = True
+    # MGET and MSET calibrated at these key counts too (beyond 1 and 16; each at most the keys
+    # loaded): the model's time per key, piecewise linear between them
+    large_sizes: list[PosInt] = field(default_factory=lambda: [256, 4096])
 
     def pinned_cpu(self) -> int | None:
         """The CPU the client and a started server share (None: not pinned)."""

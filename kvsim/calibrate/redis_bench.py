@@ -176,6 +176,16 @@ class RedisResult:
         base, per, _ = self.line("msetwarm")
         return base, per
     turns: dict[int, float] = field(default_factory=dict)  # k -> server CPU per round of k GETs beyond the GETs
+    large: tuple[int, ...] = ()  # key counts measured beyond ``batch`` (``large_sizes``)
+
+    def knots(self, cmd: str) -> list[tuple[float, float]]:
+        """``(keys, seconds)`` of ``cmd`` (``mget``, ``mset``, ``msetwarm``) at ``batch`` keys and
+        at each larger size measured (``large_sizes``): the model's ``*_knots`` (empty when no
+        larger size was measured)."""
+        sizes = [n for n in self.large if f"{cmd}{n}" in self.timings]
+        if not sizes or f"{cmd}{self.batch}" not in self.timings:
+            return []
+        return [(float(n), self.service(f"{cmd}{n}")) for n in (self.batch, *sizes)]
 
     def service(self, cmd: str) -> float:
         return self.timings[cmd].service_s
@@ -302,14 +312,14 @@ def _info(client: RespClient, section: str) -> str:
     return info.decode(errors="replace")
 
 
-def _stats(client: RespClient) -> dict[str, tuple[int, int]]:
+def commandstats(client: RespClient) -> dict[str, tuple[int, int]]:
     return parse_commandstats(_info(client, "commandstats"))
 
 
 Spec = tuple[str, str, Sequence[bytes]]  # (label, commandstats name, one payload per call)
 
 
-def _server_cpu(client: RespClient) -> float | None:
+def server_cpu(client: RespClient) -> float | None:
     """The server's main-thread CPU seconds so far (``INFO cpu``), or None (older servers)."""
     d = parse_info(_info(client, "cpu"))
     try:
@@ -345,11 +355,11 @@ def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], bloc
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         for g in groups:
             order = [ps[i] for i in range(lo, hi) for _, _, ps in g]
-            before = _stats(client)
-            cpu0 = _server_cpu(client) if io is not None else None
+            before = commandstats(client)
+            cpu0 = server_cpu(client) if io is not None else None
             t = _timed(client, order).reshape(hi - lo, len(g))
-            cpu1 = _server_cpu(client) if io is not None else None
-            after = _stats(client)
+            cpu1 = server_cpu(client) if io is not None else None
+            after = commandstats(client)
             if io is not None and cpu0 is not None and cpu1 is not None:
                 own = sum(after.get(st, (0, 0))[1] - before.get(st, (0, 0))[1] for _, st, _ in g) * 1e-6
                 io.append((g[-1][0], max(cpu1 - cpu0 - own, 0.0) / len(order)))
@@ -388,15 +398,15 @@ def _measure_turns(c: RespClient, host: str, port: int, loaded: int, rng: np.ran
         for _ in range(blocks):
             for k in ks:
                 payloads = [encode("GET", key(int(i))) for i in rng.integers(0, loaded, size=rounds * k)]
-                before = _stats(c).get("get", (0, 0))[1]
-                cpu0 = _server_cpu(c)
+                before = commandstats(c).get("get", (0, 0))[1]
+                cpu0 = server_cpu(c)
                 for r in range(rounds):
                     for j in range(k):
                         conns[j].send(payloads[r * k + j])
                     for j in range(k):
                         conns[j].read()
-                cpu1 = _server_cpu(c)
-                after = _stats(c).get("get", (0, 0))[1]
+                cpu1 = server_cpu(c)
+                after = commandstats(c).get("get", (0, 0))[1]
                 if cpu0 is None or cpu1 is None:
                     return 0.0, {}
                 per[k].append((cpu1 - cpu0 - (after - before) * 1e-6) / rounds)
@@ -475,6 +485,7 @@ def measure_redis(
     db: int = 0,
     seed: int = 0,
     scale_keys: Sequence[int] = (),
+    large_sizes: Sequence[int] = (),
     progress: Callable[[str], None] | None = None,
 ) -> RedisResult:
     if requests < 10 or keys < 2 * batch or batch < 2:
@@ -535,6 +546,17 @@ def measure_redis(
             lat = c.call("INFO", "latencystats")
             if isinstance(lat, bytes):
                 res.latency = parse_latencystats(lat.decode())
+            for n in sorted(m for m in large_sizes if m > batch):  # after latencystats: not in the tails
+                if n > loaded:
+                    raise CalibrationError(f"large_sizes: {n} keys in one command, but only {loaded} keys loaded")
+                calls = max(10, requests * batch // n)  # about as many keys per size as at ``batch``
+                say(f"MGET, MSET of {n} keys: {calls} calls each")
+                g, used = _groups(rng, loaded, calls, batch, NEW_BASE + n_new, (n,), warm=True)
+                n_new += used
+                g = [grp for grp in g if not grp[0][0].startswith(("ping", "zrange"))]
+                for t in _measure_rotating(c, g):
+                    res.timings[t.command] = t
+                res.large += (n,)
             if res.io_s is not None:  # after latencystats: its GETs are not the timed ones
                 auth: list[list[str | int]] = []
                 if password:

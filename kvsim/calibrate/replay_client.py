@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kvsim.calibrate.resp import RespError
+from kvsim.calibrate.redis_bench import parse_commandstats
+from kvsim.calibrate.resp import RespError, encode
 
 
 @dataclass
@@ -83,6 +84,12 @@ class ReplayResult:
     wall_s: float = 0.0
     waited_s: float = 0.0  # time spent waiting in select
     probing_s: float = 0.0  # time spent on probes
+    # with ``count_probes``: the server's own time (INFO commandstats, seconds per command)
+    # spent on the probes (their untimed commands included), so that the stream's is the
+    # delta around the replay less this
+    probe_server_s: dict[str, float] = field(default_factory=dict)
+    probe_server_calls: dict[str, int] = field(default_factory=dict)  # ... and their calls
+    probe_pairs: int = 0  # probe pairs counted
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -185,6 +192,18 @@ def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) ->
         buf += _chunk(sock)
 
 
+def server_counts(sock: socket.socket, sel: selectors.BaseSelector) -> dict[str, tuple[int, float]]:
+    """``INFO commandstats`` over the probe connection: calls of each command so far and the
+    seconds spent in them."""
+    sock.sendall(encode("INFO", "commandstats"))
+    buf = bytearray()
+    while reply_end(buf) < 0:
+        sel.select(1.0)
+        buf += _chunk(sock)
+    text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
+    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}
+
+
 def replay_open_loop(
     host: str,
     port: int,
@@ -197,9 +216,17 @@ def replay_open_loop(
     probe_every_s: float = 1e-2,
     lead_s: float = 0.05,
     timeout_s: float = 600.0,
+    count_probes: bool = False,
 ) -> ReplayResult:
     """Replay ``units`` open loop: request ``r``'s first unit is due ``arrival_s[r] /
-    speedup`` after the start. ``probes`` are sent in turn while the replay is idle."""
+    speedup`` after the start. ``probes`` are sent in turn while the replay is idle.
+
+    ``count_probes``: the server's own time spent on the probes, ``probe_server_s``: an
+    ``INFO commandstats`` on the probe connection after each probe pair, and one when the
+    stream has gone idle (nothing in flight, the next arrival more than ``probe_gap_s``
+    away) after commands of its own; a pair's time is the delta from the last such reading.
+    Neither reading falls inside a burst or right before a pair's first probe (which follows
+    a sleep), and the client's time on them is charged to no command."""
     if connections < 1:
         raise ValueError("connections must be >= 1")
     clock = time.perf_counter
@@ -248,15 +275,19 @@ def replay_open_loop(
     # the bookkeeping before it waits) is charged to that last piece: the thread is busy
     # until it waits. The model books them the same way: a reply and the send it triggers
     # in one turn of its client thread.
+    counting = count_probes and probe_sock is not None
+    dirty = False  # stream commands sent since the last INFO reading
+    reading: dict[str, tuple[int, float]] = {}
     last: tuple[np.ndarray, int] | None = None  # the last piece charged
     mark = 0.0  # where the current turn began
 
     def send(c: int, t_ready: float) -> None:
-        nonlocal in_flight, mark, last
+        nonlocal in_flight, mark, last, dirty
         u = units[cur[c]]
         i = int(first_cmd[cur[c]]) + pos[c]
         ready[i] = t_ready
         socks[c].sendall(u.payloads[pos[c]])  # (a short command: the socket buffer takes it)
+        dirty = True
         t = clock()
         send_s[i] = t - mark
         mark = t
@@ -295,6 +326,19 @@ def replay_open_loop(
     finished = 0
     last_probe = 0.0  # the loop's last work: a probe pair or a reply (a cold probe follows a sleep)
     k_probe = 0
+
+    def read_server() -> dict[str, tuple[int, float]]:
+        nonlocal last, mark
+        if last is not None:  # the stretch ends here: its tail is the last piece's
+            last[0][last[1]] += clock() - mark
+            last = None
+        assert probe_sock is not None
+        out = server_counts(probe_sock, probe_sel)
+        mark = clock()
+        return out
+
+    if counting:
+        reading = read_server()
     deadline = clock() + timeout_s + (arrival_s[req_order[-1]] / speedup if req_order else 0.0)
     mark = clock()
     try:
@@ -311,11 +355,22 @@ def replay_open_loop(
             events = sel.select(0)
             if not events:
                 gap = (due[nxt] - now) if nxt < len(due) else float("inf")
+                if counting and dirty and in_flight == 0 and gap > probe_gap_s:
+                    reading, dirty = read_server(), False  # the stream has gone idle
+                    continue
                 if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
                     t_p = clock()
                     for cold in (True, False):  # one after the sleep, one right after it
                         probe(probes[k_probe % len(probes)], cold)
                         k_probe += 1
+                    if counting:  # the pair's share, read right after it
+                        after = read_server()
+                        for k, (n, v) in after.items():
+                            n0, v0 = reading.get(k, (0, 0.0))
+                            res.probe_server_calls[k] = res.probe_server_calls.get(k, 0) + n - n0
+                            res.probe_server_s[k] = res.probe_server_s.get(k, 0.0) + v - v0
+                        reading = after
+                        res.probe_pairs += 1
                     last_probe = mark = clock()
                     res.probing_s += last_probe - t_p
                     continue
