@@ -45,6 +45,17 @@ def test_age_bucket_bounds_by_hand() -> None:
     assert all(lo[_bucket(a)] <= a < hi[_bucket(a)] for a in range(300))
 
 
+def test_miniature_rate_and_score_growth_by_hand() -> None:
+    """The miniatures sample 1/rate of the blocks, rate the largest power of two up to 64 that
+    leaves them at least 512 blocks; each access weighs the later hits 1 + 1 / max(1024,
+    2 x miniature size) times more (recent hits count more). 1,024 blocks: rate 2 (512 each),
+    growth 1 + 1/1024; 1,023: rate 1, 1 + 1/2046; 100,000: rate 64 (1,562), 1 + 1/3124."""
+    from kvsim.policy.hotness import _Chooser
+
+    got = [(c.rate, c.growth) for c in (_Chooser(n, 0) for n in (1024, 1023, 100_000))]
+    assert got == [(2, 1 + 1 / 1024), (1, 1 + 1 / 2046), (64, 1 + 1 / 3124)]
+
+
 def test_lru_ranking_is_exactly_lru() -> None:
     keys = [1, 2, 3, 1, 4, 2, 5, 1, 3, 6, 2, 1, 7, 4, 1] * 5
     for cap in (0, 1, 2, 3, 5):
