@@ -106,7 +106,10 @@ def mtimes(sweep: Path, jobs: list[str]) -> dict[str, int]:
 
 
 def complete_jobs(sweep: Path) -> list[str]:
-    return sorted(p.parent.name for p in sweep.glob(f"*/{MARKER}"))
+    # A job's marker is written last into its staging folder (``.NAME.staging-HOST-PID``),
+    # which is then renamed: a poll between the two sees the marker in a hidden folder that
+    # is not (yet) a job. Only visible job folders count.
+    return sorted(p.parent.name for p in sweep.glob(f"*/{MARKER}") if not p.parent.name.startswith("."))
 
 
 def test_killed_sweep_resumes_and_leaves_finished_jobs_untouched(tmp_path: Path) -> None:
