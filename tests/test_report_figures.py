@@ -333,3 +333,36 @@ def test_standard_figures_leave_out_what_the_sweep_lacks(tmp_path: Path, drawn: 
     assert sweep_figures.standard_figures(df.drop(columns="policy"), tmp_path) == []
     assert sweep_figures.standard_figures(df.drop(columns="capacity_total_blocks"), tmp_path) == []
     assert sweep_figures._traces(df.assign(trace=["b", None, "a", "b"])) == ["a", "b"]
+
+
+def _every_figure() -> pd.DataFrame:
+    """_with_costs(_two_traces()) with bytes on one link direction: every figure is drawn."""
+    df = _with_costs(_two_traces())
+    return df.assign(**{"link:pcie:gpu->host": df["capacity_total_blocks"] * 2.0**40})
+
+
+@pytest.mark.parametrize("figure", sweep_figures.FIGURES, ids=lambda f: f.__name__)
+def test_each_standard_figure_sets_the_report_theme_alone(figure: Any, tmp_path: Path, drawn: list[Any]) -> None:
+    """A parallel report draws each figure in its own worker process, where no other figure
+    set the theme before it (the autouse fixture sets another one here)."""
+    path = figure(_every_figure(), tmp_path)
+    assert path == tmp_path / f"{figure.__name__}.png" and path.stat().st_size > 10_000
+    assert [name for _fig, name in drawn] == [path.name]
+    assert_report_theme()
+
+
+def test_figures_drawn_as_parallel_tasks_come_in_the_serial_order(tmp_path: Path, drawn: list[Any]) -> None:
+    """draw_figures through joblib (one figure per task, the dearest first) returns the same
+    files in the same order as drawn in one process: sweep.png, then the standard ones."""
+    from kvsim.report.sweep import draw_figures
+
+    df = _every_figure()
+    serial = draw_figures(df, tmp_path / "serial")
+    tasks = draw_figures(df, tmp_path / "tasks", {"n_jobs": 1})
+    names = ["sweep.png", "hit_ratio_ttft.png", "gap_to_opt.png", "metadata_p99.png", "link_bytes.png"]
+    assert [p.name for p in serial] == names and [p.parent.name for p in serial] == ["serial"] * 5
+    assert [p.name for p in tasks] == names and [p.parent.name for p in tasks] == ["tasks"] * 5
+    # drawn dearest first: sweep.png, then the standard figures in reverse
+    assert [name for _fig, name in drawn] == names + ["sweep.png", "link_bytes.png", "metadata_p99.png", "gap_to_opt.png",
+                                                     "hit_ratio_ttft.png"]
+    assert all(p.stat().st_size > 10_000 for p in serial + tasks)

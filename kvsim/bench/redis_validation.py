@@ -525,7 +525,12 @@ def burst_factors(ops: Sequence[Sequence[Op]], server_s: dict[str, float]) -> di
         for op in unit:
             if op.kind in STAT_OF:
                 exp[STAT_OF[op.kind]] += op.server_s
-    return {k: (server_s.get(k, 0.0) / e if e > 0 and server_s.get(k, 0.0) > 0 else 1.0) for k, e in exp.items()}
+    return _ratios(server_s, exp)
+
+
+def _ratios(got: dict[str, float], expected: dict[str, float]) -> dict[str, float]:
+    """Per command, measured over expected; 1 where either is 0 (nothing to scale)."""
+    return {k: (got.get(k, 0.0) / e if e > 0 and got.get(k, 0.0) > 0 else 1.0) for k, e in expected.items()}
 
 
 def probe_factors(real: ReplayResult, base: dict[str, Any]) -> dict[str, float]:
@@ -542,8 +547,7 @@ def probe_factors(real: ReplayResult, base: dict[str, Any]) -> dict[str, float]:
     exp = {stat: float(t[kinds == k].sum()) for k, stat in STAT_OF.items()}
     before = (kinds == "insert") & ~cold  # the untimed MGET a warm MSET probe sends first
     exp["mget"] += float(_command_s(base, np.full(int(before.sum()), "range"), keys[before]).sum())
-    got = real.probe_server_s
-    return {k: (got.get(k, 0.0) / e if e > 0 and got.get(k, 0.0) > 0 else 1.0) for k, e in exp.items()}
+    return _ratios(real.probe_server_s, exp)
 
 
 def scaled_server(server: dict[str, Any], f: dict[str, float]) -> dict[str, Any]:

@@ -209,9 +209,9 @@ class RedisIndex(IndexModel):
         for name, kn in (("mget_knots", mget_knots), ("mset_knots", mset_knots), ("mset_warm_knots", mset_warm_knots)):
             if any(b[0] <= a[0] for a, b in zip(kn, kn[1:], strict=False)) or any(t < 0 or k < 1 for k, t in kn):
                 raise ValueError(f"redis.{name}: (keys >= 1, seconds >= 0) points with increasing keys, got {list(kn)}")
-        self.mget_knots = tuple((float(k), float(t)) for k, t in mget_knots)
-        self.mset_knots = tuple((float(k), float(t)) for k, t in mset_knots)
-        self.mset_warm_knots = tuple((float(k), float(t)) for k, t in mset_warm_knots) if mset_warm_knots else self.mset_knots
+        self.mget_knots, self.mset_knots, warm_knots = (tuple((float(k), float(t)) for k, t in kn)
+                                                        for kn in (mget_knots, mset_knots, mset_warm_knots))
+        self.mset_warm_knots = warm_knots or self.mset_knots
         self._track = self.mset_warm != self.mset or self.mset_warm_knots != self.mset_knots  # (bookkeeping only when it changes a cost)
         self._touched: set[int] = set()  # the keys the last lookup read
         self.held: set[int] = set()

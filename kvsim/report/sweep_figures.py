@@ -12,6 +12,7 @@ A figure whose columns the sweep does not have is left out (a single-tier sweep 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -56,40 +57,65 @@ def _link_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in links if "->" in c] or [c for c in links if c.startswith("link_bytes.")]
 
 
-def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
+def hit_ratio_ttft(df: pd.DataFrame, out: Path) -> Path | None:
+    """``hit_ratio_ttft.png``."""
     sns.set_theme(style="whitegrid", context="paper")
-    made: list[Path | None] = [
-        _lines(df, [("hit_ratio", "block hit ratio", 1.0), ("ttft_p50_s", "TTFT p50 (ms)", 1e3),
-                    ("ttft_p99_s", "TTFT p99 (ms)", 1e3)], out / "hit_ratio_ttft.png",
-               "hit ratio and TTFT against capacity, per policy"),
-        _lines(df[df["policy"] != "opt"] if "policy" in df else df,
-               [("gap_to_opt", "gap to OPT (hit-ratio points)", 100.0), ("gap_to_opt_rel", "share of OPT's hits missed (%)", 100.0)],
-               out / "gap_to_opt.png", "gap to Belady's OPT at the same configuration"),
-    ]
-    if {"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any():
-        data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
-        fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
-        sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100))
-        ax.set_ylabel("metadata lookup p99 (us; bar: mean over capacities, line: range)")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        made.append(save_figure(fig, out / "metadata_p99.png"))
+    return _lines(df, [("hit_ratio", "block hit ratio", 1.0), ("ttft_p50_s", "TTFT p50 (ms)", 1e3),
+                       ("ttft_p99_s", "TTFT p99 (ms)", 1e3)], out / "hit_ratio_ttft.png",
+                  "hit ratio and TTFT against capacity, per policy")
+
+
+def gap_to_opt(df: pd.DataFrame, out: Path) -> Path | None:
+    """``gap_to_opt.png`` (OPT's own rows left out)."""
+    sns.set_theme(style="whitegrid", context="paper")
+    return _lines(df[df["policy"] != "opt"] if "policy" in df else df,
+                  [("gap_to_opt", "gap to OPT (hit-ratio points)", 100.0), ("gap_to_opt_rel", "share of OPT's hits missed (%)", 100.0)],
+                  out / "gap_to_opt.png", "gap to Belady's OPT at the same configuration")
+
+
+def metadata_p99(df: pd.DataFrame, out: Path) -> Path | None:
+    """``metadata_p99.png``."""
+    if not ({"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any()):
+        return None
+    sns.set_theme(style="whitegrid", context="paper")
+    data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
+    sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100))
+    ax.set_ylabel("metadata lookup p99 (us; bar: mean over capacities, line: range)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return save_figure(fig, out / "metadata_p99.png")
+
+
+def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
+    """``link_bytes.png``."""
     links = _link_columns(df)
-    if links and "policy" in df:
-        idv = ["policy"] + ([X] if X in df else [])
-        long = df.melt(id_vars=idv, value_vars=links, var_name="link", value_name="bytes").dropna(subset=["bytes"])
-        long["link"] = long["link"].str.removeprefix("link:").str.removeprefix("link_bytes.")
-        long["TiB"] = long["bytes"] / 2**40
-        caps = sorted(long[X].unique()) if X in long else []
-        col = X if 1 < len(caps) <= 6 else None
-        order = list(dict.fromkeys(long["link"]))
-        grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
-                           height=3.2, aspect=1.4, errorbar=None, sharey=False, order=order)
-        # the names given, not read back from the axes: before the figure is drawn those
-        # are empty, and on two rows of panels every label came out blank
-        grid.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
-        grid.set_axis_labels("link direction", "bytes moved (TiB)")
-        grid.figure.suptitle("bytes per link direction", fontsize=10)
-        grid.figure.tight_layout()
-        made.append(save_figure(grid.figure, out / "link_bytes.png"))
+    if not links or "policy" not in df:
+        return None
+    sns.set_theme(style="whitegrid", context="paper")
+    idv = ["policy"] + ([X] if X in df else [])
+    long = df.melt(id_vars=idv, value_vars=links, var_name="link", value_name="bytes").dropna(subset=["bytes"])
+    long["link"] = long["link"].str.removeprefix("link:").str.removeprefix("link_bytes.")
+    long["TiB"] = long["bytes"] / 2**40
+    caps = sorted(long[X].unique()) if X in long else []
+    col = X if 1 < len(caps) <= 6 else None
+    order = list(dict.fromkeys(long["link"]))
+    grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
+                       height=3.2, aspect=1.4, errorbar=None, sharey=False, order=order)
+    # the names given, not read back from the axes: before the figure is drawn those
+    # are empty, and on two rows of panels every label came out blank
+    grid.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
+    grid.set_axis_labels("link direction", "bytes moved (TiB)")
+    grid.figure.suptitle("bytes per link direction", fontsize=10)
+    grid.figure.tight_layout()
+    return save_figure(grid.figure, out / "link_bytes.png")
+
+
+# the standard figures in their order; each draws one figure (or None when the sweep lacks
+# its columns), so a parallel report can hand them to different workers
+FIGURES: tuple[Callable[[pd.DataFrame, Path], Path | None], ...] = (hit_ratio_ttft, gap_to_opt, metadata_p99, link_bytes)
+
+
+def standard_figures(df: pd.DataFrame, out: Path) -> list[Path]:
+    made = [f(df, out) for f in FIGURES]
     return [p for p in made if p is not None]
