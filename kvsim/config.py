@@ -502,10 +502,11 @@ def _check_bool_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
-def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> None:
+def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> str:
     """Everything that can be checked before a run reads its trace; raises
     :class:`ConfigError` naming the first wrong key. ``overrides``: the command line's
-    (``hydra.overrides.task``), to refuse keys the chosen mode would ignore."""
+    (``hydra.overrides.task``), to refuse keys the chosen mode would ignore. Returns the
+    config's check key (:func:`remember_checked`)."""
     if overrides is None and "hydra" in cfg:
         overrides = task_overrides(cfg.hydra)
     c = _plain(cfg)
@@ -515,14 +516,23 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> Non
     memo = json.dumps([c, list(overrides or [])], sort_keys=True, default=repr)
     if memo in _CHECKED:
         _CHECKED.move_to_end(memo)
-        return
+        return memo
     _check_plain(cfg, c, overrides)
-    _CHECKED[memo] = None
-    while len(_CHECKED) > 256:
-        _CHECKED.popitem(last=False)
+    remember_checked(memo)
+    return memo
 
 
 _CHECKED: OrderedDict[str, None] = OrderedDict()  # configs (resolved) + overrides that passed
+
+
+def remember_checked(key: str) -> None:
+    """Take a config as checked by its key (:func:`check_config`'s return value): a sweep's
+    job checked by the sweeper in another process (a joblib or submitit worker) is not
+    checked again in the one that runs it."""
+    _CHECKED[key] = None
+    _CHECKED.move_to_end(key)
+    while len(_CHECKED) > 256:
+        _CHECKED.popitem(last=False)
 
 
 def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | None) -> None:
@@ -558,14 +568,15 @@ def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | 
         load(mode.check)(cfg)
 
 
-def check_inputs(cfg: DictConfig) -> None:
+def check_inputs(cfg: DictConfig) -> str:
     """The config, then the trace: found, read (and so checked line by line) and kept for
-    the run."""
+    the run. Returns the config's check key (:func:`check_config`)."""
     from kvsim.app import build_trace, memory_guard
 
-    check_config(cfg)
+    key = check_config(cfg)
     with memory_guard(cfg):
         build_trace(cfg)
+    return key
 
 
 class CheckConfigCallback(Callback):
