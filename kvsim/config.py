@@ -27,6 +27,7 @@ of a multirun before the first job starts, so nothing is written and no trace is
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -512,8 +513,9 @@ def check_config(cfg: DictConfig, overrides: Iterable[str] | None = None) -> str
     c = _plain(cfg)
     # A config checked before in this process is not checked again (a sweep's job: the
     # sweeper checked it before the first job ran, then the run checks it): the check
-    # depends only on the resolved config and the overrides.
-    memo = json.dumps([c, list(overrides or [])], sort_keys=True, default=repr)
+    # depends only on the resolved config and the overrides. The key is their digest (a few
+    # dozen bytes, not the whole config: it is also pickled with each job of a sweep).
+    memo = hashlib.sha256(json.dumps([c, list(overrides or [])], sort_keys=True, default=repr).encode()).hexdigest()
     if memo in _CHECKED:
         _CHECKED.move_to_end(memo)
         return memo

@@ -236,7 +236,7 @@ def request_summary(results: list[BenchResult], warmup_s: float, arrival: np.nda
 def plot_fig3(run_dir: str | Path) -> Path | None:
     """``fig3_p99_normalized.png`` from ``metadata_intervals.csv``: one panel for range
     queries, one for gets; p99 per interval divided by the baseline's (= 1)."""
-    from kvsim.report.plots import plt, save_figure, sns
+    from kvsim.report.plots import plt, report_theme, save_figure, sns
 
     d = Path(run_dir)
     df = pd.read_csv(d / "metadata_intervals.csv")
@@ -248,7 +248,7 @@ def plot_fig3(run_dir: str | Path) -> Path | None:
     others = df[df["index"] != baseline].copy()
     others["minute"] = others["bin_s"] / 60.0
     names = list(dict.fromkeys(others["index"]))
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
     warm = float(meta["warmup_s"].iloc[0]) if meta is not None and len(meta) else 0.0
     palette = dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
@@ -278,7 +278,7 @@ def plot_fig3(run_dir: str | Path) -> Path | None:
 
 
 def plot_cache_sweep(run_dir: str | Path) -> Path | None:
-    from kvsim.report.plots import plt, save_figure, sns
+    from kvsim.report.plots import plt, report_theme, save_figure, sns
 
     d = Path(run_dir)
     df = pd.read_csv(d / "metadata_cache_sweep.csv")
@@ -294,7 +294,7 @@ def plot_cache_sweep(run_dir: str | Path) -> Path | None:
     pos = long.loc[long["cache_bytes"] > 0, "cache_bytes"]
     zero_at = (pos.min() / 4 if len(pos) else 1024.0) / 2**10
     long["cache_KiB"] = (long["cache_bytes"] / 2**10).where(long["cache_bytes"] > 0, zero_at)
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     titles = {"range_p99_s": "range query p99", "get_p99_s": "get p99", "request_p99_s": "whole lookup per request, p99"}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (metric, title) in zip(axes, titles.items(), strict=True):

@@ -26,6 +26,12 @@ COMPONENTS = [
 ]
 
 
+def report_theme() -> None:
+    """kvsim's figure theme, set by each figure before it draws: a figure drawn in a fresh
+    worker process (a parallel report) looks as one drawn after any other."""
+    sns.set_theme(style="whitegrid", context="paper")
+
+
 def save_figure(fig: plt.Figure, path: Path) -> Path:
     write_with(path, lambda p: fig.savefig(p, dpi=130, bbox_inches="tight", format="png"))
     plt.close(fig)
@@ -38,7 +44,7 @@ def plot_run(run_dir: str | Path) -> Path:
     d = Path(run_dir)
     df = pd.read_parquet(d / "requests.parquet")
     summary = json.loads((d / "summary.json").read_text())
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
 
     reuse = df["prefix_hits"] / df["blocks"]
@@ -81,7 +87,7 @@ def plot_real_ttft(d: Path, df: pd.DataFrame, summary: dict) -> Path:
     """``ttft_vs_real.png``: the simulation's TTFT against the TTFT measured on the real
     service, request by request (where the trace has it), and both distributions."""
     have = df[np.isfinite(df["real_ttft_s"])]
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax1.scatter(have["real_ttft_s"], have["ttft_s"], s=4, alpha=0.4)
     lo = max(1e-4, float(min(have["real_ttft_s"].min(), have["ttft_s"].min())))

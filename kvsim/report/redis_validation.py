@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kvsim.report.plots import plt, save_figure, sns
+from kvsim.report.plots import plt, report_theme, save_figure
 
 OPS = ("get", "range", "insert", "delete")
 
@@ -25,7 +25,7 @@ def plot_cdfs(run_dir: str | Path) -> Path | None:
         return None
     ops = [o for o in OPS if o in set(lat["op"])]
     speeds = sorted(set(lat["speedup"]))
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     fig, axes = plt.subplots(len(ops), len(speeds), figsize=(3.6 * len(speeds), 2.8 * len(ops)), squeeze=False)
     colors = {"real": "black", "sim": "tab:orange"}
     for i, op in enumerate(ops):

@@ -136,7 +136,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     the middle capacity). One row of panels per trace."""
     if df.empty or "policy" not in df or "capacity_total_blocks" not in df:
         return None
-    from kvsim.report.plots import plt, save_figure, sns
+    from kvsim.report.plots import plt, report_theme, save_figure, sns
 
     df = df.copy()
     x, xlabel = "capacity_total_blocks", "KV-cache capacity, all tiers (blocks)"
@@ -161,7 +161,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     per = -(-n_panels // ncol)  # rows of panels per trace
     # the theme first: a figure made before it would look different in a fresh process
     # than after any other figure of kvsim's
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     fig, grid = plt.subplots(
         per * len(traces), ncol, figsize=(4.6 * ncol, 3.5 * per * len(traces)), squeeze=False
     )

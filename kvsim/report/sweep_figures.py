@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kvsim.report.plots import plt, save_figure, sns
+from kvsim.report.plots import plt, report_theme, save_figure, sns
 
 X, XLABEL = "capacity_total_blocks", "KV-cache capacity (blocks)"
 
@@ -59,7 +59,7 @@ def _link_columns(df: pd.DataFrame) -> list[str]:
 
 def hit_ratio_ttft(df: pd.DataFrame, out: Path) -> Path | None:
     """``hit_ratio_ttft.png``."""
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     return _lines(df, [("hit_ratio", "block hit ratio", 1.0), ("ttft_p50_s", "TTFT p50 (ms)", 1e3),
                        ("ttft_p99_s", "TTFT p99 (ms)", 1e3)], out / "hit_ratio_ttft.png",
                   "hit ratio and TTFT against capacity, per policy")
@@ -67,7 +67,7 @@ def hit_ratio_ttft(df: pd.DataFrame, out: Path) -> Path | None:
 
 def gap_to_opt(df: pd.DataFrame, out: Path) -> Path | None:
     """``gap_to_opt.png`` (OPT's own rows left out)."""
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     return _lines(df[df["policy"] != "opt"] if "policy" in df else df,
                   [("gap_to_opt", "gap to OPT (hit-ratio points)", 100.0), ("gap_to_opt_rel", "share of OPT's hits missed (%)", 100.0)],
                   out / "gap_to_opt.png", "gap to Belady's OPT at the same configuration")
@@ -77,7 +77,7 @@ def metadata_p99(df: pd.DataFrame, out: Path) -> Path | None:
     """``metadata_p99.png``."""
     if not ({"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any()):
         return None
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
     sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100))
@@ -92,7 +92,7 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     links = _link_columns(df)
     if not links or "policy" not in df:
         return None
-    sns.set_theme(style="whitegrid", context="paper")
+    report_theme()
     idv = ["policy"] + ([X] if X in df else [])
     long = df.melt(id_vars=idv, value_vars=links, var_name="link", value_name="bytes").dropna(subset=["bytes"])
     long["link"] = long["link"].str.removeprefix("link:").str.removeprefix("link_bytes.")
