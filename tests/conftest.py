@@ -302,15 +302,16 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The figures the report code saves, in order, as ``(figure, file name)``: each is saved
     as usual (to its file) and kept, so that a test reads what it shows from its artists
     (closing a figure leaves them readable)."""
-    from kvsim.report import plots, redis_validation, sweep_figures
+    from kvsim.report import plots, redis_validation
 
     figs: list[Any] = []
     real = plots.save_figure
 
-    def keep(fig: Any, path: Path) -> Path:
+    def keep(fig: Any, path: Path, **kw: Any) -> Path:
         figs.append((fig, Path(path).name))
-        return real(fig, path)
+        return real(fig, path, **kw)
 
-    for module in (plots, redis_validation, sweep_figures):
+    # the sweep's figures import it from plots when they draw
+    for module in (plots, redis_validation):
         monkeypatch.setattr(module, "save_figure", keep)
     return figs

@@ -48,7 +48,7 @@ def plot_cdfs(run_dir: str | Path) -> Path | None:
                 ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Redis model vs a real redis-server: the same commands at the trace's arrival times", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, d / "redis_validation_cdf.png")
+    return save_figure(fig, d / "redis_validation_cdf.png", laid_out=True)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     the middle capacity). One row of panels per trace."""
     if df.empty or "policy" not in df or "capacity_total_blocks" not in df:
         return None
-    from kvsim.report.plots import plt, report_theme, save_figure, sns
+    from kvsim.report.plots import plt, policy_lines, report_theme, save_figure, sns
 
     df = df.copy()
     x, xlabel = "capacity_total_blocks", "KV-cache capacity, all tiers (blocks)"
@@ -174,15 +174,11 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
         sub = df[df["trace"] == trace] if trace else df
         for ax, (col, label) in zip(axes, panels, strict=False):
             data = sub[sub["policy"] != OPT] if col == "gap_pp" else sub
-            sns.lineplot(
-                data=data.sort_values(x), x=x, y=col, hue="policy", style="policy", hue_order=order,
-                style_order=order, palette=palette, markers=True, dashes=False, ax=ax,
-            )
+            policy_lines(ax, data, x, col, order, palette)
             if data[x].min() > 0:
                 ax.set_xscale("log", base=2)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
-            ax.legend(fontsize=7, ncol=2)
             if trace:
                 ax.set_title(trace, fontsize=9)
         if tier_cols:
@@ -203,7 +199,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
             ax.legend(fontsize=7, ncol=len(tier_cols), loc="upper left")
     fig.suptitle("placement sweep: gap to OPT and costs per policy", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, laid_out=True)
 
 
 def draw_figures(done: pd.DataFrame, d: Path, parallel: dict[str, Any] | None = None) -> list[Path]:
@@ -217,8 +213,8 @@ def draw_figures(done: pd.DataFrame, d: Path, parallel: dict[str, Any] | None = 
     else:
         from joblib import Parallel, delayed
 
-        # the dearest first (sweep.png, then link_bytes.png: about 2.3 and 1.8 s of the 6-8
-        # s of a 40-job sweep's figures), so that two workers end about together
+        # the dearest first (sweep.png, then link_bytes.png: about 2.3 and 1.9 s of the 6 s
+        # of a 40-job sweep's figures), so that two workers end about together
         tasks = [(plot_sweep, d / "sweep.png"), *((f, d) for f in reversed(sweep_figures.FIGURES))]
         drawn = Parallel(**parallel)(delayed(f)(done, where) for f, where in tasks)
         made = [drawn[0], *reversed(drawn[1:])]

@@ -8,16 +8,18 @@
   per policy and capacity.
 
 A figure whose columns the sweep does not have is left out (a single-tier sweep has no TTFT).
+Each function imports matplotlib and seaborn itself (about 3 s): a parallel report's own
+process, which only hands the figures to its workers, never does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
-
-from kvsim.report.plots import plt, report_theme, save_figure, sns
 
 X, XLABEL = "capacity_total_blocks", "KV-cache capacity (blocks)"
 
@@ -30,24 +32,25 @@ def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, t
     panels = [p for p in panels if p[0] in df and df[p[0]].notna().any()]
     if not panels or X not in df or "policy" not in df:
         return None
+    from kvsim.report.plots import plt, policy_lines, save_figure, sns
+
     traces = _traces(df) or [""]
     fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels), 3.4 * len(traces)), squeeze=False)
     order = sorted(df["policy"].astype(str).unique(), key=lambda p: (p == "opt", p))
+    palette = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
     for r, trace in enumerate(traces):
         sub = df[df["trace"].astype(str) == trace] if trace else df
         for ax, (col, label, scale) in zip(axes[r], panels, strict=True):
-            data = sub.assign(_y=sub[col] * scale).sort_values(X)
-            sns.lineplot(data=data, x=X, y="_y", hue="policy", style="policy", hue_order=order,
-                         style_order=order, markers=True, dashes=False, ax=ax)
+            data = sub.assign(_y=sub[col] * scale)
+            policy_lines(ax, data, X, "_y", order, palette)
             if data[X].min() > 0:
                 ax.set_xscale("log", base=2)
             ax.set_xlabel(XLABEL)
             ax.set_ylabel(label)
             ax.set_title(trace, fontsize=9)
-            ax.legend(fontsize=7, ncol=2)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, laid_out=True)
 
 
 def _link_columns(df: pd.DataFrame) -> list[str]:
@@ -59,6 +62,8 @@ def _link_columns(df: pd.DataFrame) -> list[str]:
 
 def hit_ratio_ttft(df: pd.DataFrame, out: Path) -> Path | None:
     """``hit_ratio_ttft.png``."""
+    from kvsim.report.plots import report_theme
+
     report_theme()
     return _lines(df, [("hit_ratio", "block hit ratio", 1.0), ("ttft_p50_s", "TTFT p50 (ms)", 1e3),
                        ("ttft_p99_s", "TTFT p99 (ms)", 1e3)], out / "hit_ratio_ttft.png",
@@ -67,6 +72,8 @@ def hit_ratio_ttft(df: pd.DataFrame, out: Path) -> Path | None:
 
 def gap_to_opt(df: pd.DataFrame, out: Path) -> Path | None:
     """``gap_to_opt.png`` (OPT's own rows left out)."""
+    from kvsim.report.plots import report_theme
+
     report_theme()
     return _lines(df[df["policy"] != "opt"] if "policy" in df else df,
                   [("gap_to_opt", "gap to OPT (hit-ratio points)", 100.0), ("gap_to_opt_rel", "share of OPT's hits missed (%)", 100.0)],
@@ -77,6 +84,8 @@ def metadata_p99(df: pd.DataFrame, out: Path) -> Path | None:
     """``metadata_p99.png``."""
     if not ({"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any()):
         return None
+    from kvsim.report.plots import plt, report_theme, save_figure, sns
+
     report_theme()
     data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
@@ -84,7 +93,7 @@ def metadata_p99(df: pd.DataFrame, out: Path) -> Path | None:
     ax.set_ylabel("metadata lookup p99 (us; bar: mean over capacities, line: range)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return save_figure(fig, out / "metadata_p99.png")
+    return save_figure(fig, out / "metadata_p99.png", laid_out=True)
 
 
 def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
@@ -92,23 +101,46 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     links = _link_columns(df)
     if not links or "policy" not in df:
         return None
+    from kvsim.report.plots import plt, report_theme, save_figure, sns
+
     report_theme()
     idv = ["policy"] + ([X] if X in df else [])
     long = df.melt(id_vars=idv, value_vars=links, var_name="link", value_name="bytes").dropna(subset=["bytes"])
     long["link"] = long["link"].str.removeprefix("link:").str.removeprefix("link_bytes.")
     long["TiB"] = long["bytes"] / 2**40
     caps = sorted(long[X].unique()) if X in long else []
-    col = X if 1 < len(caps) <= 6 else None
+    # a panel per capacity for two to six of them; else one panel, the mean over capacities
+    panels: list[Any] = caps if 1 < len(caps) <= 6 else [None]
     order = list(dict.fromkeys(long["link"]))
-    grid = sns.catplot(data=long, kind="bar", x="link", y="TiB", hue="policy", col=col, col_wrap=min(3, len(caps)) if col else None,
-                       height=3.2, aspect=1.4, errorbar=None, sharey=False, order=order)
-    # the names given, not read back from the axes: before the figure is drawn those
-    # are empty, and on two rows of panels every label came out blank
-    grid.set_xticklabels(order, rotation=60, ha="right", fontsize=7)
-    grid.set_axis_labels("link direction", "bytes moved (TiB)")
-    grid.figure.suptitle("bytes per link direction", fontsize=10)
-    grid.figure.tight_layout()
-    return save_figure(grid.figure, out / "link_bytes.png")
+    policies = list(dict.fromkeys(long["policy"]))
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    # panels 3.2 inches high at 1.4 : 1, and room on the right for the figure's legend
+    fig, grid = plt.subplots(nrow, ncol, figsize=(3.2 * 1.4 * ncol + 1.2, 3.2 * nrow), squeeze=False)
+    axes = list(grid.flat)
+    colours = sns.color_palette(n_colors=len(policies))
+    width = 0.8 / len(policies)
+    at = np.arange(len(order))
+    for ax, cap in zip(axes, panels, strict=False):
+        means = (long if cap is None else long[long[X] == cap]).groupby(["policy", "link"], sort=False)["TiB"].mean()
+        for j, pol in enumerate(policies):
+            heights = np.array([means.get((pol, link), np.nan) for link in order], dtype=float)
+            have = np.isfinite(heights)
+            ax.bar(at[have] - 0.4 + width * (j + 0.5), heights[have], width, color=colours[j], label=str(pol))
+        # the names given, not read back from the axes (empty before the figure is drawn)
+        ax.set_xticks(at, order, rotation=60, ha="right", fontsize=7)
+        if cap is not None:
+            ax.set_title(f"{X} = {cap}")
+    for ax in axes[len(panels):]:
+        ax.remove()  # a row's unused places
+    for k, ax in enumerate(axes[: len(panels)]):
+        ax.set_xlabel("link direction" if k >= len(panels) - ncol else "")
+        ax.set_ylabel("bytes moved (TiB)" if k % ncol == 0 else "")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="policy", loc="center right", frameon=False)
+    fig.suptitle("bytes per link direction", fontsize=10)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0 - 1.2 / fig.get_figwidth(), 1.0))
+    return save_figure(fig, out / "link_bytes.png", laid_out=True)
 
 
 # the standard figures in their order; each draws one figure (or None when the sweep lacks
