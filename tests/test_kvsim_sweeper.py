@@ -1,16 +1,18 @@
 """hydra_plugins/kvsim_sweeper: the composed configs handed to the launcher
 (:class:`ComposedJobs`) carry the sweeper's check, so a worker process does not check a job
-again. The sweeper end to end is tested through the command line (tests/test_sweep.py,
+again; a joblib worker that grew by a kvsim job's imports is kept. The sweeper end to end is tested through the command line (tests/test_sweep.py,
 tests/test_launchers.py)."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hydra_plugins.kvsim_sweeper.kvsim_sweeper import ComposedJobs
+from hydra_plugins.kvsim_sweeper.kvsim_sweeper import ComposedJobs, _keep_worker
 from kvsim import config
 from kvsim.config import ConfigError, check_config
 
@@ -69,3 +71,34 @@ def test_the_check_key_is_the_config_and_its_overrides(compose_cfg: Any) -> None
     assert check_config(a) == check_config(compose_cfg(OVERRIDES))
     assert check_config(a) != check_config(compose_cfg(["policy=lru", "system.capacity_scale=0.5"]))
     assert check_config(a) != check_config(a, ["policy=fifo"])
+
+
+_BALLAST: list[bytes] = []
+
+
+def _first_task(keep: bool) -> int:
+    if keep:
+        _keep_worker()
+    return os.getpid()
+
+
+def _grow(mib: int) -> None:
+    _BALLAST.append(b"x" * (mib * 2**20))  # written, so resident
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_worker_that_grew_as_a_job_does_is_kept(keep: bool) -> None:
+    """loky restarts a worker that grew 300 MB over what it held after its first task (its
+    check runs after a task, at most once a second); after the sweeper's first task it keeps
+    one that grew 400 MB (numba's LLVM and pyarrow are about 240 MB of a kvsim job), so the
+    report's figures find the sweep's workers warm. Without it, the worker is replaced."""
+    from joblib.externals.loky import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1) as ex:
+        pid = ex.submit(_first_task, keep).result()  # loky's reference size is taken after it
+        ex.submit(_grow, 400).result()
+        time.sleep(1.2)
+        ex.submit(os.getpid).result()  # the check, after this task
+        time.sleep(0.5)
+        after = ex.submit(os.getpid).result()
+    assert (after == pid) is keep

@@ -209,6 +209,24 @@ def describe(num: int, overrides: Sequence[str], sweep_dir: Path, loader: Any, m
     return describe_job(num, subdir, overrides, {str(k): v for k, v in container.items()}), kept
 
 
+# A loky worker restarts itself once its memory has grown 300 MB over what it held after its
+# first task (``_MAX_MEMORY_LEAK_SIZE``, loky's guard against leaks). A kvsim job grows a fresh
+# worker by about 240 MB that stays (numba's LLVM for the hotness policy, pyarrow, OPT's
+# arrays), so both workers restarted near the end of a sweep and the report's figures waited
+# for two new ones to import kvsim and seaborn again (about 5 s). A bound of 1 GB over the
+# first task still restarts a worker that leaks.
+WORKER_GROWTH_BYTES = 2**30
+
+
+def _keep_worker() -> None:
+    try:
+        from joblib.externals.loky import process_executor
+    except ImportError:
+        return
+    if getattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", WORKER_GROWTH_BYTES) < WORKER_GROWTH_BYTES:
+        process_executor._MAX_MEMORY_LEAK_SIZE = WORKER_GROWTH_BYTES
+
+
 def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
                         context: bytes) -> tuple[int, Any, Any, BaseException | None]:
     """:func:`describe` in a joblib worker: the job's description and its config pickled, or
@@ -228,6 +246,7 @@ def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
     import kvsim.config  # noqa: F401  (kvsim's schemas and warning filter, as in the sweeper's process)
 
     setup_globals()
+    _keep_worker()
     plugins = Plugins.instance()  # the scan, once per worker
     state, loader, master = pickle.loads(context)
     Singleton._instances = {**state["instances"], Plugins: cast(Any, plugins)}
