@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import simpy
 
-from kvsim.app import run
+from kvsim.app import build_trace, run
 from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
     RedisValidationSettings,
@@ -294,8 +294,42 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     assert bad.empty, f"outside the tolerance:\n{bad.to_string()}"
 
 
+def test_a_stream_head_is_the_stream_planned_for_fewer_requests(embedded_trace) -> None:  # type: ignore[no-untyped-def]
+    full = plan_stream(embedded_trace, model(lookup="prefix"), 60)
+    for n in (0, 1, 17, 60, 100):  # past the stream's own 60: all of it
+        got, want = full.head(n), plan_stream(embedded_trace, model(lookup="prefix"), min(n, 60))
+        assert [(u.request, u.kinds, u.keys, u.payloads, u.after) for u in got.units] == [
+            (u.request, u.kinds, u.keys, u.payloads, u.after) for u in want.units]
+        assert [[(o.kind, o.keys) for o in ops] for ops in got.ops] == [[(o.kind, o.keys) for o in ops] for ops in want.ops]
+        assert got.ids == want.ids and got.window_keys == want.window_keys
+        assert np.array_equal(got.arrival_s, want.arrival_s)
+
+
+def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A small run against a real redis-server with a request count per speed-up: each
+    speed-up's cells count the commands of its own prefix of the trace, real and simulated."""
+    need_redis()
+    cfg = compose_cfg(["+experiment=redis_validation", "experiment.speedups=[100,1000]", "experiment.requests=[12,30]",
+                       "experiment.preload_keys=2000", "experiment.calibrate_requests=200", "experiment.large_sizes=[]",
+                       "experiment.sim_runs=1", "figures=false"])
+    summary = run(cfg, tmp_path)
+    assert summary["requests"] == 30 and summary["requests_by_speedup"] == {"100": 12, "1000": 30}
+    planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
+    lat = pd.read_parquet(tmp_path / "redis_validation_latency.parquet")
+    for sp, n in ((100.0, 12), (1000.0, 30)):
+        want = sum(len(u.kinds) for u in planned.head(n).units)
+        for source in ("real", "sim"):
+            assert ((lat["speedup"] == sp) & (lat["source"] == source)).sum() == want
+    table = pd.read_csv(tmp_path / "redis_validation.csv")
+    assert table.groupby("speedup")["count"].sum().to_dict() == {
+        sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
+
+
 def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    for bad in ("experiment.speedups=[]", "experiment.connections=0", "+experiment.nope=1", "experiment.client=guess"):
+    with pytest.raises(ValueError, match=r"experiment.requests: one count per entry of experiment.speedups \(3\), got 2"):
+        run(compose_cfg(["+experiment=redis_validation", "experiment.requests=[10,20]"]), tmp_path)
+    for bad in ("experiment.speedups=[]", "experiment.connections=0", "+experiment.nope=1", "experiment.client=guess",
+                "experiment.requests=[0,1,1]"):
         cfg = compose_cfg(["+experiment=redis_validation", bad])
         with pytest.raises(ValueError):
             run(cfg, tmp_path)

@@ -10,7 +10,8 @@
    block of the whole trace, so it holds about as many keys as the simulated index does
    after the trace).
 2. The command stream: the simulated Redis index (``cfg.index``, which must be ``redis``)
-   plans the first ``experiment.max_requests`` requests in arrival order, untimed -- its
+   plans the first ``experiment.max_requests`` requests (or, with ``experiment.requests``, a
+   count per speed-up: each replays its own prefix) in arrival order, untimed -- its
    lookup (GET per scattered block, MGET per run, stopping at the first absent block with
    ``lookup: prefix``) and the MSET of its new blocks. Exactly these commands, keys and order
    are sent to the real server and simulated.
@@ -143,6 +144,16 @@ class Stream:
 
     def keys_in(self, space: int) -> list[int]:
         return [i + (space << 64) for i in self.window_keys]
+
+    def head(self, n: int) -> Stream:
+        """The stream of the first ``n`` requests (what ``plan_stream`` plans for ``n``: the
+        planner works in arrival order, so it is a prefix)."""
+        if n >= len(self.arrival_s):
+            return self
+        cut = next((j for j, u in enumerate(self.units) if u.request >= n), len(self.units))
+        ids = self.ids[:cut]
+        written = {i for u, idss in zip(self.units[:cut], ids, strict=True) if u.kinds == ["insert"] for i in idss[0]}
+        return Stream(self.units[:cut], self.ops[:cut], self.arrival_s[:n], sorted(written), ids)
 
 
 def plan_stream(trace: Trace, index: RedisIndex, n: int) -> Stream:
@@ -623,11 +634,13 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
     planner = build_index(cfg)
     assert isinstance(planner, RedisIndex)
-    stream = plan_stream(trace, planner, s.max_requests)
+    counts = dict(zip(s.speedups, s.counts(), strict=True))  # requests replayed per speed-up
+    stream = plan_stream(trace, planner, max(counts.values()))
     n_cmd = sum(len(u.payloads) for u in stream.units)
     preload = int(s.preload_keys if s.preload_keys is not None else len(np.unique(trace.hash_ids)))
-    log.info("redis_validation: %d requests, %d commands, %d filler keys, speed-ups %s, %d connections",
-             len(stream.arrival_s), n_cmd, preload, s.speedups, s.connections)
+    log.info("redis_validation: %d requests (%s per speed-up), %d commands, %d filler keys, speed-ups %s, %d connections",
+             len(stream.arrival_s), ", ".join(f"x{sp:g}: {n}" for sp, n in counts.items()), n_cmd, preload,
+             s.speedups, s.connections)
     rows: list[dict[str, Any]] = []
     lat: list[pd.DataFrame] = []
     fits: dict[str, Any] = {}
@@ -660,7 +673,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             # the simulated commands' server times are this server's: the stream planned again
             # by a model with the calibration just measured (the same commands, keys and order)
             sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),
-                                     s.max_requests)
+                                     len(stream.arrival_s))
             if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
                 raise AssertionError("redis_validation: the calibrated model planned other commands")
             probes = _probes(stream, rng, preload)
@@ -674,8 +687,9 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if db:
                         c.call("SELECT", db)
                     usec0 = command_usec(c)
+                part = stream.head(counts[speedup])
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-                    replays[speedup] = replay_open_loop(host, port, stream.units_in(space), stream.arrival_s.tolist(),
+                    replays[speedup] = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
                                                         speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
                                                         count_probes=s.burst_costs)
                 with RespClient(host, port) as c:
@@ -683,11 +697,11 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                         c.call("SELECT", db)
                     probe_s = replays[speedup].probe_server_s
                     usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
-                    delete_keys(c, stream.keys_in(space))
+                    delete_keys(c, part.keys_in(space))
                 # the stream's commands' own time on the server inside this replay, as a factor
                 # of the calibration's back-to-back lines (the client's work between the
                 # server's turns evicts its caches)
-                factors[speedup] = (burst_factors(sim_stream.ops, usec) if s.burst_costs
+                factors[speedup] = (burst_factors(sim_stream.head(counts[speedup]).ops, usec) if s.burst_costs
                                     else dict.fromkeys(("get", "mget", "mset"), 1.0))
                 usecs[speedup] = usec
                 log.info("redis_validation: x%g: the commands' server time over the calibration's: %s", speedup,
@@ -711,7 +725,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
                 # the stream planned again with this replay's command times (same commands)
                 stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp),
-                                        s.max_requests)
+                                        counts[speedup])
                 sims = [simulate(stream_sp, params, dists, speedup, s.connections, seed,
                                  client_costs(stream_sp, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]
@@ -753,6 +767,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "mode": "redis_validation",
         "trace": trace.name,
         "requests": len(stream.arrival_s),
+        "requests_by_speedup": {f"{sp:g}": n for sp, n in counts.items()},
         "commands": n_cmd,
         "speedups": s.speedups,
         "connections": s.connections,

@@ -22,6 +22,10 @@ class RedisValidationSettings:
     speedups: list[PosFloat] = field(default_factory=lambda: [1.0, 10.0, 100.0])  # arrivals divided by each
     connections: PosInt = 4  # client connections (one command in flight on each)
     max_requests: PosInt = 200  # a prefix of the trace (200 conversation requests: 72 s at x1)
+    # requests replayed at each speed-up, in experiment.speedups' order (each a prefix of the
+    # trace); None: max_requests at each. A short replay (x10, x100) can afford more commands
+    # per cell than the real-time one within the same wall time
+    requests: list[PosInt] | None = None
     preload_keys: Annotated[int, Range(ge=0)] | None = None  # filler keys; None: the trace's distinct blocks
     calibrate_requests: Annotated[int, Range(ge=10)] = 2000
     sim_runs: PosInt = 5  # simulated replays pooled per speed-up (seeds 0..)
@@ -40,6 +44,10 @@ class RedisValidationSettings:
     # MGET and MSET calibrated at these key counts too (beyond 1 and 16; each at most the keys
     # loaded): the model's time per key, piecewise linear between them
     large_sizes: list[PosInt] = field(default_factory=lambda: [256, 4096])
+
+    def counts(self) -> list[int]:
+        """The requests replayed at each speed-up, in ``speedups``' order."""
+        return [int(n) for n in self.requests] if self.requests is not None else [int(self.max_requests)] * len(self.speedups)
 
     def pinned_cpu(self) -> int | None:
         """The CPU the client and a started server share (None: not pinned)."""
@@ -60,3 +68,7 @@ def check_config(cfg: DictConfig) -> None:
     exp = cfg.get("experiment") or {}
     if not exp.get("speedups"):
         raise ConfigError("experiment.speedups: at least one speed-up")
+    counts = exp.get("requests")
+    if counts is not None and len(counts) != len(exp.speedups):
+        raise ConfigError(f"experiment.requests: one count per entry of experiment.speedups ({len(exp.speedups)}), "
+                          f"got {len(counts)}")
