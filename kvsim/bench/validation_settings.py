@@ -69,6 +69,6 @@ def check_config(cfg: DictConfig) -> None:
     if not exp.get("speedups"):
         raise ConfigError("experiment.speedups: at least one speed-up")
     counts = exp.get("requests")
-    if counts is not None and len(counts) != len(exp.speedups):
-        raise ConfigError(f"experiment.requests: one count per entry of experiment.speedups ({len(exp.speedups)}), "
+    if counts is not None and len(counts) != len(exp["speedups"]):
+        raise ConfigError(f"experiment.requests: one count per entry of experiment.speedups ({len(exp['speedups'])}), "
                           f"got {len(counts)}")
