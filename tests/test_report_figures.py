@@ -366,3 +366,17 @@ def test_figures_drawn_as_parallel_tasks_come_in_the_serial_order(tmp_path: Path
     assert [name for _fig, name in drawn] == names + ["sweep.png", "link_bytes.png", "metadata_p99.png", "gap_to_opt.png",
                                                      "hit_ratio_ttft.png"]
     assert all(p.stat().st_size > 10_000 for p in serial + tasks)
+
+
+def test_more_policies_than_the_palette_get_distinct_colours(tmp_path: Path, drawn: list[Any]) -> None:
+    """As seaborn's hue mapping: past the theme's ten colours, evenly spaced husl hues (a
+    cycled palette would give two policies one colour); markers cycle seaborn's nine."""
+    pols = [f"p{k:02d}" for k in range(12)]
+    df = pd.DataFrame({"policy": pols * 2, "capacity_total_blocks": [1] * 12 + [2] * 12, "hit_ratio": 0.5,
+                       "link:pcie:a->b": 2.0**40})
+    sweep_figures.standard_figures(df, tmp_path)
+    (hit, _), (links, _) = drawn
+    handles = hit.axes[0].get_legend().legend_handles
+    assert len({tuple(mpl.colors.to_rgba(h.get_color())) for h in handles}) == 12
+    assert [h.get_marker() for h in handles][9:] == ["o", "X", (4, 0, 45)]
+    assert len({tuple(p.get_facecolor()) for p in links.axes[0].patches if p.get_width()}) == 12

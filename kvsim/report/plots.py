@@ -34,6 +34,12 @@ def report_theme() -> None:
     sns.set_theme(style="whitegrid", context="paper")
 
 
+def hue_colours(n: int) -> list[Any]:
+    """The colours seaborn gives ``n`` hue levels: the theme's palette, or evenly spaced
+    husl hues when it has fewer colours than levels."""
+    return sns.color_palette(None if n <= len(sns.color_palette()) else "husl", n)
+
+
 # seaborn's markers for ``style=``, in its order (``seaborn._base.unique_markers``): a policy
 # drawn by :func:`policy_lines` keeps the marker a seaborn style mapping would give it
 MARKERS: tuple[str | tuple[int, int, float], ...] = ("o", "X", (4, 0, 45), "P", (4, 0, 0), (4, 1, 0), "^", (4, 1, 45), "v")

@@ -32,12 +32,12 @@ def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, t
     panels = [p for p in panels if p[0] in df and df[p[0]].notna().any()]
     if not panels or X not in df or "policy" not in df:
         return None
-    from kvsim.report.plots import plt, policy_lines, save_figure, sns
+    from kvsim.report.plots import hue_colours, plt, policy_lines, save_figure
 
     traces = _traces(df) or [""]
     fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels), 3.4 * len(traces)), squeeze=False)
     order = sorted(df["policy"].astype(str).unique(), key=lambda p: (p == "opt", p))
-    palette = dict(zip(order, sns.color_palette(n_colors=len(order)), strict=True))
+    palette = dict(zip(order, hue_colours(len(order)), strict=True))
     for r, trace in enumerate(traces):
         sub = df[df["trace"].astype(str) == trace] if trace else df
         for ax, (col, label, scale) in zip(axes[r], panels, strict=True):
@@ -101,7 +101,7 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     links = _link_columns(df)
     if not links or "policy" not in df:
         return None
-    from kvsim.report.plots import plt, report_theme, save_figure, sns
+    from kvsim.report.plots import hue_colours, plt, report_theme, save_figure
 
     report_theme()
     idv = ["policy"] + ([X] if X in df else [])
@@ -118,7 +118,7 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     # panels 3.2 inches high at 1.4 : 1, and room on the right for the figure's legend
     fig, grid = plt.subplots(nrow, ncol, figsize=(3.2 * 1.4 * ncol + 1.2, 3.2 * nrow), squeeze=False)
     axes = list(grid.flat)
-    colours = sns.color_palette(n_colors=len(policies))
+    colours = hue_colours(len(policies))
     width = 0.8 / len(policies)
     at = np.arange(len(order))
     for ax, cap in zip(axes, panels, strict=False):
