@@ -169,3 +169,13 @@ def test_save_figure_writes_a_tight_png_at_130_dpi(tmp_path: Path) -> None:
         assert im.info["dpi"] == pytest.approx((130, 130), abs=0.01)
         assert im.size[0] < 100 and im.size[1] < 100
     assert not plt.fignum_exists(fig.number)
+
+
+def test_a_laid_out_figure_is_saved_whole(tmp_path: Path) -> None:
+    """``laid_out=True`` (the caller ran tight_layout): the figure as it is, 4 x 3 inches at
+    130 dpi, not cut to its text."""
+    fig = plt.figure(figsize=(4, 3))
+    fig.text(0.5, 0.5, "x")
+    with Image.open(plots.save_figure(fig, tmp_path / "f.png", laid_out=True)) as im:
+        assert im.size == (520, 390)
+    assert not plt.fignum_exists(fig.number)

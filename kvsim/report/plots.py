@@ -102,7 +102,8 @@ def plot_run(run_dir: str | Path) -> Path:
     ax2.set_xlabel("blocks per request")
     ax2.set_ylabel("mean time (ms)")
     ax2.set_title("where TTFT goes")
-    ax2.legend(fontsize=7)
+    if comps:  # (a run saved without the stage columns has nothing to name)
+        ax2.legend(fontsize=7)
     node = ""
     if "instances" in summary:
         node = (f" | {summary['instances']} instances, router {summary.get('router')}, "
