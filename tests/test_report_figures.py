@@ -380,3 +380,22 @@ def test_more_policies_than_the_palette_get_distinct_colours(tmp_path: Path, dra
     assert len({tuple(mpl.colors.to_rgba(h.get_color())) for h in handles}) == 12
     assert [h.get_marker() for h in handles][9:] == ["o", "X", (4, 0, 45)]
     assert len({tuple(p.get_facecolor()) for p in links.axes[0].patches if p.get_width()}) == 12
+
+
+def test_a_policy_keeps_its_colour_in_every_figure(tmp_path: Path, drawn: list[Any]) -> None:
+    """One mapping (policies by name, opt last, tab10): lines of sweep.png and of the
+    standard figures, link_bytes' bars and metadata_p99's bars give each policy one colour."""
+    df = _with_costs(_two_traces()).assign(**{"link:pcie:a->b": 2.0**40})
+    plot_sweep(df, tmp_path / "sweep.png")
+    sweep_figures.standard_figures(df, tmp_path)
+    want = dict(zip(("fifo", "lru", "opt"), TAB10, strict=False))
+    seen: dict[str, set[tuple[float, ...]]] = {}
+    for fig, _name in drawn:
+        for lg in [ax.get_legend() for ax in fig.axes] + list(fig.legends):
+            if lg is None:
+                continue
+            for h, t in zip(lg.legend_handles, lg.get_texts(), strict=True):
+                if t.get_text() in want:
+                    c = h.get_color() if hasattr(h, "get_color") else h.get_facecolor()
+                    seen.setdefault(t.get_text(), set()).add(tuple(mpl.colors.to_rgba(c)))
+    assert seen == {p: {c} for p, c in want.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,13 @@ def report_theme() -> None:
     sns.set_theme(style="whitegrid", context="paper")
 
 
-def hue_colours(n: int) -> list[Any]:
-    """The colours seaborn gives ``n`` hue levels: the theme's palette, or evenly spaced
-    husl hues when it has fewer colours than levels."""
-    return sns.color_palette(None if n <= len(sns.color_palette()) else "husl", n)
+def policy_colours(policies: Iterable[Any]) -> dict[str, Any]:
+    """Each policy's colour, in the order figures list them (by name, ``opt`` last): tab10's
+    colours in that order, evenly spaced husl hues past ten (a cycled palette would give two
+    policies one colour). One mapping for every figure of a sweep, so a policy keeps its
+    colour from one figure to the next."""
+    order = sorted({str(p) for p in policies}, key=lambda p: (p == "opt", p))
+    return dict(zip(order, sns.color_palette("tab10" if len(order) <= 10 else "husl", len(order)), strict=True))
 
 
 # seaborn's markers for ``style=``, in its order (``seaborn._base.unique_markers``): a policy

@@ -136,7 +136,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     the middle capacity). One row of panels per trace."""
     if df.empty or "policy" not in df or "capacity_total_blocks" not in df:
         return None
-    from kvsim.report.plots import plt, policy_lines, report_theme, save_figure, sns
+    from kvsim.report.plots import plt, policy_colours, policy_lines, report_theme, save_figure
 
     df = df.copy()
     x, xlabel = "capacity_total_blocks", "KV-cache capacity, all tiers (blocks)"
@@ -165,8 +165,8 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     fig, grid = plt.subplots(
         per * len(traces), ncol, figsize=(4.6 * ncol, 3.5 * per * len(traces)), squeeze=False
     )
-    order = sorted(df["policy"].unique(), key=lambda p: (p == OPT, p))
-    palette = dict(zip(order, sns.color_palette("tab10", len(order)), strict=True))
+    palette = policy_colours(df["policy"])
+    order = list(palette)
     for r, trace in enumerate(traces):
         axes = [ax for row in grid[r * per : (r + 1) * per] for ax in row]
         for ax in axes[n_panels:]:

@@ -32,12 +32,12 @@ def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, t
     panels = [p for p in panels if p[0] in df and df[p[0]].notna().any()]
     if not panels or X not in df or "policy" not in df:
         return None
-    from kvsim.report.plots import hue_colours, plt, policy_lines, save_figure
+    from kvsim.report.plots import plt, policy_colours, policy_lines, save_figure
 
     traces = _traces(df) or [""]
     fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels), 3.4 * len(traces)), squeeze=False)
-    order = sorted(df["policy"].astype(str).unique(), key=lambda p: (p == "opt", p))
-    palette = dict(zip(order, hue_colours(len(order)), strict=True))
+    palette = policy_colours(df["policy"])
+    order = list(palette)
     for r, trace in enumerate(traces):
         sub = df[df["trace"].astype(str) == trace] if trace else df
         for ax, (col, label, scale) in zip(axes[r], panels, strict=True):
@@ -84,12 +84,13 @@ def metadata_p99(df: pd.DataFrame, out: Path) -> Path | None:
     """``metadata_p99.png``."""
     if not ({"index", "metadata_p99_s", "policy"} <= set(df.columns) and df["metadata_p99_s"].notna().any()):
         return None
-    from kvsim.report.plots import plt, report_theme, save_figure, sns
+    from kvsim.report.plots import plt, policy_colours, report_theme, save_figure, sns
 
     report_theme()
     data = df.assign(p99_us=df["metadata_p99_s"] * 1e6)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * data["index"].nunique() + 2), 3.4))
-    sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100))
+    sns.barplot(data=data, x="index", y="p99_us", hue="policy", ax=ax, errorbar=("pi", 100),
+                palette=policy_colours(data["policy"]), saturation=1.0)  # the lines' colours, not dimmed
     ax.set_ylabel("metadata lookup p99 (us; bar: mean over capacities, line: range)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -101,7 +102,7 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     links = _link_columns(df)
     if not links or "policy" not in df:
         return None
-    from kvsim.report.plots import hue_colours, plt, report_theme, save_figure
+    from kvsim.report.plots import plt, policy_colours, report_theme, save_figure
 
     report_theme()
     idv = ["policy"] + ([X] if X in df else [])
@@ -112,13 +113,13 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
     # a panel per capacity for two to six of them; else one panel, the mean over capacities
     panels: list[Any] = caps if 1 < len(caps) <= 6 else [None]
     order = list(dict.fromkeys(long["link"]))
-    policies = list(dict.fromkeys(long["policy"]))
+    palette = policy_colours(long["policy"])
+    policies = list(palette)
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
     # panels 3.2 inches high at 1.4 : 1, and room on the right for the figure's legend
     fig, grid = plt.subplots(nrow, ncol, figsize=(3.2 * 1.4 * ncol + 1.2, 3.2 * nrow), squeeze=False)
     axes = list(grid.flat)
-    colours = hue_colours(len(policies))
     width = 0.8 / len(policies)
     at = np.arange(len(order))
     for ax, cap in zip(axes, panels, strict=False):
@@ -126,7 +127,7 @@ def link_bytes(df: pd.DataFrame, out: Path) -> Path | None:
         for j, pol in enumerate(policies):
             heights = np.array([means.get((pol, link), np.nan) for link in order], dtype=float)
             have = np.isfinite(heights)
-            ax.bar(at[have] - 0.4 + width * (j + 0.5), heights[have], width, color=colours[j], label=str(pol))
+            ax.bar(at[have] - 0.4 + width * (j + 0.5), heights[have], width, color=palette[pol], label=str(pol))
         # the names given, not read back from the axes (empty before the figure is drawn)
         ax.set_xticks(at, order, rotation=60, ha="right", fontsize=7)
         if cap is not None:
