@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kvsim.analysis import figures
 from kvsim.analysis.runs_test import monotone_pvalue
+from kvsim.report import trace_figures as figures
 
 %matplotlib inline
 import matplotlib.pyplot as plt
@@ -74,7 +74,7 @@ print(f"{RUN}\\n{o.label}: {s['requests']:,} requests, {s['block_accesses']:,} b
 
 The study's numbers are for the trace named in its text (mostly tool&agent); `study_trace` says
 which kind this trace is, when known from its file name."""),
-    ("code", """from kvsim.analysis.report import STUDY_TEXT
+    ("code", """from kvsim.report.trace_report import STUDY_TEXT
 
 rows = [
     ("requests with hit rate > 0.5", s["share_requests_hit_gt_50"], STUDY_TEXT["share_requests_hit_gt_50"]),

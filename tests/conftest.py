@@ -302,7 +302,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The figures the report code saves, in order, as ``(figure, file name)``: each is saved
     as usual (to its file) and kept, so that a test reads what it shows from its artists
     (closing a figure leaves them readable)."""
-    from kvsim.report import plots, redis_validation
+    from kvsim.report import metadata, plots, redis_validation
 
     figs: list[Any] = []
     real = plots.save_figure
@@ -312,6 +312,6 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return real(fig, path, **kw)
 
     # the sweep's figures import it from plots when they draw
-    for module in (plots, redis_validation):
+    for module in (plots, redis_validation, metadata):
         monkeypatch.setattr(module, "save_figure", keep)
     return figs

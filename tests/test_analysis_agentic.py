@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kvsim.analysis.report import CONVERSATION, comparable, render
 from kvsim.analysis.stats import analyze
+from kvsim.report.trace_report import CONVERSATION, comparable, render
 from kvsim.trace.schema import Trace
 
 

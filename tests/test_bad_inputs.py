@@ -158,6 +158,8 @@ CASES: list[Case] = [
     # --- the other commands ---------------------------------------------------------------
     Case("bench_redraw_missing_folder", ("{tmp}/nope",), "{tmp}/nope: no such folder", module="kvsim.bench.metadata"),
     Case("bench_redraw_nothing_to_draw", ("{run}",), "no metadata_bench tables", module="kvsim.bench.metadata"),
+    Case("policy_eval_redraw_not_its_folder", ("{run}",), "not a policy_eval run folder (missing policy_eval_cells.csv)",
+         module="kvsim.report.policy_eval"),
     Case("calibrate_out_not_in_a_calibration_folder", ("shim", "--json", "{tmp}/x.json", "--out", "{tmp}/lab.yaml"),
          "--out {tmp}/lab.yaml: give DIR/calibration/NAME.yaml", module="kvsim.calibrate"),
     Case("calibrate_json_not_from_the_shim", ("shim", "--json", "{tmp}/x.json", "--out", "{tmp}/calibration/lab.yaml"),

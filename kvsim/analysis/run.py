@@ -104,7 +104,7 @@ def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | N
     write_json(out / "trace_stats.json", stats)
 
     if s.figures:
-        from kvsim.analysis.figures import plot_all
+        from kvsim.report.trace_figures import plot_all
 
         t2 = time.perf_counter()
         plot_all(out)
@@ -112,7 +112,7 @@ def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | N
     stats["timing_s"]["total"] = read_s + time.perf_counter() - t0
     write_json(out / "trace_stats.json", stats)
 
-    from kvsim.analysis.report import write_report
+    from kvsim.report.trace_report import write_report
 
     write_report(out)
     return stats

@@ -31,16 +31,10 @@ from kvsim.bench.policy_eval_settings import PolicyEvalSettings
 from kvsim.config import PROJECT_ROOT
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
+from kvsim.report.policy_eval import NAMES, shown_policies
 from kvsim.trace.schema import Trace
 
 log = logging.getLogger("kvsim")
-NAMES = {
-    "conversation": "conversation (Mooncake)",
-    "agentic": "agentic sessions",
-    "tool_use": "tool use (generated)",
-    "long_sessions": "long sessions (generated)",
-    "zipf_docs": "Zipf documents (generated)",
-}
 
 
 def load_family(family: str, s: PolicyEvalSettings) -> Trace:
@@ -171,32 +165,6 @@ def markdown(table: list[dict[str, Any]], policies: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict[str, Any]], policies: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    families = list(dict.fromkeys(r["family"] for r in table))
-    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2), sharey=True, squeeze=False)
-    for ax, fam in zip(axes[0], families, strict=True):
-        rs = sorted((r for r in table if r["family"] == fam), key=lambda r: r["capacity_frac"])
-        x = [r["capacity_frac"] for r in rs]
-        for p in policies:
-            ax.plot(x, [r[f"{p}_gap_closed"] for r in rs], marker="o", label=p)
-        ax.plot(x, [(r["best_classic_hits"] - r["lru"]) / (r["opt"] - r["lru"]) if r["opt"] > r["lru"] else np.nan
-                    for r in rs], ls="--", color="grey", label="best classic")
-        ax.axhline(0, color="black", lw=0.5)
-        ax.set_xscale("log")
-        ax.set_title(NAMES.get(fam, fam) + (" (tuned)" if rs[0]["tuned_here"] else ""), fontsize=9)
-        ax.set_xlabel("capacity (share of unique blocks)")
-    axes[0][0].set_ylabel("share of LRU's gap to OPT closed")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    write_with(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
-
-
 def run_policy_eval(cfg: Any, out: Path) -> dict[str, Any]:
     """The Hydra mode: every family x capacity x policy, then the tables and the figure."""
     from omegaconf import OmegaConf
@@ -235,20 +203,21 @@ def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str
     others = [p for p in s.policies if p not in s.classic and p != "opt"]
     table = cells(rows, list(s.classic), s.tuned_on)
     write_with(out / "policy_eval_cells.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False))
-    shown: list[str] = [p for p in ("hotness", "lookahead") if p in others] or others
-    text = markdown(table, shown)
+    text = markdown(table, shown_policies(s.policies, s.classic))
 
     def write_md(p: Path) -> None:
         p.write_text(text)
 
     write_with(out / "policy_eval.md", write_md)
-    if figures:
-        plot(table, shown, out / "policy_eval.png")
     summary = {
         "mode": "policy_eval", "tuned_on": s.tuned_on, "families": s.families,
         "capacities": s.capacities, "policies": s.policies, "classic": s.classic,
         "wall_time_s": wall, "by_family": summarize(table, others), "untuned": untuned(table, others),
     }
     write_json(out / "summary.json", summary)
+    if figures:  # drawn from the files just written
+        from kvsim.report.policy_eval import plot_policy_eval
+
+        plot_policy_eval(out)
     log.info("policy_eval: %d replays in %.0f s -> %s", len(rows), wall, out)
     return summary
