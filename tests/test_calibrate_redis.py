@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from kvsim.app import run
 from kvsim.bench.redis_validation import redis_server
 from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate import calfile
-from kvsim.calibrate.redis_bench import PREFIX, key, measure_redis, parse_commandstats
+from kvsim.calibrate.redis_bench import (
+    PREFIX,
+    key,
+    load_keys,
+    measure_redis,
+    parse_commandstats,
+    settle_keyspace,
+)
 from kvsim.calibrate.resp import RespClient, RespError, encode
 
 from .conftest import ROOT, require_resource
@@ -51,6 +59,37 @@ def redis_port() -> Iterator[int]:
     # the validation's own starter (free port, retried if taken, PING, cleanup), unpinned
     with redis_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None)) as (_, port, _):
         yield port
+
+
+def test_settle_keyspace_ends_the_rehash_a_load_began(tmp_path: Path) -> None:
+    """A load just past a power of two leaves the keyspace dict rehashing (the server's own
+    DEBUG HTSTATS shows the rehashing target); the lookups of settle_keyspace end it."""
+    require_resource("KVSIM_REQUIRE_REDIS")
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path), "--enable-debug-command", "yes"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                c = RespClient("127.0.0.1", port)
+                break
+            except OSError:
+                time.sleep(0.05)
+        with c:
+            n = (1 << 14) + 100  # the dict doubled at 2^14 keys; 100 inserts since moved ~100 buckets
+            load_keys(c, 0, n)
+            before = c.call("DEBUG", "HTSTATS", "0")
+            assert isinstance(before, bytes) and b"rehashing target" in before
+            assert settle_keyspace(c, n) >= 2 * (1 << 14)
+            after = c.call("DEBUG", "HTSTATS", "0")
+            assert isinstance(after, bytes) and b"rehashing target" not in after and b"table size: 32768" in after
+            assert c.call("DBSIZE") == n + 1  # the keys and their sorted set: the lookups stored nothing
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_resp_client_against_the_server(redis_port: int) -> None:

@@ -72,7 +72,7 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.redis_bench import commandstats, measure_redis
+from kvsim.calibrate.redis_bench import commandstats, measure_redis, settle_keyspace
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
@@ -659,6 +659,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     c.call("SELECT", db)
                 load_filler(c, preload)
                 held = c.call("DBSIZE")
+                settle_keyspace(c, int(held) if isinstance(held, int) else preload)  # replays start after the rehash
             base: dict[str, Any] = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
             base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
             warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)

@@ -421,7 +421,7 @@ def _measure_turns(c: RespClient, host: str, port: int, loaded: int, rng: np.ran
 _TIMED = ("get", "mget", "zrangebylex", "mset", "del")  # commands whose latency tails count
 
 
-def _load(c: RespClient, lo: int, hi: int) -> None:
+def load_keys(c: RespClient, lo: int, hi: int) -> None:
     """Keys ``lo`` .. ``hi - 1`` and their sorted-set members, pipelined."""
     chunk = 1000
     for start in range(lo, hi, chunk * 16):
@@ -431,6 +431,32 @@ def _load(c: RespClient, lo: int, hi: int) -> None:
             cmds.append(["MSET", *[x for i in ids for x in (key(i), value(i))]])
             cmds.append(["ZADD", ZSET, *[x for i in ids for x in (0, key(i))]])
         c.pipeline(cmds)
+
+
+SETTLE = 1 << 61  # key ids looked up (never stored) to finish a rehash (disjoint from the others)
+
+
+def settle_keyspace(c: RespClient, keys: int) -> int:
+    """Finish the keyspace's incremental rehash before anything is timed; returns the lookups sent.
+
+    Redis doubles its keyspace dict when the keys reach a power of two and moves the old
+    table's buckets over incrementally: one bucket per dict lookup or insert, plus 1 ms per
+    ``serverCron`` tick (10 a second). Right after a load past a power of two (e.g. 535,083
+    keys, past 2^19) every command also does rehash work: measured here (redis 7.0, 2,000
+    calls each, right after the load) MSET of 16 new keys 43-60 us and warm MSET 39-44 us at
+    535,083 keys, against 16-18 and 5 us at 500,000, and the rehash ran for 5-20 s. A
+    calibration taken then prices every command at a transient the replay (seconds later)
+    and a steady index do not see. A lookup of an absent key does one step of at least one
+    bucket and touches no key, so ``2 x`` the next power of two above ``keys`` of them (the
+    old table has at most that many buckets, growing or shrinking) end any rehash, on any
+    version, without DEBUG (disabled by default since 7.0)."""
+    lookups = 2 * (1 << max(int(keys), 1).bit_length())
+    per = 1000
+    cmds: list[list[bytes | str]] = [["EXISTS", *[key(SETTLE + i) for i in range(a, min(a + per, lookups))]]
+                                     for a in range(0, lookups, per)]
+    for a in range(0, len(cmds), 50):
+        c.pipeline(cmds[a : a + 50])
+    return lookups
 
 
 def _groups(rng: np.random.Generator, loaded: int, requests: int, batch: int, first_new: int,
@@ -515,8 +541,9 @@ def measure_redis(
             def scaled(n: int) -> None:  # server times with ``n`` keys loaded
                 nonlocal loaded, n_new
                 say(f"server times with {n} keys loaded")
-                _load(c, loaded, n)
+                load_keys(c, loaded, n)
                 loaded = n
+                settle_keyspace(c, loaded)
                 g, used = _groups(rng, loaded, scale_req, batch, NEW_BASE + n_new, (batch,))
                 n_new += used
                 res.scaled[n] = {t.command: t.service_s for t in _measure_rotating(c, g) if t.command != "ping"}
@@ -524,8 +551,9 @@ def measure_redis(
             for n in small:
                 scaled(n)
             say(f"loading {keys} keys and a sorted set of them into redis {version} at {host}:{port}")
-            _load(c, loaded, keys)
+            load_keys(c, loaded, keys)
             loaded = keys
+            settle_keyspace(c, loaded)  # time the steady state, not the rehash the load began
             warm = [encode("GET", key(int(i))) for i in rng.integers(0, keys, size=min(requests, 1000))]
             _timed(c, warm + [encode("PING")] * min(requests, 1000))
             groups, used = _groups(rng, loaded, requests, batch, NEW_BASE + n_new, (1, batch), warm=True)
