@@ -20,6 +20,7 @@ from kvsim.bench.redis_validation import (
     RedisValidationSettings,
     burst_factors,
     command,
+    fit_client,
     io_slopes,
     plan_stream,
     probe_factors,
@@ -195,6 +196,37 @@ def test_the_event_loop_per_key_and_per_value_from_probes() -> None:
                 res.probe_cold.append(False)
     per_key, per_value = io_slopes([res], base)
     assert (per_key, per_value) == pytest.approx((0.3e-6, 0.5e-6), rel=1e-6)
+
+
+def test_the_round_trip_comes_from_the_small_probes() -> None:
+    """Probes whose round trip less send, receive, command and event loop is 10 us (warm) or
+    90 us (cold) up to 16 keys, and more per key beyond what the lines take past that (a
+    trace of large commands): the round trip's own part is the small probes' (their
+    median), not the median of all, which the large ones would raise; with fewer than 20
+    small probes, every probe counts."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6,
+            "io_s": 10e-6}
+
+    def replay(sizes: list[int]) -> ReplayResult:
+        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+        for n in sizes:
+            for cold in (True, False):
+                extra = 0.5e-6 * max(n - 16, 0)  # what the lines miss past 16 keys
+                net = (90e-6 if cold else 10e-6) + extra
+                res.probe_kind.append("range")
+                res.probe_keys.append(n)
+                res.probe_send_s.append(5e-6)
+                res.probe_recv_s.append(5e-6)
+                res.probe_rtt_s.append(10e-6 + 1e-6 + 0.2e-6 * n + 10e-6 + net)
+                res.probe_cold.append(cold)
+        return res
+
+    mixed = [1, 4, 16] * 10 + [256, 1024, 4096] * 15  # 30 small, 45 large: the large are the median
+    fit, dists = fit_client(replay(mixed), base)
+    assert fit["tcp_rtt_s"] == pytest.approx(10e-6) and fit["tcp_rtt_cold_s"] == pytest.approx(90e-6)
+    assert dists["rtt"].p99 == pytest.approx(10e-6)
+    few = [1, 4] * 5 + [256, 1024, 4096] * 15  # 10 small probes: all of them count
+    assert fit_client(replay(few), base)[0]["tcp_rtt_s"] > 100e-6
 
 
 def test_command_time_factors_by_hand() -> None:
