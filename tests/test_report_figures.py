@@ -65,6 +65,9 @@ def test_redis_validation_cdfs_by_hand(tmp_path: Path, drawn: list[Any]) -> None
     for ax in (g1, g2, i1, i2):
         assert (ax.get_xscale(), ax.get_xlabel(), ax.get_ylabel()) == ("log", "latency (us, log)", "CDF")
         assert ax.xaxis.label.get_fontsize() == 7 and ax.yaxis.label.get_fontsize() == 7
+        # plain numbers at 1, 2, 5 per decade; no minor labels (they overlap within a decade)
+        assert {t.get_text() for t in ax.get_xticklabels()} <= {f"{m * 10**e:g}" for m in (1, 2, 5) for e in range(-1, 3)}
+        assert {t.get_text() for t in ax.get_xticklabels(minor=True)} <= {""}
         *_, p99 = ax.lines  # the 99th percentile's line, last
         assert list(p99.get_ydata()) == [0.99, 0.99] and list(p99.get_xdata()) == [0, 1]
         assert (p99.get_color(), p99.get_linewidth(), p99.get_linestyle()) == ("grey", 0.6, ":")
