@@ -179,3 +179,19 @@ def test_a_laid_out_figure_is_saved_whole(tmp_path: Path) -> None:
     with Image.open(plots.save_figure(fig, tmp_path / "f.png", laid_out=True)) as im:
         assert im.size == (520, 390)
     assert not plt.fignum_exists(fig.number)
+
+
+@pytest.mark.parametrize(("lo", "hi", "want"), [(150, 900, {"200", "500"}), (3, 4000, {"5", "10", "20", "50", "100", "200", "500", "1000", "2000"})])
+def test_plain_log_ticks_label_1_2_5_per_decade(lo: float, hi: float, want: set[str]) -> None:
+    """Within a decade and across several: plain numbers at 1, 2 and 5 per decade, no minor
+    labels (matplotlib's own would label 2x10^2, 3x10^2, ... on the first axis)."""
+    fig, ax = plt.subplots()
+    ax.plot([lo, hi], [0, 1])
+    ax.set_xscale("log")
+    plots.plain_log_ticks(ax.xaxis)
+    fig.canvas.draw()
+    lo_, hi_ = ax.get_xlim()
+    shown = {t.get_text() for t, v in zip(ax.get_xticklabels(), ax.get_xticks(), strict=True) if lo_ <= v <= hi_}
+    assert want <= shown <= want | {"1", "2", "5000", "100", "1000"}
+    assert {t.get_text() for t in ax.get_xticklabels(minor=True)} <= {""}
+    plt.close(fig)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kvsim.report.plots import plt, report_theme, save_figure, sns
+from kvsim.report.plots import plain_log_ticks, plt, report_theme, save_figure, sns
 
 
 def plot_fig3(run_dir: str | Path) -> Path | None:
@@ -46,6 +46,7 @@ def plot_fig3(run_dir: str | Path) -> Path | None:
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1.0, label=f"{baseline} = 1")
         ax.axvspan(0, warm / 60.0, color="grey", alpha=0.12, lw=0)
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
         ax.set_xlabel("time in trace (min); shaded: warm-up")
         ax.set_ylabel(f"p99 latency / {baseline} p99")
         ax.set_title(title)

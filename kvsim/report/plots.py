@@ -68,6 +68,17 @@ def policy_lines(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, order: list[s
     ax.legend(handles=handles, fontsize=7, ncol=2)
 
 
+def plain_log_ticks(axis: Any) -> None:
+    """A log axis labelled at 1, 2 and 5 per decade in plain numbers, without minor labels:
+    an axis spanning less than a decade otherwise gets matplotlib's minor labels ("2x10^2
+    3x10^2 ..."), which overlap."""
+    from matplotlib import ticker
+
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def save_figure(fig: plt.Figure, path: Path, laid_out: bool = False) -> Path:
     """``laid_out``: the caller ran ``tight_layout``, so the figure is saved as it is (one
     drawing); else cut to what it shows (``bbox_inches="tight"`` draws it twice)."""

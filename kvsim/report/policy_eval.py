@@ -36,7 +36,7 @@ def shown_policies(policies: Sequence[str], classic: Sequence[str]) -> list[str]
 
 def plot_policy_eval(run_dir: str | Path) -> Path:
     """``policy_eval.png`` of a run folder."""
-    from kvsim.report.plots import plt, save_figure  # matplotlib only when drawing
+    from kvsim.report.plots import plain_log_ticks, plt, save_figure  # matplotlib only when drawing
 
     d = Path(run_dir)
     summary = json.loads((d / "summary.json").read_text())
@@ -55,6 +55,7 @@ def plot_policy_eval(run_dir: str | Path) -> Path:
         ax.plot(x, best, ls="--", color="grey", label="best classic")
         ax.axhline(0, color="black", lw=0.5)
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
         ax.set_title(NAMES.get(fam, fam) + (" (tuned)" if bool(rs["tuned_here"].iloc[0]) else ""), fontsize=9)
         ax.set_xlabel("capacity (share of unique blocks)")
     axes[0][0].set_ylabel("share of LRU's gap to OPT closed")

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib import ticker
 
-from kvsim.report.plots import plt, report_theme, save_figure
+from kvsim.report.plots import plain_log_ticks, plt, report_theme, save_figure
 
 OPS = ("get", "range", "insert", "delete")
 
@@ -42,11 +41,7 @@ def plot_cdfs(run_dir: str | Path) -> Path | None:
                 r = row.iloc[0]
                 ax.set_title(f"{op}, x{sp:g}: p50 {100 * r.err_p50:+.0f}%, p99 {100 * r.err_p99:+.0f}%", fontsize=8)
             ax.set_xscale("log")
-            # ticks at 1, 2 and 5 per decade, as plain numbers: a panel spanning less than a
-            # decade otherwise gets matplotlib's minor labels ("2x10^2 3x10^2 ..."), overlapping
-            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            plain_log_ticks(ax.xaxis)
             ax.set_xlabel("latency (us, log)", fontsize=7)
             ax.set_ylabel("CDF", fontsize=7)
             ax.axhline(0.99, color="grey", lw=0.6, ls=":")
