@@ -420,8 +420,9 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     its receive, the calibrated command time and the event loop's (``io_s`` and ``slopes``,
     per key and per value: :func:`io_slopes`); the probes wait for their reply in select, as
     the replay does, so a sleeping thread's wake-up is in it. Returned as the model's ``rtt``
-    distribution (``CostDist.from_samples``; ``rtt_cold`` from the first probe of each pair,
-    sent after a sleep) and its medians as parameters, with the client's turns summarised
+    distribution (``CostDist.from_samples`` of the probes of at most ``NET_MAX_KEYS`` keys;
+    ``rtt_cold`` from the first probe of each pair, sent after a sleep) and its medians as
+    parameters, with the client's turns summarised
     for the report (the simulation takes the client's costs command by command,
     :func:`client_costs`)."""
     kinds = np.array(real.kind)
