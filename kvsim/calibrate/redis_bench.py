@@ -444,12 +444,14 @@ def settle_keyspace(c: RespClient, keys: int) -> int:
     ``serverCron`` tick (10 a second). Right after a load past a power of two (e.g. 535,083
     keys, past 2^19) every command also does rehash work: measured here (redis 7.0, 2,000
     calls each, right after the load) MSET of 16 new keys 43-60 us and warm MSET 39-44 us at
-    535,083 keys, against 16-18 and 5 us at 500,000, and the rehash ran for 5-20 s. A
-    calibration taken then prices every command at a transient the replay (seconds later)
-    and a steady index do not see. A lookup of an absent key does one step of at least one
-    bucket and touches no key, so ``2 x`` the next power of two above ``keys`` of them (the
-    old table has at most that many buckets, growing or shrinking) end any rehash, on any
-    version, without DEBUG (disabled by default since 7.0)."""
+    535,083 keys, against 16-18 and 5 us at 500,000, and the rehash was still on 3 s after
+    the load (over within 20 s). A calibration taken then prices every command at a
+    transient the replay (seconds later) and a steady index do not see. A lookup of an
+    absent key touches no key and does one rehash step, which moves one non-empty bucket or
+    skips up to ten empty ones; a growing table's old half has at most ``keys`` buckets, a
+    shrinking one (Redis shrinks below 10% fill) at most ``10 x keys``, mostly empty. So
+    ``2 x`` the next power of two above ``keys`` lookups end any rehash, without DEBUG
+    (disabled by default since Redis 7.0)."""
     lookups = 2 * (1 << max(int(keys), 1).bit_length())
     per = 1000
     cmds: list[list[bytes | str]] = [["EXISTS", *[key(SETTLE + i) for i in range(a, min(a + per, lookups))]]
