@@ -447,11 +447,11 @@ def settle_keyspace(c: RespClient, keys: int) -> int:
     535,083 keys, against 16-18 and 5 us at 500,000, and the rehash was still on 3 s after
     the load (over within 20 s). A calibration taken then prices every command at a
     transient the replay (seconds later) and a steady index do not see. A lookup of an
-    absent key touches no key and does one rehash step, which moves one non-empty bucket or
-    skips up to ten empty ones; a growing table's old half has at most ``keys`` buckets, a
-    shrinking one (Redis shrinks below 10% fill) at most ``10 x keys``, mostly empty. So
-    ``2 x`` the next power of two above ``keys`` lookups end any rehash, without DEBUG
-    (disabled by default since Redis 7.0)."""
+    absent key touches no key and does one rehash step, which moves at least one non-empty
+    bucket unless it skips ten empty ones; the old table of a growth has at most ``keys``
+    buckets, so ``2 x`` the next power of two above ``keys`` lookups end it, without DEBUG
+    (disabled by default since Redis 7.0). (A shrink, below 10% fill, starts from a table
+    that is nearly empty, which the server's own cron walks through quickly.)"""
     lookups = 2 * (1 << max(int(keys), 1).bit_length())
     per = 1000
     cmds: list[list[bytes | str]] = [["EXISTS", *[key(SETTLE + i) for i in range(a, min(a + per, lookups))]]
