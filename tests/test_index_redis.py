@@ -158,3 +158,18 @@ def test_command_time_through_knots_by_hand() -> None:
     assert op.server_s == pytest.approx(cold * 75 / 100 + warm * 25 / 100)
     with pytest.raises(ValueError, match="mget_knots"):
         RedisIndex(**COSTS, mget_knots=[(256, 1e-4), (16, 9e-6)])
+
+
+def test_io_extra_knots_add_to_a_commands_event_loop() -> None:
+    """0 up to the first point, linear between points, the last point's value beyond."""
+    from kvsim.index.base import Op
+    from kvsim.index.redis import extra_time
+
+    kn = [(16.0, 0.0), (64.0, 24e-6), (256.0, 48e-6)]
+    assert [extra_time(kn, n) for n in (1, 16, 40, 64, 160, 256, 5000)] == pytest.approx(
+        [0.0, 0.0, 12e-6, 24e-6, 36e-6, 48e-6, 48e-6])
+    ix = RedisIndex(**COSTS, io_s=10e-6, io_per_key_s=0.1e-6, io_extra_knots=kn)  # type: ignore[arg-type]
+    assert ix.io(Op("insert", 40, 1, 0, 0, 0.0)) == pytest.approx(10e-6 + 4e-6 + 12e-6)
+    assert RedisIndex(**COSTS, io_s=10e-6).io(Op("insert", 40, 1, 0, 0, 0.0)) == pytest.approx(10e-6)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="io_extra_knots"):
+        RedisIndex(**COSTS, io_extra_knots=[(64.0, 1e-6), (16.0, 0.0)])  # type: ignore[arg-type]

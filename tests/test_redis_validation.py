@@ -221,10 +221,14 @@ def test_the_round_trip_comes_from_the_small_probes() -> None:
                 res.probe_cold.append(cold)
         return res
 
-    mixed = [1, 4, 16] * 10 + [256, 1024, 4096] * 15  # 30 small, 45 large: the large are the median
+    mixed = [1, 4, 16] * 10 + [256, 1024, 4096] * 25  # 30 small, 75 large: the large are the median
     fit, dists = fit_client(replay(mixed), base)
     assert fit["tcp_rtt_s"] == pytest.approx(10e-6) and fit["tcp_rtt_cold_s"] == pytest.approx(90e-6)
     assert dists["rtt"].p99 == pytest.approx(10e-6)
+    # what the large probes leave beyond it, by bins of 4x more keys: (16, 0), then each
+    # bin's median keys and median excess (0.5 us per key past 16), empty bins left out
+    assert fit["io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 120e-6)), pytest.approx((1024.0, 504e-6)),
+                                     pytest.approx((4096.0, 2040e-6))]
     few = [1, 4] * 5 + [256, 1024, 4096] * 15  # 10 small probes: all of them count
     assert fit_client(replay(few), base)[0]["tcp_rtt_s"] > 100e-6
 

@@ -444,7 +444,8 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     # the fitted lines take (net 19-21 us at 1-16 keys, 73 at 64-256, 140 over 1,024) and
     # raised the median of all to 29 us, charged to every command, small ones included.
     small = pn <= NET_MAX_KEYS
-    warm = ~cold & small if (~cold & small).sum() >= MIN_NET_PROBES else ~cold
+    from_small = bool((~cold & small).sum() >= MIN_NET_PROBES)
+    warm = ~cold & small if from_small else ~cold
     first = cold & small if (cold & small).sum() >= MIN_NET_PROBES else cold
     # the event loop is on the reply's path up to the write: what a lone command's round
     # trip leaves for it (the median); the rest of io_s follows the reply
@@ -453,10 +454,24 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     rtt = CostDist.from_samples(np.maximum(net[warm], 1e-8))
     rtt_cold = CostDist.from_samples(np.maximum(net[first], 1e-8)) if first.any() else rtt
     dists = {"rtt": rtt, "rtt_cold": rtt_cold}
+    # What larger probes leave beyond that (the lines miss it: the kernel's copies of larger
+    # messages, not a straight line in the keys), by size: the median excess of the warm
+    # probes in each bin of 4x more keys, as points the model adds to a command's event loop
+    # (RedisIndex io_extra_knots); bins with fewer than MIN_NET_PROBES probes are left out.
+    knots: list[tuple[float, float]] = []
+    if from_small:  # the round trip came from the small probes
+        knots.append((float(NET_MAX_KEYS), 0.0))
+        lo = NET_MAX_KEYS
+        while (~cold & (pn > lo)).any():
+            b = ~cold & (pn > lo) & (pn <= 4 * lo)
+            if b.sum() >= MIN_NET_PROBES:
+                knots.append((float(np.median(pn[b])), max(float(np.median(net[b])) - rtt.p50, 0.0)))
+            lo *= 4
     params = {
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
         "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
         "io_per_key_s": per_key, "io_per_value_s": per_value, "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
+        "io_extra_knots": knots if len(knots) > 1 else [],
     }
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))

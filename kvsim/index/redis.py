@@ -94,6 +94,17 @@ RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approxima
 Knots = Sequence[tuple[float, float]]  # (keys, seconds) points of a command's time beyond its line
 
 
+def extra_time(knots: Sequence[tuple[float, float]], n: float) -> float:
+    """``knots`` (keys, seconds) at ``n`` keys: 0 up to the first point, linear between
+    points, the last point's value beyond it."""
+    if not knots or n <= knots[0][0]:
+        return 0.0 if not knots or n < knots[0][0] else knots[0][1]
+    for (k0, t0), (k1, t1) in zip(knots, knots[1:], strict=False):
+        if n <= k1:
+            return t0 + (t1 - t0) * (n - k0) / (k1 - k0)
+    return knots[-1][1]
+
+
 def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
     """A command's time at ``n`` keys: ``base + per_key n`` up to the first knot's key count;
     beyond it piecewise linear through the knots (``(keys, seconds)``, increasing keys), and
@@ -158,6 +169,7 @@ class RedisIndex(IndexModel):
         mget_knots: Knots = (),
         mset_knots: Knots = (),
         mset_warm_knots: Knots = (),
+        io_extra_knots: Knots = (),
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -206,12 +218,17 @@ class RedisIndex(IndexModel):
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
-        for name, kn in (("mget_knots", mget_knots), ("mset_knots", mset_knots), ("mset_warm_knots", mset_warm_knots)):
+        for name, kn in (("mget_knots", mget_knots), ("mset_knots", mset_knots), ("mset_warm_knots", mset_warm_knots),
+                         ("io_extra_knots", io_extra_knots)):
             if any(b[0] <= a[0] for a, b in zip(kn, kn[1:], strict=False)) or any(t < 0 or k < 1 for k, t in kn):
                 raise ValueError(f"redis.{name}: (keys >= 1, seconds >= 0) points with increasing keys, got {list(kn)}")
         self.mget_knots, self.mset_knots, warm_knots = (tuple((float(k), float(t)) for k, t in kn)
                                                         for kn in (mget_knots, mset_knots, mset_warm_knots))
         self.mset_warm_knots = warm_knots or self.mset_knots
+        # a command's time on the round trip's path beyond the per-key lines, by its keys
+        # (measured by the validation's probes; none by default): 0 up to the first point,
+        # linear between points, the last point's value beyond
+        self.io_extra_knots = tuple((float(k), float(t)) for k, t in io_extra_knots)
         self._track = self.mset_warm != self.mset or self.mset_warm_knots != self.mset_knots  # (bookkeeping only when it changes a cost)
         self._touched: set[int] = set()  # the keys the last lookup read
         self.held: set[int] = set()
@@ -367,7 +384,8 @@ class RedisIndex(IndexModel):
     def io(self, op: Op) -> float:
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
         values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
-        return self.io_s + self.io_per_key * op.keys + self.io_per_value * values
+        t = self.io_s + self.io_per_key * op.keys + self.io_per_value * values
+        return t + extra_time(self.io_extra_knots, op.keys) if self.io_extra_knots else t
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
