@@ -454,8 +454,8 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     rtt = CostDist.from_samples(np.maximum(net[warm], 1e-8))
     rtt_cold = CostDist.from_samples(np.maximum(net[first], 1e-8)) if first.any() else rtt
     dists = {"rtt": rtt, "rtt_cold": rtt_cold}
-    # What larger probes leave beyond that (the lines miss it: the kernel's copies of larger
-    # messages, not a straight line in the keys), by size: the median excess of the warm
+    # What larger probes leave beyond that (the per-key lines miss it; not a straight line
+    # in the keys, and where the time goes was not measured), by size: the median excess of the warm
     # probes in each bin of 4x more keys, as points the model adds to a command's event loop
     # (RedisIndex io_extra_knots); bins with fewer than MIN_NET_PROBES probes are left out.
     knots: list[tuple[float, float]] = []
