@@ -31,7 +31,7 @@ from kvsim.bench.policy_eval_settings import PolicyEvalSettings
 from kvsim.config import PROJECT_ROOT
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
-from kvsim.report.policy_eval import NAMES, shown_policies
+from kvsim.report.policy_eval import NAMES, evaluated, shown_policies
 from kvsim.trace.schema import Trace
 
 log = logging.getLogger("kvsim")
@@ -200,7 +200,7 @@ def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str
     wall = time.perf_counter() - t0
     df = pd.DataFrame(rows)
     write_with(out / "policy_eval.csv", lambda p: df.to_csv(p, index=False))
-    others = [p for p in s.policies if p not in s.classic and p != "opt"]
+    others = evaluated(s.policies, s.classic)
     table = cells(rows, list(s.classic), s.tuned_on)
     write_with(out / "policy_eval_cells.csv", lambda p: pd.DataFrame(table).to_csv(p, index=False))
     text = markdown(table, shown_policies(s.policies, s.classic))

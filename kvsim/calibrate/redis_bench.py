@@ -452,13 +452,14 @@ def settle_keyspace(c: RespClient, keys: int) -> int:
     buckets, so ``2 x`` the next power of two above ``keys`` lookups end it, without DEBUG
     (disabled by default since Redis 7.0). (A shrink, below 10% fill, starts from a table
     that is nearly empty, which the server's own cron walks through quickly.)"""
-    lookups = 2 * (1 << max(int(keys), 1).bit_length())
     per = 1000
-    cmds: list[list[bytes | str]] = [["EXISTS", *[key(SETTLE + i) for i in range(a, min(a + per, lookups))]]
-                                     for a in range(0, lookups, per)]
-    for a in range(0, len(cmds), 50):
-        c.pipeline(cmds[a : a + 50])
-    return lookups
+    calls = -(-2 * (1 << max(int(keys), 1).bit_length()) // per)
+    # the same absent keys each time: a step is done per lookup, whatever the key (so the
+    # commands are built once: memory does not grow with the keys held)
+    cmd: list[bytes | str] = ["EXISTS", *[key(SETTLE + i) for i in range(per)]]
+    for a in range(0, calls, 50):
+        c.pipeline([cmd] * min(50, calls - a))
+    return calls * per
 
 
 def _groups(rng: np.random.Generator, loaded: int, requests: int, batch: int, first_new: int,

@@ -94,15 +94,24 @@ RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approxima
 Knots = Sequence[tuple[float, float]]  # (keys, seconds) points of a command's time beyond its line
 
 
-def extra_time(knots: Sequence[tuple[float, float]], n: float) -> float:
+def _through(knots: Knots, n: float) -> float | None:
+    """Linear through ``knots`` (increasing keys) at ``n`` keys from the first point to the
+    last; None beyond the last (each caller extends the curve its own way)."""
+    if n == knots[0][0]:
+        return knots[0][1]
+    for (a, ta), (b, tb) in zip(knots, knots[1:], strict=False):
+        if n <= b:
+            return ta + (tb - ta) * (n - a) / (b - a)
+    return None
+
+
+def extra_time(knots: Knots, n: float) -> float:
     """``knots`` (keys, seconds) at ``n`` keys: 0 up to the first point, linear between
     points, the last point's value beyond it."""
-    if not knots or n <= knots[0][0]:
-        return 0.0 if not knots or n < knots[0][0] else knots[0][1]
-    for (k0, t0), (k1, t1) in zip(knots, knots[1:], strict=False):
-        if n <= k1:
-            return t0 + (t1 - t0) * (n - k0) / (k1 - k0)
-    return knots[-1][1]
+    if not knots or n < knots[0][0]:
+        return 0.0
+    t = _through(knots, n)
+    return knots[-1][1] if t is None else t
 
 
 def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
@@ -115,9 +124,9 @@ def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
     base, per = line
     if not knots or n <= knots[0][0]:
         return base + per * n
-    for (a, ta), (b, tb) in zip(knots, knots[1:], strict=False):
-        if n <= b:
-            return ta + (tb - ta) * (n - a) / (b - a)
+    t = _through(knots, n)
+    if t is not None:
+        return t
     if len(knots) == 1:
         a, ta = knots[0]
         return ta + per * (n - a)

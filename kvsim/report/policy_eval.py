@@ -27,10 +27,15 @@ NAMES = {
 }
 
 
+def evaluated(policies: Sequence[str], classic: Sequence[str]) -> list[str]:
+    """The policies judged against the classic ones: neither classic nor OPT."""
+    return [p for p in policies if p not in classic and p != "opt"]
+
+
 def shown_policies(policies: Sequence[str], classic: Sequence[str]) -> list[str]:
     """The policies a run's table and figure show: kvsim's own (hotness, look-ahead) when
-    evaluated, else every policy that is neither classic nor OPT."""
-    others = [p for p in policies if p not in classic and p != "opt"]
+    evaluated, else every evaluated one."""
+    others = evaluated(policies, classic)
     return [p for p in ("hotness", "lookahead") if p in others] or others
 
 
