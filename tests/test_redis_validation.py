@@ -22,6 +22,7 @@ from kvsim.bench.redis_validation import (
     command,
     fit_client,
     io_slopes,
+    loop_per_command,
     plan_stream,
     probe_factors,
     redis_server,
@@ -158,10 +159,29 @@ def test_a_server_turn_pays_its_own_part_once() -> None:
         return model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
                      turn_s=turn_s, lookup="all")
 
-    assert calls(loops(4e-6), [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 87e-6])
+    ix = loops(4e-6)
+    assert ix.loop_charges() is None  # no loop before the first call
+    assert calls(ix, [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 87e-6])
+    # the event loop charged: 4 + 2 x 2 for the first turn, 4 + 2 for C's (no per-key terms)
+    assert ix.loop_charges() == pytest.approx((14e-6, 0.0, 3))
     assert calls(loops(0.0), [0.0] * 3).latency_s == pytest.approx([49e-6, 59e-6, 91e-6])
     with pytest.raises(ValueError, match="turn_s"):
         loops(7e-6)
+
+
+def test_the_event_loop_per_command_by_hand() -> None:
+    """A replay's stream stretches: 9.91 ms of CPU over 50 ms, 2 ms of it in commands, an idle
+    rate of 2 ms/s (0.1 ms), 101 calls in 1 stretch (its INFO reading at io_s = 10 us): 7.8
+    ms left for 100 commands, 78 us each; nothing measured (no INFO cpu): None."""
+
+    def replay() -> ReplayResult:
+        return ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+
+    res = replay()
+    res.stream_cpu_s, res.stream_usec_s, res.stream_window_s, res.stream_calls, res.stream_windows = (
+        9.91e-3, 2e-3, 50e-3, 101, 1)
+    assert loop_per_command(res, 2e-3, 10e-6) == pytest.approx(78e-6)
+    assert loop_per_command(replay(), 2e-3, 10e-6) is None
 
 
 def test_each_replay_writes_keys_new_to_the_server(embedded_trace) -> None:  # type: ignore[no-untyped-def]
@@ -290,6 +310,9 @@ def test_replay_client_against_a_real_server() -> None:
     assert pc.get("del", 0) == n_mset
     assert {k: calls.get(k, 0) - pc.get(k, 0) for k in ("get", "mget", "mset", "del")} == {"get": 30, "mget": 30, "mset": 30, "del": 0}
     assert all(v >= 0 for v in res.probe_server_s.values())
+    # the stream's stretches: the server's CPU, its calls (one INFO reading each) and time
+    assert res.stream_windows > 0 and res.stream_calls > res.stream_windows
+    assert res.stream_cpu_s > res.stream_usec_s > 0 and res.stream_window_s > 0
     assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)

@@ -72,7 +72,7 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.redis_bench import commandstats, measure_redis, settle_keyspace
+from kvsim.calibrate.redis_bench import commandstats, measure_redis, server_cpu, settle_keyspace
 from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
@@ -539,7 +539,9 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 
     env.process(source())
     env.run()
-    return pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s})
+    df = pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s})
+    df.attrs["loop"] = ix.loop_charges()
+    return df
 
 
 # --- the server's command times inside a replay --------------------------------------------
@@ -601,6 +603,34 @@ def scaled_server(server: dict[str, Any], f: dict[str, float]) -> dict[str, Any]
         if name in out:
             out[name] = [(n, t * f.get(stat, 1.0)) for n, t in out[name]]
     return out
+
+
+def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
+    """The server main thread's CPU per second with nothing to serve (``serverCron``)."""
+    a = server_cpu(c)
+    time.sleep(seconds)
+    b = server_cpu(c)
+    return max((b - a) / seconds, 0.0) if a is not None and b is not None else 0.0
+
+
+def _us(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 1e6:.2f} us"
+
+
+def loop_per_command(real: ReplayResult, cron_s: float, io_s: float) -> float | None:
+    """The server's event-loop CPU per command inside a replay's stream: the main thread's
+    CPU over the stretches that held the stream's commands and no probe
+    (:attr:`ReplayResult.stream_cpu_s`) less the commands' own time, the idle rate's share
+    (``cron_s`` per second) and the INFO reading that ends each stretch (a turn of its own,
+    ``io_s``), per command; None when not measured (no ``INFO cpu``, no stretch).
+
+    A diagnostic, recorded beside the model's charge (:meth:`RedisIndex.loop_charges`), not a
+    model input: part of what it counts the model books in the round trip and the size
+    excess, both fitted from the probes (docs/redis_validation.md, fourth pass)."""
+    cmds = real.stream_calls - real.stream_windows
+    if cmds <= 0 or real.stream_cpu_s <= 0:
+        return None
+    return (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s - real.stream_windows * io_s) / cmds
 
 
 def command_usec(c: RespClient) -> dict[str, float]:
@@ -707,6 +737,9 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
                 raise AssertionError("redis_validation: the calibrated model planned other commands")
             probes = _probes(stream, rng, preload)
+            with RespClient(host, port) as c:
+                cron_s = idle_cpu_rate(c)  # the server's own CPU per second while idle (serverCron)
+            loop: dict[float, dict[str, float | None]] = {}
             replays: dict[float, ReplayResult] = {}
             factors: dict[float, dict[str, float]] = {}
             usecs: dict[float, dict[str, float]] = {}
@@ -759,11 +792,19 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 sims = [simulate(stream_sp, params, dists, speedup, s.connections, seed,
                                  client_costs(stream_sp, real, s.client, np.random.default_rng(seed)))
                         for seed in range(s.sim_runs)]
+                charged = sims[0].attrs["loop"]
+                loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
+                loop[speedup] = {"real_s": loop_real,
+                                 "model_s": (charged[0] + charged[1]) / charged[2] if charged and charged[2] else None}
+                log.info("redis_validation: x%g: the event loop per command inside the stream: server CPU %s, model %s "
+                         "(idle: %.1f us/s)", speedup, _us(loop[speedup]["real_s"]), _us(loop[speedup]["model_s"]),
+                         cron_s * 1e6)
                 sim = pd.concat(sims, ignore_index=True)
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
                 got = compare(real_df, sim, speedup)
                 rows += got
-                fits[f"{speedup:g}"] = {**fit, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup], "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
+                fits[f"{speedup:g}"] = {**fit, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
+                                        "event_loop_per_command": loop[speedup], "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
                                         "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
                 lat.append(real_df.assign(source="real", speedup=speedup))

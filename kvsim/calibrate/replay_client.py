@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kvsim.calibrate.redis_bench import parse_commandstats
+from kvsim.calibrate.redis_bench import parse_commandstats, parse_info
 from kvsim.calibrate.resp import RespError, encode
 
 
@@ -90,6 +90,14 @@ class ReplayResult:
     probe_server_s: dict[str, float] = field(default_factory=dict)
     probe_server_calls: dict[str, int] = field(default_factory=dict)  # ... and their calls
     probe_pairs: int = 0  # probe pairs counted
+    # with ``count_probes`` on Redis 7+: the server's main-thread CPU over the stretches that
+    # hold the stream's commands and no probe (from the reading before each to the one when
+    # it went idle), their length, and the calls and commands' own seconds in them
+    stream_cpu_s: float = 0.0
+    stream_window_s: float = 0.0
+    stream_calls: int = 0
+    stream_usec_s: float = 0.0
+    stream_windows: int = 0  # the stretches (each ends with one INFO reading, a call of its own)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -192,16 +200,25 @@ def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) ->
         buf += _chunk(sock)
 
 
-def server_counts(sock: socket.socket, sel: selectors.BaseSelector) -> dict[str, tuple[int, float]]:
-    """``INFO commandstats`` over the probe connection: calls of each command so far and the
-    seconds spent in them."""
-    sock.sendall(encode("INFO", "commandstats"))
-    buf = bytearray()
-    while reply_end(buf) < 0:
-        sel.select(1.0)
-        buf += _chunk(sock)
+def server_counts(sock: socket.socket, sel: selectors.BaseSelector) -> tuple[dict[str, tuple[int, float]], float | None]:
+    """``INFO cpu commandstats`` over the probe connection: calls of each command so far and
+    the seconds spent in them, and the main thread's CPU seconds so far (None before Redis
+    7, whose INFO takes one section: then commandstats alone)."""
+    for sections in (("cpu", "commandstats"), ("commandstats",)):
+        sock.sendall(encode("INFO", *sections))
+        buf = bytearray()
+        while reply_end(buf) < 0:
+            sel.select(1.0)
+            buf += _chunk(sock)
+        if buf[:1] != b"-":
+            break
     text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
-    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}
+    info = parse_info(text)
+    try:
+        cpu: float | None = float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
+    except (KeyError, ValueError):
+        cpu = None
+    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, cpu
 
 
 def replay_open_loop(
@@ -327,13 +344,26 @@ def replay_open_loop(
     last_probe = 0.0  # the loop's last work: a probe pair or a reply (a cold probe follows a sleep)
     k_probe = 0
 
-    def read_server() -> dict[str, tuple[int, float]]:
-        nonlocal last, mark
+    cpu_at: tuple[float | None, float] = (None, 0.0)  # the last reading's CPU and when
+
+    def read_server(stream: bool = False) -> dict[str, tuple[int, float]]:
+        """``stream``: the stretch since the last reading held the stream's commands only."""
+        nonlocal last, mark, cpu_at
         if last is not None:  # the stretch ends here: its tail is the last piece's
             last[0][last[1]] += clock() - mark
             last = None
         assert probe_sock is not None
-        out = server_counts(probe_sock, probe_sel)
+        out, cpu = server_counts(probe_sock, probe_sel)
+        t = clock()
+        if stream and cpu is not None and cpu_at[0] is not None:
+            res.stream_cpu_s += cpu - cpu_at[0]
+            res.stream_window_s += t - cpu_at[1]
+            for k, (n, v) in out.items():
+                n0, v0 = reading.get(k, (0, 0.0))
+                res.stream_calls += n - n0
+                res.stream_usec_s += v - v0
+            res.stream_windows += 1
+        cpu_at = (cpu, t)
         mark = clock()
         return out
 
@@ -356,7 +386,7 @@ def replay_open_loop(
             if not events:
                 gap = (due[nxt] - now) if nxt < len(due) else float("inf")
                 if counting and dirty and in_flight == 0 and gap > probe_gap_s:
-                    reading, dirty = read_server(), False  # the stream has gone idle
+                    reading, dirty = read_server(stream=True), False  # the stream has gone idle
                     continue
                 if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
                     t_p = clock()
