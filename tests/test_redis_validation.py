@@ -7,6 +7,8 @@ Tests that need redis-server skip when it is not installed, unless KVSIM_REQUIRE
 
 from __future__ import annotations
 
+import selectors
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,14 @@ from kvsim.bench.redis_validation import (
     scaled_server,
 )
 from kvsim.calibrate.redis_bench import commandstats
-from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop, reply_end
+from kvsim.calibrate.replay_client import (
+    Probe,
+    ReplayResult,
+    Unit,
+    replay_open_loop,
+    reply_end,
+    server_counts,
+)
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
 from kvsim.index.redis import RedisIndex
@@ -301,6 +310,17 @@ def test_replay_client_against_a_real_server() -> None:
         with RespClient(h, p) as c:
             assert c.call("EXISTS", "p1", "p2") == 0
             calls = {k: v[0] - calls0.get(k, 0) for k, v in commandstats(c).items()}
+        # one INFO for the counters and the main thread's CPU; the counters alone when asked
+        sock = socket.create_connection((h, p))
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ)
+        try:
+            (with_cpu, cpu), (alone, none) = server_counts(sock, sel), server_counts(sock, sel, cpu=False)
+        finally:
+            sel.close()
+            sock.close()
+        assert cpu is not None and cpu > 0 and none is None
+        assert with_cpu["mget"] == alone["mget"] and alone["info"][0] == with_cpu["info"][0] + 1
     # the probes' share of the server's counters, read between the stream's bursts: what is
     # left is exactly the stream's commands (30 GETs, 30 MGETs, 30 MSETs)
     pc = res.probe_server_calls

@@ -200,11 +200,12 @@ def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) ->
         buf += _chunk(sock)
 
 
-def server_counts(sock: socket.socket, sel: selectors.BaseSelector) -> tuple[dict[str, tuple[int, float]], float | None]:
+def server_counts(sock: socket.socket, sel: selectors.BaseSelector,
+                  cpu: bool = True) -> tuple[dict[str, tuple[int, float]], float | None]:
     """``INFO cpu commandstats`` over the probe connection: calls of each command so far and
     the seconds spent in them, and the main thread's CPU seconds so far (None before Redis
-    7, whose INFO takes one section: then commandstats alone)."""
-    for sections in (("cpu", "commandstats"), ("commandstats",)):
+    7, whose INFO takes one section: then commandstats alone; or with ``cpu=False``)."""
+    for sections in ((("cpu", "commandstats"),) if cpu else ()) + (("commandstats",),):
         sock.sendall(encode("INFO", *sections))
         buf = bytearray()
         while reply_end(buf) < 0:
@@ -215,10 +216,10 @@ def server_counts(sock: socket.socket, sel: selectors.BaseSelector) -> tuple[dic
     text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
     info = parse_info(text)
     try:
-        cpu: float | None = float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
+        main: float | None = float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
     except (KeyError, ValueError):
-        cpu = None
-    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, cpu
+        main = None
+    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, main
 
 
 def replay_open_loop(
@@ -345,15 +346,17 @@ def replay_open_loop(
     k_probe = 0
 
     cpu_at: tuple[float | None, float] = (None, 0.0)  # the last reading's CPU and when
+    has_cpu = True  # the server reports its main thread's CPU (asked until it does not)
 
     def read_server(stream: bool = False) -> dict[str, tuple[int, float]]:
         """``stream``: the stretch since the last reading held the stream's commands only."""
-        nonlocal last, mark, cpu_at
+        nonlocal last, mark, cpu_at, has_cpu
         if last is not None:  # the stretch ends here: its tail is the last piece's
             last[0][last[1]] += clock() - mark
             last = None
         assert probe_sock is not None
-        out, cpu = server_counts(probe_sock, probe_sel)
+        out, cpu = server_counts(probe_sock, probe_sel, has_cpu)
+        has_cpu = cpu is not None
         t = clock()
         if stream and cpu is not None and cpu_at[0] is not None:
             res.stream_cpu_s += cpu - cpu_at[0]
