@@ -319,13 +319,17 @@ def commandstats(client: RespClient) -> dict[str, tuple[int, int]]:
 Spec = tuple[str, str, Sequence[bytes]]  # (label, commandstats name, one payload per call)
 
 
+def main_thread_cpu(info: dict[str, str]) -> float | None:
+    """The main thread's CPU seconds in parsed ``INFO cpu`` fields, or None (older servers)."""
+    try:
+        return float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
+    except (KeyError, ValueError):
+        return None
+
+
 def server_cpu(client: RespClient) -> float | None:
     """The server's main-thread CPU seconds so far (``INFO cpu``), or None (older servers)."""
-    d = parse_info(_info(client, "cpu"))
-    try:
-        return float(d["used_cpu_sys_main_thread"]) + float(d["used_cpu_user_main_thread"])
-    except KeyError:
-        return None
+    return main_thread_cpu(parse_info(_info(client, "cpu")))
 
 
 def _measure_rotating(client: RespClient, groups: Sequence[Sequence[Spec]], blocks: int = BLOCKS,

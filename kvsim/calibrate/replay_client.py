@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kvsim.calibrate.redis_bench import parse_commandstats, parse_info
+from kvsim.calibrate.redis_bench import main_thread_cpu, parse_commandstats, parse_info
 from kvsim.calibrate.resp import RespError, encode
 
 
@@ -214,12 +214,7 @@ def server_counts(sock: socket.socket, sel: selectors.BaseSelector,
         if buf[:1] != b"-":
             break
     text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
-    info = parse_info(text)
-    try:
-        main: float | None = float(info["used_cpu_sys_main_thread"]) + float(info["used_cpu_user_main_thread"])
-    except (KeyError, ValueError):
-        main = None
-    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, main
+    return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, main_thread_cpu(parse_info(text))
 
 
 def replay_open_loop(
