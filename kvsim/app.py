@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,6 @@ from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
 from kvsim.memory import MemoryGuard
 from kvsim.policy.base import EvictionPolicy
-from kvsim.ranges import check_call
 from kvsim.system.compute import (
     GPUSpec,
     KVBudget,
@@ -41,6 +40,7 @@ from kvsim.system.router import Router
 from kvsim.system.scheduler import Scheduler
 from kvsim.system.servers import PriorityServer
 from kvsim.system.topology import SCOPES, Device, Layout, Link, Topology, expand
+from kvsim.targets import check_target_node
 from kvsim.trace.schema import Trace
 from kvsim.workload import Arrivals, arrivals
 
@@ -50,35 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("kvsim")
 
 GIB = 2**30
-# Keys of a `_target_` node that describe it rather than configure the class.
-_META_KEYS = ("name", "_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
 __all__ = ["ConfigError", "build_index", "build_trace", "check_target_node", "run", "validate"]
-
-
-def check_target_node(node: Any, where: str, later: Sequence[str] = ()) -> None:
-    """A `_target_` node against its class's constructor: every key a parameter, each of
-    the parameter's annotated type and range (:func:`kvsim.ranges.check_call`), every
-    required one given (``later``: the ones a `_partial_` node's caller passes). A key that
-    is itself a `_target_` node (a component: an RDMA index's ``client``) is checked against
-    its own class the same way."""
-    if isinstance(node, DictConfig):
-        node = OmegaConf.to_container(node, resolve=True)
-    if not isinstance(node, Mapping) or "_target_" not in node:
-        raise ConfigError(f"{where}: expected a node with a _target_ class, got {node!r}")
-    try:
-        cls: type = get_class(str(node["_target_"]))
-    except Exception as e:
-        raise ConfigError(f"{where}._target_: cannot load {node['_target_']!r} ({e})") from None
-    kwargs = {str(k): v for k, v in node.items() if k not in _META_KEYS}
-    for k, v in kwargs.items():
-        if isinstance(v, Mapping) and "_target_" in v:
-            check_target_node(v, f"{where}.{k}")
-    parts = {k: v for k, v in kwargs.items() if not (isinstance(v, Mapping) and "_target_" in v)}
-    check_call(cls, parts, where, later=(*later, *(k for k in kwargs if k not in parts)) if node.get("_partial_")
-               else tuple(k for k in kwargs if k not in parts))
-
 
 
 def _strip_meta(node: DictConfig) -> DictConfig:

@@ -345,7 +345,7 @@ CHECKED_ROOTS = frozenset(
 
 @dataclass(frozen=True)
 class Mode:
-    run: str  # "module:function" taking (cfg, out_dir)
+    run: str  # "module:function" taking (cfg, out_dir): the mode's Hydra edge (kvsim.modes)
     settings: str | None  # "module:Class": the dataclass of its experiment.* settings
     uses: frozenset[str]  # the roots of CHECKED_ROOTS it reads
     check: str | None = None  # "module:function" (cfg) -> None: cross-checks before the run
@@ -356,20 +356,20 @@ _SIM = frozenset({"trace", "system", "model", "gpu", "policy", "index", "calibra
 MODES: dict[str, Mode] = {
     "simulate": Mode("kvsim.app:run_simulation", None, _SIM, "kvsim.app:validate"),
     "trace_analysis": Mode(
-        "kvsim.analysis.run:run_trace_analysis", "kvsim.analysis.settings:TraceAnalysisSettings",
+        "kvsim.modes:trace_analysis", "kvsim.analysis.settings:TraceAnalysisSettings",
         frozenset({"trace", "model", "experiment", "figures"}),
     ),
     "metadata_bench": Mode(
-        "kvsim.bench.metadata:run_metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
+        "kvsim.modes:metadata_bench", "kvsim.bench.settings:MetadataBenchSettings",
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.settings:check_config",
     ),
     "policy_eval": Mode(
-        "kvsim.bench.policy_eval:run_policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
+        "kvsim.modes:policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
         frozenset({"experiment", "figures"}),
     ),
     "redis_validation": Mode(
-        "kvsim.bench.redis_validation:run_redis_validation",
+        "kvsim.modes:redis_validation",
         "kvsim.bench.validation_settings:RedisValidationSettings",
         frozenset({"trace", "index", "calibration", "experiment", "figures"}),
         "kvsim.bench.validation_settings:check_config",
@@ -538,7 +538,7 @@ def remember_checked(key: str) -> None:
 
 
 def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | None) -> None:
-    from kvsim.app import check_target_node
+    from kvsim.targets import check_target_node
 
     # calibration first: other groups take its values by interpolation, and a bad value
     # should be named where it was set

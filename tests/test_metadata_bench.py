@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kvsim.bench.metadata import SUMMARY_COLUMNS, run_metadata_bench
+from kvsim.bench.metadata import SUMMARY_COLUMNS
+from kvsim.modes import metadata_bench as run_metadata_bench
 
 ALL = {"redis", "mooncake", "sherman", "chime", "radix", "extent"}
 

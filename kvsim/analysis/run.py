@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,46 +115,4 @@ def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | N
     from kvsim.report.trace_report import write_report
 
     write_report(out)
-    return stats
-
-
-def settings_from_cfg(cfg: Any) -> AnalysisSettings:
-    exp = cfg.get("experiment") or {}
-    exp = {f.name: exp[f.name] for f in fields(TraceAnalysisSettings) if f.name in exp}
-    block_bytes = None
-    model = None
-    if cfg.get("model") is not None:
-        try:
-            from kvsim.app import build_model
-
-            m = build_model(cfg)
-            block_bytes = m.block_bytes(int(cfg.trace.block_tokens))
-            model = m.name
-        except Exception:  # a model is optional here; the KV-size axis is left out
-            block_bytes = None
-    return AnalysisSettings(
-        **exp,
-        figures=bool(cfg.get("figures", True)),
-        seed=int(cfg.get("seed", 0)),
-        kv_block_bytes=block_bytes,
-        model=model,
-    )
-
-
-def run_trace_analysis(cfg: Any, out: Path) -> dict[str, Any]:
-    """The Hydra mode: read ``cfg.trace``, analyse it, write everything into ``out``."""
-    from kvsim.app import build_trace
-
-    t0 = time.perf_counter()
-    trace = build_trace(cfg)
-    read_s = time.perf_counter() - t0
-    settings = settings_from_cfg(cfg)
-    stats = analyze_to_dir(trace, out, settings, read_s=read_s)
-    log.info(
-        "trace %s: %d requests, %d block accesses, %d unique blocks; block hit ratio %.3f, "
-        "mean sequential fraction %.3f, runs test pass %.3f; %.2f s -> %s",
-        stats["trace_file"], stats["requests"], stats["block_accesses"], stats["unique_blocks"],
-        stats["block_hit_ratio"], stats["mean_sequential_fraction"] or 0.0,
-        stats["runs_test_share_p_gt_005"] or 0.0, stats["timing_s"]["total"], out,
-    )
     return stats

@@ -43,9 +43,9 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -58,15 +58,13 @@ from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schem
     CacheSweepSettings,
     MetadataBenchSettings,
     check_config,
-    index_config,
-    key_order_override,
     resolve_label,
-    settings_of,
 )
 from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import Arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -232,40 +230,64 @@ def request_summary(results: list[BenchResult], warmup_s: float, arrival: np.nda
     return pd.DataFrame(rows)
 
 
-# --- building the indexes ------------------------------------------------------------------
-def _build(cfg: DictConfig, name: str, overrides: Mapping[str, Any] | None = None) -> IndexModel:
-    from kvsim.app import build_index
+# --- the indexes ---------------------------------------------------------------------------
+class IndexCatalog(Protocol):
+    """The index models a bench may build: a config name (``conf/index/<name>.yaml``) with
+    overrides. Built once at the edge from the run's config (:class:`kvsim.modes.ConfigIndexes`);
+    tests and notebooks may pass their own."""
 
-    return build_index(index_config(cfg, name, overrides))
+    @property
+    def default(self) -> str:
+        """The run's own index (``experiment.indexes=null``: a multirun over ``index=``)."""
+        ...
+
+    def key(self, name: str, overrides: Mapping[str, Any]) -> str:
+        """One string per distinct resolved index config (two labels of the same config
+        replay once)."""
+        ...
+
+    def build(self, name: str, overrides: Mapping[str, Any]) -> IndexModel: ...
+
+    def key_order_override(self, name: str, order: str) -> dict[str, Any]:
+        """The override that sets index ``name``'s key order (on its RDMA client, if any)."""
+        ...
 
 
-def _replay_once(
-    cfg: DictConfig, trace: Trace, s: Mapping[str, Any], label: str, name: str, overrides: Mapping[str, Any],
-    done: dict[str, BenchResult],
-) -> BenchResult:
-    """Replay ``trace`` against index ``name`` with ``overrides``, unless this run already
-    replayed the same resolved index config (the key-order part's remapped rows are the
-    bench part's runs: written for speed, the result is the same seeded replay)."""
-    icfg = index_config(cfg, name, overrides)
-    key = OmegaConf.to_yaml(icfg.index, resolve=True)
-    r = done.get(key)
-    if r is None:
-        from kvsim.app import build_index
+@dataclass
+class Bench:
+    """One metadata bench: what its parts share."""
 
-        r = replay(trace, build_index(icfg), label, s["capacity_blocks"], s["preload"])
-        done[key] = r
-    elif r.name != label:
-        r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
-    return r
+    trace: Trace
+    indexes: IndexCatalog
+    s: dict[str, Any]  # the settings (bench.settings.settings_of)
+    out: Path
+    seed: int = 0
+    figures: bool = True
+    replayed: dict[str, BenchResult] = field(default_factory=dict)  # resolved index config -> its replay
+
+    def replay_once(self, label: str, name: str, overrides: Mapping[str, Any]) -> BenchResult:
+        """Replay the trace against index ``name`` with ``overrides``, unless this run already
+        replayed the same resolved index config (the key-order part's remapped rows are the
+        bench part's runs: written for speed, the result is the same seeded replay)."""
+        key = self.indexes.key(name, overrides)
+        r = self.replayed.get(key)
+        if r is None:
+            s = self.s
+            r = replay(self.trace, self.indexes.build(name, overrides), label, s["capacity_blocks"], s["preload"])
+            self.replayed[key] = r
+        elif r.name != label:
+            r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
+        return r
 
 
 # --- the experiment ------------------------------------------------------------------------
-def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
-    labels = list(s["indexes"] or [cfg.index.name])
+def run_bench(b: Bench) -> dict[str, Any]:
+    trace, s, out = b.trace, b.s, b.out
+    labels = list(s["indexes"] or [b.indexes.default])
     labels += [v for v in (s["variants"] or {}) if v not in labels]
     results = []
     for label in labels:
-        r = _replay_once(cfg, trace, s, label, *resolve_label(s, label), done=s["_replayed"])
+        r = b.replay_once(label, *resolve_label(s, label))
         log.info("metadata_bench: %-14s %6d ops, lookup p99 %8.2f us, wall %.1f s", label, len(r.ops), np.quantile(r.lookup_s, 0.99) * 1e6, r.wall_s)
         results.append(r)
     ops = pd.concat([r.ops for r in results], ignore_index=True)
@@ -274,7 +296,7 @@ def run_bench(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> di
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
     req = request_summary(results, s["warmup_s"], arrival)
     write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
-    head = report_ops(ops, out, s, figures=bool(cfg.figures))
+    head = report_ops(ops, out, s, figures=b.figures)
     head["index_stats"] = {r.name: r.stats for r in results}
     return head
 
@@ -334,12 +356,12 @@ def gather(sweep_dir: str | Path) -> dict[str, Any]:
     return head
 
 
-def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+def run_key_order(b: Bench) -> dict[str, Any]:
+    s, out = b.s, b.out
     rows = []
     for name in s["key_order_indexes"]:
         for order in s["key_orders"]:
-            r = _replay_once(cfg, trace, s, name, *resolve_label(s, name, key_order_override(cfg, name, order)),
-                             done=s["_replayed"])
+            r = b.replay_once(name, *resolve_label(s, name, b.indexes.key_order_override(name, order)))
             summ = summarize_ops(r.ops, s["warmup_s"])
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
@@ -349,7 +371,8 @@ def run_key_order(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -
     return {"key_order_rows": len(df)}
 
 
-def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+def run_cache_sweep(b: Bench) -> dict[str, Any]:
+    trace, s, out = b.trace, b.s, b.out
     sweep = s["cache_sweep"] or {}
     sizes = [float(x) for x in sweep.get("cache_bytes", [])]
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
@@ -357,7 +380,7 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     rows = []
     for name in sweep.get("indexes", []):
         for cb in sizes:
-            index = _build(cfg, *resolve_label(s, name, {"cache_bytes": cb}))
+            index = b.indexes.build(*resolve_label(s, name, {"cache_bytes": cb}))
             r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
             post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
@@ -378,21 +401,22 @@ def run_cache_sweep(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     df = pd.DataFrame(rows)
     write_with(out / "metadata_cache_sweep.csv", lambda p: df.to_csv(p, index=False))
     fig = None
-    if cfg.figures and not df.empty:
+    if b.figures and not df.empty:
         from kvsim.report.metadata import plot_cache_sweep
 
         fig = plot_cache_sweep(out)
     return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
 
 
-def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path) -> dict[str, Any]:
+def run_random_gets(b: Bench) -> dict[str, Any]:
+    trace, s, out = b.trace, b.s, b.out
     ids = np.unique(trace.hash_ids)
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(b.seed)
     sample = rng.choice(ids, size=min(int(s["random_gets"]), len(ids)), replace=False).tolist()
     rows = []
     hid, off = trace.hash_ids, trace.offsets
     for name in s["random_get_indexes"]:
-        index = _build(cfg, *resolve_label(s, name))
+        index = b.indexes.build(*resolve_label(s, name))
         present: set[int] = set()
         for i in range(len(trace)):  # load the whole trace, untimed
             blocks = hid[off[i] : off[i + 1]].tolist()
@@ -420,13 +444,17 @@ def run_random_gets(cfg: DictConfig, trace: Trace, s: dict[str, Any], out: Path)
     return {"random_get_rows": len(df)}
 
 
-def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from kvsim.app import build_timed_trace
-
+def run_metadata_bench(
+    trace: Trace, arrivals: Arrivals, indexes: IndexCatalog, settings: Mapping[str, Any], out_dir: Path,
+    seed: int = 0, figures: bool = True,
+) -> dict[str, Any]:
+    """The mode: ``trace`` (timed by ``arrivals``, whose summary is recorded) against the
+    index models of ``indexes`` the ``settings`` name (:func:`kvsim.bench.settings.settings_of`),
+    every part of ``settings["parts"]``, into ``out_dir``. The Hydra edge builds the
+    arguments: :func:`kvsim.modes.metadata_bench`."""
     out = Path(out_dir)
-    s = settings_of(cfg)
+    s = dict(settings)
     t0 = time.perf_counter()
-    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
     log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
     summary: dict[str, Any] = {
         "mode": "metadata_bench",
@@ -435,12 +463,12 @@ def run_metadata_bench(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "block_accesses": trace.num_block_accesses,
         "interval_s": s["interval_s"],
         "warmup_s": s["warmup_s"],
-        "workload": arr.summary(),
+        "workload": arrivals.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
-    s["_replayed"] = {}  # resolved index config -> its replay, shared by the parts
+    bench = Bench(trace, indexes, s, out, seed=seed, figures=figures)  # its replays are shared by the parts
     for part in s["parts"]:
-        summary.update(parts[part](cfg, trace, s, out))
+        summary.update(parts[part](bench))
     summary["wall_time_s"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)
     return summary

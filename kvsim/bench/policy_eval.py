@@ -165,14 +165,6 @@ def markdown(table: list[dict[str, Any]], policies: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_policy_eval(cfg: Any, out: Path) -> dict[str, Any]:
-    """The Hydra mode: every family x capacity x policy, then the tables and the figure."""
-    from omegaconf import OmegaConf
-
-    s = PolicyEvalSettings(**OmegaConf.to_container(cfg.experiment, resolve=True))  # type: ignore[arg-type]
-    return evaluate(s, out, figures=bool(cfg.get("figures", True)))
-
-
 def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str, Any]:
     import pandas as pd
 

@@ -69,7 +69,6 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 import simpy
-from omegaconf import DictConfig, OmegaConf
 
 from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate.redis_bench import commandstats, measure_redis, server_cpu, settle_keyspace
@@ -80,6 +79,7 @@ from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex, command_time
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
+from kvsim.workload import Arrivals
 
 log = logging.getLogger("kvsim")
 
@@ -88,15 +88,6 @@ FILLER = 1 << 60  # filler key ids (disjoint from block ids)
 PROBE = 1 << 61  # probe MSET keys
 OP_ORDER = ("get", "range", "insert", "delete")
 CSV_COLUMNS = ["op", "speedup", "count", "real_p50_s", "sim_p50_s", "real_p99_s", "sim_p99_s", "err_p50", "err_p99"]
-
-
-def settings_of(cfg: DictConfig) -> RedisValidationSettings:
-    exp = cfg.get("experiment")
-    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-    assert isinstance(user, dict)
-    s = RedisValidationSettings(**{str(k): v for k, v in user.items()})
-    s.speedups = [float(x) for x in s.speedups]
-    return s
 
 
 # --- keys and commands ----------------------------------------------------------------
@@ -684,15 +675,14 @@ def compare(real: pd.DataFrame, sim: pd.DataFrame, speedup: float) -> list[dict[
     return rows
 
 
-def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from kvsim.app import build_index, build_timed_trace
-
+def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: RedisValidationSettings, out_dir: Path,
+                         seed: int = 0, figures: bool = True) -> dict[str, Any]:
+    """The mode: the command stream ``planner`` issues for ``trace`` (timed by ``arr``)
+    against a real redis-server, and through the model calibrated on that server, by the
+    settings ``s``; tables, fit and figure into ``out_dir``. The Hydra edge builds the
+    arguments: :func:`kvsim.modes.redis_validation`."""
     out = Path(out_dir)
-    s = settings_of(cfg)
     t0 = time.perf_counter()
-    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
-    planner = build_index(cfg)
-    assert isinstance(planner, RedisIndex)
     counts = dict(zip(s.speedups, s.counts(), strict=True))  # requests replayed per speed-up
     stream = plan_stream(trace, planner, max(counts.values()))
     n_cmd = sum(len(u.payloads) for u in stream.units)
@@ -703,7 +693,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     lat: list[pd.DataFrame] = []
     fits: dict[str, Any] = {}
-    rng = np.random.default_rng(int(cfg.seed))
+    rng = np.random.default_rng(seed)
     with redis_server(s) as (host, port, db):
         try:
             # calibrated with as many keys as the filler, before it is loaded: its GETs and
@@ -711,7 +701,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
             with priority(s.nice, s.pinned_cpu(), s.rt_priority):
                 keys_ = max(preload, 2000)
-                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=int(cfg.seed),
+                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=seed,
                                     large_sizes=[n for n in s.large_sizes if n <= keys_])
             with RespClient(host, port) as c:
                 if db:
@@ -789,9 +779,9 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 # the stream planned again with this replay's command times (same commands)
                 stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp),
                                         counts[speedup])
-                sims = [simulate(stream_sp, params, dists, speedup, s.connections, seed,
-                                 client_costs(stream_sp, real, s.client, np.random.default_rng(seed)))
-                        for seed in range(s.sim_runs)]
+                sims = [simulate(stream_sp, params, dists, speedup, s.connections, k,
+                                 client_costs(stream_sp, real, s.client, np.random.default_rng(k)))
+                        for k in range(s.sim_runs)]
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
                 loop[speedup] = {"real_s": loop_real,
@@ -830,7 +820,7 @@ def run_redis_validation(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s),
         "probe_round_trip_per_key_s": probe_slopes[0], "probe_round_trip_per_value_s": probe_slopes[1]})
     fig = None
-    if cfg.figures:
+    if figures:
         from kvsim.report.redis_validation import plot_cdfs
 
         fig = plot_cdfs(out)

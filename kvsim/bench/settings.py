@@ -175,7 +175,7 @@ def check_config(cfg: DictConfig) -> None:
     """Before the run: every index the settings name has a config, every override and
     variant key is a parameter of that index's class, in its range."""
 
-    from kvsim.app import check_target_node
+    from kvsim.targets import check_target_node
 
     s = settings_of(cfg)
     for base, ov in (s["index_overrides"] or {}).items():

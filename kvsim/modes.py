@@ -1,0 +1,139 @@
+"""Each mode's Hydra edge: build the mode's objects from the composed config, then call it.
+
+A mode itself takes built objects and typed settings and never reads the config, so that a
+notebook or a test runs it without Hydra:
+
+    trace_analysis   kvsim.analysis.run.analyze_to_dir(trace, out, AnalysisSettings)
+    metadata_bench   kvsim.bench.metadata.run_metadata_bench(trace, arrivals, IndexCatalog, settings, out)
+    policy_eval      kvsim.bench.policy_eval.evaluate(PolicyEvalSettings, out)
+    redis_validation kvsim.bench.redis_validation.run_redis_validation(trace, arrivals, RedisIndex,
+                                                                       RedisValidationSettings, out)
+
+(``simulate`` is :func:`kvsim.app.run_simulation`, whose builders live beside it.) The
+functions here are what :data:`kvsim.config.MODES` names: ``(cfg, out) -> summary``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from kvsim.app import build_index, build_model, build_timed_trace, build_trace
+from kvsim.index.base import IndexModel
+
+log = logging.getLogger("kvsim")
+
+
+# --- trace_analysis --------------------------------------------------------------------------
+def analysis_settings(cfg: DictConfig) -> Any:
+    """``cfg.experiment`` with what the analysis takes from the rest of the config: the
+    figures switch, the seed, and a model's KV bytes per block (a secondary axis; a model
+    that cannot be built leaves it out, since the analysis does not need one)."""
+    from kvsim.analysis.run import AnalysisSettings
+    from kvsim.analysis.settings import TraceAnalysisSettings
+
+    exp = cfg.get("experiment") or {}
+    exp = {f.name: exp[f.name] for f in fields(TraceAnalysisSettings) if f.name in exp}
+    block_bytes = model = None
+    if cfg.get("model") is not None:
+        try:
+            m = build_model(cfg)
+            block_bytes, model = m.block_bytes(int(cfg.trace.block_tokens)), m.name
+        except Exception:  # optional here: the KV-size axis is left out
+            block_bytes = model = None
+    return AnalysisSettings(**exp, figures=bool(cfg.get("figures", True)), seed=int(cfg.get("seed", 0)),
+                            kv_block_bytes=block_bytes, model=model)
+
+
+def trace_analysis(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    from kvsim.analysis.run import analyze_to_dir
+
+    t0 = time.perf_counter()
+    trace = build_trace(cfg)
+    read_s = time.perf_counter() - t0
+    stats = analyze_to_dir(trace, out, analysis_settings(cfg), read_s=read_s)
+    log.info(
+        "trace %s: %d requests, %d block accesses, %d unique blocks; block hit ratio %.3f, "
+        "mean sequential fraction %.3f, runs test pass %.3f; %.2f s -> %s",
+        stats["trace_file"], stats["requests"], stats["block_accesses"], stats["unique_blocks"],
+        stats["block_hit_ratio"], stats["mean_sequential_fraction"] or 0.0,
+        stats["runs_test_share_p_gt_005"] or 0.0, stats["timing_s"]["total"], out,
+    )
+    return stats
+
+
+# --- metadata_bench --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConfigIndexes:
+    """The metadata bench's :class:`~kvsim.bench.metadata.IndexCatalog` from a run's config:
+    ``conf/index/<name>.yaml`` (the command line's own ``index`` node when it is that index)
+    with overrides, built as the simulation builds its index (seeded by the run)."""
+
+    cfg: DictConfig
+
+    @property
+    def default(self) -> str:
+        return str(self.cfg.index.name)
+
+    def _node(self, name: str, overrides: Mapping[str, Any]) -> DictConfig:
+        from kvsim.bench.settings import index_config
+
+        return index_config(self.cfg, name, overrides)
+
+    def key(self, name: str, overrides: Mapping[str, Any]) -> str:
+        return OmegaConf.to_yaml(self._node(name, overrides).index, resolve=True)
+
+    def build(self, name: str, overrides: Mapping[str, Any]) -> IndexModel:
+        return build_index(self._node(name, overrides))
+
+    def key_order_override(self, name: str, order: str) -> dict[str, Any]:
+        from kvsim.bench.settings import key_order_override
+
+        return key_order_override(self.cfg, name, order)
+
+
+def metadata_bench(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    from kvsim.bench.metadata import run_metadata_bench
+    from kvsim.bench.settings import settings_of
+
+    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
+    return run_metadata_bench(trace, arr, ConfigIndexes(cfg), settings_of(cfg), out,
+                              seed=int(cfg.seed), figures=bool(cfg.figures))
+
+
+# --- policy_eval -----------------------------------------------------------------------------
+def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Every family x capacity x policy, then the tables and the figure."""
+    from kvsim.bench.policy_eval import PolicyEvalSettings, evaluate
+
+    s = PolicyEvalSettings(**OmegaConf.to_container(cfg.experiment, resolve=True))  # type: ignore[arg-type]
+    return evaluate(s, out, figures=bool(cfg.get("figures", True)))
+
+
+# --- redis_validation ------------------------------------------------------------------------
+def redis_validation_settings(cfg: DictConfig) -> Any:
+    from kvsim.bench.validation_settings import RedisValidationSettings
+
+    exp = cfg.get("experiment")
+    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
+    assert isinstance(user, dict)
+    s = RedisValidationSettings(**{str(k): v for k, v in user.items()})
+    s.speedups = [float(x) for x in s.speedups]
+    return s
+
+
+def redis_validation(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    from kvsim.bench.redis_validation import run_redis_validation
+    from kvsim.index.redis import RedisIndex
+
+    trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
+    planner = build_index(cfg)
+    assert isinstance(planner, RedisIndex)  # the mode's check refuses another index
+    return run_redis_validation(trace, arr, planner, redis_validation_settings(cfg), out,
+                                seed=int(cfg.seed), figures=bool(cfg.figures))
