@@ -29,14 +29,17 @@ EDGE = {"app.py", "modes.py", "__main__.py", "config.py"}
 
 
 def _imports_app(path: Path) -> list[int]:
+    """Lines of ``path`` that import the edge (kvsim.app or kvsim.modes), in any form."""
+    edge = ("kvsim.app", "kvsim.modes")
     lines = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module in ("kvsim.app", "kvsim.modes"):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "kvsim" and any(
-                a.name in ("app", "modes") for a in node.names):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Import) and any(a.name in ("kvsim.app", "kvsim.modes") for a in node.names):
+        if isinstance(node, ast.ImportFrom):
+            names = [f"{node.module}.{a.name}" for a in node.names] + [str(node.module)]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        if any(n in edge for n in names):
             lines.append(node.lineno)
     return sorted(lines)
 
