@@ -138,3 +138,23 @@ def test_trace_shorter_than_one_interval_still_draws(compose_cfg, tmp_path: Path
     run_metadata_bench(cfg, tmp_path)
     assert pd.read_csv(tmp_path / "metadata_intervals.csv")["bin_s"].nunique() == 1
     assert (tmp_path / "fig3_p99_normalized.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", ["redis", "sherman", "extent"])
+def test_the_untimed_preload_leaves_every_block_indexed(compose_cfg, embedded_trace, name) -> None:  # type: ignore[no-untyped-def]
+    """The one untimed pass (the bench's ``preload`` and the random-gets part): every block
+    of the trace is in the index afterwards, listed once in first-use order, nothing recorded."""
+    import numpy as np
+
+    from kvsim.bench.metadata import preload_trace
+    from kvsim.index.base import OpRecorder
+    from kvsim.modes import ConfigIndexes
+
+    trace = embedded_trace.head(200)
+    index = ConfigIndexes(compose_cfg(["+experiment=metadata_bench"])).build(name, {})
+    index.recorder = rec = OpRecorder()
+    got = preload_trace(trace, index)
+    _, first = np.unique(trace.hash_ids, return_index=True)
+    assert got == trace.hash_ids[np.sort(first)].tolist()
+    assert all(index.contains(b) for b in got)
+    assert len(rec.to_frame(name)) == 0

@@ -85,6 +85,21 @@ class BenchResult:
     wall_s: float
 
 
+def preload_trace(trace: Trace, index: IndexModel) -> list[int]:
+    """One untimed pass of ``trace`` through ``index``: each request's lookup, then the
+    insert of its blocks not yet in; writes applied, nothing timed or recorded. Returns the
+    blocks inserted, in insertion order (the first use of each)."""
+    present: dict[int, None] = {}
+    hid, off = trace.hash_ids, trace.offsets
+    for i in range(len(trace)):
+        blocks = hid[off[i] : off[i + 1]].tolist()
+        index.plan_lookup(blocks)
+        new = [k for k in blocks if k not in present]
+        present.update(dict.fromkeys(new))
+        index.apply(index.plan_insert(new))
+    return list(present)
+
+
 def replay(
     trace: Trace,
     index: IndexModel,
@@ -98,14 +113,8 @@ def replay(
     present: OrderedDict[int, None] = OrderedDict()  # blocks in the index, LRU order
     hid, off = trace.hash_ids, trace.offsets
     n = len(trace)
-    if preload:  # an untimed pass: the structure (and caches) as after one replay
-        for i in range(n):
-            blocks = hid[off[i] : off[i + 1]].tolist()
-            index.plan_lookup(blocks)
-            new = [b for b in blocks if b not in present]
-            for b in new:
-                present[b] = None
-            index.apply(index.plan_insert(new))
+    if preload:  # the structure (and caches) as after one replay
+        present.update(dict.fromkeys(preload_trace(trace, index)))
     rec = OpRecorder()
     index.recorder = rec
     env = simpy.Environment()
@@ -414,16 +423,9 @@ def run_random_gets(b: Bench) -> dict[str, Any]:
     rng = np.random.default_rng(b.seed)
     sample = rng.choice(ids, size=min(int(s["random_gets"]), len(ids)), replace=False).tolist()
     rows = []
-    hid, off = trace.hash_ids, trace.offsets
     for name in s["random_get_indexes"]:
         index = b.indexes.build(*resolve_label(s, name))
-        present: set[int] = set()
-        for i in range(len(trace)):  # load the whole trace, untimed
-            blocks = hid[off[i] : off[i + 1]].tolist()
-            index.plan_lookup(blocks)
-            new = [b for b in blocks if b not in present]
-            present.update(new)
-            index.apply(index.plan_insert(new))
+        preload_trace(trace, index)
         ops = [index.plan_get(b) for b in sample]
         t = np.array([index.unloaded_s(op) for op in ops])
         rt = np.array([op.round_trips for op in ops])
