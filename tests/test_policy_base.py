@@ -162,3 +162,28 @@ def test_opt_state_after_a_replay_is_usable() -> None:
     # at the end no block is used again: 4 replaces one of the four (ties go to the lowest id)
     assert sorted(p) == [1, 2, 3, 4]
     assert p.admit(99) == [1]  # again the lowest id among the never-again blocks
+
+
+def test_lazy_heap_skips_stale_entries_and_stays_bounded() -> None:
+    """OPT's and PrefixLRU's shared heap: an entry counts while it records its key's current
+    priority; re-prioritising a key never removes its old entries, yet the heap stays within
+    4x the live keys (+64), and rebuilding it changes no answer."""
+    from kvsim.policy.base import LazyHeap
+
+    prio: dict[int, int] = {}
+    h = LazyHeap(lambda p, k: prio.get(k) == p, lambda: ((p, k) for k, p in prio.items()))
+    for k, p in ((1, 5), (2, 3), (3, 9)):
+        prio[k] = p
+        h.push(p, k)
+    prio[2] = 7  # key 2 re-prioritised: (3, 2) is stale
+    h.push(7, 2)
+    assert h.top() == (5, 1) and len(h) == 3  # the stale top was dropped
+    del prio[1]  # key 1 leaves: its entry goes stale
+    assert h.pop() == (7, 2) and h.pop() == (9, 3)
+    del prio[2], prio[3]  # popped: they left
+    for i in range(10_000):  # one key, a new priority each time
+        prio[4] = i
+        h.push(i, 4)
+        h.bound(len(prio))
+        assert len(h) <= 4 * len(prio) + 64 + 1
+    assert h.top() == (9_999, 4)

@@ -41,6 +41,7 @@ Keys are block ids (ints). After any call, ``len(policy) <= capacity``.
 
 from __future__ import annotations
 
+import heapq
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
@@ -194,3 +195,49 @@ class OrderedPolicy(EvictionPolicy):
 
     def remove(self, key: int) -> None:
         del self._od[key]
+
+
+class LazyHeap:
+    """A min-heap of ``(priority, key)`` from which nothing is removed early: an entry goes
+    stale when its key leaves or takes a new priority, and is dropped when it reaches the
+    top (``live(priority, key)`` says whether it still counts). Once entries outnumber the
+    live keys 4 to 1 (plus a floor) the heap is rebuilt from ``entries()``, so its memory
+    stays bounded by the residents, whatever the trace. Shared by the policies that order
+    blocks by a priority that changes (OPT: next use; PrefixLRU: a leaf's last use); the
+    result never depends on when it is rebuilt (ties break on the key)."""
+
+    __slots__ = ("_entries", "_live", "heap")
+
+    def __init__(self, live: Callable[[int, int], bool], entries: Callable[[], Iterable[tuple[int, int]]]) -> None:
+        self.heap: list[tuple[int, int]] = []  # exposed for the replays' inlined loops
+        self._live = live
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def push(self, priority: int, key: int) -> None:
+        heapq.heappush(self.heap, (priority, key))
+
+    def bound(self, live_keys: int) -> None:
+        """Rebuild if stale entries have piled up (``live_keys``: how many keys are live)."""
+        if len(self.heap) > 4 * live_keys + 64:
+            self.heap = list(self._entries())
+            heapq.heapify(self.heap)
+
+    def top(self) -> tuple[int, int]:
+        """The live entry with the smallest priority (stale ones above it are dropped)."""
+        heap, live = self.heap, self._live
+        while True:
+            p, k = heap[0]
+            if live(p, k):
+                return p, k
+            heapq.heappop(heap)
+
+    def pop(self) -> tuple[int, int]:
+        """Remove and return the live entry with the smallest priority."""
+        heap, live = self.heap, self._live
+        while True:
+            p, k = heapq.heappop(heap)
+            if live(p, k):
+                return p, k

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.base import EvictionPolicy, LazyHeap
 
 INF = 1 << 62
 
@@ -90,7 +90,9 @@ class OPT(EvictionPolicy):
         self.bypass = bool(bypass)
         self.oracle = _Oracle()
         self._res: dict[int, int] = {}  # resident -> the next use its heap entry records
-        self._heap: list[tuple[int, int]] = []  # (-next use, block)
+        # (-next use, block): live while it records the resident's current next use
+        self._heap = LazyHeap(lambda negn, k: self._res.get(k) == -negn,
+                              lambda: ((-n, k) for k, n in self._res.items()))
 
     def __contains__(self, key: int) -> bool:
         return key in self._res
@@ -121,19 +123,12 @@ class OPT(EvictionPolicy):
     # --- one tier ---------------------------------------------------------------------
     def _farthest(self) -> int:
         """The resident whose next use is farthest (drops stale heap entries on the way)."""
-        heap, res = self._heap, self._res
-        while True:
-            negn, v = heap[0]
-            if res.get(v) == -negn:
-                return v
-            heapq.heappop(heap)
+        return self._heap.top()[1]
 
     def _push(self, key: int, nx: int) -> None:
         self._res[key] = nx
-        heapq.heappush(self._heap, (-nx, key))
-        if len(self._heap) > 4 * len(self._res) + 64:  # compact stale entries
-            self._heap = [(-n, k) for k, n in self._res.items()]
-            heapq.heapify(self._heap)
+        self._heap.push(-nx, key)
+        self._heap.bound(len(self._res))
 
     def accepts(self, key: int) -> bool:
         nx = self._next(key)
@@ -158,7 +153,7 @@ class OPT(EvictionPolicy):
             v = self._farthest()
             if self.bypass and nx >= self._res[v]:
                 return [key]
-            heapq.heappop(self._heap)
+            heapq.heappop(self._heap.heap)  # v's entry, the top
             del self._res[v]
             out.append(v)
         self._push(key, nx)
@@ -178,7 +173,7 @@ class OPT(EvictionPolicy):
     def replay(self, keys: Iterable[int]) -> int:
         arr = np.fromiter(keys, dtype=np.int64) if not isinstance(keys, np.ndarray) else keys
         nxt = next_use(arr).tolist()
-        res, heap = self._res, self._heap
+        res, heap = self._res, self._heap.heap  # the shared heap's list, inlined (written for speed)
         cap, bypass = self.capacity, self.bypass
         push, pop = heapq.heappush, heapq.heappop
         hits = 0
@@ -202,7 +197,5 @@ class OPT(EvictionPolicy):
                 del res[v]
             res[k] = nx
             push(heap, (-nx, k))
-        if len(heap) > 4 * len(res) + 64:
-            self._heap = [(-n, k) for k, n in res.items()]
-            heapq.heapify(self._heap)
+        self._heap.bound(len(res))
         return hits

@@ -22,13 +22,12 @@ not used since.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.base import EvictionPolicy, LazyHeap
 
 
 def chain_parents(hash_ids: np.ndarray, offsets: np.ndarray) -> dict[int, int]:
@@ -50,7 +49,11 @@ class PrefixLRU(EvictionPolicy):
         self.parent: dict[int, int] = {}
         self._last: dict[int, int] = {}  # resident -> time of last use
         self._kids: dict[int, int] = {}  # block -> resident children (resident or not)
-        self._heap: list[tuple[int, int]] = []  # leaf candidates (last use, block)
+        # leaf candidates (last use, block): live while resident, unused since, childless
+        self._heap = LazyHeap(
+            lambda t, k: self._last.get(k) == t and not self._kids.get(k),
+            lambda: ((t, k) for k, t in self._last.items() if not self._kids.get(k)),
+        )
         self._now = 0
 
         self._top: PrefixLRU = self
@@ -80,11 +83,8 @@ class PrefixLRU(EvictionPolicy):
         self._now += 1
         self._last[key] = self._now
         if not self._kids.get(key):
-            heapq.heappush(self._heap, (self._now, key))
-        if len(self._heap) > 4 * len(self._last) + 64:
-            kids = self._kids
-            self._heap = [(t, k) for k, t in self._last.items() if not kids.get(k)]
-            heapq.heapify(self._heap)
+            self._heap.push(self._now, key)
+        self._heap.bound(len(self._last))
 
     def touch(self, key: int) -> None:
         self._stamp(key)
@@ -100,15 +100,12 @@ class PrefixLRU(EvictionPolicy):
                 del self._kids[p]
                 t = self._last.get(p)
                 if t is not None:  # the parent is a leaf again
-                    heapq.heappush(self._heap, (t, p))
+                    self._heap.push(t, p)
 
     def _evict_one(self) -> int:
-        heap, last, kids = self._heap, self._last, self._kids
-        while True:
-            t, k = heapq.heappop(heap)
-            if last.get(k) == t and not kids.get(k):
-                self._unlink(k)
-                return k
+        k = self._heap.pop()[1]
+        self._unlink(k)
+        return k
 
     def admit(self, key: int) -> list[int]:
         if self.capacity == 0:
