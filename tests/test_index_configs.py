@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import simpy
+from omegaconf import OmegaConf
 
 from kvsim.app import build_index
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
@@ -17,6 +18,17 @@ NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 def test_the_six_models_have_configs() -> None:
     assert {"redis", "mooncake", "sherman", "chime", "radix", "extent"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_index_is_one_file_one_yaml_one_test(name: str) -> None:
+    """DESIGN: adding an index is kvsim/index/<name>.py + conf/index/<name>.yaml +
+    tests/test_index_<name>.py, and the YAML's class lives in that file."""
+    root = CONF.parents[1]
+    assert (root / "kvsim" / "index" / f"{name}.py").is_file()
+    assert (root / "tests" / f"test_index_{name}.py").is_file()
+    target = str(OmegaConf.load(CONF / f"{name}.yaml")["_target_"])
+    assert target.startswith(f"kvsim.index.{name}."), target
 
 
 @pytest.mark.parametrize("name", NAMES)
