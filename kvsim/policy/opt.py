@@ -91,8 +91,8 @@ class OPT(EvictionPolicy):
         self.oracle = _Oracle()
         self._res: dict[int, int] = {}  # resident -> the next use its heap entry records
         # (-next use, block): live while it records the resident's current next use
-        self._heap = LazyHeap(lambda negn, k: self._res.get(k) == -negn,
-                              lambda: ((-n, k) for k, n in self._res.items()))
+        res = self._res  # never rebound
+        self._heap = LazyHeap(lambda negn, k: res.get(k) == -negn, lambda: ((-n, k) for k, n in res.items()))
 
     def __contains__(self, key: int) -> bool:
         return key in self._res

@@ -22,6 +22,7 @@ not used since.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,9 +51,10 @@ class PrefixLRU(EvictionPolicy):
         self._last: dict[int, int] = {}  # resident -> time of last use
         self._kids: dict[int, int] = {}  # block -> resident children (resident or not)
         # leaf candidates (last use, block): live while resident, unused since, childless
+        last, kids = self._last, self._kids  # never rebound
         self._heap = LazyHeap(
-            lambda t, k: self._last.get(k) == t and not self._kids.get(k),
-            lambda: ((t, k) for k, t in self._last.items() if not self._kids.get(k)),
+            lambda t, k: last.get(k) == t and not kids.get(k),
+            lambda: ((t, k) for k, t in last.items() if not kids.get(k)),
         )
         self._now = 0
 
@@ -82,9 +84,11 @@ class PrefixLRU(EvictionPolicy):
     def _stamp(self, key: int) -> None:
         self._now += 1
         self._last[key] = self._now
+        heap = self._heap
         if not self._kids.get(key):
-            self._heap.push(self._now, key)
-        self._heap.bound(len(self._last))
+            heap.push(self._now, key)
+        if len(heap) > 4 * len(self._last) + 64:
+            heap.bound(len(self._last))
 
     def touch(self, key: int) -> None:
         self._stamp(key)
@@ -103,9 +107,14 @@ class PrefixLRU(EvictionPolicy):
                     self._heap.push(t, p)
 
     def _evict_one(self) -> int:
-        k = self._heap.pop()[1]
-        self._unlink(k)
-        return k
+        # LazyHeap.pop inlined (written for speed: every touch leaves a stale entry behind)
+        heap, last, kids = self._heap.heap, self._last, self._kids
+        pop = heapq.heappop
+        while True:
+            t, k = pop(heap)
+            if last.get(k) == t and not kids.get(k):
+                self._unlink(k)
+                return k
 
     def admit(self, key: int) -> list[int]:
         if self.capacity == 0:
