@@ -25,7 +25,7 @@ from kvsim.workload import arrivals
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kvsim"
 # The edge: what turns a config into objects (and the command line and config checks above it).
-EDGE = {"app.py", "modes.py", "__main__.py", "config.py"}
+EDGE = {"app.py", "modes.py", "checks.py", "__main__.py"}
 
 
 def _imports_app(path: Path) -> list[int]:

@@ -184,7 +184,7 @@ def describe(num: int, overrides: Sequence[str], sweep_dir: Path, loader: Any, m
     """Compose job ``num`` as its launcher will, check it (every key and range, its trace
     read), and return its description (folder name, config hash) and the composed config
     packed for the launcher (:meth:`ComposedJobs.pack`)."""
-    from kvsim.config import check_inputs
+    from kvsim.checks import check_inputs
     from kvsim.sweepjobs import describe_job
 
     cfg = loader.load_sweep_config(master, list(overrides))
