@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from kvsim.analysis.run import AnalysisSettings, analyze_to_dir
+from kvsim.report.trace_report import report_trace_analysis
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,8 @@ def main() -> int:
     t0 = time.perf_counter()
     trace = read_mooncake_jsonl(args.trace)
     read_s = time.perf_counter() - t0
-    s = analyze_to_dir(trace, out, AnalysisSettings(), read_s=read_s)
+    analyze_to_dir(trace, out, AnalysisSettings(), read_s=read_s)
+    s = report_trace_analysis(out)
     wall = time.perf_counter() - t0
     print(f"{len(trace):,} requests, {trace.num_block_accesses:,} block accesses -> {out}")
     print(f"analysis wall time {wall:.2f} s (read {read_s:.2f} s); steps: {s.get('timing_s')}")

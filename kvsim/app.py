@@ -26,6 +26,7 @@ from kvsim.index.base import IndexModel
 from kvsim.io import write_json, write_with
 from kvsim.memory import MemoryGuard
 from kvsim.policy.base import EvictionPolicy
+from kvsim.servers import PriorityServer
 from kvsim.system.compute import (
     GPUSpec,
     KVBudget,
@@ -38,7 +39,6 @@ from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.system.node import TierTemplate, node_tiers
 from kvsim.system.router import Router
 from kvsim.system.scheduler import Scheduler
-from kvsim.system.servers import PriorityServer
 from kvsim.system.topology import SCOPES, Device, Layout, Link, Topology, expand
 from kvsim.targets import check_target_node
 from kvsim.trace.schema import Trace

@@ -3,7 +3,8 @@
 A mode itself takes built objects and typed settings and never reads the config, so that a
 notebook or a test runs it without Hydra:
 
-    trace_analysis   kvsim.analysis.run.analyze_to_dir(trace, out, AnalysisSettings)
+    trace_analysis   kvsim.analysis.run.analyze_to_dir(trace, out, AnalysisSettings), then
+                     kvsim.report.trace_report.report_trace_analysis(out) draws
     metadata_bench   kvsim.bench.metadata.run_metadata_bench(trace, arrivals, IndexCatalog, settings, out)
     policy_eval      kvsim.bench.policy_eval.evaluate(PolicyEvalSettings, out)
     redis_validation kvsim.bench.redis_validation.run_redis_validation(trace, arrivals, RedisIndex,
@@ -53,11 +54,14 @@ def analysis_settings(cfg: DictConfig) -> Any:
 
 def trace_analysis(cfg: DictConfig, out: Path) -> dict[str, Any]:
     from kvsim.analysis.run import analyze_to_dir
+    from kvsim.report.trace_report import report_trace_analysis
 
     t0 = time.perf_counter()
     trace = build_trace(cfg)
     read_s = time.perf_counter() - t0
-    stats = analyze_to_dir(trace, out, analysis_settings(cfg), read_s=read_s)
+    settings = analysis_settings(cfg)
+    analyze_to_dir(trace, out, settings, read_s=read_s)
+    stats = report_trace_analysis(out, figures=settings.figures)  # drawn from the saved files
     log.info(
         "trace %s: %d requests, %d block accesses, %d unique blocks; block hit ratio %.3f, "
         "mean sequential fraction %.3f, runs test pass %.3f; %.2f s -> %s",

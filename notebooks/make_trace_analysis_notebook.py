@@ -52,10 +52,12 @@ if run is None:
         run = found[-1].parent
     else:  # nothing saved yet: analyse the embedded trace
         from kvsim.analysis.run import analyze_to_dir
+        from kvsim.report.trace_report import report_trace_analysis
         from kvsim.trace.mooncake import read_mooncake_jsonl
 
         run = ROOT / "outputs" / "trace_analysis" / "notebook_embedded"
         analyze_to_dir(read_mooncake_jsonl(ROOT / "traces" / "synthetic_conversation.jsonl"), run)
+        report_trace_analysis(run)
 RUN = Path(run)
 o = figures.load(RUN)
 s = o.stats

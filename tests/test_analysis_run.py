@@ -136,12 +136,14 @@ def test_real_trace_headline_numbers(real_trace_path: Path) -> None:
 def test_real_trace_full_analysis_writes_everything(tmp_path: Path, real_trace_path: Path) -> None:
     # Its speed is measured by benchmarks/bench_analysis.py, never asserted here.
     from kvsim.analysis.run import AnalysisSettings, analyze_to_dir
+    from kvsim.report.trace_report import report_trace_analysis
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
     t0 = time.perf_counter()
     trace = read_mooncake_jsonl(real_trace_path)
     read_s = time.perf_counter() - t0
-    s = analyze_to_dir(trace, tmp_path, AnalysisSettings(), read_s=read_s)
+    analyze_to_dir(trace, tmp_path, AnalysisSettings(), read_s=read_s)
+    s = report_trace_analysis(tmp_path)
     assert s["study_trace"] == "conversation"
     for name in FIGURES:
         assert (tmp_path / name).is_file()

@@ -7,7 +7,7 @@ import pytest
 import simpy
 
 from kvsim.index.rdma import ATOMIC, READ, WRITE, RdmaClient
-from kvsim.system.servers import FCFSServer
+from kvsim.servers import FCFSServer
 
 from .index_util import CAL, client
 

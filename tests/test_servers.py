@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import simpy
 
-from kvsim.system.servers import FCFSServer, PriorityServer
+from kvsim.servers import FCFSServer, PriorityServer
 
 
 def _run_fcfs(arrivals: np.ndarray, services: np.ndarray, c: int) -> np.ndarray:
@@ -177,7 +177,7 @@ def test_priority_server_estimate_books_nothing() -> None:
 def test_utilization_by_hand() -> None:
     """Two servers over 4 s: a 3 s foreground job and a 1 s background one (started by the
     flush at the end) keep them busy 4 of 8 server-seconds: 0.5. FCFS alike; no span, 0."""
-    from kvsim.system.servers import FCFSServer, PriorityServer
+    from kvsim.servers import FCFSServer, PriorityServer
 
     q = PriorityServer("p", 2)
     q.serve(0.0, 3.0)

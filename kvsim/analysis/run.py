@@ -9,9 +9,11 @@ writes into DIR:
 * ``accesses.parquet``  one row per block access (hit, reuse distances, stack distance)
 * ``lru_curve.csv``     LRU hit/miss ratio at log-spaced capacities (exact, from stack distances)
 * ``popularity.csv``    how many blocks were accessed k times, for every k
-* figures (``fig*.png``, ``overview.png``) drawn from the files above, and ``report.md``.
+* figures (``fig*.png``, ``overview.png``) drawn from the files above, and ``report.md``
+  (:func:`kvsim.report.trace_report.report_trace_analysis`: this module only computes).
 
-:func:`analyze_to_dir` does the same from a :class:`Trace` without Hydra (notebooks, tests).
+:func:`analyze_to_dir` writes the tables from a :class:`Trace` without Hydra (notebooks,
+tests); the mode (:func:`kvsim.modes.trace_analysis`) then draws.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def study_trace_kind(setting: str, source: str) -> str | None:
 
 def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | None = None,
                    read_s: float = 0.0) -> dict[str, Any]:
-    """Analyse ``trace`` and write every output file into ``out``; return the stats."""
+    """Analyse ``trace`` and write its tables and ``trace_stats.json`` into ``out``; return the
+    stats. Numbers only: the figures and ``report.md`` are drawn from these files by
+    :func:`kvsim.report.trace_report.report_trace_analysis`."""
     s = settings or AnalysisSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,18 +105,6 @@ def analyze_to_dir(trace: Trace, out: str | Path, settings: AnalysisSettings | N
     write_with(out / "lru_curve.csv", lambda p: lru.to_csv(p, index=False))
     write_with(out / "popularity.csv", lambda p: pop.to_csv(p, index=False))
     stats["timing_s"] = {"read": read_s, "analysis": t_analysis, "write_tables": time.perf_counter() - t1}
-    write_json(out / "trace_stats.json", stats)
-
-    if s.figures:
-        from kvsim.report.trace_figures import plot_all
-
-        t2 = time.perf_counter()
-        plot_all(out)
-        stats["timing_s"]["figures"] = time.perf_counter() - t2
     stats["timing_s"]["total"] = read_s + time.perf_counter() - t0
     write_json(out / "trace_stats.json", stats)
-
-    from kvsim.report.trace_report import write_report
-
-    write_report(out)
     return stats

@@ -32,7 +32,7 @@ from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
 from kvsim.index.keys import mix64
 from kvsim.ranges import PosInt, Seconds, Seed
-from kvsim.system.servers import FCFSServer
+from kvsim.servers import FCFSServer
 
 RPC_HEADER = 32  # bytes of coro_rpc framing per request and per reply (approximate)
 

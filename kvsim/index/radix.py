@@ -36,7 +36,7 @@ import simpy
 
 from kvsim.index.base import IndexModel, Lookup, Op
 from kvsim.ranges import PosInt, Seconds
-from kvsim.system.servers import FCFSServer
+from kvsim.servers import FCFSServer
 
 
 class _RNode:

@@ -58,7 +58,7 @@ from kvsim.index.cache import NodeCache
 from kvsim.index.costs import CostDist, Draw, Sampler
 from kvsim.index.keys import KEY_ORDERS, KeyMap
 from kvsim.ranges import Bytes, KeyOrder, NonNegInt, OneOf, PosInt, Rate, Seconds, Seed
-from kvsim.system.servers import FCFSServer
+from kvsim.servers import FCFSServer
 
 READ, WRITE, ATOMIC = 0, 1, 2
 KIND_NAMES = ("read", "write", "atomic")
@@ -267,7 +267,7 @@ class RdmaIndex(IndexModel):
 
     def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
         # One timeout per round trip: the NIC is booked at the instant the batch is posted
-        # (exact FCFS, see kvsim.system.servers); client CPU joins the last one.
+        # (exact FCFS, see kvsim.servers); client CPU joins the last one.
         post = self.client.post
         rec = self.recorder
         for op in ops:

@@ -84,7 +84,7 @@ from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
 from kvsim.index.redis_loop import OneCpuLoops
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
-from kvsim.system.servers import FCFSServer, timeout_at
+from kvsim.servers import FCFSServer, timeout_at
 
 Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kvsim.io import write_with
+from kvsim.io import write_json, write_with
 
 # The study's claims (kvc-metadata-study.txt, section II), by statistic and trace kind.
 STUDY: dict[str, dict[str, str]] = {
@@ -320,3 +320,24 @@ def write_report(run_dir: str | Path) -> Path:
         p.write_text(text)
 
     return write_with(d / "report.md", write)
+
+
+def report_trace_analysis(run_dir: str | Path, figures: bool = True) -> dict[str, Any]:
+    """What a trace analysis draws from its saved files (:func:`kvsim.analysis.run.analyze_to_dir`):
+    the figures (unless ``figures`` is false; their time joins ``trace_stats.json``'s
+    ``timing_s``) and ``report.md``. Returns the stats."""
+    import time
+
+    d = Path(run_dir)
+    stats: dict[str, Any] = json.loads((d / "trace_stats.json").read_text())
+    if figures:
+        from kvsim.report.trace_figures import plot_all
+
+        t = time.perf_counter()
+        plot_all(d)
+        took = time.perf_counter() - t
+        stats["timing_s"]["figures"] = took
+        stats["timing_s"]["total"] = stats["timing_s"].get("total", 0.0) + took
+        write_json(d / "trace_stats.json", stats)
+    write_report(d)
+    return stats

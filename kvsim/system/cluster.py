@@ -49,11 +49,11 @@ import numpy as np
 import simpy
 
 from kvsim.index.base import IndexModel
+from kvsim.servers import PriorityServer
 from kvsim.system.compute import PrefillModel
 from kvsim.system.hierarchy import TierHierarchy, _any_of
 from kvsim.system.router import RoundRobin, Router
 from kvsim.system.scheduler import QueueHooks, Scheduler
-from kvsim.system.servers import PriorityServer
 from kvsim.system.topology import Path, Topology
 from kvsim.trace.schema import Trace
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from kvsim.system.servers import PriorityServer
+from kvsim.servers import PriorityServer
 
 SCOPES = ("instance", "host", "cluster")
 
