@@ -11,7 +11,9 @@ notebook or a test runs it without Hydra:
                                                                        RedisValidationSettings, out)
 
 (``simulate`` is :func:`kvsim.app.run_simulation`, whose builders live beside it.) The
-functions here are what :data:`kvsim.config.MODES` names: ``(cfg, out) -> summary``.
+functions here are what :data:`kvsim.config.MODES` names: ``(cfg, out) -> summary``; each
+draws its mode's figures from the saved files afterwards (report/), since a module that
+replays does not draw.
 """
 
 from __future__ import annotations
@@ -26,9 +28,24 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.app import build_index, build_model, build_timed_trace, build_trace
+from kvsim.config import load
 from kvsim.index.base import IndexModel
+from kvsim.io import write_json
 
 log = logging.getLogger("kvsim")
+
+
+def drawn(cfg: DictConfig, out: Path, summary: dict[str, Any], draw: str) -> dict[str, Any]:
+    """After a mode has written its files: unless ``figures=false``, draw its figures from
+    them (``draw``: "module:function" of report/, imported only then; it returns one path,
+    the summary's ``figure``, or a dict of them) and record their paths in ``summary.json``."""
+    if not cfg.get("figures", True):
+        return summary
+    got = load(draw)(out)
+    paths = got if isinstance(got, dict) else {"figure": got}
+    summary.update({k: str(v) if v else None for k, v in paths.items()})
+    write_json(Path(out) / "summary.json", summary)
+    return summary
 
 
 # --- trace_analysis --------------------------------------------------------------------------
@@ -107,8 +124,8 @@ def metadata_bench(cfg: DictConfig, out: Path) -> dict[str, Any]:
     from kvsim.bench.settings import settings_of
 
     trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
-    return run_metadata_bench(trace, arr, ConfigIndexes(cfg), settings_of(cfg), out,
-                              seed=int(cfg.seed), figures=bool(cfg.figures))
+    summary = run_metadata_bench(trace, arr, ConfigIndexes(cfg), settings_of(cfg), out, seed=int(cfg.seed))
+    return drawn(cfg, out, summary, "kvsim.report.metadata:draw_metadata_bench")
 
 
 # --- policy_eval -----------------------------------------------------------------------------
@@ -117,7 +134,7 @@ def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
     from kvsim.bench.policy_eval import PolicyEvalSettings, evaluate
 
     s = PolicyEvalSettings(**OmegaConf.to_container(cfg.experiment, resolve=True))  # type: ignore[arg-type]
-    return evaluate(s, out, figures=bool(cfg.get("figures", True)))
+    return drawn(cfg, out, evaluate(s, out), "kvsim.report.policy_eval:plot_policy_eval")
 
 
 # --- redis_validation ------------------------------------------------------------------------
@@ -139,5 +156,5 @@ def redis_validation(cfg: DictConfig, out: Path) -> dict[str, Any]:
     trace, arr = build_timed_trace(cfg)  # arrivals from the workload module
     planner = build_index(cfg)
     assert isinstance(planner, RedisIndex)  # the mode's check refuses another index
-    return run_redis_validation(trace, arr, planner, redis_validation_settings(cfg), out,
-                                seed=int(cfg.seed), figures=bool(cfg.figures))
+    summary = run_redis_validation(trace, arr, planner, redis_validation_settings(cfg), out, seed=int(cfg.seed))
+    return drawn(cfg, out, summary, "kvsim.report.redis_validation:plot_cdfs")

@@ -3,6 +3,7 @@ the real conversation trace (Redis p99 above both RDMA indexes for gets and rang
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +35,9 @@ def test_bench_writes_its_tables_and_figure(compose_cfg, tmp_path: Path) -> None
     assert {"index", "op", "time_s", "latency_s", "round_trips", "bytes"} <= set(ops.columns)
     assert (ops["latency_s"] > 0).all()
     assert (tmp_path / "fig3_p99_normalized.png").stat().st_size > 10_000
+    # drawn by the edge from the saved tables, and recorded in the summary it rewrote
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["figure"] == summary["figure"] == str(tmp_path / "fig3_p99_normalized.png")
     ko = pd.read_csv(tmp_path / "metadata_key_order.csv")
     assert set(ko["key_order"]) == {"remapped", "hashed"}
     norm = pd.read_csv(tmp_path / "metadata_normalized.csv")

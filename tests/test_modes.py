@@ -94,7 +94,7 @@ def test_the_metadata_bench_runs_from_built_objects(embedded_trace: Trace, tmp_p
     s.update(parts=["bench"], indexes=["redis", "mooncake"], variants={"redis_again": {"index": "redis"}},
              warmup_s=0.0, interval_s=30.0)
     cat = HandCatalog()
-    summary = run_metadata_bench(trace, arr, cat, s, tmp_path, seed=0, figures=False)
+    summary = run_metadata_bench(trace, arr, cat, s, tmp_path, seed=0)
     table = pd.read_csv(tmp_path / "metadata_summary.csv")
     assert set(table["index"]) == {"redis", "mooncake", "redis_again"}
     # the variant resolves to the same config as "redis": replayed once, listed twice

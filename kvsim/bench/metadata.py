@@ -271,7 +271,6 @@ class Bench:
     s: dict[str, Any]  # the settings (bench.settings.settings_of)
     out: Path
     seed: int = 0
-    figures: bool = True
     replayed: dict[str, BenchResult] = field(default_factory=dict)  # resolved index config -> its replay
 
     def replay_once(self, label: str, name: str, overrides: Mapping[str, Any]) -> BenchResult:
@@ -305,7 +304,7 @@ def run_bench(b: Bench) -> dict[str, Any]:
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
     req = request_summary(results, s["warmup_s"], arrival)
     write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
-    head = report_ops(ops, out, s, figures=b.figures)
+    head = report_ops(ops, out, s, figures=False)  # the edge draws from the saved files
     head["index_stats"] = {r.name: r.stats for r in results}
     return head
 
@@ -409,12 +408,7 @@ def run_cache_sweep(b: Bench) -> dict[str, Any]:
             )
     df = pd.DataFrame(rows)
     write_with(out / "metadata_cache_sweep.csv", lambda p: df.to_csv(p, index=False))
-    fig = None
-    if b.figures and not df.empty:
-        from kvsim.report.metadata import plot_cache_sweep
-
-        fig = plot_cache_sweep(out)
-    return {"cache_sweep_rows": len(df), "cache_sweep_figure": str(fig) if fig else None}
+    return {"cache_sweep_rows": len(df), "cache_sweep_figure": None}  # drawn by the edge
 
 
 def run_random_gets(b: Bench) -> dict[str, Any]:
@@ -448,12 +442,13 @@ def run_random_gets(b: Bench) -> dict[str, Any]:
 
 def run_metadata_bench(
     trace: Trace, arrivals: Arrivals, indexes: IndexCatalog, settings: Mapping[str, Any], out_dir: Path,
-    seed: int = 0, figures: bool = True,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The mode: ``trace`` (timed by ``arrivals``, whose summary is recorded) against the
     index models of ``indexes`` the ``settings`` name (:func:`kvsim.bench.settings.settings_of`),
-    every part of ``settings["parts"]``, into ``out_dir``. The Hydra edge builds the
-    arguments: :func:`kvsim.modes.metadata_bench`."""
+    every part of ``settings["parts"]``, tables into ``out_dir`` (figures are drawn from them:
+    :func:`kvsim.report.metadata.draw_metadata_bench`). The Hydra edge builds the arguments
+    and draws: :func:`kvsim.modes.metadata_bench`."""
     out = Path(out_dir)
     s = dict(settings)
     t0 = time.perf_counter()
@@ -468,7 +463,7 @@ def run_metadata_bench(
         "workload": arrivals.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
-    bench = Bench(trace, indexes, s, out, seed=seed, figures=figures)  # its replays are shared by the parts
+    bench = Bench(trace, indexes, s, out, seed=seed)  # its replays are shared by the parts
     for part in s["parts"]:
         summary.update(parts[part](bench))
     summary["wall_time_s"] = time.perf_counter() - t0

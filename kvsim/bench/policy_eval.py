@@ -165,7 +165,7 @@ def markdown(table: list[dict[str, Any]], policies: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str, Any]:
+def evaluate(s: PolicyEvalSettings, out: Path) -> dict[str, Any]:
     import pandas as pd
 
     if "opt" not in s.policies or "lru" not in s.policies:
@@ -207,9 +207,5 @@ def evaluate(s: PolicyEvalSettings, out: Path, figures: bool = True) -> dict[str
         "wall_time_s": wall, "by_family": summarize(table, others), "untuned": untuned(table, others),
     }
     write_json(out / "summary.json", summary)
-    if figures:  # drawn from the files just written
-        from kvsim.report.policy_eval import plot_policy_eval
-
-        plot_policy_eval(out)
     log.info("policy_eval: %d replays in %.0f s -> %s", len(rows), wall, out)
     return summary

@@ -676,10 +676,11 @@ def compare(real: pd.DataFrame, sim: pd.DataFrame, speedup: float) -> list[dict[
 
 
 def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: RedisValidationSettings, out_dir: Path,
-                         seed: int = 0, figures: bool = True) -> dict[str, Any]:
+                         seed: int = 0) -> dict[str, Any]:
     """The mode: the command stream ``planner`` issues for ``trace`` (timed by ``arr``)
     against a real redis-server, and through the model calibrated on that server, by the
-    settings ``s``; tables, fit and figure into ``out_dir``. The Hydra edge builds the
+    settings ``s``; tables and fit into ``out_dir`` (the figure is drawn from them:
+    :func:`kvsim.report.redis_validation.plot_cdfs`). The Hydra edge builds the
     arguments: :func:`kvsim.modes.redis_validation`."""
     out = Path(out_dir)
     t0 = time.perf_counter()
@@ -819,11 +820,6 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "server": {"redis_version": cal.redis_version, "keys_held": held, **server},
         "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s),
         "probe_round_trip_per_key_s": probe_slopes[0], "probe_round_trip_per_value_s": probe_slopes[1]})
-    fig = None
-    if figures:
-        from kvsim.report.redis_validation import plot_cdfs
-
-        fig = plot_cdfs(out)
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,
@@ -835,7 +831,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "workload": arr.summary(),
         "max_abs_err_p50": float(table["err_p50"].abs().max()) if len(table) else float("nan"),
         "max_abs_err_p99": float(table["err_p99"].abs().max()) if len(table) else float("nan"),
-        "figure": str(fig) if fig else None,
+        "figure": None,  # drawn from the saved files by the edge (kvsim.modes)
         "wall_time_s": time.perf_counter() - t0,
     }
     write_json(out / "summary.json", summary)

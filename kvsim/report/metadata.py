@@ -89,3 +89,15 @@ def plot_cache_sweep(run_dir: str | Path) -> Path | None:
         ax.set_title(title)
     fig.suptitle("Where each index's p99 turns as its compute-side cache shrinks (after warm-up)", fontsize=10)
     return save_figure(fig, d / "metadata_cache_sweep.png")
+
+
+def draw_metadata_bench(run_dir: str | Path) -> dict[str, Path | None]:
+    """Every figure a metadata bench's saved tables allow: ``figure`` (Fig. 3, when a
+    baseline index was replayed) and ``cache_sweep_figure`` (when the part ran)."""
+    d = Path(run_dir)
+    out: dict[str, Path | None] = {}
+    if (d / "metadata_intervals.csv").is_file():
+        out["figure"] = plot_fig3(d)
+    if (d / "metadata_cache_sweep.csv").is_file():
+        out["cache_sweep_figure"] = plot_cache_sweep(d)
+    return out
