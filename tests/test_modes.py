@@ -5,7 +5,6 @@ edge (DESIGN: "no model or mode module imports kvsim.app")."""
 from __future__ import annotations
 
 import ast
-import copy
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kvsim.bench.metadata import run_metadata_bench
-from kvsim.bench.settings import DEFAULTS
+from kvsim.bench.settings import MetadataBenchSettings
 from kvsim.config import MODES, load
 from kvsim.index.base import IndexModel
 from kvsim.index.mooncake import MooncakeMasterIndex
@@ -90,9 +89,8 @@ class HandCatalog:
 def test_the_metadata_bench_runs_from_built_objects(embedded_trace: Trace, tmp_path: Path) -> None:
     trace = embedded_trace.head(300)
     arr = arrivals(trace.arrival_s, "none")
-    s = copy.deepcopy(DEFAULTS)
-    s.update(parts=["bench"], indexes=["redis", "mooncake"], variants={"redis_again": {"index": "redis"}},
-             warmup_s=0.0, interval_s=30.0)
+    s = MetadataBenchSettings(parts=["bench"], indexes=["redis", "mooncake"],
+                              variants={"redis_again": {"index": "redis"}}, warmup_s=0.0, interval_s=30.0)
     cat = HandCatalog()
     summary = run_metadata_bench(trace, arr, cat, s, tmp_path, seed=0)
     table = pd.read_csv(tmp_path / "metadata_summary.csv")

@@ -35,7 +35,6 @@ experiment.indexes=null``), it first gathers the jobs' op rows into one set of t
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import math
@@ -53,12 +52,12 @@ import simpy
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.bench.settings import (  # noqa: F401  (re-exported: the mode's schema and check)
-    DEFAULTS,
     PARTS,
     CacheSweepSettings,
     MetadataBenchSettings,
     check_config,
     resolve_label,
+    settings_from,
 )
 from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.base import OP_KINDS, IndexModel, OpRecorder
@@ -268,7 +267,7 @@ class Bench:
 
     trace: Trace
     indexes: IndexCatalog
-    s: dict[str, Any]  # the settings (bench.settings.settings_of)
+    s: MetadataBenchSettings
     out: Path
     seed: int = 0
     replayed: dict[str, BenchResult] = field(default_factory=dict)  # resolved index config -> its replay
@@ -281,7 +280,7 @@ class Bench:
         r = self.replayed.get(key)
         if r is None:
             s = self.s
-            r = replay(self.trace, self.indexes.build(name, overrides), label, s["capacity_blocks"], s["preload"])
+            r = replay(self.trace, self.indexes.build(name, overrides), label, s.capacity_blocks, s.preload)
             self.replayed[key] = r
         elif r.name != label:
             r = dataclasses.replace(r, name=label, ops=r.ops.assign(index=label))
@@ -291,8 +290,8 @@ class Bench:
 # --- the experiment ------------------------------------------------------------------------
 def run_bench(b: Bench) -> dict[str, Any]:
     trace, s, out = b.trace, b.s, b.out
-    labels = list(s["indexes"] or [b.indexes.default])
-    labels += [v for v in (s["variants"] or {}) if v not in labels]
+    labels = list(s.indexes or [b.indexes.default])
+    labels += [v for v in (s.variants or {}) if v not in labels]
     results = []
     for label in labels:
         r = b.replay_once(label, *resolve_label(s, label))
@@ -302,22 +301,22 @@ def run_bench(b: Bench) -> dict[str, Any]:
     ops["index"] = ops["index"].astype(str)
     write_with(out / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
-    req = request_summary(results, s["warmup_s"], arrival)
+    req = request_summary(results, s.warmup_s, arrival)
     write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
     head = report_ops(ops, out, s, figures=False)  # the edge draws from the saved files
     head["index_stats"] = {r.name: r.stats for r in results}
     return head
 
 
-def report_ops(ops: pd.DataFrame, out: Path, s: Mapping[str, Any], figures: bool = True) -> dict[str, Any]:
+def report_ops(ops: pd.DataFrame, out: Path, s: MetadataBenchSettings, figures: bool = True) -> dict[str, Any]:
     """The tables and figure drawn from op rows: metadata_summary.csv,
     metadata_intervals.csv, metadata_normalized.csv, fig3_p99_normalized.png."""
-    summary = summarize_ops(ops, s["warmup_s"])
+    summary = summarize_ops(ops, s.warmup_s)
     write_with(out / "metadata_summary.csv", lambda p: summary.to_csv(p, index=False))
-    baseline = s["baseline"] if s["baseline"] in set(ops["index"]) else None
-    intervals = interval_p99(ops, float(s["interval_s"]), baseline)
+    baseline = s.baseline if s.baseline in set(ops["index"]) else None
+    intervals = interval_p99(ops, float(s.interval_s), baseline)
     write_with(out / "metadata_intervals.csv", lambda p: intervals.to_csv(p, index=False))
-    norm = normalized_means(intervals, float(s["warmup_s"]))
+    norm = normalized_means(intervals, float(s.warmup_s))
     write_with(out / "metadata_normalized.csv", lambda p: norm.to_csv(p, index=False))
     fig = None
     if baseline and figures:
@@ -349,15 +348,12 @@ def gather(sweep_dir: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"no complete job of {d} has metadata_ops.parquet")
     ops = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     ops["index"] = ops["index"].astype(str)
-    s = copy.deepcopy(DEFAULTS)
+    exp = None
     job_cfg = files[0].parent / "config.yaml"
     if job_cfg.is_file():
         job = OmegaConf.load(job_cfg)
         exp = job.get("experiment") if isinstance(job, DictConfig) else None
-        if isinstance(exp, DictConfig):
-            user = OmegaConf.to_container(exp, resolve=True)
-            if isinstance(user, dict):
-                s.update({str(k): v for k, v in user.items()})
+    s = settings_from(exp if isinstance(exp, DictConfig) else None)
     write_with(d / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
     head = report_ops(ops, d, s)
     write_json(d / "metadata_gathered.json", {"jobs": [str(f.parent.name) for f in files], **head})
@@ -367,10 +363,10 @@ def gather(sweep_dir: str | Path) -> dict[str, Any]:
 def run_key_order(b: Bench) -> dict[str, Any]:
     s, out = b.s, b.out
     rows = []
-    for name in s["key_order_indexes"]:
-        for order in s["key_orders"]:
+    for name in s.key_order_indexes:
+        for order in s.key_orders:
             r = b.replay_once(name, *resolve_label(s, name, b.indexes.key_order_override(name, order)))
-            summ = summarize_ops(r.ops, s["warmup_s"])
+            summ = summarize_ops(r.ops, s.warmup_s)
             for _, row in summ.iterrows():
                 rows.append({"key_order": order, **row.to_dict()})
             log.info("metadata_bench: key order %-8s %-8s lookup p99 %.2f us", order, name, np.quantile(r.lookup_s, 0.99) * 1e6)
@@ -381,16 +377,15 @@ def run_key_order(b: Bench) -> dict[str, Any]:
 
 def run_cache_sweep(b: Bench) -> dict[str, Any]:
     trace, s, out = b.trace, b.s, b.out
-    sweep = s["cache_sweep"] or {}
-    sizes = [float(x) for x in sweep.get("cache_bytes", [])]
+    sizes = [float(x) for x in s.cache_sweep.cache_bytes]
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
-    keep = arrival >= float(s["warmup_s"])
+    keep = arrival >= float(s.warmup_s)
     rows = []
-    for name in sweep.get("indexes", []):
+    for name in s.cache_sweep.indexes:
         for cb in sizes:
             index = b.indexes.build(*resolve_label(s, name, {"cache_bytes": cb}))
-            r = replay(trace, index, name, s["capacity_blocks"], s["preload"])
-            post = r.ops[r.ops["time_s"] >= float(s["warmup_s"])]
+            r = replay(trace, index, name, s.capacity_blocks, s.preload)
+            post = r.ops[r.ops["time_s"] >= float(s.warmup_s)]
             row: dict[str, Any] = {"index": name, "cache_bytes": cb}
             for kind in ("range", "get"):
                 g = post[post["op"] == kind]
@@ -415,9 +410,9 @@ def run_random_gets(b: Bench) -> dict[str, Any]:
     trace, s, out = b.trace, b.s, b.out
     ids = np.unique(trace.hash_ids)
     rng = np.random.default_rng(b.seed)
-    sample = rng.choice(ids, size=min(int(s["random_gets"]), len(ids)), replace=False).tolist()
+    sample = rng.choice(ids, size=min(int(s.random_gets), len(ids)), replace=False).tolist()
     rows = []
-    for name in s["random_get_indexes"]:
+    for name in s.random_get_indexes:
         index = b.indexes.build(*resolve_label(s, name))
         preload_trace(trace, index)
         ops = [index.plan_get(b) for b in sample]
@@ -441,30 +436,30 @@ def run_random_gets(b: Bench) -> dict[str, Any]:
 
 
 def run_metadata_bench(
-    trace: Trace, arrivals: Arrivals, indexes: IndexCatalog, settings: Mapping[str, Any], out_dir: Path,
+    trace: Trace, arrivals: Arrivals, indexes: IndexCatalog, settings: MetadataBenchSettings, out_dir: Path,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The mode: ``trace`` (timed by ``arrivals``, whose summary is recorded) against the
     index models of ``indexes`` the ``settings`` name (:func:`kvsim.bench.settings.settings_of`),
-    every part of ``settings["parts"]``, tables into ``out_dir`` (figures are drawn from them:
+    every part of ``settings.parts``, tables into ``out_dir`` (figures are drawn from them:
     :func:`kvsim.report.metadata.draw_metadata_bench`). The Hydra edge builds the arguments
     and draws: :func:`kvsim.modes.metadata_bench`."""
     out = Path(out_dir)
-    s = dict(settings)
+    s = settings
     t0 = time.perf_counter()
-    log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s["parts"])
+    log.info("metadata_bench: trace %s, %d requests, %d block accesses, parts %s", trace.name, len(trace), trace.num_block_accesses, s.parts)
     summary: dict[str, Any] = {
         "mode": "metadata_bench",
         "trace": trace.name,
         "requests": len(trace),
         "block_accesses": trace.num_block_accesses,
-        "interval_s": s["interval_s"],
-        "warmup_s": s["warmup_s"],
+        "interval_s": s.interval_s,
+        "warmup_s": s.warmup_s,
         "workload": arrivals.summary(),
     }
     parts = {"bench": run_bench, "key_order": run_key_order, "cache_sweep": run_cache_sweep, "random_gets": run_random_gets}
     bench = Bench(trace, indexes, s, out, seed=seed)  # its replays are shared by the parts
-    for part in s["parts"]:
+    for part in s.parts:
         summary.update(parts[part](bench))
     summary["wall_time_s"] = time.perf_counter() - t0
     write_json(out / "summary.json", summary)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -65,19 +65,22 @@ class MetadataBenchSettings:
         default_factory=lambda: ["redis", "mooncake", "sherman", "chime", "extent", "extent_nocache"])
 
 
-DEFAULTS: dict[str, Any] = asdict(MetadataBenchSettings())
-
-
 # --- config plumbing ---------------------------------------------------------------------
-def settings_of(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.experiment`` as a plain dict over the defaults (a null variant dropped)."""
-    exp = cfg.get("experiment")
-    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-    s = copy.deepcopy(DEFAULTS)
-    if isinstance(user, dict):
-        s.update({str(k): v for k, v in user.items()})
-    s["variants"] = {k: v for k, v in (s["variants"] or {}).items() if v}  # null drops a variant
+def settings_from(exp: DictConfig | None) -> MetadataBenchSettings:
+    """An ``experiment`` node (typed by the schema, or as a saved config.yaml holds it)
+    over the defaults, as the typed settings; a null variant dropped."""
+    base = OmegaConf.structured(MetadataBenchSettings)
+    merged = OmegaConf.merge(base, exp) if exp is not None else base
+    s = OmegaConf.to_object(merged)
+    assert isinstance(s, MetadataBenchSettings)
+    s.variants = {k: v for k, v in (s.variants or {}).items() if v}  # null drops a variant
     return s
+
+
+def settings_of(cfg: DictConfig) -> MetadataBenchSettings:
+    """``cfg.experiment`` as the typed settings (:func:`settings_from`)."""
+    exp = cfg.get("experiment")
+    return settings_from(exp if isinstance(exp, DictConfig) else None)
 
 
 def load_index_node(name: str) -> DictConfig:
@@ -141,32 +144,32 @@ def check_overrides(cfg: DictConfig, name: str, overrides: Mapping[str, Any], wh
             check_call(get_class(sub._target_), {rest: v}, f"{where}.{head}", partial=True)
 
 
-def resolve_label(s: dict[str, Any], label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def resolve_label(s: MetadataBenchSettings, label: str, extra: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """A label -> (index config name, overrides): a variant's base and settings, or the
     config of that name with its ``index_overrides``."""
-    spec = dict((s["variants"] or {}).get(label) or {})
+    spec = dict((s.variants or {}).get(label) or {})
     base = spec.pop("index", label)
-    return base, {**s["index_overrides"].get(base, {}), **spec, **(extra or {})}
+    return base, {**s.index_overrides.get(base, {}), **spec, **(extra or {})}
 
 
-def _labels(cfg: DictConfig, s: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _labels(cfg: DictConfig, s: MetadataBenchSettings) -> dict[str, tuple[str, dict[str, Any]]]:
     """Every index label the settings name -> (where it is named, extra overrides)."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for label in s["indexes"] or [cfg.index.name]:
+    for label in s.indexes or [cfg.index.name]:
         out.setdefault(label, ("experiment.indexes", {}))
-    for label in s["variants"] or {}:
+    for label in s.variants or {}:
         out.setdefault(label, (f"experiment.variants.{label}", {}))
-    parts = set(s["parts"])
+    parts = set(s.parts)
     if "key_order" in parts:
-        for label in s["key_order_indexes"]:
-            for order in s["key_orders"]:
+        for label in s.key_order_indexes:
+            for order in s.key_orders:
                 out.setdefault(f"{label}/{order}", ("experiment.key_order_indexes", key_order_override(cfg, label, order)))
     if "cache_sweep" in parts:
-        for label in s["cache_sweep"]["indexes"]:
-            for cb in s["cache_sweep"]["cache_bytes"]:
+        for label in s.cache_sweep.indexes:
+            for cb in s.cache_sweep.cache_bytes:
                 out.setdefault(f"{label}/{cb}", ("experiment.cache_sweep.indexes", {"cache_bytes": cb}))
     if "random_gets" in parts:
-        for label in s["random_get_indexes"]:
+        for label in s.random_get_indexes:
             out.setdefault(label, ("experiment.random_get_indexes", {}))
     return out
 
@@ -178,9 +181,9 @@ def check_config(cfg: DictConfig) -> None:
     from kvsim.targets import check_target_node
 
     s = settings_of(cfg)
-    for base, ov in (s["index_overrides"] or {}).items():
+    for base, ov in (s.index_overrides or {}).items():
         check_overrides(cfg, base, ov, f"experiment.index_overrides.{base}")
-    for label, spec in (s["variants"] or {}).items():
+    for label, spec in (s.variants or {}).items():
         base = spec.get("index", label) if isinstance(spec, Mapping) else label
         if not isinstance(spec, Mapping):
             raise ConfigError(f"experiment.variants.{label}: expected {{index: NAME, KEY: VALUE, ...}}, got {spec!r}")
