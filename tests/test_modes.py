@@ -111,3 +111,17 @@ def test_config_indexes_build_the_named_index_with_overrides(compose_cfg) -> Non
     assert cat.key("sherman", {"cache_bytes": 0}) != cat.key("sherman", {})
     assert cat.key("sherman", {}) == cat.key("sherman", {})
     assert cat.key_order_override("sherman", "hashed") == {"client.key_order": "hashed"}
+
+
+def test_the_readme_example_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """README's "From Python, without Hydra" block, as printed there."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("### From Python, without Hydra", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "traces").symlink_to(PACKAGE.parent / "traces")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    bench = tmp_path / "outputs" / "from_python" / "bench"
+    assert set(pd.read_csv(bench / "metadata_summary.csv")["index"]) == {"redis"}
+    analysis = tmp_path / "outputs" / "from_python" / "analysis"
+    assert (analysis / "report.md").is_file() and list(analysis.glob("fig*.png"))
