@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +31,10 @@ from kvsim.app import build_index, build_model, build_timed_trace, build_trace
 from kvsim.config import load
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json
+
+if TYPE_CHECKING:  # the modes' own modules load when their mode runs (pandas, simpy, ...)
+    from kvsim.analysis.run import AnalysisSettings
+    from kvsim.bench.validation_settings import RedisValidationSettings
 
 log = logging.getLogger("kvsim")
 
@@ -49,7 +53,7 @@ def drawn(cfg: DictConfig, out: Path, summary: dict[str, Any], draw: str) -> dic
 
 
 # --- trace_analysis --------------------------------------------------------------------------
-def analysis_settings(cfg: DictConfig) -> Any:
+def analysis_settings(cfg: DictConfig) -> AnalysisSettings:
     """``cfg.experiment`` with what the analysis takes from the rest of the config: the
     figures switch, the seed, and a model's KV bytes per block (a secondary axis; a model
     that cannot be built leaves it out, since the analysis does not need one)."""
@@ -138,7 +142,7 @@ def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 # --- redis_validation ------------------------------------------------------------------------
-def redis_validation_settings(cfg: DictConfig) -> Any:
+def redis_validation_settings(cfg: DictConfig) -> RedisValidationSettings:
     from kvsim.bench.validation_settings import RedisValidationSettings
 
     exp = cfg.get("experiment")
