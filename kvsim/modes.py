@@ -6,7 +6,7 @@ notebook or a test runs it without Hydra:
     trace_analysis   kvsim.analysis.run.analyze_to_dir(trace, out, AnalysisSettings), then
                      kvsim.report.trace_report.report_trace_analysis(out) draws
     metadata_bench   kvsim.bench.metadata.run_metadata_bench(trace, arrivals, IndexCatalog, settings, out)
-    policy_eval      kvsim.bench.policy_eval.evaluate(PolicyEvalSettings, out)
+    policy_eval      kvsim.bench.policy_eval.evaluate(PolicyEvalSettings, out, {name: policy factory})
     redis_validation kvsim.bench.redis_validation.run_redis_validation(trace, arrivals, RedisIndex,
                                                                        RedisValidationSettings, out)
 
@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from kvsim.app import build_index, build_model, build_timed_trace, build_trace
-from kvsim.config import load
+from kvsim.app import build_index, build_model, build_policy_factory, build_timed_trace, build_trace
+from kvsim.config import PROJECT_ROOT, load
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json
+from kvsim.policy.base import EvictionPolicy
 
 if TYPE_CHECKING:  # the modes' own modules load when their mode runs (pandas, simpy, ...)
     from kvsim.analysis.run import AnalysisSettings
@@ -133,12 +134,22 @@ def metadata_bench(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 # --- policy_eval -----------------------------------------------------------------------------
+def policy_factories(names: Sequence[str]) -> dict[str, Callable[[int], EvictionPolicy]]:
+    """Each ``conf/policy/<name>.yaml`` as ``policy=<name>`` builds it (capacity -> policy),
+    its keys checked against the class."""
+    factories = {}
+    for name in names:
+        node = OmegaConf.load(PROJECT_ROOT / "conf" / "policy" / f"{name}.yaml")
+        factories[name] = build_policy_factory(OmegaConf.create({"policy": node}))
+    return factories
+
+
 def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Every family x capacity x policy, then the tables and the figure."""
     from kvsim.bench.policy_eval import PolicyEvalSettings, evaluate
 
     s = PolicyEvalSettings(**OmegaConf.to_container(cfg.experiment, resolve=True))  # type: ignore[arg-type]
-    return drawn(cfg, out, evaluate(s, out), "kvsim.report.policy_eval:plot_policy_eval")
+    return drawn(cfg, out, evaluate(s, out, policy_factories(s.policies)), "kvsim.report.policy_eval:plot_policy_eval")
 
 
 # --- redis_validation ------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_mode_end_to_end_on_generated_families(tmp_path: Path, compose_cfg) -> N
         "+experiment=policy_eval", "experiment.families=[tool_use,zipf_docs]", "experiment.tuned_on=tool_use",
         "experiment.capacities=[0.02,0.3]", "experiment.policies=[lru,arc,hotness,lookahead,opt]",
         "experiment.classic=[lru,arc]", "experiment.generated_scale=0.1", "figures=true",
+        "experiment.jobs=2",  # the policies reach the worker processes pickled
     ])
     out = tmp_path / "eval"
     summary = run(cfg, out)

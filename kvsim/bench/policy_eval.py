@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from kvsim.bench.policy_eval_settings import PolicyEvalSettings
-from kvsim.config import PROJECT_ROOT
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
 from kvsim.report.policy_eval import NAMES, evaluated, shown_policies
@@ -52,27 +51,18 @@ def load_family(family: str, s: PolicyEvalSettings) -> Trace:
     return generate_family(family, seed=s.generated_seed, scale=s.generated_scale)
 
 
-def policy_factory(name: str) -> Callable[[int], EvictionPolicy]:
-    """``conf/policy/<name>.yaml`` with its defaults, as ``policy=<name>`` builds it."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "conf" / "policy" / f"{name}.yaml"))
-    assert isinstance(node, dict)
-    node.pop("name", None)
-    factory: Callable[[int], EvictionPolicy] = instantiate(OmegaConf.create(node))
-    return factory
-
-
 _TRACES: dict[str, Trace] = {}
 
 
-def _replay(args: tuple[str, float, int, str, PolicyEvalSettings]) -> dict[str, Any]:
-    family, frac, cap, name, s = args
+PolicyFactory = Callable[[int], EvictionPolicy]
+
+
+def _replay(args: tuple[str, float, int, str, PolicyFactory, PolicyEvalSettings]) -> dict[str, Any]:
+    family, frac, cap, name, factory, s = args
     trace = _TRACES.get(family)
     if trace is None:
         trace = _TRACES[family] = load_family(family, s)
-    policy = policy_factory(name)(cap)
+    policy = factory(cap)
     policy.bind(trace)
     keys = trace.hash_ids if name == "opt" else trace.hash_ids.tolist()
     t0 = time.perf_counter()
@@ -165,7 +155,9 @@ def markdown(table: list[dict[str, Any]], policies: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(s: PolicyEvalSettings, out: Path) -> dict[str, Any]:
+def evaluate(s: PolicyEvalSettings, out: Path, policies: Mapping[str, PolicyFactory]) -> dict[str, Any]:
+    """The mode: every family x capacity x policy of ``s`` (``policies``: each name's factory,
+    capacity -> policy, built at the edge: :func:`kvsim.modes.policy_eval`), then the tables."""
     import pandas as pd
 
     if "opt" not in s.policies or "lru" not in s.policies:
@@ -182,7 +174,7 @@ def evaluate(s: PolicyEvalSettings, out: Path) -> dict[str, Any]:
                  family, len(trace), trace.num_block_accesses, unique)
         for frac in s.capacities:
             cap = max(1, int(unique * frac))
-            jobs += [(family, frac, cap, p, s) for p in s.policies]
+            jobs += [(family, frac, cap, p, policies[p], s) for p in s.policies]
     t0 = time.perf_counter()
     if s.jobs > 1:
         with ProcessPoolExecutor(s.jobs) as ex:
