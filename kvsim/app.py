@@ -1,7 +1,9 @@
 """The Hydra edge: turn a composed config into objects, run the chosen mode, write outputs.
 
-Everything below this module takes plain typed arguments; only this module (and the
-report callbacks) knows about OmegaConf.
+Everything below this module takes plain typed arguments; only the edge -- this module,
+:mod:`kvsim.modes` (the other modes' builders), :mod:`kvsim.checks`, the config schemas
+(:mod:`kvsim.config`) and the report callbacks -- knows about OmegaConf. No model or mode
+module imports this one (tests/test_modes.py).
 """
 
 from __future__ import annotations
