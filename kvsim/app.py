@@ -1,9 +1,10 @@
 """The Hydra edge: turn a composed config into objects, run the chosen mode, write outputs.
 
-Everything below this module takes plain typed arguments; only the edge -- this module,
-:mod:`kvsim.modes` (the other modes' builders), :mod:`kvsim.checks`, the config schemas
-(:mod:`kvsim.config`) and the report callbacks -- knows about OmegaConf. No model or mode
-module imports this one (tests/test_modes.py).
+Everything below this module takes plain typed arguments: only the edge -- this module,
+:mod:`kvsim.modes` (the other modes' builders) and :mod:`kvsim.checks` -- builds objects
+from a composed config (elsewhere OmegaConf only checks configs and reads YAML files:
+calibration files, a sweep job's saved config). No model or mode module imports the edge
+(tests/test_modes.py).
 """
 
 from __future__ import annotations
