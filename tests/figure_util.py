@@ -35,8 +35,9 @@ def lines(ax: Axes) -> list[tuple[list[float], list[float]]]:
 
 
 def by_hue(ax: Axes) -> dict[str, tuple[list[float], list[float]]]:
-    """A seaborn hue plot's lines by legend entry (matched on colour): {entry: (x, y)}."""
-    legend = ax.get_legend()
+    """A seaborn hue plot's lines by legend entry (matched on colour): {entry: (x, y)}; the
+    entries of the axis's legend, or of its figure's one legend when the axis has none."""
+    legend = ax.get_legend() or ax.figure.legends[0]
     colours = {tuple(mpl.colors.to_rgba(h.get_color())): t.get_text()
                for h, t in zip(legend.legend_handles, legend.get_texts(), strict=True)}
     out: dict[str, tuple[list[float], list[float]]] = {}
@@ -48,11 +49,18 @@ def by_hue(ax: Axes) -> dict[str, tuple[list[float], list[float]]]:
     return out
 
 
-def markers(ax: Axes) -> dict[str, Any]:
-    """Each legend entry's marker and line style (seaborn's style= mapping)."""
-    legend = ax.get_legend()
+def markers(ax: Any) -> dict[str, Any]:
+    """Each legend entry's marker and line style (seaborn's style= mapping), of an axis's
+    legend or a figure's one legend (``fig.legends[0]``)."""
+    legend = ax if hasattr(ax, "legend_handles") else ax.get_legend()
     return {t.get_text(): (h.get_marker(), h.get_linestyle())
             for h, t in zip(legend.legend_handles, legend.get_texts(), strict=True)}
+
+
+def line_markers(ax: Axes) -> dict[str, Any]:
+    """Each drawn line's label, marker and line style (the panels of a figure whose one
+    legend names every policy)."""
+    return {ln.get_label(): (ln.get_marker(), ln.get_linestyle()) for ln in ax.get_lines()}
 
 
 def legend(ax: Axes) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from kvsim.report import redis_validation, sweep_figures
+from kvsim.report.plots import LEGEND_IN
 from kvsim.report.sweep import plot_sweep
 from tests.figure_util import (
     another_theme,
@@ -21,6 +22,7 @@ from tests.figure_util import (
     bars,
     by_hue,
     legend,
+    line_markers,
     lines,
     markers,
     texts,
@@ -109,6 +111,16 @@ def _two_traces() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+STYLES = {"fifo": ("o", "-"), "lru": ("X", "-"), "opt": ((4, 0, 45), "-")}  # seaborn's markers, in order
+
+
+def figure_legend(fig: Any) -> tuple[list[str], list[tuple[float, ...]]]:
+    """The figure's one legend of the policies: its names and their colours."""
+    (leg,) = fig.legends
+    assert (leg.get_title().get_text(), leg._loc) == ("policy", 7)  # center right
+    return [t.get_text() for t in leg.get_texts()], [tuple(mpl.colors.to_rgba(h.get_color())) for h in leg.legend_handles]
+
+
 def test_sweep_figure_by_hand(tmp_path: Path, drawn: list[Any]) -> None:
     """Five panels per trace (gap, hit ratio, TTFT p99, metadata p99, hit ratio by tier) on
     two rows of three (the sixth hidden), one pair of rows per trace; policies ordered by
@@ -118,7 +130,9 @@ def test_sweep_figure_by_hand(tmp_path: Path, drawn: list[Any]) -> None:
     assert path == tmp_path / "sweep.png" and path.stat().st_size > 10_000
     assert_report_theme()
     fig = drawn[0][0]
-    assert list(fig.get_size_inches()) == pytest.approx([13.8, 14.0])
+    assert list(fig.get_size_inches()) == pytest.approx([13.8 + LEGEND_IN, 14.0])  # panels, then the legend
+    assert figure_legend(fig) == (["fifo", "lru", "opt"], TAB10[:3])  # one for all panels
+    assert markers(fig.legends[0]) == STYLES
     assert (fig.get_suptitle(), fig._suptitle.get_fontsize()) == ("placement sweep: gap to OPT and costs per policy", 10)
     axes = fig.axes
     assert len(axes) == 12 and [ax.get_visible() for ax in axes] == [True] * 5 + [False] + [True] * 5 + [False]
@@ -130,10 +144,8 @@ def test_sweep_figure_by_hand(tmp_path: Path, drawn: list[Any]) -> None:
             assert texts(ax) == {"title": trace, "title_size": 9, "xlabel": "KV-cache capacity, all tiers (blocks)",
                                  "ylabel": ylabel, "xscale": "log", "yscale": "linear"}
             assert ax.xaxis.get_transform().base == 2
-            assert legend(ax) == {"texts": ["fifo", "lru", "opt"], "fontsize": 7, "ncols": 2, "loc": 0}
-            assert markers(ax) == {"fifo": ("o", "-"), "lru": ("X", "-"), "opt": ((4, 0, 45), "-")}
-            handles = ax.get_legend().legend_handles
-            assert [tuple(mpl.colors.to_rgba(h.get_color())) for h in handles] == TAB10[:3]
+            assert ax.get_legend() is None
+            assert line_markers(ax).items() <= STYLES.items()  # as the figure's legend draws them
     approx = pytest.approx
     assert by_hue(a_gap) == {"fifo": ([10, 40], approx([20, 20])), "lru": ([10, 20, 40], approx([10, 10, 10]))}
     assert by_hue(a_hit) == {"fifo": ([10, 40], [0.1, 0.3]), "lru": ([10, 20, 40], [0.2, 0.3, 0.4]),
@@ -168,14 +180,14 @@ def test_sweep_figure_of_one_unnamed_trace_without_opt(tmp_path: Path, drawn: li
                        "tier_hit_ratio.gpu": [0.0] * 6})
     plot_sweep(df, tmp_path / "sweep.png")
     fig = drawn[0][0]
-    assert list(fig.get_size_inches()) == pytest.approx([13.8, 3.5])
+    assert list(fig.get_size_inches()) == pytest.approx([13.8 + LEGEND_IN, 3.5])
     hit, moved, tiers = fig.axes
     assert [texts(ax)["title"] for ax in (hit, moved)] == ["", ""]
     assert [texts(ax)["ylabel"] for ax in (hit, moved)] == ["block hit ratio, all tiers", "bytes moved on links (TiB)"]
     assert [ax.get_xscale() for ax in (hit, moved)] == ["linear", "linear"]
     assert by_hue(hit) == {"fifo": ([0, 8, 16], [0, 0.125, 0.25]), "lru": ([0, 8, 16], [0, 0.25, 0.5])}
     assert by_hue(moved) == {"fifo": ([0, 8, 16], [2, 0, 0]), "lru": ([0, 8, 16], [1, 0.5, 0])}
-    assert [tuple(mpl.colors.to_rgba(h.get_color())) for h in hit.get_legend().legend_handles] == TAB10[:2]
+    assert figure_legend(fig) == (["fifo", "lru"], TAB10[:2])
     assert tiers.get_title() == "at 8 blocks"
     assert [p.get_height() for p in tiers.patches] == [0, 0]
     assert tiers.get_ylim() == pytest.approx((0, 1.3e-9))
@@ -221,7 +233,8 @@ def test_hit_ratio_ttft_and_gap_figures_by_hand(tmp_path: Path, drawn: list[Any]
     assert_report_theme()
     (fig, name), (gap_fig, _), _ = drawn
     assert name == "hit_ratio_ttft.png"
-    assert list(fig.get_size_inches()) == pytest.approx([13.8, 6.8])
+    assert list(fig.get_size_inches()) == pytest.approx([13.8 + LEGEND_IN, 6.8])
+    assert figure_legend(fig) == (["fifo", "lru", "opt"], TAB10[:3])
     assert (fig.get_suptitle(), fig._suptitle.get_fontsize()) == ("hit ratio and TTFT against capacity, per policy", 10)
     assert fig.subplotpars.left > 0.125 + 0.01 or fig.subplotpars.left < 0.125 - 0.01  # tight_layout moved it
     approx = pytest.approx
@@ -231,21 +244,21 @@ def test_hit_ratio_ttft_and_gap_figures_by_hand(tmp_path: Path, drawn: list[Any]
             assert texts(ax) == {"title": trace, "title_size": 9, "xlabel": "KV-cache capacity (blocks)",
                                  "ylabel": ylabel, "xscale": "log", "yscale": "linear"}
             assert ax.xaxis.get_transform().base == 2
-            assert legend(ax) == {"texts": ["fifo", "lru", "opt"], "fontsize": 7, "ncols": 2, "loc": 0}
-            assert markers(ax) == {"fifo": ("o", "-"), "lru": ("X", "-"), "opt": ((4, 0, 45), "-")}
+            assert ax.get_legend() is None
+            assert line_markers(ax).items() <= STYLES.items()  # as the figure's legend draws them
     assert by_hue(a_hit) == {"fifo": ([10, 40], [0.1, 0.3]), "lru": ([10, 20, 40], [0.2, 0.3, 0.4]),
                              "opt": ([10, 20, 40], [0.3, 0.4, 0.5])}
     assert by_hue(a_p50) == {p: (x, approx([c / 2 for c in x])) for p, x in (("fifo", [10, 40]), ("lru", [10, 20, 40]),
                                                                           ("opt", [10, 20, 40]))}
     assert by_hue(b_p99) == {"lru": ([10], approx([10])), "opt": ([10], approx([10]))}
-    assert len(gap_fig.axes) == 4 and list(gap_fig.get_size_inches()) == pytest.approx([9.2, 6.8])
+    assert len(gap_fig.axes) == 4 and list(gap_fig.get_size_inches()) == pytest.approx([9.2 + LEGEND_IN, 6.8])
     assert gap_fig.get_suptitle() == "gap to Belady's OPT at the same configuration"
     a_gap, a_rel, b_gap, b_rel = gap_fig.axes
     assert [a_gap.get_ylabel(), a_rel.get_ylabel()] == ["gap to OPT (hit-ratio points)", "share of OPT's hits missed (%)"]
     assert by_hue(a_gap) == {"fifo": ([10, 40], approx([20, 20])), "lru": ([10, 20, 40], approx([10, 10, 10]))}
     assert by_hue(a_rel) == {"fifo": ([10, 40], approx([200 / 3, 40])), "lru": ([10, 20, 40], approx([100 / 3, 25, 20]))}
     assert by_hue(b_rel) == {"lru": ([10], approx([100 / 6]))}
-    assert legend(a_gap)["texts"] == ["fifo", "lru"]
+    assert figure_legend(gap_fig)[0] == ["fifo", "lru"]
 
 
 def test_metadata_p99_bars_by_hand(tmp_path: Path, drawn: list[Any]) -> None:
@@ -332,7 +345,7 @@ def test_standard_figures_leave_out_what_the_sweep_lacks(tmp_path: Path, drawn: 
     assert (hit.get_title(), hit.get_xscale(), gap.get_xscale()) == ("", "linear", "linear")
     assert by_hue(hit) == {"lru": ([0, 4], [0, 0.5]), "opt": ([0, 4], [0, 0.75])}
     assert by_hue(gap) == {"lru": ([0, 4], [0, 25])}
-    assert list(drawn[0][0].get_size_inches()) == pytest.approx([4.6, 3.4])
+    assert list(drawn[0][0].get_size_inches()) == pytest.approx([4.6 + LEGEND_IN, 3.4])
     assert sweep_figures.standard_figures(df.drop(columns="policy"), tmp_path) == []
     assert sweep_figures.standard_figures(df.drop(columns="capacity_total_blocks"), tmp_path) == []
     assert sweep_figures._traces(df.assign(trace=["b", None, "a", "b"])) == ["a", "b"]
@@ -379,7 +392,7 @@ def test_more_policies_than_the_palette_get_distinct_colours(tmp_path: Path, dra
                        "link:pcie:a->b": 2.0**40})
     sweep_figures.standard_figures(df, tmp_path)
     (hit, _), (links, _) = drawn
-    handles = hit.axes[0].get_legend().legend_handles
+    handles = hit.legends[0].legend_handles  # the figure's one legend
     assert len({tuple(mpl.colors.to_rgba(h.get_color())) for h in handles}) == 12
     assert [h.get_marker() for h in handles][9:] == ["o", "X", (4, 0, 45)]
     assert len({tuple(p.get_facecolor()) for p in links.axes[0].patches if p.get_width()}) == 12

@@ -49,12 +49,14 @@ def policy_colours(policies: Iterable[Any]) -> dict[str, Any]:
 MARKERS: tuple[str | tuple[int, int, float], ...] = ("o", "X", (4, 0, 45), "P", (4, 0, 0), (4, 1, 0), "^", (4, 1, 45), "v")
 
 
-def policy_lines(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, order: list[str], palette: dict[str, Any]) -> None:
+def policy_lines(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, order: list[str], palette: dict[str, Any],
+                 legend: bool = True) -> list[Any]:
     """One line per policy of ``order`` against ``x`` (the mean of the runs at each x; NaNs
     left out), in its colour and marker, and a legend of every policy of ``order`` (also
     those without data here: each panel of a figure names the same ones). What seaborn's
     ``lineplot(hue=, style=, markers=True, dashes=False)`` draws from one row per point,
-    without its per-call statistics: 0.2-0.3 s a panel, most of a sweep report's time."""
+    without its per-call statistics: 0.2-0.3 s a panel, most of a sweep report's time.
+    Returns the legend's handles (``legend=False``: for one legend of the whole figure)."""
     means = data.groupby(["policy", x], observed=True, sort=True)[y].mean().dropna()
     have = set(means.index.get_level_values(0))
     handles = []
@@ -65,7 +67,21 @@ def policy_lines(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, order: list[s
             handles.append(ax.plot(s.index.to_numpy(dtype=float), s.to_numpy(dtype=float), **style)[0])
         else:
             handles.append(Line2D([], [], **style))
-    ax.legend(handles=handles, fontsize=7, ncol=2)
+    if legend:
+        ax.legend(handles=handles, fontsize=7, ncol=2)
+    return handles
+
+
+LEGEND_IN = 1.3  # inches on the right of a figure for its one legend of the policies
+
+
+def policy_legend(fig: Any, handles: list[Any]) -> None:
+    """One legend of the policies for a figure of :func:`policy_lines` panels (drawn with
+    ``legend=False``), in a column on its right (figures made ``LEGEND_IN`` wider), and
+    the panels laid out beside it."""
+    if handles:
+        fig.legend(handles=handles, title="policy", loc="center right", frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0 - LEGEND_IN / fig.get_figwidth(), 1.0))
 
 
 def plain_log_ticks(axis: Any) -> None:

@@ -136,7 +136,15 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     the middle capacity). One row of panels per trace."""
     if df.empty or "policy" not in df or "capacity_total_blocks" not in df:
         return None
-    from kvsim.report.plots import plt, policy_colours, policy_lines, report_theme, save_figure
+    from kvsim.report.plots import (
+        LEGEND_IN,
+        plt,
+        policy_colours,
+        policy_legend,
+        policy_lines,
+        report_theme,
+        save_figure,
+    )
 
     df = df.copy()
     x, xlabel = "capacity_total_blocks", "KV-cache capacity, all tiers (blocks)"
@@ -162,9 +170,10 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
     # the theme first: a figure made before it would look different in a fresh process
     # than after any other figure of kvsim's
     report_theme()
-    fig, grid = plt.subplots(
-        per * len(traces), ncol, figsize=(4.6 * ncol, 3.5 * per * len(traces)), squeeze=False
+    fig, grid = plt.subplots(  # one legend of the policies, on the right (policy_legend)
+        per * len(traces), ncol, figsize=(4.6 * ncol + LEGEND_IN, 3.5 * per * len(traces)), squeeze=False
     )
+    handles: list[Any] = []
     palette = policy_colours(df["policy"])
     order = list(palette)
     for r, trace in enumerate(traces):
@@ -174,7 +183,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
         sub = df[df["trace"] == trace] if trace else df
         for ax, (col, label) in zip(axes, panels, strict=False):
             data = sub[sub["policy"] != OPT] if col == "gap_pp" else sub
-            policy_lines(ax, data, x, col, order, palette)
+            handles = policy_lines(ax, data, x, col, order, palette, legend=False)
             if data[x].min() > 0:
                 ax.set_xscale("log", base=2)
             ax.set_xlabel(xlabel)
@@ -198,7 +207,7 @@ def plot_sweep(df: pd.DataFrame, path: Path) -> Path | None:
             ax.tick_params(axis="x", rotation=45, labelsize=7)
             ax.legend(fontsize=7, ncol=len(tier_cols), loc="upper left")
     fig.suptitle("placement sweep: gap to OPT and costs per policy", fontsize=10)
-    fig.tight_layout()
+    policy_legend(fig, handles)
     return save_figure(fig, path, laid_out=True)
 
 

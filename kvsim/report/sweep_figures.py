@@ -32,24 +32,33 @@ def _lines(df: pd.DataFrame, panels: list[tuple[str, str, float]], path: Path, t
     panels = [p for p in panels if p[0] in df and df[p[0]].notna().any()]
     if not panels or X not in df or "policy" not in df:
         return None
-    from kvsim.report.plots import plt, policy_colours, policy_lines, save_figure
+    from kvsim.report.plots import (
+        LEGEND_IN,
+        plt,
+        policy_colours,
+        policy_legend,
+        policy_lines,
+        save_figure,
+    )
 
     traces = _traces(df) or [""]
-    fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels), 3.4 * len(traces)), squeeze=False)
+    fig, axes = plt.subplots(len(traces), len(panels), figsize=(4.6 * len(panels) + LEGEND_IN, 3.4 * len(traces)),
+                             squeeze=False)
+    handles: list[Any] = []
     palette = policy_colours(df["policy"])
     order = list(palette)
     for r, trace in enumerate(traces):
         sub = df[df["trace"].astype(str) == trace] if trace else df
         for ax, (col, label, scale) in zip(axes[r], panels, strict=True):
             data = sub.assign(_y=sub[col] * scale)
-            policy_lines(ax, data, X, "_y", order, palette)
+            handles = policy_lines(ax, data, X, "_y", order, palette, legend=False)
             if data[X].min() > 0:
                 ax.set_xscale("log", base=2)
             ax.set_xlabel(XLABEL)
             ax.set_ylabel(label)
             ax.set_title(trace, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    policy_legend(fig, handles)
     return save_figure(fig, path, laid_out=True)
 
 
