@@ -68,4 +68,6 @@ def test_settings_are_checked_at_compose_time(compose_cfg) -> None:
         run(compose_cfg(["+experiment=policy_eval", "experiment.capacities=[0,0.5]"]), Path("/nonexistent"))
     with pytest.raises(ConfigError, match="experiment.families"):
         run(compose_cfg(["+experiment=policy_eval", "experiment.families=[nope]"]), Path("/nonexistent"))
+    with pytest.raises(ConfigError, match=r"experiment.policies\[2\]: 'nope' is not one of arc, fifo"):
+        run(compose_cfg(["+experiment=policy_eval", "experiment.policies=[lru,opt,nope]"]), Path("/nonexistent"))
     assert PolicyEvalSettings().tuned_on == "conversation"

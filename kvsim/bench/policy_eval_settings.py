@@ -14,6 +14,8 @@ FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs")
 CLASSIC = ("lru", "fifo", "lfu", "arc", "s3fifo")
 # (not kvsim.config.PROJECT_ROOT: kvsim.config imports this module while it loads)
 _SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
+# every conf/policy/<name>.yaml: a policy without one fails at compose time
+POLICIES = tuple(sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "policy").glob("*.yaml")))
 
 
 @dataclass
@@ -27,7 +29,7 @@ class PolicyEvalSettings:
     capacities: list[Annotated[float, Range(gt=0, le=1)]] = field(
         default_factory=lambda: [0.01, 0.05, 0.1, 0.25, 0.5])
     # conf/policy/<name>.yaml each, with its defaults; opt is the yardstick and must be there
-    policies: list[str] = field(default_factory=lambda: [
+    policies: list[Annotated[str, OneOf(*POLICIES)]] = field(default_factory=lambda: [
         "lru", "fifo", "lfu", "arc", "s3fifo", "prefix_lru", "hotness", "lookahead", "opt"])
     classic: list[Annotated[str, OneOf(*CLASSIC)]] = field(default_factory=lambda: list(CLASSIC))
     conversation_path: str = os.environ.get(
