@@ -367,6 +367,7 @@ MODES: dict[str, Mode] = {
     "policy_eval": Mode(
         "kvsim.modes:policy_eval", "kvsim.bench.policy_eval_settings:PolicyEvalSettings",
         frozenset({"experiment", "figures"}),
+        "kvsim.bench.policy_eval_settings:check_config",
     ),
     "redis_validation": Mode(
         "kvsim.modes:redis_validation",

@@ -70,4 +70,10 @@ def test_settings_are_checked_at_compose_time(compose_cfg) -> None:
         run(compose_cfg(["+experiment=policy_eval", "experiment.families=[nope]"]), Path("/nonexistent"))
     with pytest.raises(ConfigError, match=r"experiment.policies\[2\]: 'nope' is not one of arc, fifo"):
         run(compose_cfg(["+experiment=policy_eval", "experiment.policies=[lru,opt,nope]"]), Path("/nonexistent"))
+    with pytest.raises(ConfigError, match="experiment.policies: opt is a yardstick and must be listed"):
+        run(compose_cfg(["+experiment=policy_eval", "experiment.policies=[lru,fifo]", "experiment.classic=[lru]"]),
+            Path("/nonexistent"))
+    with pytest.raises(ConfigError, match=r"experiment.classic: \['arc'\] are not among"):
+        run(compose_cfg(["+experiment=policy_eval", "experiment.policies=[lru,opt]", "experiment.classic=[lru,arc]"]),
+            Path("/nonexistent"))
     assert PolicyEvalSettings().tuned_on == "conversation"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+from kvsim.errors import ConfigError
 from kvsim.ranges import OneOf, PosInt, Range, Seed
 
 FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs")
@@ -40,3 +41,16 @@ class PolicyEvalSettings:
     generated_seed: Seed = 0  # the generated families' seed
     generated_scale: Annotated[float, Range(gt=0)] = 1.0  # multiplies their durations
     jobs: PosInt = 1  # replays run in this many processes
+
+
+def check_config(cfg: Any) -> None:
+    """Before the run: LRU and OPT are the yardsticks (every cell is measured between them),
+    and the classic policies are among those replayed."""
+    exp = cfg.get("experiment") or {}
+    policies = list(exp.get("policies") or [])
+    for need in ("lru", "opt"):
+        if need not in policies:
+            raise ConfigError(f"experiment.policies: {need} is a yardstick and must be listed, got {policies}")
+    missing = [p for p in exp.get("classic") or [] if p not in policies]
+    if missing:
+        raise ConfigError(f"experiment.classic: {missing} are not among experiment.policies {policies}")
