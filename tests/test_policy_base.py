@@ -174,16 +174,15 @@ def test_lazy_heap_skips_stale_entries_and_stays_bounded() -> None:
     h = LazyHeap(lambda p, k: prio.get(k) == p, lambda: ((p, k) for k, p in prio.items()))
     for k, p in ((1, 5), (2, 3), (3, 9)):
         prio[k] = p
-        h.push(p, k)
+        h.push(p, k, len(prio))
     prio[2] = 7  # key 2 re-prioritised: (3, 2) is stale
-    h.push(7, 2)
+    h.push(7, 2, len(prio))
     assert h.top() == (5, 1) and len(h) == 3  # the stale top was dropped
     del prio[1]  # key 1 leaves: its entry goes stale
     assert h.pop() == (7, 2) and h.pop() == (9, 3)
     del prio[2], prio[3]  # popped: they left
     for i in range(10_000):  # one key, a new priority each time
         prio[4] = i
-        h.push(i, 4)
-        h.bound(len(prio))
+        h.push(i, 4, len(prio))  # the bound checked at every push
         assert len(h) <= 4 * len(prio) + 64 + 1
     assert h.top() == (9_999, 4)

@@ -216,8 +216,13 @@ class LazyHeap:
     def __len__(self) -> int:
         return len(self.heap)
 
-    def push(self, priority: int, key: int) -> None:
-        heapq.heappush(self.heap, (priority, key))
+    def push(self, priority: int, key: int, live_keys: int) -> None:
+        """Add an entry; ``live_keys``: how many keys are live now (the heap grows only here,
+        so the bound is checked here: one call per push, written for speed)."""
+        heap = self.heap
+        heapq.heappush(heap, (priority, key))
+        if len(heap) > 4 * live_keys + 64:
+            self.bound(live_keys)
 
     def bound(self, live_keys: int) -> None:
         """Rebuild if stale entries have piled up (``live_keys``: how many keys are live)."""

@@ -127,8 +127,7 @@ class OPT(EvictionPolicy):
 
     def _push(self, key: int, nx: int) -> None:
         self._res[key] = nx
-        self._heap.push(-nx, key)
-        self._heap.bound(len(self._res))
+        self._heap.push(-nx, key, len(self._res))
 
     def accepts(self, key: int) -> bool:
         nx = self._next(key)

@@ -84,11 +84,8 @@ class PrefixLRU(EvictionPolicy):
     def _stamp(self, key: int) -> None:
         self._now += 1
         self._last[key] = self._now
-        heap = self._heap
         if not self._kids.get(key):
-            heap.push(self._now, key)
-        if len(heap) > 4 * len(self._last) + 64:
-            heap.bound(len(self._last))
+            self._heap.push(self._now, key, len(self._last))
 
     def touch(self, key: int) -> None:
         self._stamp(key)
@@ -104,7 +101,7 @@ class PrefixLRU(EvictionPolicy):
                 del self._kids[p]
                 t = self._last.get(p)
                 if t is not None:  # the parent is a leaf again
-                    self._heap.push(t, p)
+                    self._heap.push(t, p, len(self._last))
 
     def _evict_one(self) -> int:
         # LazyHeap.pop inlined (written for speed: every touch leaves a stale entry behind)
