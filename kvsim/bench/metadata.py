@@ -303,14 +303,14 @@ def run_bench(b: Bench) -> dict[str, Any]:
     arrival = trace.arrival_s - (trace.arrival_s[0] if len(trace) else 0.0)
     req = request_summary(results, s.warmup_s, arrival)
     write_with(out / "metadata_requests.csv", lambda p: req.to_csv(p, index=False))
-    head = report_ops(ops, out, s, figures=False)  # the edge draws from the saved files
+    head = report_ops(ops, out, s)  # the edge draws from the saved files
     head["index_stats"] = {r.name: r.stats for r in results}
     return head
 
 
-def report_ops(ops: pd.DataFrame, out: Path, s: MetadataBenchSettings, figures: bool = True) -> dict[str, Any]:
-    """The tables and figure drawn from op rows: metadata_summary.csv,
-    metadata_intervals.csv, metadata_normalized.csv, fig3_p99_normalized.png."""
+def report_ops(ops: pd.DataFrame, out: Path, s: MetadataBenchSettings) -> dict[str, Any]:
+    """The tables of op rows: metadata_summary.csv, metadata_intervals.csv,
+    metadata_normalized.csv (figures: :func:`kvsim.report.metadata.draw_metadata_bench`)."""
     summary = summarize_ops(ops, s.warmup_s)
     write_with(out / "metadata_summary.csv", lambda p: summary.to_csv(p, index=False))
     baseline = s.baseline if s.baseline in set(ops["index"]) else None
@@ -318,13 +318,7 @@ def report_ops(ops: pd.DataFrame, out: Path, s: MetadataBenchSettings, figures: 
     write_with(out / "metadata_intervals.csv", lambda p: intervals.to_csv(p, index=False))
     norm = normalized_means(intervals, float(s.warmup_s))
     write_with(out / "metadata_normalized.csv", lambda p: norm.to_csv(p, index=False))
-    fig = None
-    if baseline and figures:
-        # figures live in report/ (matplotlib imported only when one is drawn)
-        from kvsim.report.metadata import plot_fig3
-
-        fig = plot_fig3(out)
-    head: dict[str, Any] = {"figure": str(fig) if fig else None}
+    head: dict[str, Any] = {"figure": None}  # drawn from these tables afterwards
     nm = {(r["index"], r["op"]): r["mean_normalized_p99"] for _, r in norm.iterrows()}
     for kind in ("range", "get"):
         sh, ch = nm.get(("sherman", kind)), nm.get(("chime", kind))
@@ -333,6 +327,13 @@ def report_ops(ops: pd.DataFrame, out: Path, s: MetadataBenchSettings, figures: 
             head[f"sherman_vs_chime_{kind}_pct"] = 100.0 * (1.0 - sh / ch)
     head["mean_normalized_p99"] = {f"{i}.{o}": v for (i, o), v in nm.items()}
     return head
+
+
+def _draw(d: Path) -> dict[str, str | None]:
+    """The figures the saved tables of ``d`` allow (report/ imports matplotlib only now)."""
+    from kvsim.report.metadata import draw_metadata_bench
+
+    return {k: str(v) if v else None for k, v in draw_metadata_bench(d).items()}
 
 
 def gather(sweep_dir: str | Path) -> dict[str, Any]:
@@ -356,6 +357,7 @@ def gather(sweep_dir: str | Path) -> dict[str, Any]:
     s = settings_from(exp if isinstance(exp, DictConfig) else None)
     write_with(d / "metadata_ops.parquet", lambda p: ops.to_parquet(p, index=False))
     head = report_ops(ops, d, s)
+    head.update(_draw(d))
     write_json(d / "metadata_gathered.json", {"jobs": [str(f.parent.name) for f in files], **head})
     return head
 
@@ -474,18 +476,12 @@ def main(argv: list[str]) -> int:
     d = Path(argv[0])
     if not d.is_dir():
         raise InputFileError(f"{d}: no such folder (give a metadata_bench run's folder)")
-    from kvsim.report.metadata import plot_cache_sweep, plot_fig3
-
-    drawn = False
     if not (d / "metadata_ops.parquet").is_file() and (d / "sweep_jobs.json").is_file():
-        print(gather(d))
-        drawn = True
-    elif (d / "metadata_intervals.csv").is_file():
-        print(plot_fig3(d))
-        drawn = True
-    if (d / "metadata_cache_sweep.csv").is_file():
-        print(plot_cache_sweep(d))
-        drawn = True
+        print(gather(d))  # gathers, then draws
+        return 0
+    drawn = _draw(d)
+    for path in drawn.values():
+        print(path)
     if not drawn:
         raise UserError(f"{d}: no metadata_bench tables (metadata_intervals.csv, metadata_cache_sweep.csv, or a sweep's sweep_jobs.json)")
     return 0
