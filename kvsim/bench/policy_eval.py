@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from kvsim.bench.policy_eval_settings import PolicyEvalSettings
+from kvsim.bench.policy_eval_settings import PolicyEvalSettings, check_policies
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
 from kvsim.report.policy_eval import NAMES, evaluated, shown_policies
@@ -160,11 +160,7 @@ def evaluate(s: PolicyEvalSettings, out: Path, policies: Mapping[str, PolicyFact
     capacity -> policy, built at the edge: :func:`kvsim.modes.policy_eval`), then the tables."""
     import pandas as pd
 
-    if "opt" not in s.policies or "lru" not in s.policies:
-        raise ValueError("experiment.policies: lru and opt are the yardsticks and must be listed")
-    missing = [p for p in s.classic if p not in s.policies]
-    if missing:
-        raise ValueError(f"experiment.classic: {missing} are not among experiment.policies")
+    check_policies(s.policies, s.classic)  # as the config check does, for callers without one
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     for family in s.families:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from kvsim.errors import ConfigError
@@ -43,14 +44,19 @@ class PolicyEvalSettings:
     jobs: PosInt = 1  # replays run in this many processes
 
 
-def check_config(cfg: Any) -> None:
-    """Before the run: LRU and OPT are the yardsticks (every cell is measured between them),
-    and the classic policies are among those replayed."""
-    exp = cfg.get("experiment") or {}
-    policies = list(exp.get("policies") or [])
+def check_policies(policies: Sequence[str], classic: Sequence[str]) -> None:
+    """LRU and OPT are the yardsticks (every cell is measured between them), and the classic
+    policies are among those replayed; :class:`ConfigError` naming the key otherwise."""
+    policies = list(policies)
     for need in ("lru", "opt"):
         if need not in policies:
             raise ConfigError(f"experiment.policies: {need} is a yardstick and must be listed, got {policies}")
-    missing = [p for p in exp.get("classic") or [] if p not in policies]
+    missing = [p for p in classic if p not in policies]
     if missing:
         raise ConfigError(f"experiment.classic: {missing} are not among experiment.policies {policies}")
+
+
+def check_config(cfg: Any) -> None:
+    """Before the run: :func:`check_policies` on the composed settings."""
+    exp = cfg.get("experiment") or {}
+    check_policies(exp.get("policies") or [], exp.get("classic") or [])
