@@ -4,9 +4,9 @@ and its defaults, written only here (a light module: checking a config imports n
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from kvsim.errors import ConfigError
