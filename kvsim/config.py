@@ -39,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -64,6 +64,7 @@ from kvsim.ranges import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("kvsim")
+T = TypeVar("T")
 
 
 def _register_resolvers() -> None:
@@ -378,6 +379,16 @@ MODES: dict[str, Mode] = {
 }
 # simulate with system.kind=single_tier replays block accesses against one policy only
 SINGLE_TIER_USES = frozenset({"trace", "system", "policy"})
+
+
+def experiment_settings(exp: Any, cls: type[T]) -> T:
+    """An ``experiment`` node (typed by the mode's schema, or plain as a saved config.yaml
+    holds it; None: the defaults) as an instance of its settings dataclass ``cls``."""
+    node = OmegaConf.structured(cls)
+    merged = OmegaConf.merge(node, exp) if exp is not None else node
+    out = OmegaConf.to_object(merged)
+    assert isinstance(out, cls)
+    return out
 
 
 def load(path: str) -> Any:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from kvsim.app import build_index, build_model, build_policy_factory, build_timed_trace, build_trace
-from kvsim.config import PROJECT_ROOT, load
+from kvsim.config import PROJECT_ROOT, experiment_settings, load
 from kvsim.index.base import IndexModel
 from kvsim.io import write_json
 from kvsim.policy.base import EvictionPolicy
@@ -61,8 +61,7 @@ def analysis_settings(cfg: DictConfig) -> AnalysisSettings:
     from kvsim.analysis.run import AnalysisSettings
     from kvsim.analysis.settings import TraceAnalysisSettings
 
-    exp = cfg.get("experiment") or {}
-    exp = {f.name: exp[f.name] for f in fields(TraceAnalysisSettings) if f.name in exp}
+    exp = asdict(experiment_settings(cfg.get("experiment"), TraceAnalysisSettings))
     block_bytes = model = None
     if cfg.get("model") is not None:
         try:
@@ -148,7 +147,7 @@ def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
     """Every family x capacity x policy, then the tables and the figure."""
     from kvsim.bench.policy_eval import PolicyEvalSettings, evaluate
 
-    s = PolicyEvalSettings(**OmegaConf.to_container(cfg.experiment, resolve=True))  # type: ignore[arg-type]
+    s = experiment_settings(cfg.experiment, PolicyEvalSettings)
     return drawn(cfg, out, evaluate(s, out, policy_factories(s.policies)), "kvsim.report.policy_eval:plot_policy_eval")
 
 
@@ -156,11 +155,8 @@ def policy_eval(cfg: DictConfig, out: Path) -> dict[str, Any]:
 def redis_validation_settings(cfg: DictConfig) -> RedisValidationSettings:
     from kvsim.bench.validation_settings import RedisValidationSettings
 
-    exp = cfg.get("experiment")
-    user = OmegaConf.to_container(exp, resolve=True) if isinstance(exp, DictConfig) else {}
-    assert isinstance(user, dict)
-    s = RedisValidationSettings(**{str(k): v for k, v in user.items()})
-    s.speedups = [float(x) for x in s.speedups]
+    s = experiment_settings(cfg.get("experiment"), RedisValidationSettings)
+    s.speedups = [float(x) for x in s.speedups]  # (a speed-up written as 10 is an int in YAML)
     return s
 
 

@@ -69,10 +69,9 @@ class MetadataBenchSettings:
 def settings_from(exp: DictConfig | None) -> MetadataBenchSettings:
     """An ``experiment`` node (typed by the schema, or as a saved config.yaml holds it)
     over the defaults, as the typed settings; a null variant dropped."""
-    base = OmegaConf.structured(MetadataBenchSettings)
-    merged = OmegaConf.merge(base, exp) if exp is not None else base
-    s = OmegaConf.to_object(merged)
-    assert isinstance(s, MetadataBenchSettings)
+    from kvsim.config import experiment_settings
+
+    s = experiment_settings(exp, MetadataBenchSettings)
     s.variants = {k: v for k, v in (s.variants or {}).items() if v}  # null drops a variant
     return s
 
