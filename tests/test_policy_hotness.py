@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from kvsim.policy import LRU, OPT, Hotness
 from kvsim.policy.hotness import _HI, _LHD, _LO, _NB, _bucket, _bucket_bounds
 from tests.conftest import ROOT, reference_lru_hits
-from tests.test_hierarchy import hierarchy, make_trace
+from tests.test_hierarchy import drive, hierarchy, make_trace
 
 # Hits on the real conversation trace (docs/placement.md); LRU and OPT for comparison.
 # Hotness's own hits are pinned (seeded, deterministic); at 50,000 blocks it is 97 hits
@@ -194,6 +194,34 @@ def test_tiers_share_signals_and_choice() -> None:
     h.use([2])  # hit below (time 10): promoted, its record follows it
     assert gpu.record(2) == (2, 6, 10) and 2 in gpu
     h.check()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    reqs=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=50),
+    caps=st.lists(st.integers(0, 6), min_size=2, max_size=3),
+)
+def test_the_residents_dict_a_tier_hands_out_is_always_its_residents(reqs, caps) -> None:
+    """members() is a dict the hierarchy asks ``key in`` (written for speed: not a compiled
+    find per block); add and drop keep it, whatever the stores, uses and cascades."""
+    h = hierarchy(caps, Hotness)
+    seen = [p.members() for p in h.policies]
+    drive(h, [[0] + [100 * (c + 1) + j for j in range(1, n)] for c, n in reqs])
+    for p, m in zip(h.policies, seen, strict=True):
+        assert p.members() is m and set(m) == set(p) == set(p.order.keys())
+        assert all(k in p for k in m) and all((k in p) == (k in m) for k in range(-1, 700))
+
+
+def test_a_single_tier_replay_leaves_the_dict_stale_then_in_sync_when_asked() -> None:
+    keys = [1, 2, 3, 1, 4, 5, 6, 2, 7, 8, 1] * 3
+    a = Hotness(4)
+    a.replay(keys)  # the compiled run: the dict is not kept
+    assert not a.order.synced and 9 not in a and all(k in a for k in list(a))
+    m = a.members()  # synced on demand, then kept through later compiled runs too
+    assert a.order.synced and set(m) == set(a)
+    before = set(m)
+    a.replay([20, 21, 22, 23] * 8)  # (used again and again: they take the cache under any rule)
+    assert a.members() is m and set(m) == set(a) != before
 
 
 def test_rules_are_checked() -> None:

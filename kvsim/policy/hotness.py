@@ -71,7 +71,7 @@ the top (the hierarchy's defaults).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -249,9 +249,14 @@ class _Signals:
 class _Order:
     """The resident blocks of one tier (or one miniature) in every order a ranking needs, in
     compiled arrays (_hotness_jit): LRU order, LFU's heap (kept only while lfu ranks), and
-    slots holding each block's record (uses, first and last use, tail) for LHD's random draws."""
+    slots holding each block's record (uses, first and last use, tail) for LHD's random draws.
 
-    __slots__ = ("cap", "s", "t", "m", "c", "rng")
+    ``held`` mirrors the residents in a dict while ``synced`` (written for speed: a tier of a
+    hierarchy is asked ``key in`` for every block and tier of every lookup, and a dict answers
+    in a tenth of a compiled ``find``'s call; add and drop keep it, a compiled ``run`` leaves
+    it stale until :meth:`resync`)."""
+
+    __slots__ = ("cap", "s", "t", "m", "c", "rng", "held", "synced", "heap_on", "batch", "_out", "_idx", "_key")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
@@ -259,11 +264,26 @@ class _Order:
         # at most; written for speed: one draw serves several misses)
         self.s, self.t, self.m, self.c = jit.order_arrays(capacity, min(_BATCH, max(1, capacity // 256)))
         self.rng = jit.rng_state(seed)  # (numpy's default_rng(seed), stepped by the kernels)
+        self.held: dict[int, None] = {}
+        self.synced = True
+        # Written for speed, per admit and touch: whether LFU's heap is kept, as the kernels
+        # see it (a Python bool to skip a no-op call), and victims' scratch arrays, kept
+        self.heap_on = bool(self.m[jit.GD])
+        self.batch = int(self.m[jit.BATCH])
+        self._out = self._idx = self._key = np.empty(0, dtype=np.int64)
+
+    def resync(self) -> None:
+        """``held`` made the residents again, in place (its holders keep the same object)."""
+        self.held.clear()
+        self.held.update(dict.fromkeys(self.keys()))
+        self.synced = True
 
     def __len__(self) -> int:
-        return int(self.m[jit.SIZE])
+        return len(self.held) if self.synced else int(self.m[jit.SIZE])
 
     def __contains__(self, k: int) -> bool:
+        if self.synced:
+            return k in self.held
         return bool(jit.find(self.t, k) >= 0)
 
     def keys(self) -> list[int]:
@@ -277,6 +297,8 @@ class _Order:
 
     def add(self, k: int, r: tuple[int, int, int], tail: bool) -> None:
         jit.add(self.s, self.t, self.m, self.c, k, r[0], r[1], r[2], int(tail))
+        if self.synced:
+            self.held[k] = None
 
     def record(self, k: int) -> tuple[int, int, int]:
         i = jit.find(self.t, k)
@@ -292,11 +314,15 @@ class _Order:
         rec = jit.drop(self.s, self.t, self.m, self.c, k)
         if rec[0] < 0:
             raise KeyError(k)
+        if self.synced:
+            del self.held[k]
         return rec
 
     def use_heap(self, on: bool) -> None:
         """Start (built from the residents, least recent first) or stop keeping LFU's heap."""
-        jit.use_heap(self.s, self.m, on)
+        if on != self.heap_on:
+            jit.use_heap(self.s, self.m, on)
+            self.heap_on = on
 
     def set_scale(self, scale: int) -> None:
         """LHD's classes and ages in units of ``scale`` accesses (a power of two): the full
@@ -305,9 +331,11 @@ class _Order:
 
     def victims(self, rule: int, need: int, now: int, rank: np.ndarray) -> list[int]:
         """Blocks to evict (jit.victims: the one victim choice of every path)."""
-        most = max(need, int(self.m[jit.BATCH]))
-        out = np.empty(most, dtype=np.int64)
-        idx, key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
+        most = max(need, self.batch)
+        if len(self._out) < most:
+            self._out = np.empty(most, dtype=np.int64)
+            self._idx, self._key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
+        out, idx, key = self._out, self._idx, self._key
         got = jit.victims(self.s, self.m, self.c, rule, need, now, rank, self.rng, out, idx, key)
         return out[:got].tolist()
 
@@ -321,6 +349,7 @@ class _Order:
         nm = jit.run(self.s, self.t, self.m, self.c, sig.h, sig.ht, sig.hm, sig.tails, keys, sig.now, rule, rank,
                      hits, ev, self.rng, misses)
         sig.now += len(keys)
+        self.synced = False
         return int(nm)
 
 
@@ -491,6 +520,7 @@ class Hotness(EvictionPolicy):
         self.order.set_scale(self.chooser.scale)
         self.peers: Sequence[EvictionPolicy] = (self,)
         self.bottom = True  # evictions from this tier end a block's lifetime
+        self._mirrored = False  # members() handed out the residents' dict: keep it synced
 
     # --- shared state -------------------------------------------------------------------
     def join(self, tier: int, peers: Sequence[EvictionPolicy]) -> None:
@@ -546,6 +576,13 @@ class Hotness(EvictionPolicy):
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
         return key in self.order
+
+    def members(self) -> Container[int]:
+        """The residents' dict (see _Order), kept synced from now on."""
+        if not self.order.synced:
+            self.order.resync()
+        self._mirrored = True
+        return self.order.held
 
     def __len__(self) -> int:
         return len(self.order)
@@ -625,4 +662,6 @@ class Hotness(EvictionPolicy):
             if b > a:
                 order.use_heap(rule == 1)
                 misses += order.run(sig, arr[a:b], rule, rank, _NO_MISSES)
+        if self._mirrored:  # (a hierarchy's tier never gets here; correct if anything does)
+            order.resync()
         return len(arr) - misses
