@@ -220,3 +220,31 @@ def test_parallel_composition_names_the_first_bad_job(tmp_path: Path) -> None:
         assert p.returncode == 2, p.stderr
         assert p.stderr.strip().splitlines()[-1] == "kvsim: error: system.capacity_scale: must be > 0, got -1.0"
         assert not sweep.exists()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_the_sweeps_idle_workers_are_stopped_and_a_later_sweep_gets_new_ones() -> None:
+    """release_workers (called once a joblib sweep's report is drawn) kills the reusable
+    executor's workers, instead of leaving their teardown to the interpreter's exit."""
+    require_resource("KVSIM_REQUIRE_CLUSTER")
+    import os
+
+    from joblib import Parallel, delayed
+
+    from kvsim.sweepjobs import release_workers
+
+    first = set(Parallel(n_jobs=2, backend="loky")(delayed(_pid)() for _ in range(8)))
+    assert first and os.getpid() not in first
+    release_workers()
+    for pid in first:  # killed and reaped: no such process any more
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    second = set(Parallel(n_jobs=2, backend="loky")(delayed(_pid)() for _ in range(8)))
+    assert second and not second & first
+    release_workers()
+    release_workers()  # nothing left to stop: a no-op

@@ -368,8 +368,12 @@ class KvsimSweeper(BasicSweeper):
             if not bad and launch_error is None:
                 return returns
             from kvsim.report.sweep import report
+            from kvsim.sweepjobs import release_workers
 
-            report(sweep_dir, parallel=joblib_settings(self.launcher))
+            parallel = joblib_settings(self.launcher)
+            report(sweep_dir, parallel=parallel)
+            if parallel is not None:
+                release_workers()
         finally:
             lock.release()
         failed = [s for s in bad if s.status == "failed"]

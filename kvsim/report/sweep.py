@@ -282,11 +282,14 @@ class SweepCallback(Callback):
     fails, otherwise), gather the sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from kvsim.sweepjobs import joblib_settings
+        from kvsim.sweepjobs import joblib_settings, release_workers
 
         d = Path(config.hydra.sweep.dir)
         if (d / JOBS_FILE).is_file():
-            report(d, parallel=joblib_settings(config.hydra.launcher))
+            parallel = joblib_settings(config.hydra.launcher)
+            report(d, parallel=parallel)
+            if parallel is not None:
+                release_workers()
         else:
             log.warning("%s: no %s (sweeper %s): not gathered", d, JOBS_FILE, config.hydra.sweeper.get("_target_"))
 
