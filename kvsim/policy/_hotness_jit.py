@@ -465,6 +465,27 @@ def victims(s: np.ndarray, m: np.ndarray, c: np.ndarray, rule: int, need: int, n
         part = np.sort(keys)
 
 
+
+def admit(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n: int, first: int, last: int,
+          tail: int, rule: int, now: int, rank: np.ndarray, rng: np.ndarray, out: np.ndarray, idx: np.ndarray,
+          key: np.ndarray, recs: np.ndarray) -> int:
+    """``add``, then, over capacity, ``victims`` and the ``drop`` of each, in one call (written
+    for speed: a tier of a hierarchy admits block by block, and each kernel call from Python
+    costs about a microsecond). Returns how many blocks left: their keys in ``out``, their
+    records (uses, first use, last use, tail) in the rows of ``recs``."""
+    add(s, t, m, c, k, n, first, last, tail)
+    need = m[SIZE] - m[CAP]
+    if need <= 0:
+        return 0
+    got = victims(s, m, c, rule, need, now, rank, rng, out, idx, key)
+    for x in range(got):
+        r = drop(s, t, m, c, out[x])
+        recs[x, 0] = r[0]
+        recs[x, 1] = r[1]
+        recs[x, 2] = r[2]
+        recs[x, 3] = r[3]
+    return got
+
 # --- the history of evicted blocks and LHD's eviction counts ----------------------------
 def hist_pop(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int) -> tuple[int, int, int]:
     """``k``'s record taken out of the history: (uses, first, last), or uses 0 if absent."""
@@ -677,6 +698,10 @@ def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result
         use_heap(s, m, rule == 1)
         victims(s, m, c, rule, 1, 10, rank, st, out, idx, key)
     r = drop(s, t, m, c, 99)
+    recs = np.empty((4, 4), dtype=np.int64)
+    for rule in (0, 1, 2):
+        use_heap(s, m, rule == 1)
+        admit(s, t, m, c, 98, 1, 0, 0, 0, rule, 10, rank, st, out, idx, key, recs)
     end(h, ht, hm, 99, r[0], r[1], r[2], r[3], 10, counts)
     hist_pop(h, ht, hm, 99)
     hist_keys(h, hm)

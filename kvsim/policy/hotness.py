@@ -256,7 +256,8 @@ class _Order:
     in a tenth of a compiled ``find``'s call; add and drop keep it, a compiled ``run`` leaves
     it stale until :meth:`resync`)."""
 
-    __slots__ = ("cap", "s", "t", "m", "c", "rng", "held", "synced", "heap_on", "batch", "_out", "_idx", "_key")
+    __slots__ = ("cap", "s", "t", "m", "c", "rng", "held", "synced", "heap_on", "batch", "_out", "_idx", "_key",
+                 "_recs")
 
     def __init__(self, capacity: int, seed: int | tuple[int, int]) -> None:
         self.cap = capacity
@@ -271,6 +272,7 @@ class _Order:
         self.heap_on = bool(self.m[jit.GD])
         self.batch = int(self.m[jit.BATCH])
         self._out = self._idx = self._key = np.empty(0, dtype=np.int64)
+        self._recs = np.empty((0, 4), dtype=np.int64)
 
     def resync(self) -> None:
         """``held`` made the residents again, in place (its holders keep the same object)."""
@@ -329,12 +331,32 @@ class _Order:
         cache ranks by the densities its lhd miniature learns, whose clock runs 1/scale as fast."""
         jit.set_shift(self.s, self.m, self.c, scale.bit_length() - 1)
 
-    def victims(self, rule: int, need: int, now: int, rank: np.ndarray) -> list[int]:
-        """Blocks to evict (jit.victims: the one victim choice of every path)."""
+    def _scratch(self, need: int) -> None:
+        """victims' output and scratch arrays, for ``need`` blocks or a batch, kept."""
         most = max(need, self.batch)
         if len(self._out) < most:
             self._out = np.empty(most, dtype=np.int64)
             self._idx, self._key = np.empty(jit.SAMPLE * most, dtype=np.int64), np.empty(jit.SAMPLE * most, dtype=np.int64)
+            self._recs = np.empty((most, 4), dtype=np.int64)
+
+    def admit(self, k: int, r: tuple[int, int, int], tail: bool, rule: int, now: int,
+              rank: np.ndarray) -> tuple[list[int], list[list[int]]]:
+        """add, then over capacity victims and their drops (jit.admit: those same kernels, in
+        one call); returns the blocks that left and their records (uses, first, last, tail)."""
+        self._scratch(len(self) + 1 - self.cap)
+        got = jit.admit(self.s, self.t, self.m, self.c, k, r[0], r[1], r[2], int(tail), rule, now, rank, self.rng,
+                        self._out, self._idx, self._key, self._recs)
+        out = self._out[:got].tolist()
+        if self.synced:
+            held = self.held
+            held[k] = None
+            for v in out:
+                del held[v]
+        return out, self._recs[:got].tolist()
+
+    def victims(self, rule: int, need: int, now: int, rank: np.ndarray) -> list[int]:
+        """Blocks to evict (jit.victims: the one victim choice of every path)."""
+        self._scratch(need)
         out, idx, key = self._out, self._idx, self._key
         got = jit.victims(self.s, self.m, self.c, rule, need, now, rank, self.rng, out, idx, key)
         return out[:got].tolist()
@@ -617,18 +639,16 @@ class Hotness(EvictionPolicy):
         if order.cap == 0:
             return [key]
         rule = self._rank()
-        order.add(key, self._entering(key), key in sig.tail)
-        if len(order) <= order.cap:
-            return []
-        out = order.victims(rule, len(order) - order.cap, sig.now, ch.lhd.rank)
+        out, recs = order.admit(key, self._entering(key), key in sig.tail, rule, sig.now, ch.lhd.rank)
+        if not out:
+            return out
         alone = len(self.peers) == 1
-        for v in out:
-            r = order.drop(v)
+        for v, r in zip(out, recs, strict=True):
             # a lifetime ends when the bottom tier drops the block and no tier holds a copy
             if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
-                sig.end(v, r, sig.now)
+                sig.end(v, (r[0], r[1], r[2], r[3]), sig.now)
             else:
-                sig.moving[v] = r[:3]
+                sig.moving[v] = (r[0], r[1], r[2])
         return out
 
     def remove(self, key: int) -> None:
