@@ -12,9 +12,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,cluster]'
 	touch $(STAMP)
 
-## run: the placement sweep on the embedded trace (table + figure under outputs/sweeps/)
+# the jobs of `make run` on every core (joblib, from the cluster extra installed above),
+# unless there is only one
+LAUNCHER := $(if $(filter-out 0 1,$(shell nproc 2>/dev/null || echo 1)),hydra/launcher=joblib,)
+
+## run: the placement sweep on the embedded trace, its jobs on every core (table + figures under outputs/sweeps/)
 run: $(STAMP)
-	$(PY) -m kvsim +experiment=placement_sweep
+	$(PY) -m kvsim +experiment=placement_sweep $(LAUNCHER)
 
 ## test: the whole test suite (real-trace tests use ../shared/traces or KVSIM_REAL_TRACE)
 test: $(STAMP)
