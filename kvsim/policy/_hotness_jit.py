@@ -465,7 +465,6 @@ def victims(s: np.ndarray, m: np.ndarray, c: np.ndarray, rule: int, need: int, n
         part = np.sort(keys)
 
 
-
 def admit(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n: int, first: int, last: int,
           tail: int, rule: int, now: int, rank: np.ndarray, rng: np.ndarray, out: np.ndarray, idx: np.ndarray,
           key: np.ndarray, recs: np.ndarray) -> int:
@@ -485,6 +484,7 @@ def admit(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, k: int, n:
         recs[x, 2] = r[2]
         recs[x, 3] = r[3]
     return got
+
 
 # --- the history of evicted blocks and LHD's eviction counts ----------------------------
 def hist_pop(h: np.ndarray, ht: np.ndarray, hm: np.ndarray, k: int) -> tuple[int, int, int]:
