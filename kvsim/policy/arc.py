@@ -46,9 +46,15 @@ class ARC(EvictionPolicy):
         self._t2: OrderedDict[int, None] = OrderedDict()
         self._b1: OrderedDict[int, None] = OrderedDict()
         self._b2: OrderedDict[int, None] = OrderedDict()
+        # T1 and T2's blocks in one dict (written for speed: the hierarchy asks ``key in``
+        # for every block and tier of a lookup, and takes its dict fast paths)
+        self._held: dict[int, None] = {}
 
     def __contains__(self, key: int) -> bool:
-        return key in self._t1 or key in self._t2
+        return key in self._held
+
+    def members(self) -> dict[int, None]:
+        return self._held
 
     def __len__(self) -> int:
         return len(self._t1) + len(self._t2)
@@ -73,6 +79,7 @@ class ARC(EvictionPolicy):
         else:
             k = t2.popitem(last=False)[0]
             self._b2[k] = None
+        del self._held[k]
         out.append(k)
 
     def admit(self, key: int) -> list[int]:
@@ -98,7 +105,9 @@ class ARC(EvictionPolicy):
                     b1.popitem(last=False)
                     self._replace(False, out)
                 else:
-                    out.append(t1.popitem(last=False)[0])
+                    k = t1.popitem(last=False)[0]
+                    del self._held[k]
+                    out.append(k)
             else:
                 if b2 and len(t1) + len(b1) + len(t2) + len(b2) >= 2 * c:
                     b2.popitem(last=False)
@@ -107,6 +116,7 @@ class ARC(EvictionPolicy):
             t2[key] = None
         else:
             t1[key] = None
+        self._held[key] = None
         return out
 
     def access(self, key: int) -> bool:
@@ -128,3 +138,4 @@ class ARC(EvictionPolicy):
             del self._t1[key]
         else:
             del self._t2[key]
+        del self._held[key]

@@ -61,6 +61,11 @@ class S3FIFO(EvictionPolicy):
     def __contains__(self, key: int) -> bool:
         return key in self._freq
 
+    def members(self) -> dict[int, int]:
+        # the use counts' dict holds exactly the residents (written for speed: the hierarchy
+        # asks it ``key in`` directly and takes its dict fast paths)
+        return self._freq
+
     def __len__(self) -> int:
         return len(self._freq)
 
