@@ -97,6 +97,11 @@ class OPT(EvictionPolicy):
     def __contains__(self, key: int) -> bool:
         return key in self._res
 
+    def members(self) -> dict[int, int]:
+        # its keys are exactly the residents, and it is never rebound (written for speed: the
+        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
+        return self._res
+
     def __len__(self) -> int:
         return len(self._res)
 

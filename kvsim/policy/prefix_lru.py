@@ -75,6 +75,11 @@ class PrefixLRU(EvictionPolicy):
     def __contains__(self, key: int) -> bool:
         return key in self._last
 
+    def members(self) -> dict[int, int]:
+        # its keys are exactly the residents, and it is never rebound (written for speed: the
+        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
+        return self._last
+
     def __len__(self) -> int:
         return len(self._last)
 

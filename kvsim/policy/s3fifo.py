@@ -62,8 +62,8 @@ class S3FIFO(EvictionPolicy):
         return key in self._freq
 
     def members(self) -> dict[int, int]:
-        # the use counts' dict holds exactly the residents (written for speed: the hierarchy
-        # asks it ``key in`` directly and takes its dict fast paths)
+        # its keys are exactly the residents, and it is never rebound (written for speed: the
+        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
         return self._freq
 
     def __len__(self) -> int:

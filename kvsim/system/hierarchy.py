@@ -43,7 +43,7 @@ links as whole transfers; dropped blocks are returned so the index can delete th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Sequence, Sized
 from dataclasses import dataclass
 from itertools import filterfalse
 from typing import Any
@@ -601,6 +601,8 @@ class TierHierarchy:
             for k in keys:
                 if k not in mem:
                     raise AssertionError(f"block {k} listed in tier {spec.label} but not found there")
+            if isinstance(mem, Sized) and len(mem) != len(keys):  # (a policy's dict of its residents)
+                raise AssertionError(f"tier {spec.label} answers for {len(mem)} blocks but lists {len(keys)}")
             total += len(keys)
             held.update(keys)
         if not self._copies and total != len(held):
