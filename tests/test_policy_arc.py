@@ -37,20 +37,3 @@ def test_directory_bounds(keys, cap) -> None:
         assert len(c._t1) + len(c._t2) + len(c._b1) + len(c._b2) <= 2 * cap
         assert 0 <= c.p <= cap
 
-
-@settings(max_examples=examples(80), deadline=None)
-@given(ops=st.lists(st.tuples(st.sampled_from(["admit", "touch", "remove", "access"]), st.integers(0, 25)), max_size=300),
-       cap=st.integers(0, 10))
-def test_members_is_one_dict_of_exactly_the_residents(ops, cap) -> None:
-    """What the tier hierarchy asks ``key in`` (written for speed: one dict it keeps)."""
-    c = ARC(cap)
-    m = c.members()
-    assert isinstance(m, dict)
-    for op, k in ops:
-        if op == "access":
-            c.access(k)
-        elif op == "admit" and k not in c:
-            c.admit(k)
-        elif op in ("touch", "remove") and k in c:
-            getattr(c, op)(k)
-        assert c.members() is m and set(m) == set(c) and len(m) == len(c)

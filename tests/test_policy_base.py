@@ -44,9 +44,18 @@ def one_block_requests(keys: list[int]) -> Trace:
     )
 
 
+def answers_for_its_residents(p: EvictionPolicy, m: object) -> None:
+    """``members()`` (what the hierarchy asks ``key in``) is the same dict throughout and
+    holds exactly the residents (written for speed: every classic policy hands one out)."""
+    assert p.members() is m and isinstance(m, dict)
+    assert set(m) == set(p) and len(m) == len(p)
+
+
 def through_the_interface(p: EvictionPolicy, keys: list[int], batch: int) -> int:
     """Hits when driven as the hierarchy drives a tier: observe, then touch a resident block
-    or admit a new one; runs of ``batch`` consecutive misses go through admit_many."""
+    or admit a new one; runs of ``batch`` consecutive misses go through admit_many. Checks
+    after each step that ``members()`` answers for exactly the residents."""
+    m = p.members()
     hits = 0
     pending: list[int] = []
     for k in keys:
@@ -54,6 +63,7 @@ def through_the_interface(p: EvictionPolicy, keys: list[int], batch: int) -> int
             p.admit_many(pending)
             pending = []
             assert len(p) <= p.capacity
+            answers_for_its_residents(p, m)
             if k in p:
                 p.observe([k], False)
                 p.touch(k)
@@ -65,8 +75,10 @@ def through_the_interface(p: EvictionPolicy, keys: list[int], batch: int) -> int
             p.admit_many(pending)
             pending = []
             assert len(p) <= p.capacity
+            answers_for_its_residents(p, m)
     p.admit_many(pending)
     assert len(p) <= p.capacity
+    answers_for_its_residents(p, m)
     return hits
 
 
@@ -87,6 +99,7 @@ def test_the_hierarchys_calls_equal_the_fast_replay(name, keys, cap, batch) -> N
     slow.bind(trace)
     assert through_the_interface(slow, keys, batch) == fast.replay(keys)
     assert sorted(slow) == sorted(fast)
+    answers_for_its_residents(fast, fast.members())
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIC))
