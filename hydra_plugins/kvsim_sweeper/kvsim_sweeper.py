@@ -309,7 +309,7 @@ class KvsimSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from kvsim.runfolder import FolderLock
-        from kvsim.sweepjobs import joblib_settings, statuses, write_jobs
+        from kvsim.sweepjobs import statuses, write_jobs
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         params_conf = self._parse_config()
@@ -367,13 +367,9 @@ class KvsimSweeper(BasicSweeper):
             bad = [s for s in statuses(sweep_dir) if s.status != "complete"]
             if not bad and launch_error is None:
                 return returns
-            from kvsim.report.sweep import report
-            from kvsim.sweepjobs import release_workers
+            from kvsim.report.sweep import report_launched
 
-            parallel = joblib_settings(self.launcher)
-            report(sweep_dir, parallel=parallel)
-            if parallel is not None:
-                release_workers()
+            report_launched(sweep_dir, self.launcher)
         finally:
             lock.release()
         failed = [s for s in bad if s.status == "failed"]

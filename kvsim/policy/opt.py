@@ -98,9 +98,7 @@ class OPT(EvictionPolicy):
         return key in self._res
 
     def members(self) -> dict[int, int]:
-        # its keys are exactly the residents, and it is never rebound (written for speed: the
-        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
-        return self._res
+        return self._res  # exactly the residents' keys, never rebound (see the base class)
 
     def __len__(self) -> int:
         return len(self._res)

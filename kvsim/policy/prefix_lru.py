@@ -76,9 +76,7 @@ class PrefixLRU(EvictionPolicy):
         return key in self._last
 
     def members(self) -> dict[int, int]:
-        # its keys are exactly the residents, and it is never rebound (written for speed: the
-        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
-        return self._last
+        return self._last  # exactly the residents' keys, never rebound (see the base class)
 
     def __len__(self) -> int:
         return len(self._last)

@@ -62,9 +62,7 @@ class S3FIFO(EvictionPolicy):
         return key in self._freq
 
     def members(self) -> dict[int, int]:
-        # its keys are exactly the residents, and it is never rebound (written for speed: the
-        # hierarchy asks it ``key in`` directly and takes its dict fast paths)
-        return self._freq
+        return self._freq  # exactly the residents' keys, never rebound (see the base class)
 
     def __len__(self) -> int:
         return len(self._freq)

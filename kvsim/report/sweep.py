@@ -277,19 +277,28 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
     out.to_parquet(path, index=False)
 
 
+def report_launched(sweep_dir: str | Path, launcher: Any) -> pd.DataFrame:
+    """:func:`report` at the end of a sweep run by ``launcher`` (the launcher, or its config
+    node): a joblib launcher's idle workers draw the figures, and are then let go
+    (:func:`kvsim.sweepjobs.release_workers`) rather than at the interpreter's exit."""
+    from kvsim.sweepjobs import joblib_settings, release_workers
+
+    parallel = joblib_settings(launcher)
+    try:
+        return report(sweep_dir, parallel=parallel)
+    finally:
+        if parallel is not None:
+            release_workers()
+
+
 class SweepCallback(Callback):
     """At the end of a multirun whose jobs all completed (the kvsim sweeper reports, then
     fails, otherwise), gather the sweep."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from kvsim.sweepjobs import joblib_settings, release_workers
-
         d = Path(config.hydra.sweep.dir)
         if (d / JOBS_FILE).is_file():
-            parallel = joblib_settings(config.hydra.launcher)
-            report(d, parallel=parallel)
-            if parallel is not None:
-                release_workers()
+            report_launched(d, config.hydra.launcher)
         else:
             log.warning("%s: no %s (sweeper %s): not gathered", d, JOBS_FILE, config.hydra.sweeper.get("_target_"))
 
