@@ -229,7 +229,7 @@ def _pid() -> int:
 
 
 def test_the_sweeps_idle_workers_are_stopped_and_a_later_sweep_gets_new_ones() -> None:
-    """release_workers (called once a joblib sweep's report is drawn) kills the reusable
+    """release_workers (called once a joblib sweep's report is drawn) stops the reusable
     executor's workers, instead of leaving their teardown to the interpreter's exit."""
     require_resource("KVSIM_REQUIRE_CLUSTER")
     import os
