@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hydra import initialize_config_dir
+from omegaconf import OmegaConf, open_dict
 
+from hydra_plugins.kvsim_sweeper.composer import GroupComposer
 from hydra_plugins.kvsim_sweeper.kvsim_sweeper import ComposedJobs, _keep_worker
 from kvsim import config
 from kvsim.config import ConfigError, check_config
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 OVERRIDES = ["policy=fifo", "system.capacity_scale=0.5"]
 
 
@@ -102,3 +106,57 @@ def test_a_worker_that_grew_as_a_job_does_is_kept(keep: bool) -> None:
         time.sleep(0.5)
         after = ex.submit(os.getpid).result()
     assert (after == pid) is keep
+
+
+SWEEP = ["+experiment=placement_sweep"]
+
+
+def _hydras_and_mine(jobs: list[list[str]]) -> tuple[list[Any], list[Any], GroupComposer]:
+    """Each job composed by Hydra (load_sweep_config) and by one GroupComposer, in order."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", overrides=SWEEP, run_mode=RunMode.MULTIRUN)
+        composer = GroupComposer(loader, master)
+        mine = [composer.compose(o) for o in jobs]
+        hydras = [loader.load_sweep_config(master, o) for o in jobs]
+    return hydras, mine, composer
+
+
+def _app(cfg: Any) -> Any:
+    """The job's own config, resolved (Hydra's node needs a job number to resolve)."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_jobs_made_from_one_composition_per_group_choice_are_hydras() -> None:
+    jobs = [[f"trace={t}", f"policy={p}", f"system.capacity_scale={c}", "seed=7", *SWEEP]
+            for t in ("embedded", "mooncake_conversation") for p in ("lru", "s3fifo") for c in (0.0625, 0.5, 1)]
+    jobs += [["policy=lru", "system.capacity_scale=2", "index.server_threads=2", *SWEEP],  # other keys
+             ["policy=lru", "system.capacity_scale=0.25", "index.server_threads=3", *SWEEP],
+             ["policy=lru", "+system.note=3", *SWEEP],  # an added key: Hydra's
+             ["policy=lru", "+system.note=4", *SWEEP],
+             ["policy=lru", "hydra.job.name=x", *SWEEP],  # a hydra override: Hydra's
+             ["policy=lru", "hydra.job.name=y", *SWEEP],
+             ["policy=lru", "seed=8", "system.capacity_scale=0.5", *SWEEP]]  # keys in another order
+    hydras, mine, composer = _hydras_and_mine(jobs)
+    for o, h, m in zip(jobs, hydras, mine, strict=True):
+        assert OmegaConf.to_yaml(m) == OmegaConf.to_yaml(h), o
+        assert _app(m) == _app(h), o
+        assert m.hydra.job.override_dirname == h.hydra.job.override_dirname
+        assert OmegaConf.is_struct(m) and OmegaConf.is_struct(m) == OmegaConf.is_struct(h)
+        assert OmegaConf.is_readonly(m.hydra) == OmegaConf.is_readonly(h.hydra)
+    # 4 choices x 3 values: 8 copies; one copy of the server_threads job; the rest composed
+    assert (composer.derived, composer.composed) == (9, len(jobs) - 9)
+
+
+def test_a_copy_refuses_a_bad_value_as_hydra_does() -> None:
+    from hydra.errors import ConfigCompositionException
+
+    jobs = [["policy=lru", "system.capacity_scale=0.5", *SWEEP], ["policy=lru", "system.capacity_scale=big", *SWEEP]]
+    with pytest.raises(ConfigCompositionException):
+        _hydras_and_mine(jobs)
