@@ -203,9 +203,12 @@ def test_each_job_is_composed_once(tmp_path: Path, basic: pd.DataFrame, launcher
     if extra:
         require_resource("KVSIM_REQUIRE_CLUSTER")
     p = subprocess.run([sys.executable, "-c", COUNT_COMPOSITIONS, "-m", *SWEEP, *extra, "progress=false",
-                        f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "hydra.verbose=[kvsim]", f"hydra.sweep.dir={tmp_path / 's'}"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert f"compositions: {0 if extra else 2}" in p.stderr.splitlines()[-1]
+    # joblib: one describe task per policy, so each worker's GroupComposer composes it once
+    assert "composed 4 jobs (2 by Hydra, the others copies)" in p.stdout + p.stderr
     assert "validated against ConfigStore schema" not in p.stderr  # workers filter it too
     assert_same_table(tmp_path / "s", basic)
     assert not (tmp_path / "s" / ".kvsim" / "composed").exists()  # the hand-over is removed

@@ -61,6 +61,11 @@ class GroupComposer:
             values.append(o)
         return (tuple(fixed), tuple(keys)), values
 
+    def signature(self, overrides: Sequence[str]) -> Optional[Signature]:
+        """What jobs made from one kept composition share (None: composed by Hydra)."""
+        split = self._split(overrides)
+        return None if split is None else split[0]
+
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         split = self._split(overrides)
         if split is not None:

@@ -233,10 +233,12 @@ def _keep_worker() -> None:
 _CONTEXT: dict[str, Any] = {}  # a worker's unpickled sweep context (see _describe_in_worker)
 
 
-def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
-                        context: bytes) -> tuple[int, Any, Any, BaseException | None]:
-    """:func:`describe` in a joblib worker: the job's description and its config pickled, or
-    the error (raised by the sweeper in job order, so the first bad job is named).
+def _describe_in_worker(task: Sequence[tuple[int, Sequence[str]]], sweep_dir: Path,
+                        context: bytes) -> list[tuple[int, Any, Any, BaseException | None, int]]:
+    """:func:`describe` in a joblib worker, for each ``(num, overrides)`` of ``task`` (jobs
+    of one set of group choices: Hydra composes their first, the others are copies): the
+    job's description and its config pickled, or the error (raised by the sweeper in job
+    order, so the first bad job is named), and how many Hydra composed (0 or 1).
 
     ``context`` holds Hydra's singletons (as its launchers pass them), the config loader and
     the master config. It is unpickled after Hydra's plugin scan, which re-executes the
@@ -265,22 +267,29 @@ def _describe_in_worker(num: int, overrides: Sequence[str], sweep_dir: Path,
         _CONTEXT["composer"] = GroupComposer(loader, master)
     Singleton._instances = {**state["instances"], Plugins: cast(Any, plugins)}
     BaseContainer._resolvers = state["omegaconf_resolvers"]
-    try:
-        job, blob = describe(num, overrides, sweep_dir, _CONTEXT["composer"])
-    except Exception as e:
+    out: list[tuple[int, Any, Any, BaseException | None, int]] = []
+    composer = _CONTEXT["composer"]
+    for num, overrides in task:
+        by_hydra = composer.composed
         try:
-            pickle.dumps(e)
-        except Exception:
-            from kvsim.errors import describe as one_line
+            job, blob = describe(num, overrides, sweep_dir, composer)
+        except Exception as e:
+            try:
+                pickle.dumps(e)
+            except Exception:
+                from kvsim.errors import describe as one_line
 
-            e = UserError(one_line(e)[0])
-        return num, None, None, e
-    return num, job, blob, None
+                e = UserError(one_line(e)[0])
+            out.append((num, None, None, e, composer.composed - by_hydra))
+        else:
+            out.append((num, job, blob, None, composer.composed - by_hydra))
+    return out
 
 
 class KvsimSweeper(BasicSweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
+        self.by_hydra = 0  # jobs of the last sweep that Hydra composed (GroupComposer)
 
     def _describe_all(self, flat_jobs: Sequence[Sequence[str]], sweep_dir: Path, composed: ComposedJobs) -> list[Any]:
         """Every job described (:func:`describe`), in the launcher's joblib workers when it
@@ -297,21 +306,32 @@ class KvsimSweeper(BasicSweeper):
                 job, blob = describe(i, o, sweep_dir, composer)
                 composed.put(o, blob)
                 jobs.append(job)
+            self.by_hydra = composer.composed
             return jobs
         import cloudpickle  # (as loky does) the singletons hold local functions: the resolvers
         from hydra.core.singleton import Singleton
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, effective_n_jobs
 
         context = cloudpickle.dumps((Singleton.get_state(), loader, self.config))
-        done = Parallel(**settings)(
-            delayed(_describe_in_worker)(i, o, sweep_dir, context) for i, o in enumerate(flat_jobs)
-        )
-        for _num, _job, _blob, error in done:
+        # One task per set of group choices (a worker's GroupComposer then composes each set
+        # once, not once per worker that gets one of its jobs), cut so that every worker has
+        # about two tasks, but not below 4 jobs (Hydra's composition costs about 3 jobs' check).
+        signature = GroupComposer(loader, self.config).signature
+        groups: dict[Any, list[tuple[int, Sequence[str]]]] = {}
+        for i, o in enumerate(flat_jobs):
+            sig = signature(o)
+            groups.setdefault(("job", i) if sig is None else sig, []).append((i, o))
+        size = max(4, -(-len(flat_jobs) // (2 * effective_n_jobs(settings.get("n_jobs", -1)))))
+        tasks = [g[k:k + size] for g in groups.values() for k in range(0, len(g), size)]
+        parts = Parallel(**settings)(delayed(_describe_in_worker)(t, sweep_dir, context) for t in tasks)
+        done = sorted((r for part in parts for r in part), key=lambda r: r[0])
+        for _num, _job, _blob, error, _h in done:
             if error is not None:
                 raise error
-        for (_num, _job, blob, _error), o in zip(done, flat_jobs, strict=True):
+        for (_num, _job, blob, _error, _h), o in zip(done, flat_jobs, strict=True):
             composed.put(o, blob)
-        return [job for _num, job, _blob, _error in done]
+        self.by_hydra = sum(h for *_, h in done)
+        return [job for _num, job, _blob, _error, _h in done]
 
     def sweep(self, arguments: list[str]) -> Any:
         from kvsim.runfolder import FolderLock
@@ -339,7 +359,8 @@ class KvsimSweeper(BasicSweeper):
         lock = FolderLock(sweep_dir)
         lock.acquire()
         try:
-            log.debug("composed %d jobs in %.2f s", len(jobs), time.perf_counter() - t0)
+            log.debug("composed %d jobs (%d by Hydra, the others copies) in %.2f s", len(jobs), self.by_hydra,
+                      time.perf_counter() - t0)
             from kvsim.io import write_with
 
             write_with(sweep_dir / "multirun.yaml", lambda p: OmegaConf.save(self.config, p))
