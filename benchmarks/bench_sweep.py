@@ -7,6 +7,11 @@ embedded trace) into fresh folders, alternating basic and joblib (``--rounds`` t
 so both see the same machine load), prints each wall time, the speedup of the best of each,
 and the load average before and after: this machine is shared, so say it with the number.
 Both sweeps' tables must be equal but for wall-clock columns (checked here).
+
+Each round also says where its time went, from the sweep folder's file times: the start
+(Python, Hydra, composing and checking every job: to ``multirun.yaml``), the jobs (to the
+last job's ``summary.json``), the report (the table and figures: to the last figure) and the
+exit (the workers stopped, the process gone).
 """
 
 from __future__ import annotations
@@ -24,15 +29,26 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sweep(out: Path, extra: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the sweep and the worker processes it reaped)."""
+def sweep(out: Path, extra: list[str]) -> tuple[float, float, dict[str, float]]:
+    """(wall seconds, CPU seconds of the sweep and the worker processes it reaped, its phases)."""
+    t0 = time.time()
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "kvsim", "+experiment=placement_sweep", f"hydra.sweep.dir={out}", *extra],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the {extra or 'basic'} sweep failed")
-    return time.perf_counter() - t, usage.ru_utime + usage.ru_stime
+    wall = time.perf_counter() - t
+    return wall, usage.ru_utime + usage.ru_stime, phases(out, t0, t0 + wall)
+
+
+def phases(d: Path, start: float, end: float) -> dict[str, float]:
+    """Seconds of the sweep's start, jobs, report and exit, from its files' modification times."""
+    def last(pattern: str) -> float:
+        return max(p.stat().st_mtime for p in d.glob(pattern))
+
+    marks = [start, (d / "multirun.yaml").stat().st_mtime, last("*/summary.json"), last("*.png"), end]
+    return {name: b - a for name, a, b in zip(("start", "jobs", "report", "exit"), marks, marks[1:], strict=False)}
 
 
 def table(d: Path) -> pd.DataFrame:
@@ -51,9 +67,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             for name, launcher in (("basic", []), ("joblib", ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.n_jobs}"])):
-                t, cpu = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
+                t, cpu, ph = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
                 times[name].append(t)
-                print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU (load {os.getloadavg()[0]:.1f})", flush=True)
+                split = ", ".join(f"{k} {v:.1f}" for k, v in ph.items())
+                print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU (load {os.getloadavg()[0]:.1f}); "
+                      f"{split} s", flush=True)
         pd.testing.assert_frame_equal(table(Path(tmp) / "basic0"), table(Path(tmp) / "joblib0"))
     b, j = min(times["basic"]), min(times["joblib"])
     print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}); "
