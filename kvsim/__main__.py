@@ -46,6 +46,10 @@ def run_job(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     final = Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir).absolute() if hc.mode == RunMode.MULTIRUN else None
+    if sweep_dir is not None:
+        # One bar per job would garble the sweep's output. Set before the hash, as the
+        # sweeper sets it in the job it composes and checks (so the check is not repeated).
+        cfg.progress = False
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     h = config_hash({str(k): v for k, v in container.items()})
@@ -56,8 +60,6 @@ def run_job(cfg: DictConfig) -> float | None:
                 log.info("skip: complete %s (same config; overwrite=true reruns it)", final)
                 summary = json.loads((final / "summary.json").read_text()) if (final / "summary.json").is_file() else {}
             else:
-                if sweep_dir is not None:
-                    cfg.progress = False  # one bar per job would garble the sweep's output
                 summary = run(cfg, rf.staging, overrides=task_overrides(hc))
                 rf.commit()
                 log.info("results: %s", final)

@@ -193,6 +193,33 @@ finally:
 """
 
 
+COUNT_CHECKS = """
+import runpy, sys
+import kvsim.config as c
+n = [0]
+check = c._check_plain
+def counted(*a, **k):
+    n[0] += 1
+    return check(*a, **k)
+c._check_plain = counted
+sys.argv = ["kvsim", *sys.argv[1:]]
+try:
+    runpy.run_module("kvsim", run_name="__main__")
+finally:
+    print("checks:", n[0], file=sys.stderr)
+"""
+
+
+def test_each_job_is_checked_once_with_the_progress_bar_on(tmp_path: Path) -> None:
+    """progress=true (the default) shows the sweep's progress; each job runs without its own
+    bar, and the sweeper checks the job as it runs (progress off), so the run's check is the
+    sweeper's memo, not a second check (it was, per job: 0.1-0.3 s each)."""
+    p = subprocess.run([sys.executable, "-c", COUNT_CHECKS, "-m", *SWEEP, "progress=true",
+                        f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "checks: 4" in p.stderr.splitlines()[-1]
+
+
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_each_job_is_composed_once(tmp_path: Path, basic: pd.DataFrame, launcher: str) -> None:
     """The sweeper composes and checks every job before the first runs (with joblib, in its

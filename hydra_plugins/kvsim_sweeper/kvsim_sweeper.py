@@ -191,6 +191,9 @@ def describe(num: int, overrides: Sequence[str], sweep_dir: Path, composer: Grou
     from kvsim.sweepjobs import describe_job
 
     cfg = composer.compose(overrides)
+    # the job as it runs: without its own progress bar (kvsim.__main__.run_job); a check of
+    # the config with the bar on would not be the job's, which would then be checked again
+    cfg.progress = False
     checked = check_inputs(cfg)
     kept = ComposedJobs.pack(overrides, cfg, checked)  # the launcher's copy, before the changes below
     with open_dict(cfg):
