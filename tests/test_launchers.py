@@ -176,38 +176,31 @@ def test_two_sweeps_cannot_share_a_folder(tmp_path: Path) -> None:
     assert not (sweep / "sweep_jobs.json").exists() and not complete_jobs(sweep)
 
 
-COUNT_COMPOSITIONS = """
-import runpy, sys
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
+def counting(module: str, name: str, label: str) -> str:
+    """A script for ``python -c``: ``python -m kvsim ARGS`` with the calls of ``module``'s
+    ``name`` (a function, or ``Class.method``) counted in this process, ``label: N`` printed
+    last on stderr."""
+    return f"""
+import importlib, runpy, sys
+owner, *path = [importlib.import_module({module!r}), *{name!r}.split(".")]
+for part in path[:-1]:
+    owner = getattr(owner, part)
 n = [0]
-compose = ConfigLoaderImpl.load_sweep_config
-def counted(self, *a, **k):
-    n[0] += 1
-    return compose(self, *a, **k)
-ConfigLoaderImpl.load_sweep_config = counted
-sys.argv = ["kvsim", *sys.argv[1:]]
-try:
-    runpy.run_module("kvsim", run_name="__main__")
-finally:
-    print("compositions:", n[0], file=sys.stderr)
-"""
-
-
-COUNT_CHECKS = """
-import runpy, sys
-import kvsim.config as c
-n = [0]
-check = c._check_plain
+counted_fn = getattr(owner, path[-1])
 def counted(*a, **k):
     n[0] += 1
-    return check(*a, **k)
-c._check_plain = counted
+    return counted_fn(*a, **k)
+setattr(owner, path[-1], counted)
 sys.argv = ["kvsim", *sys.argv[1:]]
 try:
     runpy.run_module("kvsim", run_name="__main__")
 finally:
-    print("checks:", n[0], file=sys.stderr)
+    print("{label}:", n[0], file=sys.stderr)
 """
+
+
+COUNT_COMPOSITIONS = counting("hydra._internal.config_loader_impl", "ConfigLoaderImpl.load_sweep_config", "compositions")
+COUNT_CHECKS = counting("kvsim.config", "_check_plain", "checks")
 
 
 def test_each_job_is_checked_once_with_the_progress_bar_on(tmp_path: Path) -> None:
