@@ -93,11 +93,12 @@ class GroupComposer:
         return True
 
     def _set(self, cfg: DictConfig, overrides: Sequence[str], values: List[Override]) -> None:
-        # as Hydra's _load_configuration_impl does after the merge, for these overrides
+        # As Hydra's _load_configuration_impl does after the merge, for these overrides. (The
+        # master's resolved values, which load_sweep_config copies in, are in the kept copy.)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         parsed = self._parser.parse_overrides(list(overrides))
         cfg.hydra.overrides.task = [o.input_line for o in parsed]
         dirname = cfg.hydra.job.config.override_dirname
         cfg.hydra.job.override_dirname = get_overrides_dirname(
             overrides=parsed, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep, exclude_keys=dirname.exclude_keys
-        )  # (the kept composition holds the master's resolved values: load_sweep_config copied them)
+        )
