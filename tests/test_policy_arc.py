@@ -36,4 +36,3 @@ def test_directory_bounds(keys, cap) -> None:
         assert len(c._t1) + len(c._b1) <= cap
         assert len(c._t1) + len(c._t2) + len(c._b1) + len(c._b2) <= 2 * cap
         assert 0 <= c.p <= cap
-

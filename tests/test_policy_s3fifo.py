@@ -58,4 +58,3 @@ def test_never_over_capacity(keys, cap) -> None:
         assert len(c) <= cap
         assert len(c._ghost) <= c.ghost_cap
         assert set(c._small).isdisjoint(c._main)
-

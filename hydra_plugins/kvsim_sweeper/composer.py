@@ -41,15 +41,17 @@ class GroupComposer:
         self.derived = 0
         self.composed = 0
 
-    def _split(self, overrides: Sequence[str]) -> Optional[Tuple[Signature, List[Override]]]:
-        """The job's signature and its plain values; None: compose it with Hydra."""
+    def _split(self, overrides: Sequence[str]) -> Optional[Tuple[Signature, List[Override], List[Override]]]:
+        """The job's signature, its plain values and all its overrides, parsed; None: compose
+        it with Hydra."""
         fixed: List[str] = []
         keys: List[str] = []
         values: List[Override] = []
         repo = getattr(self._loader, "repository", None)
         if repo is None:
             return None
-        for o in self._parser.parse_overrides(list(overrides)):
+        parsed = self._parser.parse_overrides(list(overrides))
+        for o in parsed:
             if o.is_hydra_override() or o.is_sweep_override():
                 return None
             if repo.group_exists(o.key_or_group):
@@ -59,7 +61,7 @@ class GroupComposer:
                 return None
             keys.append(o.key_or_group)
             values.append(o)
-        return (tuple(fixed), tuple(keys)), values
+        return (tuple(fixed), tuple(keys)), values, parsed
 
     def signature(self, overrides: Sequence[str]) -> Optional[Signature]:
         """What jobs made from one kept composition share (None: composed by Hydra)."""
@@ -69,12 +71,12 @@ class GroupComposer:
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         split = self._split(overrides)
         if split is not None:
-            sig, values = split
+            sig, values, parsed = split
             blob = self._kept.get(sig)
             if blob is not None:
                 cfg = pickle.loads(blob)
                 if self._holds_values(cfg, sig[1]):
-                    self._set(cfg, overrides, values)
+                    self._set(cfg, parsed, values)
                     self.derived += 1
                     return cfg
         cfg = self._loader.load_sweep_config(self._master, list(overrides))
@@ -92,11 +94,10 @@ class GroupComposer:
                 return False
         return True
 
-    def _set(self, cfg: DictConfig, overrides: Sequence[str], values: List[Override]) -> None:
+    def _set(self, cfg: DictConfig, parsed: List[Override], values: List[Override]) -> None:
         # As Hydra's _load_configuration_impl does after the merge, for these overrides. (The
         # master's resolved values, which load_sweep_config copies in, are in the kept copy.)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        parsed = self._parser.parse_overrides(list(overrides))
         cfg.hydra.overrides.task = [o.input_line for o in parsed]
         dirname = cfg.hydra.job.config.override_dirname
         cfg.hydra.job.override_dirname = get_overrides_dirname(

@@ -57,7 +57,7 @@ class ARC(EvictionPolicy):
         return self._held
 
     def __len__(self) -> int:
-        return len(self._t1) + len(self._t2)
+        return len(self._held)
 
     def __iter__(self) -> Iterator[int]:
         yield from self._t1
