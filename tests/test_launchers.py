@@ -272,3 +272,20 @@ def test_the_sweeps_idle_workers_are_stopped_and_a_later_sweep_gets_new_ones() -
     assert second and not second & first
     release_workers()
     release_workers()  # nothing left to stop: a no-op
+
+
+def test_a_joblib_sweeps_processes_exit_without_the_last_collection(tmp_path: Path) -> None:
+    """The sweep's process and its workers (whose teardown the report waits for) skip the
+    interpreter's last garbage collection at exit (kvsim.errors.quick_exit): about 0.5 s
+    each after kvsim's imports. The probe (tests/test_errors.py) sees it in every process."""
+    require_resource("KVSIM_REQUIRE_CLUSTER")
+    from .test_errors import collected, exit_probe_env
+
+    env, out = exit_probe_env(tmp_path)
+    p = subprocess.run([sys.executable, "-m", "kvsim", "-m", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                        f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert not collected(out)
+    probe = subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=60)  # the probe itself works
+    assert probe.returncode == 0 and len(collected(out)) == 1

@@ -255,7 +255,9 @@ def _describe_in_worker(task: Sequence[tuple[int, Sequence[str]]], sweep_dir: Pa
     from omegaconf.basecontainer import BaseContainer
 
     import kvsim.config  # noqa: F401  (kvsim's schemas and warning filter, as in the sweeper's process)
+    from kvsim.errors import quick_exit
 
+    quick_exit()  # the worker's exit is on the sweep's critical path
     setup_globals()
     _keep_worker()
     plugins = Plugins.instance()  # the scan, once per worker
