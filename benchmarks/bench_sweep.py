@@ -8,6 +8,11 @@ so both see the same machine load), prints each wall time, the speedup of the be
 and the load average before and after: this machine is shared, so say it with the number.
 Both sweeps' tables must be equal but for wall-clock columns (checked here).
 
+Each round also prints the two launchers' ratio in that round (the VM's speed moves by a
+quarter within minutes, so the median of those paired ratios says more than the best of
+each), and the CPU time the hypervisor took from this VM while it ran (``steal`` in
+``/proc/stat``: time a vCPU was ready to run but not running).
+
 Each round also says where its time went, from the sweep folder's file times: the start
 (Python, Hydra, composing and checking every job: to ``multirun.yaml``), the jobs (to the
 last job's ``summary.json``), the report (the table and figures: to the last figure) and the
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +33,15 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def steal_s() -> float:
+    """Seconds of CPU stolen from this VM so far, all vCPUs (0 where /proc/stat has none)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def sweep(out: Path, extra: list[str]) -> tuple[float, float, dict[str, float]]:
@@ -67,15 +82,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             for name, launcher in (("basic", []), ("joblib", ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.n_jobs}"])):
+                stolen = steal_s()
                 t, cpu, ph = sweep(Path(tmp) / f"{name}{r}", launcher + a.extra)
+                stolen = steal_s() - stolen
                 times[name].append(t)
                 split = ", ".join(f"{k} {v:.1f}" for k, v in ph.items())
-                print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU (load {os.getloadavg()[0]:.1f}); "
-                      f"{split} s", flush=True)
+                print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU, {stolen:4.1f} s stolen "
+                      f"(load {os.getloadavg()[0]:.1f}); {split} s", flush=True)
+            print(f"round {r}: {times['basic'][-1] / times['joblib'][-1]:.2f}x", flush=True)
         pd.testing.assert_frame_equal(table(Path(tmp) / "basic0"), table(Path(tmp) / "joblib0"))
     b, j = min(times["basic"]), min(times["joblib"])
-    print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}); "
-          f"tables equal; load average after: {os.getloadavg()}")
+    paired = statistics.median(x / y for x, y in zip(times["basic"], times["joblib"], strict=True))
+    print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}), "
+          f"{paired:.2f}x (median of the rounds' ratios); tables equal; load average after: {os.getloadavg()}")
     return 0
 
 
