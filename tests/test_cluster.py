@@ -143,6 +143,17 @@ def test_deterministic_and_seeded(compose_cfg, embedded_trace) -> None:
     assert not np.array_equal(other.records["arrival_s"], a.records["arrival_s"])
 
 
+def test_the_run_spans_every_requests_background_work(compose_cfg, embedded_trace) -> None:
+    """A request's background updates and deletes are booked without an event for their end
+    (IndexModel.execute_detached): the run still lasts until the last of them ends, and the
+    utilizations are taken over that span. Small tiers, so that requests demote and drop."""
+    r, _ = simulate(compose_cfg(["system.capacity_scale=0.05"]), embedded_trace.head(300))
+    finish = r.records["finish_s"]
+    assert (finish >= r.records["arrival_s"] + r.records["ttft_s"]).all()
+    assert (finish > r.records["arrival_s"] + r.records["ttft_s"]).any()  # some background work
+    assert r.sim_time_s >= finish.max()
+
+
 def test_more_capacity_more_hits_lower_ttft(compose_cfg, embedded_trace) -> None:
     tr = embedded_trace.head(1000)
     small, _ = simulate(compose_cfg(["system.capacity_scale=0.02"]), tr)
