@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import simpy
@@ -81,6 +83,20 @@ def test_range_command_zrange_costs_less_per_key() -> None:
         RedisIndex(**COSTS, pipeline=True)  # type: ignore[arg-type]
 
 
+def run_clients(env: simpy.Environment, client: Any, n: int) -> None:
+    """Start ``client(100 i)`` for i < n, a third of them together with the one before and
+    the others at exponential gaps of 40 us on average (seeded): heavy contention."""
+    rng = np.random.default_rng(5)
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(n):
+            yield env.timeout(float(rng.exponential(40e-6)) if i % 3 else 0.0)
+            env.process(client(100 * i))
+
+    env.process(source())
+    env.run()
+
+
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_booking_ahead_is_exact(pipeline: bool) -> None:
     """``execute`` books a command on the server without waking at its arrival when no event
@@ -95,7 +111,6 @@ def test_booking_ahead_is_exact(pipeline: bool) -> None:
         env = simpy.Environment()
         if not ahead:
             env.peek = lambda: -1.0  # type: ignore[method-assign]
-        rng = np.random.default_rng(5)
         ends: list[float] = []
 
         def client(k: int):  # type: ignore[no-untyped-def]
@@ -104,13 +119,7 @@ def test_booking_ahead_is_exact(pipeline: bool) -> None:
             yield from ix.execute(env, ops)
             ends.append(env.now)
 
-        def source():  # type: ignore[no-untyped-def]
-            for i in range(3000):
-                yield env.timeout(float(rng.exponential(40e-6)) if i % 3 else 0.0)
-                env.process(client(100 * i))
-
-        env.process(source())
-        env.run()
+        run_clients(env, client, 3000)
         assert ix.recorder is not None
         return ends, ix.recorder.start_s, ix.recorder.latency_s
 
@@ -135,7 +144,6 @@ def test_detached_work_ends_when_waited_work_would() -> None:
             return schedule(*a, **k)
 
         env.schedule = counted  # type: ignore[method-assign]
-        rng = np.random.default_rng(5)
         ends: list[float] = []
         bg_ends: dict[int, float] = {}  # by client
 
@@ -150,13 +158,7 @@ def test_detached_work_ends_when_waited_work_would() -> None:
                 yield from ix.execute(env, bg)
                 bg_ends[k] = env.now
 
-        def source():  # type: ignore[no-untyped-def]
-            for i in range(2000):
-                yield env.timeout(float(rng.exponential(40e-6)) if i % 3 else 0.0)
-                env.process(client(100 * i))
-
-        env.process(source())
-        env.run()
+        run_clients(env, client, 2000)
         busy = ix.server.utilization(max(env.now, max(bg_ends.values())))
         return ends, bg_ends, busy, ix.rtt_draw(), events[0]
 
