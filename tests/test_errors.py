@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT
 
 # A module run at every interpreter's start (``sitecustomize`` on PYTHONPATH): it keeps an
 # object in a reference cycle alive in a global, so only the interpreter's last garbage

@@ -24,9 +24,9 @@ SWEEP = ["policy=lru,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests
 WALL_CLOCK = ("wall_time_s", "accesses_per_s")
 
 
-def kvsim(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def kvsim(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kvsim", "-m", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def table(sweep: Path) -> pd.DataFrame:
@@ -279,13 +279,10 @@ def test_a_joblib_sweeps_processes_exit_without_the_last_collection(tmp_path: Pa
     interpreter's last garbage collection at exit (kvsim.errors.quick_exit): about 0.5 s
     each after kvsim's imports. The probe (tests/test_errors.py) sees it in every process."""
     require_resource("KVSIM_REQUIRE_CLUSTER")
-    from .test_errors import collected, exit_probe_env
+    from .test_errors import collected, exit_probe_env, run
 
     env, out = exit_probe_env(tmp_path)
-    p = subprocess.run([sys.executable, "-m", "kvsim", "-m", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                        f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=600)
+    p = kvsim(*SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 's'}", env=env)
     assert p.returncode == 0, p.stderr
     assert not collected(out)
-    probe = subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=60)  # the probe itself works
-    assert probe.returncode == 0 and len(collected(out)) == 1
+    assert run("pass", env).returncode == 0 and len(collected(out)) == 1  # the probe itself works

@@ -405,11 +405,19 @@ class RedisIndex(IndexModel):
         lp = self._loops
         return None if lp is None else (lp.loop_s, lp.commands)
 
-    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0) -> Generator[simpy.Event, Any, None]:
+    def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0,
+                detached: bool = False) -> Generator[simpy.Event, Any, Any]:
+        """Returns the time the last op ends. ``detached`` (:meth:`execute_detached`): the
+        sequential path, without a recorder, returns it as soon as it is known, without
+        waiting for it (every booking and draw is made by then); the other paths wait."""
         if not ops:
-            return
+            return env.now
+        serve = self.server.serve
+        rec = self.recorder
+        rtt = self.rtt_draw
+        svc = self.service_draw
+        scale = self.key_scale()
         if self.pipeline:
-            serve, rec, rtt, svc, scale = self.server.serve, self.recorder, self.rtt_draw, self.service_draw, self.key_scale()
             start = env.now
             r = rtt()
             now = start + r / 2.0
@@ -421,29 +429,14 @@ class RedisIndex(IndexModel):
             if rec is not None:
                 for op in ops:
                     rec.add(op, start, env.now - start)
-            return
+            return env.now
         if self.shared_cpu:
             yield from self._execute_loops(env, ops)
-            return
+            return env.now
         if self.connections or self._client_costs:
             yield from self._execute_client(env, ops)
-            return
-        yield from self._sequential(env, ops, False)
-
-    def execute_detached(self, env: simpy.Environment, ops: list[Op],
-                         host: int = 0) -> Generator[simpy.Event, Any, float]:
-        if ops and self.recorder is None and not (self.pipeline or self.shared_cpu or self.connections or self._client_costs):
-            return (yield from self._sequential(env, ops, True))  # (a recorder's rows come in the order ops end)
-        return (yield from super().execute_detached(env, ops, host))
-
-    def _sequential(self, env: simpy.Environment, ops: list[Op], detached: bool) -> Generator[simpy.Event, Any, float]:
-        """One client's commands in turn; returns when the last reply is in. ``detached``:
-        returns that time without waiting for it (every draw and booking is made by then)."""
-        rec = self.recorder
-        rtt = self.rtt_draw
-        svc = self.service_draw
-        serve = self.server.serve
-        scale = self.key_scale()
+            return env.now
+        detached = detached and rec is None  # (a recorder's rows come in the order ops end)
         # Sequential commands: the reply's half round trip and the next command's half round
         # trip are one wait. Written for speed: a command is booked on the server at its
         # arrival time ``t`` without waking the process there when no event is scheduled
@@ -476,7 +469,11 @@ class RedisIndex(IndexModel):
                 end = t - nxt
                 rec.add(op, start, end - start)
                 start = end
-        return float(env.now)
+        return env.now
+
+    def execute_detached(self, env: simpy.Environment, ops: list[Op],
+                         host: int = 0) -> Generator[simpy.Event, Any, float]:
+        return float((yield from self.execute(env, ops, host, detached=True)))
 
     def _costs(self, ops: list[Op]) -> list[tuple[float, float, float]]:
         """Each command's client costs ``(admit, send, recv)``: measured for it
