@@ -46,6 +46,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kvsim.errors import ConfigError
+from kvsim.interp_cache import install as install_interp_cache
 from kvsim.ranges import (
     Bytes,
     NonNegFloat,
@@ -595,6 +596,7 @@ def memory_limit_bytes(limit_gib: float | None) -> int:
 
 def register_configs() -> None:
     _register_resolvers()
+    install_interp_cache()  # each interpolation parsed once per process (kvsim.interp_cache)
     cs = ConfigStore.instance()
     cs.store(name="kvsim_schema", node=KvsimConfig)
     cs.store(group="trace", name="trace_schema", node=TraceConfig)
