@@ -17,6 +17,8 @@ A job's status:
 
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import os
 import time
@@ -172,3 +174,38 @@ def release_workers() -> None:
     executor = getattr(reusable_executor, "_executor", None)  # the one to reuse, if any was made
     if executor is not None:
         executor.shutdown(wait=True)
+
+
+def _set_state_keeping_plugins(state: Any) -> None:
+    """Hydra's ``Singleton.set_state`` without its plugin scan when this process has
+    scanned already: the joblib launcher sets the sweep's singletons before each job, and
+    Hydra leaves the plugin registry out of them and scans again (re-executing every
+    plugin module: about 0.05 s a job, on the jobs' critical path in both workers, where
+    the basic launcher scans once). The registry of a worker's first scan is kept: the
+    plugin modules it found are the same files for the whole sweep."""
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+    from omegaconf.basecontainer import BaseContainer
+
+    plugins = Singleton._instances.get(Plugins)
+    Singleton._instances = state["instances"]
+    if plugins is not None:
+        Singleton._instances[Plugins] = plugins
+    Plugins.instance()
+    BaseContainer._resolvers = copy.deepcopy(state["omegaconf_resolvers"])
+
+
+def keep_plugin_registry() -> None:
+    """In a sweep's worker (the sweeper's describe tasks and each job call it):
+    :func:`_set_state_keeping_plugins` in place of Hydra's, where Hydra's is the one it was
+    written against (Hydra 1.3's, whose state is ``instances`` and
+    ``omegaconf_resolvers``; any other Hydra is left alone)."""
+    import hydra
+    from hydra.core.singleton import Singleton
+
+    fn = getattr(Singleton.__dict__.get("set_state"), "__func__", None)
+    if fn is None or fn is _set_state_keeping_plugins or not hydra.__version__.startswith("1.3."):
+        return
+    if list(inspect.signature(fn).parameters) != ["state"]:
+        return
+    Singleton.set_state = staticmethod(_set_state_keeping_plugins)  # type: ignore[method-assign]

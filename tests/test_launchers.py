@@ -7,6 +7,7 @@ it skips when there is none, unless KVSIM_REQUIRE_SLURM=1 (set by .ci/run)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -286,3 +287,35 @@ def test_a_joblib_sweeps_processes_exit_without_the_last_collection(tmp_path: Pa
     assert p.returncode == 0, p.stderr
     assert not collected(out)
     assert run("pass", env).returncode == 0 and len(collected(out)) == 1  # the probe itself works
+
+
+SCAN_PROBE = """
+import os
+if os.environ.get("KVSIM_SCAN_PROBE"):
+    import hydra.core.plugins as _plugins
+    _scan = _plugins.Plugins._initialize
+    def _counted(self, *a, **k):
+        with open(os.path.join(os.environ["KVSIM_SCAN_PROBE"], f"scans-{os.getpid()}"), "a") as f:
+            f.write("1")
+        return _scan(self, *a, **k)
+    _plugins.Plugins._initialize = _counted
+"""
+
+
+def test_a_joblib_worker_scans_hydras_plugins_once(tmp_path: Path) -> None:
+    """Hydra's joblib launcher has each job scan the plugins again in its worker (Hydra's
+    Singleton.set_state); kvsim's workers keep the registry of their first scan
+    (kvsim.sweepjobs.keep_plugin_registry): eight jobs on two workers, at most one scan a
+    process."""
+    require_resource("KVSIM_REQUIRE_CLUSTER")
+    site, out = tmp_path / "site", tmp_path / "scans"
+    site.mkdir()
+    out.mkdir()
+    (site / "sitecustomize.py").write_text(SCAN_PROBE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "KVSIM_SCAN_PROBE": str(out)}
+    p = kvsim("policy=lru,fifo,lfu,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests=100", "figures=false",
+              "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 's'}", env=env)
+    assert p.returncode == 0, p.stderr
+    scans = {f.name: len(f.read_text()) for f in out.glob("scans-*")}
+    assert len(scans) >= 3  # the sweep's process and its two workers
+    assert max(scans.values()) == 1, scans

@@ -339,27 +339,6 @@ def test_main_usage_and_logging(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main([str(tmp_path)]) == 0  # no jobs
 
 
-def test_the_callback_gathers_a_kvsim_sweep_only(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from omegaconf import OmegaConf
-
-    from kvsim.report import sweep
-    from kvsim.report.sweep import SweepCallback
-
-    gathered: list[tuple[Path, Any]] = []
-    monkeypatch.setattr(sweep, "report", lambda d, parallel=None: gathered.append((d, parallel)))
-    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {"_target_": "other.Sweeper"},
-                                      "launcher": {"_target_": "other.Launcher"}}})
-    with caplog.at_level("INFO", logger="kvsim"):
-        SweepCallback().on_multirun_end(cfg)
-    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path}: no sweep_jobs.json (sweeper other.Sweeper): not gathered"]
-    assert caplog.records[0].levelname == "WARNING"
-    assert gathered == []
-    make_sweep(tmp_path, [tiered("lru", 1.0, 0.3)])
-    SweepCallback().on_multirun_end(cfg)
-    assert gathered == [(tmp_path, None)]  # not a joblib launcher: drawn in this process
-
-
 def test_the_log_of_a_single_tier_sweep_sorts_by_capacity(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from kvsim.report import sweep, sweep_figures
@@ -372,3 +351,38 @@ def test_the_log_of_a_single_tier_sweep_sorts_by_capacity(tmp_path: Path, caplog
     header, *rows = caplog.records[0].getMessage().splitlines()[1:]
     assert header.split() == ["trace", "policy", "capacity_blocks", "hit_ratio", "gap_to_opt"]
     assert [r.split()[1:3] for r in rows] == [["lru", "10"], ["opt", "10"], ["lru", "20"]]
+
+
+KEEP_REGISTRY = """
+import kvsim.config
+from hydra.core.plugins import Plugins
+from hydra.core.singleton import Singleton
+from omegaconf.basecontainer import BaseContainer
+from kvsim.sweepjobs import keep_plugin_registry
+first = Plugins.instance()
+state = Singleton.get_state()
+Singleton.set_state(state)
+hydras = Plugins.instance() is not first  # Hydra's set_state scans again
+keep_plugin_registry(); keep_plugin_registry()
+kept = Plugins.instance()
+state = Singleton.get_state()
+Singleton.set_state(state)
+same = Plugins.instance() is kept
+# the rest is the state's, as Hydra sets it
+cs = [v for k, v in Singleton._instances.items() if k.__name__ == "ConfigStore"][0]
+theirs = [v for k, v in state["instances"].items() if k.__name__ == "ConfigStore"][0]
+print(hydras, same, cs is theirs, BaseContainer._resolvers.keys() == state["omegaconf_resolvers"].keys())
+"""
+
+
+def test_a_worker_keeps_hydras_plugin_registry_between_jobs() -> None:
+    """keep_plugin_registry: the joblib launcher sets Hydra's singletons before each job,
+    and Hydra scans the plugins again each time (about 0.05 s a job); with it, a worker
+    keeps its registry and takes everything else from the job's state."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-c", KEEP_REGISTRY], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True", "True", "True"]

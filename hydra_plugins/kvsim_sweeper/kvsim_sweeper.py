@@ -41,6 +41,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.kvsim_sweeper.composer import GroupComposer
 from kvsim.errors import UserError
+from kvsim.sweepjobs import keep_plugin_registry
 
 log = logging.getLogger("kvsim")
 
@@ -260,6 +261,7 @@ def _describe_in_worker(task: Sequence[tuple[int, Sequence[str]]], sweep_dir: Pa
     quick_exit()  # the worker's exit is on the sweep's critical path
     setup_globals()
     _keep_worker()
+    keep_plugin_registry()
     plugins = Plugins.instance()  # the scan, once per worker
     # Unpickled once per worker and sweep, not per job (about 2 s of a 40-job sweep's start on
     # 2 workers); again after a plugin scan (a job's set_state), for the reason above.

@@ -1,7 +1,7 @@
 """Gather the jobs of a multirun into one tidy table and its figures.
 
 Used by the kvsim sweeper and the Hydra callback (``hydra.callbacks.sweep_report`` in
-conf/config.yaml) at the end of a multirun, and as a command: ``python -m kvsim.report DIR``
+conf/config.yaml: :mod:`kvsim.report.callback`) at the end of a multirun, and as a command: ``python -m kvsim.report DIR``
 (``python -m kvsim.report.sweep DIR`` is the same) re-draws from the saved files. The jobs
 are the sweep's own job list (``sweep_jobs.json``), never whatever folders are there.
 
@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 
 from kvsim.io import write_with
-from kvsim.sweepjobs import JOBS_FILE, SweepDirError, statuses
+from kvsim.report.callback import SweepCallback  # noqa: F401  (its old name)
+from kvsim.sweepjobs import SweepDirError, statuses
 
 log = logging.getLogger("kvsim")
 
@@ -289,18 +288,6 @@ def report_launched(sweep_dir: str | Path, launcher: Any) -> pd.DataFrame:
     finally:
         if parallel is not None:
             release_workers()
-
-
-class SweepCallback(Callback):
-    """At the end of a multirun whose jobs all completed (the kvsim sweeper reports, then
-    fails, otherwise), gather the sweep."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        d = Path(config.hydra.sweep.dir)
-        if (d / JOBS_FILE).is_file():
-            report_launched(d, config.hydra.launcher)
-        else:
-            log.warning("%s: no %s (sweeper %s): not gathered", d, JOBS_FILE, config.hydra.sweeper.get("_target_"))
 
 
 def main(argv: list[str] | None = None) -> int:
