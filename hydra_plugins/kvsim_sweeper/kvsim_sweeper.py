@@ -264,7 +264,8 @@ def _describe_in_worker(task: Sequence[tuple[int, Sequence[str]]], sweep_dir: Pa
     keep_plugin_registry()
     plugins = Plugins.instance()  # the scan, once per worker
     # Unpickled once per worker and sweep, not per job (about 2 s of a 40-job sweep's start on
-    # 2 workers); again after a plugin scan (a job's set_state), for the reason above.
+    # 2 workers); again after a plugin scan (a job's set_state, where keep_plugin_registry
+    # could not keep the registry), for the reason above.
     digest = hashlib.sha256(context).digest()
     if _CONTEXT.get("digest") != digest or _CONTEXT.get("plugins") is not plugins:
         _CONTEXT.clear()

@@ -1,9 +1,10 @@
 """Gather the jobs of a multirun into one tidy table and its figures.
 
 Used by the kvsim sweeper and the Hydra callback (``hydra.callbacks.sweep_report`` in
-conf/config.yaml: :mod:`kvsim.report.callback`) at the end of a multirun, and as a command: ``python -m kvsim.report DIR``
-(``python -m kvsim.report.sweep DIR`` is the same) re-draws from the saved files. The jobs
-are the sweep's own job list (``sweep_jobs.json``), never whatever folders are there.
+conf/config.yaml: :mod:`kvsim.report.callback`) at the end of a multirun, and as a
+command: ``python -m kvsim.report DIR`` (``python -m kvsim.report.sweep DIR`` is the same)
+re-draws from the saved files. The jobs are the sweep's own job list (``sweep_jobs.json``),
+never whatever folders are there.
 
 Per configuration (trace x capacity x policy) the table has the hit ratio (all tiers and
 ``tier_hit_ratio.<tier>``), the gap to OPT, TTFT p50/p99, metadata p99 and the bytes moved
