@@ -27,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from kvsim.app import run
 from kvsim.config import task_overrides  # (importing kvsim.config registers the schemas)
-from kvsim.errors import cli, describe, quick_exit
+from kvsim.errors import cli, describe
 from kvsim.runfolder import RunFolder, config_hash, discard_staged
-from kvsim.sweepjobs import clear_failure, keep_plugin_registry, record_failure
+from kvsim.sweepjobs import clear_failure, record_failure, sweep_process_setup
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("kvsim")
@@ -47,8 +47,7 @@ def run_job(cfg: DictConfig) -> float | None:
     final = Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir).absolute() if hc.mode == RunMode.MULTIRUN else None
     if sweep_dir is not None:
-        quick_exit()  # a launcher's worker process too (the command's own process has it)
-        keep_plugin_registry()  # a joblib worker's next jobs: no plugin scan each (kvsim.sweepjobs)
+        sweep_process_setup()  # a launcher's worker process too (quick exit, Hydra's plugins kept)
         # One bar per job would garble the sweep's output. Set before the hash, as the
         # sweeper sets it in the job it composes and checks (so the check is not repeated).
         cfg.progress = False

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvsim.errors import UserError
+from kvsim.errors import UserError, quick_exit
 from kvsim.io import write_json
 from kvsim.runfolder import RUN_CONTROL_KEYS, config_hash, read_marker
 
@@ -196,7 +196,8 @@ def _set_state_keeping_plugins(state: Any) -> None:
 
 
 def keep_plugin_registry() -> None:
-    """In a sweep's worker (the sweeper's describe tasks and each job call it):
+    """In a sweep's worker (:func:`sweep_process_setup`, called by the sweeper's describe
+    tasks and by each job):
     :func:`_set_state_keeping_plugins` in place of Hydra's, where Hydra's is the one it was
     written against (Hydra 1.3's, whose state is ``instances`` and
     ``omegaconf_resolvers``; any other Hydra is left alone)."""
@@ -209,3 +210,12 @@ def keep_plugin_registry() -> None:
     if list(inspect.signature(fn).parameters) != ["state"]:
         return
     Singleton.set_state = staticmethod(_set_state_keeping_plugins)  # type: ignore[method-assign]
+
+
+def sweep_process_setup() -> None:
+    """What every process that runs a sweep's jobs or describe tasks sets up (idempotent):
+    an exit without the last garbage collection (:func:`kvsim.errors.quick_exit`: a joblib
+    worker's exit is on its sweep's critical path) and Hydra's plugin registry kept between
+    jobs (:func:`keep_plugin_registry`)."""
+    quick_exit()
+    keep_plugin_registry()

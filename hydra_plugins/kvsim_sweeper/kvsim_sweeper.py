@@ -41,7 +41,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.kvsim_sweeper.composer import GroupComposer
 from kvsim.errors import UserError
-from kvsim.sweepjobs import keep_plugin_registry
+from kvsim.sweepjobs import sweep_process_setup
 
 log = logging.getLogger("kvsim")
 
@@ -256,12 +256,10 @@ def _describe_in_worker(task: Sequence[tuple[int, Sequence[str]]], sweep_dir: Pa
     from omegaconf.basecontainer import BaseContainer
 
     import kvsim.config  # noqa: F401  (kvsim's schemas and warning filter, as in the sweeper's process)
-    from kvsim.errors import quick_exit
 
-    quick_exit()  # the worker's exit is on the sweep's critical path
+    sweep_process_setup()  # quick exit; Hydra's plugin registry kept between jobs
     setup_globals()
     _keep_worker()
-    keep_plugin_registry()
     plugins = Plugins.instance()  # the scan, once per worker
     # Unpickled once per worker and sweep, not per job (about 2 s of a 40-job sweep's start on
     # 2 workers); again after a plugin scan (a job's set_state, where keep_plugin_registry

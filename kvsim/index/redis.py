@@ -473,7 +473,9 @@ class RedisIndex(IndexModel):
 
     def execute_detached(self, env: simpy.Environment, ops: list[Op],
                          host: int = 0) -> Generator[simpy.Event, Any, float]:
-        return float((yield from self.execute(env, ops, host, detached=True)))
+        # execute's own generator (this is not one): ``yield from`` reaches it with no frame
+        # between, once per request
+        return self.execute(env, ops, host, detached=True)
 
     def _costs(self, ops: list[Op]) -> list[tuple[float, float, float]]:
         """Each command's client costs ``(admit, send, recv)``: measured for it
