@@ -149,6 +149,17 @@ RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
 }
 
 
+def site_probe_env(tmp_path: Path, source: str, variable: str) -> tuple[dict[str, str], Path]:
+    """An environment whose Python processes (sweep workers included) run ``source`` as
+    their ``sitecustomize`` at start, with ``variable`` naming a fresh folder for what the
+    probe writes (returned with the environment)."""
+    site, out = tmp_path / "probe_site", tmp_path / "probe_out"
+    site.mkdir()
+    out.mkdir()
+    (site / "sitecustomize.py").write_text(source)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), variable: str(out)}, out
+
+
 def require_resource(switch: str) -> None:
     """Skip the calling test when ``switch``'s resource is missing (fail if the switch is 1)."""
     present, reason = RESOURCES[switch]

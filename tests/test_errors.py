@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT
+from .conftest import ROOT, site_probe_env
 
 # A module run at every interpreter's start (``sitecustomize`` on PYTHONPATH): it keeps an
 # object in a reference cycle alive in a global, so only the interpreter's last garbage
@@ -32,12 +31,7 @@ def exit_probe_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """An environment whose Python processes report a last collection at exit (a file
     ``collected-PID`` holding the process's command line, in the folder returned) -- worker
     processes included."""
-    site, out = tmp_path / "probe_site", tmp_path / "probe_out"
-    site.mkdir()
-    out.mkdir()
-    (site / "sitecustomize.py").write_text(EXIT_PROBE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "KVSIM_EXIT_PROBE": str(out)}
-    return env, out
+    return site_probe_env(tmp_path, EXIT_PROBE, "KVSIM_EXIT_PROBE")
 
 
 def collected(out: Path, but: str = "resource_tracker") -> list[str]:

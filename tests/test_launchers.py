@@ -19,7 +19,7 @@ import pytest
 
 from kvsim.runfolder import MARKER
 
-from .conftest import CONF_DIR, ROOT, require_resource
+from .conftest import CONF_DIR, ROOT, require_resource, site_probe_env
 
 SWEEP = ["policy=lru,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests=200", "figures=false"]
 WALL_CLOCK = ("wall_time_s", "accesses_per_s")
@@ -248,7 +248,6 @@ def test_parallel_composition_names_the_first_bad_job(tmp_path: Path) -> None:
 
 
 def _pid() -> int:
-    import os
 
     return os.getpid()
 
@@ -257,7 +256,6 @@ def test_the_sweeps_idle_workers_are_stopped_and_a_later_sweep_gets_new_ones() -
     """release_workers (called once a joblib sweep's report is drawn) stops the reusable
     executor's workers, instead of leaving their teardown to the interpreter's exit."""
     require_resource("KVSIM_REQUIRE_CLUSTER")
-    import os
 
     from joblib import Parallel, delayed
 
@@ -308,11 +306,7 @@ def test_a_joblib_worker_scans_hydras_plugins_once(tmp_path: Path) -> None:
     (kvsim.sweepjobs.keep_plugin_registry): eight jobs on two workers, at most one scan a
     process."""
     require_resource("KVSIM_REQUIRE_CLUSTER")
-    site, out = tmp_path / "site", tmp_path / "scans"
-    site.mkdir()
-    out.mkdir()
-    (site / "sitecustomize.py").write_text(SCAN_PROBE)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "KVSIM_SCAN_PROBE": str(out)}
+    env, out = site_probe_env(tmp_path, SCAN_PROBE, "KVSIM_SCAN_PROBE")
     p = kvsim("policy=lru,fifo,lfu,opt", "system.capacity_scale=0.05,0.5", "trace.max_requests=100", "figures=false",
               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 's'}", env=env)
     assert p.returncode == 0, p.stderr
