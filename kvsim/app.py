@@ -80,10 +80,11 @@ def trace_file(cfg: DictConfig) -> Path:
         return path
     if not path.is_file():
         where = "is a folder, not a file" if path.is_dir() else "file not found"
-        raise InputFileError(
-            f"trace.path: {where}: {path} (trace '{t.name}'). Give trace.path=FILE, or run "
-            "`make traces` to download the public Mooncake traces."
+        fetch = (
+            "set KVSIM_BAILIAN_TRACE=FILE (the traces: github.com/alibaba-edu/qwen-bailian-usagetraces-anon)"
+            if t.format == "bailian" else "run `make traces` to download the public Mooncake traces"
         )
+        raise InputFileError(f"trace.path: {where}: {path} (trace '{t.name}'). Give trace.path=FILE, or {fetch}.")
     return path
 
 
@@ -128,9 +129,16 @@ def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]
             )
 
         return (*common, str(path.resolve()), stamp, starts), agentic
+    st = path.stat()
+    if t.format == "bailian":
+        from kvsim.trace.bailian import read_bailian_jsonl
+
+        def bailian() -> Trace:
+            return read_bailian_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
+
+        return (*common, str(path.resolve()), st.st_size, st.st_mtime_ns), bailian
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-    st = path.stat()
 
     def mooncake() -> Trace:
         return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)

@@ -107,9 +107,10 @@ GENERATED = UsedWhen("format", "generated")
 @dataclass
 class TraceConfig:
     name: str = MISSING
-    # mooncake: a JSONL file; agentic: a folder of kv-cache-tester sessions (or one);
-    # generated: a family of kvsim.trace.families, made from the run's seed (path unused)
-    format: Annotated[str, OneOf("mooncake", "agentic", "generated")] = "mooncake"
+    # mooncake: a JSONL file; bailian: a Qwen-Bailian JSONL file; agentic: a folder of
+    # kv-cache-tester sessions (or one); generated: a family of kvsim.trace.families, made
+    # from the run's seed (path unused)
+    format: Annotated[str, OneOf("mooncake", "bailian", "agentic", "generated")] = "mooncake"
     path: str = MISSING
     block_tokens: PosInt = 512
     max_requests: PosInt | None = None  # replay only the first N requests
@@ -558,6 +559,7 @@ def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | 
     check(c.get("calibration"), CalibrationConfig, "calibration")
     # policy and index: their classes' signatures; experiment: the mode's settings
     check_fields(c, KvsimConfig, "", skip=("policy", "index", "router", "experiment"))
+    _check_trace_blocks(c.get("trace") or {})
     check_target_node(c["policy"], "policy", later=("capacity",))
     check_target_node(c["index"], "index")
     if c.get("router") is not None:
@@ -581,6 +583,18 @@ def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | 
             )
     if mode.check and name != "single_tier":
         load(mode.check)(cfg)
+
+
+def _check_trace_blocks(t: dict[str, Any]) -> None:
+    """A format whose files have blocks of their own size takes multiples of it."""
+    if t.get("format") == "bailian":
+        from kvsim.trace.bailian import SOURCE_BLOCK_TOKENS
+
+        if int(t.get("block_tokens", 0)) % SOURCE_BLOCK_TOKENS:
+            raise ConfigError(
+                f"trace.block_tokens: Bailian traces have {SOURCE_BLOCK_TOKENS}-token blocks, so a block must be a "
+                f"multiple of {SOURCE_BLOCK_TOKENS} tokens, got {t['block_tokens']}"
+            )
 
 
 def memory_limit_bytes(limit_gib: float | None) -> int:

@@ -81,3 +81,21 @@ def test_agentic_sessions_differ_as_the_report_says(agentic_trace_path) -> None:
     assert rs["sessions"] == 115 and rs["hits_from_same_session"] == 1.0
     assert rs["resent_prefix_share"]["mean"] > 0.9 > CONVERSATION["resent_prefix_share_mean"]
     assert s["reuse_distance_requests"]["p50"] < CONVERSATION["reuse_distance_requests_p50"] / 10
+
+
+def test_report_of_one_id_space_and_single_request_sessions() -> None:
+    """Sessions sharing one id space (Qwen-Bailian traces): the report says how many hits
+    come from other sessions; sessions of one request each have no gaps (n/a, not a crash)."""
+    tr = session_trace()
+    shared = Trace(tr.arrival_s, tr.input_tokens, tr.output_tokens, tr.offsets, tr.hash_ids, block_tokens=64,
+                   session=np.array([0, 1, 2, 0, 1], dtype=np.int64))  # request 2 opens its own session
+    s = analyze(shared, lru_points=5).stats
+    s.update(trace_file="t", study_trace=None, settings={"runs_alpha": 0.05}, timing_s={})
+    text = render(s)
+    assert "(a system prompt or document shared across sessions)" in text
+    assert "separate id spaces" not in text
+    alone = Trace(tr.arrival_s, tr.input_tokens, tr.output_tokens, tr.offsets, tr.hash_ids, block_tokens=64,
+                  session=np.arange(5, dtype=np.int64))
+    s = analyze(alone, lru_points=5).stats
+    s.update(trace_file="t", study_trace=None, settings={"runs_alpha": 0.05}, timing_s={})
+    assert "| time between a session's requests p50 / p90 (s) | n/a / n/a | - |" in render(s)

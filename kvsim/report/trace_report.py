@@ -118,11 +118,12 @@ def _differences(s: dict[str, Any]) -> list[str]:
     if "sessions" in rs:
         rq, du, gp = rs["requests_per_session"], rs["session_duration_s"], rs["session_gap_s"]
         lines += [
-            f"| sessions; requests per session p50 / max | {rs['sessions']:,}; {rq['p50']:,.0f} / "
-            f"{rq['max']:,} | no session ids |",
-            f"| session duration p50 / p90 (s) | {du['p50']:,.0f} / {du['p90']:,.0f} | - |",
-            f"| time between a session's requests p50 / p90 (s) | {gp['p50']:,.0f} / {gp['p90']:,.0f} | - |",
-            f"| sessions active at once (max) | {rs['max_concurrent_sessions']:,} | - |",
+            # (n/a where no session has two requests: no gaps)
+            f"| sessions; requests per session p50 / max | {_int(rs['sessions'])}; {_whole(rq['p50'])} / "
+            f"{_int(rq['max'])} | no session ids |",
+            f"| session duration p50 / p90 (s) | {_whole(du['p50'])} / {_whole(du['p90'])} | - |",
+            f"| time between a session's requests p50 / p90 (s) | {_whole(gp['p50'])} / {_whole(gp['p90'])} | - |",
+            f"| sessions active at once (max) | {_int(rs['max_concurrent_sessions'])} | - |",
             f"| hits whose previous use is in the same session | {_pct(rs['hits_from_same_session'])} | - |",
             f"| share of a request re-sent from its session's previous request | "
             f"{_pct(rs['share_from_previous_session_request'])} | - |",
@@ -148,11 +149,18 @@ def _differences(s: dict[str, Any]) -> list[str]:
                "the number of sessions active at once, times their context length."
                if "sessions" in rs else "")
         )
-    if "sessions" in rs:
+    same = rs.get("hits_from_same_session")
+    if "sessions" in rs and same is not None and same >= 0.9999:
         lines.append(
-            f"- {_pct(rs['hits_from_same_session'])} of hits reuse a block of the same session "
+            f"- {_pct(same)} of hits reuse a block of the same session "
             "(session ids are separate id spaces, so nothing is shared across sessions; a system "
             "prompt common to all sessions is not visible as one block)."
+        )
+    elif "sessions" in rs and same is not None:  # one id space for all sessions (Bailian traces)
+        lines.append(
+            f"- {_pct(same)} of hits reuse a block of the same session; the other {_pct(1 - same)} "
+            "reuse a block that another session used first (a system prompt or document shared "
+            "across sessions)."
         )
     return lines
 
@@ -161,6 +169,10 @@ def _pct(x: float | None) -> str:
     if x is None:
         return "n/a"
     return f"{100 * x:.2f}%" if 0.999 < x < 1 else f"{100 * x:.1f}%"  # 99.99% is not 100.0%
+
+
+def _whole(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:,.0f}"
 
 
 def _int(x: int | None) -> str:

@@ -1,0 +1,236 @@
+"""Reader for the Alibaba Qwen-Bailian usage traces into the canonical Trace.
+
+The traces (alibaba-edu/qwen-bailian-usagetraces-anon: ``qwen_traceA_blksz_16.jsonl``,
+``qwen_traceB_...``, ``qwen_coder_...``, ``qwen_thinking_...``; the format as AIPerf's
+Bailian tutorial documents it) are JSON lines, one request a line:
+
+    chat_id         an integer naming the request
+    parent_chat_id  the chat_id of the session's previous turn; -1 (or absent): a first turn
+    timestamp       arrival, seconds (a number)
+    input_length    tokens in (>= 1);  output_length: tokens out (>= 0)
+    type            text | search | image | file (optional; counted in the trace's meta)
+    turn            the turn's number in its session (optional)
+    hash_ids        one id per 16-token block of the input: a salted SipHash of the block's
+                    *own* tokens (unsigned 64-bit; a short input may have none)
+
+What kvsim makes of a file, defined exactly so that anyone can reproduce it:
+
+    order     requests sorted by timestamp, ties in file order (a stable sort)
+    time      arrival = timestamp - the first timestamp (kept in meta as ``t0_s``)
+    prefixes  a file id names a block's own content, not its prefix, so equal ids under
+              different prefixes are different KV (a prefix cache cannot serve them). kvsim
+              chains them: the block at position j of a request is the sequence of the
+              request's file ids 0..j, so two blocks are one block exactly when their whole
+              prefixes are equal -- the meaning of the Mooncake traces' ids and of vLLM's
+              chained block hashes
+    blocks    block_tokens = g x 16: a request keeps its prefixes at positions g-1, 2g-1, ...
+              (floor(len(hash_ids) / g) blocks; a prefix ending on a coarse boundary names
+              the coarse block)
+    ids       the kept prefixes renumbered 0, 1, 2, ... in first-seen order (request order,
+              then position), so that, as in the Mooncake traces, ids strictly increase
+              within a request and a request's new blocks take consecutive ids
+    session   the first turn reached by following parent_chat_id (a parent absent from the
+              file, e.g. before the capture began, starts a session), numbered 0, 1, 2, ...
+              in first-seen order: the trace's ``session`` column
+
+The chaining is done level by level over numpy arrays (position j of every request that has
+one, then j+1), so memory is a few arrays of the block accesses' size, never a table per
+distinct block or anything sized by an id's value. Every malformed field stops the read with
+one line naming the file, the line and the field (:class:`TraceFormatError`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from array import array
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kvsim.errors import ConfigError
+from kvsim.trace.mooncake import _int_field, _lines
+from kvsim.trace.schema import Trace, TraceFormatError
+
+SOURCE_BLOCK_TOKENS = 16  # the format's block: every file of the dataset says blksz_16
+REQUIRED_FIELDS = ("chat_id", "timestamp", "input_length", "output_length", "hash_ids")
+UINT64_MAX = 2**64 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _chat(path: Path, lineno: int, rec: dict, name: str, default: int | None = None) -> int:
+    value = rec.get(name, default)
+    if value is None or isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
+        raise TraceFormatError(path, lineno, name, f"expected an integer (int64), got {value!r}")
+    return value
+
+
+def _ids(path: Path, lineno: int, h: object) -> list[int]:
+    if not isinstance(h, list):
+        raise TraceFormatError(path, lineno, "hash_ids", f"expected a list of integers, got {type(h).__name__}")
+    # Fast path in C for an all-good list; the loop only runs to name the bad element.
+    if h and (set(map(type, h)) != {int} or min(h) < 0 or max(h) > UINT64_MAX):
+        for j, v in enumerate(h):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= UINT64_MAX:
+                raise TraceFormatError(path, lineno, "hash_ids", f"element {j} is not an unsigned 64-bit integer: {v!r}")
+    return h
+
+
+def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """One id per position of each request's ``raw`` ids (CSR ``offsets``), equal exactly
+    when the whole prefixes (raw ids 0..j of their requests) are equal. Ids are unique but
+    in no particular order (renumber them with :func:`first_seen_dense`)."""
+    lens = np.diff(offsets)
+    out = np.empty(len(raw), dtype=np.int64)
+    if len(raw) == 0:
+        return out
+    by_len = np.argsort(-lens, kind="stable")  # longest first: level j is a prefix of this order
+    starts = offsets[:-1][by_len]
+    neg = -lens[by_len]  # ascending
+    raw64 = raw.view(np.int64)  # the same 64 bits: only equality matters
+    base = 0
+    for j in range(int(-neg[0])):
+        m = int(np.searchsorted(neg, -j, side="left"))  # the requests longer than j
+        pos = starts[:m] + j
+        codes, _ = pd.factorize(raw64[pos], sort=False)
+        if j:
+            # the pair (prefix to j-1, id j) as one integer: both factorized first, so the
+            # pair fits (< m * m)
+            prev, _ = pd.factorize(out[pos - 1], sort=False)
+            codes, _ = pd.factorize(prev.astype(np.int64) * m + codes, sort=False)
+        out[pos] = codes + base
+        base += int(codes.max()) + 1
+    return out
+
+
+def _repeats(codes: np.ndarray) -> int:
+    """How many entries of ``codes`` equal an earlier one."""
+    return int(len(codes) - len(pd.unique(codes)))
+
+
+def first_seen_dense(codes: np.ndarray) -> np.ndarray:
+    """``codes`` renumbered 0, 1, 2, ... in order of first appearance."""
+    dense, _ = pd.factorize(codes, sort=False)
+    return np.asarray(dense, dtype=np.int64)
+
+
+def read_bailian_jsonl(
+    path: str | os.PathLike[str],
+    block_tokens: int = SOURCE_BLOCK_TOKENS,
+    *,
+    max_requests: int | None = None,
+    name: str | None = None,
+) -> Trace:
+    """Read a Qwen-Bailian JSONL trace (plain or gzip) into a :class:`Trace` (see the module
+    docstring for what is read and how). ``max_requests``: the first N requests by arrival."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"trace file not found: {p}")
+    if block_tokens <= 0 or block_tokens % SOURCE_BLOCK_TOKENS:
+        raise ConfigError(
+            f"trace.block_tokens: Bailian traces have {SOURCE_BLOCK_TOKENS}-token blocks, so a block must be a "
+            f"positive multiple of {SOURCE_BLOCK_TOKENS} tokens, got {block_tokens}"
+        )
+    g = block_tokens // SOURCE_BLOCK_TOKENS
+    ts = array("d")
+    inp = array("q")
+    out = array("q")
+    chats = array("q")
+    parents = array("q")
+    offs = array("q", [0])
+    raw = array("Q")
+    types: Counter[str] = Counter()
+    for lineno, line in _lines(p):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceFormatError(p, lineno, "<json>", f"not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise TraceFormatError(p, lineno, "<json>", "nested too deeply") from None
+        if not isinstance(rec, dict):
+            raise TraceFormatError(p, lineno, "<json>", "expected a JSON object")
+        for f in REQUIRED_FIELDS:
+            if f not in rec:
+                raise TraceFormatError(p, lineno, f, "missing")
+        t_val = rec["timestamp"]
+        if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
+            raise TraceFormatError(p, lineno, "timestamp", f"expected a number of seconds, got {t_val!r}")
+        chat = _chat(p, lineno, rec, "chat_id")
+        parent = _chat(p, lineno, rec, "parent_chat_id", -1)
+        n_in = _int_field(p, lineno, rec, "input_length", 1)
+        n_out = _int_field(p, lineno, rec, "output_length", 0)
+        h = _ids(p, lineno, rec["hash_ids"])
+        kind = rec.get("type", "text")
+        types[kind if isinstance(kind, str) else repr(kind)] += 1
+        ts.append(float(t_val))
+        inp.append(n_in)
+        out.append(n_out)
+        chats.append(chat)
+        parents.append(parent)
+        raw.extend(h)
+        offs.append(len(raw))
+    if not ts:
+        raise TraceFormatError(p, 0, "<file>", "no requests")
+
+    t = np.frombuffer(ts, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    if max_requests is not None:
+        order = order[:max_requests]
+    offsets0 = np.frombuffer(offs, dtype=np.int64)
+    lens = np.diff(offsets0)[order]
+    offsets = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    # gather each request's ids in arrival order: position i of the new array comes from
+    # old offset start + (i - new start)
+    gather = np.repeat(offsets0[:-1][order] - offsets[:-1], lens) + np.arange(int(offsets[-1]), dtype=np.int64)
+    ids = np.frombuffer(raw, dtype=np.uint64)[gather]
+
+    prefixes = chain_prefixes(ids, offsets)
+    # what chaining changes: accesses whose file id was seen before (what a reader taking the
+    # ids as they are would count as reuse) against those whose whole prefix was
+    repeats = {"by_file_id": _repeats(ids.view(np.int64)), "by_prefix": _repeats(prefixes)}
+    if g > 1:  # keep positions g-1, 2g-1, ... of every request
+        kept_lens = lens // g
+        kept_offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(kept_lens, out=kept_offsets[1:])
+        k = np.arange(int(kept_offsets[-1]), dtype=np.int64) - np.repeat(kept_offsets[:-1], kept_lens)
+        prefixes = prefixes[np.repeat(offsets[:-1], kept_lens) + (k + 1) * g - 1]
+        offsets = kept_offsets
+    hash_ids = first_seen_dense(prefixes)
+
+    chat_of = np.frombuffer(chats, dtype=np.int64)[order].tolist()
+    parent_of = np.frombuffer(parents, dtype=np.int64)[order].tolist()
+    root: dict[int, int] = {}
+    roots = []
+    for c, par in zip(chat_of, parent_of, strict=True):
+        r = root.get(par, c) if par != -1 else c
+        root[c] = r
+        roots.append(r)
+    session = first_seen_dense(np.asarray(roots, dtype=np.int64))
+
+    t_sorted = t[order]
+    t0 = float(t_sorted[0])
+    return Trace(
+        arrival_s=t_sorted - t0,
+        input_tokens=np.frombuffer(inp, dtype=np.int64)[order],
+        output_tokens=np.frombuffer(out, dtype=np.int64)[order],
+        offsets=offsets,
+        hash_ids=hash_ids,
+        block_tokens=int(block_tokens),
+        name=name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem),
+        source=str(p),
+        meta={
+            "format": "bailian",
+            "source_block_tokens": SOURCE_BLOCK_TOKENS,
+            "t0_s": t0,
+            "sessions": int(session.max()) + 1 if len(session) else 0,
+            "types": dict(sorted(types.items())),
+            "source_block_repeats": repeats,
+        },
+        session=session,
+    )
