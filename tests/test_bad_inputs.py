@@ -145,6 +145,14 @@ CASES: list[Case] = [
     Case("blank_lines_only", ("trace.path={bad}/blank_lines_only.jsonl",), "blank_lines_only.jsonl:0: field '<file>': no requests"),
     Case("gzip_of_a_bad_trace", ("trace.path={tmp}/repeated_id.jsonl.gz",),
          "repeated_id.jsonl.gz:3: field 'hash_ids': element 2 (3) repeats an earlier id", setup=lambda d: _gzip(d, "repeated_id.jsonl")),
+    Case("bailian_id_not_uint64", ("trace=bailian", "trace.path={tmp}/b.jsonl"),
+         "b.jsonl:2: field 'hash_ids': element 1 is not an unsigned 64-bit integer: -2",
+         setup=lambda d: _bailian(d, [1, -2])),
+    Case("bailian_block_not_a_multiple_of_16", ("trace=bailian", "trace.path={tmp}/b.jsonl", "trace.block_tokens=24"),
+         "trace.block_tokens: Bailian traces have 16-token blocks, so a block must be a multiple of 16 tokens, got 24",
+         setup=lambda d: _bailian(d, [1, 2])),
+    Case("bailian_missing", ("trace=bailian", "trace.path={tmp}/nope.jsonl"),
+         "trace.path: file not found: "),
     Case("gzip_cut_short", ("trace.path={tmp}/cut.jsonl.gz",), "cut.jsonl.gz:", setup=lambda d: _gzip(d, None, cut=True)),
     Case("gzip_corrupt", ("trace.path={tmp}/corrupt.jsonl.gz",), "corrupt.jsonl.gz:1: field '<gzip>': compressed data corrupt",
          setup=lambda d: (d / "corrupt.jsonl.gz").write_bytes(b"\x1f\x8b" + bytes(range(200)))),
@@ -190,6 +198,14 @@ def _mirror(folder: Path) -> None:
     """A download mirror whose conversation trace is another file (the embedded trace)."""
     (folder / "mirror").mkdir()
     shutil.copy(ROOT / "traces" / "synthetic_conversation.jsonl", folder / "mirror" / "conversation_trace.jsonl")
+
+
+def _bailian(folder: Path, ids: list[int]) -> None:
+    """A two-line Qwen-Bailian trace whose second line has ``ids``."""
+    import json
+
+    rec = {"chat_id": 1, "parent_chat_id": -1, "timestamp": 0.5, "input_length": 40, "output_length": 2, "hash_ids": [1, 2]}
+    (folder / "b.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps({**rec, "chat_id": 2, "hash_ids": ids}) + "\n")
 
 
 def _gzip(folder: Path, name: str | None, cut: bool = False) -> None:
