@@ -463,6 +463,9 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         "policy": cfg.policy.name,
         "index": cfg.index.name,
         "model": cfg.model.name,
+        # requests longer than the model's window: simulated as if it took them (a real
+        # engine refuses them); counted here so that a table of runs shows it, not only a log
+        "over_context_requests": int((trace.input_tokens > int(cfg.model.context_tokens)).sum()),
         "gpu": cfg.gpu.name,
         "router": cfg.router.name,
         "scheduler": cfg.scheduler.name,

@@ -198,3 +198,13 @@ def test_inputs_longer_than_the_context_window_warn_once(compose_cfg, caplog, mo
     assert caplog.text.count(
         f"{n} of 50 requests have an input longer than llama3_8b's context window (model.context_tokens=4096)"
     ) == 1
+
+
+def test_the_summary_counts_inputs_longer_than_the_context_window(compose_cfg, tmp_path: Path) -> None:
+    from kvsim.app import build_trace, run
+
+    cfg = compose_cfg(["model.context_tokens=4096", "trace.max_requests=50", "progress=false", "figures=false",
+                       "save_requests=false"])
+    n = int((build_trace(cfg).input_tokens > 4096).sum())
+    assert 0 < n < 50
+    assert run(cfg, tmp_path / "r")["over_context_requests"] == n
