@@ -29,6 +29,7 @@ from kvsim.bench.redis_validation import (
     probe_factors,
     redis_server,
     scaled_server,
+    turns_per_command,
 )
 from kvsim.calibrate.redis_bench import commandstats
 from kvsim.calibrate.replay_client import (
@@ -38,6 +39,7 @@ from kvsim.calibrate.replay_client import (
     replay_open_loop,
     reply_end,
     server_counts,
+    server_thread_switches,
 )
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
@@ -172,10 +174,23 @@ def test_a_server_turn_pays_its_own_part_once() -> None:
     assert ix.loop_charges() is None  # no loop before the first call
     assert calls(ix, [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 87e-6])
     # the event loop charged: 4 + 2 x 2 for the first turn, 4 + 2 for C's (no per-key terms)
-    assert ix.loop_charges() == pytest.approx((14e-6, 3))
+    assert ix.loop_charges() == pytest.approx((14e-6, 3, 2))  # two turns: A and B's, then C's
     assert calls(loops(0.0), [0.0] * 3).latency_s == pytest.approx([49e-6, 59e-6, 91e-6])
     with pytest.raises(ValueError, match="turn_s"):
         loops(7e-6)
+
+
+def test_the_server_thread_counters_from_proc() -> None:
+    """This process's own main thread: its context switches grow when it sleeps; no such
+    process: None."""
+    import os
+    import time
+
+    before = server_thread_switches(os.getpid())
+    time.sleep(0.01)
+    after = server_thread_switches(os.getpid())
+    assert before is not None and after is not None and after > before
+    assert server_thread_switches(2**22 + 12345) is None
 
 
 def test_the_event_loop_per_command_by_hand() -> None:
@@ -333,6 +348,12 @@ def test_replay_client_against_a_real_server() -> None:
     # the stream's stretches: the server's CPU, its calls (one INFO reading each) and time
     assert res.stream_windows > 0 and res.stream_calls > res.stream_windows
     assert res.stream_cpu_s > res.stream_usec_s > 0 and res.stream_window_s > 0
+    # the server's thread runs here: its turns over those stretches, at least one and at
+    # most one per command (a turn serves one command or more; the server is not pinned
+    # here, so allow the readings' own miscount of one each)
+    cmds = res.stream_calls - res.stream_windows
+    assert res.stream_switches is not None and 1 <= res.stream_switches <= cmds + res.stream_windows
+    assert turns_per_command(res) == pytest.approx(res.stream_switches / cmds)
     assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)

@@ -608,6 +608,10 @@ def _us(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 1e6:.2f} us"
 
 
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def loop_per_command(real: ReplayResult, cron_s: float, io_s: float) -> float | None:
     """The server's event-loop CPU per command inside a replay's stream: the main thread's
     CPU over the stretches that held the stream's commands and no probe
@@ -622,6 +626,16 @@ def loop_per_command(real: ReplayResult, cron_s: float, io_s: float) -> float | 
     if cmds <= 0 or real.stream_cpu_s <= 0:
         return None
     return (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s - real.stream_windows * io_s) / cmds
+
+
+def turns_per_command(real: ReplayResult) -> float | None:
+    """The server's event-loop turns per command inside a replay's stream: its main thread's
+    context switches over the stream's stretches (one per turn: a turn ends by blocking in
+    ``epoll_wait``) per command of the stream; None when not measured (a server elsewhere).
+    Compared with the model's turns (:meth:`RedisIndex.loop_charges`): a check of the model's
+    alternation of the two loops on one CPU, which decides how many commands share a turn."""
+    cmds = real.stream_calls - real.stream_windows
+    return real.stream_switches / cmds if real.stream_switches is not None and cmds > 0 else None
 
 
 def command_usec(c: RespClient) -> dict[str, float]:
@@ -786,10 +800,13 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
                 loop[speedup] = {"real_s": loop_real,
-                                 "model_s": charged[0] / charged[1] if charged and charged[1] else None}
+                                 "model_s": charged[0] / charged[1] if charged and charged[1] else None,
+                                 "real_turns_per_command": turns_per_command(real),
+                                 "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}
                 log.info("redis_validation: x%g: the event loop per command inside the stream: server CPU %s, model %s "
-                         "(idle: %.1f us/s)", speedup, _us(loop[speedup]["real_s"]), _us(loop[speedup]["model_s"]),
-                         cron_s * 1e6)
+                         "(idle: %.1f us/s); server turns per command %s, model %s", speedup,
+                         _us(loop[speedup]["real_s"]), _us(loop[speedup]["model_s"]), cron_s * 1e6,
+                         _num(loop[speedup]["real_turns_per_command"]), _num(loop[speedup]["model_turns_per_command"]))
                 sim = pd.concat(sims, ignore_index=True)
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
                 got = compare(real_df, sim, speedup)

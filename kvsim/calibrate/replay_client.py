@@ -98,6 +98,10 @@ class ReplayResult:
     stream_calls: int = 0
     stream_usec_s: float = 0.0
     stream_windows: int = 0  # the stretches (each ends with one INFO reading, a call of its own)
+    # ... and the times the server's main thread stopped running over those stretches (its
+    # context switches, from /proc: a server on this machine only, else None): one per turn
+    # of its event loop, which ends by blocking in epoll_wait
+    stream_switches: int | None = None
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -215,6 +219,35 @@ def server_counts(sock: socket.socket, sel: selectors.BaseSelector,
             break
     text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
     return {k: (v[0], v[1] * 1e-6) for k, v in parse_commandstats(text).items()}, main_thread_cpu(parse_info(text))
+
+
+def server_thread_switches(pid: int) -> int | None:
+    """The context switches so far of process ``pid``'s main thread (voluntary and not), from
+    ``/proc``; None where there is no such thread here."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status") as f:
+            return sum(int(line.split()[1]) for line in f
+                       if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def local_server_pid(sock: socket.socket, sel: selectors.BaseSelector) -> int | None:
+    """The pid of the Redis server at the other end of ``sock`` (``INFO server``), if that
+    server runs on this machine (its ``/proc`` entry is a redis-server); else None."""
+    sock.sendall(encode("INFO", "server"))
+    buf = bytearray()
+    while reply_end(buf) < 0:
+        sel.select(1.0)
+        buf += _chunk(sock)
+    pid = parse_info(bytes(buf).decode(errors="replace")).get("process_id", "")
+    if not pid.isdigit():
+        return None
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return int(pid) if f.read().startswith("redis") else None
+    except OSError:
+        return None
 
 
 def replay_open_loop(
@@ -342,15 +375,27 @@ def replay_open_loop(
 
     cpu_at: tuple[float | None, float] = (None, 0.0)  # the last reading's CPU and when
     has_cpu = True  # the server reports its main thread's CPU (asked until it does not)
+    # the server's thread, where it runs here: its context switches at the last reading
+    pid = local_server_pid(probe_sock, probe_sel) if counting and probe_sock is not None else None
+    switches_at: int | None = None
+    if pid is not None:
+        res.stream_switches = 0
 
     def read_server(stream: bool = False) -> dict[str, tuple[int, float]]:
         """``stream``: the stretch since the last reading held the stream's commands only."""
-        nonlocal last, mark, cpu_at, has_cpu
+        nonlocal last, mark, cpu_at, has_cpu, switches_at
         if last is not None:  # the stretch ends here: its tail is the last piece's
             last[0][last[1]] += clock() - mark
             last = None
         assert probe_sock is not None
+        # read before the INFO call: the turn that answers it is not the stream's (and the
+        # turn that answered the last reading had ended when it was read: on one CPU under
+        # SCHED_FIFO the server blocks before this thread runs; on two, one may be miscounted)
+        switches = server_thread_switches(pid) if pid is not None else None
+        if stream and switches is not None and switches_at is not None and res.stream_switches is not None:
+            res.stream_switches += switches - switches_at
         out, cpu = server_counts(probe_sock, probe_sel, has_cpu)
+        switches_at = server_thread_switches(pid) if pid is not None else None
         has_cpu = cpu is not None
         t = clock()
         if stream and cpu is not None and cpu_at[0] is not None:

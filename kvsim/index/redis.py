@@ -399,11 +399,11 @@ class RedisIndex(IndexModel):
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
 
-    def loop_charges(self) -> tuple[float, int] | None:
-        """With ``shared_cpu``: the event-loop time charged so far and the commands served;
-        None otherwise."""
+    def loop_charges(self) -> tuple[float, int, int] | None:
+        """With ``shared_cpu``: the event-loop time charged so far, the commands served and
+        the server turns that served them; None otherwise."""
         lp = self._loops
-        return None if lp is None else (lp.loop_s, lp.commands)
+        return None if lp is None else (lp.loop_s, lp.commands, lp.turns)
 
     def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0,
                 detached: bool = False) -> Generator[simpy.Event, Any, Any]:

@@ -80,10 +80,12 @@ class OneCpuLoops:
         self.handling = False  # inside a reply's turn (a call made now follows that reply)
         self.idle: simpy.Event | None = None  # the blocked CPU's wake-up
         self.cold = True  # the CPU has been idle since the server's last turn
-        # the server's event-loop time charged so far (not the round trips or the commands)
-        # and the commands served: what the validation compares with the server's measured CPU
+        # the server's event-loop time charged so far (not the round trips or the commands),
+        # the commands served and the turns that served them: what the validation compares
+        # with the server's measured CPU and its thread's context switches
         self.loop_s = 0.0
         self.commands = 0
+        self.turns = 0
         env.process(self._cpu())
 
     def submit(self, ops: list[Op], costs: list[tuple[float, float, float]]) -> simpy.Event:
@@ -180,6 +182,7 @@ class OneCpuLoops:
             cost += io + op.server_s * scale * svc()
         self.loop_s += loop
         self.commands += n
+        self.turns += 1
         self.replies.update(self.inbox)
         self.inbox.clear()
         return self._book(t, cost)
