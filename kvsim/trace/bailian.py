@@ -41,7 +41,6 @@ one line naming the file, the line and the field (:class:`TraceFormatError`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from array import array
@@ -52,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from kvsim.errors import ConfigError
-from kvsim.trace.mooncake import _int_field, _lines
+from kvsim.trace.jsonl import int_field, records
 from kvsim.trace.schema import Trace, TraceFormatError
 
 SOURCE_BLOCK_TOKENS = 16  # the format's block: every file of the dataset says blksz_16
@@ -143,27 +142,14 @@ def read_bailian_jsonl(
     offs = array("q", [0])
     raw = array("Q")
     types: Counter[str] = Counter()
-    for lineno, line in _lines(p):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(p, lineno, "<json>", f"not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise TraceFormatError(p, lineno, "<json>", "nested too deeply") from None
-        if not isinstance(rec, dict):
-            raise TraceFormatError(p, lineno, "<json>", "expected a JSON object")
-        for f in REQUIRED_FIELDS:
-            if f not in rec:
-                raise TraceFormatError(p, lineno, f, "missing")
+    for lineno, rec in records(p, REQUIRED_FIELDS):
         t_val = rec["timestamp"]
         if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
             raise TraceFormatError(p, lineno, "timestamp", f"expected a number of seconds, got {t_val!r}")
         chat = _chat(p, lineno, rec, "chat_id")
         parent = _chat(p, lineno, rec, "parent_chat_id", -1)
-        n_in = _int_field(p, lineno, rec, "input_length", 1)
-        n_out = _int_field(p, lineno, rec, "output_length", 0)
+        n_in = int_field(p, lineno, rec, "input_length", 1)
+        n_out = int_field(p, lineno, rec, "output_length", 0)
         h = _ids(p, lineno, rec["hash_ids"])
         kind = rec.get("type", "text")
         types[kind if isinstance(kind, str) else repr(kind)] += 1

@@ -15,68 +15,24 @@ is not what its format says.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import tempfile
-import zlib
 from array import array
-from collections.abc import Iterator
 from operator import lt
 from pathlib import Path
-from typing import IO, cast
 
 import numpy as np
 
+from kvsim.trace.jsonl import int_field
+from kvsim.trace.jsonl import records as json_records
 from kvsim.trace.schema import Trace, TraceFormatError
 
 REQUIRED_FIELDS = ("timestamp", "input_length", "output_length", "hash_ids")
 INT64_MAX = 2**63 - 1
 _INT_ONLY = {int}
 CHAINED = "Mooncake hash_ids are chained prefix hashes numbered in first-seen order, so they strictly increase within a request"
-
-
-def _open(p: Path) -> IO[bytes]:
-    with p.open("rb") as fh:
-        magic = fh.read(2)
-    return cast(IO[bytes], gzip.open(p, "rb") if magic == b"\x1f\x8b" else p.open("rb"))
-
-
-def _lines(p: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every line; bad bytes and bad compression name their line."""
-    lineno = 0
-    with _open(p) as fh:
-        while True:
-            try:
-                raw = fh.readline()
-            except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-                what = "truncated" if isinstance(exc, EOFError) else f"corrupt ({exc})"
-                raise TraceFormatError(p, lineno + 1, "<gzip>", f"compressed data {what}") from None
-            if not raw:
-                return
-            lineno += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise TraceFormatError(
-                    p, lineno, "<text>", f"invalid UTF-8 at byte {exc.start + 1} of the line ({exc.reason})"
-                ) from None
-            if lineno == 1:
-                text = text.removeprefix("\ufeff")  # a byte-order mark is not data
-            yield lineno, text
-
-
-def _int_field(path: Path, lineno: int, rec: dict, name: str, minimum: int) -> int:
-    value = rec[name]
-    # bool is an int subclass in Python; a trace saying "true" tokens is wrong.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TraceFormatError(path, lineno, name, f"expected a number, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise TraceFormatError(path, lineno, name, f"expected an integer, got {value!r}")
-    if value < minimum:
-        raise TraceFormatError(path, lineno, name, f"must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _bad_id_of(h: list[object]) -> str:
@@ -121,20 +77,7 @@ def read_mooncake_jsonl(
     offs = array("q", [0])
     ids = array("q")
     prev_ts = -math.inf
-    for lineno, line in _lines(p):
-        if not line.strip():
-            continue  # tolerate blank lines (e.g. a trailing newline)
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(p, lineno, "<json>", f"not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise TraceFormatError(p, lineno, "<json>", "nested too deeply") from None
-        if not isinstance(rec, dict):
-            raise TraceFormatError(p, lineno, "<json>", "expected a JSON object")
-        for f in REQUIRED_FIELDS:
-            if f not in rec:
-                raise TraceFormatError(p, lineno, f, "missing")
+    for lineno, rec in json_records(p, REQUIRED_FIELDS):
         t_val = rec["timestamp"]
         if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
             raise TraceFormatError(p, lineno, "timestamp", f"expected a number, got {t_val!r}")
@@ -145,8 +88,8 @@ def read_mooncake_jsonl(
                 p, lineno, "timestamp", f"decreases ({t_val!r} after {prev_ts!r})"
             )
         prev_ts = t_val
-        n_in = _int_field(p, lineno, rec, "input_length", 1)
-        n_out = _int_field(p, lineno, rec, "output_length", 0)
+        n_in = int_field(p, lineno, rec, "input_length", 1)
+        n_out = int_field(p, lineno, rec, "output_length", 0)
         h = rec["hash_ids"]
         if not isinstance(h, list) or not h:
             raise TraceFormatError(p, lineno, "hash_ids", "expected a non-empty list of integers")
