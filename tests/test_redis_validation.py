@@ -22,6 +22,7 @@ from kvsim.bench.redis_validation import (
     RedisValidationSettings,
     burst_factors,
     command,
+    cpu_per_turn,
     fit_client,
     io_slopes,
     loop_per_command,
@@ -178,6 +179,20 @@ def test_a_server_turn_pays_its_own_part_once() -> None:
     assert calls(loops(0.0), [0.0] * 3).latency_s == pytest.approx([49e-6, 59e-6, 91e-6])
     with pytest.raises(ValueError, match="turn_s"):
         loops(7e-6)
+
+
+def test_the_server_cpu_per_turn_by_hand() -> None:
+    """Stream: 5 ms of CPU over 100 ms, 1 ms in commands, idle 2 ms/s (0.2 ms), 2 readings at
+    10 us: 3.78 ms over 90 turns, 42 us each. Probe pairs: 3 ms over 500 ms, 0.1 ms in
+    commands, 1 ms idle, 10 pairs' readings 0.1 ms: 1.8 ms over 40 turns, 45 us each. Not
+    measured (no context switches): None."""
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    assert cpu_per_turn(res, 2e-3, 10e-6) == (None, None)
+    res.stream_cpu_s, res.stream_usec_s, res.stream_window_s, res.stream_windows, res.stream_switches = (
+        5e-3, 1e-3, 0.1, 2, 90)
+    res.pair_cpu_s, res.pair_window_s, res.probe_pairs, res.pair_switches = 3e-3, 0.5, 10, 40
+    res.probe_server_s = {"get": 0.06e-3, "info": 0.04e-3}
+    assert cpu_per_turn(res, 2e-3, 10e-6) == pytest.approx((42e-6, 45e-6))
 
 
 def test_the_server_thread_counters_from_proc() -> None:
@@ -354,6 +369,9 @@ def test_replay_client_against_a_real_server() -> None:
     cmds = res.stream_calls - res.stream_windows
     assert res.stream_switches is not None and 1 <= res.stream_switches <= cmds + res.stream_windows
     assert turns_per_command(res) == pytest.approx(res.stream_switches / cmds)
+    # and over the probe pairs' stretches: two probes' turns at least, each pair
+    assert res.pair_switches is not None and res.pair_switches >= 2 * res.probe_pairs > 0
+    assert res.pair_cpu_s > 0 and res.pair_window_s > 0
     assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)

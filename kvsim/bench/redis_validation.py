@@ -638,6 +638,22 @@ def turns_per_command(real: ReplayResult) -> float | None:
     return real.stream_switches / cmds if real.stream_switches is not None and cmds > 0 else None
 
 
+def cpu_per_turn(real: ReplayResult, cron_s: float, io_s: float) -> tuple[float | None, float | None]:
+    """The server thread's CPU per event-loop turn beyond its commands' own time (the idle
+    rate's share and each reading's own INFO turn, ``io_s``, left out): over the stream's
+    stretches, and over the probe pairs' (a turn outside a burst, the first of each pair
+    after a sleep); None where not measured. A diagnostic (docs/redis_validation.md, fifth
+    pass)."""
+    stream = pair = None
+    if real.stream_switches and real.stream_cpu_s > 0:
+        net = real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s - real.stream_windows * io_s
+        stream = net / real.stream_switches
+    if real.pair_switches and real.pair_cpu_s > 0:
+        net = real.pair_cpu_s - sum(real.probe_server_s.values()) - cron_s * real.pair_window_s - real.probe_pairs * io_s
+        pair = net / real.pair_switches
+    return stream, pair
+
+
 def command_usec(c: RespClient) -> dict[str, float]:
     """``INFO commandstats``: seconds spent in each command so far."""
     return {k: v[1] * 1e-6 for k, v in commandstats(c).items()}
@@ -799,7 +815,12 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                         for k in range(s.sim_runs)]
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
+                per_turn = cpu_per_turn(real, cron_s, float(server_sp.get("io_s", 0.0)))
+                log.info("redis_validation: x%g: the server's CPU per turn beyond its commands: %s in the stream, "
+                         "%s in the probe pairs (%s turns per pair)", speedup, _us(per_turn[0]), _us(per_turn[1]),
+                         _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None))
                 loop[speedup] = {"real_s": loop_real,
+                                 "real_turn_s": per_turn[0], "probe_turn_s": per_turn[1],
                                  "model_s": charged[0] / charged[1] if charged and charged[1] else None,
                                  "real_turns_per_command": turns_per_command(real),
                                  "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}

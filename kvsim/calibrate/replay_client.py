@@ -102,6 +102,12 @@ class ReplayResult:
     # context switches, from /proc: a server on this machine only, else None): one per turn
     # of its event loop, which ends by blocking in epoll_wait
     stream_switches: int | None = None
+    # the same over the probe pairs' stretches (each from the reading before the pair to
+    # the one right after it: the sleep before the first probe, the pair and its untimed
+    # commands): what a turn costs the server outside a burst
+    pair_cpu_s: float = 0.0
+    pair_window_s: float = 0.0
+    pair_switches: int | None = None
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -379,10 +385,11 @@ def replay_open_loop(
     pid = local_server_pid(probe_sock, probe_sel) if counting and probe_sock is not None else None
     switches_at: int | None = None
     if pid is not None:
-        res.stream_switches = 0
+        res.stream_switches = res.pair_switches = 0
 
-    def read_server(stream: bool = False) -> dict[str, tuple[int, float]]:
-        """``stream``: the stretch since the last reading held the stream's commands only."""
+    def read_server(stream: bool = False, pair: bool = False) -> dict[str, tuple[int, float]]:
+        """``stream``: the stretch since the last reading held the stream's commands only;
+        ``pair``: a probe pair and nothing of the stream."""
         nonlocal last, mark, cpu_at, has_cpu, switches_at
         if last is not None:  # the stretch ends here: its tail is the last piece's
             last[0][last[1]] += clock() - mark
@@ -392,8 +399,11 @@ def replay_open_loop(
         # turn that answered the last reading had ended when it was read: on one CPU under
         # SCHED_FIFO the server blocks before this thread runs; on two, one may be miscounted)
         switches = server_thread_switches(pid) if pid is not None else None
-        if stream and switches is not None and switches_at is not None and res.stream_switches is not None:
-            res.stream_switches += switches - switches_at
+        if switches is not None and switches_at is not None:
+            if stream and res.stream_switches is not None:
+                res.stream_switches += switches - switches_at
+            elif pair and res.pair_switches is not None:
+                res.pair_switches += switches - switches_at
         out, cpu = server_counts(probe_sock, probe_sel, has_cpu)
         switches_at = server_thread_switches(pid) if pid is not None else None
         has_cpu = cpu is not None
@@ -406,6 +416,9 @@ def replay_open_loop(
                 res.stream_calls += n - n0
                 res.stream_usec_s += v - v0
             res.stream_windows += 1
+        elif pair and cpu is not None and cpu_at[0] is not None:
+            res.pair_cpu_s += cpu - cpu_at[0]
+            res.pair_window_s += t - cpu_at[1]
         cpu_at = (cpu, t)
         mark = clock()
         return out
@@ -437,7 +450,7 @@ def replay_open_loop(
                         probe(probes[k_probe % len(probes)], cold)
                         k_probe += 1
                     if counting:  # the pair's share, read right after it
-                        after = read_server()
+                        after = read_server(pair=True)
                         for k, (n, v) in after.items():
                             n0, v0 = reading.get(k, (0, 0.0))
                             res.probe_server_calls[k] = res.probe_server_calls.get(k, 0) + n - n0
