@@ -63,6 +63,20 @@ def test_ids_name_whole_prefixes(tmp_path: Path) -> None:
     assert tr.meta["source_block_repeats"] == {"by_file_id": 9, "by_prefix": 5}
 
 
+def test_signed_ids_and_string_chat_ids(tmp_path: Path) -> None:
+    """An id written as a signed 64-bit integer is the same 64 bits as its unsigned form
+    (-1 is 2^64-1); chat ids may be strings ("-1" is the first turn's parent)."""
+    recs = [dict(r) for r in RECORDS]
+    recs[2]["hash_ids"] = [11, 12, 13, 14, -1]  # chat 9: BIG written signed
+    for r in recs:
+        r["chat_id"] = f"c{r['chat_id']}"
+        r["parent_chat_id"] = "-1" if r.get("parent_chat_id", -1) == -1 else f"c{r['parent_chat_id']}"
+    tr = read_bailian_jsonl(_write(tmp_path, recs))
+    base = read_bailian_jsonl(_write(tmp_path, RECORDS, "base.jsonl"))
+    for col in ("hash_ids", "offsets", "session"):
+        assert np.array_equal(getattr(tr, col), getattr(base, col)), col
+
+
 def test_coarse_blocks_keep_every_gth_prefix(tmp_path: Path) -> None:
     tr = read_bailian_jsonl(_write(tmp_path, RECORDS), block_tokens=32)
     # positions 1, 3 of each request, renumbered in first-seen order
@@ -144,14 +158,15 @@ def test_the_simulation_of_a_bailian_copy_equals_the_mooncake_run(compose_cfg, e
     ("change", "field", "problem"),
     [
         ({"hash_ids": None}, "hash_ids", "expected a list of integers"),
-        ({"hash_ids": [1, -2]}, "hash_ids", "element 1 is not an unsigned 64-bit integer: -2"),
-        ({"hash_ids": [1, 2**64]}, "hash_ids", "element 1 is not an unsigned 64-bit integer"),
-        ({"hash_ids": [1, True]}, "hash_ids", "element 1 is not an unsigned 64-bit integer: True"),
-        ({"hash_ids": [1.0]}, "hash_ids", "element 0 is not an unsigned 64-bit integer: 1.0"),
+        ({"hash_ids": [1, -(2**63) - 1]}, "hash_ids", f"element 1 is not a 64-bit integer: {-(2**63) - 1}"),
+        ({"hash_ids": [1, 2**64]}, "hash_ids", "element 1 is not a 64-bit integer"),
+        ({"hash_ids": [1, True]}, "hash_ids", "element 1 is not a 64-bit integer: True"),
+        ({"hash_ids": [1.0]}, "hash_ids", "element 0 is not a 64-bit integer: 1.0"),
         ({"timestamp": "soon"}, "timestamp", "expected a number of seconds"),
         ({"timestamp": float("nan")}, "timestamp", "expected a number of seconds"),
-        ({"chat_id": "x"}, "chat_id", "expected an integer"),
-        ({"parent_chat_id": 1.5}, "parent_chat_id", "expected an integer"),
+        ({"chat_id": ""}, "chat_id", "expected an integer or a string"),
+        ({"chat_id": None}, "chat_id", "expected an integer or a string"),
+        ({"parent_chat_id": 1.5}, "parent_chat_id", "expected an integer or a string"),
         ({"input_length": 0}, "input_length", "must be >= 1"),
         ({"output_length": -1}, "output_length", "must be >= 0"),
     ],

@@ -4,14 +4,15 @@ The traces (alibaba-edu/qwen-bailian-usagetraces-anon: ``qwen_traceA_blksz_16.js
 ``qwen_traceB_...``, ``qwen_coder_...``, ``qwen_thinking_...``; the format as AIPerf's
 Bailian tutorial documents it) are JSON lines, one request a line:
 
-    chat_id         an integer naming the request
+    chat_id         an integer naming the request (a string is taken too)
     parent_chat_id  the chat_id of the session's previous turn; -1 (or absent): a first turn
     timestamp       arrival, seconds (a number)
     input_length    tokens in (>= 1);  output_length: tokens out (>= 0)
     type            text | search | image | file (optional; counted in the trace's meta)
     turn            the turn's number in its session (optional)
     hash_ids        one id per 16-token block of the input: a salted SipHash of the block's
-                    *own* tokens (unsigned 64-bit; a short input may have none)
+                    *own* tokens (unsigned 64-bit; written signed, the same 64 bits; a
+                    short input may have none)
 
 What kvsim makes of a file, defined exactly so that anyone can reproduce it:
 
@@ -57,25 +58,30 @@ from kvsim.trace.schema import Trace, TraceFormatError
 SOURCE_BLOCK_TOKENS = 16  # the format's block: every file of the dataset says blksz_16
 REQUIRED_FIELDS = ("chat_id", "timestamp", "input_length", "output_length", "hash_ids")
 UINT64_MAX = 2**64 - 1
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN = -(2**63)
 
 
-def _chat(path: Path, lineno: int, rec: dict, name: str, default: int | None = None) -> int:
+def _chat(path: Path, lineno: int, rec: dict, name: str, default: int | None = None) -> int | str:
+    # an integer as the published files have, or a non-empty string (an id is only compared)
     value = rec.get(name, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
-        raise TraceFormatError(path, lineno, name, f"expected an integer (int64), got {value!r}")
+    if isinstance(value, str) and value:
+        return int(value) if value.lstrip("-").isdigit() else value  # "-1" is -1
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        raise TraceFormatError(path, lineno, name, f"expected an integer or a string, got {value!r}")
     return value
 
 
 def _ids(path: Path, lineno: int, h: object) -> list[int]:
+    """The ids of a line as unsigned 64-bit values: a hash written as a signed 64-bit integer
+    is the same 64 bits (ids are only compared)."""
     if not isinstance(h, list):
         raise TraceFormatError(path, lineno, "hash_ids", f"expected a list of integers, got {type(h).__name__}")
     # Fast path in C for an all-good list; the loop only runs to name the bad element.
-    if h and (set(map(type, h)) != {int} or min(h) < 0 or max(h) > UINT64_MAX):
+    if h and (set(map(type, h)) != {int} or min(h) < INT64_MIN or max(h) > UINT64_MAX):
         for j, v in enumerate(h):
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= UINT64_MAX:
-                raise TraceFormatError(path, lineno, "hash_ids", f"element {j} is not an unsigned 64-bit integer: {v!r}")
-    return h
+            if isinstance(v, bool) or not isinstance(v, int) or not INT64_MIN <= v <= UINT64_MAX:
+                raise TraceFormatError(path, lineno, "hash_ids", f"element {j} is not a 64-bit integer: {v!r}")
+    return [v & UINT64_MAX for v in h] if h and min(h) < 0 else h
 
 
 def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -137,8 +143,8 @@ def read_bailian_jsonl(
     ts = array("d")
     inp = array("q")
     out = array("q")
-    chats = array("q")
-    parents = array("q")
+    chats: list[int | str] = []
+    parents: list[int | str] = []
     offs = array("q", [0])
     raw = array("Q")
     types: Counter[str] = Counter()
@@ -189,15 +195,16 @@ def read_bailian_jsonl(
         offsets = kept_offsets
     hash_ids = first_seen_dense(prefixes)
 
-    chat_of = np.frombuffer(chats, dtype=np.int64)[order].tolist()
-    parent_of = np.frombuffer(parents, dtype=np.int64)[order].tolist()
-    root: dict[int, int] = {}
-    roots = []
-    for c, par in zip(chat_of, parent_of, strict=True):
-        r = root.get(par, c) if par != -1 else c
+    root: dict[int | str, int] = {}  # chat -> its session, numbered in arrival order
+    session = np.empty(len(order), dtype=np.int64)
+    sessions = 0
+    for i, k in enumerate(order.tolist()):
+        c, par = chats[k], parents[k]
+        r = root.get(par, -1) if par != -1 else -1
+        if r < 0:  # a first turn, or a parent not in the file: a new session
+            r, sessions = sessions, sessions + 1
         root[c] = r
-        roots.append(r)
-    session = first_seen_dense(np.asarray(roots, dtype=np.int64))
+        session[i] = r
 
     t_sorted = t[order]
     t0 = float(t_sorted[0])
@@ -214,7 +221,7 @@ def read_bailian_jsonl(
             "format": "bailian",
             "source_block_tokens": SOURCE_BLOCK_TOKENS,
             "t0_s": t0,
-            "sessions": int(session.max()) + 1 if len(session) else 0,
+            "sessions": sessions,
             "types": dict(sorted(types.items())),
             "source_block_repeats": repeats,
         },
