@@ -90,13 +90,14 @@ def test_chain_prefixes_against_a_plain_reference() -> None:
     lens = rng.integers(0, 12, size=300)
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     raw = rng.integers(0, 4, size=int(offsets[-1])).astype(np.uint64)  # few contents: many repeats
-    got = chain_prefixes(raw, offsets)
+    got, distinct = chain_prefixes(raw, offsets)
     ref: dict[tuple[int, ...], int] = {}
     want = [ref.setdefault(tuple(raw[offsets[i] : offsets[i] + j + 1].tolist()), len(ref))
             for i in range(len(lens)) for j in range(int(lens[i]))]
     # the same partition of the accesses: equal ids exactly where the prefixes are equal
     pairs = {(a, b) for a, b in zip(got.tolist(), want, strict=True)}
-    assert len(pairs) == len(set(got.tolist())) == len(set(want))
+    assert len(pairs) == len(set(got.tolist())) == len(set(want)) == distinct
+    assert set(got.tolist()) == set(range(distinct))
 
 
 def _content(block: int, k: int) -> int:

@@ -84,14 +84,15 @@ def _ids(path: Path, lineno: int, h: object) -> list[int]:
     return [v & UINT64_MAX for v in h] if h and min(h) < 0 else h
 
 
-def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, int]:
     """One id per position of each request's ``raw`` ids (CSR ``offsets``), equal exactly
-    when the whole prefixes (raw ids 0..j of their requests) are equal. Ids are unique but
-    in no particular order (renumber them with :func:`first_seen_dense`)."""
+    when the whole prefixes (raw ids 0..j of their requests) are equal, and how many
+    distinct prefixes there are (the ids are 0 .. that - 1, in no particular order: renumber
+    them with :func:`first_seen_dense`)."""
     lens = np.diff(offsets)
     out = np.empty(len(raw), dtype=np.int64)
     if len(raw) == 0:
-        return out
+        return out, 0
     by_len = np.argsort(-lens, kind="stable")  # longest first: level j is a prefix of this order
     starts = offsets[:-1][by_len]
     neg = -lens[by_len]  # ascending
@@ -108,12 +109,7 @@ def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> np.ndarray:
             codes, _ = pd.factorize(prev.astype(np.int64) * m + codes, sort=False)
         out[pos] = codes + base
         base += int(codes.max()) + 1
-    return out
-
-
-def _repeats(codes: np.ndarray) -> int:
-    """How many entries of ``codes`` equal an earlier one."""
-    return int(len(codes) - len(pd.unique(codes)))
+    return out, base
 
 
 def first_seen_dense(codes: np.ndarray) -> np.ndarray:
@@ -185,10 +181,10 @@ def read_bailian_jsonl(
     else:
         ids = ids[: int(offsets[-1])]
 
-    prefixes = chain_prefixes(ids, offsets)
+    prefixes, distinct = chain_prefixes(ids, offsets)
     # what chaining changes: accesses whose file id was seen before (what a reader taking the
     # ids as they are would count as reuse) against those whose whole prefix was
-    repeats = {"by_file_id": _repeats(ids.view(np.int64)), "by_prefix": _repeats(prefixes)}
+    repeats = {"by_file_id": len(ids) - len(pd.unique(ids.view(np.int64))), "by_prefix": len(ids) - distinct}
     if g > 1:  # keep positions g-1, 2g-1, ... of every request
         kept_lens = lens // g
         kept_offsets = np.zeros(len(order) + 1, dtype=np.int64)
