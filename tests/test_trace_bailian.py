@@ -167,6 +167,7 @@ def test_the_simulation_of_a_bailian_copy_equals_the_mooncake_run(compose_cfg, e
         ({"timestamp": float("nan")}, "timestamp", "expected a number of seconds"),
         ({"chat_id": ""}, "chat_id", "expected an integer or a string"),
         ({"chat_id": None}, "chat_id", "expected an integer or a string"),
+        ({"chat_id": "--5", "hash_ids": [1, 2**64]}, "hash_ids", "element 1"),  # "--5" is a string id
         ({"parent_chat_id": 1.5}, "parent_chat_id", "expected an integer or a string"),
         ({"input_length": 0}, "input_length", "must be >= 1"),
         ({"output_length": -1}, "output_length", "must be >= 0"),

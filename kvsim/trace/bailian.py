@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -59,13 +60,14 @@ SOURCE_BLOCK_TOKENS = 16  # the format's block: every file of the dataset says b
 REQUIRED_FIELDS = ("chat_id", "timestamp", "input_length", "output_length", "hash_ids")
 UINT64_MAX = 2**64 - 1
 INT64_MIN = -(2**63)
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def _chat(path: Path, lineno: int, rec: dict, name: str, default: int | None = None) -> int | str:
     # an integer as the published files have, or a non-empty string (an id is only compared)
     value = rec.get(name, default)
     if isinstance(value, str) and value:
-        return int(value) if value.lstrip("-").isdigit() else value  # "-1" is -1
+        return int(value) if _INTEGER.fullmatch(value) else value  # "-1" is -1
     if value is None or isinstance(value, bool) or not isinstance(value, int):
         raise TraceFormatError(path, lineno, name, f"expected an integer or a string, got {value!r}")
     return value
