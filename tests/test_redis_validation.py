@@ -7,6 +7,7 @@ Tests that need redis-server skip when it is not installed, unless KVSIM_REQUIRE
 
 from __future__ import annotations
 
+import math
 import selectors
 import socket
 from pathlib import Path
@@ -28,6 +29,7 @@ from kvsim.bench.redis_validation import (
     loop_per_command,
     plan_stream,
     probe_factors,
+    probe_turn_cpu,
     redis_server,
     scaled_server,
     turns_per_command,
@@ -40,6 +42,7 @@ from kvsim.calibrate.replay_client import (
     replay_open_loop,
     reply_end,
     server_counts,
+    server_thread_cpu,
     server_thread_switches,
 )
 from kvsim.calibrate.resp import RespClient, encode
@@ -201,11 +204,24 @@ def test_the_server_thread_counters_from_proc() -> None:
     import os
     import time
 
-    before = server_thread_switches(os.getpid())
+    before, cpu0 = server_thread_switches(os.getpid()), server_thread_cpu(os.getpid())
     time.sleep(0.01)
-    after = server_thread_switches(os.getpid())
+    sum(range(200_000))  # some CPU
+    after, cpu1 = server_thread_switches(os.getpid()), server_thread_cpu(os.getpid())
     assert before is not None and after is not None and after > before
-    assert server_thread_switches(2**22 + 12345) is None
+    assert cpu0 is not None and cpu1 is not None and cpu1 > cpu0
+    assert server_thread_switches(2**22 + 12345) is None and server_thread_cpu(2**22 + 12345) is None
+
+
+def test_a_lone_probes_turn_by_hand() -> None:
+    """The median server CPU of GET probes' turns, the pairs' first (cold) and second (warm);
+    other kinds and unmeasured turns (NaN) left out; none measured: None."""
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    assert probe_turn_cpu(res) == {"cold_get_s": None, "warm_get_s": None}
+    res.probe_kind = ["get", "get", "get", "get", "range", "range", "get", "get"]
+    res.probe_cold = [True, False] * 4
+    res.probe_server_cpu_s = [90e-6, 20e-6, 70e-6, 30e-6, 1.0, 1.0, math.nan, 25e-6]
+    assert probe_turn_cpu(res) == pytest.approx({"cold_get_s": 80e-6, "warm_get_s": 25e-6})
 
 
 def test_the_event_loop_per_command_by_hand() -> None:
@@ -372,6 +388,8 @@ def test_replay_client_against_a_real_server() -> None:
     # and over the probe pairs' stretches: two probes' turns at least, each pair
     assert res.pair_switches is not None and res.pair_switches >= 2 * res.probe_pairs > 0
     assert res.pair_cpu_s > 0 and res.pair_window_s > 0
+    # each probe's turn, from the server thread's CPU counter: measured, and positive
+    assert len(res.probe_server_cpu_s) == len(res.probe_kind) and all(c > 0 for c in res.probe_server_cpu_s)
     assert "insert" in res.probe_kind
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)

@@ -654,6 +654,22 @@ def cpu_per_turn(real: ReplayResult, cron_s: float, io_s: float) -> tuple[float 
     return stream, pair
 
 
+def probe_turn_cpu(real: ReplayResult) -> dict[str, float | None]:
+    """Median server CPU of a lone GET probe's turn (its command included), the first of a
+    pair (after a sleep: cold) and the second (right after it), from the server thread's
+    ``/proc`` counters; None where not measured. A diagnostic (docs/redis_validation.md,
+    fifth pass): beside :func:`cpu_per_turn`'s stream figure, what a turn costs alone."""
+    kinds = np.array(real.probe_kind)
+    cpu = np.array(real.probe_server_cpu_s, dtype=float)
+    cold = np.array(real.probe_cold, dtype=bool)
+    out: dict[str, float | None] = {}
+    for name, mask in (("cold_get_s", cold), ("warm_get_s", ~cold)):
+        x = cpu[(kinds == "get") & mask] if len(cpu) == len(kinds) else np.zeros(0)
+        x = x[np.isfinite(x)]
+        out[name] = float(np.median(x)) if len(x) else None
+    return out
+
+
 def command_usec(c: RespClient) -> dict[str, float]:
     """``INFO commandstats``: seconds spent in each command so far."""
     return {k: v[1] * 1e-6 for k, v in commandstats(c).items()}
@@ -816,11 +832,15 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
                 per_turn = cpu_per_turn(real, cron_s, float(server_sp.get("io_s", 0.0)))
+                alone = probe_turn_cpu(real)
                 log.info("redis_validation: x%g: the server's CPU per turn beyond its commands: %s in the stream, "
-                         "%s in the probe pairs (%s turns per pair)", speedup, _us(per_turn[0]), _us(per_turn[1]),
-                         _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None))
+                         "%s in the probe pairs (%s turns per pair); a lone GET's turn %s cold, %s warm (p50)", speedup,
+                         _us(per_turn[0]), _us(per_turn[1]),
+                         _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None),
+                         _us(alone["cold_get_s"]), _us(alone["warm_get_s"]))
                 loop[speedup] = {"real_s": loop_real,
                                  "real_turn_s": per_turn[0], "probe_turn_s": per_turn[1],
+                                 "get_probe_turn_cold_s": alone["cold_get_s"], "get_probe_turn_warm_s": alone["warm_get_s"],
                                  "model_s": charged[0] / charged[1] if charged and charged[1] else None,
                                  "real_turns_per_command": turns_per_command(real),
                                  "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}

@@ -79,6 +79,9 @@ class ReplayResult:
     probe_send_s: list[float] = field(default_factory=list)
     probe_recv_s: list[float] = field(default_factory=list)
     probe_cold: list[bool] = field(default_factory=list)  # the first of a pair (after a sleep)
+    # the server thread's CPU over each probe's turn (from /proc, no server call: a server
+    # on this machine only; NaN elsewhere)
+    probe_server_cpu_s: list[float] = field(default_factory=list)
     admit_late_s: list[float] = field(default_factory=list)  # in admission order
     admit_of_request: dict[int, float] = field(default_factory=dict)  # request -> its lateness
     wall_s: float = 0.0
@@ -238,6 +241,16 @@ def server_thread_switches(pid: int) -> int | None:
         return None
 
 
+def server_thread_cpu(pid: int) -> float | None:
+    """CPU seconds so far of process ``pid``'s main thread (``/proc/PID/task/PID/schedstat``,
+    nanoseconds on the CPU); None where there is no such thread here."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) * 1e-9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def local_server_pid(sock: socket.socket, sel: selectors.BaseSelector) -> int | None:
     """The pid of the Redis server at the other end of ``sock`` (``INFO server``), if that
     server runs on this machine (its ``/proc`` entry is a redis-server); else None."""
@@ -362,7 +375,10 @@ def replay_open_loop(
         assert probe_sock is not None
         if p.before and not cold:
             untimed(probe_sock, probe_sel, p.before)
+        cpu0 = server_thread_cpu(pid) if pid is not None else None
         send, recv, rtt = time_probe(probe_sock, probe_sel, p)
+        cpu1 = server_thread_cpu(pid) if pid is not None else None
+        res.probe_server_cpu_s.append(cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan"))
         if p.after:
             untimed(probe_sock, probe_sel, p.after)
         res.probe_kind.append(p.kind)
