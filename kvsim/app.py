@@ -139,7 +139,6 @@ def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]
         return (*common, str(path.resolve()), st.st_size, st.st_mtime_ns), bailian
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
-
     def mooncake() -> Trace:
         return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
 
