@@ -77,3 +77,36 @@ def test_settings_are_checked_at_compose_time(compose_cfg) -> None:
         run(compose_cfg(["+experiment=policy_eval", "experiment.policies=[lru,opt]", "experiment.classic=[lru,arc]"]),
             Path("/nonexistent"))
     assert PolicyEvalSettings().tuned_on == "conversation"
+
+
+def test_the_bailian_family_from_its_file(tmp_path: Path, compose_cfg, embedded_trace) -> None:  # type: ignore[no-untyped-def]
+    """The opt-in Qwen-Bailian family: the embedded trace's first 300 requests written as a
+    Bailian file (each 512-token block as 32 pieces) is the family, read at 512-token blocks;
+    a missing file is refused naming the key."""
+    from kvsim.app import run
+    from kvsim.errors import InputFileError
+
+    head = embedded_trace.head(300)
+    path = tmp_path / "b.jsonl"
+    path.write_text("".join(
+        json.dumps({"chat_id": i, "timestamp": float(head.arrival_s[i]), "input_length": int(head.input_tokens[i]),
+                    "output_length": 1, "hash_ids": [b * 32 + k for b in head.blocks(i).tolist() for k in range(32)]}) + "\n"
+        for i in range(len(head))))
+    common = ["+experiment=policy_eval", "experiment.families=[bailian]", "experiment.tuned_on=bailian",
+              "experiment.capacities=[0.1]", "experiment.policies=[lru,arc,opt]", "experiment.classic=[lru,arc]"]
+    summary = run(compose_cfg([*common, f"experiment.bailian_path={path}"]), tmp_path / "eval")
+    assert set(summary["by_family"]) == {"bailian"}
+    assert "Qwen-Bailian (Alibaba)" in (tmp_path / "eval" / "policy_eval.md").read_text()
+    with pytest.raises(InputFileError, match=r"^experiment\.bailian_path: not found: "):
+        run(compose_cfg([*common, f"experiment.bailian_path={tmp_path / 'nope.jsonl'}"]), tmp_path / "eval2")
+
+
+def test_a_family_is_read_again_when_its_settings_change() -> None:
+    """Traces are kept per process by what defines them, not by the family's name alone:
+    another seed is another trace; the same settings, the same object."""
+    from kvsim.bench.policy_eval import family_trace
+
+    a = family_trace("zipf_docs", PolicyEvalSettings(generated_seed=1, generated_scale=0.05))
+    assert family_trace("zipf_docs", PolicyEvalSettings(generated_seed=1, generated_scale=0.05)) is a
+    b = family_trace("zipf_docs", PolicyEvalSettings(generated_seed=2, generated_scale=0.05))
+    assert b is not a and not (len(a.hash_ids) == len(b.hash_ids) and (a.hash_ids == b.hash_ids).all())

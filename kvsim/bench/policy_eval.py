@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from kvsim.bench.policy_eval_settings import PolicyEvalSettings, check_policies
+from kvsim.errors import InputFileError
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
 from kvsim.report.policy_eval import NAMES, evaluated, shown_policies
@@ -38,6 +40,9 @@ log = logging.getLogger("kvsim")
 
 def load_family(family: str, s: PolicyEvalSettings) -> Trace:
     """The trace of one family, as the protocol defines it."""
+    key = f"{family}_path"
+    if hasattr(s, key) and not Path(getattr(s, key)).exists():
+        raise InputFileError(f"experiment.{key}: not found: {getattr(s, key)} (the {family} family's trace)")
     if family == "conversation":
         from kvsim.trace.mooncake import read_mooncake_jsonl
 
@@ -46,12 +51,41 @@ def load_family(family: str, s: PolicyEvalSettings) -> Trace:
         from kvsim.trace.agentic import read_agentic
 
         return read_agentic(s.agentic_path, s.agentic_block_tokens, name="agentic")
+    if family == "bailian":
+        from kvsim.trace.bailian import read_bailian_jsonl
+
+        return read_bailian_jsonl(s.bailian_path, 512, name="bailian")
     from kvsim.trace.families import generate_family
 
     return generate_family(family, seed=s.generated_seed, scale=s.generated_scale)
 
 
-_TRACES: dict[str, Trace] = {}
+# Families read in this process, by what defines each (its settings, its file's size and
+# time), newest last and at most a few: a second evaluation with another seed, scale or file
+# reads its own traces, never the first one's.
+_TRACES: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
+_TRACES_KEPT = 8
+
+
+def _family_key(family: str, s: PolicyEvalSettings) -> tuple[Any, ...]:
+    path = getattr(s, f"{family}_path", None)
+    if path is None:  # a generated family
+        return family, s.generated_seed, s.generated_scale
+    p = Path(path)
+    stamp = (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+    return family, str(p.resolve()), stamp, s.agentic_block_tokens if family == "agentic" else None
+
+
+def family_trace(family: str, s: PolicyEvalSettings) -> Trace:
+    """:func:`load_family`, once per process for the same family and settings."""
+    key = _family_key(family, s)
+    trace = _TRACES.get(key)
+    if trace is None:
+        trace = _TRACES[key] = load_family(family, s)
+        while len(_TRACES) > _TRACES_KEPT:
+            _TRACES.popitem(last=False)
+    _TRACES.move_to_end(key)
+    return trace
 
 
 PolicyFactory = Callable[[int], EvictionPolicy]
@@ -59,9 +93,7 @@ PolicyFactory = Callable[[int], EvictionPolicy]
 
 def _replay(args: tuple[str, float, int, str, PolicyFactory, PolicyEvalSettings]) -> dict[str, Any]:
     family, frac, cap, name, factory, s = args
-    trace = _TRACES.get(family)
-    if trace is None:
-        trace = _TRACES[family] = load_family(family, s)
+    trace = family_trace(family, s)
     policy = factory(cap)
     policy.bind(trace)
     keys = trace.hash_ids if name == "opt" else trace.hash_ids.tolist()
@@ -164,7 +196,7 @@ def evaluate(s: PolicyEvalSettings, out: Path, policies: Mapping[str, PolicyFact
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
     for family in s.families:
-        trace = _TRACES.get(family) or _TRACES.setdefault(family, load_family(family, s))
+        trace = family_trace(family, s)
         unique = int(len(np.unique(trace.hash_ids)))
         log.info("family %s: %d requests, %d block accesses, %d unique blocks",
                  family, len(trace), trace.num_block_accesses, unique)

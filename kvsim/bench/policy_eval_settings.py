@@ -12,7 +12,10 @@ from typing import Annotated, Any
 from kvsim.errors import ConfigError
 from kvsim.ranges import OneOf, PosInt, Range, Seed
 
-FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs")
+FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs", "bailian")
+# the families run by default: those whose data is here (a Qwen-Bailian file is not shipped:
+# experiment.families=[...,bailian] with experiment.bailian_path or KVSIM_BAILIAN_TRACE)
+DEFAULT_FAMILIES = FAMILIES[:5]
 CLASSIC = ("lru", "fifo", "lfu", "arc", "s3fifo")
 # (not kvsim.config.PROJECT_ROOT: kvsim.config imports this module while it loads)
 _SHARED = Path(__file__).resolve().parents[3] / "shared" / "traces"
@@ -25,7 +28,7 @@ class PolicyEvalSettings:
     """``experiment.*`` of ``+experiment=policy_eval`` (docs/policy_eval.md)."""
 
     # trace families; each policy's tunable choices were fixed on `tuned_on` only
-    families: list[Annotated[str, OneOf(*FAMILIES)]] = field(default_factory=lambda: list(FAMILIES))
+    families: list[Annotated[str, OneOf(*FAMILIES)]] = field(default_factory=lambda: list(DEFAULT_FAMILIES))
     tuned_on: Annotated[str, OneOf(*FAMILIES)] = "conversation"
     # cache sizes as fractions of each trace's unique blocks
     capacities: list[Annotated[float, Range(gt=0, le=1)]] = field(
@@ -37,6 +40,8 @@ class PolicyEvalSettings:
     conversation_path: str = os.environ.get(
         "KVSIM_REAL_TRACE", str(_SHARED / "mooncake" / "conversation_trace.jsonl"))
     agentic_path: str = os.environ.get("KVSIM_AGENTIC_TRACE", str(_SHARED / "agentic"))
+    # a Qwen-Bailian usage trace (kvsim/trace/bailian.py), read at 512-token blocks
+    bailian_path: str = os.environ.get("KVSIM_BAILIAN_TRACE", str(_SHARED / "bailian" / "qwen_traceA_blksz_16.jsonl"))
     # the agentic sessions coarsened to the other families' 512-token blocks (64: 8x the work)
     agentic_block_tokens: Annotated[int, OneOf(64, 128, 256, 512)] = 512
     generated_seed: Seed = 0  # the generated families' seed

@@ -24,6 +24,7 @@ NAMES = {
     "tool_use": "tool use (generated)",
     "long_sessions": "long sessions (generated)",
     "zipf_docs": "Zipf documents (generated)",
+    "bailian": "Qwen-Bailian (Alibaba)",
 }
 
 
