@@ -110,3 +110,20 @@ def test_a_family_is_read_again_when_its_settings_change() -> None:
     assert family_trace("zipf_docs", PolicyEvalSettings(generated_seed=1, generated_scale=0.05)) is a
     b = family_trace("zipf_docs", PolicyEvalSettings(generated_seed=2, generated_scale=0.05))
     assert b is not a and not (len(a.hash_ids) == len(b.hash_ids) and (a.hash_ids == b.hash_ids).all())
+
+
+def test_a_family_folder_is_read_again_when_a_session_changes(tmp_path: Path) -> None:
+    """The agentic family's folder is known by its files: a session rewritten is read again."""
+    import os
+
+    from kvsim.bench.policy_eval import _family_key
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    (folder / "a.json").write_text("{}")
+    s = PolicyEvalSettings(agentic_path=str(folder))
+    before = _family_key("agentic", s)
+    assert _family_key("agentic", s) == before
+    (folder / "a.json").write_text("{ }")
+    os.utime(folder / "a.json", ns=(1, 1))
+    assert _family_key("agentic", s) != before

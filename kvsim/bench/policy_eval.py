@@ -72,7 +72,12 @@ def _family_key(family: str, s: PolicyEvalSettings) -> tuple[Any, ...]:
     if path is None:  # a generated family
         return family, s.generated_seed, s.generated_scale
     p = Path(path)
-    stamp = (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+    if p.is_dir():  # a folder of agentic sessions: each file's name, size and time
+        from kvsim.trace.agentic import session_files
+
+        stamp: Any = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in session_files(p))
+    else:
+        stamp = (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
     return family, str(p.resolve()), stamp, s.agentic_block_tokens if family == "agentic" else None
 
 
