@@ -44,6 +44,7 @@ from kvsim.system.router import Router
 from kvsim.system.scheduler import Scheduler
 from kvsim.system.topology import SCOPES, Device, Layout, Link, Topology, expand
 from kvsim.targets import check_target_node
+from kvsim.trace.files import files_stamp
 from kvsim.trace.schema import Trace
 from kvsim.workload import Arrivals, arrivals
 
@@ -114,9 +115,9 @@ def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]
         return (*common, t.family, float(t.scale), seed), generated
     path = trace_file(cfg)
     if t.format == "agentic":
-        from kvsim.trace.agentic import read_agentic, session_files
+        from kvsim.trace.agentic import read_agentic
 
-        stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in session_files(path))
+        stamp = files_stamp(path)
         starts = (t.session_starts, float(t.session_interval_s), float(t.sessions_per_hour), seed)
 
         def agentic() -> Trace:
@@ -129,20 +130,19 @@ def _trace_reader(cfg: DictConfig) -> tuple[tuple[Any, ...], Callable[[], Trace]
             )
 
         return (*common, str(path.resolve()), stamp, starts), agentic
-    st = path.stat()
     if t.format == "bailian":
         from kvsim.trace.bailian import read_bailian_jsonl
 
         def bailian() -> Trace:
             return read_bailian_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
 
-        return (*common, str(path.resolve()), st.st_size, st.st_mtime_ns), bailian
+        return (*common, str(path.resolve()), files_stamp(path)), bailian
     from kvsim.trace.mooncake import read_mooncake_jsonl
 
     def mooncake() -> Trace:
         return read_mooncake_jsonl(path, block_tokens=t.block_tokens, max_requests=t.max_requests, name=t.name)
 
-    return (*common, str(path.resolve()), st.st_size, st.st_mtime_ns), mooncake
+    return (*common, str(path.resolve()), files_stamp(path)), mooncake
 
 
 def build_trace(cfg: DictConfig) -> Trace:

@@ -588,13 +588,9 @@ def _check_plain(cfg: DictConfig, c: dict[str, Any], overrides: Iterable[str] | 
 def _check_trace_blocks(t: dict[str, Any]) -> None:
     """A format whose files have blocks of their own size takes multiples of it."""
     if t.get("format") == "bailian":
-        from kvsim.trace.bailian import SOURCE_BLOCK_TOKENS
+        from kvsim.trace.bailian import check_block_tokens
 
-        if int(t.get("block_tokens", 0)) % SOURCE_BLOCK_TOKENS:
-            raise ConfigError(
-                f"trace.block_tokens: Bailian traces have {SOURCE_BLOCK_TOKENS}-token blocks, so a block must be a "
-                f"multiple of {SOURCE_BLOCK_TOKENS} tokens, got {t['block_tokens']}"
-            )
+        check_block_tokens(int(t.get("block_tokens", 0)))
 
 
 def memory_limit_bytes(limit_gib: float | None) -> int:

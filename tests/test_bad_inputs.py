@@ -149,7 +149,7 @@ CASES: list[Case] = [
          "b.jsonl:2: field 'hash_ids': element 1 is not a 64-bit integer: 18446744073709551616",
          setup=lambda d: _bailian(d, [1, 2**64])),
     Case("bailian_block_not_a_multiple_of_16", ("trace=bailian", "trace.path={tmp}/b.jsonl", "trace.block_tokens=24"),
-         "trace.block_tokens: Bailian traces have 16-token blocks, so a block must be a multiple of 16 tokens, got 24",
+         "trace.block_tokens: Bailian traces have 16-token blocks, so a block must be a positive multiple of 16 tokens, got 24",
          setup=lambda d: _bailian(d, [1, 2])),
     Case("bailian_missing", ("trace=bailian", "trace.path={tmp}/nope.jsonl"),
          "trace.path: file not found: "),

@@ -33,6 +33,7 @@ from kvsim.errors import InputFileError
 from kvsim.io import write_json, write_with
 from kvsim.policy.base import EvictionPolicy
 from kvsim.report.policy_eval import NAMES, evaluated, shown_policies
+from kvsim.trace.files import files_stamp
 from kvsim.trace.schema import Trace
 
 log = logging.getLogger("kvsim")
@@ -72,12 +73,7 @@ def _family_key(family: str, s: PolicyEvalSettings) -> tuple[Any, ...]:
     if path is None:  # a generated family
         return family, s.generated_seed, s.generated_scale
     p = Path(path)
-    if p.is_dir():  # a folder of agentic sessions: each file's name, size and time
-        from kvsim.trace.agentic import session_files
-
-        stamp: Any = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in session_files(p))
-    else:
-        stamp = (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else None
+    stamp = files_stamp(p) if p.exists() else None  # (a missing one is refused by load_family)
     return family, str(p.resolve()), stamp, s.agentic_block_tokens if family == "agentic" else None
 
 

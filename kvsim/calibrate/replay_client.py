@@ -204,13 +204,14 @@ def _chunk(sock: socket.socket) -> bytes:
     return chunk
 
 
-def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) -> None:
-    """Send ``payload`` and wait for its reply, untimed."""
+def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) -> bytearray:
+    """Send ``payload`` and wait for its reply, untimed; the reply."""
     sock.sendall(payload)
     buf = bytearray()
     while reply_end(buf) < 0:
         sel.select(1.0)
         buf += _chunk(sock)
+    return buf
 
 
 def server_counts(sock: socket.socket, sel: selectors.BaseSelector,
@@ -219,11 +220,7 @@ def server_counts(sock: socket.socket, sel: selectors.BaseSelector,
     the seconds spent in them, and the main thread's CPU seconds so far (None before Redis
     7, whose INFO takes one section: then commandstats alone; or with ``cpu=False``)."""
     for sections in ((("cpu", "commandstats"),) if cpu else ()) + (("commandstats",),):
-        sock.sendall(encode("INFO", *sections))
-        buf = bytearray()
-        while reply_end(buf) < 0:
-            sel.select(1.0)
-            buf += _chunk(sock)
+        buf = untimed(sock, sel, encode("INFO", *sections))
         if buf[:1] != b"-":
             break
     text = bytes(buf[buf.find(b"\r\n") + 2 :]).decode(errors="replace")
@@ -254,11 +251,7 @@ def server_thread_cpu(pid: int) -> float | None:
 def local_server_pid(sock: socket.socket, sel: selectors.BaseSelector) -> int | None:
     """The pid of the Redis server at the other end of ``sock`` (``INFO server``), if that
     server runs on this machine (its ``/proc`` entry is a redis-server); else None."""
-    sock.sendall(encode("INFO", "server"))
-    buf = bytearray()
-    while reply_end(buf) < 0:
-        sel.select(1.0)
-        buf += _chunk(sock)
+    buf = untimed(sock, sel, encode("INFO", "server"))
     pid = parse_info(bytes(buf).decode(errors="replace")).get("process_id", "")
     if not pid.isdigit():
         return None

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kvsim.trace.files import first_seen_dense, session_files
 from kvsim.trace.schema import Trace, TraceFormatError
 
 SOURCE_BLOCK_TOKENS = 64  # the format's block size (each file states it in ``block_size``)
@@ -64,19 +65,6 @@ class SessionFormatError(TraceFormatError):
         self.field = field_name
         self.problem = problem
         ValueError.__init__(self, f"{self.path}:{where}: field '{field_name}': {problem}")
-
-
-def session_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The session files of ``path`` sorted by name (a folder), or ``[path]`` (a file)."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    if not p.is_dir():
-        raise FileNotFoundError(f"agentic trace not found: {p} (a folder of *.json / *.json.gz sessions, or one file)")
-    files = sorted(f for f in p.iterdir() if f.is_file() and (f.name.endswith(".json") or f.name.endswith(".json.gz")))
-    if not files:
-        raise FileNotFoundError(f"agentic trace: no *.json or *.json.gz session files in {p}")
-    return files
 
 
 def session_starts(
@@ -300,7 +288,7 @@ def read_agentic(
     # gather each request's codes in merged order: index = source start + position in request
     gather = np.repeat(src_off[:-1][order] - offsets[:-1], ln_sorted) + np.arange(int(offsets[-1]), dtype=np.int64)
     merged = code_all[gather]
-    hash_ids = _first_seen_dense(merged)
+    hash_ids = first_seen_dense(merged)
     files_meta = [f.name for f in files]
     return Trace(
         arrival_s=t_all[order],
@@ -326,10 +314,3 @@ def read_agentic(
         real_ttft_s=np.concatenate(ttft)[order],
         real_api_time_s=np.concatenate(api)[order],
     )
-
-
-def _first_seen_dense(codes: np.ndarray) -> np.ndarray:
-    """Renumber ``codes`` to 0, 1, 2, ... in order of first appearance (a hash table in C:
-    pandas.factorize numbers values in the order it meets them)."""
-    dense, _ = pd.factorize(codes, sort=False)
-    return np.asarray(dense, dtype=np.int64)

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from kvsim.errors import ConfigError
+from kvsim.trace.files import first_seen_dense
 from kvsim.trace.jsonl import int_field, records
 from kvsim.trace.schema import Trace, TraceFormatError
 
@@ -86,6 +87,16 @@ def _ids(path: Path, lineno: int, h: object) -> list[int]:
     return [v & UINT64_MAX for v in h] if h and min(h) < 0 else h
 
 
+def check_block_tokens(block_tokens: int) -> None:
+    """A block of a Bailian trace is a whole number of the file's 16-token blocks (checked
+    when a config is composed, and by the reader); :class:`ConfigError` naming the key."""
+    if block_tokens <= 0 or block_tokens % SOURCE_BLOCK_TOKENS:
+        raise ConfigError(
+            f"trace.block_tokens: Bailian traces have {SOURCE_BLOCK_TOKENS}-token blocks, so a block must be a "
+            f"positive multiple of {SOURCE_BLOCK_TOKENS} tokens, got {block_tokens}"
+        )
+
+
 def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, int]:
     """One id per position of each request's ``raw`` ids (CSR ``offsets``), equal exactly
     when the whole prefixes (raw ids 0..j of their requests) are equal, and how many
@@ -114,12 +125,6 @@ def chain_prefixes(raw: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, in
     return out, base
 
 
-def first_seen_dense(codes: np.ndarray) -> np.ndarray:
-    """``codes`` renumbered 0, 1, 2, ... in order of first appearance."""
-    dense, _ = pd.factorize(codes, sort=False)
-    return np.asarray(dense, dtype=np.int64)
-
-
 def read_bailian_jsonl(
     path: str | os.PathLike[str],
     block_tokens: int = SOURCE_BLOCK_TOKENS,
@@ -132,11 +137,7 @@ def read_bailian_jsonl(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"trace file not found: {p}")
-    if block_tokens <= 0 or block_tokens % SOURCE_BLOCK_TOKENS:
-        raise ConfigError(
-            f"trace.block_tokens: Bailian traces have {SOURCE_BLOCK_TOKENS}-token blocks, so a block must be a "
-            f"positive multiple of {SOURCE_BLOCK_TOKENS} tokens, got {block_tokens}"
-        )
+    check_block_tokens(block_tokens)
     g = block_tokens // SOURCE_BLOCK_TOKENS
     ts = array("d")
     inp = array("q")
