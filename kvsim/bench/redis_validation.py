@@ -77,6 +77,7 @@ from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
 from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex, command_time
+from kvsim.index.redis_loop import LoopCharges
 from kvsim.io import write_json, write_with
 from kvsim.trace.schema import Trace
 from kvsim.workload import Arrivals
@@ -670,6 +671,41 @@ def probe_turn_cpu(real: ReplayResult) -> dict[str, float | None]:
     return out
 
 
+def burst_turn_extra(real: ReplayResult, charges: Sequence[LoopCharges], base: dict[str, Any],
+                     slopes: tuple[float, float], cron_s: float) -> float | None:
+    """What a warm server turn inside the replay's bursts costs beyond the model's charge for
+    it, from the server's own CPU (``RedisIndex(turn_extra_s=...)``); None where not measured.
+
+    The server's CPU over the stream's stretches less its commands' own time, the idle
+    rate's share and each stretch's closing reading (a lone warm turn), against what the
+    model charges the server for the same stream (``charges``: its simulated runs' event-loop
+    charges and turns, :meth:`RedisIndex.loop_charges`): the event loop, plus per turn the
+    server's share of the round trip, which the probes' own turns measure (the server
+    thread's CPU from ``/proc`` over each probe of at most ``NET_MAX_KEYS`` keys, less its
+    command at the probes' measured time, ``base``, and its event loop, ``io_s`` and
+    ``slopes``, as :func:`fit_client` takes them from its round trip; the median of the warm
+    probes, and of the cold ones for the first turn after the CPU idled). The difference
+    per warm turn is what a turn inside a burst costs beyond a lone warm one: the server's
+    counters, not the latencies, decide it (docs/redis_validation.md, sixth pass)."""
+    kinds = np.array(real.probe_kind)
+    cpu = np.array(real.probe_server_cpu_s, dtype=float)
+    if not charges or len(cpu) != len(kinds) or len(cpu) == 0 or real.stream_cpu_s <= 0:
+        return None
+    keys = np.array(real.probe_keys, dtype=float)
+    cold = np.array(real.probe_cold, dtype=bool)
+    io_s = float(base.get("io_s", 0.0))
+    share = cpu - _command_s(base, kinds, keys, cold) - (io_s + slopes[0] * keys + slopes[1] * _values_of(kinds, keys))
+    small = np.isfinite(share) & (keys <= NET_MAX_KEYS)
+    if (small & cold).sum() < MIN_NET_PROBES or (small & ~cold).sum() < MIN_NET_PROBES:
+        return None
+    share_warm, share_cold = float(np.median(share[small & ~cold])), float(np.median(share[small & cold]))
+    real_s = (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s
+              - real.stream_windows * (io_s + share_warm))
+    extra = [(real_s - ch.loop_s - (ch.turns - ch.cold_turns) * share_warm - ch.cold_turns * share_cold)
+             / (ch.turns - ch.cold_turns) for ch in charges if ch.turns > ch.cold_turns]
+    return float(np.mean(extra)) if extra else None
+
+
 def command_usec(c: RespClient) -> dict[str, float]:
     """``INFO commandstats``: seconds spent in each command so far."""
     return {k: v[1] * 1e-6 for k, v in commandstats(c).items()}
@@ -826,9 +862,29 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 # the stream planned again with this replay's command times (same commands)
                 stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp),
                                         counts[speedup])
-                sims = [simulate(stream_sp, params, dists, speedup, s.connections, k,
-                                 client_costs(stream_sp, real, s.client, np.random.default_rng(k)))
-                        for k in range(s.sim_runs)]
+                costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
+                sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
+                # a burst's warm turns at their cost on the server's counters: the model run
+                # without it gives its charges for the same stream; with it, its turns shift
+                # a little (fuller turns), so the cost is measured again against those
+                extra = None
+                if s.burst_turns and params["shared_cpu"]:
+                    for _ in range(2):
+                        extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]],
+                                                 bases[speedup], slopes, cron_s)
+                        if extra is None:
+                            break
+                        if "turn_extra_s" not in params:  # the model without it, for the log
+                            plain = compare(pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s}),
+                                            pd.concat(sims, ignore_index=True), speedup)
+                        params = {**params, "turn_extra_s": extra}
+                        sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k])
+                                for k in range(s.sim_runs)]
+                    if extra is not None:
+                        log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the "
+                                 "model's lone turn (the server's CPU counters); without it: %s", speedup,
+                                 _us(params["turn_extra_s"]), ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / "
+                                                                         f"{100 * g['err_p99']:+.1f}%" for g in plain))
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
                 per_turn = cpu_per_turn(real, cron_s, float(server_sp.get("io_s", 0.0)))
@@ -852,7 +908,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
                 got = compare(real_df, sim, speedup)
                 rows += got
-                fits[f"{speedup:g}"] = {**fit, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
+                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s", 0.0), "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
                                         "event_loop_per_command": loop[speedup], "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
                                         "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}

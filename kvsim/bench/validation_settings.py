@@ -41,6 +41,9 @@ class RedisValidationSettings:
     # each replay's own command times (INFO commandstats over it, per command, as a factor of
     # the calibration's back-to-back lines); false: the calibration's
     burst_costs: bool = True
+    # a warm server turn inside a burst at its cost on the server's CPU counters over each
+    # replay (beyond the model's lone turn: RedisIndex turn_extra_s); false: the lone turn's
+    burst_turns: bool = True
     # MGET and MSET calibrated at these key counts too (beyond 1 and 16; each at most the keys
     # loaded): the model's time per key, piecewise linear between them
     large_sizes: list[PosInt] = field(default_factory=lambda: [256, 4096])

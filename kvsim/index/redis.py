@@ -60,6 +60,9 @@ a GET's or MGET's reply. ``turn_s``: the part of ``io_s`` (measured with one com
 turn) that a server turn pays once however many commands it runs (``epoll_wait``,
 ``beforeSleep``: ``python -m kvsim.calibrate redis`` measures it, rounds of k commands on k
 connections), so a turn of k commands costs ``turn_s + k (io_s - turn_s)`` + their commands.
+``turn_extra_s``: what a warm turn inside a burst costs beyond that and its round trip (the
+validation measures it on the server's CPU counters; 0 by default, negative where the
+model's per-command charges exceed the server's own CPU).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -82,7 +85,7 @@ import simpy
 
 from kvsim.index.base import KEY_BYTES, VALUE_BYTES, IndexModel, Lookup, Op
 from kvsim.index.costs import CostDist, Sampler
-from kvsim.index.redis_loop import OneCpuLoops
+from kvsim.index.redis_loop import LoopCharges, OneCpuLoops
 from kvsim.ranges import NonNegFloat, NonNegInt, OneOf, PosFloat, PosInt, Range, Seconds, Seed
 from kvsim.servers import FCFSServer, timeout_at
 
@@ -173,6 +176,7 @@ class RedisIndex(IndexModel):
         io_after_reply_s: Seconds = 0.0,
         io_per_value_s: Seconds = 0.0,
         turn_s: Seconds = 0.0,
+        turn_extra_s: float = 0.0,
         mset_warm_base_s: Seconds | None = None,
         mset_warm_per_key_s: Seconds | None = None,
         mget_knots: Knots = (),
@@ -224,6 +228,9 @@ class RedisIndex(IndexModel):
         if turn_s > io_s:
             raise ValueError(f"redis.turn_s ({turn_s}) exceeds io_s ({io_s}): it is the part of a one-command turn paid once")
         self.turn_s = turn_s
+        # (shared_cpu) a warm turn's cost beyond a lone warm turn's, measured inside bursts;
+        # may be negative: the model's per-command charges above the server's own CPU
+        self.turn_extra_s = turn_extra_s
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
@@ -399,11 +406,11 @@ class RedisIndex(IndexModel):
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
 
-    def loop_charges(self) -> tuple[float, int, int] | None:
-        """With ``shared_cpu``: the event-loop time charged so far, the commands served and
-        the server turns that served them; None otherwise."""
+    def loop_charges(self) -> LoopCharges | None:
+        """With ``shared_cpu``: the event-loop time charged so far, the commands served, the
+        server turns that served them and how many of those were cold; None otherwise."""
         lp = self._loops
-        return None if lp is None else (lp.loop_s, lp.commands, lp.turns)
+        return None if lp is None else lp.charges()
 
     def execute(self, env: simpy.Environment, ops: list[Op], host: int = 0,
                 detached: bool = False) -> Generator[simpy.Event, Any, Any]:

@@ -27,7 +27,12 @@ command's time (``INFO commandstats``, times its tail factor, times the key-coun
 scale); per turn, one draw of the round trip (``tcp_rtt_s`` and its tail: on loopback on one
 CPU that is the kernel's work and the two context switches of a round trip, which the
 validation's probes measure as a lone command's round trip less its send, receive, event
-loop and command).
+loop and command); and on every turn but the first after the CPU idled, ``turn_extra_s``:
+what a turn inside a burst costs the server beyond a lone warm turn of as many commands (the
+validation measures it on the server's own CPU counters over the replay's bursts; 0 by
+default). Why a term of its own: the lone probes and the calibration's back-to-back rounds
+see a server whose caches hold its own work, a burst's turns come between the client's
+Python work on the same CPU, which evicts them.
 
 One SimPy process per index (the CPU), started by the first call; the calls' processes wait
 on one event each.
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import simpy
 
@@ -45,6 +50,15 @@ from kvsim.index.base import Op
 
 if TYPE_CHECKING:
     from kvsim.index.redis import RedisIndex
+
+
+class LoopCharges(NamedTuple):
+    """What the model charged the server's event loop so far (:meth:`RedisIndex.loop_charges`)."""
+
+    loop_s: float  # the turns' own parts and the commands' event-loop time (not the round trips, not the commands)
+    commands: int  # commands served
+    turns: int  # server turns that served them
+    cold_turns: int  # of which the first after the CPU idled
 
 
 class _Unit:
@@ -86,6 +100,7 @@ class OneCpuLoops:
         self.loop_s = 0.0
         self.commands = 0
         self.turns = 0
+        self.cold_turns = 0
         env.process(self._cpu())
 
     def submit(self, ops: list[Op], costs: list[tuple[float, float, float]]) -> simpy.Event:
@@ -166,8 +181,12 @@ class OneCpuLoops:
         ix = self.ix
         svc: Callable[[], float] = ix.service_draw
         scale = ix.key_scale()
-        cost = ix.rtt_cold_draw() if self.cold else ix.rtt_draw()
-        self.cold = False
+        if self.cold:
+            cost = ix.rtt_cold_draw()
+            self.cold_turns += 1
+            self.cold = False
+        else:
+            cost = ix.rtt_draw() + ix.turn_extra_s
         # the turn's own part of the event loop (epoll_wait, beforeSleep) once, the rest of
         # io_s per command (io_s is measured with one command per turn)
         n = len(self.inbox)
@@ -185,7 +204,10 @@ class OneCpuLoops:
         self.turns += 1
         self.replies.update(self.inbox)
         self.inbox.clear()
-        return self._book(t, cost)
+        return self._book(t, max(cost, 0.0))
+
+    def charges(self) -> LoopCharges:
+        return LoopCharges(self.loop_s, self.commands, self.turns, self.cold_turns)
 
     def _cpu(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
