@@ -867,24 +867,23 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 # a burst's warm turns at their cost on the server's counters: the model run
                 # without it gives its charges for the same stream; with it, its turns shift
                 # a little (fuller turns), so the cost is measured again against those
-                extra = None
-                if s.burst_turns and params["shared_cpu"]:
-                    for _ in range(2):
-                        extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]],
-                                                 bases[speedup], slopes, cron_s)
-                        if extra is None:
-                            break
-                        if "turn_extra_s" not in params:  # the model without it, for the log
-                            plain = compare(pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s}),
-                                            pd.concat(sims, ignore_index=True), speedup)
-                        params = {**params, "turn_extra_s": extra}
-                        sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k])
-                                for k in range(s.sim_runs)]
-                    if extra is not None:
-                        log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the "
-                                 "model's lone turn (the server's CPU counters); without it: %s", speedup,
-                                 _us(params["turn_extra_s"]), ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / "
-                                                                         f"{100 * g['err_p99']:+.1f}%" for g in plain))
+                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
+                plain: list[dict[str, Any]] | None = None  # the cells without it, for the log
+                for _ in range(2 if s.burst_turns and params["shared_cpu"] else 0):
+                    extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]],
+                                             bases[speedup], slopes, cron_s)
+                    if extra is None:
+                        break
+                    if plain is None:
+                        plain = compare(real_df, pd.concat(sims, ignore_index=True), speedup)
+                    params = {**params, "turn_extra_s": extra}
+                    sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k])
+                            for k in range(s.sim_runs)]
+                if plain is not None:
+                    log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the "
+                             "model's lone turn (the server's CPU counters); without it: %s", speedup,
+                             _us(params["turn_extra_s"]), ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / "
+                                                                     f"{100 * g['err_p99']:+.1f}%" for g in plain))
                 charged = sims[0].attrs["loop"]
                 loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
                 per_turn = cpu_per_turn(real, cron_s, float(server_sp.get("io_s", 0.0)))
@@ -905,7 +904,6 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                          _us(loop[speedup]["real_s"]), _us(loop[speedup]["model_s"]), cron_s * 1e6,
                          _num(loop[speedup]["real_turns_per_command"]), _num(loop[speedup]["model_turns_per_command"]))
                 sim = pd.concat(sims, ignore_index=True)
-                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
                 got = compare(real_df, sim, speedup)
                 rows += got
                 fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s", 0.0), "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
