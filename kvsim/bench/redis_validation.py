@@ -906,7 +906,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 sim = pd.concat(sims, ignore_index=True)
                 got = compare(real_df, sim, speedup)
                 rows += got
-                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s", 0.0), "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
+                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s"), "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
                                         "event_loop_per_command": loop[speedup], "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
                                         "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
