@@ -506,6 +506,14 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
         want = sum(len(u.kinds) for u in planned.head(n).units)
         for source in ("real", "sim"):
             assert ((lat["speedup"] == sp) & (lat["source"] == source)).sum() == want
+    # a command's simulated rows pair up with its real one: the same place, kind and keys
+    for sp, g in lat.groupby("speedup"):
+        real = g[g["source"] == "real"].set_index("cmd")
+        assert list(real.index) == list(range(len(real)))
+        sim = g[g["source"] == "sim"]
+        assert sorted(sim["cmd"]) == list(real.index)  # one run (sim_runs=1): each command once
+        assert (sim["op"].to_numpy() == real.loc[sim["cmd"], "op"].to_numpy()).all(), sp
+        assert (sim["keys"].to_numpy() == real.loc[sim["cmd"], "keys"].to_numpy()).all(), sp
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())["client_by_speedup"]
     assert set(fit) == {"100", "1000"} and all("turn_extra_s" in f for f in fit.values())
     table = pd.read_csv(tmp_path / "redis_validation.csv")

@@ -43,7 +43,8 @@
 
 Outputs: ``redis_validation.csv`` (op, speedup, count, real_p50_s, sim_p50_s, real_p99_s,
 sim_p99_s, err_p50, err_p99; err = sim / real - 1), ``redis_validation_latency.parquet``
-(every command, real and simulated), ``redis_validation_fit.json`` (calibration and fitted
+(every command, real and simulated: ``cmd`` its place in the stream, the same for a command's
+real row and its simulated ones, ``run`` the simulated run's seed), ``redis_validation_fit.json`` (calibration and fitted
 client per speed-up), ``redis_validation_cdf.png`` (drawn from the parquet by
 :mod:`kvsim.report.redis_validation`), ``summary.json``.
 """
@@ -501,6 +502,20 @@ def client_costs(stream: Stream, real: ReplayResult, mode: str, rng: np.random.G
     return costs
 
 
+class _PlacedRecorder(OpRecorder):
+    """An :class:`OpRecorder` that also keeps each command's place in the stream (``cmd``,
+    the real replay's row of the same command), so that the two pair up command by command."""
+
+    def __init__(self, place: dict[int, int]) -> None:
+        super().__init__()
+        self.place = place
+        self.cmd: list[int] = []
+
+    def add(self, op: Op, start: float, latency: float) -> None:
+        super().add(op, start, latency)
+        self.cmd.append(self.place[id(op)])
+
+
 def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist], speedup: float, connections: int,
              seed: int, costs: dict[int, tuple[float, float, float]] | None = None) -> pd.DataFrame:
     """The stream through :class:`RedisIndex` at the same arrival times: one row per command.
@@ -511,7 +526,7 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
     ix.use_measured(**dists)
     if costs is not None:
         ix.use_measured_ops(costs)
-    rec = OpRecorder()
+    rec = _PlacedRecorder({id(op): i for i, op in enumerate(op for ops in stream.ops for op in ops)})
     ix.recorder = rec
     env = simpy.Environment()
     by_req: dict[int, list[list[Op]]] = {}
@@ -531,7 +546,7 @@ def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist],
 
     env.process(source())
     env.run()
-    df = pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s})
+    df = pd.DataFrame({"op": rec.kind, "keys": rec.keys, "latency_s": rec.latency_s, "cmd": rec.cmd, "run": seed})
     df.attrs["loop"] = ix.loop_charges()
     return df
 
@@ -867,7 +882,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 # a burst's warm turns at their cost on the server's counters: the model run
                 # without it gives its charges for the same stream; with it, its turns shift
                 # a little (fuller turns), so the cost is measured again against those
-                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s})
+                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s,
+                                        "cmd": np.arange(len(real.kind)), "run": 0})
                 plain: list[dict[str, Any]] | None = None  # the cells without it, for the log
                 for _ in range(2 if s.burst_turns and params["shared_cpu"] else 0):
                     extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]],
