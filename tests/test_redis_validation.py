@@ -229,6 +229,7 @@ def test_the_burst_turn_extra_by_hand() -> None:
     res.probe_cold = [True] * 19 + [False] * 22  # 19 cold probes: too few
     assert burst_turn_extra(res, [ch], base, slopes, 1e-3) is None
 
+
 def test_the_server_cpu_per_turn_by_hand() -> None:
     """Stream: 5 ms of CPU over 100 ms, 1 ms in commands, idle 2 ms/s (0.2 ms), 2 readings at
     10 us: 3.78 ms over 90 turns, 42 us each. Probe pairs: 3 ms over 500 ms, 0.1 ms in
