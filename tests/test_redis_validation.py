@@ -35,6 +35,7 @@ from kvsim.bench.redis_validation import (
     probe_turn_cpu,
     redis_server,
     scaled_server,
+    turn_profile,
     turns_per_command,
 )
 from kvsim.calibrate.redis_bench import commandstats
@@ -398,7 +399,7 @@ def test_replay_client_against_a_real_server() -> None:
         with RespClient(h, p) as c:
             calls0 = {k: v[0] for k, v in commandstats(c).items()}
         res = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z")), mset],
-                               probe_gap_s=0.003, probe_every_s=0.002, count_probes=True)
+                               probe_gap_s=0.003, probe_every_s=0.002, count_probes=True, turn_cpu=True)
         with RespClient(h, p) as c:
             assert c.call("EXISTS", "p1", "p2") == 0
             calls = {k: v[0] - calls0.get(k, 0) for k, v in commandstats(c).items()}
@@ -437,6 +438,13 @@ def test_replay_client_against_a_real_server() -> None:
     # each probe's turn, from the server thread's CPU counter: measured, and positive
     assert len(res.probe_server_cpu_s) == len(res.probe_kind) and all(c > 0 for c in res.probe_server_cpu_s)
     assert "insert" in res.probe_kind
+    # the server's CPU over each wait for replies, by its place in the busy period: every
+    # busy period's first wait is place 0, places count up by one within it, and the waits
+    # brought no more replies than there are commands
+    places = [t[0] for t in res.turn_server_cpu]
+    assert places and places[0] == 0 and all(b in (0, a + 1) for a, b in zip(places, places[1:], strict=False))
+    assert all(cpu >= 0 and n >= 0 for _, cpu, n in res.turn_server_cpu)
+    assert sum(n for *_, n in res.turn_server_cpu) <= 90 and turn_profile(res)[0]["from"] == 0
     assert len(res.kind) == 90 and np.all(res.done_s > res.ready_s) and np.all(res.latency_s < 1.0)
     assert np.all(res.recv_s > 0) and np.all(res.send_s >= 0)
     first = np.r_[True, res.unit[1:] != res.unit[:-1]]
@@ -480,6 +488,19 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     assert all(f["turn_extra_s"] is not None for f in fit.values())  # a burst's turns measured at every speed-up
     bad = table[(table["err_p50"].abs() > TOL_P50) | (table["err_p99"].abs() > TOL_P99)]
     assert bad.empty, f"outside the tolerance:\n{bad.to_string()}"
+
+
+def test_the_turn_profile_by_hand() -> None:
+    """Waits at places 0, 1, 0, 1, 2, 7 with 50, 20, 70, 30, 10, 5 us of server CPU and 1, 2,
+    1, 4, 3, 1 replies: place 0 median 60 us (1 reply), 1: 25 us (3), 2: 10 us (3), 6-10:
+    5 us (1); no bin for 3-5 or 11+. Not measured: empty."""
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    assert turn_profile(res) == []
+    res.turn_server_cpu = [(0, 50e-6, 1), (1, 20e-6, 2), (0, 70e-6, 1), (1, 30e-6, 4), (2, 10e-6, 3), (7, 5e-6, 1)]
+    got = turn_profile(res)
+    assert [(b["from"], b["to"], b["waits"], b["replies_p50"]) for b in got] == [
+        (0, 0, 2, 1.0), (1, 1, 2, 3.0), (2, 2, 1, 3.0), (6, 10, 1, 1.0)]
+    assert [b["cpu_p50_s"] for b in got] == pytest.approx([60e-6, 25e-6, 10e-6, 5e-6])
 
 
 def test_paired_lateness_by_hand() -> None:

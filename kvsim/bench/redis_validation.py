@@ -721,6 +721,26 @@ def burst_turn_extra(real: ReplayResult, charges: Sequence[LoopCharges], base: d
     return float(np.mean(extra)) if extra else None
 
 
+PLACES = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 1 << 30))  # a wait's place in its burst, binned
+
+
+def turn_profile(real: ReplayResult) -> list[dict[str, Any]]:
+    """The server thread's CPU over the client's waits for replies (``turn_cpu``), by the
+    wait's place in its busy period, binned (``PLACES``): per bin the waits, the median CPU
+    and the median replies a wait brought. A diagnostic of how a burst's turns cost the
+    server along the burst (docs/redis_validation.md, sixth pass); empty if not measured."""
+    if not real.turn_server_cpu:
+        return []
+    place, cpu, replies = (np.array(x) for x in zip(*real.turn_server_cpu, strict=True))
+    out = []
+    for lo, hi in PLACES:
+        m = (place >= lo) & (place <= hi)
+        if m.any():
+            out.append({"from": lo, "to": hi, "waits": int(m.sum()), "cpu_p50_s": float(np.median(cpu[m])),
+                        "replies_p50": float(np.median(replies[m]))})
+    return out
+
+
 def command_usec(c: RespClient) -> dict[str, float]:
     """``INFO commandstats``: seconds spent in each command so far."""
     return {k: v[1] * 1e-6 for k, v in commandstats(c).items()}
@@ -853,7 +873,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
                     replays[speedup] = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
                                                         speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
-                                                        count_probes=s.burst_costs)
+                                                        count_probes=s.burst_costs, turn_cpu=s.turn_profile)
                 with RespClient(host, port) as c:
                     if db:
                         c.call("SELECT", db)
@@ -933,10 +953,15 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 sim = pd.concat(sims, ignore_index=True)
                 got = compare(real_df, sim, speedup)
                 rows += got
+                profile = turn_profile(real)
+                if profile:
+                    log.info("redis_validation: x%g: the server's CPU per client wait by its place in the burst: %s",
+                             speedup, ", ".join(f"{b['from']}-{b['to'] if b['to'] < 1 << 30 else ''}: {_us(b['cpu_p50_s'])} "
+                                                f"({b['replies_p50']:g} replies, {b['waits']} waits)" for b in profile))
                 paired = paired_lateness(real_df, sim)
                 log.info("redis_validation: x%g: command by command, the model is late by (median): %s", speedup,
                          ", ".join(f"{op} {_us(v)}" for op, v in paired.items()))
-                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
+                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired, "turn_profile": profile, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
                                         "event_loop_per_command": loop[speedup], "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
                                         "sched": sched, "nice": s.nice,
                                         "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}

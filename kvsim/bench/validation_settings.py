@@ -44,6 +44,9 @@ class RedisValidationSettings:
     # a warm server turn inside a burst at its cost on the server's CPU counters over each
     # replay (beyond the model's lone turn: RedisIndex turn_extra_s); false: the lone turn's
     burst_turns: bool = True
+    # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
+    # its place in the burst (kvsim.calibrate.replay_client turn_cpu), in the log and fit json
+    turn_profile: bool = False
     # MGET and MSET calibrated at these key counts too (beyond 1 and 16; each at most the keys
     # loaded): the model's time per key, piecewise linear between them
     large_sizes: list[PosInt] = field(default_factory=lambda: [256, 4096])

@@ -111,6 +111,10 @@ class ReplayResult:
     pair_cpu_s: float = 0.0
     pair_window_s: float = 0.0
     pair_switches: int | None = None
+    # with ``turn_cpu``: per wait for replies inside the stream (on one CPU the server's
+    # turns run while the client waits), (its place in the busy period from 0, the server
+    # thread's CPU over it, the replies it brought)
+    turn_server_cpu: list[tuple[int, float, int]] = field(default_factory=list)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -275,6 +279,7 @@ def replay_open_loop(
     lead_s: float = 0.05,
     timeout_s: float = 600.0,
     count_probes: bool = False,
+    turn_cpu: bool = False,
 ) -> ReplayResult:
     """Replay ``units`` open loop: request ``r``'s first unit is due ``arrival_s[r] /
     speedup`` after the start. ``probes`` are sent in turn while the replay is idle.
@@ -284,7 +289,12 @@ def replay_open_loop(
     stream has gone idle (nothing in flight, the next arrival more than ``probe_gap_s``
     away) after commands of its own; a pair's time is the delta from the last such reading.
     Neither reading falls inside a burst or right before a pair's first probe (which follows
-    a sleep), and the client's time on them is charged to no command."""
+    a sleep), and the client's time on them is charged to no command.
+
+    ``turn_cpu`` (with ``count_probes``, a server on this machine): the server thread's CPU
+    over each wait of the client for replies, by the wait's place in its busy period
+    (``turn_server_cpu``: a diagnostic; the two ``/proc`` reads around each wait are
+    charged to the client's pieces, as its other work is)."""
     if connections < 1:
         raise ValueError("connections must be >= 1")
     clock = time.perf_counter
@@ -395,6 +405,7 @@ def replay_open_loop(
     switches_at: int | None = None
     if pid is not None:
         res.stream_switches = res.pair_switches = 0
+    turn_place = 0  # (turn_cpu) the client's waits for replies since the stream was last idle
 
     def read_server(stream: bool = False, pair: bool = False) -> dict[str, tuple[int, float]]:
         """``stream``: the stretch since the last reading held the stream's commands only;
@@ -474,6 +485,10 @@ def replay_open_loop(
                     break  # nothing due and nothing in flight: every unit is done
                 if probes and in_flight == 0 and wait is not None and wait > probe_gap_s:
                     wait = min(wait, probe_every_s)
+                profile = turn_cpu and pid is not None and in_flight > 0
+                if in_flight == 0:
+                    turn_place = 0  # a busy period ends
+                cpu_w = server_thread_cpu(pid) if profile and pid is not None else None
                 if last is not None:  # the stretch ends: its tail is the last piece's
                     last[0][last[1]] += clock() - mark
                     last = None
@@ -481,6 +496,11 @@ def replay_open_loop(
                 events = sel.select(wait)
                 mark = clock()  # a wait (and its wake-up) is not the client's CPU
                 res.waited_s += mark - t_w
+                if cpu_w is not None and pid is not None:
+                    cpu_after = server_thread_cpu(pid)
+                    if cpu_after is not None:
+                        res.turn_server_cpu.append((turn_place, cpu_after - cpu_w, len(events)))
+                    turn_place += 1
             # replies in connection order (select's own order follows the descriptors'
             # hash slots): what the model's client does with the replies of one turn
             for key, _ in sorted(events, key=lambda e: int(e[0].data)):
