@@ -375,6 +375,12 @@ def _values_of(kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(np.isin(kinds, ["get", "range"]), keys, 0.0)  # values in the reply
 
 
+def _probe_io(io_s: float, slopes: tuple[float, float], kinds: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each probe's event-loop time as the model takes it: ``io_s`` + per key + per value
+    returned (``slopes``: :func:`io_slopes`)."""
+    return io_s + slopes[0] * keys + slopes[1] * _values_of(kinds, keys)
+
+
 def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any] | Sequence[dict[str, Any]]) -> tuple[float, float]:
     """The time per key of a command and per value in its reply beyond the command and the
     two threads' measured CPU, from the probes of the replays, pooled (the second of each
@@ -429,7 +435,7 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     cold = np.array(real.probe_cold, dtype=bool)
     path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn, cold)
     per_key, per_value = slopes
-    io = base.get("io_s", 0.0) + per_key * pn + per_value * _values_of(pk, pn)
+    io = _probe_io(base.get("io_s", 0.0), slopes, pk, pn)
     # The round trip's own part (the kernel's, the context switches) is what is left of the
     # probes where the per-key terms are smallest: those of at most NET_MAX_KEYS keys, the
     # sizes the calibration's lines are measured at. Probes of a trace with large commands
@@ -628,6 +634,15 @@ def _num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def stream_loop_cpu(real: ReplayResult, cron_s: float, reading_s: float) -> float:
+    """The server thread's CPU over the stream's stretches (:attr:`ReplayResult.stream_cpu_s`)
+    less the commands' own time, the idle rate's share (``cron_s`` per second) and the INFO
+    reading that ends each stretch (a lone turn of ``reading_s`` beyond its command): what
+    the stream's turns cost the event loop and the kernel in the server's thread."""
+    return (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s
+            - real.stream_windows * reading_s)
+
+
 def loop_per_command(real: ReplayResult, cron_s: float, io_s: float) -> float | None:
     """The server's event-loop CPU per command inside a replay's stream: the main thread's
     CPU over the stretches that held the stream's commands and no probe
@@ -641,7 +656,7 @@ def loop_per_command(real: ReplayResult, cron_s: float, io_s: float) -> float | 
     cmds = real.stream_calls - real.stream_windows
     if cmds <= 0 or real.stream_cpu_s <= 0:
         return None
-    return (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s - real.stream_windows * io_s) / cmds
+    return stream_loop_cpu(real, cron_s, io_s) / cmds
 
 
 def turns_per_command(real: ReplayResult) -> float | None:
@@ -662,8 +677,7 @@ def cpu_per_turn(real: ReplayResult, cron_s: float, io_s: float) -> tuple[float 
     pass)."""
     stream = pair = None
     if real.stream_switches and real.stream_cpu_s > 0:
-        net = real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s - real.stream_windows * io_s
-        stream = net / real.stream_switches
+        stream = stream_loop_cpu(real, cron_s, io_s) / real.stream_switches
     if real.pair_switches and real.pair_cpu_s > 0:
         net = real.pair_cpu_s - sum(real.probe_server_s.values()) - cron_s * real.pair_window_s - real.probe_pairs * io_s
         pair = net / real.pair_switches
@@ -709,13 +723,12 @@ def burst_turn_extra(real: ReplayResult, charges: Sequence[LoopCharges], base: d
     keys = np.array(real.probe_keys, dtype=float)
     cold = np.array(real.probe_cold, dtype=bool)
     io_s = float(base.get("io_s", 0.0))
-    share = cpu - _command_s(base, kinds, keys, cold) - (io_s + slopes[0] * keys + slopes[1] * _values_of(kinds, keys))
+    share = cpu - _command_s(base, kinds, keys, cold) - _probe_io(io_s, slopes, kinds, keys)
     small = np.isfinite(share) & (keys <= NET_MAX_KEYS)
     if (small & cold).sum() < MIN_NET_PROBES or (small & ~cold).sum() < MIN_NET_PROBES:
         return None
     share_warm, share_cold = float(np.median(share[small & ~cold])), float(np.median(share[small & cold]))
-    real_s = (real.stream_cpu_s - real.stream_usec_s - cron_s * real.stream_window_s
-              - real.stream_windows * (io_s + share_warm))
+    real_s = stream_loop_cpu(real, cron_s, io_s + share_warm)
     extra = [(real_s - ch.loop_s - (ch.turns - ch.cold_turns) * share_warm - ch.cold_turns * share_cold)
              / (ch.turns - ch.cold_turns) for ch in charges if ch.turns > ch.cold_turns]
     return float(np.mean(extra)) if extra else None

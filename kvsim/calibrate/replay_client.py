@@ -485,10 +485,9 @@ def replay_open_loop(
                     break  # nothing due and nothing in flight: every unit is done
                 if probes and in_flight == 0 and wait is not None and wait > probe_gap_s:
                     wait = min(wait, probe_every_s)
-                profile = turn_cpu and pid is not None and in_flight > 0
                 if in_flight == 0:
                     turn_place = 0  # a busy period ends
-                cpu_w = server_thread_cpu(pid) if profile and pid is not None else None
+                cpu_w = server_thread_cpu(pid) if turn_cpu and pid is not None and in_flight > 0 else None
                 if last is not None:  # the stretch ends: its tail is the last piece's
                     last[0][last[1]] += clock() - mark
                     last = None

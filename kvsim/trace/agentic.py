@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvsim.trace.files import first_seen_dense, session_files
+from kvsim.trace.files import first_seen_dense, reorder_rows, session_files
 from kvsim.trace.schema import Trace, TraceFormatError
 
 SOURCE_BLOCK_TOKENS = 64  # the format's block size (each file states it in ``block_size``)
@@ -280,14 +280,8 @@ def read_agentic(
         order = order[: max(int(max_requests), 0)]
     if len(order) == 0:
         raise SessionFormatError(files[0], "session", "requests", "no requests in the trace")
-    ln_all = np.concatenate(lens)
-    code_all = np.concatenate(codes)
-    src_off = np.concatenate([[0], np.cumsum(ln_all)])
-    ln_sorted = ln_all[order]
-    offsets = np.concatenate([[0], np.cumsum(ln_sorted)]).astype(np.int64)
-    # gather each request's codes in merged order: index = source start + position in request
-    gather = np.repeat(src_off[:-1][order] - offsets[:-1], ln_sorted) + np.arange(int(offsets[-1]), dtype=np.int64)
-    merged = code_all[gather]
+    src_off = np.concatenate([[0], np.cumsum(np.concatenate(lens))]).astype(np.int64)
+    merged, offsets = reorder_rows(np.concatenate(codes), src_off, order)  # each request's codes, merged order
     hash_ids = first_seen_dense(merged)
     files_meta = [f.name for f in files]
     return Trace(

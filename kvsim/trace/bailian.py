@@ -42,7 +42,6 @@ one line naming the file, the line and the field (:class:`TraceFormatError`).
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from array import array
@@ -53,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from kvsim.errors import ConfigError
-from kvsim.trace.files import first_seen_dense
-from kvsim.trace.jsonl import int_field, records
+from kvsim.trace.files import first_seen_dense, reorder_rows
+from kvsim.trace.jsonl import int_field, number_field, records
 from kvsim.trace.schema import Trace, TraceFormatError
 
 SOURCE_BLOCK_TOKENS = 16  # the format's block: every file of the dataset says blksz_16
@@ -148,9 +147,7 @@ def read_bailian_jsonl(
     raw = array("Q")
     types: Counter[str] = Counter()
     for lineno, rec in records(p, REQUIRED_FIELDS):
-        t_val = rec["timestamp"]
-        if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
-            raise TraceFormatError(p, lineno, "timestamp", f"expected a number of seconds, got {t_val!r}")
+        t_val = number_field(p, lineno, rec, "timestamp", "a number of seconds")
         chat = _chat(p, lineno, rec, "chat_id")
         parent = _chat(p, lineno, rec, "parent_chat_id", -1)
         n_in = int_field(p, lineno, rec, "input_length", 1)
@@ -172,17 +169,9 @@ def read_bailian_jsonl(
     order = np.argsort(t, kind="stable")
     if max_requests is not None:
         order = order[:max_requests]
-    offsets0 = np.frombuffer(offs, dtype=np.int64)
-    lens = np.diff(offsets0)[order]
-    offsets = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    ids = np.frombuffer(raw, dtype=np.uint64)
-    if np.any(order != np.arange(len(order))):
-        # each request's ids in arrival order: position i of the new array comes from old
-        # offset start + (i - new start) (a file in time order, the usual case, needs no copy)
-        ids = ids[np.repeat(offsets0[:-1][order] - offsets[:-1], lens) + np.arange(int(offsets[-1]), dtype=np.int64)]
-    else:
-        ids = ids[: int(offsets[-1])]
+    # each request's ids in arrival order
+    ids, offsets = reorder_rows(np.frombuffer(raw, dtype=np.uint64), np.frombuffer(offs, dtype=np.int64), order)
+    lens = np.diff(offsets)
 
     prefixes, distinct = chain_prefixes(ids, offsets)
     # what chaining changes: accesses whose file id was seen before (what a reader taking the

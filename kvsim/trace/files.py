@@ -1,6 +1,6 @@
 """What every trace reader shares beyond its format: which files a trace path holds, what
-identifies their contents (for caches of traces read), and ids renumbered in first-seen
-order. Light: pandas is imported only by :func:`first_seen_dense`."""
+identifies their contents (for caches of traces read), requests' rows put in arrival order,
+and ids renumbered in first-seen order. Light: pandas is imported only by :func:`first_seen_dense`."""
 
 from __future__ import annotations
 
@@ -23,11 +23,24 @@ def session_files(path: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-
 def files_stamp(path: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
     """What a trace path's contents are known by: the name, size and modification time of
     each of its files (:func:`session_files`: a folder's sessions, or the one file)."""
     return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in session_files(path))
+
+
+def reorder_rows(values: np.ndarray, offsets: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``order`` of a ragged array (row i is ``values[offsets[i]:offsets[i + 1]]``), in
+    that order: ``(values, offsets)`` of the result. Rows already in order (a file in time
+    order, the usual case) are sliced, not copied."""
+    lens = np.diff(offsets)[order]
+    out_off = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(lens, out=out_off[1:])
+    if np.array_equal(order, np.arange(len(order))):
+        return values[: int(out_off[-1])], out_off
+    # position i of the result comes from its row's old start + (i - its new start)
+    gather = np.repeat(np.asarray(offsets[:-1])[order] - out_off[:-1], lens) + np.arange(int(out_off[-1]), dtype=np.int64)
+    return values[gather], out_off
 
 
 def first_seen_dense(codes: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,6 +67,14 @@ def records(p: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, A
             if f not in rec:
                 raise TraceFormatError(p, lineno, f, "missing")
         yield lineno, rec
+
+
+def number_field(path: Path, lineno: int, rec: dict[str, Any], name: str, what: str = "a number") -> float:
+    """``rec[name]``, a finite number (``true`` and NaN are not); ``what`` names it in the error."""
+    value = rec[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TraceFormatError(path, lineno, name, f"expected {what}, got {value!r}")
+    return value
 
 
 def int_field(path: Path, lineno: int, rec: dict[str, Any], name: str, minimum: int) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kvsim.trace.jsonl import int_field
+from kvsim.trace.jsonl import int_field, number_field
 from kvsim.trace.jsonl import records as json_records
 from kvsim.trace.schema import Trace, TraceFormatError
 
@@ -78,9 +78,7 @@ def read_mooncake_jsonl(
     ids = array("q")
     prev_ts = -math.inf
     for lineno, rec in json_records(p, REQUIRED_FIELDS):
-        t_val = rec["timestamp"]
-        if isinstance(t_val, bool) or not isinstance(t_val, int | float) or not math.isfinite(t_val):
-            raise TraceFormatError(p, lineno, "timestamp", f"expected a number, got {t_val!r}")
+        t_val = number_field(p, lineno, rec, "timestamp")
         if t_val < 0:
             raise TraceFormatError(p, lineno, "timestamp", f"negative ({t_val!r})")
         if t_val < prev_ts:
