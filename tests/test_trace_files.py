@@ -36,8 +36,10 @@ def test_files_and_their_stamp(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text("{ }")  # rewritten: another stamp
     assert files_stamp(tmp_path) != stamp
     assert files_stamp(tmp_path / "b.json")[0][:2] == ("b.json", 3)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        session_files(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="^trace not found"):  # no format named where none asked
+        files_stamp(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="^agentic trace not found"):
+        session_files(tmp_path / "missing", "agentic trace")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no \\*.json"):
         session_files(tmp_path / "empty")

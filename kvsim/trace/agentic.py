@@ -230,7 +230,7 @@ def read_agentic(
     name: str | None = None,
 ) -> Trace:
     """Read a folder of agentic sessions (or one session file) as one merged :class:`Trace`."""
-    files = session_files(path)
+    files = session_files(path, "agentic trace")
     sessions = [read_session(f) for f in files]
     bs = sessions[0].block_size
     for f, s in zip(files, sessions, strict=True):

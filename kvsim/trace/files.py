@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 
 
-def session_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The session files of ``path`` sorted by name (a folder), or ``[path]`` (a file)."""
+def session_files(path: str | os.PathLike[str], what: str = "trace") -> list[Path]:
+    """The session files of ``path`` sorted by name (a folder), or ``[path]`` (a file);
+    ``what`` names the trace in the messages (the format whose reader asks)."""
     p = Path(path)
     if p.is_file():
         return [p]
     if not p.is_dir():
-        raise FileNotFoundError(f"agentic trace not found: {p} (a folder of *.json / *.json.gz sessions, or one file)")
+        raise FileNotFoundError(f"{what} not found: {p} (a folder of *.json / *.json.gz sessions, or one file)")
     files = sorted(f for f in p.iterdir() if f.is_file() and (f.name.endswith(".json") or f.name.endswith(".json.gz")))
     if not files:
-        raise FileNotFoundError(f"agentic trace: no *.json or *.json.gz session files in {p}")
+        raise FileNotFoundError(f"{what}: no *.json or *.json.gz session files in {p}")
     return files
 
 
