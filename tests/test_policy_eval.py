@@ -99,6 +99,17 @@ def test_the_bailian_family_from_its_file(tmp_path: Path, compose_cfg, embedded_
     assert "Qwen-Bailian (Alibaba)" in (tmp_path / "eval" / "policy_eval.md").read_text()
     with pytest.raises(InputFileError, match=r"^experiment\.bailian_path: not found: "):
         run(compose_cfg([*common, f"experiment.bailian_path={tmp_path / 'nope.jsonl'}"]), tmp_path / "eval2")
+    # its block size is a setting: at 256 tokens each 512-token block is two, read as such
+    # and kept apart from the 512-token reading; a size that cuts the file's blocks is refused
+    from kvsim.bench.policy_eval import family_trace
+    from kvsim.errors import ConfigError
+
+    at512 = family_trace("bailian", PolicyEvalSettings(bailian_path=str(path)))
+    at256 = family_trace("bailian", PolicyEvalSettings(bailian_path=str(path), bailian_block_tokens=256))
+    assert (at512.block_tokens, at256.block_tokens) == (512, 256)
+    assert len(at256.hash_ids) == 2 * len(at512.hash_ids)
+    with pytest.raises(ConfigError, match=r"experiment.bailian_block_tokens"):
+        run(compose_cfg([*common, "experiment.bailian_block_tokens=100"]), Path("/nonexistent"))
 
 
 def test_a_family_is_read_again_when_its_settings_change() -> None:

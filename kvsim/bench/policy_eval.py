@@ -55,7 +55,7 @@ def load_family(family: str, s: PolicyEvalSettings) -> Trace:
     if family == "bailian":
         from kvsim.trace.bailian import read_bailian_jsonl
 
-        return read_bailian_jsonl(s.bailian_path, 512, name="bailian")
+        return read_bailian_jsonl(s.bailian_path, s.bailian_block_tokens, name="bailian")
     from kvsim.trace.families import generate_family
 
     return generate_family(family, seed=s.generated_seed, scale=s.generated_scale)
@@ -74,7 +74,8 @@ def _family_key(family: str, s: PolicyEvalSettings) -> tuple[Any, ...]:
         return family, s.generated_seed, s.generated_scale
     p = Path(path)
     stamp = files_stamp(p) if p.exists() else None  # (a missing one is refused by load_family)
-    return family, str(p.resolve()), stamp, s.agentic_block_tokens if family == "agentic" else None
+    blocks = {"agentic": s.agentic_block_tokens, "bailian": s.bailian_block_tokens}.get(family)
+    return family, str(p.resolve()), stamp, blocks
 
 
 def family_trace(family: str, s: PolicyEvalSettings) -> Trace:

@@ -40,10 +40,12 @@ class PolicyEvalSettings:
     conversation_path: str = os.environ.get(
         "KVSIM_REAL_TRACE", str(_SHARED / "mooncake" / "conversation_trace.jsonl"))
     agentic_path: str = os.environ.get("KVSIM_AGENTIC_TRACE", str(_SHARED / "agentic"))
-    # a Qwen-Bailian usage trace (kvsim/trace/bailian.py), read at 512-token blocks
+    # a Qwen-Bailian usage trace (kvsim/trace/bailian.py), read at bailian_block_tokens
     bailian_path: str = os.environ.get("KVSIM_BAILIAN_TRACE", str(_SHARED / "bailian" / "qwen_traceA_blksz_16.jsonl"))
     # the agentic sessions coarsened to the other families' 512-token blocks (64: 8x the work)
     agentic_block_tokens: Annotated[int, OneOf(64, 128, 256, 512)] = 512
+    # the Bailian trace's 16-token blocks coarsened likewise (whole multiples of them only)
+    bailian_block_tokens: Annotated[int, OneOf(16, 32, 64, 128, 256, 512)] = 512
     generated_seed: Seed = 0  # the generated families' seed
     generated_scale: Annotated[float, Range(gt=0)] = 1.0  # multiplies their durations
     jobs: PosInt = 1  # replays run in this many processes
