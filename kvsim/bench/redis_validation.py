@@ -64,7 +64,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import numpy as np
@@ -816,6 +816,182 @@ def paired_lateness(real: pd.DataFrame, sim: pd.DataFrame) -> dict[str, float]:
     return {op: float(d[r["op"] == op].median()) for op in OP_ORDER if (r["op"] == op).any()}
 
 
+class Calibrated(NamedTuple):
+    """The server as measured before the replays (:func:`calibrate_server`)."""
+
+    cal: Any  # kvsim.calibrate.redis_bench's measurement (its summary goes to the fit json)
+    held: Any  # the server's key count after the filler (DBSIZE)
+    base: dict[str, Any]  # every measured redis.* value, with the once-per-turn event loop and the warm MSET line
+    server: dict[str, Any]  # of those, the model's server settings (times, knots, service tails)
+    sim_stream: Stream  # the stream planned again by a model with these command times
+
+
+class Replayed(NamedTuple):
+    """One speed-up's replay (:func:`replay_speedups`)."""
+
+    real: ReplayResult
+    factors: dict[str, float]  # the stream's commands' server time over the calibration's, by command
+    sched: str  # how the client and the server were scheduled (:func:`priority`)
+
+
+class SpeedupResult(NamedTuple):
+    """One speed-up's replay set beside its simulations (:func:`fit_speedup`)."""
+
+    cells: list[dict[str, Any]]  # redis_validation.csv's rows of this speed-up
+    real: pd.DataFrame  # one row per command (op, keys, latency_s, cmd, run)
+    sim: pd.DataFrame  # the same for every simulated run
+    fit: dict[str, Any]  # the fit json's client_by_speedup entry
+
+
+def calibrate_server(host: str, port: int, db: int, s: RedisValidationSettings, preload: int, seed: int,
+                     trace: Trace, planner: RedisIndex, stream: Stream) -> Calibrated:
+    """Measure the server (as many keys as the filler, before it is loaded: its GETs and
+    MGETs read keys not read lately, which miss the caches as a lookup's keys do), load the
+    filler and let the key space settle, and plan the stream again with the measured times."""
+    log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
+    with priority(s.nice, s.pinned_cpu(), s.rt_priority):
+        keys_ = max(preload, 2000)
+        cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=seed,
+                            large_sizes=[n for n in s.large_sizes if n <= keys_])
+    with RespClient(host, port) as c:
+        if db:
+            c.call("SELECT", db)
+        load_filler(c, preload)
+        held = c.call("DBSIZE")
+        settle_keyspace(c, int(held) if isinstance(held, int) else preload)  # replays start after the rehash
+    base: dict[str, Any] = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
+    base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
+    warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)
+    if warm is not None:
+        base["mset_warm_base_s"], base["mset_warm_per_key_s"] = warm
+    for cmd, name in (("mget", "mget_knots"), ("mset", "mset_knots"), ("msetwarm", "mset_warm_knots")):
+        base[name] = cal.knots(cmd)  # MGET's and MSET's time at more key counts (large_sizes)
+    server = {k: v for k, v in base.items() if k.endswith(("_s", "_knots")) or k.startswith("service_")}
+    log.info("redis_validation: server thread per command: event loop %.2f us (%.2f us of it once per turn) "
+             "+ %.3f us/key, + the command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, cal.turn_s * 1e6,
+             server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
+    # the simulated commands' server times are this server's: the stream planned again by a
+    # model with the calibration just measured (the same commands, keys and order)
+    sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server), len(stream.arrival_s))
+    if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
+        raise AssertionError("redis_validation: the calibrated model planned other commands")
+    return Calibrated(cal, held, base, server, sim_stream)
+
+
+def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, stream: Stream, sim_stream: Stream,
+                    counts: dict[float, int], probes: list[Probe]) -> dict[float, Replayed]:
+    """Each speed-up's replay of its prefix of the stream, and the stream's commands' own
+    time on the server inside it as a factor of the calibration's back-to-back lines (the
+    client's work between the server's turns evicts its caches)."""
+    replays: dict[float, Replayed] = {}
+    for space, speedup in enumerate(s.speedups, start=1):
+        # each replay in a key space of its own: its keys are new to the server, as the
+        # trace's new blocks are; deleted after it (the key count stays put)
+        with RespClient(host, port) as c:
+            if db:
+                c.call("SELECT", db)
+            usec0 = command_usec(c)
+        part = stream.head(counts[speedup])
+        with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
+            real = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
+                                    speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
+                                    count_probes=s.burst_costs, turn_cpu=s.turn_profile)
+        with RespClient(host, port) as c:
+            if db:
+                c.call("SELECT", db)
+            probe_s = real.probe_server_s
+            usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
+            delete_keys(c, part.keys_in(space))
+        factors = (burst_factors(sim_stream.head(counts[speedup]).ops, usec) if s.burst_costs
+                   else dict.fromkeys(("get", "mget", "mset"), 1.0))
+        log.info("redis_validation: x%g: the commands' server time over the calibration's: %s", speedup,
+                 ", ".join(f"{k} {v:.2f}x" for k, v in factors.items()))
+        replays[speedup] = Replayed(real, factors, sched)
+    return replays
+
+
+def fit_speedup(trace: Trace, planner: RedisIndex, s: RedisValidationSettings, speedup: float, count: int,
+                rep: Replayed, base: dict[str, Any], server: dict[str, Any], pfactors: dict[str, float],
+                slopes: tuple[float, float], cron_s: float) -> SpeedupResult:
+    """One speed-up: the client and network fitted on its replay (``base``: the server at the
+    probes' command factors ``pfactors``), the model simulated ``s.sim_runs`` times with the
+    server at the stream's factors and, where measured, a burst's warm turns at their cost on
+    the server's counters; compared cell by cell and command by command, and logged."""
+    real, factors = rep.real, rep.factors
+    fit, dists = fit_client(real, base, slopes)
+    server_sp = scaled_server(server, factors)
+    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
+    # the stream planned again with this replay's command times (same commands)
+    stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp), count)
+    costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
+    sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
+    # a burst's warm turns at their cost on the server's counters: the model run without it
+    # gives its charges for the same stream; with it, its turns shift a little (fuller
+    # turns), so the cost is measured again against those
+    real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s,
+                            "cmd": np.arange(len(real.kind)), "run": 0})
+    plain: list[dict[str, Any]] | None = None  # the cells without it, for the log
+    for _ in range(2 if s.burst_turns and params["shared_cpu"] else 0):
+        extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]], base, slopes, cron_s)
+        if extra is None:
+            break
+        if plain is None:
+            plain = compare(real_df, pd.concat(sims, ignore_index=True), speedup)
+        params = {**params, "turn_extra_s": extra}
+        sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
+    if plain is not None:
+        log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the model's lone turn "
+                 "(the server's CPU counters); without it: %s", speedup, _us(params["turn_extra_s"]),
+                 ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / {100 * g['err_p99']:+.1f}%" for g in plain))
+    loop = _loop_figures(real, sims[0].attrs["loop"], float(server_sp.get("io_s", 0.0)), cron_s, speedup)
+    sim = pd.concat(sims, ignore_index=True)
+    cells = compare(real_df, sim, speedup)
+    profile = turn_profile(real)
+    if profile:
+        log.info("redis_validation: x%g: the server's CPU per client wait by its place in the burst: %s", speedup,
+                 ", ".join(f"{b['from']}-{b['to'] if b['to'] < 1 << 30 else ''}: {_us(b['cpu_p50_s'])} "
+                           f"({b['replies_p50']:g} replies, {b['waits']} waits)" for b in profile))
+    paired = paired_lateness(real_df, sim)
+    log.info("redis_validation: x%g: command by command, the model is late by (median): %s", speedup,
+             ", ".join(f"{op} {_us(v)}" for op, v in paired.items()))
+    entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired, "turn_profile": profile,
+             "command_time_x": factors, "probe_command_time_x": pfactors, "event_loop_per_command": loop,
+             "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
+             "sched": rep.sched, "nice": s.nice,
+             "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
+    for g in cells:
+        log.info("redis_validation: x%-4g %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
+                 "sim %7.1f us (%+.1f%%)", speedup, g["op"], g["count"], g["real_p50_s"] * 1e6,
+                 g["sim_p50_s"] * 1e6, 100 * g["err_p50"], g["real_p99_s"] * 1e6, g["sim_p99_s"] * 1e6,
+                 100 * g["err_p99"])
+    return SpeedupResult(cells, real_df, sim, entry)
+
+
+def _loop_figures(real: ReplayResult, charged: LoopCharges | None, io_s: float, cron_s: float,
+                  speedup: float) -> dict[str, float | None]:
+    """The server's event loop in the replay against the model's charges (the fit json's
+    ``event_loop_per_command``), logged."""
+    per_turn = cpu_per_turn(real, cron_s, io_s)
+    alone = probe_turn_cpu(real)
+    log.info("redis_validation: x%g: the server's CPU per turn beyond its commands: %s in the stream, "
+             "%s in the probe pairs (%s turns per pair); a lone GET's turn %s cold, %s warm (p50)", speedup,
+             _us(per_turn[0]), _us(per_turn[1]),
+             _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None),
+             _us(alone["cold_get_s"]), _us(alone["warm_get_s"]))
+    loop: dict[str, float | None] = {
+        "real_s": loop_per_command(real, cron_s, io_s),
+        "real_turn_s": per_turn[0], "probe_turn_s": per_turn[1],
+        "get_probe_turn_cold_s": alone["cold_get_s"], "get_probe_turn_warm_s": alone["warm_get_s"],
+        "model_s": charged[0] / charged[1] if charged and charged[1] else None,
+        "real_turns_per_command": turns_per_command(real),
+        "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}
+    log.info("redis_validation: x%g: the event loop per command inside the stream: server CPU %s, model %s "
+             "(idle: %.1f us/s); server turns per command %s, model %s", speedup,
+             _us(loop["real_s"]), _us(loop["model_s"]), cron_s * 1e6,
+             _num(loop["real_turns_per_command"]), _num(loop["model_turns_per_command"]))
+    return loop
+
+
 def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: RedisValidationSettings, out_dir: Path,
                          seed: int = 0) -> dict[str, Any]:
     """The mode: the command stream ``planner`` issues for ``trace`` (timed by ``arr``)
@@ -832,159 +1008,30 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
     log.info("redis_validation: %d requests (%s per speed-up), %d commands, %d filler keys, speed-ups %s, %d connections",
              len(stream.arrival_s), ", ".join(f"x{sp:g}: {n}" for sp, n in counts.items()), n_cmd, preload,
              s.speedups, s.connections)
-    rows: list[dict[str, Any]] = []
-    lat: list[pd.DataFrame] = []
-    fits: dict[str, Any] = {}
-    rng = np.random.default_rng(seed)
+    results: dict[float, SpeedupResult] = {}
     with redis_server(s) as (host, port, db):
         try:
-            # calibrated with as many keys as the filler, before it is loaded: its GETs and
-            # MGETs read keys not read lately, which miss the caches as a lookup's keys do
-            log.info("redis_validation: calibrating the server at %s:%d with %d keys", host, port, preload)
-            with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                keys_ = max(preload, 2000)
-                cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=seed,
-                                    large_sizes=[n for n in s.large_sizes if n <= keys_])
-            with RespClient(host, port) as c:
-                if db:
-                    c.call("SELECT", db)
-                load_filler(c, preload)
-                held = c.call("DBSIZE")
-                settle_keyspace(c, int(held) if isinstance(held, int) else preload)  # replays start after the rehash
-            base: dict[str, Any] = {m.key.split(".", 1)[1]: m.value for m in cal.measured() if m.key.startswith("redis.")}
-            base["turn_s"] = cal.turn_s  # the event loop's part paid once per turn (not a calibration-file key)
-            warm = cal.mset_warm()  # an MSET of keys its lookup has just read (not a calibration-file key)
-            if warm is not None:
-                base["mset_warm_base_s"], base["mset_warm_per_key_s"] = warm
-            for cmd, name in (("mget", "mget_knots"), ("mset", "mset_knots"), ("msetwarm", "mset_warm_knots")):
-                base[name] = cal.knots(cmd)  # MGET's and MSET's time at more key counts (large_sizes)
-            server = {k: v for k, v in base.items() if k.endswith(("_s", "_knots")) or k.startswith("service_")}
-            log.info("redis_validation: server thread per command: event loop %.2f us (%.2f us of it once per turn) "
-                     "+ %.3f us/key, + the command (GET %.2f us)", server.get("io_s", 0.0) * 1e6, cal.turn_s * 1e6,
-                     server.get("io_per_key_s", 0.0) * 1e6, server["get_s"] * 1e6)
-            # the simulated commands' server times are this server's: the stream planned again
-            # by a model with the calibration just measured (the same commands, keys and order)
-            sim_stream = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server),
-                                     len(stream.arrival_s))
-            if [u.payloads for u in sim_stream.units] != [u.payloads for u in stream.units]:
-                raise AssertionError("redis_validation: the calibrated model planned other commands")
-            probes = _probes(stream, rng, preload)
+            srv = calibrate_server(host, port, db, s, preload, seed, trace, planner, stream)
+            probes = _probes(stream, np.random.default_rng(seed), preload)
             with RespClient(host, port) as c:
                 cron_s = idle_cpu_rate(c)  # the server's own CPU per second while idle (serverCron)
-            loop: dict[float, dict[str, float | None]] = {}
-            replays: dict[float, ReplayResult] = {}
-            factors: dict[float, dict[str, float]] = {}
-            usecs: dict[float, dict[str, float]] = {}
-            for space, speedup in enumerate(s.speedups, start=1):
-                # each replay in a key space of its own: its keys are new to the server, as
-                # the trace's new blocks are; deleted after it (the key count stays put)
-                with RespClient(host, port) as c:
-                    if db:
-                        c.call("SELECT", db)
-                    usec0 = command_usec(c)
-                part = stream.head(counts[speedup])
-                with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-                    replays[speedup] = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
-                                                        speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
-                                                        count_probes=s.burst_costs, turn_cpu=s.turn_profile)
-                with RespClient(host, port) as c:
-                    if db:
-                        c.call("SELECT", db)
-                    probe_s = replays[speedup].probe_server_s
-                    usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
-                    delete_keys(c, part.keys_in(space))
-                # the stream's commands' own time on the server inside this replay, as a factor
-                # of the calibration's back-to-back lines (the client's work between the
-                # server's turns evicts its caches)
-                factors[speedup] = (burst_factors(sim_stream.head(counts[speedup]).ops, usec) if s.burst_costs
-                                    else dict.fromkeys(("get", "mget", "mset"), 1.0))
-                usecs[speedup] = usec
-                log.info("redis_validation: x%g: the commands' server time over the calibration's: %s", speedup,
-                         ", ".join(f"{k} {v:.2f}x" for k, v in factors[speedup].items()))
+            replays = replay_speedups(host, port, db, s, stream, srv.sim_stream, counts, probes)
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop
-            pfactors = {sp: (probe_factors(r, base) if s.burst_costs else dict.fromkeys(factors[sp], 1.0))
+            pfactors = {sp: (probe_factors(r.real, srv.base) if s.burst_costs else dict.fromkeys(r.factors, 1.0))
                         for sp, r in replays.items()}
             for sp, f in pfactors.items():
                 log.info("redis_validation: x%g: the probes' commands' server time over the calibration's: %s", sp,
                          ", ".join(f"{k} {v:.2f}x" for k, v in f.items()))
-            bases = {sp: scaled_server(base, f) for sp, f in pfactors.items()}
+            bases = {sp: scaled_server(srv.base, f) for sp, f in pfactors.items()}
             # the time per key beyond the command and the two threads' measured CPU: the
             # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
-            slopes = probe_slopes = io_slopes(list(replays.values()), [bases[sp] for sp in replays])
+            slopes = io_slopes([r.real for r in replays.values()], [bases[sp] for sp in replays])
             log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
-                     slopes[0] * 1e6, slopes[1] * 1e6, float(base.get("io_per_key_s", 0.0)) * 1e6)
-            for speedup, real in replays.items():
-                fit, dists = fit_client(real, bases[speedup], slopes)
-                server_sp = scaled_server(server, factors[speedup])
-                params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
-                # the stream planned again with this replay's command times (same commands)
-                stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp),
-                                        counts[speedup])
-                costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
-                sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
-                # a burst's warm turns at their cost on the server's counters: the model run
-                # without it gives its charges for the same stream; with it, its turns shift
-                # a little (fuller turns), so the cost is measured again against those
-                real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s,
-                                        "cmd": np.arange(len(real.kind)), "run": 0})
-                plain: list[dict[str, Any]] | None = None  # the cells without it, for the log
-                for _ in range(2 if s.burst_turns and params["shared_cpu"] else 0):
-                    extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]],
-                                             bases[speedup], slopes, cron_s)
-                    if extra is None:
-                        break
-                    if plain is None:
-                        plain = compare(real_df, pd.concat(sims, ignore_index=True), speedup)
-                    params = {**params, "turn_extra_s": extra}
-                    sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k])
-                            for k in range(s.sim_runs)]
-                if plain is not None:
-                    log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the "
-                             "model's lone turn (the server's CPU counters); without it: %s", speedup,
-                             _us(params["turn_extra_s"]), ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / "
-                                                                     f"{100 * g['err_p99']:+.1f}%" for g in plain))
-                charged = sims[0].attrs["loop"]
-                loop_real = loop_per_command(real, cron_s, float(server_sp.get("io_s", 0.0)))
-                per_turn = cpu_per_turn(real, cron_s, float(server_sp.get("io_s", 0.0)))
-                alone = probe_turn_cpu(real)
-                log.info("redis_validation: x%g: the server's CPU per turn beyond its commands: %s in the stream, "
-                         "%s in the probe pairs (%s turns per pair); a lone GET's turn %s cold, %s warm (p50)", speedup,
-                         _us(per_turn[0]), _us(per_turn[1]),
-                         _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None),
-                         _us(alone["cold_get_s"]), _us(alone["warm_get_s"]))
-                loop[speedup] = {"real_s": loop_real,
-                                 "real_turn_s": per_turn[0], "probe_turn_s": per_turn[1],
-                                 "get_probe_turn_cold_s": alone["cold_get_s"], "get_probe_turn_warm_s": alone["warm_get_s"],
-                                 "model_s": charged[0] / charged[1] if charged and charged[1] else None,
-                                 "real_turns_per_command": turns_per_command(real),
-                                 "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}
-                log.info("redis_validation: x%g: the event loop per command inside the stream: server CPU %s, model %s "
-                         "(idle: %.1f us/s); server turns per command %s, model %s", speedup,
-                         _us(loop[speedup]["real_s"]), _us(loop[speedup]["model_s"]), cron_s * 1e6,
-                         _num(loop[speedup]["real_turns_per_command"]), _num(loop[speedup]["model_turns_per_command"]))
-                sim = pd.concat(sims, ignore_index=True)
-                got = compare(real_df, sim, speedup)
-                rows += got
-                profile = turn_profile(real)
-                if profile:
-                    log.info("redis_validation: x%g: the server's CPU per client wait by its place in the burst: %s",
-                             speedup, ", ".join(f"{b['from']}-{b['to'] if b['to'] < 1 << 30 else ''}: {_us(b['cpu_p50_s'])} "
-                                                f"({b['replies_p50']:g} replies, {b['waits']} waits)" for b in profile))
-                paired = paired_lateness(real_df, sim)
-                log.info("redis_validation: x%g: command by command, the model is late by (median): %s", speedup,
-                         ", ".join(f"{op} {_us(v)}" for op, v in paired.items()))
-                fits[f"{speedup:g}"] = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired, "turn_profile": profile, "command_time_x": factors[speedup], "probe_command_time_x": pfactors[speedup],
-                                        "event_loop_per_command": loop[speedup], "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
-                                        "sched": sched, "nice": s.nice,
-                                        "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
-                lat.append(real_df.assign(source="real", speedup=speedup))
-                lat.append(sim.assign(source="sim", speedup=speedup))
-                for g in got:
-                    log.info("redis_validation: x%-4g %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
-                             "sim %7.1f us (%+.1f%%)", speedup, g["op"], g["count"], g["real_p50_s"] * 1e6,
-                             g["sim_p50_s"] * 1e6, 100 * g["err_p50"], g["real_p99_s"] * 1e6, g["sim_p99_s"] * 1e6,
-                             100 * g["err_p99"])
+                     slopes[0] * 1e6, slopes[1] * 1e6, float(srv.base.get("io_per_key_s", 0.0)) * 1e6)
+            for speedup, rep in replays.items():
+                results[speedup] = fit_speedup(trace, planner, s, speedup, counts[speedup], rep, bases[speedup],
+                                               srv.server, pfactors[speedup], slopes, cron_s)
         finally:
             if s.redis_url:  # someone else's server: leave it as we found it
                 with RespClient(host, port) as c:
@@ -992,14 +1039,15 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                         c.call("SELECT", db)
                     delete_keys(c, [k for sp in range(1, len(s.speedups) + 1) for k in stream.keys_in(sp)]
                                 + [FILLER + i for i in range(preload)])
-    table = pd.DataFrame(rows, columns=CSV_COLUMNS)
+    table = pd.DataFrame([g for r in results.values() for g in r.cells], columns=CSV_COLUMNS)
     write_with(out / "redis_validation.csv", lambda p: table.to_csv(p, index=False))
-    lat_df = pd.concat(lat, ignore_index=True)
+    lat_df = pd.concat([df.assign(source=source, speedup=sp) for sp, r in results.items()
+                        for source, df in (("real", r.real), ("sim", r.sim))], ignore_index=True)
     write_with(out / "redis_validation_latency.parquet", lambda p: lat_df.to_parquet(p, index=False))
     write_json(out / "redis_validation_fit.json", {
-        "server": {"redis_version": cal.redis_version, "keys_held": held, **server},
-        "calibration": cal.summary(), "client_by_speedup": fits, "settings": asdict(s),
-        "probe_round_trip_per_key_s": probe_slopes[0], "probe_round_trip_per_value_s": probe_slopes[1]})
+        "server": {"redis_version": srv.cal.redis_version, "keys_held": srv.held, **srv.server},
+        "calibration": srv.cal.summary(), "client_by_speedup": {f"{sp:g}": r.fit for sp, r in results.items()},
+        "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1]})
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,
