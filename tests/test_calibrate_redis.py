@@ -173,6 +173,18 @@ def test_cli_says_when_redis_is_unreachable(tmp_path: Path) -> None:
     assert not (tmp_path / "calibration" / "x.yaml").exists()
 
 
+def test_a_server_time_below_what_a_round_resolves() -> None:
+    """Redis counts a call's time in whole microseconds: rounds of 3 calls of a 0.2 us
+    command count 0 most of the time. The median of the rounds' means (0 here) is not the
+    estimate then, the mean over all rounds is (2 us over 30 calls); a median a round can
+    resolve stays the estimate."""
+    from kvsim.calibrate.redis_bench import _server_time
+
+    zeros = [0.0] * 6 + [1e-6 / 3] * 4
+    assert _server_time(zeros, usec=2, calls=30, per_round=3) == pytest.approx(2e-6 / 30)
+    assert _server_time([1e-6, 2e-6, 5e-6], usec=24, calls=9, per_round=3) == pytest.approx(2e-6)
+
+
 def test_key_scaling_measures_below_and_above_the_main_load(redis_port: int) -> None:
     """--key-scaling: server times with fewer keys (before the main load) and more (after),
     as multiples of the main load's; only the 1,000 and 1,000,000 points become keys."""

@@ -99,6 +99,12 @@ def test_the_stream_is_the_models_commands(embedded_trace) -> None:  # type: ign
             u += 1
     assert u == len(s.units)
     assert s.arrival_s[0] == 0.0 and np.all(np.diff(s.arrival_s) >= 0)
+    # timed from the arrival: each lookup's first command, and nothing else
+    first = s.from_arrival()
+    starts = np.cumsum([0] + [len(x.kinds) for x in s.units])[:-1]  # each unit's first command
+    lookups = np.array([x.after == -1 for x in s.units])
+    assert len(first) == starts[-1] + len(s.units[-1].kinds) and first.sum() == 50  # one per request
+    assert first[starts[lookups]].all() and not first[starts[~lookups]].any()
     with pytest.raises(ValueError):
         plan_stream(embedded_trace, model(pipeline=True, lookup="all"), 5)
 
@@ -511,6 +517,8 @@ def test_paired_lateness_by_hand() -> None:
     sim = pd.DataFrame({"op": ["get", "insert", "get"] * 2, "latency_s": [110e-6, 80e-6, 190e-6, 130e-6, 60e-6, 190e-6],
                         "cmd": [0, 2, 1] * 2})
     assert paired_lateness(real, sim) == pytest.approx({"get": 5e-6, "insert": 20e-6})
+    # by a label per command instead (the first get alone; the other get with the insert)
+    assert paired_lateness(real, sim, ["arrival", "reply", "reply"]) == pytest.approx({"arrival": 20e-6, "reply": 5e-6})
 
 
 def test_a_stream_head_is_the_stream_planned_for_fewer_requests(embedded_trace) -> None:  # type: ignore[no-untyped-def]
@@ -550,6 +558,7 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())["client_by_speedup"]
     assert set(fit) == {"100", "1000"} and all("turn_extra_s" in f for f in fit.values())
     assert all(set(f["paired_late_s"]) <= {"get", "range", "insert"} and f["paired_late_s"] for f in fit.values())
+    assert all(set(f["paired_late_by_start_s"]) == {"arrival", "reply"} for f in fit.values())
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
