@@ -210,6 +210,29 @@ def test_a_warm_turn_pays_the_burst_extra_and_a_cold_one_does_not() -> None:
     assert calls(loops(-1.0), [0.0] * 3).latency_s[2] == pytest.approx(60e-6)
 
 
+def test_a_command_on_an_idle_connection_pays_its_extra() -> None:
+    """``idle_knots`` (10 ms: 0, 1 s: 8 us) on the turn_s case above. A and B are their
+    connections' first commands (idle since ever: the last point, 8 us each), so their turn
+    costs 30 + 16 = 46 us (10-56): A's reply 56-61, C sent 61-66 on connection 0, used 61 us
+    before (under 10 ms: nothing), B's reply 66-71, C's turn 27 us (71-98), its reply 98-103.
+    The extra is the event loop's (14 + 16 us charged). On one connection, a GET at 0 (first
+    use: 37 + 8 = 45 us) and one 0.1 s later (idle 0.1 s less its 5 us send: a decade from
+    each point, half of 8 us: 41 us)."""
+    def loops(connections: int, knots: list[tuple[float, float]]) -> RedisIndex:
+        return model(connections=connections, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
+                     turn_s=4e-6, idle_knots=knots, lookup="all")
+
+    knots = [(0.01, 0.0), (1.0, 8e-6)]
+    ix = loops(2, knots)
+    assert calls(ix, [0.0] * 3).latency_s == pytest.approx([61e-6, 71e-6, 103e-6])
+    assert ix.loop_charges() == pytest.approx((30e-6, 3, 2, 1))
+    assert calls(loops(1, knots), [0.0, 0.1]).latency_s == pytest.approx([45e-6, 41e-6], abs=1e-10)
+    assert calls(loops(1, []), [0.0, 0.1]).latency_s == pytest.approx([37e-6, 37e-6])
+    assert loops(1, knots).idle_extra(10.0) == pytest.approx(8e-6) and loops(1, knots).idle_extra(0.001) == 0.0
+    with pytest.raises(ValueError, match="idle_knots"):
+        loops(1, [(1.0, 1e-6), (0.1, 2e-6)])
+
+
 def test_the_burst_turn_extra_by_hand() -> None:
     """Probes' own turns on the server: 20 GETs at 80 us cold, 20 at 22 us warm (a 32-key
     MGET, beyond NET_MAX_KEYS, left out); the GET 2 us, io_s 11 us + 0.5 us per key and per
@@ -538,7 +561,7 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     need_redis()
     cfg = compose_cfg(["+experiment=redis_validation", "experiment.speedups=[100,1000]", "experiment.requests=[12,30]",
                        "experiment.preload_keys=2000", "experiment.calibrate_requests=200", "experiment.large_sizes=[]",
-                       "experiment.sim_runs=1", "figures=false"])
+                       "experiment.sim_runs=1", "experiment.idle_gaps_s=[0.01,0.05]", "figures=false"])
     summary = run(cfg, tmp_path)
     assert summary["requests"] == 30 and summary["requests_by_speedup"] == {"100": 12, "1000": 30}
     planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
@@ -559,6 +582,9 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     assert set(fit) == {"100", "1000"} and all("turn_extra_s" in f for f in fit.values())
     assert all(set(f["paired_late_s"]) <= {"get", "range", "insert"} and f["paired_late_s"] for f in fit.values())
     assert all(set(f["paired_late_by_start_s"]) == {"arrival", "reply"} for f in fit.values())
+    # the idle connections' cost, measured before the replays: the shortest gap is the baseline
+    idle = json.loads((tmp_path / "redis_validation_fit.json").read_text())["idle_connection_s"]
+    assert [g for g, _ in idle] == [0.01, 0.05] and idle[0][1] == 0.0 and 0.0 <= idle[1][1] < 1e-3
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}

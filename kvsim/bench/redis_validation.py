@@ -72,8 +72,20 @@ import pandas as pd
 import simpy
 
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.redis_bench import commandstats, measure_redis, server_cpu, settle_keyspace
-from kvsim.calibrate.replay_client import Probe, ReplayResult, Unit, replay_open_loop
+from kvsim.calibrate.redis_bench import (
+    commandstats,
+    measure_redis,
+    parse_info,
+    server_cpu,
+    settle_keyspace,
+)
+from kvsim.calibrate.replay_client import (
+    Probe,
+    ReplayResult,
+    Unit,
+    replay_open_loop,
+    server_thread_cpu,
+)
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
 from kvsim.index.costs import CostDist
@@ -632,6 +644,79 @@ def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
     return max((b - a) / seconds, 0.0) if a is not None and b is not None else 0.0
 
 
+def local_pid(c: RespClient) -> int | None:
+    """The pid of the server ``c`` talks to, where it runs on this machine (a redis process
+    in ``/proc``); else None."""
+    info = c.call("INFO", "server")
+    pid = parse_info(info.decode(errors="replace") if isinstance(info, bytes) else "").get("process_id", "")
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return int(pid) if pid.isdigit() and f.read().startswith("redis") else None
+    except OSError:
+        return None
+
+
+def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
+                         rng: np.random.Generator, probe_every_s: float = 0.01, probe_gap_s: float = 0.005
+                         ) -> list[tuple[float, float]]:
+    """What a command on a connection idle for each of ``gaps_s`` costs the server beyond one
+    on a connection idle for the shortest: ``[(gap, seconds per command)]`` for
+    ``RedisIndex(idle_knots=...)``, [] where the server's thread cannot be read here.
+
+    Bursts of one GET (a filler key) on each of ``connections`` connections, after a gap of
+    each length during which a GET on another connection every ``probe_every_s`` keeps the
+    server and the CPU as busy as the replay's probes do (so the gap idles the connections,
+    not the machine); the server thread's CPU over each burst (``/proc``: on one CPU it runs
+    the burst's turns while the client waits for the replies). Per gap the median over its
+    bursts (3 s: 3, shorter: up to 10; the first after another gap length is not counted),
+    less the shortest gap's, over the connections. Why: a burst's first commands arrive on
+    connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
+    trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
+    30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
+    gaps = sorted(set(gaps_s))
+    if len(gaps) < 2:
+        return []
+    conns = [RespClient(host, port) for _ in range(connections)]
+    probe = RespClient(host, port)
+    try:
+        for c in [*conns, probe]:
+            if db:
+                c.call("SELECT", db)
+        pid = local_pid(probe)
+        if pid is None:
+            return []
+
+        def get() -> bytes:
+            return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
+
+        per_burst: dict[float, float] = {}
+        for gap in gaps:
+            cpu: list[float] = []
+            for _ in range(1 + min(10, max(3, round(3.0 / gap)))):
+                end = time.perf_counter() + gap
+                while (left := end - time.perf_counter()) > probe_gap_s:
+                    probe.send(get())
+                    probe.read()
+                    time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
+                while time.perf_counter() < end:
+                    pass  # to the end of the gap, awake (as the replay's client before an arrival)
+                c0 = server_thread_cpu(pid)
+                for c in conns:
+                    c.send(get())
+                for c in conns:
+                    c.read()
+                c1 = server_thread_cpu(pid)
+                if c0 is None or c1 is None:
+                    return []
+                cpu.append(c1 - c0)
+            per_burst[gap] = float(np.median(cpu[1:]))
+    finally:
+        for c in [*conns, probe]:
+            c.close()
+    base = per_burst[gaps[0]]
+    return [(g, max((v - base) / connections, 0.0)) for g, v in per_burst.items()]
+
+
 def _us(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 1e6:.2f} us"
 
@@ -923,15 +1008,16 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
 
 def fit_speedup(trace: Trace, planner: RedisIndex, s: RedisValidationSettings, speedup: float, count: int,
                 rep: Replayed, base: dict[str, Any], server: dict[str, Any], pfactors: dict[str, float],
-                slopes: tuple[float, float], cron_s: float) -> SpeedupResult:
+                slopes: tuple[float, float], cron_s: float, idle: Sequence[tuple[float, float]] = ()) -> SpeedupResult:
     """One speed-up: the client and network fitted on its replay (``base``: the server at the
     probes' command factors ``pfactors``), the model simulated ``s.sim_runs`` times with the
     server at the stream's factors and, where measured, a burst's warm turns at their cost on
-    the server's counters; compared cell by cell and command by command, and logged."""
+    the server's counters, and ``idle`` (``RedisIndex`` idle_knots: :func:`idle_connection_cost`);
+    compared cell by cell and command by command, and logged."""
     real, factors = rep.real, rep.factors
     fit, dists = fit_client(real, base, slopes)
     server_sp = scaled_server(server, factors)
-    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
+    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle)}
     # the stream planned again with this replay's command times (same commands)
     stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp), count)
     costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
@@ -1032,6 +1118,12 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             probes = _probes(stream, np.random.default_rng(seed), preload)
             with RespClient(host, port) as c:
                 cron_s = idle_cpu_rate(c)  # the server's own CPU per second while idle (serverCron)
+            with priority(s.nice, s.pinned_cpu(), s.rt_priority):
+                idle = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload,
+                                            np.random.default_rng(seed + 1))
+            if idle:
+                log.info("redis_validation: a command on a connection idle %s costs the server %s more than after %g s",
+                         ", ".join(f"{g:g} s" for g, _ in idle[1:]), ", ".join(_us(x) for _, x in idle[1:]), idle[0][0])
             replays = replay_speedups(host, port, db, s, stream, srv.sim_stream, counts, probes)
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop
@@ -1048,7 +1140,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                      slopes[0] * 1e6, slopes[1] * 1e6, float(srv.base.get("io_per_key_s", 0.0)) * 1e6)
             for speedup, rep in replays.items():
                 results[speedup] = fit_speedup(trace, planner, s, speedup, counts[speedup], rep, bases[speedup],
-                                               srv.server, pfactors[speedup], slopes, cron_s)
+                                               srv.server, pfactors[speedup], slopes, cron_s, idle)
         finally:
             if s.redis_url:  # someone else's server: leave it as we found it
                 with RespClient(host, port) as c:
@@ -1064,7 +1156,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
     write_json(out / "redis_validation_fit.json", {
         "server": {"redis_version": srv.cal.redis_version, "keys_held": srv.held, **srv.server},
         "calibration": srv.cal.summary(), "client_by_speedup": {f"{sp:g}": r.fit for sp, r in results.items()},
-        "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1]})
+        "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1],
+        "idle_connection_s": [list(x) for x in idle]})
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,

@@ -62,7 +62,12 @@ turn) that a server turn pays once however many commands it runs (``epoll_wait``
 connections), so a turn of k commands costs ``turn_s + k (io_s - turn_s)`` + their commands.
 ``turn_extra_s``: what a warm turn inside a burst costs beyond that and its round trip (the
 validation measures it on the server's CPU counters; 0 by default, negative where the
-model's per-command charges exceed the server's own CPU).
+model's per-command charges exceed the server's own CPU). ``idle_knots``: (seconds a
+connection was idle, seconds) points: what the server spends beyond a warm command on a
+command that arrives on a connection idle that long (its socket and client state gone cold
+in the caches), linear in log10 of the idle time between points, 0 before the first, the
+last's beyond it (with ``shared_cpu``; the validation measures it: a burst of GETs on every
+connection after idle gaps of 30 ms to 3 s, the server thread's CPU per burst).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -183,6 +188,7 @@ class RedisIndex(IndexModel):
         mset_knots: Knots = (),
         mset_warm_knots: Knots = (),
         io_extra_knots: Knots = (),
+        idle_knots: Knots = (),
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -231,6 +237,12 @@ class RedisIndex(IndexModel):
         # (shared_cpu) a warm turn's cost beyond a lone warm turn's, measured inside bursts;
         # may be negative: the model's per-command charges above the server's own CPU
         self.turn_extra_s = turn_extra_s
+        if any(b[0] <= a[0] for a, b in zip(idle_knots, idle_knots[1:], strict=False)) or any(
+                i <= 0 or t < 0 for i, t in idle_knots):
+            raise ValueError(f"redis.idle_knots: (seconds > 0, seconds >= 0) points with increasing idle times, "
+                             f"got {list(idle_knots)}")
+        # in log10 of the idle time: the measured points are decades apart (30 ms, 0.3 s, 3 s)
+        self.idle_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
@@ -307,6 +319,12 @@ class RedisIndex(IndexModel):
         self._measured = costs
         self.wakes = True
         self._client_costs = True
+
+    def idle_extra(self, idle_s: float) -> float:
+        """The server's extra time for a command on a connection idle ``idle_s`` (``idle_knots``)."""
+        if not self.idle_knots or idle_s <= 0:
+            return 0.0
+        return extra_time(self.idle_knots, math.log10(idle_s)) if idle_s < math.inf else self.idle_knots[-1][1]
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""

@@ -30,7 +30,9 @@ validation's probes measure as a lone command's round trip less its send, receiv
 loop and command); and on every turn but the first after the CPU idled, ``turn_extra_s``:
 what a turn inside a burst costs the server beyond a lone warm turn of as many commands (the
 validation measures it on the server's own CPU counters over the replay's bursts; 0 by
-default). Why a term of its own: the lone probes and the calibration's back-to-back rounds
+default); per command on a connection that was idle before it, ``idle_extra`` of that idle
+time (a connection unused for a second costs the server several microseconds more on its
+next command than one used a moment ago; 0 by default). Why a term of its own: the lone probes and the calibration's back-to-back rounds
 see a server whose caches hold its own work, a burst's turns come between the client's
 Python work on the same CPU, which evicts them.
 
@@ -40,6 +42,7 @@ on one event each.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -87,6 +90,8 @@ class OneCpuLoops:
         self.cur: list[_Unit | None] = [None] * n  # the unit on each connection
         self.queue: list[deque[_Unit]] = [deque() for _ in range(n)]
         self.next_conn = 0
+        self.last_send = [-math.inf] * n  # when each connection last sent a command
+        self.idle_cost = [0.0] * n  # the server's extra for the command in flight on it (idle_knots)
         self.due: deque[_Unit] = deque()  # units ready by the clock, not yet admitted
         self.followers: list[_Unit] = []  # units made ready by a reply, admitted in its turn
         self.inbox: list[int] = []  # connections whose command reached the server, in order
@@ -119,6 +124,9 @@ class OneCpuLoops:
         u = self.cur[c]
         assert u is not None
         t = self._book(t, u.costs[u.pos][1])
+        if self.ix.idle_knots:
+            self.idle_cost[c] = self.ix.idle_extra(t - self.last_send[c])
+        self.last_send[c] = t
         self.inbox.append(c)
         return t
 
@@ -196,7 +204,8 @@ class OneCpuLoops:
             u = self.cur[c]
             assert u is not None
             op = u.ops[u.pos]
-            io = ix.io(op)
+            io = ix.io(op) + self.idle_cost[c]  # (the idle extra is the event loop's too: it is not the command's)
+            self.idle_cost[c] = 0.0
             loop += io
             cost += io + op.server_s * scale * svc()
         self.loop_s += loop
