@@ -242,7 +242,7 @@ class RedisIndex(IndexModel):
             raise ValueError(f"redis.idle_knots: (seconds > 0, seconds >= 0) points with increasing idle times, "
                              f"got {list(idle_knots)}")
         # in log10 of the idle time: the measured points are decades apart (30 ms, 0.3 s, 3 s)
-        self.idle_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
+        self.idle_log_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
@@ -322,9 +322,9 @@ class RedisIndex(IndexModel):
 
     def idle_extra(self, idle_s: float) -> float:
         """The server's extra time for a command on a connection idle ``idle_s`` (``idle_knots``)."""
-        if not self.idle_knots or idle_s <= 0:
+        if not self.idle_log_knots or idle_s <= 0:
             return 0.0
-        return extra_time(self.idle_knots, math.log10(idle_s)) if idle_s < math.inf else self.idle_knots[-1][1]
+        return extra_time(self.idle_log_knots, math.log10(idle_s)) if idle_s < math.inf else self.idle_log_knots[-1][1]
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""

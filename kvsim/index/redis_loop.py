@@ -30,11 +30,12 @@ validation's probes measure as a lone command's round trip less its send, receiv
 loop and command); and on every turn but the first after the CPU idled, ``turn_extra_s``:
 what a turn inside a burst costs the server beyond a lone warm turn of as many commands (the
 validation measures it on the server's own CPU counters over the replay's bursts; 0 by
-default); per command on a connection that was idle before it, ``idle_extra`` of that idle
-time (a connection unused for a second costs the server several microseconds more on its
-next command than one used a moment ago; 0 by default). Why a term of its own: the lone probes and the calibration's back-to-back rounds
+default). Why a term of its own: the lone probes and the calibration's back-to-back rounds
 see a server whose caches hold its own work, a burst's turns come between the client's
-Python work on the same CPU, which evicts them.
+Python work on the same CPU, which evicts them. And per command on a connection that was
+idle before it, ``idle_extra`` of that idle time (a connection unused for a second costs
+the server several microseconds more on its next command than one used a moment ago; 0 by
+default), charged to the event loop.
 
 One SimPy process per index (the CPU), started by the first call; the calls' processes wait
 on one event each.
@@ -124,7 +125,7 @@ class OneCpuLoops:
         u = self.cur[c]
         assert u is not None
         t = self._book(t, u.costs[u.pos][1])
-        if self.ix.idle_knots:
+        if self.ix.idle_log_knots:
             self.idle_cost[c] = self.ix.idle_extra(t - self.last_send[c])
         self.last_send[c] = t
         self.inbox.append(c)
