@@ -75,7 +75,6 @@ from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate.redis_bench import (
     commandstats,
     measure_redis,
-    parse_info,
     server_cpu,
     settle_keyspace,
 )
@@ -83,6 +82,7 @@ from kvsim.calibrate.replay_client import (
     Probe,
     ReplayResult,
     Unit,
+    local_redis_pid,
     replay_open_loop,
     server_thread_cpu,
 )
@@ -644,18 +644,6 @@ def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
     return max((b - a) / seconds, 0.0) if a is not None and b is not None else 0.0
 
 
-def local_pid(c: RespClient) -> int | None:
-    """The pid of the server ``c`` talks to, where it runs on this machine (a redis process
-    in ``/proc``); else None."""
-    info = c.call("INFO", "server")
-    pid = parse_info(info.decode(errors="replace") if isinstance(info, bytes) else "").get("process_id", "")
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return int(pid) if pid.isdigit() and f.read().startswith("redis") else None
-    except OSError:
-        return None
-
-
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
                          rng: np.random.Generator, probe_every_s: float = 0.01, probe_gap_s: float = 0.005
                          ) -> list[tuple[float, float]]:
@@ -682,7 +670,8 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
         for c in [*conns, probe]:
             if db:
                 c.call("SELECT", db)
-        pid = local_pid(probe)
+        info = probe.call("INFO", "server")
+        pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
         if pid is None:
             return []
 

@@ -255,8 +255,13 @@ def server_thread_cpu(pid: int) -> float | None:
 def local_server_pid(sock: socket.socket, sel: selectors.BaseSelector) -> int | None:
     """The pid of the Redis server at the other end of ``sock`` (``INFO server``), if that
     server runs on this machine (its ``/proc`` entry is a redis-server); else None."""
-    buf = untimed(sock, sel, encode("INFO", "server"))
-    pid = parse_info(bytes(buf).decode(errors="replace")).get("process_id", "")
+    return local_redis_pid(bytes(untimed(sock, sel, encode("INFO", "server"))).decode(errors="replace"))
+
+
+def local_redis_pid(info_server: str) -> int | None:
+    """The ``process_id`` of an ``INFO server`` reply, if that process runs on this machine
+    and is a redis-server (its ``/proc`` entry says so); else None."""
+    pid = parse_info(info_server).get("process_id", "")
     if not pid.isdigit():
         return None
     try:
