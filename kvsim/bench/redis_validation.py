@@ -655,9 +655,9 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     each length during which a GET on another connection every ``probe_every_s`` keeps the
     server and the CPU as busy as the replay's probes do (so the gap idles the connections,
     not the machine); the server thread's CPU over each burst (``/proc``: on one CPU it runs
-    the burst's turns while the client waits for the replies). Per gap the median over its
-    bursts (3 s: 3, shorter: up to 10; the first after another gap length is not counted),
-    less the shortest gap's, over the connections. Why: a burst's first commands arrive on
+    the burst's turns while the client waits for the replies). The gaps interleaved, round by
+    round; per gap the median over its bursts (3 s: 4, shorter: up to 10), less the shortest
+    gap's, over the connections. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
     30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
@@ -678,27 +678,31 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
         def get() -> bytes:
             return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
 
-        per_burst: dict[float, float] = {}
-        for gap in gaps:
-            cpu: list[float] = []
-            for _ in range(1 + min(10, max(3, round(3.0 / gap)))):
-                end = time.perf_counter() + gap
-                while (left := end - time.perf_counter()) > probe_gap_s:
-                    probe.send(get())
-                    probe.read()
-                    time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
-                while time.perf_counter() < end:
-                    pass  # to the end of the gap, awake (as the replay's client before an arrival)
-                c0 = server_thread_cpu(pid)
-                for c in conns:
-                    c.send(get())
-                for c in conns:
-                    c.read()
-                c1 = server_thread_cpu(pid)
-                if c0 is None or c1 is None:
-                    return []
-                cpu.append(c1 - c0)
-            per_burst[gap] = float(np.median(cpu[1:]))
+        # the gaps interleaved, longest first in each round (a drift of the machine over the
+        # measurement then lands on every gap alike), after one burst that warms nothing
+        # counted (the connections are new)
+        counts = {g: min(10, max(4, round(3.0 / g))) for g in gaps}
+        order = [gaps[0]] + [g for r in range(max(counts.values())) for g in reversed(gaps) if r < counts[g]]
+        cpu: dict[float, list[float]] = {g: [] for g in gaps}
+        for k, gap in enumerate(order):
+            end = time.perf_counter() + gap
+            while (left := end - time.perf_counter()) > probe_gap_s:
+                probe.send(get())
+                probe.read()
+                time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
+            while time.perf_counter() < end:
+                pass  # to the end of the gap, awake (as the replay's client before an arrival)
+            c0 = server_thread_cpu(pid)
+            for c in conns:
+                c.send(get())
+            for c in conns:
+                c.read()
+            c1 = server_thread_cpu(pid)
+            if c0 is None or c1 is None:
+                return []
+            if k:
+                cpu[gap].append(c1 - c0)
+        per_burst = {g: float(np.median(x)) for g, x in cpu.items()}
     finally:
         for c in [*conns, probe]:
             c.close()
