@@ -61,7 +61,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -636,6 +636,15 @@ def scaled_server(server: dict[str, Any], f: dict[str, float]) -> dict[str, Any]
     return out
 
 
+@contextmanager
+def connect(host: str, port: int, db: int) -> Iterator[RespClient]:
+    """A client of the server on database ``db`` (selected when not 0), closed after."""
+    with RespClient(host, port) as c:
+        if db:
+            c.call("SELECT", db)
+        yield c
+
+
 def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
     """The server main thread's CPU per second with nothing to serve (``serverCron``)."""
     a = server_cpu(c)
@@ -664,12 +673,9 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     gaps = sorted(set(gaps_s))
     if len(gaps) < 2:
         return []
-    conns = [RespClient(host, port) for _ in range(connections)]
-    probe = RespClient(host, port)
-    try:
-        for c in [*conns, probe]:
-            if db:
-                c.call("SELECT", db)
+    with ExitStack() as stack:
+        conns = [stack.enter_context(connect(host, port, db)) for _ in range(connections)]
+        probe = stack.enter_context(connect(host, port, db))
         info = probe.call("INFO", "server")
         pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
         if pid is None:
@@ -703,9 +709,6 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
             if k:
                 cpu[gap].append(c1 - c0)
         per_burst = {g: float(np.median(x)) for g, x in cpu.items()}
-    finally:
-        for c in [*conns, probe]:
-            c.close()
     base = per_burst[gaps[0]]
     return [(g, max((v - base) / connections, 0.0)) for g, v in per_burst.items()]
 
@@ -899,10 +902,10 @@ def paired_lateness(real: pd.DataFrame, sim: pd.DataFrame, groups: Sequence[str]
     mean = sim.groupby("cmd")["latency_s"].mean()
     r = real.set_index("cmd")
     d = mean.reindex(r.index) - r["latency_s"]
-    if groups is None:
-        return {op: float(d[r["op"] == op].median()) for op in OP_ORDER if (r["op"] == op).any()}
-    labels = np.asarray(groups)
-    return {str(g): float(d[labels == g].median()) for g in dict.fromkeys(labels.tolist())}
+    labels = r["op"].to_numpy() if groups is None else np.asarray(groups)
+    present = dict.fromkeys(labels.tolist())
+    order = [op for op in OP_ORDER if op in present] if groups is None else present
+    return {str(g): float(d[labels == g].median()) for g in order}
 
 
 class Calibrated(NamedTuple):
@@ -942,9 +945,7 @@ def calibrate_server(host: str, port: int, db: int, s: RedisValidationSettings, 
         keys_ = max(preload, 2000)
         cal = measure_redis(host, port, requests=s.calibrate_requests, keys=keys_, db=db, seed=seed,
                             large_sizes=[n for n in s.large_sizes if n <= keys_])
-    with RespClient(host, port) as c:
-        if db:
-            c.call("SELECT", db)
+    with connect(host, port, db) as c:
         load_filler(c, preload)
         held = c.call("DBSIZE")
         settle_keyspace(c, int(held) if isinstance(held, int) else preload)  # replays start after the rehash
@@ -976,18 +977,14 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
     for space, speedup in enumerate(s.speedups, start=1):
         # each replay in a key space of its own: its keys are new to the server, as the
         # trace's new blocks are; deleted after it (the key count stays put)
-        with RespClient(host, port) as c:
-            if db:
-                c.call("SELECT", db)
+        with connect(host, port, db) as c:
             usec0 = command_usec(c)
         part = stream.head(counts[speedup])
         with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
             real = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
                                     speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
                                     count_probes=s.burst_costs, turn_cpu=s.turn_profile)
-        with RespClient(host, port) as c:
-            if db:
-                c.call("SELECT", db)
+        with connect(host, port, db) as c:
             probe_s = real.probe_server_s
             usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
             delete_keys(c, part.keys_in(space))
@@ -1136,9 +1133,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                                                srv.server, pfactors[speedup], slopes, cron_s, idle)
         finally:
             if s.redis_url:  # someone else's server: leave it as we found it
-                with RespClient(host, port) as c:
-                    if db:
-                        c.call("SELECT", db)
+                with connect(host, port, db) as c:
                     delete_keys(c, [k for sp in range(1, len(s.speedups) + 1) for k in stream.keys_in(sp)]
                                 + [FILLER + i for i in range(preload)])
     table = pd.DataFrame([g for r in results.values() for g in r.cells], columns=CSV_COLUMNS)

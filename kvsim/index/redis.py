@@ -324,7 +324,7 @@ class RedisIndex(IndexModel):
         """The server's extra time for a command on a connection idle ``idle_s`` (``idle_knots``)."""
         if not self.idle_log_knots or idle_s <= 0:
             return 0.0
-        return extra_time(self.idle_log_knots, math.log10(idle_s)) if idle_s < math.inf else self.idle_log_knots[-1][1]
+        return extra_time(self.idle_log_knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""
