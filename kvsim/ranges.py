@@ -68,6 +68,14 @@ class OneOf:
 
 
 @dataclass(frozen=True)
+class MultipleOf:
+    """An integer that must be a whole multiple of ``step`` (e.g. tokens of a block made of
+    a trace's own smaller blocks)."""
+
+    step: int
+
+
+@dataclass(frozen=True)
 class UsedWhen:
     """A field used only when a sibling field has one of some values (e.g. only when
     ``system.kind`` is ``single_tier``); elsewhere it must keep its default."""
@@ -184,6 +192,8 @@ def check(value: Any, tp: Any, where: str) -> None:
                 raise ConfigError(f"{where}: {why}")
         elif isinstance(m, OneOf) and value not in m.choices:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, m.choices))}")
+        elif isinstance(m, MultipleOf) and value % m.step:
+            raise ConfigError(f"{where}: must be a multiple of {m.step}, got {value!r}")
 
 
 def field_types(cls: type) -> dict[str, Any]:

@@ -108,8 +108,10 @@ def test_the_bailian_family_from_its_file(tmp_path: Path, compose_cfg, embedded_
     at256 = family_trace("bailian", PolicyEvalSettings(bailian_path=str(path), bailian_block_tokens=256))
     assert (at512.block_tokens, at256.block_tokens) == (512, 256)
     assert len(at256.hash_ids) == 2 * len(at512.hash_ids)
-    with pytest.raises(ConfigError, match=r"experiment.bailian_block_tokens"):
+    with pytest.raises(ConfigError, match=r"experiment.bailian_block_tokens: must be a multiple of 16, got 100"):
         run(compose_cfg([*common, "experiment.bailian_block_tokens=100"]), Path("/nonexistent"))
+    # any whole multiple of the file's 16-token blocks, as the reader takes (not only powers of 2)
+    assert family_trace("bailian", PolicyEvalSettings(bailian_path=str(path), bailian_block_tokens=48)).block_tokens == 48
 
 
 def test_a_family_is_read_again_when_its_settings_change() -> None:

@@ -11,6 +11,7 @@ import pytest
 from kvsim.errors import ConfigError, describe, one_line
 from kvsim.ranges import (
     KeyOrder,
+    MultipleOf,
     NonNegInt,
     OneOf,
     PosFloat,
@@ -40,6 +41,7 @@ class Schema:
     flag: bool = True
     items: dict[str, Inner] = field(default_factory=dict)
     orders: list[KeyOrder] = field(default_factory=list)
+    tokens: Annotated[int, Range(ge=16), MultipleOf(16)] = 512
 
 
 @pytest.mark.parametrize(
@@ -60,6 +62,8 @@ class Schema:
         ({"orders": ["hashed", "sorted"]}, "x.orders[1]: 'sorted' is not one of remapped, hashed"),
         ({"cuont": 1}, "x.cuont: unknown key; did you mean 'count'?"),
         ({"only_b": 3}, "x.only_b: set to 3, but ignored when x.kind=a (used only with x.kind=b)"),
+        ({"tokens": 100}, "x.tokens: must be a multiple of 16, got 100"),
+        ({"tokens": 0}, "x.tokens: must be >= 16, got 0"),
     ],
 )
 def test_bad_values_name_the_key(value: dict, message: str) -> None:
@@ -70,7 +74,7 @@ def test_bad_values_name_the_key(value: dict, message: str) -> None:
 
 def test_good_values_pass() -> None:
     check_fields({"kind": "b", "only_b": 3, "limit": None, "big": math.inf, "count": 5,
-                  "items": {"p": {"rate": 2}}, "orders": ["hashed"]}, Schema, "x")
+                  "items": {"p": {"rate": 2}}, "orders": ["hashed"], "tokens": 48}, Schema, "x")
     check(0.0, Seconds, "t")
     with pytest.raises(ConfigError, match="t: must be >= 0"):
         check(-1e-9, Seconds, "t")

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from kvsim.errors import ConfigError
-from kvsim.ranges import OneOf, PosInt, Range, Seed
+from kvsim.ranges import MultipleOf, OneOf, PosInt, Range, Seed
+from kvsim.trace.bailian import SOURCE_BLOCK_TOKENS as BAILIAN_BLOCK
 
 FAMILIES = ("conversation", "agentic", "tool_use", "long_sessions", "zipf_docs", "bailian")
 # the families run by default: those whose data is here (a Qwen-Bailian file is not shipped:
@@ -44,8 +45,9 @@ class PolicyEvalSettings:
     bailian_path: str = os.environ.get("KVSIM_BAILIAN_TRACE", str(_SHARED / "bailian" / "qwen_traceA_blksz_16.jsonl"))
     # the agentic sessions coarsened to the other families' 512-token blocks (64: 8x the work)
     agentic_block_tokens: Annotated[int, OneOf(64, 128, 256, 512)] = 512
-    # the Bailian trace's 16-token blocks coarsened likewise (whole multiples of them only)
-    bailian_block_tokens: Annotated[int, OneOf(16, 32, 64, 128, 256, 512)] = 512
+    # the Bailian trace's 16-token blocks coarsened likewise (any whole multiple of them, as
+    # its reader allows: kvsim.trace.bailian.check_block_tokens)
+    bailian_block_tokens: Annotated[int, Range(ge=BAILIAN_BLOCK), MultipleOf(BAILIAN_BLOCK)] = 512
     generated_seed: Seed = 0  # the generated families' seed
     generated_scale: Annotated[float, Range(gt=0)] = 1.0  # multiplies their durations
     jobs: PosInt = 1  # replays run in this many processes
