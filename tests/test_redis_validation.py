@@ -27,6 +27,7 @@ from kvsim.bench.redis_validation import (
     command,
     cpu_per_turn,
     fit_client,
+    idle_burst_plan,
     io_slopes,
     loop_per_command,
     paired_lateness,
@@ -35,6 +36,7 @@ from kvsim.bench.redis_validation import (
     probe_turn_cpu,
     redis_server,
     scaled_server,
+    shift_estimate,
     turn_profile,
     turns_per_command,
 )
@@ -231,6 +233,36 @@ def test_a_command_on_an_idle_connection_pays_its_extra() -> None:
     assert loops(1, knots).idle_extra(10.0) == pytest.approx(8e-6) and loops(1, knots).idle_extra(0.001) == 0.0
     with pytest.raises(ValueError, match="idle_knots"):
         loops(1, [(1.0, 1e-6), (0.1, 2e-6)])
+
+
+def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
+    """Gaps 0.1 s and 1 s, 4 samples each over 2 s (one every 0.5 s): the 0.1 s samples at
+    0.1, 0.6, 1.1, 1.6 s on one set (each preceded by its set's burst 0.1 s before); the 1 s
+    samples at 1.25, 1.75, 2.25, 2.75 s (a half step later: the gaps do not coincide) need
+    three sets: set 1 bursts at 0.25 and 1.25 s, so the sample at 2.25 s (from 1.25 s) takes
+    a third set, and the one at 2.75 s set 1 again (from 1.75 s, idle since 1.25 s)."""
+    plan, sets = idle_burst_plan([1.0, 0.1], samples=4, seconds=2.0)
+    assert sets == 4
+    measured = [(round(b.at_s, 6), b.conns, b.gap_s) for b in plan if b.gap_s is not None]
+    assert measured == [(0.1, 0, 0.1), (0.6, 0, 0.1), (1.1, 0, 0.1), (1.25, 1, 1.0), (1.6, 0, 0.1),
+                        (1.75, 2, 1.0), (2.25, 3, 1.0), (2.75, 1, 1.0)]
+    assert [b.at_s for b in plan] == sorted(b.at_s for b in plan)
+    # every measured burst: its set's previous burst exactly one gap before, and none between
+    last: dict[int, float] = {}
+    for b in plan:
+        if b.gap_s is not None:
+            assert b.at_s - last[b.conns] == pytest.approx(b.gap_s)
+        last[b.conns] = b.at_s
+
+
+def test_the_idle_shift_is_the_median_of_pairwise_differences() -> None:
+    """Hodges-Lehmann: base 40, 42, 44 and x 50, 52, 90 differ by 6, 8, 10, 8, 10, 12, 46,
+    48, 50: median 10. Base 40, 41, 42, 90, 95 and x 50..54: 10 differences of -45..-36 and
+    15 of 8..14 (8, 9, 9, 10, ...): the 13th of 25 is 9 -- not the difference of the
+    medians (52 - 42 = 10). A sample against itself: 0."""
+    assert shift_estimate([50, 52, 90], [40, 42, 44]) == 10.0
+    assert shift_estimate([50, 51, 52, 53, 54], [40, 41, 42, 90, 95]) == 9.0
+    assert shift_estimate([3.0, 1.0, 7.0, 2.0], [3.0, 1.0, 7.0, 2.0]) == 0.0
 
 
 def test_the_burst_turn_extra_by_hand() -> None:
@@ -499,7 +531,8 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     of 20 runs once the calibration stopped timing a rehash, 9 of 11 with the fifth pass's
     model, whose p50s were 2-9% low on average, 5 of 8 with a burst's turns at their
     measured cost (p50s centred; the misses: x1 p99s and p50s, docs/redis_validation.md
-    gives the runs), 9 of 11 with idle connections' cost measured (seventh pass; the misses: the get p50 at x1): it runs when
+    gives the runs), 9 of 11 with idle connections' cost measured (seventh pass; the misses: the get p50 at x1), 4 of 6
+    with that cost measured staggered (eighth pass; 3 of 6 the seventh's way in the same session): it runs when
     KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped otherwise so that the suite stays a
     signal of regressions."""
     need_redis()
@@ -561,7 +594,8 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     need_redis()
     cfg = compose_cfg(["+experiment=redis_validation", "experiment.speedups=[100,1000]", "experiment.requests=[12,30]",
                        "experiment.preload_keys=2000", "experiment.calibrate_requests=200", "experiment.large_sizes=[]",
-                       "experiment.sim_runs=1", "experiment.idle_gaps_s=[0.01,0.05]", "figures=false"])
+                       "experiment.sim_runs=1", "experiment.idle_gaps_s=[0.01,0.05]", "experiment.idle_samples=6",
+                       "experiment.idle_seconds=0.3", "figures=false"])
     summary = run(cfg, tmp_path)
     assert summary["requests"] == 30 and summary["requests_by_speedup"] == {"100": 12, "1000": 30}
     planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)

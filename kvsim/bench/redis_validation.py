@@ -653,64 +653,103 @@ def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
     return max((b - a) / seconds, 0.0) if a is not None and b is not None else 0.0
 
 
+class IdleBurst(NamedTuple):
+    """One burst of :func:`idle_connection_cost`'s plan: at ``at_s`` (from its start), one GET
+    on each connection of set ``conns``; ``gap_s``: the gap measured (its set idled that
+    long), None for the burst that starts that gap (not counted)."""
+
+    at_s: float
+    conns: int
+    gap_s: float | None
+
+
+def idle_burst_plan(gaps_s: Sequence[float], samples: int, seconds: float) -> tuple[list[IdleBurst], int]:
+    """The bursts that measure ``samples`` commands after each idle gap of ``gaps_s``, and
+    how many sets of connections they use. Each sample is two bursts on one set, ``gap``
+    apart; every gap's samples are spread evenly over ``seconds`` (staggered, on as many
+    sets as a long gap needs), so that a drift of the machine lands on every gap alike and a
+    3 s gap gets as many samples as a 30 ms one in the same time (bursts 3 s apart on one
+    set of connections gave 4 in 12 s; their median moved by several us between runs)."""
+    gaps = sorted(set(gaps_s))
+    step = seconds / samples
+    plan: list[IdleBurst] = []
+    sets = 0
+    for i, g in enumerate(gaps):
+        free: list[float] = []  # per set of this gap: its last burst
+        for k in range(samples):
+            t = g + (k + i / len(gaps)) * step  # the gaps' bursts interleaved, not coinciding
+            j = next((j for j, f in enumerate(free) if f < t - g), len(free))
+            if j == len(free):
+                free.append(0.0)
+            free[j] = t
+            plan.append(IdleBurst(t - g, sets + j, None))
+            plan.append(IdleBurst(t, sets + j, g))
+        sets += len(free)
+    plan.sort(key=lambda b: b.at_s)
+    return plan, sets
+
+
+def shift_estimate(x: Sequence[float], base: Sequence[float]) -> float:
+    """How far the values ``x`` lie above ``base``: the Hodges-Lehmann estimate of a shift
+    (the median of every difference of a value of ``x`` and one of ``base``), which a few
+    bursts that an interrupt or a timer lengthened move less than a difference of medians."""
+    return float(np.median(np.subtract.outer(np.asarray(x, dtype=float), np.asarray(base, dtype=float))))
+
+
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
-                         rng: np.random.Generator, probe_every_s: float = 0.01, probe_gap_s: float = 0.005
-                         ) -> list[tuple[float, float]]:
+                         rng: np.random.Generator, samples: int = 32, seconds: float = 12.0,
+                         probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> list[tuple[float, float]]:
     """What a command on a connection idle for each of ``gaps_s`` costs the server beyond one
     on a connection idle for the shortest: ``[(gap, seconds per command)]`` for
     ``RedisIndex(idle_knots=...)``, [] where the server's thread cannot be read here.
 
-    Bursts of one GET (a filler key) on each of ``connections`` connections, after a gap of
-    each length during which a GET on another connection every ``probe_every_s`` keeps the
-    server and the CPU as busy as the replay's probes do (so the gap idles the connections,
-    not the machine); the server thread's CPU over each burst (``/proc``: on one CPU it runs
-    the burst's turns while the client waits for the replies). The gaps interleaved, round by
-    round; per gap the median over its bursts (3 s: 4, shorter: up to 10), less the shortest
-    gap's, over the connections. Why: a burst's first commands arrive on
+    Bursts of one GET (a filler key) on each of ``connections`` connections, ``samples``
+    after each gap (:func:`idle_burst_plan`, over about ``seconds``), while a GET on another
+    connection every ``probe_every_s`` keeps the server and the CPU as busy as the replay's
+    probes do (so the gap idles the connections, not the machine); the server thread's CPU
+    over each burst (``/proc``: on one CPU it runs the burst's turns while the client waits
+    for the replies); per gap its shift above the shortest gap's bursts
+    (:func:`shift_estimate`), per connection. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
     30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
     gaps = sorted(set(gaps_s))
     if len(gaps) < 2:
         return []
+    plan, sets = idle_burst_plan(gaps, samples, seconds)
     with ExitStack() as stack:
-        conns = [stack.enter_context(connect(host, port, db)) for _ in range(connections)]
         probe = stack.enter_context(connect(host, port, db))
         info = probe.call("INFO", "server")
         pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
         if pid is None:
             return []
+        conns = [[stack.enter_context(connect(host, port, db)) for _ in range(connections)] for _ in range(sets)]
 
         def get() -> bytes:
             return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
 
-        # the gaps interleaved, longest first in each round (a drift of the machine over the
-        # measurement then lands on every gap alike), after one burst that warms nothing
-        # counted (the connections are new)
-        counts = {g: min(10, max(4, round(3.0 / g))) for g in gaps}
-        order = [gaps[0]] + [g for r in range(max(counts.values())) for g in reversed(gaps) if r < counts[g]]
         cpu: dict[float, list[float]] = {g: [] for g in gaps}
-        for k, gap in enumerate(order):
-            end = time.perf_counter() + gap
+        t0 = time.perf_counter() + probe_every_s
+        for burst in plan:
+            end = t0 + burst.at_s
             while (left := end - time.perf_counter()) > probe_gap_s:
                 probe.send(get())
                 probe.read()
                 time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
             while time.perf_counter() < end:
-                pass  # to the end of the gap, awake (as the replay's client before an arrival)
+                pass  # to the burst's time, awake (as the replay's client before an arrival)
             c0 = server_thread_cpu(pid)
-            for c in conns:
+            for c in conns[burst.conns]:
                 c.send(get())
-            for c in conns:
+            for c in conns[burst.conns]:
                 c.read()
             c1 = server_thread_cpu(pid)
             if c0 is None or c1 is None:
                 return []
-            if k:
-                cpu[gap].append(c1 - c0)
-        per_burst = {g: float(np.median(x)) for g, x in cpu.items()}
-    base = per_burst[gaps[0]]
-    return [(g, max((v - base) / connections, 0.0)) for g, v in per_burst.items()]
+            if burst.gap_s is not None:
+                cpu[burst.gap_s].append(c1 - c0)
+    base = cpu[gaps[0]]
+    return [(g, max(shift_estimate(x, base) / connections, 0.0)) for g, x in cpu.items()]
 
 
 def _us(x: float | None) -> str:
@@ -1110,7 +1149,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                 cron_s = idle_cpu_rate(c)  # the server's own CPU per second while idle (serverCron)
             with priority(s.nice, s.pinned_cpu(), s.rt_priority):
                 idle = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload,
-                                            np.random.default_rng(seed + 1))
+                                            np.random.default_rng(seed + 1), s.idle_samples, s.idle_seconds)
             if idle:
                 log.info("redis_validation: a command on a connection idle %s costs the server %s more than after %g s",
                          ", ".join(f"{g:g} s" for g, _ in idle[1:]), ", ".join(_us(x) for _, x in idle[1:]), idle[0][0])

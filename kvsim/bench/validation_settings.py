@@ -47,8 +47,11 @@ class RedisValidationSettings:
     # what a command on an idle connection costs the server beyond a warm one (RedisIndex
     # idle_knots), measured before the replays: a GET on each connection after idle gaps of
     # these lengths (the first is the baseline) while probes keep the server busy, the server
-    # thread's CPU per burst; fewer than two gaps: no such term (about 16 s as set)
+    # thread's CPU per burst (idle_samples per gap, staggered over idle_seconds); fewer than
+    # two gaps: no such term (about 15 s as set)
     idle_gaps_s: list[PosFloat] = field(default_factory=lambda: [0.03, 0.3, 3.0])
+    idle_samples: PosInt = 32
+    idle_seconds: PosFloat = 12.0
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
     # its place in the burst (kvsim.calibrate.replay_client turn_cpu), in the log and fit json
     turn_profile: bool = False
