@@ -40,6 +40,7 @@ from kvsim.bench.redis_validation import (
     turn_profile,
     turns_per_command,
 )
+from kvsim.bench.validation_settings import idle_sets
 from kvsim.calibrate.redis_bench import commandstats
 from kvsim.calibrate.replay_client import (
     Probe,
@@ -242,7 +243,9 @@ def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
     three sets: set 1 bursts at 0.25 and 1.25 s, so the sample at 2.25 s (from 1.25 s) takes
     a third set, and the one at 2.75 s set 1 again (from 1.75 s, idle since 1.25 s)."""
     plan, sets = idle_burst_plan([1.0, 0.1], samples=4, seconds=2.0)
-    assert sets == 4
+    assert sets == 4 == idle_sets(1.0, 4, 2.0) + idle_sets(0.1, 4, 2.0)  # the config check's count
+    _, sets = idle_burst_plan([0.03, 0.3, 3.0], samples=32, seconds=12.0)
+    assert sets == 11 == sum(idle_sets(g, 32, 12.0) for g in (0.03, 0.3, 3.0))  # the defaults: 9 + 1 + 1
     measured = [(round(b.at_s, 6), b.conns, b.gap_s) for b in plan if b.gap_s is not None]
     assert measured == [(0.1, 0, 0.1), (0.6, 0, 0.1), (1.1, 0, 0.1), (1.25, 1, 1.0), (1.6, 0, 0.1),
                         (1.75, 2, 1.0), (2.25, 3, 1.0), (2.75, 1, 1.0)]
@@ -634,6 +637,12 @@ def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ign
             run(cfg, tmp_path)
     cfg = compose_cfg(["+experiment=redis_validation", "index=sherman"])
     with pytest.raises(ValueError, match="index=redis, got index=sherman"):
+        run(cfg, tmp_path)
+    # the idle measurement's connections: a 60 s gap's 32 samples in 12 s take 161 sets of 4
+    # (648 connections with the 30 ms gap's set): refused before anything starts
+    cfg = compose_cfg(["+experiment=redis_validation", "experiment.idle_gaps_s=[0.03,60]"])
+    with pytest.raises(ValueError, match=r"experiment.idle_gaps_s: 32 samples of a 60 s gap in 12 s .* need 161 sets "
+                                         r"of 4 connections, 648 in all over the gaps; at most 512"):
         run(cfg, tmp_path)
 
 

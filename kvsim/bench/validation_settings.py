@@ -4,6 +4,7 @@ its defaults (written only here) and the check run before it starts. Kept apart 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -73,6 +74,17 @@ class RedisValidationSettings:
         return cpus[self.cpu] if -len(cpus) <= self.cpu < len(cpus) else None
 
 
+# Connections the idle measurement may open (a process's file descriptors are often capped at 1,024)
+IDLE_CONNECTIONS_MAX = 512
+
+
+def idle_sets(gap_s: float, samples: int, seconds: float) -> int:
+    """Sets of connections that ``samples`` staggered samples of ``gap_s`` over ``seconds``
+    use (kvsim.bench.redis_validation.idle_burst_plan): a set is free again one sample step
+    after its gap has passed."""
+    return math.floor(gap_s / (seconds / samples)) + 1
+
+
 def check_config(cfg: DictConfig) -> None:
     """Before the run: the index is the Redis model (its commands are what is replayed)."""
     if cfg.index.get("name") != "redis":
@@ -86,3 +98,12 @@ def check_config(cfg: DictConfig) -> None:
     if counts is not None and len(counts) != len(exp["speedups"]):
         raise ConfigError(f"experiment.requests: one count per entry of experiment.speedups ({len(exp['speedups'])}), "
                           f"got {len(counts)}")
+    gaps = sorted(set(exp.get("idle_gaps_s") or []))
+    if len(gaps) > 1:
+        n, secs, conns = int(exp.get("idle_samples", 32)), float(exp.get("idle_seconds", 12.0)), int(exp.get("connections", 4))
+        total = sum(idle_sets(g, n, secs) for g in gaps) * conns
+        if total > IDLE_CONNECTIONS_MAX:
+            raise ConfigError(f"experiment.idle_gaps_s: {n} samples of a {gaps[-1]:g} s gap in {secs:g} s "
+                              f"(experiment.idle_samples, experiment.idle_seconds) need {idle_sets(gaps[-1], n, secs)} sets "
+                              f"of {conns} connections, {total} in all over the gaps; at most {IDLE_CONNECTIONS_MAX}: "
+                              "fewer samples, more seconds or shorter gaps")
