@@ -697,7 +697,7 @@ def shift_estimate(x: Sequence[float], base: Sequence[float]) -> float:
 
 
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
-                         rng: np.random.Generator, samples: int = 32, seconds: float = 12.0,
+                         rng: np.random.Generator, samples: int, seconds: float,
                          probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> list[tuple[float, float]]:
     """What a command on a connection idle for each of ``gaps_s`` costs the server beyond one
     on a connection idle for the shortest: ``[(gap, seconds per command)]`` for

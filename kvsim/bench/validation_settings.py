@@ -100,7 +100,9 @@ def check_config(cfg: DictConfig) -> None:
                           f"got {len(counts)}")
     gaps = sorted(set(exp.get("idle_gaps_s") or []))
     if len(gaps) > 1:
-        n, secs, conns = int(exp.get("idle_samples", 32)), float(exp.get("idle_seconds", 12.0)), int(exp.get("connections", 4))
+        d = RedisValidationSettings()  # (the ranges are checked before this: positive counts and seconds)
+        n = int(exp.get("idle_samples", d.idle_samples))
+        secs, conns = float(exp.get("idle_seconds", d.idle_seconds)), int(exp.get("connections", d.connections))
         total = sum(idle_sets(g, n, secs) for g in gaps) * conns
         if total > IDLE_CONNECTIONS_MAX:
             raise ConfigError(f"experiment.idle_gaps_s: {n} samples of a {gaps[-1]:g} s gap in {secs:g} s "
