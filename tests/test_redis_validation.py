@@ -30,6 +30,7 @@ from kvsim.bench.redis_validation import (
     idle_burst_plan,
     io_slopes,
     loop_per_command,
+    mean_knots,
     paired_lateness,
     plan_stream,
     probe_factors,
@@ -256,6 +257,15 @@ def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
         if b.gap_s is not None:
             assert b.at_s - last[b.conns] == pytest.approx(b.gap_s)
         last[b.conns] = b.at_s
+
+
+def test_the_idle_term_is_the_mean_of_the_measurements_around_the_replays() -> None:
+    """Before 0 / 2 / 6 us and after 0 / 4 / 3 us at 30 ms / 0.3 s / 3 s: 0 / 3 / 4.5 us; one
+    side not measured (a server whose thread cannot be read): the other as it is."""
+    before, after = [(0.03, 0.0), (0.3, 2e-6), (3.0, 6e-6)], [(0.03, 0.0), (0.3, 4e-6), (3.0, 3e-6)]
+    got = mean_knots(before, after)
+    assert [g for g, _ in got] == [0.03, 0.3, 3.0] and [x for _, x in got] == pytest.approx([0.0, 3e-6, 4.5e-6])
+    assert mean_knots(before, []) == before and mean_knots([], after) == after and mean_knots([], []) == []
 
 
 def test_the_idle_shift_is_the_median_of_pairwise_differences() -> None:
@@ -620,8 +630,12 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     assert all(set(f["paired_late_s"]) <= {"get", "range", "insert"} and f["paired_late_s"] for f in fit.values())
     assert all(set(f["paired_late_by_start_s"]) == {"arrival", "reply"} for f in fit.values())
     # the idle connections' cost, measured before the replays: the shortest gap is the baseline
-    idle = json.loads((tmp_path / "redis_validation_fit.json").read_text())["idle_connection_s"]
+    fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())
+    idle = fit["idle_connection_s"]
     assert [g for g, _ in idle] == [0.01, 0.05] and idle[0][1] == 0.0 and 0.0 <= idle[1][1] < 1e-3
+    # measured before and after the replays, the term their mean
+    before, after = fit["idle_connection_before_s"], fit["idle_connection_after_s"]
+    assert idle[1][1] == pytest.approx((before[1][1] + after[1][1]) / 2)
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}

@@ -752,6 +752,14 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     return [(g, max(shift_estimate(x, base) / connections, 0.0)) for g, x in cpu.items()]
 
 
+def mean_knots(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Two measurements of :func:`idle_connection_cost` at the same gaps, averaged point by
+    point (the same gaps, in the same order); either alone where the other is empty."""
+    if not a or not b:
+        return list(a or b)
+    return [(g, (x + y) / 2) for (g, x), (_, y) in zip(a, b, strict=True)]
+
+
 def _us(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 1e6:.2f} us"
 
@@ -1147,13 +1155,25 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             probes = _probes(stream, np.random.default_rng(seed), preload)
             with RespClient(host, port) as c:
                 cron_s = idle_cpu_rate(c)  # the server's own CPU per second while idle (serverCron)
-            with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                idle = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload,
-                                            np.random.default_rng(seed + 1), s.idle_samples, s.idle_seconds)
-            if idle:
-                log.info("redis_validation: a command on a connection idle %s costs the server %s more than after %g s",
-                         ", ".join(f"{g:g} s" for g, _ in idle[1:]), ", ".join(_us(x) for _, x in idle[1:]), idle[0][0])
+            # Half the idle measurement before the replays and half after, the term their mean:
+            # it drifts by a few us over minutes on one server (docs/redis_validation.md, eighth
+            # pass), and the two halves bracket the replays it is for.
+            rng_idle = np.random.default_rng(seed + 1)
+
+            def measure_idle(when: str) -> list[tuple[float, float]]:
+                with priority(s.nice, s.pinned_cpu(), s.rt_priority):
+                    got = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
+                                               max(1, s.idle_samples // 2), s.idle_seconds / 2)
+                if got:
+                    log.info("redis_validation: %s the replays, a command on a connection idle %s costs the server "
+                             "%s more than after %g s", when, ", ".join(f"{g:g} s" for g, _ in got[1:]),
+                             ", ".join(_us(x) for _, x in got[1:]), got[0][0])
+                return got
+
+            idle_before = measure_idle("before")
             replays = replay_speedups(host, port, db, s, stream, srv.sim_stream, counts, probes)
+            idle_after = measure_idle("after")
+            idle = mean_knots(idle_before, idle_after)
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop
             pfactors = {sp: (probe_factors(r.real, srv.base) if s.burst_costs else dict.fromkeys(r.factors, 1.0))
@@ -1184,7 +1204,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "server": {"redis_version": srv.cal.redis_version, "keys_held": srv.held, **srv.server},
         "calibration": srv.cal.summary(), "client_by_speedup": {f"{sp:g}": r.fit for sp, r in results.items()},
         "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1],
-        "idle_connection_s": [list(x) for x in idle]})
+        "idle_connection_s": [list(x) for x in idle], "idle_connection_before_s": [list(x) for x in idle_before],
+        "idle_connection_after_s": [list(x) for x in idle_after]})
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,

@@ -46,10 +46,11 @@ class RedisValidationSettings:
     # replay (beyond the model's lone turn: RedisIndex turn_extra_s); false: the lone turn's
     burst_turns: bool = True
     # what a command on an idle connection costs the server beyond a warm one (RedisIndex
-    # idle_knots), measured before the replays: a GET on each connection after idle gaps of
+    # idle_knots), measured around the replays: a GET on each connection after idle gaps of
     # these lengths (the first is the baseline) while probes keep the server busy, the server
-    # thread's CPU per burst (idle_samples per gap, staggered over idle_seconds); fewer than
-    # two gaps: no such term (about 15 s as set)
+    # thread's CPU per burst (idle_samples per gap, staggered over idle_seconds; half before
+    # the replays and half after, the term their mean); fewer than two gaps: no such term
+    # (about 18 s as set)
     idle_gaps_s: list[PosFloat] = field(default_factory=lambda: [0.03, 0.3, 3.0])
     idle_samples: PosInt = 32
     idle_seconds: PosFloat = 12.0
