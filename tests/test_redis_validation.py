@@ -241,22 +241,29 @@ def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
     """Gaps 0.1 s and 1 s, 4 samples each over 2 s (one every 0.5 s): the 0.1 s samples at
     0.1, 0.6, 1.1, 1.6 s on one set (each preceded by its set's burst 0.1 s before); the 1 s
     samples at 1.25, 1.75, 2.25, 2.75 s (a half step later: the gaps do not coincide) need
-    three sets: set 1 bursts at 0.25 and 1.25 s, so the sample at 2.25 s (from 1.25 s) takes
-    a third set, and the one at 2.75 s set 1 again (from 1.75 s, idle since 1.25 s)."""
+    three sets in turn: two would put the sample at 2.25 s on the set that bursts at 1.25 s,
+    its gap starting at that very burst; with three, the one at 2.75 s is set 1's again (its
+    gap from 1.75 s, after its sample at 1.25 s). A gap a whole number of steps long in
+    floating point (0.3 s in 0.1 s steps) takes one set more than it divides to."""
     plan, sets = idle_burst_plan([1.0, 0.1], samples=4, seconds=2.0)
     assert sets == 4 == idle_sets(1.0, 4, 2.0) + idle_sets(0.1, 4, 2.0)  # the config check's count
+    assert idle_sets(0.3, 30, 3.0) == 4  # 0.3 / 0.1 is 2.9999999999999996 in floating point
     _, sets = idle_burst_plan([0.03, 0.3, 3.0], samples=32, seconds=12.0)
     assert sets == 11 == sum(idle_sets(g, 32, 12.0) for g in (0.03, 0.3, 3.0))  # the defaults: 9 + 1 + 1
     measured = [(round(b.at_s, 6), b.conns, b.gap_s) for b in plan if b.gap_s is not None]
     assert measured == [(0.1, 0, 0.1), (0.6, 0, 0.1), (1.1, 0, 0.1), (1.25, 1, 1.0), (1.6, 0, 0.1),
                         (1.75, 2, 1.0), (2.25, 3, 1.0), (2.75, 1, 1.0)]
     assert [b.at_s for b in plan] == sorted(b.at_s for b in plan)
-    # every measured burst: its set's previous burst exactly one gap before, and none between
-    last: dict[int, float] = {}
-    for b in plan:
-        if b.gap_s is not None:
-            assert b.at_s - last[b.conns] == pytest.approx(b.gap_s)
-        last[b.conns] = b.at_s
+    # every measured burst: its set's previous burst exactly one gap before, and none between;
+    # a set's next gap starts after its last sample (also where a gap is a whole number of steps)
+    for p in (plan, idle_burst_plan([0.03, 0.3], samples=30, seconds=3.0)[0]):
+        last: dict[int, float] = {}
+        for b in p:
+            if b.gap_s is not None:
+                assert b.at_s - last[b.conns] == pytest.approx(b.gap_s)
+            elif b.conns in last:
+                assert b.at_s - last[b.conns] > 1e-6
+            last[b.conns] = b.at_s
 
 
 def test_the_idle_term_is_the_mean_of_the_measurements_around_the_replays() -> None:

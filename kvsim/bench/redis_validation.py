@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from kvsim.bench.validation_settings import RedisValidationSettings
+from kvsim.bench.validation_settings import RedisValidationSettings, idle_sets
 from kvsim.calibrate.redis_bench import (
     commandstats,
     measure_redis,
@@ -667,24 +667,21 @@ def idle_burst_plan(gaps_s: Sequence[float], samples: int, seconds: float) -> tu
     """The bursts that measure ``samples`` commands after each idle gap of ``gaps_s``, and
     how many sets of connections they use. Each sample is two bursts on one set, ``gap``
     apart; every gap's samples are spread evenly over ``seconds`` (staggered, on as many
-    sets as a long gap needs), so that a drift of the machine lands on every gap alike and a
-    3 s gap gets as many samples as a 30 ms one in the same time (bursts 3 s apart on one
-    set of connections gave 4 in 12 s; their median moved by several us between runs)."""
+    sets as a long gap needs, in turn: :func:`idle_sets`), so that a drift of the machine
+    lands on every gap alike and a 3 s gap gets as many samples as a 30 ms one in the same
+    time (bursts 3 s apart on one set of connections gave 4 in 12 s; their median moved by
+    several us between runs)."""
     gaps = sorted(set(gaps_s))
     step = seconds / samples
     plan: list[IdleBurst] = []
     sets = 0
     for i, g in enumerate(gaps):
-        free: list[float] = []  # per set of this gap: its last burst
+        m = idle_sets(g, samples, seconds)
         for k in range(samples):
             t = g + (k + i / len(gaps)) * step  # the gaps' bursts interleaved, not coinciding
-            j = next((j for j, f in enumerate(free) if f < t - g), len(free))
-            if j == len(free):
-                free.append(0.0)
-            free[j] = t
-            plan.append(IdleBurst(t - g, sets + j, None))
-            plan.append(IdleBurst(t, sets + j, g))
-        sets += len(free)
+            plan.append(IdleBurst(t - g, sets + k % m, None))
+            plan.append(IdleBurst(t, sets + k % m, g))
+        sets += m
     plan.sort(key=lambda b: b.at_s)
     return plan, sets
 

@@ -81,9 +81,11 @@ IDLE_CONNECTIONS_MAX = 512
 
 def idle_sets(gap_s: float, samples: int, seconds: float) -> int:
     """Sets of connections that ``samples`` staggered samples of ``gap_s`` over ``seconds``
-    use (kvsim.bench.redis_validation.idle_burst_plan): a set is free again one sample step
-    after its gap has passed."""
-    return math.floor(gap_s / (seconds / samples)) + 1
+    take in turn (kvsim.bench.redis_validation.idle_burst_plan): the fewest whose turn comes
+    round after more than the gap, so that a set's next gap starts after its last sample
+    (the small tolerance: a gap a whole number of steps long, 0.3 s in 0.1 s steps, divides
+    to just under it in floating point)."""
+    return math.floor(gap_s / (seconds / samples) * (1 + 1e-9)) + 1
 
 
 def check_config(cfg: DictConfig) -> None:
