@@ -4,28 +4,34 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kvsim-installed
 
-.PHONY: run test test-deep mutate lint bench traces clean
+.PHONY: run test test-deep mutate lint bench traces clean accel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,cluster]'
+	$(PY) -m pip install -q -e '.[dev,cluster,accel]'
 	touch $(STAMP)
 
 # the jobs of `make run` on every core (joblib, from the cluster extra installed above),
 # unless there is only one
 LAUNCHER := $(if $(filter-out 0 1,$(shell nproc 2>/dev/null || echo 1)),hydra/launcher=joblib,)
 
+## accel: compile the hot modules with Cython into build/accel/ when their sources changed
+## (results identical, about 1.4x faster; a failed build is a notice and the sources are used;
+## KVSIM_ACCEL=0 runs the sources)
+accel: $(STAMP)
+	$(PY) -m kvsim.accel build --if-stale --optional
+
 ## run: the placement sweep on the embedded trace, its jobs on every core (table + figures under outputs/sweeps/)
-run: $(STAMP)
+run: $(STAMP) accel
 	$(PY) -m kvsim +experiment=placement_sweep $(LAUNCHER)
 
 ## test: the whole test suite (real-trace tests use ../shared/traces or KVSIM_REAL_TRACE)
-test: $(STAMP)
+test: $(STAMP) accel
 	$(PY) -m pytest -q
 
 ## test-deep: the suite with ten times the hypothesis examples, new random draws (for humans, nightly)
-test-deep: $(STAMP)
+test-deep: $(STAMP) accel
 	KVSIM_HYPOTHESIS_PROFILE=deep $(PY) -m pytest -q
 
 ## mutate: mutation testing (mutmut) of one package, results kept in .mutmut/ between runs:
@@ -53,4 +59,4 @@ traces: $(STAMP)
 	$(PY) -m kvsim.trace.download traces/public
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutmut
+	rm -rf $(VENV) build/accel .pytest_cache .mypy_cache .ruff_cache .mutmut

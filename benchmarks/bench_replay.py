@@ -24,6 +24,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 import kvsim.config  # noqa: F401
+from kvsim import accel
 from kvsim.app import build_cluster, build_prefill, tier_specs
 from kvsim.policy.lru import LRU
 from kvsim.system.cluster import Cluster
@@ -98,8 +99,9 @@ def main() -> int:
           f"policy {args.policy}; router {cfg.router.name}; scheduler {cfg.scheduler.name}; overrides {args.set}")
     print(f"bare LRU replay ({total_cap} blocks, {hits:,} hits): wall {bare_s:.3f} s, CPU {bare_cpu:.3f} s  "
           f"{n / bare_s:,.0f} accesses/s")
+    compiled = len(accel.in_use())
     print(f"full model (SimPy, {len(trace):,} processes):      wall {full_s:.3f} s, CPU {full_cpu:.3f} s  "
-          f"{n / full_s:,.0f} accesses/s")
+          f"{n / full_s:,.0f} accesses/s  ({compiled} modules compiled: python -m kvsim.accel; KVSIM_ACCEL=0 for none)")
     print(f"ratio full / bare: wall {full_s / bare_s:.1f}x, CPU {full_cpu / bare_cpu:.1f}x   "
           f"(best of {args.repeat} full, {5 * args.repeat} bare, interleaved, same run)")
     print(f"peak memory: simulation allocations {peak_sim / 2**20:.0f} MiB (tracemalloc); process RSS {rss / 2**20:.0f} MiB")

@@ -426,6 +426,7 @@ def run_single_tier(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 
 def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    from kvsim import accel
     from kvsim.metrics import OVERLOAD_UTILIZATION, summarize
 
     t0 = time.perf_counter()
@@ -478,6 +479,9 @@ def run_simulation(cfg: DictConfig, out: Path) -> dict[str, Any]:
         "tier_capacity_blocks": caps,
         "tier_copy_capacity_blocks": {t.label: t.capacity_blocks for t in tiers},
         "block_bytes": block_bytes,
+        # how many of the hot modules ran compiled (python -m kvsim.accel): wall times differ
+        # by about 1.4x between builds, results do not
+        "compiled_modules": len(accel.in_use()),
         **summary,
     }
     summary.update(real_ttft_columns(trace, res.records))

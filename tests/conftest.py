@@ -146,7 +146,18 @@ RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
         slurm_ready,
         "no Slurm here (sbatch/sinfo, an idle node); as root, .ci/slurm-setup.sh makes one",
     ),
+    "KVSIM_REQUIRE_ACCEL": (
+        lambda: _accel_current(),
+        "no current compiled build of the hot modules (make accel, or python -m kvsim.accel build: "
+        "Cython from the accel extra and a C compiler)",
+    ),
 }
+
+
+def _accel_current() -> bool:
+    from kvsim import accel
+
+    return accel.enabled() and all(s == "compiled" for _, s in accel.status())
 
 
 def site_probe_env(tmp_path: Path, source: str, variable: str) -> tuple[dict[str, str], Path]:

@@ -1,0 +1,233 @@
+"""An optional compiled build of the simulator's hot modules: Cython, from the unchanged sources.
+
+    python -m kvsim.accel build     # compile MODULES into build/accel/ (Cython and a C compiler)
+    python -m kvsim.accel status    # each module: compiled and current, stale, or not built
+    python -m kvsim.accel clean     # remove build/accel/
+
+Why: the per-request path is plain Python on purpose (readable models; one SimPy process per
+request, bookkeeping between events in dict and list operations), and its profile is flat, so
+no single loop is worth rewriting in another language. Cython compiles the same files to C
+with Python's semantics (no type declarations are added or read: ``annotation_typing`` off),
+which removes the interpreter's dispatch between those operations: about 1.4x on the
+conversation trace's full model, with every per-request record identical
+(``tests/test_accel.py``; numbers in docs/speed.md).
+
+Safety first: a compiled module is imported only when the SHA-256 of its source file equals
+the one it was compiled from (``build/accel/manifest.json``) and the interpreter is the one
+it was compiled for; otherwise the source is imported as usual. An edited file is therefore
+never shadowed by an old build (it is reported as stale by ``status``), and nothing changes
+for a checkout that never built it. ``KVSIM_ACCEL=0`` turns the compiled modules off.
+:func:`in_use` lists the ones this process imported (a run's summary records it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_DIR = ROOT / "build" / "accel"
+MANIFEST = "manifest.json"
+ENV = "KVSIM_ACCEL"
+
+# The modules on the per-request path (docs/speed.md's profile), each compiled whole.
+MODULES = (
+    "kvsim.system.cluster",
+    "kvsim.system.hierarchy",
+    "kvsim.system.topology",
+    "kvsim.system.router",
+    "kvsim.policy.base",
+    "kvsim.index.base",
+    "kvsim.index.redis",
+    "kvsim.index.costs",
+    "kvsim.index.runs",
+    "kvsim.servers",
+    "kvsim.system.scheduler",
+    "kvsim.system.compute",
+)
+# SimPy's event loop, compiled from the installed package's own files (not copied: built
+# from wherever pip put them, checked by hash like ours).
+THIRD_PARTY = ("simpy.core", "simpy.events")
+
+# Python's semantics kept: annotations are not read as C types (a float annotation would
+# otherwise turn an int argument into a C double, and list[int] refuse a subclass).
+DIRECTIVES = {"language_level": 3, "annotation_typing": False, "binding": True}
+
+
+def source_path(module: str, root: Path = ROOT) -> Path:
+    """The source file of ``module``: kvsim's under ``root``, another package's where it is
+    installed (found without this module's finder, which may hold its compiled build)."""
+    if module.split(".")[0] == "kvsim":
+        return root.joinpath(*module.split(".")).with_suffix(".py")
+    parent, _, _ = module.rpartition(".")
+    search = importlib.import_module(parent).__path__ if parent else None
+    spec = importlib.machinery.PathFinder.find_spec(module, search)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise FileNotFoundError(f"no Python source for {module}")
+    return Path(spec.origin)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tag() -> str:
+    """What a compiled module must match: the interpreter and its extension suffix."""
+    return f"{sys.implementation.cache_tag} {importlib.machinery.EXTENSION_SUFFIXES[0]}"
+
+
+def read_manifest(build_dir: Path = BUILD_DIR) -> dict[str, Any] | None:
+    try:
+        data = json.loads((build_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("modules"), dict) else None
+
+
+class CompiledFinder(importlib.abc.MetaPathFinder):
+    """Finds the compiled build of a module of ``entries`` whose source is unchanged."""
+
+    def __init__(self, entries: dict[str, tuple[Path, str, Path]]) -> None:
+        self.entries = entries  # module -> (extension file, source SHA-256, source file)
+        self.used: list[str] = []
+        self.stale: list[str] = []
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        entry = self.entries.get(fullname)
+        if entry is None:
+            return None
+        so, sha, src = entry
+        try:
+            current = digest(src)
+        except OSError:
+            return None
+        if current != sha or not so.is_file():
+            self.stale.append(fullname)
+            return None  # the source, as usual
+        loader = importlib.machinery.ExtensionFileLoader(fullname, str(so))
+        spec = importlib.util.spec_from_file_location(fullname, so, loader=loader)
+        if spec is not None:
+            self.used.append(fullname)
+        return spec
+
+
+def finder(build_dir: Path = BUILD_DIR) -> CompiledFinder | None:
+    """The finder for a build in ``build_dir`` made by this interpreter, or None."""
+    manifest = read_manifest(build_dir)
+    if manifest is None or manifest.get("tag") != _tag():
+        return None
+    entries: dict[str, tuple[Path, str, Path]] = {}
+    for name, rec in manifest["modules"].items():
+        if isinstance(rec, dict) and all(isinstance(rec.get(k), str) for k in ("file", "sha256", "source")):
+            entries[str(name)] = (build_dir / rec["file"], rec["sha256"], Path(rec["source"]))
+    return CompiledFinder(entries) if entries else None
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def install() -> CompiledFinder | None:
+    """Put the compiled build (if any, and unless ``KVSIM_ACCEL=0``) first on the import
+    path. Called by ``kvsim/__init__.py``, before any of MODULES is imported."""
+    if not enabled():
+        return None
+    for present in sys.meta_path:
+        if isinstance(present, CompiledFinder):
+            return present
+    made = finder()
+    if made is not None:
+        sys.meta_path.insert(0, made)
+    return made
+
+
+def in_use() -> list[str]:
+    """The modules this process imported compiled."""
+    for f in sys.meta_path:
+        if isinstance(f, CompiledFinder):
+            return [m for m in f.used if m in sys.modules]
+    return []
+
+
+def build(modules: Sequence[str] = MODULES + THIRD_PARTY, build_dir: Path = BUILD_DIR, root: Path = ROOT,
+          jobs: int | None = None) -> dict[str, Any]:
+    """Compile ``modules`` (their sources under ``root``) into ``build_dir``; returns the manifest."""
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Distribution, Extension
+    except ImportError as e:
+        raise SystemExit(f"kvsim.accel: {e.name} is not installed (pip install -e '.[accel]')") from None
+    import Cython
+
+    jobs = jobs or os.cpu_count() or 1
+    work = build_dir.with_name(build_dir.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    hashes, sources, exts = {}, {}, []
+    for m in modules:
+        src = sources[m] = source_path(m, root)
+        hashes[m] = digest(src)
+        # compiled from its place (kvsim's relative, so a traceback names the project's file);
+        # a file edited meanwhile no longer matches its recorded hash, and its source is used
+        exts.append(Extension(m, [str(src.relative_to(root)) if src.is_relative_to(root) else str(src)]))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        compiled = cythonize(exts, compiler_directives=DIRECTIVES, build_dir=str(work / "c"), nthreads=jobs, quiet=True)
+    finally:
+        os.chdir(cwd)
+    out = work / "lib"
+    dist = Distribution({"ext_modules": compiled, "script_name": "kvsim.accel"})
+    dist.script_args = ["-q", "build_ext", "--build-lib", str(out), "--build-temp", str(work / "obj"), "-j", str(jobs)]
+    os.chdir(work)  # (setuptools would read the project's pyproject.toml from the working directory)
+    try:
+        dist.parse_command_line()
+        dist.run_commands()
+    finally:
+        os.chdir(cwd)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    manifest: dict[str, Any] = {"tag": _tag(), "cython": Cython.__version__, "directives": DIRECTIVES, "modules": {}}
+    for m in modules:
+        rel = Path(*m.split(".")).with_suffix(suffix)
+        if not (out / rel).is_file():
+            raise SystemExit(f"kvsim.accel: {m} was not built (expected {out / rel})")
+        manifest["modules"][m] = {"file": str(rel), "sha256": hashes[m], "source": str(sources[m])}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    # in place at once: a build folder is either the old complete build or the new one
+    old = build_dir.with_name(build_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if build_dir.exists():
+        build_dir.rename(old)
+    out.rename(build_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def status(build_dir: Path = BUILD_DIR, modules: Sequence[str] = MODULES + THIRD_PARTY) -> list[tuple[str, str]]:
+    """(module, state) for ``modules``: ``compiled`` (current), ``stale`` (its source changed
+    since), ``not built`` (no build, or one for another interpreter)."""
+    f = finder(build_dir)
+    out = []
+    for m in modules:
+        entry = f.entries.get(m) if f is not None else None
+        if entry is None or not entry[0].is_file():
+            out.append((m, "not built"))
+        else:
+            try:
+                current = digest(entry[2])
+            except OSError:
+                current = ""
+            out.append((m, "compiled" if current == entry[1] else "stale"))
+    return out
