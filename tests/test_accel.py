@@ -140,3 +140,19 @@ def test_the_compiled_build_gives_the_sources_results(overrides: list[str]) -> N
     used = set(compiled["compiled"])
     assert {"kvsim.system.cluster", "kvsim.system.hierarchy", "kvsim.policy.base", "simpy.core"} <= used
     assert compiled["digest"] == source["digest"] and compiled["link_bytes"] == source["link_bytes"]
+
+
+def test_a_build_is_not_used_for_another_copy_of_its_sources(probe_pkg: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    build_dir = tmp_path / "build"
+    accel.build(["accelprobe.mod"], build_dir=build_dir, root=tmp_path, jobs=1)
+    copy = tmp_path / "copy" / "accelprobe"  # the same bytes elsewhere, first on the path
+    copy.mkdir(parents=True)
+    for f in ("__init__.py", "mod.py"):
+        (copy / f).write_bytes((probe_pkg / f).read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "copy"))
+    sys.modules.pop("accelprobe", None)
+    f = accel.finder(build_dir)
+    assert f is not None
+    mod = _import_with(f, "accelprobe.mod")
+    assert mod.kind() == "source" and mod.__file__ == str(copy / "mod.py") and f.used == []

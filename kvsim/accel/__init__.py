@@ -108,6 +108,11 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         if entry is None:
             return None
         so, sha, src = entry
+        # the file this import would load otherwise must be the one compiled (a copy of the
+        # project, build folder included, would else run the original's build)
+        found = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if found is None or found.origin is None or Path(found.origin).resolve() != src.resolve():
+            return None
         try:
             current = digest(src)
         except OSError:
