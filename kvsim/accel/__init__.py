@@ -54,6 +54,8 @@ MODULES = (
     "kvsim.servers",
     "kvsim.system.scheduler",
     "kvsim.system.compute",
+    "kvsim.trace.jsonl",  # reading a Mooncake file: a JSON line's checks, per line
+    "kvsim.trace.mooncake",
 )
 # SimPy's event loop, compiled from the installed package's own files (not copied: built
 # from wherever pip put them, checked by hash like ours).
