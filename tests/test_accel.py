@@ -66,7 +66,7 @@ def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(probe_pkg:
     rec = manifest["modules"]["accelprobe.mod"]
     assert rec["sha256"] == accel.digest(probe_pkg / "mod.py")
     assert json.loads((build_dir / accel.MANIFEST).read_text()) == manifest
-    assert not build_dir.with_name(build_dir.name + ".tmp").exists()  # the work folder is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "src"]  # no work folder left
 
     f = accel.finder(build_dir)
     assert f is not None
@@ -83,6 +83,18 @@ def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(probe_pkg:
     mod = _import_with(f, "accelprobe.mod")
     assert mod.kind() == "source" and mod.EDITED is True
     assert f.used == [] and f.stale == ["accelprobe.mod"]
+    assert accel.status(build_dir, ["accelprobe.mod"]) == [("accelprobe.mod", "stale")]
+
+
+def test_a_failed_build_leaves_the_previous_one_and_no_work_folder(probe_pkg: Path, tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    accel.build(["accelprobe.mod"], build_dir=build_dir, root=tmp_path, jobs=1)
+    before = (build_dir / accel.MANIFEST).read_text()
+    (probe_pkg / "mod.py").write_text("def broken(:\n")  # Cython refuses it
+    with pytest.raises((Exception, SystemExit)):
+        accel.build(["accelprobe.mod"], build_dir=build_dir, root=tmp_path, jobs=1)
+    assert (build_dir / accel.MANIFEST).read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "src"]
     assert accel.status(build_dir, ["accelprobe.mod"]) == [("accelprobe.mod", "stale")]
 
 

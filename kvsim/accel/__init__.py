@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -178,24 +179,41 @@ def build(modules: Sequence[str] = MODULES + THIRD_PARTY, build_dir: Path = BUIL
     import Cython
 
     jobs = jobs or os.cpu_count() or 1
-    work = build_dir.with_name(build_dir.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of its own: two builds at once (make run and make test) do not mix their files
+    work = Path(tempfile.mkdtemp(prefix=build_dir.name + ".tmp.", dir=build_dir.parent))
+    try:
+        out = work / "lib"
+        manifest = _compile(modules, root, work, out, jobs, cythonize, Distribution, Extension)
+        manifest["cython"] = Cython.__version__
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        # in place by renames: the build folder holds a complete build, the old or the new
+        # one (between the two renames none, and the sources are imported)
+        if build_dir.exists():
+            build_dir.rename(work / "old")
+        out.rename(build_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _compile(modules: Sequence[str], root: Path, work: Path, out: Path, jobs: int,
+             cythonize: Any, distribution: Any, extension: Any) -> dict[str, Any]:
+    """Cython and the C compiler, ``modules`` into ``out``; the manifest without Cython's version."""
     hashes, sources, exts = {}, {}, []
     for m in modules:
         src = sources[m] = source_path(m, root)
         hashes[m] = digest(src)
         # compiled from its place (kvsim's relative, so a traceback names the project's file);
         # a file edited meanwhile no longer matches its recorded hash, and its source is used
-        exts.append(Extension(m, [str(src.relative_to(root)) if src.is_relative_to(root) else str(src)]))
+        exts.append(extension(m, [str(src.relative_to(root)) if src.is_relative_to(root) else str(src)]))
     cwd = os.getcwd()
     os.chdir(root)
     try:
         compiled = cythonize(exts, compiler_directives=DIRECTIVES, build_dir=str(work / "c"), nthreads=jobs, quiet=True)
     finally:
         os.chdir(cwd)
-    out = work / "lib"
-    dist = Distribution({"ext_modules": compiled, "script_name": "kvsim.accel"})
+    dist = distribution({"ext_modules": compiled, "script_name": "kvsim.accel"})
     dist.script_args = ["-q", "build_ext", "--build-lib", str(out), "--build-temp", str(work / "obj"), "-j", str(jobs)]
     os.chdir(work)  # (setuptools would read the project's pyproject.toml from the working directory)
     try:
@@ -204,21 +222,12 @@ def build(modules: Sequence[str] = MODULES + THIRD_PARTY, build_dir: Path = BUIL
     finally:
         os.chdir(cwd)
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    manifest: dict[str, Any] = {"tag": _tag(), "cython": Cython.__version__, "directives": DIRECTIVES, "modules": {}}
+    manifest: dict[str, Any] = {"tag": _tag(), "directives": DIRECTIVES, "modules": {}}
     for m in modules:
         rel = Path(*m.split(".")).with_suffix(suffix)
         if not (out / rel).is_file():
             raise SystemExit(f"kvsim.accel: {m} was not built (expected {out / rel})")
         manifest["modules"][m] = {"file": str(rel), "sha256": hashes[m], "source": str(sources[m])}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-    # in place at once: a build folder is either the old complete build or the new one
-    old = build_dir.with_name(build_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if build_dir.exists():
-        build_dir.rename(old)
-    out.rename(build_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(work, ignore_errors=True)
     return manifest
 
 

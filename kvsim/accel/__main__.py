@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.optional:
                 raise
             msg = " ".join(str(e).split())[:300]
-            print(f"kvsim.accel: no compiled build ({type(e).__name__}: {msg}); the sources are used", file=sys.stderr)
+            print(f"kvsim.accel: no compiled build ({type(e).__name__}: {msg}); a module without a current build runs from its source", file=sys.stderr)
             return 0
         print(f"compiled {len(manifest['modules'])} modules into {BUILD_DIR} (Cython {manifest['cython']})")
         for m, s in status():
