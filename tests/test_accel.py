@@ -30,7 +30,6 @@ PROBE = textwrap.dedent(
         return sum(xs) * scale
 
     def kind() -> str:
-        import sys
         return "compiled" if not __file__.endswith(".py") else "source"
     """
 )
@@ -168,3 +167,12 @@ def test_a_build_is_not_used_for_another_copy_of_its_sources(probe_pkg: Path, tm
     assert f is not None
     mod = _import_with(f, "accelprobe.mod")
     assert mod.kind() == "source" and mod.__file__ == str(copy / "mod.py") and f.used == []
+
+
+def test_the_status_command_lists_every_module_and_says_when_it_is_off() -> None:
+    p = subprocess.run([sys.executable, "-m", "kvsim.accel", "status"], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "KVSIM_ACCEL": "0"})
+    assert p.returncode == 0, p.stderr
+    listed = [line.split()[0] for line in p.stdout.splitlines() if line.startswith("  kvsim.") or line.startswith("  simpy.")]
+    assert listed == [*accel.MODULES, *accel.THIRD_PARTY]
+    assert "KVSIM_ACCEL=0: the sources are imported" in p.stdout
