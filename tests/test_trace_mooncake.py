@@ -322,3 +322,112 @@ def test_byte_order_mark_is_not_data(tmp_path: Path) -> None:
     p = tmp_path / "t.jsonl"
     p.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in _lines(GOOD)).encode())
     assert len(read_mooncake_jsonl(p)) == 3
+
+
+# --- the columnar path (pyarrow): equal to the line reader, never the one that refuses ---------
+def _line_reader(p: Path, **kw) -> Trace:
+    from unittest import mock
+
+    with mock.patch("kvsim.trace.mooncake._read_columnar", return_value=None):
+        return read_mooncake_jsonl(p, **kw)
+
+
+def _same(a: Trace, b: Trace) -> None:
+    for k in ("arrival_s", "input_tokens", "output_tokens", "offsets", "hash_ids"):
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.dtype == y.dtype and np.array_equal(x, y), k
+    assert (a.name, a.source, a.block_tokens, len(a)) == (b.name, b.source, b.block_tokens, len(b))
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.integers(0, 10**7), st.floats(0, 1e7, allow_nan=False)),  # the gap to the previous timestamp
+            st.integers(1, 3000), st.integers(0, 500), st.integers(0, 3), st.booleans(),
+        ),
+        min_size=1, max_size=40,
+    ),
+    max_requests=st.one_of(st.none(), st.integers(1, 45)),
+    gz=st.booleans(),
+)
+def test_the_columnar_path_reads_what_the_line_reader_reads(tmp_path_factory, rows, max_requests, gz) -> None:
+    """Random good files (integer and fractional timestamps, shared and new ids, gzip or not):
+    the columnar path takes them and gives the line reader's arrays exactly."""
+    import gzip
+
+    from kvsim.trace.mooncake import _read_columnar
+
+    t, nxt, recs = 0, 0, []
+    for gap, n_in, n_out, shared, blank in rows:
+        t = t + gap
+        n = -(-n_in // 512)
+        ids = list(range(min(shared, n))) + list(range(nxt + 100, nxt + 100 + n - min(shared, n)))
+        nxt += 100 + n
+        recs.append(json.dumps({"timestamp": t, "input_length": n_in, "output_length": n_out, "hash_ids": ids}))
+        if blank:
+            recs.append("")
+    p = tmp_path_factory.mktemp("col") / ("t.jsonl.gz" if gz else "t.jsonl")
+    data = ("\r\n" if not gz and len(recs) % 2 else "\n").join(recs).encode() + b"\n"
+    p.write_bytes(gzip.compress(data) if gz else data)
+    assert _read_columnar(p, 512, True, max_requests) is not None
+    _same(read_mooncake_jsonl(p, max_requests=max_requests), _line_reader(p, max_requests=max_requests))
+
+
+def test_the_columnar_path_reads_the_real_trace_as_the_line_reader_does(real_trace_path: Path) -> None:
+    from kvsim.trace.mooncake import _read_columnar
+
+    assert _read_columnar(real_trace_path, 512, True, None) is not None
+    _same(read_mooncake_jsonl(real_trace_path), _line_reader(real_trace_path))
+
+
+BAD_INPUTS = Path(__file__).parent / "bad_inputs"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in BAD_INPUTS.glob("*.jsonl")))
+def test_the_columnar_path_declines_every_bad_input_file(name: str) -> None:
+    from kvsim.trace.mooncake import _read_columnar
+
+    assert _read_columnar(BAD_INPUTS / name, 512, True, None) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "line"),
+    [
+        ("a whole float count", '{"timestamp": 9000, "input_length": 600.0, "output_length": 1, "hash_ids": [5, 6]}'),
+        ("a null id", '{"timestamp": 9000, "input_length": 600, "output_length": 1, "hash_ids": [5, null]}'),
+        ("a null count", '{"timestamp": 9000, "input_length": null, "output_length": 1, "hash_ids": [5, 6]}'),
+        ("a repeated key", '{"timestamp": 9000, "input_length": 600, "input_length": 600, "output_length": 1, "hash_ids": [5, 6]}'),
+        ("an id equal to the previous", '{"timestamp": 9000, "input_length": 600, "output_length": 1, "hash_ids": [5, 5]}'),
+        ("a timestamp past 2**53 ms", '{"timestamp": 9007199254740993, "input_length": 600, "output_length": 1, "hash_ids": [5, 6]}'),
+        ("another field", '{"timestamp": 9000, "input_length": 600, "output_length": 1, "hash_ids": [5, 6], "x": 1}'),
+        ("a short block list", '{"timestamp": 9000, "input_length": 1100, "output_length": 1, "hash_ids": [5, 6]}'),
+    ],
+)
+def test_the_columnar_path_declines_what_it_cannot_vouch_for(tmp_path: Path, case: str, line: str) -> None:
+    """Anything in doubt goes to the line reader, which accepts (12.0 is 12; the last key of a
+    repeated one counts) or names the line, exactly as without the columnar path."""
+    from kvsim.trace.mooncake import _read_columnar
+
+    p = _write(tmp_path, [*_lines(GOOD), line])
+    assert _read_columnar(p, 512, True, None) is None
+    try:
+        expected: Trace | str = _line_reader(p)
+    except TraceFormatError as e:
+        expected = str(e)
+    try:
+        got: Trace | str = read_mooncake_jsonl(p)
+    except TraceFormatError as e:
+        got = str(e)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, Trace)
+        _same(got, expected)
+
+
+def test_a_bad_line_after_max_requests_does_not_stop_either_path(tmp_path: Path) -> None:
+    p = _write(tmp_path, [*_lines(GOOD), '{"timestamp": 1, "input_length": 0}'])
+    _same(read_mooncake_jsonl(p, max_requests=3), _line_reader(p, max_requests=3))
+    with pytest.raises(TraceFormatError):
+        read_mooncake_jsonl(p)

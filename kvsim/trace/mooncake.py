@@ -71,6 +71,12 @@ def read_mooncake_jsonl(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"trace file not found: {p}")
+    name = name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem)
+    fast = _read_columnar(p, block_tokens, check_block_count, max_requests)
+    if fast is not None:
+        arrival, n_in_a, n_out_a, offsets, hash_ids = fast
+        return Trace(arrival_s=arrival, input_tokens=n_in_a, output_tokens=n_out_a, offsets=offsets,
+                     hash_ids=hash_ids, block_tokens=block_tokens, name=name, source=str(p))
     ts = array("d")
     inp = array("q")
     out = array("q")
@@ -122,9 +128,73 @@ def read_mooncake_jsonl(
         # No copy: the numpy array keeps the buffer alive, and a 100x trace's ids are 235 MB.
         hash_ids=np.frombuffer(ids, dtype=np.int64),
         block_tokens=block_tokens,
-        name=name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem),
+        name=name,
         source=str(p),
     )
+
+
+_SCHEMA_FIELDS = (("timestamp", "float64"), ("input_length", "int64"), ("output_length", "int64"))
+
+
+def _read_columnar(
+    p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The file parsed whole by pyarrow's JSON reader (C++, in blocks, on every core) and
+    checked with numpy: the arrays the line reader builds, or None when anything is in doubt
+    -- a value of another type (pyarrow refuses ``12.0`` for an integer, ``true`` for a number,
+    an id past int64), a field missing or null or not one of the four, a byte-order mark, any
+    check failing -- and
+    then the line reader reads the file and names the first bad line. So this path never
+    decides that a file is bad, and it accepts only what the line reader accepts, with the
+    same values (written for speed: 5-6 us a line in Python; tests/test_trace_mooncake.py
+    holds the two equal)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pj
+    except ImportError:
+        return None
+    with p.open("rb") as fh:
+        head = fh.read(3)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return None
+    schema = pa.schema([*(pa.field(k, getattr(pa, t)()) for k, t in _SCHEMA_FIELDS), pa.field("hash_ids", pa.list_(pa.int64()))])
+    # another field declines (the line reader ignores it): pyarrow would skip its text
+    # unchecked, where the line reader refuses a line whose bytes are not UTF-8
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    try:
+        source = pa.input_stream(str(p), compression="gzip" if head.startswith(b"\x1f\x8b") else None)
+        with source:
+            table = pj.read_json(source, parse_options=options)
+    except Exception:  # not JSON as pyarrow reads it: the line reader decides
+        return None
+    if max_requests is not None:
+        table = table.slice(0, max_requests)
+    if table.num_rows == 0 or any(c.null_count for c in table.columns):
+        return None
+    ts = table.column("timestamp").to_numpy()
+    n_in = table.column("input_length").to_numpy()
+    n_out = table.column("output_length").to_numpy()
+    lists = table.column("hash_ids").combine_chunks()
+    ids_arrow = lists.flatten()  # (respects the slice)
+    if ids_arrow.null_count:
+        return None
+    lengths = lists.value_lengths().to_numpy()
+    ids = ids_arrow.to_numpy()
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # the line reader's checks, each on every line at once
+    if not (np.isfinite(ts).all() and ts.min() >= 0 and ts.max() < 2.0**53):  # (ints exact as floats)
+        return None
+    if (np.diff(ts) < 0).any() or n_in.min() < 1 or n_out.min() < 0 or lengths.min() < 1 or ids.min() < 0:
+        return None
+    rising = np.diff(ids) > 0
+    rising[offsets[1:-1] - 1] = True  # a request's first id need not exceed the last one's
+    if not rising.all():
+        return None
+    if check_block_count and (lengths != -(-n_in // block_tokens)).any():
+        return None
+    return (ts / 1000.0, np.ascontiguousarray(n_in, dtype=np.int64), np.ascontiguousarray(n_out, dtype=np.int64),
+            offsets, np.ascontiguousarray(ids, dtype=np.int64))
 
 
 def write_mooncake_jsonl(trace: Trace, path: str | os.PathLike[str]) -> Path:
