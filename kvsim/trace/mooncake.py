@@ -193,8 +193,13 @@ def _read_columnar(
         return None
     if check_block_count and (lengths != -(-n_in // block_tokens)).any():
         return None
-    return (ts / 1000.0, np.ascontiguousarray(n_in, dtype=np.int64), np.ascontiguousarray(n_out, dtype=np.int64),
-            offsets, np.ascontiguousarray(ids, dtype=np.int64))
+    out = (ts / 1000.0, np.ascontiguousarray(n_in, dtype=np.int64), np.ascontiguousarray(n_out, dtype=np.int64),
+           offsets, np.ascontiguousarray(ids, dtype=np.int64))
+    del table, lists, ids_arrow
+    # the parse's buffers back to the system: the simulation that follows grows from here
+    # (a 1.2 M-line file: 0.75 -> 0.44 GB resident after the read)
+    pa.default_memory_pool().release_unused()
+    return out
 
 
 def write_mooncake_jsonl(trace: Trace, path: str | os.PathLike[str]) -> Path:
