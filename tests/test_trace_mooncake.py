@@ -431,3 +431,16 @@ def test_a_bad_line_after_max_requests_does_not_stop_either_path(tmp_path: Path)
     _same(read_mooncake_jsonl(p, max_requests=3), _line_reader(p, max_requests=3))
     with pytest.raises(TraceFormatError):
         read_mooncake_jsonl(p)
+
+
+def test_a_prefix_is_read_without_parsing_the_rest_of_a_large_file(tmp_path: Path) -> None:
+    """max_requests stops the columnar path after the blocks that hold the prefix: a bad line
+    megabytes later is never parsed (the line reader would not reach it either)."""
+    from kvsim.trace.mooncake import _read_columnar
+
+    good = json.dumps({"timestamp": 0, "input_length": 600, "output_length": 1, "hash_ids": [0, 1]})
+    p = _write(tmp_path, [good] * 60_000 + ['{"timestamp": "bad"}'])  # about 4 MB before the bad line
+    assert p.stat().st_size > 3 * 2**20
+    assert _read_columnar(p, 512, True, 3) is not None
+    assert _read_columnar(p, 512, True, None) is None
+    _same(read_mooncake_jsonl(p, max_requests=3), _line_reader(p, max_requests=3))

@@ -139,15 +139,14 @@ _SCHEMA_FIELDS = (("timestamp", "float64"), ("input_length", "int64"), ("output_
 def _read_columnar(
     p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """The file parsed whole by pyarrow's JSON reader (C++, in blocks, on every core) and
-    checked with numpy: the arrays the line reader builds, or None when anything is in doubt
-    -- a value of another type (pyarrow refuses ``12.0`` for an integer, ``true`` for a number,
-    an id past int64), a field missing or null or not one of the four, a byte-order mark, any
-    check failing -- and
-    then the line reader reads the file and names the first bad line. So this path never
-    decides that a file is bad, and it accepts only what the line reader accepts, with the
-    same values (written for speed: 5-6 us a line in Python; tests/test_trace_mooncake.py
-    holds the two equal)."""
+    """The file parsed by pyarrow's streaming JSON reader (C++, block by block) and checked
+    with numpy: the arrays the line reader builds, or None when anything is in doubt -- a
+    value of another type (pyarrow refuses ``12.0`` for an integer, ``true`` for a number, an
+    id past int64), a field missing or null or not one of the four, a byte-order mark, any
+    check failing -- and then the line reader reads the file and names the first bad line.
+    So this path never decides that a file is bad, and it accepts only what the line reader
+    accepts, with the same values (written for speed: the line reader costs 5-6 us a line in
+    Python; tests/test_trace_mooncake.py holds the two equal)."""
     try:
         import pyarrow as pa
         import pyarrow.json as pj
@@ -162,11 +161,18 @@ def _read_columnar(
     # unchecked, where the line reader refuses a line whose bytes are not UTF-8
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
     try:
-        source = pa.input_stream(str(p), compression="gzip" if head.startswith(b"\x1f\x8b") else None)
-        with source:
-            table = pj.read_json(source, parse_options=options)
+        with pa.input_stream(str(p), compression="gzip" if head.startswith(b"\x1f\x8b") else None) as source:
+            reader = pj.open_json(source, parse_options=options)
+            batches, rows = [], 0
+            for batch in reader:  # block by block: a prefix (max_requests) stops early
+                batches.append(batch)
+                rows += batch.num_rows
+                if max_requests is not None and rows >= max_requests:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
     except Exception:  # not JSON as pyarrow reads it: the line reader decides
         return None
+    del batches
     if max_requests is not None:
         table = table.slice(0, max_requests)
     if table.num_rows == 0 or any(c.null_count for c in table.columns):
