@@ -80,7 +80,8 @@ def main() -> int:
         lin_cpu = cpu / (first["cpu"] / first["acc"] * acc)
         print(f"{k:>4}x {summary['requests']:>10,} {acc:>11,} {gen_s:>7.1f} {wall:>8.1f} {cpu:>7.1f} "
               f"{summary['wall_time_s']:>8.1f} {acc / wall / 1e6:>8.3f}M {rss / 2**30:>7.2f}GB "
-              f"{lin_wall:>9.2f} {lin_cpu:>8.2f}   load {os.getloadavg()[0]:.1f}", flush=True)
+              f"{lin_wall:>9.2f} {lin_cpu:>8.2f}   load {os.getloadavg()[0]:.1f}, "
+              f"{summary.get('compiled_modules', 0)} modules compiled (KVSIM_ACCEL=0 for none)", flush=True)
     return 0
 
 

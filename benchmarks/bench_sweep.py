@@ -90,11 +90,14 @@ def main() -> int:
                 print(f"round {r} {name:>6}: {t:6.1f} s wall, {cpu:6.1f} s CPU, {stolen:4.1f} s stolen "
                       f"(load {os.getloadavg()[0]:.1f}); {split} s", flush=True)
             print(f"round {r}: {times['basic'][-1] / times['joblib'][-1]:.2f}x", flush=True)
-        pd.testing.assert_frame_equal(table(Path(tmp) / "basic0"), table(Path(tmp) / "joblib0"))
+        basic0 = table(Path(tmp) / "basic0")
+        pd.testing.assert_frame_equal(basic0, table(Path(tmp) / "joblib0"))
+        compiled = sorted({int(v) for v in basic0.get("compiled_modules", pd.Series([0]))})
     b, j = min(times["basic"]), min(times["joblib"])
     paired = statistics.median(x / y for x, y in zip(times["basic"], times["joblib"], strict=True))
     print(f"basic {b:.1f} s, joblib (n_jobs={a.n_jobs}) {j:.1f} s: speedup {b / j:.2f}x (best of {a.rounds}), "
-          f"{paired:.2f}x (median of the rounds' ratios); tables equal; load average after: {os.getloadavg()}")
+          f"{paired:.2f}x (median of the rounds' ratios); tables equal; load average after: {os.getloadavg()}; "
+          f"modules compiled in the jobs: {compiled} (KVSIM_ACCEL=0 for none)")
     return 0
 
 
