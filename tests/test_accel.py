@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ PROBE = textwrap.dedent(
 
 
 @pytest.fixture
-def probe_pkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def probe_pkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A package ``accelprobe`` with one module, importable from ``tmp_path``."""
     pkg = tmp_path / "src" / "accelprobe"
     pkg.mkdir(parents=True)
