@@ -41,7 +41,7 @@ from kvsim.bench.redis_validation import (
     turn_profile,
     turns_per_command,
 )
-from kvsim.bench.validation_settings import idle_sets
+from kvsim.bench.validation_settings import idle_halves, idle_sets
 from kvsim.calibrate.redis_bench import commandstats
 from kvsim.calibrate.replay_client import (
     Probe,
@@ -248,6 +248,8 @@ def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
     plan, sets = idle_burst_plan([1.0, 0.1], samples=4, seconds=2.0)
     assert sets == 4 == idle_sets(1.0, 4, 2.0) + idle_sets(0.1, 4, 2.0)  # the config check's count
     assert idle_sets(0.3, 30, 3.0) == 4  # 0.3 / 0.1 is 2.9999999999999996 in floating point
+    # the measurement runs in two halves (before and after the replays), one step apart as the whole
+    assert idle_halves(32, 12.0) == (16, 6.0) and idle_halves(33, 12.0) == (16, 6.0) and idle_halves(1, 2.0) == (1, 1.0)
     _, sets = idle_burst_plan([0.03, 0.3, 3.0], samples=32, seconds=12.0)
     assert sets == 11 == sum(idle_sets(g, 32, 12.0) for g in (0.03, 0.3, 3.0))  # the defaults: 9 + 1 + 1
     measured = [(round(b.at_s, 6), b.conns, b.gap_s) for b in plan if b.gap_s is not None]

@@ -107,26 +107,34 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         self.used: list[str] = []
         self.stale: list[str] = []
 
+    def state(self, name: str, origin: str | Path | None) -> str:
+        """``compiled`` if the build of ``name`` may be imported in place of the source file
+        ``origin`` (the one an import would load otherwise), ``stale`` if that file changed
+        since the build, ``not built`` if there is no build of it (or one of another copy
+        of the sources: a copy of the project, build folder included, runs its own)."""
+        entry = self.entries.get(name)
+        if entry is None or origin is None:
+            return "not built"
+        so, sha, src = entry
+        if Path(origin).resolve() != src.resolve() or not so.is_file():
+            return "not built"
+        try:
+            return "compiled" if digest(src) == sha else "stale"
+        except OSError:
+            return "not built"
+
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        entry = self.entries.get(fullname)
-        if entry is None:
+        if fullname not in self.entries:
             return None
-        so, sha, src = entry
-        # the file this import would load otherwise must be the one compiled (a copy of the
-        # project, build folder included, would else run the original's build)
         found = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if found is None or found.origin is None or Path(found.origin).resolve() != src.resolve():
-            return None
-        try:
-            current = digest(src)
-        except OSError:
-            return None
-        if current != sha or not so.is_file():
-            self.stale.append(fullname)
+        state = self.state(fullname, found.origin if found is not None else None)
+        if state != "compiled":
+            if state == "stale":
+                self.stale.append(fullname)
             return None  # the source, as usual
-        loader = importlib.machinery.ExtensionFileLoader(fullname, str(so))
-        spec = importlib.util.spec_from_file_location(fullname, so, loader=loader)
+        so = self.entries[fullname][0]
+        spec = importlib.util.spec_from_file_location(fullname, so, loader=importlib.machinery.ExtensionFileLoader(fullname, str(so)))
         if spec is not None:
             self.used.append(fullname)
         return spec
@@ -234,18 +242,21 @@ def _compile(modules: Sequence[str], root: Path, work: Path, out: Path, jobs: in
 
 
 def status(build_dir: Path = BUILD_DIR, modules: Sequence[str] = MODULES + THIRD_PARTY) -> list[tuple[str, str]]:
-    """(module, state) for ``modules``: ``compiled`` (current), ``stale`` (its source changed
-    since), ``not built`` (no build, or one for another interpreter)."""
+    """(module, state) for ``modules``, by the rule imports follow (:meth:`CompiledFinder.state`):
+    ``compiled``, ``stale`` (its source changed since), ``not built`` (no build, one for
+    another interpreter, or one of other sources)."""
     f = finder(build_dir)
     out = []
     for m in modules:
-        entry = f.entries.get(m) if f is not None else None
-        if entry is None or not entry[0].is_file():
-            out.append((m, "not built"))
-        else:
-            try:
-                current = digest(entry[2])
-            except OSError:
-                current = ""
-            out.append((m, "compiled" if current == entry[1] else "stale"))
+        try:
+            origin: Path | None = source_path(m)
+        except (FileNotFoundError, ImportError):
+            origin = None
+        out.append((m, f.state(m, origin) if f is not None else "not built"))
     return out
+
+
+def current(build_dir: Path = BUILD_DIR) -> bool:
+    """Every module compiled from its current source (whether or not ``KVSIM_ACCEL`` lets
+    imports use the build: :func:`enabled`)."""
+    return all(s == "compiled" for _, s in status(build_dir))

@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 
-from kvsim.accel import BUILD_DIR, ENV, build, enabled, status
+from kvsim.accel import BUILD_DIR, ENV, build, current, enabled, status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(BUILD_DIR, ignore_errors=True)
         print(f"removed {BUILD_DIR}")
         return 0
-    if args.command == "build" and args.if_stale and all(s == "compiled" for _, s in status()):
+    if args.command == "build" and args.if_stale and current():
         print(f"kvsim.accel: the compiled build in {BUILD_DIR} is current")
         return 0
     if args.command == "build":
@@ -37,9 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"kvsim.accel: no compiled build ({type(e).__name__}: {msg}); a module without a current build runs from its source", file=sys.stderr)
             return 0
         print(f"compiled {len(manifest['modules'])} modules into {BUILD_DIR} (Cython {manifest['cython']})")
-        for m, s in status():
-            print(f"  {m:28s} {s}")
-        return 0
     for m, s in status():
         print(f"  {m:28s} {s}")
     if not enabled():

@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from kvsim.bench.validation_settings import RedisValidationSettings, idle_sets
+from kvsim.bench.validation_settings import RedisValidationSettings, idle_halves, idle_sets
 from kvsim.calibrate.redis_bench import (
     commandstats,
     measure_redis,
@@ -1156,11 +1156,12 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             # it drifts by a few us over minutes on one server (docs/redis_validation.md, eighth
             # pass), and the two halves bracket the replays it is for.
             rng_idle = np.random.default_rng(seed + 1)
+            half_samples, half_seconds = idle_halves(s.idle_samples, s.idle_seconds)
 
             def measure_idle(when: str) -> list[tuple[float, float]]:
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority):
                     got = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
-                                               max(1, s.idle_samples // 2), s.idle_seconds / 2)
+                                               half_samples, half_seconds)
                 if got:
                     log.info("redis_validation: %s the replays, a command on a connection idle %s costs the server "
                              "%s more than after %g s", when, ", ".join(f"{g:g} s" for g, _ in got[1:]),

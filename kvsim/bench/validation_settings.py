@@ -79,6 +79,12 @@ class RedisValidationSettings:
 IDLE_CONNECTIONS_MAX = 512
 
 
+def idle_halves(samples: int, seconds: float) -> tuple[int, float]:
+    """Samples per gap and seconds of each of the idle measurement's two halves (before the
+    replays and after): what idle_samples and idle_seconds come to in one."""
+    return max(1, samples // 2), seconds / 2
+
+
 def idle_sets(gap_s: float, samples: int, seconds: float) -> int:
     """Sets of connections that ``samples`` staggered samples of ``gap_s`` over ``seconds``
     take in turn (kvsim.bench.redis_validation.idle_burst_plan): the fewest whose turn comes
@@ -106,9 +112,10 @@ def check_config(cfg: DictConfig) -> None:
         d = RedisValidationSettings()  # (the ranges are checked before this: positive counts and seconds)
         n = int(exp.get("idle_samples", d.idle_samples))
         secs, conns = float(exp.get("idle_seconds", d.idle_seconds)), int(exp.get("connections", d.connections))
-        total = sum(idle_sets(g, n, secs) for g in gaps) * conns
+        half_n, half_s = idle_halves(n, secs)  # (a half's sets are open at once; the other's later)
+        total = sum(idle_sets(g, half_n, half_s) for g in gaps) * conns
         if total > IDLE_CONNECTIONS_MAX:
             raise ConfigError(f"experiment.idle_gaps_s: {n} samples of a {gaps[-1]:g} s gap in {secs:g} s "
-                              f"(experiment.idle_samples, experiment.idle_seconds) need {idle_sets(gaps[-1], n, secs)} sets "
+                              f"(experiment.idle_samples, experiment.idle_seconds) need {idle_sets(gaps[-1], half_n, half_s)} sets "
                               f"of {conns} connections, {total} in all over the gaps; at most {IDLE_CONNECTIONS_MAX}: "
                               "fewer samples, more seconds or shorter gaps")

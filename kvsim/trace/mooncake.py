@@ -133,9 +133,6 @@ def read_mooncake_jsonl(
     )
 
 
-_SCHEMA_FIELDS = (("timestamp", "float64"), ("input_length", "int64"), ("output_length", "int64"))
-
-
 def _read_columnar(
     p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -156,7 +153,8 @@ def _read_columnar(
         head = fh.read(3)
     if head.startswith(b"\xef\xbb\xbf"):
         return None
-    schema = pa.schema([*(pa.field(k, getattr(pa, t)()) for k, t in _SCHEMA_FIELDS), pa.field("hash_ids", pa.list_(pa.int64()))])
+    schema = pa.schema([("timestamp", pa.float64()), ("input_length", pa.int64()), ("output_length", pa.int64()),
+                        ("hash_ids", pa.list_(pa.int64()))])
     # another field declines (the line reader ignores it): pyarrow would skip its text
     # unchecked, where the line reader refuses a line whose bytes are not UTF-8
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
