@@ -83,6 +83,8 @@ def source_path(module: str, root: Path = ROOT) -> Path:
 
 
 def digest(path: Path) -> str:
+    # not kvsim.trace.download.sha256_of: importing it here, before the finder is installed,
+    # would import the trace reader from its source (kvsim.trace imports it)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
