@@ -567,9 +567,10 @@ class Cluster:
                 if r.remaining == 0:
                     done = True
                     break
-            snap: list[tuple[_Req, int, int, int]] = []
+            # The state of each request a planned iteration changes, as the first one left
+            # it (taken as the plan reaches it: the queue behind the batches may be long).
+            snap: dict[int, tuple[_Req, int, int, int]] = {}
             if not fcfs and not done:
-                snap = [(r, r.seg, r.off, r.remaining) for r in inst.queue]
                 while len(plan) < _MAX_PLAN:
                     nxt = sched.batch(inst.queue)
                     if not all(r.started for r, _ in nxt):
@@ -577,6 +578,8 @@ class Cluster:
                     rows_i = []
                     c = 0.0
                     for r, k in nxt:
+                        if r.i not in snap:
+                            snap[r.i] = (r, r.seg, r.off, r.remaining)
                         own = r.take(k, flops) / rate
                         c += own
                         rows_i.append((r, k, own))
@@ -611,7 +614,7 @@ class Cluster:
                 inst.gate = None
                 applied = inst.cut
                 if applied < len(plan):  # cut by an arrival: undo the iterations after it
-                    for r, seg, off, rem in snap:
+                    for r, seg, off, rem in snap.values():
                         r.seg, r.off, r.remaining = seg, off, rem
                     for _, rows_i in plan[1:applied]:
                         for r, k, _ in rows_i:
@@ -625,14 +628,20 @@ class Cluster:
                     r.own_compute += own
                     inst.load -= k
             finished = False
-            for r, _, _ in plan[applied - 1][1]:
+            last_rows = plan[applied - 1][1]
+            for r, _, _ in last_rows:
                 if r.remaining == 0:
                     finished = True
                     inst.served += 1
                     assert r.done is not None
                     r.done.succeed()
             if finished:
-                inst.queue = [r for r in inst.queue if r.remaining]
+                # A batch is the head of the queue, in order (Scheduler.batch), so the requests
+                # that finished are there: the head is rebuilt, not the whole queue (an
+                # overloaded instance's queue grows without bound).
+                q = inst.queue
+                m = len(last_rows)
+                q[:m] = [r for r in q[:m] if r.remaining]
 
     def _open(self, inst: Instance, gen: int, _event: simpy.Event) -> None:
         if inst.gen == gen and inst.gate is not None and not inst.gate.triggered:
