@@ -320,6 +320,31 @@ def test_a_backlog_does_not_slow_the_iteration_loop(scheduler: Scheduler) -> Non
     assert many <= few * 1.1 + 1
 
 
+def test_a_run_freezes_its_old_objects_and_thaws_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backlog of a long run is kept out of full collections (kvsim.memory.OldObjects,
+    every 10 requests here) while it runs, and nothing stays frozen after it."""
+    import gc
+
+    import kvsim.system.cluster as cluster_module
+    from kvsim.memory import OldObjects
+
+    seen: list[int] = []
+
+    class Often(OldObjects):
+        def __init__(self) -> None:
+            super().__init__(every=10)
+
+    class Spy(QueueHooks):
+        def enqueued(self, instance: int, blocks: Any, now: float) -> None:
+            seen.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(cluster_module, "OldObjects", Often)
+    tr = tiny_trace([(i * 1e-4, 2000, [10 * i, 10 * i + 1]) for i in range(50)])  # a backlog builds
+    tiny_node(tr, 1000, 1000, 25e9, scheduler=Scheduler("chunked", 1000, 400), hooks=Spy()).run()
+    assert len(seen) == 50 and seen[0] == 0 and seen[-1] > 0
+    assert gc.get_freeze_count() == 0
+
+
 def _reuse_case(overlap: bool, pcie_Bps: float, recompute: str = "load") -> tuple[dict[str, np.ndarray], float, float]:
     """Request 0 computes blocks 0-3 (2048 tokens); the GPU tier holds none, so they go to
     DRAM; request 1 (2560 tokens) reuses them, loading 4 MiB over PCIe, and computes 512."""

@@ -49,6 +49,7 @@ import numpy as np
 import simpy
 
 from kvsim.index.base import IndexModel
+from kvsim.memory import OldObjects
 from kvsim.servers import PriorityServer
 from kvsim.system.compute import PrefillModel
 from kvsim.system.hierarchy import TierHierarchy, _any_of
@@ -317,15 +318,17 @@ class Cluster:
         self._moved = np.zeros(n, dtype=np.int64)  # bytes of demotions (and stores below the GPU) per request
 
     # ------------------------------------------------------------------------------
-    def _source(self, progress: Any) -> Generator[simpy.Event, Any, None]:
+    def _source(self, progress: Any, old: OldObjects) -> Generator[simpy.Event, Any, None]:
         env = self.env
         arrival = self.arrival_s.tolist()
         step = max(1, len(arrival) // 200)
+        tick = old.tick
         for i, t in enumerate(arrival):
             delay = t - env.now
             if delay > 0:
                 yield env.timeout(delay)
             env.process(self._request(i))
+            tick()
             if progress is not None and i % step == 0:
                 progress.update(step if i else 0)
 
@@ -671,8 +674,9 @@ class Cluster:
             bar = tqdm(total=len(self.trace), unit="req", desc="simulate", mininterval=0.5)
         for inst in self.instances:
             self.env.process(self._loop(inst))
-        self.env.process(self._source(bar))
-        self.env.run()
+        with OldObjects() as old:
+            self.env.process(self._source(bar, old))
+            self.env.run()
         if bar is not None:
             bar.update(len(self.trace) - bar.n)
             bar.close()
