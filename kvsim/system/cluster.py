@@ -644,6 +644,7 @@ class Cluster:
                 # overloaded instance's queue grows without bound).
                 q = inst.queue
                 m = len(last_rows)
+                assert q[0] is last_rows[0][0] and q[m - 1] is last_rows[-1][0]
                 q[:m] = [r for r in q[:m] if r.remaining]
 
     def _open(self, inst: Instance, gen: int, _event: simpy.Event) -> None:
