@@ -112,6 +112,12 @@ def slurm_ready() -> bool:
     return p.returncode == 0 and "idle" in p.stdout.split()
 
 
+def _accel_current() -> bool:
+    from kvsim import accel  # (imported when asked)
+
+    return accel.enabled() and accel.current()
+
+
 #: switch -> (is the resource there?, what is missing and how to get it)
 RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
     "KVSIM_REQUIRE_REAL_TRACE": (
@@ -147,17 +153,11 @@ RESOURCES: dict[str, tuple[Callable[[], bool], str]] = {
         "no Slurm here (sbatch/sinfo, an idle node); as root, .ci/slurm-setup.sh makes one",
     ),
     "KVSIM_REQUIRE_ACCEL": (
-        lambda: _accel_current(),  # (imported when asked: kvsim's import installs the build)
+        _accel_current,
         "no current compiled build of the hot modules (make accel, or python -m kvsim.accel build: "
         "Cython from the accel extra and a C compiler)",
     ),
 }
-
-
-def _accel_current() -> bool:
-    from kvsim import accel
-
-    return accel.enabled() and accel.current()
 
 
 def site_probe_env(tmp_path: Path, source: str, variable: str) -> tuple[dict[str, str], Path]:

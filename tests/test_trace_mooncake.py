@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kvsim.trace.mooncake import read_mooncake_jsonl, write_mooncake_jsonl
+from kvsim.trace.mooncake import _read_columnar, read_mooncake_jsonl, write_mooncake_jsonl
 from kvsim.trace.schema import Trace, TraceFormatError
 
 from .conftest import examples
@@ -356,8 +356,6 @@ def test_the_columnar_path_reads_what_the_line_reader_reads(tmp_path_factory, ro
     the columnar path takes them and gives the line reader's arrays exactly."""
     import gzip
 
-    from kvsim.trace.mooncake import _read_columnar
-
     t, nxt, recs = 0, 0, []
     for gap, n_in, n_out, shared, blank in rows:
         t = t + gap
@@ -375,8 +373,6 @@ def test_the_columnar_path_reads_what_the_line_reader_reads(tmp_path_factory, ro
 
 
 def test_the_columnar_path_reads_the_real_trace_as_the_line_reader_does(real_trace_path: Path) -> None:
-    from kvsim.trace.mooncake import _read_columnar
-
     assert _read_columnar(real_trace_path, 512, True, None) is not None
     _same(read_mooncake_jsonl(real_trace_path), _line_reader(real_trace_path))
 
@@ -386,8 +382,6 @@ BAD_INPUTS = Path(__file__).parent / "bad_inputs"
 
 @pytest.mark.parametrize("name", sorted(p.name for p in BAD_INPUTS.glob("*.jsonl")))
 def test_the_columnar_path_declines_every_bad_input_file(name: str) -> None:
-    from kvsim.trace.mooncake import _read_columnar
-
     assert _read_columnar(BAD_INPUTS / name, 512, True, None) is None
 
 
@@ -407,8 +401,6 @@ def test_the_columnar_path_declines_every_bad_input_file(name: str) -> None:
 def test_the_columnar_path_declines_what_it_cannot_vouch_for(tmp_path: Path, case: str, line: str) -> None:
     """Anything in doubt goes to the line reader, which accepts (12.0 is 12; the last key of a
     repeated one counts) or names the line, exactly as without the columnar path."""
-    from kvsim.trace.mooncake import _read_columnar
-
     p = _write(tmp_path, [*_lines(GOOD), line])
     assert _read_columnar(p, 512, True, None) is None
     try:
@@ -436,8 +428,6 @@ def test_a_bad_line_after_max_requests_does_not_stop_either_path(tmp_path: Path)
 def test_a_prefix_is_read_without_parsing_the_rest_of_a_large_file(tmp_path: Path) -> None:
     """max_requests stops the columnar path after the blocks that hold the prefix: a bad line
     megabytes later is never parsed (the line reader would not reach it either)."""
-    from kvsim.trace.mooncake import _read_columnar
-
     good = json.dumps({"timestamp": 0, "input_length": 600, "output_length": 1, "hash_ids": [0, 1]})
     p = _write(tmp_path, [good] * 60_000 + ['{"timestamp": "bad"}'])  # about 4 MB before the bad line
     assert p.stat().st_size > 3 * 2**20

@@ -71,12 +71,21 @@ def read_mooncake_jsonl(
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"trace file not found: {p}")
-    name = name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem)
-    fast = _read_columnar(p, block_tokens, check_block_count, max_requests)
-    if fast is not None:
-        arrival, n_in_a, n_out_a, offsets, hash_ids = fast
-        return Trace(arrival_s=arrival, input_tokens=n_in_a, output_tokens=n_out_a, offsets=offsets,
-                     hash_ids=hash_ids, block_tokens=block_tokens, name=name, source=str(p))
+    arrays = _read_columnar(p, block_tokens, check_block_count, max_requests)
+    if arrays is None:  # anything in doubt: the line reader, which names the first bad line
+        arrays = _read_lines(p, block_tokens, check_block_count, max_requests)
+    arrival, n_in, n_out, offsets, hash_ids = arrays
+    return Trace(arrival_s=arrival, input_tokens=n_in, output_tokens=n_out, offsets=offsets, hash_ids=hash_ids,
+                 block_tokens=block_tokens, name=name or (Path(p.stem).stem if p.suffix == ".gz" else p.stem),
+                 source=str(p))
+
+
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # arrival s, in, out, offsets, ids
+
+
+def _read_lines(p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None) -> _Arrays:
+    """The file line by line, every field checked; the first bad line raises
+    :class:`TraceFormatError` naming it."""
     ts = array("d")
     inp = array("q")
     out = array("q")
@@ -119,23 +128,17 @@ def read_mooncake_jsonl(
             break
     if not ts:
         raise TraceFormatError(p, 0, "<file>", "no requests")
-    arrival = np.frombuffer(ts, dtype=np.float64).copy()
-    return Trace(
-        arrival_s=arrival,
-        input_tokens=np.frombuffer(inp, dtype=np.int64).copy(),
-        output_tokens=np.frombuffer(out, dtype=np.int64).copy(),
-        offsets=np.frombuffer(offs, dtype=np.int64).copy(),
+    return (
+        np.frombuffer(ts, dtype=np.float64).copy(),
+        np.frombuffer(inp, dtype=np.int64).copy(),
+        np.frombuffer(out, dtype=np.int64).copy(),
+        np.frombuffer(offs, dtype=np.int64).copy(),
         # No copy: the numpy array keeps the buffer alive, and a 100x trace's ids are 235 MB.
-        hash_ids=np.frombuffer(ids, dtype=np.int64),
-        block_tokens=block_tokens,
-        name=name,
-        source=str(p),
+        np.frombuffer(ids, dtype=np.int64),
     )
 
 
-def _read_columnar(
-    p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def _read_columnar(p: Path, block_tokens: int, check_block_count: bool, max_requests: int | None) -> _Arrays | None:
     """The file parsed by pyarrow's streaming JSON reader (C++, block by block) and checked
     with numpy: the arrays the line reader builds, or None when anything is in doubt -- a
     value of another type (pyarrow refuses ``12.0`` for an integer, ``true`` for a number, an
