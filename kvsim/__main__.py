@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from kvsim.app import run
 from kvsim.config import task_overrides  # (importing kvsim.config registers the schemas)
 from kvsim.errors import cli, describe
-from kvsim.runfolder import RunFolder, config_hash, discard_staged
+from kvsim.runfolder import RunFolder, config_hash, discard_staged, input_files
 from kvsim.sweepjobs import clear_failure, record_failure, sweep_process_setup
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -53,10 +53,12 @@ def run_job(cfg: DictConfig) -> float | None:
         cfg.progress = False
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
-    h = config_hash({str(k): v for k, v in container.items()})
+    task = {str(k): v for k, v in container.items()}
+    inputs = input_files(task)
+    h = config_hash(task, inputs)
     sigterm_as_interrupt()
     try:
-        with RunFolder(final, h, overwrite=bool(cfg.overwrite)) as rf:
+        with RunFolder(final, h, overwrite=bool(cfg.overwrite), inputs=inputs) as rf:
             if rf.skip:
                 log.info("skip: complete %s (same config; overwrite=true reruns it)", final)
                 summary = json.loads((final / "summary.json").read_text()) if (final / "summary.json").is_file() else {}

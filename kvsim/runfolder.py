@@ -18,6 +18,10 @@ holds:
 * a complete run of another config, or files that are not a kvsim run: refuse, in one
   line, unless ``overwrite`` is set (files that are not a kvsim run are never replaced).
 
+The hash covers the input files the config names as well (:func:`input_files`: the trace's
+name, size and modification time), so a run made from a trace file since rewritten under the
+same name is not taken for this run's result: it is refused, in one line naming the file.
+
 Why staging beside the final folder and not inside it: a rename is atomic only within one
 file system, and the final folder may already hold a complete run that must stay intact
 until the new one is complete.
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from kvsim.errors import UserError
+from kvsim.trace.files import files_stamp
 
 MARKER = ".kvsim-complete.json"
 # Keys that change how a run reports progress or treats an existing folder, not its results.
@@ -52,11 +57,53 @@ class RunFolderError(UserError):
     """A run cannot use its folder: the message is one line naming the folder."""
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """SHA-256 of the resolved task config, run-control keys left out (canonical JSON)."""
+def input_files(config: dict[str, Any]) -> list[list[Any]]:
+    """What a run reads besides its config, as it is now: ``[name, size, modification time
+    (ns)]`` of each file of ``trace.path`` (a folder's session files, or the one file); empty
+    when the path names nothing to read (a generated trace; a missing file, which the run
+    reports). A stat per file: no file is read."""
+    trace = config.get("trace")
+    path = trace.get("path") if isinstance(trace, dict) else None
+    if not isinstance(path, str) or not path or path == "-":
+        return []
+    try:
+        return [list(f) for f in files_stamp(path)]
+    except OSError:
+        return []
+
+
+def config_hash(config: dict[str, Any], inputs: list[list[Any]] | None = None) -> str:
+    """SHA-256 of the resolved task config, run-control keys left out, and of its input files
+    (``inputs``, by default :func:`input_files` of the config) (canonical JSON)."""
     clean = {k: v for k, v in config.items() if k not in RUN_CONTROL_KEYS}
+    clean = {"config": clean, "inputs": input_files(config) if inputs is None else inputs}
     blob = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def changed_inputs(old: Any, new: list[list[Any]]) -> str:
+    """What differs between two :func:`input_files` lists, in a few words ("" if nothing
+    does, or ``old`` is not such a list: a marker written before inputs were recorded)."""
+    if not isinstance(old, list) or not all(isinstance(f, list) and len(f) == 3 for f in old):
+        return ""
+    was = {str(f[0]): (f[1], f[2]) for f in old}
+    now = {str(f[0]): (f[1], f[2]) for f in new}
+    out = []
+    for name in sorted(was.keys() | now.keys()):
+        a, b = was.get(name), now.get(name)
+        if a == b:
+            continue
+        if a is None:
+            out.append(f"{name} added")
+        elif b is None:
+            out.append(f"{name} gone")
+        elif a[0] != b[0]:
+            out.append(f"{name} size {a[0]} -> {b[0]} bytes")
+        else:
+            out.append(f"{name} modified {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(b[1] / 1e9))}")
+    if len(out) > 3:
+        out = [*out[:3], f"{len(out) - 3} more"]
+    return ", ".join(out)
 
 
 def staging_path(final: str | os.PathLike[str], pid: int | None = None) -> Path:
@@ -172,12 +219,16 @@ class RunFolder:
     """``with RunFolder(final, hash, overwrite=False) as rf``: lock, check, then either
     ``rf.skip`` (a complete run of the same config is there) or write into ``rf.staging``
     and call ``rf.commit()``. Leaving the block without a commit (an error, Ctrl-C,
-    SIGTERM) removes the staging folder and leaves ``final`` as it was."""
+    SIGTERM) removes the staging folder and leaves ``final`` as it was. ``inputs``: the
+    run's :func:`input_files` (kept in the marker, and named when a run on other files is
+    refused)."""
 
-    def __init__(self, final: str | os.PathLike[str], config_hash_: str, *, overwrite: bool = False) -> None:
+    def __init__(self, final: str | os.PathLike[str], config_hash_: str, *, overwrite: bool = False,
+                 inputs: list[list[Any]] | None = None) -> None:
         self.final = Path(final).absolute()
         self.hash = config_hash_
         self.overwrite = overwrite
+        self.inputs = inputs
         self.lock = FolderLock(self.final)
         self.staging = staging_path(self.final)
         self.skip = False
@@ -216,6 +267,12 @@ class RunFolder:
             if marker.get("config_hash") == self.hash and not self.overwrite:
                 self.skip = True
                 return
+            changed = changed_inputs(marker.get("inputs"), self.inputs) if self.inputs is not None else ""
+            if not self.overwrite and changed:
+                raise RunFolderError(
+                    f"{f}: holds a complete run made from input files that changed since ({changed}); "
+                    "pass overwrite=true to rerun it on the files as they are, or choose another folder"
+                )
             if not self.overwrite:
                 raise RunFolderError(
                     f"{f}: holds a complete run of another config (hash {str(marker.get('config_hash'))[:12]}, "
@@ -237,6 +294,8 @@ class RunFolder:
         files = sorted(str(p.relative_to(self.staging)) for p in self.staging.rglob("*") if p.is_file())
         marker = {"config_hash": self.hash, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "host": _HOST, "pid": os.getpid(), "files": files, **info}
+        if self.inputs is not None:
+            marker["inputs"] = self.inputs
         tmp = self.staging / f".{MARKER}.tmp"
         tmp.write_text(json.dumps(marker, indent=2) + "\n")
         os.replace(tmp, self.staging / MARKER)

@@ -313,3 +313,29 @@ def test_a_joblib_worker_scans_hydras_plugins_once(tmp_path: Path) -> None:
     scans = {f.name: len(f.read_text()) for f in out.glob("scans-*")}
     assert len(scans) >= 3  # the sweep's process and its two workers
     assert max(scans.values()) == 1, scans
+
+
+def test_a_sweep_rerun_on_a_rewritten_trace_mixes_nothing(tmp_path: Path) -> None:
+    """A complete sweep over a trace file; the file is rewritten under its name; the same
+    sweep again does not skip its jobs as complete (that would be a table of results from
+    the old file): every job fails naming the file, the table says so, and the old runs stay
+    as they were until ``overwrite=true``."""
+    trace = tmp_path / "t.jsonl"
+    lines = (ROOT / "traces" / "synthetic_conversation.jsonl").read_text().splitlines(keepends=True)
+    trace.write_text("".join(lines[:200]))
+    sweep = tmp_path / "s"
+    args = ["policy=lru,fifo", f"trace.path={trace}", "figures=false", f"hydra.sweep.dir={sweep}"]
+    assert kvsim(*args).returncode == 0
+    done = complete_jobs(sweep)
+    assert len(done) == 2
+    before = mtimes(sweep, done)
+    trace.write_text("".join(lines[:100]))
+    p = kvsim(*args)
+    assert p.returncode == 2 and "skip: complete" not in p.stdout + p.stderr
+    df = pd.read_csv(sweep / "sweep.csv")
+    assert list(df["status"]) == ["failed", "failed"]
+    assert df["error"].str.contains("made from input files that changed since \\(t.jsonl size ").all()
+    assert mtimes(sweep, done) == before
+    assert kvsim(*args, "overwrite=true").returncode == 0
+    df = pd.read_csv(sweep / "sweep.csv")
+    assert (df["status"] == "complete").all() and (df["requests"] == 100).all()

@@ -7,6 +7,7 @@ folder and SIGTERM leave a folder that holds a complete run byte for byte as it 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from kvsim.runfolder import MARKER, FolderLock, RunFolder, RunFolderError, is_complete, staging_path
+from kvsim.runfolder import (
+    MARKER,
+    FolderLock,
+    RunFolder,
+    RunFolderError,
+    changed_inputs,
+    config_hash,
+    input_files,
+    is_complete,
+    read_marker,
+    staging_path,
+)
 
 from .conftest import ROOT
 
@@ -74,6 +86,57 @@ def test_same_config_skips_other_config_is_refused_overwrite_replaces(tmp_path: 
     commit_run(final, "h2", "second", overwrite=True)
     assert (final / "summary.json").read_text() == "second" and is_complete(final, "h2")
     assert leftovers(tmp_path) == []
+
+
+def test_the_hash_covers_the_trace_files_as_they_are(tmp_path: Path) -> None:
+    """Same config, same files: same hash. A trace file rewritten under its name (other size,
+    or same size and a new modification time), or a session file added to a trace folder,
+    changes it; a path naming nothing to read adds nothing (a generated trace)."""
+    f = tmp_path / "t.jsonl"
+    f.write_text("a\n")
+    cfg = {"trace": {"path": str(f), "name": "t"}, "policy": {"name": "lru"}}
+    h = config_hash(cfg)
+    assert config_hash(dict(cfg)) == h and input_files(cfg) == [["t.jsonl", 2, f.stat().st_mtime_ns]]
+    f.write_text("ab\n")
+    h2 = config_hash(cfg)
+    assert h2 != h
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert config_hash(cfg) not in (h, h2)
+    d = tmp_path / "sessions"
+    d.mkdir()
+    (d / "a.json").write_text("{}")
+    folder = {"trace": {"path": str(d)}}
+    h3 = config_hash(folder)
+    (d / "b.json").write_text("{}")
+    assert config_hash(folder) != h3 and [x[0] for x in input_files(folder)] == ["a.json", "b.json"]
+    for path in ("-", str(tmp_path / "missing.jsonl"), None):
+        assert input_files({"trace": {"path": path}}) == []
+    assert input_files({"policy": {}}) == []
+
+
+def test_changed_inputs_in_words() -> None:
+    old = [["a.json", 10, 1_000_000_000], ["b.json", 5, 1]]
+    assert changed_inputs(old, old) == ""
+    assert changed_inputs(old, [["a.json", 12, 1_000_000_000], ["b.json", 5, 1]]) == "a.json size 10 -> 12 bytes"
+    assert changed_inputs(old, [["a.json", 10, 2_000_000_000]]).startswith("a.json modified ")
+    assert changed_inputs(old, [["a.json", 10, 2_000_000_000]]).endswith(", b.json gone")
+    assert changed_inputs(old[:1], old) == "b.json added"
+    assert changed_inputs(None, old) == "" and changed_inputs([["x"]], old) == ""  # no record: say nothing
+    many = [[f"{i}.json", 1, 1] for i in range(6)]
+    assert changed_inputs([], many).endswith(", 3 more")
+
+
+def test_a_run_on_input_files_that_changed_is_refused_naming_the_file(tmp_path: Path) -> None:
+    final = tmp_path / "run"
+    was = [["t.jsonl", 100, 1]]
+    with RunFolder(final, "h1", inputs=was) as rf:
+        rf.commit()
+    assert read_marker(final)["inputs"] == was
+    before = snapshot(final)
+    with pytest.raises(RunFolderError, match=r"made from input files that changed since \(t.jsonl size 100 -> 90 bytes\)"
+                       r".*overwrite=true"):
+        RunFolder(final, "h2", inputs=[["t.jsonl", 90, 2]]).__enter__()
+    assert snapshot(final) == before and leftovers(tmp_path) == []
 
 
 def test_a_failed_overwrite_keeps_the_old_run(tmp_path: Path) -> None:
@@ -150,6 +213,31 @@ def test_cli_refused_or_failed_run_changes_nothing(complete_run: Path, args: lis
         assert "holds a complete run of another config" in p.stderr and "overwrite=true" in p.stderr
     assert snapshot(complete_run) == before  # .hydra/, config.yaml, the log: all as they were
     assert leftovers(complete_run.parent) == []
+
+
+def test_cli_a_trace_rewritten_under_its_name_is_not_taken_for_the_old_run(tmp_path: Path) -> None:
+    """The run's folder holds a complete run on a trace file; the file is rewritten (fewer
+    requests) under the same name: the same command is refused in one line naming the file,
+    not skipped as complete; with overwrite=true it reruns on the file as it is."""
+    trace = tmp_path / "t.jsonl"
+    lines = (ROOT / "traces" / "synthetic_conversation.jsonl").read_text().splitlines(keepends=True)
+    trace.write_text("".join(lines[:300]))
+    out = tmp_path / "run"
+    args = [f"hydra.run.dir={out}", f"trace.path={trace}", "progress=false", "figures=false"]
+    assert kvsim(*args).returncode == 0
+    p = kvsim(*args)
+    assert p.returncode == 0 and "skip: complete" in p.stdout + p.stderr
+    before = snapshot(out)
+    trace.write_text("".join(lines[:150]))
+    p = kvsim(*args)
+    assert p.returncode != 0 and "skip: complete" not in p.stdout + p.stderr
+    assert "made from input files that changed since (t.jsonl size " in p.stderr and "overwrite=true" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert snapshot(out) == before
+    p = kvsim(*args, "overwrite=true")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((out / "summary.json").read_text())["requests"] == 150
+    assert read_marker(out)["inputs"] == [["t.jsonl", trace.stat().st_size, trace.stat().st_mtime_ns]]
 
 
 def test_cli_two_runs_into_one_folder_cannot_both_proceed(tmp_path: Path) -> None:
