@@ -195,3 +195,47 @@ def test_plain_log_ticks_label_1_2_5_per_decade(lo: float, hi: float, want: set[
     assert want <= shown <= want | {"1", "2", "5000", "100", "1000"}
     assert {t.get_text() for t in ax.get_xticklabels(minor=True)} <= {""}
     plt.close(fig)
+
+
+def test_ecdf_rows_are_the_exact_ecdf_at_their_ranks() -> None:
+    """50,000 values in group a, 100 in b, with ties: a is drawn from 2,000 ranks (its
+    first and last included), whose cumulative weights are their exact ranks, so the drawn
+    step is never more than 1/2,000 off the full ECDF at any value; b keeps every row (weight
+    1). Nothing over the limit: the frame itself, no weights."""
+    rng = np.random.default_rng(7)
+    a = np.round(rng.lognormal(0, 1, 50_000), 2)  # ties
+    b = rng.lognormal(1, 1, 100)
+    df = pd.DataFrame({"v": np.r_[b[:50], a, b[50:]], "g": ["b"] * 50 + ["a"] * 50_000 + ["b"] * 50})
+    data, w = plots.ecdf_rows(df, "v", "g", points=2000)
+    assert w == "weight" and list(pd.unique(data["g"])) == ["b", "a"]  # first appearance
+    got_b = data[data.g == "b"]
+    assert sorted(got_b["v"]) == sorted(b) and (got_b["weight"] == 1).all()
+    got = data[data.g == "a"]
+    assert len(got) == 2000 and got["weight"].sum() == 50_000
+    assert got["v"].iloc[0] == a.min() and got["v"].iloc[-1] == a.max()
+    exact = np.sort(a)
+    ranks = np.cumsum(got["weight"].to_numpy())
+    assert np.array_equal(exact[ranks.astype(int) - 1], got["v"].to_numpy())
+    # the drawn step function (weighted ECDF) against the full one, at every value
+    drawn = np.searchsorted(got["v"].to_numpy(), exact, side="right")
+    drawn_f = np.r_[0.0, ranks / 50_000][drawn]
+    full_f = np.searchsorted(exact, exact, side="right") / 50_000
+    assert np.abs(drawn_f - full_f).max() <= 1 / 2000 + 1e-12
+    small = df[df.g == "b"]
+    same, none = plots.ecdf_rows(small, "v", "g", points=2000)
+    assert same.equals(small) and none is None
+    assert plots.ecdf_rows(df.assign(v=np.where(df.g == "a", np.nan, df.v)), "v", "g")[1] is None  # NaN dropped
+
+
+def test_a_large_runs_ecdf_is_drawn_from_a_few_thousand_points(tmp_path: Path, drawn: list[Any]) -> None:
+    """200,000 requests in one reuse class: the line has ECDF_POINTS vertices (and seaborn's
+    first one), ends at 1, and passes through the exact median."""
+    n = 200_000
+    ttft = np.random.default_rng(3).lognormal(-3, 1, n)
+    pd.DataFrame({"blocks": [4] * n, "prefix_hits": [0] * n, "ttft_s": ttft}).to_parquet(tmp_path / "requests.parquet")
+    (tmp_path / "summary.json").write_text(json.dumps({"ttft_p50_s": 0.05, "ttft_p99_s": 0.5, "hit_ratio": 0.0}))
+    plots.plot_run(tmp_path)
+    ((x, y),) = lines(drawn[0][0].axes[0])
+    assert len(x) == plots.ECDF_POINTS + 1 and y[-1] == pytest.approx(1.0) and y[0] == 0
+    k = np.searchsorted(y, 0.5)
+    assert x[k] == pytest.approx(np.sort(ttft)[int(round(y[k] * n)) - 1] * 1e3)

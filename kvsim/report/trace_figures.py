@@ -22,6 +22,7 @@ from matplotlib import ticker  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from kvsim.io import write_with  # noqa: E402
+from kvsim.report.plots import ecdf_rows  # noqa: E402
 
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
@@ -104,9 +105,11 @@ def _title(ax: plt.Axes, text: str, y: float = 1.0, **kw: Any) -> None:
 def draw_hit_rate_cdf(ax: plt.Axes, o: Outputs, title: str | None = None) -> None:
     s = o.stats
     r = o.requests.dropna(subset=["hit_rate"])
-    sns.ecdfplot(x=r["hit_rate"], ax=ax, color=BLUE, lw=2, label="hit rate (any earlier request)")
+    data, w = ecdf_rows(r, "hit_rate")
+    sns.ecdfplot(data=data, x="hit_rate", weights=w, ax=ax, color=BLUE, lw=2, label="hit rate (any earlier request)")
     if not s.get("set_equals_prefix", True):
-        sns.ecdfplot(x=r["prefix_hit_rate"], ax=ax, color=ORANGE, lw=1.5, ls="--",
+        data, w = ecdf_rows(r, "prefix_hit_rate")
+        sns.ecdfplot(data=data, x="prefix_hit_rate", weights=w, ax=ax, color=ORANGE, lw=1.5, ls="--",
                      label="prefix hit rate (longest seen prefix)")
     for x in (0.5, 0.8):
         ax.axvline(x, color=GREY, lw=0.8, ls=":")
@@ -261,8 +264,10 @@ def draw_reuse_distance(ax_req: plt.Axes, ax_s: plt.Axes, o: Outputs) -> None:
     s = o.stats
     a = o.accesses[o.accesses["hit"]]
     if len(a):
-        sns.ecdfplot(x=a["reuse_requests"], ax=ax_req, color=BLUE, lw=2, log_scale=True)
-        sns.ecdfplot(x=a["reuse_s"], ax=ax_s, color=BLUE, lw=2)
+        data, w = ecdf_rows(a, "reuse_requests")
+        sns.ecdfplot(data=data, x="reuse_requests", weights=w, ax=ax_req, color=BLUE, lw=2, log_scale=True)
+        data, w = ecdf_rows(a, "reuse_s")
+        sns.ecdfplot(data=data, x="reuse_s", weights=w, ax=ax_s, color=BLUE, lw=2)
         ax_s.set_xscale("symlog", linthresh=max(1.0, s.get("arrival_resolution_s") or 1.0))
         ax_s.set_xlim(left=0)
         _log(ax_req.xaxis)
