@@ -274,9 +274,13 @@ class RunFolder:
                     "pass overwrite=true to rerun it on the files as they are, or choose another folder"
                 )
             if not self.overwrite:
+                # a marker without inputs: written before the hash covered the trace's files
+                older = " (or of this one, recorded before runs kept their input files)" if (
+                    self.inputs is not None and "inputs" not in marker) else ""
                 raise RunFolderError(
-                    f"{f}: holds a complete run of another config (hash {str(marker.get('config_hash'))[:12]}, "
-                    f"this run {self.hash[:12]}); pass overwrite=true to replace it, or choose another folder"
+                    f"{f}: holds a complete run of another config{older} (hash "
+                    f"{str(marker.get('config_hash'))[:12]}, this run {self.hash[:12]}); pass overwrite=true to "
+                    "replace it, or choose another folder"
                 )
         elif contents:
             looks_like_run = ".hydra" in contents or "summary.json" in contents

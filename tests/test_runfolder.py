@@ -137,6 +137,13 @@ def test_a_run_on_input_files_that_changed_is_refused_naming_the_file(tmp_path: 
                        r".*overwrite=true"):
         RunFolder(final, "h2", inputs=[["t.jsonl", 90, 2]]).__enter__()
     assert snapshot(final) == before and leftovers(tmp_path) == []
+    # a marker from before runs kept their inputs: it may be this very config, so say so
+    (final / MARKER).write_text(json.dumps({"config_hash": "h0"}))
+    with pytest.raises(RunFolderError, match=r"another config \(or of this one, recorded before runs kept their "
+                       r"input files\) \(hash h0, this run h2\)"):
+        RunFolder(final, "h2", inputs=[["t.jsonl", 90, 2]]).__enter__()
+    with pytest.raises(RunFolderError, match=r"another config \(hash h0, this run h2\)"):
+        RunFolder(final, "h2").__enter__()  # no inputs known: nothing to add
 
 
 def test_a_failed_overwrite_keeps_the_old_run(tmp_path: Path) -> None:
