@@ -143,6 +143,31 @@ def test_deterministic_and_seeded(compose_cfg, embedded_trace) -> None:
     assert not np.array_equal(other.records["arrival_s"], a.records["arrival_s"])
 
 
+def test_requests_blocks_converted_a_chunk_at_a_time(compose_cfg, embedded_trace, monkeypatch) -> None:
+    """With chunks of 7 requests (60 requests: 9 chunks, the last of 4), every request sees
+    exactly its own blocks, the records equal those of one chunk for all, and the chunk held
+    at the end is the last one's blocks only."""
+    import kvsim.system.cluster as cluster_mod
+
+    cfg = compose_cfg(["system.capacity_scale=0.1"])
+    trace = embedded_trace.head(60)
+    whole, _ = simulate(cfg, trace)
+    monkeypatch.setattr(cluster_mod, "CHUNK_REQUESTS", 7)
+    seen: list[tuple[int, ...]] = []
+
+    class Spy(QueueHooks):
+        def enqueued(self, instance: int, blocks, now: float) -> None:  # noqa: ANN001
+            seen.append(tuple(blocks))
+
+    c, _ = build_cluster(cfg, trace)
+    c.hooks = Spy()
+    chunked = c.run()
+    assert sorted(seen) == sorted(tuple(trace.blocks(i).tolist()) for i in range(60))
+    for k in whole.records:
+        np.testing.assert_array_equal(chunked.records[k], whole.records[k], err_msg=k)
+    assert c._chunk == trace.hash_ids[trace.offsets[56]:trace.offsets[60]].tolist()
+
+
 def test_the_run_spans_every_requests_background_work(compose_cfg, embedded_trace) -> None:
     """A request's background updates and deletes are booked without an event for their end
     (IndexModel.execute_detached): the run still lasts until the last of them ends, and the
