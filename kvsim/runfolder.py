@@ -267,13 +267,13 @@ class RunFolder:
             if marker.get("config_hash") == self.hash and not self.overwrite:
                 self.skip = True
                 return
-            changed = changed_inputs(marker.get("inputs"), self.inputs) if self.inputs is not None else ""
-            if not self.overwrite and changed:
-                raise RunFolderError(
-                    f"{f}: holds a complete run made from input files that changed since ({changed}); "
-                    "pass overwrite=true to rerun it on the files as they are, or choose another folder"
-                )
             if not self.overwrite:
+                changed = changed_inputs(marker.get("inputs"), self.inputs) if self.inputs is not None else ""
+                if changed:
+                    raise RunFolderError(
+                        f"{f}: holds a complete run made from input files that changed since ({changed}); "
+                        "pass overwrite=true to rerun it on the files as they are, or choose another folder"
+                    )
                 # a marker without inputs: written before the hash covered the trace's files
                 older = " (or of this one, recorded before runs kept their input files)" if (
                     self.inputs is not None and "inputs" not in marker) else ""

@@ -114,8 +114,8 @@ ECDF_POINTS = 2000
 def ecdf_rows(df: pd.DataFrame, x: str, hue: str | None = None,
               points: int = ECDF_POINTS) -> tuple[pd.DataFrame, str | None]:
     """``(data, weights)`` for ``sns.ecdfplot(data=data, x=x, hue=hue, weights=weights)``
-    that draws ``df``'s ECDF of ``x`` per ``hue`` group: ``df`` itself (weights None) when
-    no group has more than ``points`` values; else, per larger group, the rows at ``points``
+    that draws ``df``'s ECDF of ``x`` per ``hue`` group: every row with a value (weights
+    None) when no group has more than ``points``; else, per larger group, the rows at ``points``
     evenly spaced ranks (the first and the last included) with a column ``weight``: the
     number of values up to that rank since the previous one, so the cumulative weight at a
     kept value is its exact rank (groups in order of first appearance, as seaborn orders
