@@ -260,10 +260,13 @@ def test_cli_two_runs_into_one_folder_cannot_both_proceed(tmp_path: Path) -> Non
     assert [n for n in leftovers(tmp_path) if ".staging-" in n] == []
 
 
-def test_cli_sigterm_leaves_no_run_and_no_temporary_files(tmp_path: Path) -> None:
+def test_cli_sigterm_leaves_no_run_and_no_temporary_files(tmp_path: Path, real_trace_path: Path) -> None:
     out = tmp_path / "run"
+    # The real trace with the hotness policy: about 6 s between config.yaml and the end of
+    # the run (the embedded trace's 1.2 s was once too short for a loaded CI machine).
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kvsim", f"hydra.run.dir={out}", "policy=hotness", "progress=false"],
+        [sys.executable, "-m", "kvsim", f"hydra.run.dir={out}", "policy=hotness", "progress=false",
+         "trace=mooncake_conversation", f"trace.path={real_trace_path}"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 120
