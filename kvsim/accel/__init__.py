@@ -47,6 +47,7 @@ ENV = "KVSIM_ACCEL"
 MODULES = (
     "kvsim.system.cluster",
     "kvsim.system.hierarchy",
+    "kvsim.system.lrutable",  # typed (.pyx): only ever compiled; the hierarchy does without it
     "kvsim.system.topology",
     "kvsim.system.router",
     "kvsim.system.scheduler",
@@ -73,7 +74,9 @@ def source_path(module: str, root: Path = ROOT) -> Path:
     """The source file of ``module``: kvsim's under ``root``, another package's where it is
     installed (found without this module's finder, which may hold its compiled build)."""
     if module.split(".")[0] == "kvsim":
-        return root.joinpath(*module.split(".")).with_suffix(".py")
+        py = root.joinpath(*module.split(".")).with_suffix(".py")
+        pyx = py.with_suffix(".pyx")
+        return pyx if not py.exists() and pyx.exists() else py
     parent, _, _ = module.rpartition(".")
     search = importlib.import_module(parent).__path__ if parent else None
     spec = importlib.machinery.PathFinder.find_spec(module, search)
@@ -130,7 +133,11 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         if fullname not in self.entries:
             return None
         found = importlib.machinery.PathFinder.find_spec(fullname, path)
-        state = self.state(fullname, found.origin if found is not None else None)
+        origin = found.origin if found is not None else None
+        src = self.entries[fullname][2]
+        if origin is None and src.suffix == ".pyx" and path is not None and str(src.parent) in map(str, path):
+            origin = str(src)  # a typed module has no Python source: its .pyx in the package stands for it
+        state = self.state(fullname, origin)
         if state != "compiled":
             if state == "stale":
                 self.stale.append(fullname)

@@ -282,8 +282,13 @@ class Cluster:
         # view: a victim that every sharer still reaches elsewhere just loses its copy and is
         # not passed down (TierHierarchy's place rule), so it is never dropped.
         common = set.intersection(*map(set, views))
-        self._private = [hierarchy.members[t] for t in sorted({t for p in views for t in p} - common)]
+        private = sorted({t for p in views for t in p} - common)
+        self._private = [hierarchy.members[t] for t in private]
         self._held_private = _any_of(self._private)
+        # the hierarchy's table answers for every tier at once (one mask test per block)
+        self._not_held_in_table = (
+            partial(hierarchy.table.not_held, tiers=private) if hierarchy.table is not None else None
+        )
         # their dict views, when every one keeps its blocks in a dict (for set operations)
         self._private_keys = [m.keys() for m in self._private if isinstance(m, dict)]
         if len(self._private_keys) < len(self._private):
@@ -479,6 +484,8 @@ class Cluster:
     def _not_held_private(self, keys: list[int]) -> list[int]:
         """``keys`` that no tier reached by only some views holds, in order (written for
         speed: one C-level ``keys() & keys`` per such tier when they are dicts)."""
+        if self._not_held_in_table is not None:
+            return self._not_held_in_table(keys)
         if not self._private_keys:
             held = self._held_private
             assert held is not None

@@ -43,12 +43,19 @@ links as whole transfers; dropped blocks are returned so the index can delete th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence, Sized
+import importlib
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import filterfalse
-from typing import Any
+from typing import Any, cast
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.lru import LRU
+
+try:  # compiled only (python -m kvsim.accel build): every LRU tier in one table
+    _lrutable: Any = importlib.import_module("kvsim.system.lrutable")
+except ImportError:
+    _lrutable = None
 
 
 def _any_of(containers: Sequence[Container[int]]) -> Callable[[int], bool] | None:
@@ -84,6 +91,44 @@ class TierSpec:
         return self.name if self.name == self.device else f"{self.name}@{self.device}"
 
 
+class TableTier(EvictionPolicy):
+    """One LRU tier kept in a hierarchy's :class:`~kvsim.system.lrutable.LRUTable`: the
+    policy interface over it (the hierarchy's own cascades call the table directly)."""
+
+    name = "lru"
+
+    def __init__(self, table: Any, tier: int, capacity: int) -> None:
+        super().__init__(capacity)
+        self._table = table
+        self._t = tier
+        self._view = table.view(tier)
+
+    def __contains__(self, key: int) -> bool:
+        return bool(self._table.contains(self._t, key))
+
+    def __len__(self) -> int:
+        return int(self._table.length(self._t))
+
+    def __iter__(self) -> Iterator[int]:
+        """From the next victim to the last."""
+        return iter(self._table.order(self._t))
+
+    def members(self) -> Container[int]:
+        return cast(Container[int], self._view)
+
+    def touch(self, key: int) -> None:
+        self._table.touch(self._t, key)
+
+    def admit(self, key: int) -> list[int]:
+        return self.admit_many([key])
+
+    def admit_many(self, keys: Iterable[int]) -> list[int]:
+        return cast(list[int], self._table.admit_many(self._t, keys))
+
+    def remove(self, key: int) -> None:
+        self._table.remove(self._t, key)
+
+
 class TierHierarchy:
     def __init__(
         self,
@@ -93,7 +138,11 @@ class TierHierarchy:
         admit_tier: int = 0,
         inclusive: bool | None = None,
         views: Sequence[Sequence[int]] | None = None,
+        table: bool | None = None,
     ) -> None:
+        """``table``: keep the tiers in one :class:`kvsim.system.lrutable.LRUTable` when
+        every tier is plain LRU (None: when the compiled build is there; False: never; True:
+        required), with the same orders and results as the policies' own dictionaries."""
         if not tiers:
             raise ValueError("at least one tier is needed")
         self.tiers = tiers
@@ -122,6 +171,18 @@ class TierHierarchy:
         #: inclusive: promotion copies up; a view's location is then its fastest copy
         self.inclusive = top.inclusive if inclusive is None else bool(inclusive)
         self.promote_on_hit = promote_on_hit
+        self._table: Any = None
+        fits = all(type(p) is LRU for p in self.policies) and not self.inclusive and n <= 32
+        if table or (table is None and fits and _lrutable is not None):
+            if _lrutable is None:
+                raise ValueError("table=True needs the compiled build (python -m kvsim.accel build)")
+            if not fits:
+                raise ValueError("table=True needs plain LRU in every tier, exclusive, at most 32 tiers")
+            self._table = _lrutable.LRUTable([p.capacity for p in self.policies], self.parent, self.level, self.movable)
+            self.policies = [TableTier(self._table, t, p.capacity) for t, p in enumerate(self.policies)]
+            chain = [self.policies[t] for t in self.views[0]]
+            for t, p in enumerate(self.policies):
+                p.join(self.level[t], chain)
         self.admit_tier = admit_tier
         self.single = len(self.views) == 1
         self.members: list[Container[int]] = [p.members() for p in self.policies]
@@ -228,6 +289,12 @@ class TierHierarchy:
                 out[k] = t
         return out
 
+    @property
+    def table(self) -> Any:
+        """The :class:`~kvsim.system.lrutable.LRUTable` holding every tier, or None (each
+        policy keeps its own blocks)."""
+        return self._table
+
     def held_anywhere(self, key: int) -> bool:
         return any(key in m for m in self.members)
 
@@ -261,6 +328,10 @@ class TierHierarchy:
             self._observe(keys, False)
         if locs is None:
             locs = [self.locate(k, view) for k in keys]
+        if self._table is not None and self.promote_on_hit:
+            self._table.use(keys if type(keys) is list else list(keys), locs if type(locs) is list else list(locs),
+                            self._view_top[view], self.moves, self.demoted, self.dropped)
+            return
         policies, moves = self.policies, self.moves
         if self._simple and self.promote_on_hit and self._top >= 0:
             # Written for speed (the common case): every promotion goes to the first tier
@@ -416,9 +487,13 @@ class TierHierarchy:
     def _drop(self, keys: list[int]) -> None:
         """Blocks that left a view's bottom tier (or that no tier of it accepts)."""
         self.dropped.extend(keys)
+        if self._table is not None:
+            self._table.release(keys)
 
     def _place(self, keys: list[int], tier: int, src: int) -> None:
-        if self._simple:
+        if self._table is not None:
+            self._table.place(keys, tier, src, self.moves, self.demoted, self.dropped)
+        elif self._simple:
             self._place_simple(keys, tier, src)
         elif self._nofilter:
             self._place_copies(keys, tier, src)
@@ -590,6 +665,8 @@ class TierHierarchy:
     def check(self) -> None:
         """Invariants: no tier over capacity; a tier's blocks are what its policy answers
         for; with one exclusive view every block is in exactly one tier."""
+        if self._table is not None:
+            self._table.check()
         total = 0
         held: set[int] = set()
         for spec, pol, mem in zip(self.tiers, self.policies, self.members, strict=True):

@@ -1,0 +1,413 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Every LRU tier of a hierarchy in one table (compiled only: ``python -m kvsim.accel build``).
+
+The tier hierarchy's common case is LRU in every tier, and its cost was the tiers' own
+dictionaries: a block demoted from a GPU tier to the host's DRAM, the remote pool and an SSD
+was inserted into and deleted from four ``OrderedDict``s (two hash operations and a node
+allocation each), and a cascade's victims were checked against the tiers below by building
+sets. Here a block has one slot for as long as any tier holds it (one dict entry: key ->
+slot), and each tier is a doubly linked list through the slots (C arrays) with a bit per
+tier saying who holds the block; a move between tiers is a few array writes, a "held by a
+tier below" check a mask test. The orders are those of :class:`kvsim.policy.lru.LRU` exactly
+(admission at the most recent end, a resident block admitted again keeps its place, victims
+from the least recent end): :class:`kvsim.system.hierarchy.TierHierarchy` uses the table
+when every tier is plain LRU and the build is there, and its records are then the same as
+without it (``tests/test_lrutable.py``). Without the build the hierarchy uses the policies'
+own dictionaries, as before.
+"""
+
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from libc.stdint cimport int32_t, uint32_t
+from libc.stdlib cimport free, realloc
+
+DEF MAX_TIERS = 32
+
+
+cdef class LRUTable:
+    """``n`` LRU tiers of ``caps[t]`` blocks; ``parent[t]``: the tier below ``t`` on its chain
+    (-1: none); ``level[t]``: its level in its views; ``movable[s][u]``: a block promoted from
+    ``s`` to ``u`` leaves ``s`` (the hierarchy's exclusive-move rule)."""
+
+    cdef readonly int n
+    cdef dict index          # key -> slot (an int from slot_objs)
+    cdef list keys           # slot -> key (None: free)
+    cdef list slot_objs      # slot -> its int object (no allocation per insert)
+    cdef uint32_t *mask      # slot -> bit t set when tier t holds it
+    cdef int32_t *prv        # [slot * n + t]: the list of tier t
+    cdef int32_t *nxt
+    cdef int32_t head[MAX_TIERS]
+    cdef int32_t tail[MAX_TIERS]
+    cdef Py_ssize_t size[MAX_TIERS]
+    cdef Py_ssize_t cap[MAX_TIERS]
+    cdef int32_t parent[MAX_TIERS]
+    cdef int32_t level[MAX_TIERS]
+    cdef uint32_t below[MAX_TIERS]    # tiers under t on its chain
+    cdef uint32_t movable[MAX_TIERS]  # bit u of movable[s]: a promotion s -> u leaves s
+    cdef int32_t free_head
+    cdef Py_ssize_t slots
+
+    def __cinit__(self):
+        self.mask = NULL
+        self.prv = NULL
+        self.nxt = NULL
+
+    def __init__(self, caps, parent, level, movable):
+        cdef int t, u, a
+        n = len(caps)
+        if not 0 < n <= MAX_TIERS:
+            raise ValueError(f"LRUTable: 1 to {MAX_TIERS} tiers, got {n}")
+        self.n = n
+        self.index = {}
+        self.keys = []
+        self.slot_objs = []
+        self.free_head = -1
+        self.slots = 0
+        for t in range(n):
+            if caps[t] < 0:
+                raise ValueError(f"capacity must be >= 0, got {caps[t]}")
+            self.head[t] = -1
+            self.tail[t] = -1
+            self.size[t] = 0
+            self.cap[t] = caps[t]
+            self.parent[t] = parent[t]
+            self.level[t] = level[t]
+            self.movable[t] = 0
+            for u in range(n):
+                if movable[t][u]:
+                    self.movable[t] |= (<uint32_t>1) << u
+        for t in range(n):
+            self.below[t] = 0
+            a = self.parent[t]
+            while a >= 0:
+                self.below[t] |= (<uint32_t>1) << a
+                a = self.parent[a]
+        self._grow(1024)
+
+    def __dealloc__(self):
+        free(self.mask)
+        free(self.prv)
+        free(self.nxt)
+
+    cdef int _grow(self, Py_ssize_t want) except -1:
+        cdef Py_ssize_t old = self.slots, i
+        cdef int n = self.n
+        cdef Py_ssize_t new = old * 2 if old else 64
+        while new < want:
+            new *= 2
+        cdef uint32_t *m = <uint32_t *>realloc(self.mask, new * sizeof(uint32_t))
+        if m == NULL:
+            raise MemoryError()
+        self.mask = m
+        cdef int32_t *p = <int32_t *>realloc(self.prv, new * n * sizeof(int32_t))
+        if p == NULL:
+            raise MemoryError()
+        self.prv = p
+        p = <int32_t *>realloc(self.nxt, new * n * sizeof(int32_t))
+        if p == NULL:
+            raise MemoryError()
+        self.nxt = p
+        for i in range(old, new):
+            self.keys.append(None)
+            self.slot_objs.append(i)
+            self.mask[i] = 0
+            # free slots are chained through tier 0's next field
+            self.nxt[i * n] = i + 1 if i + 1 < new else self.free_head
+        self.free_head = old
+        self.slots = new
+        return 0
+
+    # --- slots ---------------------------------------------------------------------------
+    cdef inline int32_t _slot(self, object key):
+        """The slot of ``key``, or -1."""
+        cdef object o
+        cdef void *found = <void *>PyDict_GetItem(self.index, key)
+        if found == NULL:
+            return -1
+        o = <object>found
+        return <int32_t>o
+
+    cdef int32_t _new_slot(self, object key) except -1:
+        cdef int32_t s
+        if self.free_head < 0:
+            self._grow(self.slots + 1)
+        s = self.free_head
+        self.free_head = self.nxt[s * self.n]
+        self.keys[s] = key
+        self.mask[s] = 0
+        PyDict_SetItem(self.index, key, <object>PyList_GET_ITEM(self.slot_objs, s))
+        return s
+
+    cdef int _free_slot(self, int32_t s) except -1:
+        key = self.keys[s]
+        PyDict_DelItem(self.index, key)
+        self.keys[s] = None
+        self.nxt[s * self.n] = self.free_head
+        self.free_head = s
+        return 0
+
+    # --- one tier's list ---------------------------------------------------------------------
+    cdef inline void _link(self, int t, int32_t s):
+        """``s`` joins tier ``t`` at its most recent end."""
+        cdef int n = self.n
+        cdef int32_t last = self.tail[t]
+        self.prv[s * n + t] = last
+        self.nxt[s * n + t] = -1
+        if last >= 0:
+            self.nxt[last * n + t] = s
+        else:
+            self.head[t] = s
+        self.tail[t] = s
+        self.mask[s] |= (<uint32_t>1) << t
+        self.size[t] += 1
+
+    cdef inline void _unlink(self, int t, int32_t s):
+        cdef int n = self.n
+        cdef int32_t p = self.prv[s * n + t]
+        cdef int32_t q = self.nxt[s * n + t]
+        if p >= 0:
+            self.nxt[p * n + t] = q
+        else:
+            self.head[t] = q
+        if q >= 0:
+            self.prv[q * n + t] = p
+        else:
+            self.tail[t] = p
+        self.mask[s] &= ~((<uint32_t>1) << t)
+        self.size[t] -= 1
+
+    cdef list _admit(self, int t, list keys, list demoted):
+        """LRU admission of ``keys`` into ``t``; returns its victims in eviction order, less
+        those a tier below still holds (appended to ``demoted``: that copy becomes the
+        fastest, no bytes move)."""
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys), over
+        cdef int32_t s
+        cdef uint32_t bit = (<uint32_t>1) << t, below = self.below[t]
+        for i in range(m):
+            k = <object>PyList_GET_ITEM(keys, i)
+            s = self._slot(k)
+            if s < 0:
+                s = self._new_slot(k)
+            elif self.mask[s] & bit:
+                continue  # resident: keeps its place (as OrderedDict[k] = None)
+            self._link(t, s)
+        over = self.size[t] - self.cap[t]
+        victims = []
+        while over > 0:
+            s = self.head[t]
+            self._unlink(t, s)
+            if self.mask[s] & below:
+                demoted.append(self.keys[s])
+            else:
+                victims.append(self.keys[s])
+            over -= 1
+        return victims
+
+    # --- the hierarchy's operations -------------------------------------------------------------
+    def place(self, list keys, int tier, int src, list moves, list demoted, list dropped):
+        """The hierarchy's cascade (``TierHierarchy._place_copies``): ``keys`` arrive at
+        ``tier`` from ``src`` (-1: computed); victims go on down the chain; below the bottom
+        they are dropped. Counts moves[source][destination] (destination n: dropped)."""
+        cdef int t = tier, s = src, n = self.n
+        cdef Py_ssize_t m
+        while keys:
+            while t >= 0 and self.cap[t] == 0:
+                t = self.parent[t]
+            m = PyList_GET_SIZE(keys)
+            if t < 0:
+                if s >= 0:
+                    row = moves[s]
+                    row[n] = row[n] + m
+                dropped.extend(keys)
+                self.release(keys)
+                return
+            if s >= 0:
+                row = moves[s]
+                row[t] = row[t] + m
+                demoted.extend(keys)
+            keys = self._admit(t, keys, demoted)
+            s = t
+            t = self.parent[t]
+
+    def use(self, list keys, list locs, int top, list moves, list demoted, list dropped):
+        """Resident ``keys`` at tiers ``locs`` reused by a view whose fastest tier with room is
+        ``top`` (-1: none): each is touched, those below ``top`` promoted to it (and taken
+        out of their tier when the move rule allows), then placed at ``top``."""
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys)
+        cdef int t, n = self.n
+        cdef int32_t s
+        cdef int top_level = self.level[top] if top >= 0 else 0
+        if PyList_GET_SIZE(locs) != m:
+            raise ValueError("keys and locs differ in length")
+        up = []
+        for i in range(m):
+            k = <object>PyList_GET_ITEM(keys, i)
+            t = <int>(<object>PyList_GET_ITEM(locs, i))
+            s = self._slot(k)
+            if s < 0 or not (self.mask[s] >> t) & 1:
+                raise KeyError(k)
+            if top >= 0 and self.level[t] > top_level:
+                if (self.movable[t] >> top) & 1:
+                    self._unlink(t, s)
+                else:
+                    self._touch(t, s)
+                row = moves[t]
+                row[top] = row[top] + 1
+                up.append(k)
+            else:
+                self._touch(t, s)
+        if up:
+            self.place(up, top, -1, moves, demoted, dropped)
+
+    cdef inline void _touch(self, int t, int32_t s):
+        if self.tail[t] != s:
+            self._unlink(t, s)
+            self._link(t, s)
+
+    def release(self, keys):
+        """Free the slots of ``keys`` that no tier holds (blocks dropped from the hierarchy)."""
+        cdef int32_t s
+        for k in keys:
+            s = self._slot(k)
+            if s >= 0 and self.mask[s] == 0:
+                self._free_slot(s)
+
+    # --- one tier, as a policy sees it -------------------------------------------------------------
+    def admit_many(self, int t, keys):
+        """Admit ``keys`` into ``t`` (LRU); every victim, in eviction order (OrderedPolicy's)."""
+        if self.cap[t] == 0:
+            return list(keys)
+        return self._admit_all(t, list(keys))
+
+    cdef list _admit_all(self, int t, list keys):
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys), over
+        cdef int32_t s
+        cdef uint32_t bit = (<uint32_t>1) << t
+        for i in range(m):
+            k = <object>PyList_GET_ITEM(keys, i)
+            s = self._slot(k)
+            if s < 0:
+                s = self._new_slot(k)
+            elif self.mask[s] & bit:
+                continue
+            self._link(t, s)
+        over = self.size[t] - self.cap[t]
+        victims = []
+        while over > 0:
+            s = self.head[t]
+            self._unlink(t, s)
+            victims.append(self.keys[s])
+            over -= 1
+        return victims
+
+    def touch(self, int t, key):
+        cdef int32_t s = self._slot(key)
+        if s < 0 or not (self.mask[s] >> t) & 1:
+            raise KeyError(key)
+        self._touch(t, s)
+
+    def remove(self, int t, key):
+        cdef int32_t s = self._slot(key)
+        if s < 0 or not (self.mask[s] >> t) & 1:
+            raise KeyError(key)
+        self._unlink(t, s)
+
+    def contains(self, int t, key):
+        cdef int32_t s = self._slot(key)
+        return s >= 0 and (self.mask[s] >> t) & 1 == 1
+
+    def length(self, int t):
+        return self.size[t]
+
+    def order(self, int t):
+        """Tier ``t``'s blocks from the next victim to the most recent."""
+        cdef int32_t s = self.head[t]
+        out = []
+        while s >= 0:
+            out.append(self.keys[s])
+            s = self.nxt[s * self.n + t]
+        return out
+
+    def held(self, keys, tiers):
+        """``keys`` that a tier of ``tiers`` holds, as a set."""
+        cdef uint32_t want = 0
+        cdef int32_t s
+        for t in tiers:
+            want |= (<uint32_t>1) << <int>t
+        out = set()
+        for k in keys:
+            s = self._slot(k)
+            if s >= 0 and self.mask[s] & want:
+                out.add(k)
+        return out
+
+    def not_held(self, list keys, tiers):
+        """``keys`` that no tier of ``tiers`` holds, in order."""
+        cdef uint32_t want = 0
+        cdef int32_t s
+        cdef Py_ssize_t i
+        for t in tiers:
+            want |= (<uint32_t>1) << <int>t
+        out = []
+        for i in range(PyList_GET_SIZE(keys)):
+            k = <object>PyList_GET_ITEM(keys, i)
+            s = self._slot(k)
+            if s < 0 or not self.mask[s] & want:
+                out.append(k)
+        return out
+
+    def view(self, int t):
+        """Tier ``t``'s blocks as a container (``key in``, ``len``, iteration in LRU order)."""
+        return TierView(self, t)
+
+    def check(self):
+        """Invariants: every tier's list and mask bits agree, sizes within capacity, every
+        slot in the index holds a key; raises AssertionError."""
+        cdef int t
+        cdef int32_t s, prev
+        cdef Py_ssize_t count
+        for t in range(self.n):
+            count = 0
+            prev = -1
+            s = self.head[t]
+            while s >= 0:
+                if not (self.mask[s] >> t) & 1:
+                    raise AssertionError(f"slot {s} in tier {t}'s list without its bit")
+                if self.prv[s * self.n + t] != prev:
+                    raise AssertionError(f"tier {t}'s list is broken at slot {s}")
+                prev = s
+                s = self.nxt[s * self.n + t]
+                count += 1
+            if count != self.size[t] or prev != self.tail[t]:
+                raise AssertionError(f"tier {t} lists {count} blocks, counts {self.size[t]}")
+            if self.size[t] > self.cap[t]:
+                raise AssertionError(f"tier {t} holds {self.size[t]} > {self.cap[t]}")
+        for k, o in self.index.items():
+            s = o
+            if self.keys[s] is not k and self.keys[s] != k:
+                raise AssertionError(f"slot {s} holds {self.keys[s]!r}, the index says {k!r}")
+
+    def slots_held(self):
+        """Blocks with a slot (held by a tier, or in flight between two)."""
+        return len(self.index)
+
+
+cdef class TierView:
+    """One tier of an :class:`LRUTable` as a container."""
+
+    cdef LRUTable table
+    cdef readonly int tier
+
+    def __init__(self, LRUTable table, int tier):
+        self.table = table
+        self.tier = tier
+
+    def __contains__(self, key):
+        cdef int32_t s = self.table._slot(key)
+        return s >= 0 and (self.table.mask[s] >> self.tier) & 1 == 1
+
+    def __len__(self):
+        return self.table.size[self.tier]
+
+    def __iter__(self):
+        return iter(self.table.order(self.tier))

@@ -1,0 +1,143 @@
+"""The LRU table (kvsim/system/lrutable.pyx): the tier hierarchy with every LRU tier in one
+table gives exactly what it gives with each tier's own OrderedDict.
+
+Compared step by step on random hierarchies (one view or several, tiers of zero capacity,
+instances sharing a host's DRAM) driven as the cluster drives them (the reused prefix, then
+the request's other blocks stored): every drain's moves, demoted and dropped blocks, every
+tier's LRU order, and the table's own invariants, no slot kept for a block no tier holds. The
+table is compiled only (``python -m kvsim.accel build``); these tests skip without it unless
+``KVSIM_REQUIRE_ACCEL=1`` (set by .ci/run). The full model with and without it, record for
+record: tests/test_accel.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvsim.policy import FIFO, LRU
+from kvsim.policy.base import OrderedPolicy
+from kvsim.system import hierarchy as hierarchy_module
+from kvsim.system.hierarchy import TierHierarchy, TierSpec
+
+from .conftest import require_resource
+
+
+@pytest.fixture(autouse=True)
+def _table_built() -> None:
+    if hierarchy_module._lrutable is None:
+        require_resource("KVSIM_REQUIRE_ACCEL")
+
+
+def node(caps: list[int], shape: str, table: bool) -> TierHierarchy:
+    """``single``: one chain of four tiers; ``node``: three instances, two hosts, one pool."""
+    if shape == "single":
+        tiers = [TierSpec(f"t{i}", f"d{i}", c) for i, c in enumerate(caps[:4])]
+        return TierHierarchy(tiers, LRU, table=table)
+    g0, g1, g2, d0, d1, r = caps
+    tiers = [TierSpec("gpu", "gpu0", g0), TierSpec("gpu", "gpu1", g1), TierSpec("gpu", "gpu2", g2),
+             TierSpec("dram", "host0", d0), TierSpec("dram", "host1", d1), TierSpec("remote", "remote", r)]
+    return TierHierarchy(tiers, LRU, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], table=table)
+
+
+def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
+    """As the cluster: the longest prefix present in the view is used, the rest stored."""
+    locs = []
+    for b in blocks:
+        t = h.locate(b, v)
+        if t < 0:
+            break
+        locs.append(t)
+    p = len(locs)
+    if p:
+        h.use(blocks[:p], v, locs)
+    h.store(blocks[p:], v)
+
+
+def state(h: TierHierarchy) -> tuple:
+    return tuple(list(p) for p in h.policies), h.drain_moves(), h.total_moves
+
+
+def requests(rng: random.Random, n: int, views: int) -> list[tuple[int, list[int]]]:
+    """Prefix-sharing requests: each extends a random earlier one's prefix with new blocks
+    (ids in first-seen order, as traces number them), now and then re-reads an old block."""
+    out: list[tuple[int, list[int]]] = []
+    nxt = 0
+    for _ in range(n):
+        base: list[int] = []
+        if out and rng.random() < 0.7:
+            prev = rng.choice(out)[1]
+            base = prev[: rng.randint(0, len(prev))]
+        if nxt and rng.random() < 0.2:
+            old = rng.randrange(nxt)
+            if old not in base:  # a request's blocks are distinct (a chain of hashes)
+                base = base + [old]  # a block seen before, out of prefix order
+        new = list(range(nxt, nxt + rng.randint(0, 6)))
+        nxt += len(new)
+        out.append((rng.randrange(views), base + new))
+    return out
+
+
+caps_st = st.lists(st.integers(0, 12), min_size=6, max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(caps=caps_st, shape=st.sampled_from(["single", "node"]), seed=st.integers(0, 2**32 - 1))
+def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], shape: str, seed: int) -> None:
+    a, b = node(caps, shape, table=False), node(caps, shape, table=True)
+    assert a.table is None and b.table is not None
+    views = len(a.views)
+    for v, blocks in requests(random.Random(seed), 150, views):
+        request(a, v, blocks)
+        request(b, v, blocks)
+        assert state(a) == state(b)
+        b.check()
+        held = {k for p in b.policies for k in p}
+        assert b.table.slots_held() == len(held)  # a dropped block's slot is freed
+    for t in range(a.n):
+        assert [k in a.members[t] for k in range(200)] == [k in b.members[t] for k in range(200)]
+        assert len(a.members[t]) == len(b.members[t])  # type: ignore[arg-type]
+
+
+def test_a_tier_admits_evicts_touches_and_removes_as_lru() -> None:
+    """One tier of the table against LRU's OrderedDict, operation by operation."""
+    rng = random.Random(7)
+    ref = LRU(20)
+    h = TierHierarchy([TierSpec("t", "d", 20)], LRU, table=True)
+    tier = h.policies[0]
+    for _ in range(3000):
+        op = rng.random()
+        resident = list(ref)
+        if op < 0.5:
+            keys = [rng.randrange(60) for _ in range(rng.randint(0, 8))]  # repeats and residents too
+            assert tier.admit_many(keys) == ref.admit_many(keys)
+        elif op < 0.8 and resident:
+            k = rng.choice(resident)
+            tier.touch(k)
+            ref.touch(k)
+        elif resident:
+            k = rng.choice(resident)
+            tier.remove(k)
+            ref.remove(k)
+        assert list(tier) == list(ref) and len(tier) == len(ref)
+    for k in range(60):
+        assert (k in tier) == (k in ref) == (k in h.members[0])
+    with pytest.raises(KeyError):
+        tier.touch(10**9)
+    with pytest.raises(KeyError):
+        tier.remove(10**9)
+    h.check()
+
+
+def test_the_table_is_used_only_when_every_tier_is_plain_lru() -> None:
+    tiers = [TierSpec("a", "a", 4), TierSpec("b", "b", 4)]
+    assert TierHierarchy(tiers, LRU).table is not None  # the default, with the build
+    assert TierHierarchy(tiers, FIFO).table is None
+    assert TierHierarchy(tiers, LRU, table=False).table is None
+    assert TierHierarchy(tiers, LRU, inclusive=True).table is None
+    assert issubclass(FIFO, OrderedPolicy)
+    with pytest.raises(ValueError, match="plain LRU"):
+        TierHierarchy(tiers, FIFO, table=True)
