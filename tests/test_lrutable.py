@@ -132,6 +132,29 @@ def test_a_tier_admits_evicts_touches_and_removes_as_lru() -> None:
     h.check()
 
 
+def test_ids_anywhere_in_64_bits_and_churn_through_the_id_table() -> None:
+    """Random 64-bit ids (negative ones too), a tier holding about half of its id table's
+    cells: collisions and deletions in the open-addressing table, checked after each step."""
+    rng = random.Random(3)
+    pool = [rng.randrange(-(2**63), 2**63) for _ in range(3000)] + [0, 2**63 - 1, -(2**63)]
+    ref = LRU(600)
+    h = TierHierarchy([TierSpec("t", "d", 600), TierSpec("u", "e", 300)], LRU, table=True)
+    below = LRU(300)
+    for step in range(400):
+        keys = list(dict.fromkeys(rng.choice(pool) for _ in range(rng.randint(1, 40))))
+        keys = [k for k in keys if k not in h.members[0] and k not in h.members[1]]
+        h.store(keys)
+        victims = ref.admit_many(keys)
+        below.admit_many(victims)
+        _, _, dropped = h.drain_moves()
+        assert list(h.policies[0]) == list(ref) and list(h.policies[1]) == list(below)
+        if step % 20 == 0:
+            h.check()
+        assert h.table.slots_held() == len(ref) + len(below)
+    with pytest.raises(OverflowError):
+        h.store([2**64])
+
+
 def test_the_table_is_used_only_when_every_tier_is_plain_lru() -> None:
     tiers = [TierSpec("a", "a", 4), TierSpec("b", "b", 4)]
     assert TierHierarchy(tiers, LRU).table is not None  # the default, with the build
