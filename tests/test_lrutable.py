@@ -4,7 +4,8 @@ table gives exactly what it gives with each tier's own OrderedDict.
 Compared step by step on random hierarchies (one view or several, tiers of zero capacity,
 instances sharing a host's DRAM) driven as the cluster drives them (the reused prefix, then
 the request's other blocks stored): every drain's moves, demoted and dropped blocks, every
-tier's LRU order, and the table's own invariants, no slot kept for a block no tier holds. The
+tier's LRU order, the table's own invariants (no slot kept for a block no tier holds), and
+the prefix lookup and cache-aware routing's runs it answers in one call. The
 table is compiled only (``python -m kvsim.accel build``); these tests skip without it unless
 ``KVSIM_REQUIRE_ACCEL=1`` (set by .ci/run). The full model with and without it, record for
 record: tests/test_accel.py.
@@ -22,6 +23,7 @@ from kvsim.policy import FIFO, LRU
 from kvsim.policy.base import OrderedPolicy
 from kvsim.system import hierarchy as hierarchy_module
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
+from kvsim.system.router import CacheAware
 
 from .conftest import require_resource
 
@@ -57,6 +59,19 @@ def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
     h.store(blocks[p:], v)
 
 
+def python_prefix(h: TierHierarchy, blocks: list[int], v: int) -> tuple[list[int], list[int], int]:
+    """The cluster's prefix lookup over the containers: the fastest tier of each block of the
+    longest held prefix, the count per level, and every block held."""
+    locs = []
+    for k in blocks:
+        t = h.locate(k, v)
+        if t < 0:
+            break
+        locs.append(t)
+    held = len(locs) + sum(h.locate(k, v) >= 0 for k in blocks[len(locs) + 1 :])
+    return locs, [locs.count(t) for t in h.views[v]], held
+
+
 def state(h: TierHierarchy) -> tuple:
     return tuple(list(p) for p in h.policies), h.drain_moves(), h.total_moves
 
@@ -90,7 +105,14 @@ def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], 
     a, b = node(caps, shape, table=False), node(caps, shape, table=True)
     assert a.table is None and b.table is not None
     views = len(a.views)
+    router = CacheAware()
+    router.bind([], [[a.members[t] for t in path[:2]] for path in a.views])
+    gpu, dram = [p[0] for p in a.views], [p[1] for p in a.views]
     for v, blocks in requests(random.Random(seed), 150, views):
+        # the cluster's prefix lookup and the cache-aware router's runs, as the table gives them
+        for w in range(views):
+            assert b.table.prefix(blocks, b.views[w]) == python_prefix(a, blocks, w)
+        assert b.table.local_runs(blocks, gpu, dram) == [router.local_runs(w, blocks) for w in range(views)]
         request(a, v, blocks)
         request(b, v, blocks)
         assert state(a) == state(b)

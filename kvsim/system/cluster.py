@@ -295,7 +295,13 @@ class Cluster:
             self._private_keys = []
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
-        self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views])
+        table = hierarchy.table
+        runs = None
+        if table is not None:
+            runs = partial(table.local_runs, gpu=[p[0] for p in views], dram=[p[1] if len(p) > 1 else -1 for p in views])
+        self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views], runs)
+        # the prefix lookup in one call when the tiers are the hierarchy's table (for speed)
+        self._prefix = table.prefix if table is not None else None
         # Paths precomputed once: every tier -> each instance's GPU for loads; every move
         # between two tiers below level 0 (demotions, stores written down).
         gpu = [tiers[path[0]].device for path in views]
@@ -363,27 +369,31 @@ class Cluster:
         t_md = env.now
 
         # 2. reuse: the longest prefix present in a tier of the instance's view
-        pm = hier.path_members(v)
-        locs: list[int] = []
-        append = locs.append
-        for b in blocks:
-            for t, m in pm:
-                if b in m:
-                    append(t)
+        if self._prefix is not None:
+            locs, counts, present = self._prefix(blocks, hier.views[v])
+            p = len(locs)
+        else:
+            pm = hier.path_members(v)
+            locs = []
+            append = locs.append
+            for b in blocks:
+                for t, m in pm:
+                    if b in m:
+                        append(t)
+                        break
+                else:
                     break
-            else:
-                break
-        p = len(locs)
-        counts = [locs.count(t) for t, _ in pm] if p else [0] * len(pm)
-        present = p
-        newest = hier.newest
-        for b in blocks[p + 1 :]:
-            if b > newest:  # never stored: in no tier (written for speed)
-                continue
-            for _, m in pm:
-                if b in m:
-                    present += 1
-                    break
+            p = len(locs)
+            counts = [locs.count(t) for t, _ in pm] if p else [0] * len(pm)
+            present = p
+            newest = hier.newest
+            for b in blocks[p + 1 :]:
+                if b > newest:  # never stored: in no tier (written for speed)
+                    continue
+                for _, m in pm:
+                    if b in m:
+                        present += 1
+                        break
         if p:
             hier.use(blocks[:p], v, locs)
 

@@ -411,6 +411,89 @@ cdef class LRUTable:
                 out.append(k)
         return out
 
+    def prefix(self, list blocks, tuple path):
+        """The cluster's prefix lookup for a view whose tiers are ``path`` (fastest first):
+        ``(locs, counts, present)``: the fastest tier holding each block of the longest
+        prefix held by the view, how many of them each level holds, and the blocks held in
+        all (the prefix, and any beyond the first absent one)."""
+        cdef int L = len(path), j, t
+        cdef int tiers[MAX_TIERS]
+        cdef Py_ssize_t counts[MAX_TIERS]
+        cdef uint32_t vm = 0, mk
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(blocks), p, present
+        cdef int32_t s
+        if L > MAX_TIERS:
+            raise ValueError("a view of more tiers than the table")
+        for j in range(L):
+            t = path[j]
+            tiers[j] = t
+            counts[j] = 0
+            vm |= (<uint32_t>1) << t
+        locs = []
+        for i in range(m):
+            s = self._slot(<object>PyList_GET_ITEM(blocks, i))
+            if s < 0:
+                break
+            mk = self.mask[s] & vm
+            if mk == 0:
+                break
+            j = 0
+            while not (mk >> tiers[j]) & 1:
+                j += 1
+            locs.append(tiers[j])
+            counts[j] += 1
+        p = PyList_GET_SIZE(locs)
+        present = p
+        for i in range(p + 1, m):
+            s = self._slot(<object>PyList_GET_ITEM(blocks, i))
+            if s >= 0 and self.mask[s] & vm:
+                present += 1
+        return locs, [counts[j] for j in range(L)], present
+
+    def local_runs(self, list blocks, gpu, dram):
+        """Cache-aware routing's measure for every instance k at once: ``(g, d)``, the
+        leading blocks held by its GPU tier ``gpu[k]``, and those with the run continued
+        through its GPU and DRAM tier ``dram[k]`` (-1: none) together."""
+        cdef int K = len(gpu), k
+        cdef int g_t[MAX_TIERS]
+        cdef int d_t[MAX_TIERS]
+        cdef int state[MAX_TIERS]  # 0: in the GPU run, 1: in the GPU-and-DRAM run, 2: done
+        cdef Py_ssize_t g[MAX_TIERS]
+        cdef Py_ssize_t d[MAX_TIERS]
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(blocks)
+        cdef uint32_t mk
+        cdef int32_t s
+        cdef bint alive
+        if K > MAX_TIERS or len(dram) != K:
+            raise ValueError("one GPU and one DRAM tier (or -1) per instance, at most 32")
+        for k in range(K):
+            g_t[k] = gpu[k]
+            d_t[k] = dram[k]
+            state[k] = 0
+            g[k] = 0
+            d[k] = 0
+        for i in range(m):
+            s = self._slot(<object>PyList_GET_ITEM(blocks, i))
+            mk = self.mask[s] if s >= 0 else 0
+            alive = False
+            for k in range(K):
+                if state[k] == 0:
+                    if (mk >> g_t[k]) & 1:
+                        g[k] += 1
+                        d[k] += 1
+                        alive = True
+                        continue
+                    state[k] = 1
+                if state[k] == 1:
+                    if d_t[k] >= 0 and ((mk >> d_t[k]) & 1 or (mk >> g_t[k]) & 1):
+                        d[k] += 1
+                        alive = True
+                    else:
+                        state[k] = 2
+            if not alive:
+                break
+        return [(g[k], d[k]) for k in range(K)]
+
     def view(self, int t):
         """Tier ``t``'s blocks as a container (``key in``, ``len``, iteration in LRU order)."""
         return TierView(self, t)

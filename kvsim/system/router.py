@@ -18,7 +18,7 @@ and the hierarchy's views by the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
 from kvsim.ranges import NonNegInt
@@ -35,11 +35,17 @@ class Router:
     def __init__(self) -> None:
         self.instances: Sequence[Loaded] = ()
         self.local: list[list[Container[int]]] = []
+        self.runs: Callable[[Sequence[int]], list[tuple[int, int]]] | None = None
 
-    def bind(self, instances: Sequence[Loaded], local_tiers: list[list[Container[int]]]) -> None:
-        """``local_tiers[i]``: the block containers of instance i's GPU tier and host DRAM tier."""
+    def bind(self, instances: Sequence[Loaded], local_tiers: list[list[Container[int]]],
+             runs: Callable[[Sequence[int]], list[tuple[int, int]]] | None = None) -> None:
+        """``local_tiers[i]``: the block containers of instance i's GPU tier and host DRAM
+        tier; ``runs`` (optional): for a request's blocks, every instance's ``(g, d)`` as
+        :class:`CacheAware` counts them from those containers, in one call (the hierarchy's
+        compiled table gives it: written for speed)."""
         self.instances = instances
         self.local = local_tiers
+        self.runs = runs
 
     def pick(self, blocks: Sequence[int]) -> int:
         raise NotImplementedError
@@ -84,24 +90,31 @@ class CacheAware(Router):
         key: tuple[int, int, int] | None = None
         loads = [inst.load_tokens for inst in self.instances]
         bound = min(loads) + self.balance_tokens if self.balance_tokens is not None else None
+        runs = self.runs(blocks) if self.runs is not None else None
         for i, load in enumerate(loads):
             if bound is not None and load > bound:
                 continue
-            tiers = self.local[i]
-            gpu = tiers[0]
-            g = 0
-            for b in blocks:
-                if b not in gpu:
-                    break
-                g += 1
-            d = g
-            if len(tiers) > 1:
-                dram = tiers[1]
-                for b in blocks[g:]:
-                    if b not in dram and b not in gpu:
-                        break
-                    d += 1
+            g, d = runs[i] if runs is not None else self.local_runs(i, blocks)
             k = (g, d, -load)
             if key is None or k > key:
                 best, key = i, k
         return best
+
+    def local_runs(self, i: int, blocks: Sequence[int]) -> tuple[int, int]:
+        """Instance i's ``(g, d)``: the leading blocks its GPU tier holds, and the run
+        continued through its GPU and DRAM tiers together."""
+        tiers = self.local[i]
+        gpu = tiers[0]
+        g = 0
+        for b in blocks:
+            if b not in gpu:
+                break
+            g += 1
+        d = g
+        if len(tiers) > 1:
+            dram = tiers[1]
+            for b in blocks[g:]:
+                if b not in dram and b not in gpu:
+                    break
+                d += 1
+        return g, d
