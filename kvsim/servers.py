@@ -130,7 +130,13 @@ class PriorityServer(FCFSServer):
 
     def defer(self, now: float, service_s: float) -> None:
         """Queue a background service that arrives at ``now``."""
-        self._bg.append((now, service_s))
+        bg = self._bg
+        if bg:
+            # What starts before ``now`` is decided by now (callers come in time order): a
+            # link that carries only background work would otherwise keep every job of the
+            # run queued until the end (memory, and the flush's time, linear in the run).
+            self._settle(now)
+        bg.append((now, service_s))
         if not self.priorities:  # one FCFS order: it starts as soon as a server is free
             self._settle(float("inf"))
 

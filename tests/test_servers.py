@@ -136,6 +136,25 @@ def test_priority_server_same_as_simpy_priority_resource(c: int) -> None:
     assert s.busy_s == pytest.approx(services.sum())
 
 
+def test_a_background_only_queue_holds_only_what_waits() -> None:
+    """A link that carries only background work (demotions written to an SSD) is never asked
+    for a foreground booking; its queue still holds only the jobs that have not started
+    by the latest arrival, and their waits are those of an FCFS queue (SimPy's resource)."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    arrivals = np.cumsum(rng.exponential(1.0, n))
+    services = rng.exponential(0.7, n)
+    s = PriorityServer("ssd-writes", 1)
+    longest = 0
+    for a, x in zip(arrivals.tolist(), services.tolist(), strict=True):
+        s.defer(a, x)
+        longest = max(longest, len(s._bg))
+    assert longest < 100  # at load 0.7 the backlog is a few jobs, not the run's 20,000
+    s.flush()
+    _, ref_wait = _priority_reference(arrivals, services, np.ones(n, dtype=int), 1)
+    assert s.bg_wait_s == pytest.approx(ref_wait, rel=1e-9) and s.bg_served == n
+
+
 def test_cobham_two_class_nonpreemptive_mg1() -> None:
     """Mean waits of a non-preemptive two-class M/G/1 (Cobham, 1954):
 
