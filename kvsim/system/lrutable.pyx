@@ -48,6 +48,9 @@ cdef class LRUTable:
     cdef uint32_t movable[MAX_TIERS]  # bit u of movable[s]: a promotion s -> u leaves s
     cdef int32_t free_head
     cdef Py_ssize_t slots
+    cdef int64_t *ids        # slot -> its block's id (no Python object read to free it)
+    cdef int32_t *buf        # a cascade's blocks between two levels, as slots
+    cdef Py_ssize_t buf_cap
 
     def __cinit__(self):
         self.mask = NULL
@@ -55,6 +58,9 @@ cdef class LRUTable:
         self.nxt = NULL
         self.hkeys = NULL
         self.hvals = NULL
+        self.ids = NULL
+        self.buf = NULL
+        self.buf_cap = 0
 
     def __init__(self, caps, parent, level, movable):
         cdef int t, u, a
@@ -94,6 +100,8 @@ cdef class LRUTable:
         free(self.nxt)
         free(self.hkeys)
         free(self.hvals)
+        free(self.ids)
+        free(self.buf)
 
     # --- the id table ------------------------------------------------------------------------
     cdef int _rehash(self, Py_ssize_t size) except -1:
@@ -176,6 +184,10 @@ cdef class LRUTable:
         if p == NULL:
             raise MemoryError()
         self.nxt = p
+        cdef int64_t *q = <int64_t *>realloc(self.ids, new * sizeof(int64_t))
+        if q == NULL:
+            raise MemoryError()
+        self.ids = q
         for i in range(old, new):
             self.keys.append(None)
             self.mask[i] = 0
@@ -200,14 +212,14 @@ cdef class LRUTable:
         s = self.free_head
         self.free_head = self.nxt[s * self.n]
         self.keys[s] = key
+        self.ids[s] = k
         self.mask[s] = 0
         self._hput(k, s)
         self.nheld += 1
         return s
 
     cdef int _free_slot(self, int32_t s) except -1:
-        cdef int64_t k = self.keys[s]
-        self._hdel(k)
+        self._hdel(self.ids[s])
         self.nheld -= 1
         self.keys[s] = None
         self.nxt[s * self.n] = self.free_head
@@ -244,58 +256,90 @@ cdef class LRUTable:
         self.mask[s] &= ~((<uint32_t>1) << t)
         self.size[t] -= 1
 
-    cdef list _admit(self, int t, list keys, list demoted):
-        """LRU admission of ``keys`` into ``t``; returns its victims in eviction order, less
-        those a tier below still holds (appended to ``demoted``: that copy becomes the
-        fastest, no bytes move)."""
-        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys), over
+    cdef Py_ssize_t _admit(self, int t, Py_ssize_t m, list demoted):
+        """LRU admission of the ``m`` slots in ``buf`` into ``t``; its victims, in eviction
+        order, go to ``buf`` (returns how many), less those a tier below still holds
+        (appended to ``demoted``: that copy becomes the fastest, no bytes move). Victims
+        are never more than the blocks admitted, and those are linked before the first
+        victim is written over them."""
+        cdef Py_ssize_t i, over, nv = 0
         cdef int32_t s
         cdef uint32_t bit = (<uint32_t>1) << t, below = self.below[t]
         for i in range(m):
-            k = <object>PyList_GET_ITEM(keys, i)
-            s = self._slot(k)
-            if s < 0:
-                s = self._new_slot(k)
-            elif self.mask[s] & bit:
+            s = self.buf[i]
+            if self.mask[s] & bit:
                 continue  # resident: keeps its place (as OrderedDict[k] = None)
             self._link(t, s)
         over = self.size[t] - self.cap[t]
-        victims = []
         while over > 0:
             s = self.head[t]
             self._unlink(t, s)
             if self.mask[s] & below:
                 demoted.append(self.keys[s])
             else:
-                victims.append(self.keys[s])
+                self.buf[nv] = s
+                nv += 1
             over -= 1
-        return victims
+        return nv
+
+    cdef int _buffer(self, Py_ssize_t m) except -1:
+        cdef int32_t *b
+        if m > self.buf_cap:
+            b = <int32_t *>realloc(self.buf, m * sizeof(int32_t))
+            if b == NULL:
+                raise MemoryError()
+            self.buf, self.buf_cap = b, m
+        return 0
 
     # --- the hierarchy's operations -------------------------------------------------------------
     def place(self, list keys, int tier, int src, list moves, list demoted, list dropped):
         """The hierarchy's cascade (``TierHierarchy._place_copies``): ``keys`` arrive at
         ``tier`` from ``src`` (-1: computed); victims go on down the chain; below the bottom
-        they are dropped. Counts moves[source][destination] (destination n: dropped)."""
+        they are dropped. Counts moves[source][destination] (destination n: dropped). The
+        blocks go from level to level as slots (one id lookup a block, at the first)."""
         cdef int t = tier, s = src, n = self.n
-        cdef Py_ssize_t m
-        while keys:
-            while t >= 0 and self.cap[t] == 0:
-                t = self.parent[t]
-            m = PyList_GET_SIZE(keys)
-            if t < 0:
-                if s >= 0:
-                    row = moves[s]
-                    row[n] = row[n] + m
-                dropped.extend(keys)
-                self.release(keys)
-                return
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys)
+        cdef int32_t slot
+        if m == 0:
+            return
+        while t >= 0 and self.cap[t] == 0:
+            t = self.parent[t]
+        if t < 0:
             if s >= 0:
                 row = moves[s]
-                row[t] = row[t] + m
-                demoted.extend(keys)
-            keys = self._admit(t, keys, demoted)
+                row[n] = row[n] + m
+            dropped.extend(keys)
+            self.release(keys)
+            return
+        self._buffer(m)
+        for i in range(m):
+            k = <object>PyList_GET_ITEM(keys, i)
+            slot = self._slot(k)
+            self.buf[i] = slot if slot >= 0 else self._new_slot(k)
+        if s >= 0:
+            row = moves[s]
+            row[t] = row[t] + m
+            demoted.extend(keys)
+        while True:
+            m = self._admit(t, m, demoted)
+            if m == 0:
+                return
             s = t
             t = self.parent[t]
+            while t >= 0 and self.cap[t] == 0:
+                t = self.parent[t]
+            row = moves[s]
+            if t < 0:
+                row[n] = row[n] + m
+                for i in range(m):
+                    slot = self.buf[i]
+                    dropped.append(self.keys[slot])
+                    if self.mask[slot] == 0:
+                        self._free_slot(slot)
+                return
+            row[t] = row[t] + m
+            for i in range(m):
+                demoted.append(self.keys[self.buf[i]])
 
     def use(self, list keys, list locs, int top, list moves, list demoted, list dropped):
         """Resident ``keys`` at tiers ``locs`` reused by a view whose fastest tier with room is
