@@ -10,7 +10,11 @@ no single loop is worth rewriting in another language. Cython compiles the same 
 with Python's semantics (no type declarations are added or read: ``annotation_typing`` off),
 which removes the interpreter's dispatch between those operations: about 1.4x on the
 conversation trace's full model, with every per-request record identical
-(``tests/test_accel.py``; numbers in docs/speed.md).
+(``tests/test_accel.py``; numbers in docs/speed.md). One module is written for the compiler
+instead: ``kvsim/system/lrutable.pyx``, the tier hierarchy's LRU tiers as one typed table
+(C arrays, no Python object per move), which only ever runs compiled; without the build the
+hierarchy keeps each tier in its policy's own ``OrderedDict``, with the same results
+(``tests/test_lrutable.py``).
 
 Safety first: a compiled module is imported only when the SHA-256 of its source file equals
 the one it was compiled from (``build/accel/manifest.json``) and the interpreter is the one
@@ -47,7 +51,8 @@ ENV = "KVSIM_ACCEL"
 MODULES = (
     "kvsim.system.cluster",
     "kvsim.system.hierarchy",
-    "kvsim.system.lrutable",  # typed (.pyx): only ever compiled; the hierarchy does without it
+    "kvsim.idtable",  # typed (.pyx), as the next: only ever compiled; their users do without them
+    "kvsim.system.lrutable",
     "kvsim.system.topology",
     "kvsim.system.router",
     "kvsim.system.scheduler",

@@ -81,9 +81,10 @@ Service times: see ``conf/calibration/default.yaml``.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Generator, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import simpy
@@ -140,6 +141,19 @@ def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
         return ta + per * (n - a)
     (a, ta), (b, tb) = knots[-2], knots[-1]
     return tb + (tb - ta) / (b - a) * (n - b)
+
+
+
+try:  # compiled only (python -m kvsim.accel build): block ids in C, a set's answers
+    _IdSet: Any = importlib.import_module("kvsim.idtable").IdSet
+except ImportError:
+    _IdSet = set
+
+
+def new_id_set() -> set[int]:
+    """An empty set of block ids: :class:`kvsim.idtable.IdSet` where compiled (the ids in a
+    C table: the index's key set is asked about every block of every request), else a set."""
+    return cast(set[int], _IdSet())
 
 
 def _scale_knots(keys_held: float, s1k: float, s1m: float) -> tuple[list[float], list[float]]:
@@ -259,7 +273,7 @@ class RedisIndex(IndexModel):
         self.io_extra_knots = tuple((float(k), float(t)) for k, t in io_extra_knots)
         self._track = self.mset_warm != self.mset or self.mset_warm_knots != self.mset_knots  # (bookkeeping only when it changes a cost)
         self._touched: set[int] = set()  # the keys the last lookup read
-        self.held: set[int] = set()
+        self.held: set[int] = new_id_set()
         self._sx, self._sy = _scale_knots(keys_held, scale_1k_keys, scale_1m_keys)
         self._scale_memo: dict[int, float] = {}  # keys held -> key_scale
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)

@@ -5,8 +5,8 @@ The tier hierarchy's common case is LRU in every tier, and its cost was the tier
 dictionaries: a block demoted from a GPU tier to the host's DRAM, the remote pool and an SSD
 was inserted into and deleted from four ``OrderedDict``s (two hash operations and a node
 allocation each), and a cascade's victims were checked against the tiers below by building
-sets. Here a block has one slot for as long as any tier holds it (found by its id in an
-open-addressing table of 64-bit ids: no Python object touched but the one asked about), and each tier is a doubly linked list through the slots (C arrays) with a bit per
+sets. Here a block has one slot for as long as any tier holds it (found by its id in a
+:class:`kvsim.idtable.IdTable`: no Python object touched but the one asked about), and each tier is a doubly linked list through the slots (C arrays) with a bit per
 tier saying who holds the block; a move between tiers is a few array writes, a "held by a
 tier below" check a mask test. The orders are those of :class:`kvsim.policy.lru.LRU` exactly
 (admission at the most recent end, a resident block admitted again keeps its place, victims
@@ -17,8 +17,10 @@ own dictionaries, as before.
 """
 
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdlib cimport free, realloc
+
+from kvsim.idtable cimport IdTable
 
 DEF MAX_TIERS = 32
 
@@ -29,11 +31,7 @@ cdef class LRUTable:
     ``s`` to ``u`` leaves ``s`` (the hierarchy's exclusive-move rule)."""
 
     cdef readonly int n
-    cdef int64_t *hkeys      # the id table: open addressing, linear probing, 64-bit ids
-    cdef int32_t *hvals      # its slots (-1: an empty cell)
-    cdef Py_ssize_t hsize    # cells, a power of two, at least twice the ids held
-    cdef int hshift          # 64 - log2(hsize): Fibonacci hashing's shift
-    cdef Py_ssize_t nheld    # ids in the table
+    cdef IdTable idt         # block id -> slot
     cdef list keys           # slot -> the block's id as given (None: free)
     cdef uint32_t *mask      # slot -> bit t set when tier t holds it
     cdef int32_t *prv        # [slot * n + t]: the list of tier t
@@ -56,8 +54,6 @@ cdef class LRUTable:
         self.mask = NULL
         self.prv = NULL
         self.nxt = NULL
-        self.hkeys = NULL
-        self.hvals = NULL
         self.ids = NULL
         self.buf = NULL
         self.buf_cap = 0
@@ -69,8 +65,7 @@ cdef class LRUTable:
             raise ValueError(f"LRUTable: 1 to {MAX_TIERS} tiers, got {n}")
         self.n = n
         self.keys = []
-        self.nheld = 0
-        self._rehash(1024)
+        self.idt = IdTable()
         self.free_head = -1
         self.slots = 0
         for t in range(n):
@@ -98,73 +93,8 @@ cdef class LRUTable:
         free(self.mask)
         free(self.prv)
         free(self.nxt)
-        free(self.hkeys)
-        free(self.hvals)
         free(self.ids)
         free(self.buf)
-
-    # --- the id table ------------------------------------------------------------------------
-    cdef int _rehash(self, Py_ssize_t size) except -1:
-        cdef int64_t *oldk = self.hkeys
-        cdef int32_t *oldv = self.hvals
-        cdef Py_ssize_t oldsize = self.hsize if oldk != NULL else 0, i
-        cdef int bits = 0
-        while ((<Py_ssize_t>1) << bits) < size:
-            bits += 1
-        size = (<Py_ssize_t>1) << bits
-        cdef int64_t *k = <int64_t *>malloc(size * sizeof(int64_t))
-        cdef int32_t *v = <int32_t *>malloc(size * sizeof(int32_t))
-        if k == NULL or v == NULL:
-            free(k)
-            free(v)
-            raise MemoryError()
-        for i in range(size):
-            v[i] = -1
-        self.hkeys, self.hvals, self.hsize, self.hshift = k, v, size, 64 - bits
-        for i in range(oldsize):
-            if oldv[i] >= 0:
-                self._hput(oldk[i], oldv[i])
-        free(oldk)
-        free(oldv)
-        return 0
-
-    cdef inline Py_ssize_t _home(self, int64_t key):
-        return <Py_ssize_t>((<uint64_t>key * <uint64_t>0x9E3779B97F4A7C15) >> self.hshift)
-
-    cdef inline int32_t _hget(self, int64_t key):
-        cdef Py_ssize_t i = self._home(key), m = self.hsize - 1
-        while self.hvals[i] >= 0:
-            if self.hkeys[i] == key:
-                return self.hvals[i]
-            i = (i + 1) & m
-        return -1
-
-    cdef inline void _hput(self, int64_t key, int32_t slot):
-        """``key`` (absent) -> ``slot``; the caller keeps the load at most 1/2."""
-        cdef Py_ssize_t i = self._home(key), m = self.hsize - 1
-        while self.hvals[i] >= 0:
-            i = (i + 1) & m
-        self.hkeys[i] = key
-        self.hvals[i] = slot
-
-    cdef void _hdel(self, int64_t key):
-        """Remove ``key`` (present) by backward shifting: no tombstones."""
-        cdef Py_ssize_t i = self._home(key), j, h, m = self.hsize - 1
-        while self.hkeys[i] != key or self.hvals[i] < 0:
-            i = (i + 1) & m
-        j = i
-        while True:
-            j = (j + 1) & m
-            if self.hvals[j] < 0:
-                break
-            h = self._home(self.hkeys[j])
-            # the entry at j stays if its home lies cyclically in (i, j]
-            if (i <= j and i < h <= j) or (i > j and (h > i or h <= j)):
-                continue
-            self.hkeys[i] = self.hkeys[j]
-            self.hvals[i] = self.hvals[j]
-            i = j
-        self.hvals[i] = -1
 
     cdef int _grow(self, Py_ssize_t want) except -1:
         cdef Py_ssize_t old = self.slots, i
@@ -200,27 +130,23 @@ cdef class LRUTable:
     # --- slots ---------------------------------------------------------------------------
     cdef inline int32_t _slot(self, object key) except -2:
         """The slot of ``key`` (an int of 64 bits: OverflowError otherwise), or -1."""
-        return self._hget(key)
+        return self.idt.get(key)
 
     cdef int32_t _new_slot(self, object key) except -1:
         cdef int32_t s
         cdef int64_t k = key
         if self.free_head < 0:
             self._grow(self.slots + 1)
-        if 2 * (self.nheld + 1) > self.hsize:
-            self._rehash(2 * self.hsize)
         s = self.free_head
         self.free_head = self.nxt[s * self.n]
         self.keys[s] = key
         self.ids[s] = k
         self.mask[s] = 0
-        self._hput(k, s)
-        self.nheld += 1
+        self.idt.put(k, s)
         return s
 
     cdef int _free_slot(self, int32_t s) except -1:
-        self._hdel(self.ids[s])
-        self.nheld -= 1
+        self.idt.remove(self.ids[s])
         self.keys[s] = None
         self.nxt[s * self.n] = self.free_head
         self.free_head = s
@@ -564,21 +490,14 @@ cdef class LRUTable:
                 raise AssertionError(f"tier {t} lists {count} blocks, counts {self.size[t]}")
             if self.size[t] > self.cap[t]:
                 raise AssertionError(f"tier {t} holds {self.size[t]} > {self.cap[t]}")
-        cdef Py_ssize_t i, found = 0
-        for i in range(self.hsize):
-            if self.hvals[i] >= 0:
-                found += 1
-                s = self.hvals[i]
-                if self.keys[s] is None or self.keys[s] != self.hkeys[i]:
-                    raise AssertionError(f"slot {s} holds {self.keys[s]!r}, the table says {self.hkeys[i]}")
-                if self._hget(self.hkeys[i]) != s:
-                    raise AssertionError(f"id {self.hkeys[i]} is not found where it is")
-        if found != self.nheld:
-            raise AssertionError(f"the id table holds {found} ids, counts {self.nheld}")
+        self.idt.check()
+        for k, s in self.idt.items():
+            if self.keys[s] is None or self.keys[s] != k or self.ids[s] != k:
+                raise AssertionError(f"slot {s} holds {self.keys[s]!r}, the table says {k}")
 
     def slots_held(self):
         """Blocks with a slot (held by a tier, or in flight between two)."""
-        return self.nheld
+        return self.idt.count
 
 
 cdef class TierView:
