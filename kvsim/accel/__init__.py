@@ -10,11 +10,13 @@ no single loop is worth rewriting in another language. Cython compiles the same 
 with Python's semantics (no type declarations are added or read: ``annotation_typing`` off),
 which removes the interpreter's dispatch between those operations: about 1.4x on the
 conversation trace's full model, with every per-request record identical
-(``tests/test_accel.py``; numbers in docs/speed.md). One module is written for the compiler
-instead: ``kvsim/system/lrutable.pyx``, the tier hierarchy's LRU tiers as one typed table
-(C arrays, no Python object per move), which only ever runs compiled; without the build the
-hierarchy keeps each tier in its policy's own ``OrderedDict``, with the same results
-(``tests/test_lrutable.py``).
+(``tests/test_accel.py``; numbers in docs/speed.md). Two modules are written for the
+compiler instead, with C types, and only ever run compiled: ``kvsim/system/lrutable.pyx``
+(the tier hierarchy's LRU tiers as one table of C arrays: no Python object per move) and
+``kvsim/idtable.pyx`` (block ids in a C table: its id lookups, the Redis index's key set).
+Without the build the hierarchy keeps each tier in its policy's own ``OrderedDict`` and the
+index uses a ``set``, with the same results (``tests/test_lrutable.py``,
+``tests/test_idtable.py``).
 
 Safety first: a compiled module is imported only when the SHA-256 of its source file equals
 the one it was compiled from (``build/accel/manifest.json``) and the interpreter is the one

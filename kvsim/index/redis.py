@@ -143,7 +143,6 @@ def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
     return tb + (tb - ta) / (b - a) * (n - b)
 
 
-
 try:  # compiled only (python -m kvsim.accel build): block ids in C, a set's answers
     _IdSet: Any = importlib.import_module("kvsim.idtable").IdSet
 except ImportError:

@@ -36,7 +36,10 @@ and with several views the GPU tiers are private caches over shared lower tiers.
 
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
-but the hierarchy makes one call per tier instead of one per block and tier.
+but the hierarchy makes one call per tier instead of one per block and tier. When every
+tier is plain LRU and the compiled build is there, the tiers live in one table
+(:mod:`kvsim.system.lrutable`: a linked list per tier through C arrays) that runs the same
+cascades and promotions with the same results.
 Moves are counted per (source tier, destination tier) so the caller can charge them to
 links as whole transfers; dropped blocks are returned so the index can delete them.
 """

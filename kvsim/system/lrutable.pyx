@@ -22,7 +22,8 @@ from libc.stdlib cimport free, realloc
 
 from kvsim.idtable cimport IdTable
 
-DEF MAX_TIERS = 32
+cdef enum:
+    MAX_TIERS = 32  # tiers of one hierarchy: a mask's bits
 
 
 cdef class LRUTable:
@@ -272,7 +273,7 @@ cdef class LRUTable:
         ``top`` (-1: none): each is touched, those below ``top`` promoted to it (and taken
         out of their tier when the move rule allows), then placed at ``top``."""
         cdef Py_ssize_t i, m = PyList_GET_SIZE(keys)
-        cdef int t, n = self.n
+        cdef int t
         cdef int32_t s
         cdef int top_level = self.level[top] if top >= 0 else 0
         if PyList_GET_SIZE(locs) != m:
