@@ -47,12 +47,7 @@ def node(caps: list[int], shape: str, table: bool) -> TierHierarchy:
 
 def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
     """As the cluster: the longest prefix present in the view is used, the rest stored."""
-    locs = []
-    for b in blocks:
-        t = h.locate(b, v)
-        if t < 0:
-            break
-        locs.append(t)
+    locs, _, _ = python_prefix(h, blocks, v)
     p = len(locs)
     if p:
         h.use(blocks[:p], v, locs)
