@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kvsim.policy import FIFO, LRU
+from kvsim.policy import FIFO, LRU, LookAhead
 from kvsim.policy.base import OrderedPolicy
 from kvsim.system import hierarchy as hierarchy_module
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
@@ -34,15 +34,15 @@ def _table_built() -> None:
         require_resource("KVSIM_REQUIRE_ACCEL")
 
 
-def node(caps: list[int], shape: str, table: bool) -> TierHierarchy:
+def node(caps: list[int], shape: str, table: bool, policy: type = LRU) -> TierHierarchy:
     """``single``: one chain of four tiers; ``node``: three instances, two hosts, one pool."""
     if shape == "single":
         tiers = [TierSpec(f"t{i}", f"d{i}", c) for i, c in enumerate(caps[:4])]
-        return TierHierarchy(tiers, LRU, table=table)
+        return TierHierarchy(tiers, policy, table=table)
     g0, g1, g2, d0, d1, r = caps
     tiers = [TierSpec("gpu", "gpu0", g0), TierSpec("gpu", "gpu1", g1), TierSpec("gpu", "gpu2", g2),
              TierSpec("dram", "host0", d0), TierSpec("dram", "host1", d1), TierSpec("remote", "remote", r)]
-    return TierHierarchy(tiers, LRU, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], table=table)
+    return TierHierarchy(tiers, policy, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], table=table)
 
 
 def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
@@ -95,9 +95,11 @@ caps_st = st.lists(st.integers(0, 12), min_size=6, max_size=6)
 
 
 @settings(max_examples=80, deadline=None)
-@given(caps=caps_st, shape=st.sampled_from(["single", "node"]), seed=st.integers(0, 2**32 - 1))
-def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], shape: str, seed: int) -> None:
-    a, b = node(caps, shape, table=False), node(caps, shape, table=True)
+@given(caps=caps_st, shape=st.sampled_from(["single", "node"]), seed=st.integers(0, 2**32 - 1),
+       policy=st.sampled_from([LRU, FIFO]))
+def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], shape: str, seed: int,
+                                                               policy: type) -> None:
+    a, b = node(caps, shape, False, policy), node(caps, shape, True, policy)
     assert a.table is None and b.table is not None
     views = len(a.views)
     router = CacheAware()
@@ -172,12 +174,33 @@ def test_ids_anywhere_in_64_bits_and_churn_through_the_id_table() -> None:
         h.store([2**64])
 
 
-def test_the_table_is_used_only_when_every_tier_is_plain_lru() -> None:
+def test_a_fifo_tier_admits_and_evicts_as_fifo_and_ignores_hits() -> None:
+    rng = random.Random(8)
+    ref = FIFO(20)
+    h = TierHierarchy([TierSpec("t", "d", 20)], FIFO, table=True)
+    tier = h.policies[0]
+    assert tier.name == "fifo"
+    for _ in range(2000):
+        resident = list(ref)
+        if rng.random() < 0.5 or not resident:
+            keys = [rng.randrange(60) for _ in range(rng.randint(0, 8))]
+            assert tier.admit_many(keys) == ref.admit_many(keys)
+        else:
+            k = rng.choice(resident)
+            tier.touch(k)
+            ref.touch(k)
+        assert list(tier) == list(ref)
+
+
+def test_the_table_is_used_only_when_every_tier_is_plain_lru_or_every_tier_plain_fifo() -> None:
     tiers = [TierSpec("a", "a", 4), TierSpec("b", "b", 4)]
     assert TierHierarchy(tiers, LRU).table is not None  # the default, with the build
-    assert TierHierarchy(tiers, FIFO).table is None
+    assert TierHierarchy(tiers, FIFO).table is not None
+    mixed = iter([LRU(4), FIFO(4)])
+    assert TierHierarchy(tiers, lambda cap: next(mixed)).table is None
+    assert TierHierarchy(tiers, LookAhead).table is None  # a subclass of LRU: its own rules
     assert TierHierarchy(tiers, LRU, table=False).table is None
     assert TierHierarchy(tiers, LRU, inclusive=True).table is None
-    assert issubclass(FIFO, OrderedPolicy)
+    assert issubclass(FIFO, OrderedPolicy) and issubclass(LookAhead, LRU)
     with pytest.raises(ValueError, match="plain LRU"):
-        TierHierarchy(tiers, FIFO, table=True)
+        TierHierarchy(tiers, LookAhead, table=True)

@@ -37,7 +37,8 @@ and with several views the GPU tiers are private caches over shared lower tiers.
 Cascades are batched per tier: each tier sees exactly the sequence of blocks it would see
 if they were placed one by one (a tier's state depends only on what arrives from above),
 but the hierarchy makes one call per tier instead of one per block and tier. When every
-tier is plain LRU and the compiled build is there, the tiers live in one table
+tier is plain LRU (or every tier plain FIFO) and the compiled build is there, the tiers
+live in one table
 (:mod:`kvsim.system.lrutable`: a linked list per tier through C arrays) that runs the same
 cascades and promotions with the same results.
 Moves are counted per (source tier, destination tier) so the caller can charge them to
@@ -53,6 +54,7 @@ from itertools import filterfalse
 from typing import Any, cast
 
 from kvsim.policy.base import EvictionPolicy
+from kvsim.policy.fifo import FIFO
 from kvsim.policy.lru import LRU
 
 try:  # compiled only (python -m kvsim.accel build): every LRU tier in one table
@@ -95,13 +97,12 @@ class TierSpec:
 
 
 class TableTier(EvictionPolicy):
-    """One LRU tier kept in a hierarchy's :class:`~kvsim.system.lrutable.LRUTable`: the
-    policy interface over it (the hierarchy's own cascades call the table directly)."""
-
-    name = "lru"
+    """One LRU (or FIFO) tier kept in a hierarchy's :class:`~kvsim.system.lrutable.LRUTable`:
+    the policy interface over it (the hierarchy's own cascades call the table directly)."""
 
     def __init__(self, table: Any, tier: int, capacity: int) -> None:
         super().__init__(capacity)
+        self.name = "lru" if table.touches else "fifo"
         self._table = table
         self._t = tier
         self._view = table.view(tier)
@@ -144,8 +145,9 @@ class TierHierarchy:
         table: bool | None = None,
     ) -> None:
         """``table``: keep the tiers in one :class:`kvsim.system.lrutable.LRUTable` when
-        every tier is plain LRU (None: when the compiled build is there; False: never; True:
-        required), with the same orders and results as the policies' own dictionaries."""
+        every tier is plain LRU, or every tier plain FIFO (None: when the compiled build is
+        there; False: never; True: required), with the same orders and results as the
+        policies' own dictionaries."""
         if not tiers:
             raise ValueError("at least one tier is needed")
         self.tiers = tiers
@@ -175,13 +177,15 @@ class TierHierarchy:
         self.inclusive = top.inclusive if inclusive is None else bool(inclusive)
         self.promote_on_hit = promote_on_hit
         self._table: Any = None
-        fits = all(type(p) is LRU for p in self.policies) and not self.inclusive and n <= 32
+        kinds = {type(p) for p in self.policies}
+        fits = (kinds == {LRU} or kinds == {FIFO}) and not self.inclusive and n <= 32
         if table or (table is None and fits and _lrutable is not None):
             if _lrutable is None:
                 raise ValueError("table=True needs the compiled build (python -m kvsim.accel build)")
             if not fits:
-                raise ValueError("table=True needs plain LRU in every tier, exclusive, at most 32 tiers")
-            self._table = _lrutable.LRUTable([p.capacity for p in self.policies], self.parent, self.level, self.movable)
+                raise ValueError("table=True needs plain LRU (or plain FIFO) in every tier, exclusive, at most 32 tiers")
+            self._table = _lrutable.LRUTable([p.capacity for p in self.policies], self.parent, self.level, self.movable,
+                                             touches=kinds == {LRU})
             self.policies = [TableTier(self._table, t, p.capacity) for t, p in enumerate(self.policies)]
             chain = [self.policies[t] for t in self.views[0]]
             for t, p in enumerate(self.policies):

@@ -29,9 +29,12 @@ cdef enum:
 cdef class LRUTable:
     """``n`` LRU tiers of ``caps[t]`` blocks; ``parent[t]``: the tier below ``t`` on its chain
     (-1: none); ``level[t]``: its level in its views; ``movable[s][u]``: a block promoted from
-    ``s`` to ``u`` leaves ``s`` (the hierarchy's exclusive-move rule)."""
+    ``s`` to ``u`` leaves ``s`` (the hierarchy's exclusive-move rule). ``touches=False``: FIFO
+    tiers instead (a hit leaves a block where it is; admission and eviction as LRU's), as
+    :class:`kvsim.policy.fifo.FIFO`."""
 
     cdef readonly int n
+    cdef readonly bint touches  # a hit moves the block to the recent end (LRU), or not (FIFO)
     cdef IdTable idt         # block id -> slot
     cdef list keys           # slot -> the block's id as given (None: free)
     cdef uint32_t *mask      # slot -> bit t set when tier t holds it
@@ -59,12 +62,13 @@ cdef class LRUTable:
         self.buf = NULL
         self.buf_cap = 0
 
-    def __init__(self, caps, parent, level, movable):
+    def __init__(self, caps, parent, level, movable, touches=True):
         cdef int t, u, a
         n = len(caps)
         if not 0 < n <= MAX_TIERS:
             raise ValueError(f"LRUTable: 1 to {MAX_TIERS} tiers, got {n}")
         self.n = n
+        self.touches = touches
         self.keys = []
         self.idt = IdTable()
         self.free_head = -1
@@ -299,7 +303,7 @@ cdef class LRUTable:
             self.place(up, top, -1, moves, demoted, dropped)
 
     cdef inline void _touch(self, int t, int32_t s):
-        if self.tail[t] != s:
+        if self.touches and self.tail[t] != s:
             self._unlink(t, s)
             self._link(t, s)
 
@@ -340,6 +344,8 @@ cdef class LRUTable:
         return victims
 
     def touch(self, int t, key):
+        if not self.touches:
+            return  # FIFO: a hit changes nothing (FIFO.touch asks nothing either)
         cdef int32_t s = self._slot(key)
         if s < 0 or not (self.mask[s] >> t) & 1:
             raise KeyError(key)
