@@ -14,6 +14,7 @@ record: tests/test_accel.py.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +26,7 @@ from kvsim.system import hierarchy as hierarchy_module
 from kvsim.system.hierarchy import TierHierarchy, TierSpec
 from kvsim.system.router import CacheAware
 
-from .conftest import require_resource
+from .conftest import examples, require_resource
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +35,15 @@ def _table_built() -> None:
         require_resource("KVSIM_REQUIRE_ACCEL")
 
 
-def node(caps: list[int], shape: str, table: bool, policy: type = LRU) -> TierHierarchy:
+def node(caps: list[int], shape: str, table: bool, policy: type = LRU, **kw: Any) -> TierHierarchy:
     """``single``: one chain of four tiers; ``node``: three instances, two hosts, one pool."""
     if shape == "single":
         tiers = [TierSpec(f"t{i}", f"d{i}", c) for i, c in enumerate(caps[:4])]
-        return TierHierarchy(tiers, policy, table=table)
+        return TierHierarchy(tiers, policy, table=table, **kw)
     g0, g1, g2, d0, d1, r = caps
     tiers = [TierSpec("gpu", "gpu0", g0), TierSpec("gpu", "gpu1", g1), TierSpec("gpu", "gpu2", g2),
              TierSpec("dram", "host0", d0), TierSpec("dram", "host1", d1), TierSpec("remote", "remote", r)]
-    return TierHierarchy(tiers, policy, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], table=table)
+    return TierHierarchy(tiers, policy, views=[[0, 3, 5], [1, 3, 5], [2, 4, 5]], table=table, **kw)
 
 
 def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
@@ -94,12 +95,13 @@ def requests(rng: random.Random, n: int, views: int) -> list[tuple[int, list[int
 caps_st = st.lists(st.integers(0, 12), min_size=6, max_size=6)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(caps=caps_st, shape=st.sampled_from(["single", "node"]), seed=st.integers(0, 2**32 - 1),
-       policy=st.sampled_from([LRU, FIFO]))
+       policy=st.sampled_from([LRU, FIFO]), admit_tier=st.sampled_from([0, 1]), promote=st.booleans())
 def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], shape: str, seed: int,
-                                                               policy: type) -> None:
-    a, b = node(caps, shape, False, policy), node(caps, shape, True, policy)
+                                                               policy: type, admit_tier: int, promote: bool) -> None:
+    kw = {"admit_tier": admit_tier, "promote_on_hit": promote}
+    a, b = node(caps, shape, False, policy, **kw), node(caps, shape, True, policy, **kw)
     assert a.table is None and b.table is not None
     views = len(a.views)
     router = CacheAware()
