@@ -6,12 +6,14 @@ dictionaries: a block demoted from a GPU tier to the host's DRAM, the remote poo
 was inserted into and deleted from four ``OrderedDict``s (two hash operations and a node
 allocation each), and a cascade's victims were checked against the tiers below by building
 sets. Here a block has one slot for as long as any tier holds it (found by its id in a
-:class:`kvsim.idtable.IdTable`: no Python object touched but the one asked about), and each tier is a doubly linked list through the slots (C arrays) with a bit per
-tier saying who holds the block; a move between tiers is a few array writes, a "held by a
-tier below" check a mask test. The orders are those of :class:`kvsim.policy.lru.LRU` exactly
-(admission at the most recent end, a resident block admitted again keeps its place, victims
-from the least recent end): :class:`kvsim.system.hierarchy.TierHierarchy` uses the table
-when every tier is plain LRU and the build is there, and its records are then the same as
+:class:`kvsim.idtable.IdTable`: no Python object touched but the one asked about), and each
+tier is a doubly linked list through the slots (C arrays) with a bit per tier saying who
+holds the block; a move between tiers is a few array writes, a "held by a tier below" check
+a mask test. The orders are those of :class:`kvsim.policy.lru.LRU` exactly (admission at the
+most recent end, a resident block admitted again keeps its place, victims from the least
+recent end), or of :class:`kvsim.policy.fifo.FIFO` (``touches=False``: a hit moves nothing):
+:class:`kvsim.system.hierarchy.TierHierarchy` uses the table when every tier is plain LRU,
+or every tier plain FIFO, and the build is there, and its records are then the same as
 without it (``tests/test_lrutable.py``). Without the build the hierarchy uses the policies'
 own dictionaries, as before.
 """
@@ -190,12 +192,13 @@ cdef class LRUTable:
     cdef Py_ssize_t _admit(self, int t, Py_ssize_t m, list demoted):
         """LRU admission of the ``m`` slots in ``buf`` into ``t``; its victims, in eviction
         order, go to ``buf`` (returns how many), less those a tier below still holds
-        (appended to ``demoted``: that copy becomes the fastest, no bytes move). Victims
-        are never more than the blocks admitted, and those are linked before the first
-        victim is written over them."""
+        (appended to ``demoted``: that copy becomes the fastest, no bytes move; ``demoted``
+        None: every victim). Victims are never more than the blocks admitted, and those are
+        linked before the first victim is written over them."""
         cdef Py_ssize_t i, over, nv = 0
         cdef int32_t s
-        cdef uint32_t bit = (<uint32_t>1) << t, below = self.below[t]
+        cdef uint32_t bit = (<uint32_t>1) << t
+        cdef uint32_t below = self.below[t] if demoted is not None else 0
         for i in range(m):
             s = self.buf[i]
             if self.mask[s] & bit:
@@ -213,13 +216,20 @@ cdef class LRUTable:
             over -= 1
         return nv
 
-    cdef int _buffer(self, Py_ssize_t m) except -1:
+    cdef int _to_slots(self, list keys) except -1:
+        """``keys`` into ``buf`` as slots (a new slot for an id not held)."""
+        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys)
         cdef int32_t *b
+        cdef int32_t slot
         if m > self.buf_cap:
             b = <int32_t *>realloc(self.buf, m * sizeof(int32_t))
             if b == NULL:
                 raise MemoryError()
             self.buf, self.buf_cap = b, m
+        for i in range(m):
+            k = <object>PyList_GET_ITEM(keys, i)
+            slot = self._slot(k)
+            self.buf[i] = slot if slot >= 0 else self._new_slot(k)
         return 0
 
     # --- the hierarchy's operations -------------------------------------------------------------
@@ -242,11 +252,7 @@ cdef class LRUTable:
             dropped.extend(keys)
             self.release(keys)
             return
-        self._buffer(m)
-        for i in range(m):
-            k = <object>PyList_GET_ITEM(keys, i)
-            slot = self._slot(k)
-            self.buf[i] = slot if slot >= 0 else self._new_slot(k)
+        self._to_slots(keys)
         if s >= 0:
             row = moves[s]
             row[t] = row[t] + m
@@ -318,30 +324,13 @@ cdef class LRUTable:
     # --- one tier, as a policy sees it -------------------------------------------------------------
     def admit_many(self, int t, keys):
         """Admit ``keys`` into ``t`` (LRU); every victim, in eviction order (OrderedPolicy's)."""
+        cdef Py_ssize_t nv
+        keys = list(keys)
         if self.cap[t] == 0:
-            return list(keys)
-        return self._admit_all(t, list(keys))
-
-    cdef list _admit_all(self, int t, list keys):
-        cdef Py_ssize_t i, m = PyList_GET_SIZE(keys), over
-        cdef int32_t s
-        cdef uint32_t bit = (<uint32_t>1) << t
-        for i in range(m):
-            k = <object>PyList_GET_ITEM(keys, i)
-            s = self._slot(k)
-            if s < 0:
-                s = self._new_slot(k)
-            elif self.mask[s] & bit:
-                continue
-            self._link(t, s)
-        over = self.size[t] - self.cap[t]
-        victims = []
-        while over > 0:
-            s = self.head[t]
-            self._unlink(t, s)
-            victims.append(self.keys[s])
-            over -= 1
-        return victims
+            return keys
+        self._to_slots(keys)
+        nv = self._admit(t, PyList_GET_SIZE(keys), None)
+        return [self.keys[self.buf[i]] for i in range(nv)]
 
     def touch(self, int t, key):
         if not self.touches:
