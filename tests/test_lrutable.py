@@ -1,9 +1,10 @@
-"""The LRU table (kvsim/system/lrutable.pyx): the tier hierarchy with every LRU tier in one
-table gives exactly what it gives with each tier's own OrderedDict.
+"""The LRU table (kvsim/system/lrutable.pyx): the tier hierarchy with every LRU tier (or
+every FIFO tier) in one table gives exactly what it gives with each tier's own OrderedDict.
 
 Compared step by step on random hierarchies (one view or several, tiers of zero capacity,
-instances sharing a host's DRAM) driven as the cluster drives them (the reused prefix, then
-the request's other blocks stored): every drain's moves, demoted and dropped blocks, every
+instances sharing a host's DRAM; new blocks admitted at the top or below it; promotion on
+hit or not) driven as the cluster drives them (the reused prefix, then the request's other
+blocks stored): every drain's moves, demoted and dropped blocks, every
 tier's LRU order, the table's own invariants (no slot kept for a block no tier holds), and
 the prefix lookup and cache-aware routing's runs it answers in one call. The
 table is compiled only (``python -m kvsim.accel build``); these tests skip without it unless
