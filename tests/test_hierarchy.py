@@ -401,3 +401,19 @@ def test_filtered_path_counts_every_drop_and_demotion_of_a_period() -> None:
     assert h.where == {2: 1, 4: 1, 6: 0}
     assert moves == [[0, 2, 0], [0, 0, 0]] and demoted == [2, 4] and dropped == []
     h.check()
+
+
+@pytest.mark.parametrize("table", [False, None], ids=["dicts", "default"])
+def test_prefix_lookup_by_hand(table: bool | None) -> None:
+    """Instance 0 (gpu0, host0's DRAM, the pool) after stores that leave 1, 2 in gpu0, 3, 4 in
+    the DRAM and 5 in the pool: the prefix of [1, 2, 3, 9, 5] held by view 0 is 1, 2 (gpu0) and 3
+    (DRAM); 9 is absent, 5 beyond it is held (present 4); view 2 (gpu2, host1's DRAM, the
+    pool) holds none of the prefix (its first block is not there) but 5 (present 1)."""
+    h = node([2, 0, 0, 2, 0, 1], LRU, table=table)
+    h.store([5, 3, 4, 1, 2], 0)  # gpu0 keeps the last two; 5, 3, 4 go down; 5 on to the pool
+    h.drain()
+    assert list(h.policies[0]) == [1, 2] and list(h.policies[3]) == [3, 4] and list(h.policies[5]) == [5]
+    assert h.prefix([1, 2, 3, 9, 5], 0) == ([0, 0, 3], [2, 1, 0], 4)
+    assert h.prefix([1, 2, 3, 9, 5], 2) == ([], [0, 0, 0], 1)
+    assert h.prefix([5, 9], 2) == ([5], [0, 0, 1], 1)
+    assert h.not_held_by([0, 3])([1, 9, 3, 5]) == [9, 5]

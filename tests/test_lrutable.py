@@ -49,24 +49,11 @@ def node(caps: list[int], shape: str, table: bool, policy: type = LRU, **kw: Any
 
 def request(h: TierHierarchy, v: int, blocks: list[int]) -> None:
     """As the cluster: the longest prefix present in the view is used, the rest stored."""
-    locs, _, _ = python_prefix(h, blocks, v)
+    locs, _, _ = h.prefix(blocks, v)
     p = len(locs)
     if p:
         h.use(blocks[:p], v, locs)
     h.store(blocks[p:], v)
-
-
-def python_prefix(h: TierHierarchy, blocks: list[int], v: int) -> tuple[list[int], list[int], int]:
-    """The cluster's prefix lookup over the containers: the fastest tier of each block of the
-    longest held prefix, the count per level, and every block held."""
-    locs = []
-    for k in blocks:
-        t = h.locate(k, v)
-        if t < 0:
-            break
-        locs.append(t)
-    held = len(locs) + sum(h.locate(k, v) >= 0 for k in blocks[len(locs) + 1 :])
-    return locs, [locs.count(t) for t in h.views[v]], held
 
 
 def state(h: TierHierarchy) -> tuple:
@@ -110,8 +97,9 @@ def test_the_table_gives_the_dictionaries_results_step_by_step(caps: list[int], 
     gpu, dram = [p[0] for p in a.views], [p[1] for p in a.views]
     for v, blocks in requests(random.Random(seed), 150, views):
         # the cluster's prefix lookup and the cache-aware router's runs, as the table gives them
+        # (against the hierarchy's scan of the tiers' own containers)
         for w in range(views):
-            assert b.table.prefix(blocks, b.views[w]) == python_prefix(a, blocks, w)
+            assert b.prefix(blocks, w) == a.prefix(blocks, w)
         assert b.table.local_runs(blocks, gpu, dram) == [router.local_runs(w, blocks) for w in range(views)]
         request(a, v, blocks)
         request(b, v, blocks)

@@ -42,7 +42,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import filterfalse
 from typing import Any, NamedTuple, get_type_hints
 
 import numpy as np
@@ -52,7 +51,7 @@ from kvsim.index.base import IndexModel
 from kvsim.memory import OldObjects
 from kvsim.servers import PriorityServer
 from kvsim.system.compute import PrefillModel
-from kvsim.system.hierarchy import TierHierarchy, _any_of
+from kvsim.system.hierarchy import TierHierarchy
 from kvsim.system.router import RoundRobin, Router
 from kvsim.system.scheduler import QueueHooks, Scheduler
 from kvsim.system.topology import Path, Topology
@@ -283,25 +282,12 @@ class Cluster:
         # not passed down (TierHierarchy's place rule), so it is never dropped.
         common = set.intersection(*map(set, views))
         private = sorted({t for p in views for t in p} - common)
-        self._private = [hierarchy.members[t] for t in private]
-        self._held_private = _any_of(self._private)
-        # the hierarchy's table answers for every tier at once (one mask test per block)
-        self._not_held_in_table = (
-            partial(hierarchy.table.not_held, tiers=private) if hierarchy.table is not None else None
-        )
-        # their dict views, when every one keeps its blocks in a dict (for set operations)
-        self._private_keys = [m.keys() for m in self._private if isinstance(m, dict)]
-        if len(self._private_keys) < len(self._private):
-            self._private_keys = []
+        self._has_private = bool(private)
+        self._not_held_private = hierarchy.not_held_by(private)
         self.env = simpy.Environment()
         self.instances = [Instance(v, self.env) for v in range(len(views))]
-        table = hierarchy.table
-        runs = None
-        if table is not None:
-            runs = partial(table.local_runs, gpu=[p[0] for p in views], dram=[p[1] if len(p) > 1 else -1 for p in views])
-        self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views], runs)
-        # the prefix lookup in one call when the tiers are the hierarchy's table (for speed)
-        self._prefix = table.prefix if table is not None else None
+        self.router.bind(self.instances, [[hierarchy.members[t] for t in path[:2]] for path in views],
+                         hierarchy.local_runs_by([p[0] for p in views], [p[1] if len(p) > 1 else -1 for p in views]))
         # Paths precomputed once: every tier -> each instance's GPU for loads; every move
         # between two tiers below level 0 (demotions, stores written down).
         gpu = [tiers[path[0]].device for path in views]
@@ -369,31 +355,8 @@ class Cluster:
         t_md = env.now
 
         # 2. reuse: the longest prefix present in a tier of the instance's view
-        if self._prefix is not None:
-            locs, counts, present = self._prefix(blocks, hier.views[v])
-            p = len(locs)
-        else:
-            pm = hier.path_members(v)
-            locs = []
-            append = locs.append
-            for b in blocks:
-                for t, m in pm:
-                    if b in m:
-                        append(t)
-                        break
-                else:
-                    break
-            p = len(locs)
-            counts = [locs.count(t) for t, _ in pm] if p else [0] * len(pm)
-            present = p
-            newest = hier.newest
-            for b in blocks[p + 1 :]:
-                if b > newest:  # never stored: in no tier (written for speed)
-                    continue
-                for _, m in pm:
-                    if b in m:
-                        present += 1
-                        break
+        locs, counts, present = hier.prefix(blocks, v)
+        p = len(locs)
         if p:
             hier.use(blocks[:p], v, locs)
 
@@ -473,7 +436,7 @@ class Cluster:
         bg = []
         if demoted:
             bg.extend(index.plan_update(demoted))
-        if dropped and self._private:
+        if dropped and self._has_private:
             # A block the shared tiers let go may still sit in another instance's own GPU
             # tier: it stays findable (and indexed) until that copy goes too.
             dropped = self._not_held_private(dropped)
@@ -490,20 +453,6 @@ class Cluster:
         hi = min(i + CHUNK_REQUESTS, len(off) - 1)
         self._chunk = self.trace.hash_ids[off[i] : off[hi]].tolist()
         self._chunk_lo, self._chunk_hi, self._chunk_base = i, hi, off[i]
-
-    def _not_held_private(self, keys: list[int]) -> list[int]:
-        """``keys`` that no tier reached by only some views holds, in order (written for
-        speed: one C-level ``keys() & keys`` per such tier when they are dicts)."""
-        if self._not_held_in_table is not None:
-            return self._not_held_in_table(keys)
-        if not self._private_keys:
-            held = self._held_private
-            assert held is not None
-            return [k for k in keys if not held(k)]
-        found: set[int] = set()
-        for kv in self._private_keys:
-            found |= kv & keys
-        return list(filterfalse(found.__contains__, keys)) if found else keys
 
     # --- the instance loop -------------------------------------------------------------
     def _fetch(self, req: _Req, now: float) -> None:

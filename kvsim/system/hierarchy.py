@@ -50,6 +50,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
+from functools import partial
 from itertools import filterfalse
 from typing import Any, cast
 
@@ -282,11 +283,6 @@ class TierHierarchy:
                 return t
         return -1
 
-    def path_members(self, view: int) -> list[tuple[int, Container[int]]]:
-        """``(tier, container of its blocks)`` along ``view``, fastest first (for callers'
-        own fast scans: the cluster's prefix lookup, cache-aware routing)."""
-        return self._path_members[view]
-
     @property
     def where(self) -> dict[int, int]:
         """Every block reached by view 0 -> its fastest tier (built on demand: tests, checks)."""
@@ -296,6 +292,66 @@ class TierHierarchy:
                 out[k] = t
         return out
 
+    def prefix(self, blocks: list[int], view: int) -> tuple[list[int], list[int], int]:
+        """The longest prefix of ``blocks`` that ``view`` holds: ``(locs, counts, present)``,
+        the fastest tier holding each block of it, how many of them each level of the view
+        holds, and the blocks held in all (the prefix, and any after the first absent one)."""
+        if self._table is not None:
+            return self._table.prefix(blocks, self.views[view])
+        pm = self._path_members[view]
+        locs: list[int] = []
+        append = locs.append
+        for b in blocks:
+            for t, m in pm:
+                if b in m:
+                    append(t)
+                    break
+            else:
+                break
+        p = len(locs)
+        counts = [locs.count(t) for t, _ in pm] if p else [0] * len(pm)
+        present = p
+        newest = self._newest
+        for b in blocks[p + 1 :]:
+            if b > newest:  # never stored: in no tier (written for speed)
+                continue
+            for _, m in pm:
+                if b in m:
+                    present += 1
+                    break
+        return locs, counts, present
+
+    def not_held_by(self, tiers: Sequence[int]) -> Callable[[list[int]], list[int]]:
+        """A function giving the keys of a list that no tier of ``tiers`` holds, in order
+        (written for speed, built once: the table's mask test per key; else one C-level
+        ``keys() & keys`` per tier when the tiers keep their blocks in dicts)."""
+        if self._table is not None:
+            return cast(Callable[[list[int]], list[int]], partial(self._table.not_held, tiers=list(tiers)))
+        members = [self.members[t] for t in tiers]
+        views = [m.keys() for m in members if isinstance(m, dict)]
+        if len(views) < len(members):
+            held = _any_of(members)
+            assert held is not None  # (some member is not a dict: there are members)
+            return lambda keys: [k for k in keys if not held(k)]
+
+        def not_held(keys: list[int]) -> list[int]:
+            found: set[int] = set()
+            for kv in views:
+                found |= kv & keys
+            return list(filterfalse(found.__contains__, keys)) if found else keys
+
+        return not_held
+
+    def local_runs_by(self, gpu: Sequence[int], dram: Sequence[int]) -> Callable[[Sequence[int]], list[tuple[int, int]]] | None:
+        """Cache-aware routing's measure for every instance k at once, from the table: its
+        GPU tier ``gpu[k]``'s leading run of a request's blocks, and that run continued
+        through ``dram[k]`` (-1: none) too (see :class:`kvsim.system.router.CacheAware`);
+        None without the table (the router scans the tiers' containers)."""
+        if self._table is None:
+            return None
+        return cast(Callable[[Sequence[int]], list[tuple[int, int]]],
+                    partial(self._table.local_runs, gpu=list(gpu), dram=list(dram)))
+
     @property
     def table(self) -> Any:
         """The :class:`~kvsim.system.lrutable.LRUTable` holding every tier, or None (each
@@ -304,11 +360,6 @@ class TierHierarchy:
 
     def held_anywhere(self, key: int) -> bool:
         return any(key in m for m in self.members)
-
-    @property
-    def newest(self) -> int:
-        """The largest key ever stored: a larger one is in no tier."""
-        return self._newest
 
     # --- placement decisions ---------------------------------------------------------------
     def _up(self, key: int, t: int, path: tuple[int, ...]) -> int:

@@ -416,10 +416,14 @@ cdef class LRUTable:
                 present += 1
         return locs, [counts[j] for j in range(L)], present
 
-    def local_runs(self, list blocks, gpu, dram):
+    def local_runs(self, blocks, gpu, dram):
         """Cache-aware routing's measure for every instance k at once: ``(g, d)``, the
         leading blocks held by its GPU tier ``gpu[k]``, and those with the run continued
-        through its GPU and DRAM tier ``dram[k]`` (-1: none) together."""
+        through its GPU and DRAM tier ``dram[k]`` (-1: none) together (``blocks``: any
+        sequence; a list is read as it is)."""
+        return self._local_runs(blocks if type(blocks) is list else list(blocks), gpu, dram)
+
+    cdef list _local_runs(self, list blocks, gpu, dram):
         cdef int K = len(gpu), k
         cdef int g_t[MAX_TIERS]
         cdef int d_t[MAX_TIERS]
