@@ -31,6 +31,7 @@ from kvsim.bench.redis_validation import (
     io_slopes,
     loop_per_command,
     mean_knots,
+    median_gap,
     paired_lateness,
     plan_stream,
     probe_factors,
@@ -597,6 +598,25 @@ def test_paired_lateness_by_hand() -> None:
     assert paired_lateness(real, sim) == pytest.approx({"get": 5e-6, "insert": 20e-6})
     # by a label per command instead (the first get alone; the other get with the insert)
     assert paired_lateness(real, sim, ["arrival", "reply", "reply"]) == pytest.approx({"arrival": 20e-6, "reply": 5e-6})
+
+
+def test_median_gap_by_hand() -> None:
+    """52 measured latencies at 100-151 us and 48 at 300-347: the values at the 40th and
+    60th percentiles' places (139 and 307 us) are 168 us apart, more than half the median
+    (225.5 us), and the step 151 -> 300 us is the widest between them: the gap is at 225.5 us, with 52% of the
+    measured commands below it. The simulated ones: 60 of 100 below, so the measured p50 is
+    the lower mode's p96.2 (0.5 / 0.52) and the simulated one its p83.3 (0.5 / 0.6). One
+    mode (100-199 us) has no gap; nor has a gap away from the median."""
+    real = np.r_[np.arange(100, 152), np.arange(300, 348)] * 1e-6
+    sim = np.r_[np.full(60, 120.0), np.full(40, 320.0)] * 1e-6
+    gap = median_gap(real, sim)
+    assert gap is not None
+    assert gap.split_s == pytest.approx(225.5e-6) and (gap.real_below, gap.sim_below) == (0.52, 0.6)
+    assert gap.p50_quantiles() == pytest.approx((0.5 / 0.52, 0.5 / 0.6))
+    # the simulated p50 in the upper mode: no lower-mode quantile to give
+    assert median_gap(real, np.r_[np.full(40, 120.0), np.full(60, 320.0)] * 1e-6).p50_quantiles() is None  # type: ignore[union-attr]
+    assert median_gap(np.arange(100, 200) * 1e-6, sim) is None
+    assert median_gap(np.r_[np.arange(100, 190), np.arange(300, 310)] * 1e-6, sim) is None
 
 
 def test_a_stream_head_is_the_stream_planned_for_fewer_requests(embedded_trace) -> None:  # type: ignore[no-untyped-def]
