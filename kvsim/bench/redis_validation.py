@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pickle
 import shutil
 import socket
 import struct
@@ -1087,20 +1088,53 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
     return replays
 
 
-def fit_speedup(trace: Trace, planner: RedisIndex, s: RedisValidationSettings, speedup: float, count: int,
+CAPTURE_FILE = "redis_validation_replays.pkl"  # experiment.capture: the Captures of a run
+
+
+class Capture(NamedTuple):
+    """One speed-up's replay and everything :func:`fit_speedup` took with it
+    (``experiment.capture``): simulated again by :func:`refit` with other parameters, no
+    server needed (``python -m kvsim.bench.redis_refit``)."""
+
+    trace: Trace
+    lookup: str  # the planner's lookup rule
+    settings: RedisValidationSettings
+    speedup: float
+    requests: int  # replayed
+    rep: Replayed
+    base: dict[str, Any]
+    server: dict[str, Any]
+    pfactors: dict[str, float]
+    slopes: tuple[float, float]
+    cron_s: float
+    idle: list[tuple[float, float]]
+
+
+def refit(c: Capture, overrides: dict[str, Any] | None = None) -> SpeedupResult:
+    """A captured speed-up simulated and compared again; ``overrides``: the model's
+    parameters (``RedisIndex`` keyword arguments) set over the fitted ones. Without them,
+    the run's own result (the simulations are seeded)."""
+    return fit_speedup(c.trace, c.lookup, c.settings, c.speedup, c.requests, c.rep, c.base, c.server, c.pfactors,
+                       c.slopes, c.cron_s, c.idle, overrides)
+
+
+def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: float, count: int,
                 rep: Replayed, base: dict[str, Any], server: dict[str, Any], pfactors: dict[str, float],
-                slopes: tuple[float, float], cron_s: float, idle: Sequence[tuple[float, float]] = ()) -> SpeedupResult:
+                slopes: tuple[float, float], cron_s: float, idle: Sequence[tuple[float, float]] = (),
+                overrides: dict[str, Any] | None = None) -> SpeedupResult:
     """One speed-up: the client and network fitted on its replay (``base``: the server at the
     probes' command factors ``pfactors``), the model simulated ``s.sim_runs`` times with the
     server at the stream's factors and, where measured, a burst's warm turns at their cost on
     the server's counters, and ``idle`` (``RedisIndex`` idle_knots: :func:`idle_connection_cost`);
-    compared cell by cell and command by command, and logged."""
+    compared cell by cell and command by command, and logged. ``lookup``: the planner's
+    lookup rule; ``overrides``: model parameters set over the fitted ones (:func:`refit`)."""
     real, factors = rep.real, rep.factors
     fit, dists = fit_client(real, base, slopes)
     server_sp = scaled_server(server, factors)
-    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle)}
+    fixed = overrides or {}
+    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle), **fixed}
     # the stream planned again with this replay's command times (same commands)
-    stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=planner.lookup, **server_sp), count)
+    stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=lookup, **server_sp), count)
     costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
     sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
     # a burst's warm turns at their cost on the server's counters: the model run without it
@@ -1115,7 +1149,7 @@ def fit_speedup(trace: Trace, planner: RedisIndex, s: RedisValidationSettings, s
             break
         if plain is None:
             plain = compare(real_df, pd.concat(sims, ignore_index=True), speedup)
-        params = {**params, "turn_extra_s": extra}
+        params = {**params, "turn_extra_s": extra, **fixed}
         sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
     if plain is not None:
         log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the model's lone turn "
@@ -1242,9 +1276,17 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             slopes = io_slopes([r.real for r in replays.values()], [bases[sp] for sp in replays])
             log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
                      slopes[0] * 1e6, slopes[1] * 1e6, float(srv.base.get("io_per_key_s", 0.0)) * 1e6)
-            for speedup, rep in replays.items():
-                results[speedup] = fit_speedup(trace, planner, s, speedup, counts[speedup], rep, bases[speedup],
-                                               srv.server, pfactors[speedup], slopes, cron_s, idle)
+            captures = [Capture(trace, planner.lookup, s, speedup, counts[speedup], rep, bases[speedup], srv.server,
+                                pfactors[speedup], slopes, cron_s, idle) for speedup, rep in replays.items()]
+            if s.capture:
+                blob = pickle.dumps(captures)
+
+                def save(path: Path) -> None:
+                    path.write_bytes(blob)
+
+                write_with(out / CAPTURE_FILE, save)
+            for cap in captures:
+                results[cap.speedup] = refit(cap)
         finally:
             if s.redis_url:  # someone else's server: leave it as we found it
                 with connect(host, port, db) as c:

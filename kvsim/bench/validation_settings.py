@@ -57,6 +57,10 @@ class RedisValidationSettings:
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
     # its place in the burst (kvsim.calibrate.replay_client turn_cpu), in the log and fit json
     turn_profile: bool = False
+    # keep each speed-up's replay and fit inputs (redis_validation_replays.pkl), so that the
+    # model can be simulated again on them with other parameters, without a server:
+    # python -m kvsim.bench.redis_refit RUN_DIR --set KEY=VALUE
+    capture: bool = False
     # MGET and MSET calibrated at these key counts too (beyond 1 and 16; each at most the keys
     # loaded): the model's time per key, piecewise linear between them
     large_sizes: list[PosInt] = field(default_factory=lambda: [256, 4096])
