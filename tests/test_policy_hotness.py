@@ -212,6 +212,28 @@ def test_the_residents_dict_a_tier_hands_out_is_always_its_residents(reqs, caps)
         assert all(k in p for k in m) and all((k in p) == (k in m) for k in range(-1, 700))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    reqs=st.lists(st.tuples(st.integers(0, 5), st.integers(1, 8)), min_size=1, max_size=50),
+    caps=st.lists(st.integers(0, 6), min_size=2, max_size=3),
+)
+def test_a_batch_admits_as_one_block_at_a_time(reqs, caps) -> None:
+    """Hotness.admit_many (one ranking, table and clock per tier's batch: written for speed)
+    leaves every tier, record and history as admitting the batch's blocks one by one does."""
+    blocks = [[0] + [100 * (c + 1) + j for j in range(1, n)] for c, n in reqs]
+    batched = hierarchy(caps, Hotness)
+    hits = drive(batched, blocks)
+    batch = Hotness.admit_many
+    with pytest.MonkeyPatch.context() as m:  # every batch cut into batches of one block
+        m.setattr(Hotness, "admit_many", lambda self, keys: [v for k in list(keys) for v in batch(self, (k,))])
+        single = hierarchy(caps, Hotness)
+        assert drive(single, blocks) == hits
+    for a, b in zip(batched.policies, single.policies, strict=True):
+        assert a.order.keys() == b.order.keys() and [a.record(k) for k in a] == [b.record(k) for k in b]
+    ha, hb = batched.policies[0].sig.history, single.policies[0].sig.history
+    assert ha.keys() == hb.keys() and [ha[k] for k in ha] == [hb[k] for k in hb]
+
+
 def test_a_single_tier_replay_leaves_the_dict_stale_then_in_sync_when_asked() -> None:
     keys = [1, 2, 3, 1, 4, 5, 6, 2, 7, 8, 1] * 3
     a = Hotness(4)

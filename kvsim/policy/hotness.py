@@ -346,6 +346,10 @@ class _Order:
         self._scratch(len(self) + 1 - self.cap)
         got = jit.admit(self.s, self.t, self.m, self.c, k, r[0], r[1], r[2], int(tail), rule, now, rank, self.rng,
                         self._out, self._idx, self._key, self._recs)
+        if not got:  # (written for speed: most admissions evict nothing)
+            if self.synced:
+                self.held[k] = None
+            return [], []
         out = self._out[:got].tolist()
         if self.synced:
             held = self.held
@@ -635,21 +639,31 @@ class Hotness(EvictionPolicy):
         return sig.fresh(k)
 
     def admit(self, key: int) -> list[int]:
-        order, sig, ch = self.order, self.sig, self.chooser
+        return self.admit_many((key,))
+
+    def admit_many(self, keys: Iterable[int]) -> list[int]:
+        """Each key admitted in turn, as ``admit`` one by one (written for speed: the ranking,
+        its table and the clock hold through a tier's batch; only observe changes them)."""
+        order, sig = self.order, self.sig
         if order.cap == 0:
-            return [key]
+            return list(keys)
         rule = self._rank()
-        out, recs = order.admit(key, self._entering(key), key in sig.tail, rule, sig.now, ch.lhd.rank)
-        if not out:
-            return out
-        alone = len(self.peers) == 1
-        for v, r in zip(out, recs, strict=True):
-            # a lifetime ends when the bottom tier drops the block and no tier holds a copy
-            if self.bottom and (alone or not any(v in p for p in self.peers if p is not self)):
-                sig.end(v, (r[0], r[1], r[2], r[3]), sig.now)
-            else:
-                sig.moving[v] = (r[0], r[1], r[2])
-        return out
+        rank = self.chooser.lhd.rank
+        tail = sig.tail
+        bottom, alone = self.bottom, len(self.peers) == 1
+        evicted: list[int] = []
+        for key in keys:
+            out, recs = order.admit(key, self._entering(key), key in tail, rule, sig.now, rank)
+            if not out:
+                continue
+            for v, r in zip(out, recs, strict=True):
+                # a lifetime ends when the bottom tier drops the block and no tier holds a copy
+                if bottom and (alone or not any(v in p for p in self.peers if p is not self)):
+                    sig.end(v, (r[0], r[1], r[2], r[3]), sig.now)
+                else:
+                    sig.moving[v] = (r[0], r[1], r[2])
+            evicted.extend(out)
+        return evicted
 
     def remove(self, key: int) -> None:
         self.sig.moving[key] = self.order.drop(key)[:3]
