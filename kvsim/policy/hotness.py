@@ -358,6 +358,27 @@ class _Order:
                 del held[v]
         return out, self._recs[:got].tolist()
 
+    def admit_batch(self, ks: list[int], ents: np.ndarray, tails: np.ndarray, rule: int, now: int,
+                    rank: np.ndarray) -> tuple[list[int], list[list[int]]]:
+        """``admit`` of each of ``ks`` in turn, records ``ents`` and tail flags ``tails``
+        (jit.admit_batch: the same kernels, in one call); returns every block that left, in
+        turn, and their records."""
+        n = len(ks)
+        self._scratch(n + self.batch + max(0, len(self) + 1 - self.cap))  # (room for every victim)
+        ends = np.empty(n, dtype=np.int64)
+        got = jit.admit_batch(self.s, self.t, self.m, self.c, np.asarray(ks, dtype=np.int64), ents, tails, rule,
+                              now, rank, self.rng, self._out, self._idx, self._key, self._recs, ends)
+        out = self._out[:got].tolist()
+        if self.synced:  # the mirror kept in the same order: each block in, then what it pushed out
+            held = self.held
+            j = 0
+            for k, e in zip(ks, ends.tolist(), strict=True):
+                held[k] = None
+                while j < e:
+                    del held[out[j]]
+                    j += 1
+        return out, self._recs[:got].tolist()
+
     def victims(self, rule: int, need: int, now: int, rank: np.ndarray) -> list[int]:
         """Blocks to evict (jit.victims: the one victim choice of every path)."""
         self._scratch(need)
@@ -651,6 +672,21 @@ class Hotness(EvictionPolicy):
         rank = self.chooser.lhd.rank
         tail = sig.tail
         bottom, alone = self.bottom, len(self.peers) == 1
+        if not bottom:
+            # Written for speed: above the bottom no lifetime ends, so the history is not
+            # written during the batch, and every entering record (the history's, a moving
+            # block's, a copy's) reads the same before the batch as at its turn: one kernel
+            # call for the batch, the victims' records moving on after it.
+            ks = list(keys)
+            if not ks:
+                return []
+            ents = np.array([self._entering(k) for k in ks], dtype=np.int64)
+            tails = np.array([k in tail for k in ks], dtype=np.int64)
+            out, recs = order.admit_batch(ks, ents, tails, rule, sig.now, rank)
+            moving = sig.moving
+            for v, r in zip(out, recs, strict=True):
+                moving[v] = (r[0], r[1], r[2])
+            return out
         evicted: list[int] = []
         for key in keys:
             out, recs = order.admit(key, self._entering(key), key in tail, rule, sig.now, rank)
