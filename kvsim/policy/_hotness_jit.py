@@ -7,7 +7,7 @@ costs in C (one ``OrderedDict`` operation). Written as loops over arrays and com
 step is a few machine instructions, and the policy replays within a few times LRU's time.
 
 Everything a decision depends on lives here, in arrays, and every path -- a single tier's
-replay, a miniature, a tier of a hierarchy (touch/admit/remove one block at a time) -- goes
+replay, a miniature, a tier of a hierarchy (touch, admit and remove a block; admit a batch) -- goes
 through these same functions, so that the paths cannot disagree (issue 9).
 
 Layouts (int64 arrays, so numba compiles each kernel once):

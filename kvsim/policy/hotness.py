@@ -49,7 +49,8 @@ full cache then runs stretch by stretch under one ranking each. The state (order
 LFU's heap) lives in arrays and every step is a compiled kernel (numba,
 kvsim/policy/_hotness_jit.py): _hotness_jit.run is the one access loop of a single tier and
 of the miniatures (access(k) is replay([k])), and a tier of a hierarchy calls the same add,
-touch, victims and drop kernels one block at a time. LHD's candidates are drawn by numpy's
+touch, victims and drop kernels, block by block (a tier above the bottom admits a batch of
+blocks in one call that runs them in turn: admit_batch). LHD's candidates are drawn by numpy's
 default generator stepped in the kernel (the same numbers as ``rng.integers``); an LRU miss
 in a full cache puts the new block in its victim's slot, where adding it and filling the
 victim's hole would put it too.
