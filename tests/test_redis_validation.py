@@ -604,10 +604,11 @@ def test_paired_lateness_by_hand() -> None:
 def test_median_gap_by_hand() -> None:
     """52 measured latencies at 100-151 us and 48 at 300-347: the values at the 40th and
     60th percentiles' places (139 and 307 us) are 168 us apart, more than half the median
-    (225.5 us), and the step 151 -> 300 us is the widest between them: the gap is at 225.5 us, with 52% of the
-    measured commands below it. The simulated ones: 60 of 100 below, so the measured p50 is
-    the lower mode's p96.2 (0.5 / 0.52) and the simulated one its p83.3 (0.5 / 0.6). One
-    mode (100-199 us) has no gap; nor has a gap away from the median."""
+    (225.5 us), and the step 151 -> 300 us is the widest between them: the gap is at
+    225.5 us, with 52% of the measured commands below it. The simulated ones: 60 of 100
+    below, so the measured p50 is the lower mode's p96.2 (0.5 / 0.52) and the simulated one
+    its p83.3 (0.5 / 0.6). One mode (100-199 us) has no gap; nor has a gap away from the
+    median."""
     real = np.r_[np.arange(100, 152), np.arange(300, 348)] * 1e-6
     sim = np.r_[np.full(60, 120.0), np.full(40, 320.0)] * 1e-6
     gap = median_gap(real, sim)
