@@ -1143,13 +1143,14 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     real_df = pd.DataFrame({"op": real.kind, "keys": real.keys, "latency_s": real.latency_s,
                             "cmd": np.arange(len(real.kind)), "run": 0})
     plain: list[dict[str, Any]] | None = None  # the cells without it, for the log
-    for _ in range(2 if s.burst_turns and params["shared_cpu"] else 0):
+    # (measured only when an override does not fix it: its simulations would be thrown away)
+    for _ in range(2 if s.burst_turns and params["shared_cpu"] and "turn_extra_s" not in fixed else 0):
         extra = burst_turn_extra(real, [d.attrs["loop"] for d in sims if d.attrs["loop"]], base, slopes, cron_s)
         if extra is None:
             break
         if plain is None:
             plain = compare(real_df, pd.concat(sims, ignore_index=True), speedup)
-        params = {**params, "turn_extra_s": extra, **fixed}
+        params = {**params, "turn_extra_s": extra}
         sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
     if plain is not None:
         log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the model's lone turn "

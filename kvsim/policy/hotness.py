@@ -673,14 +673,13 @@ class Hotness(EvictionPolicy):
         rank = self.chooser.lhd.rank
         tail = sig.tail
         bottom, alone = self.bottom, len(self.peers) == 1
-        if not bottom:
+        ks = keys if isinstance(keys, list) else list(keys)
+        if not bottom and len(ks) > 1:
             # Written for speed: above the bottom no lifetime ends, so the history is not
             # written during the batch, and every entering record (the history's, a moving
             # block's, a copy's) reads the same before the batch as at its turn: one kernel
-            # call for the batch, the victims' records moving on after it.
-            ks = list(keys)
-            if not ks:
-                return []
+            # call for the batch, the victims' records moving on after it. (One block: the
+            # one-block kernel below, without the batch's arrays.)
             ents = np.array([self._entering(k) for k in ks], dtype=np.int64)
             tails = np.array([k in tail for k in ks], dtype=np.int64)
             out, recs = order.admit_batch(ks, ents, tails, rule, sig.now, rank)
@@ -689,7 +688,7 @@ class Hotness(EvictionPolicy):
                 moving[v] = (r[0], r[1], r[2])
             return out
         evicted: list[int] = []
-        for key in keys:
+        for key in ks:
             out, recs = order.admit(key, self._entering(key), key in tail, rule, sig.now, rank)
             if not out:
                 continue
