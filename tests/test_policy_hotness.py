@@ -368,10 +368,10 @@ def _choose_by_loop(ch, hit) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_vectorised_choice_equals_the_loop(seed) -> None:
-    """The chooser's numpy scoring (sequential sums and products, renormalised past 1e100)
-    picks the same switches at the same accesses as the plain loop, ties included: rows that
-    are often equal, and a growth that renormalises every few hundred accesses."""
+def test_compiled_choice_equals_the_loop(seed) -> None:
+    """The chooser's compiled scoring (jit.choose) picks the same switches at the same
+    accesses as the plain loop, to the same floats, ties included: rows that are often
+    equal, and a growth that renormalises every few hundred accesses."""
     import numpy as np
 
     from kvsim.policy.hotness import _Chooser

@@ -675,6 +675,38 @@ def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, h: np.ndarra
     return nm
 
 
+def choose(score: np.ndarray, inc: float, growth: float, cur: int, hit: np.ndarray, pick_at: np.ndarray,
+           pick_x: np.ndarray) -> tuple[int, float, int]:
+    """The miniatures' scores (``score``, updated in place) over their sampled accesses
+    (``hit``: miniature x access, true for a hit): each access weighs ``inc``, the next one
+    ``growth`` times more (a sequential product); when the weight passes 1e100 the scores are
+    divided by it and it starts again at 1, before that access's choice; after each access
+    the first best miniature becomes ``cur`` when it scores above the one in use, and the
+    access and the miniature are written to ``pick_at`` and ``pick_x``. Returns (switches,
+    the weight, ``cur``)."""
+    nx, total = hit.shape
+    picks = 0
+    for j in range(total):
+        for x in range(nx):
+            if hit[x, j]:
+                score[x] = score[x] + inc
+        inc = inc * growth
+        if inc > 1e100:
+            for x in range(nx):
+                score[x] = score[x] / inc
+            inc = 1.0
+        best = 0
+        for x in range(1, nx):
+            if score[x] > score[best]:
+                best = x
+        if score[best] > score[cur]:
+            cur = best
+            pick_at[picks] = j
+            pick_x[picks] = cur
+            picks += 1
+    return picks, inc, cur
+
+
 # numba, applied here by assignment rather than as decorators: mutmut (tools/mutate.py) does
 # not mutate decorated functions, so decorated kernels would never be mutation-tested. Every
 # function of this module but the array makers in _PYTHON is compiled (cached on disk, in
@@ -734,5 +766,6 @@ def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result
     hist_pop(h, ht, hm, 99)
     hist_keys(h, hm)
     draws(st, 5, out)
+    choose(np.zeros(2), 1.0, 1.5, 0, np.ones((2, 3), dtype=np.bool_), out, idx)
     _warm = True
     return time.perf_counter() - t0

@@ -43,8 +43,8 @@ Rankings (each a complete eviction order of the same resident blocks):
 
 How it runs (written for speed; the hits are those of the access loop above, to the last
 one): the miniatures never look at the full cache, so replay(keys) first runs each of them
-over all the sampled accesses of ``keys`` and scores them in numpy (the same float operations
-in the same order), which gives the ranking and the LHD table in force at every access; the
+over all the sampled accesses of ``keys`` and scores them in one compiled loop (choose),
+which gives the ranking and the LHD table in force at every access; the
 full cache then runs stretch by stretch under one ranking each. The state (orders, history,
 LFU's heap) lives in arrays and every step is a compiled kernel (numba,
 kvsim/policy/_hotness_jit.py): _hotness_jit.run is the one access loop of a single tier and
@@ -471,57 +471,31 @@ class _Chooser:
     def _choose(self, hit: np.ndarray) -> list[tuple[int, int]]:
         """The scores after each sampled access (``hit``: miniature x access), each access
         weighing 1 + 1/W more than the one before; after each, the best miniature's ranking is
-        chosen when it beats the one in use. Returns (access, new ranking) at each switch.
-
-        Written for speed, in numpy, with Python's float operations in the same order: the
-        weights by a sequential product, each score by a sequential sum (adding 0.0 for a
-        miss changes nothing), the renormalisation when the weight passes 1e100 before the
-        choice at that access."""
+        chosen when it beats the one in use. Returns (access, new ranking) at each switch
+        (jit.choose: one compiled loop, Python's float operations in the same order)."""
         score = np.asarray(self.score, dtype=np.float64)
-        inc, growth, rules = self.inc, self.growth, self.rules
-        cur = rules.index(self.rule)
-        picks: list[tuple[int, int]] = []
-        j0, total = 0, hit.shape[1]
-        while j0 < total:
-            size = min(total - j0, 1 << 16)
-            with np.errstate(over="ignore"):  # (past 1e100 the rest is not used)
-                incs = np.multiply.accumulate(np.concatenate(([inc], np.full(size, growth))))
-            over = np.flatnonzero(incs[1:] > 1e100)  # (incs[t + 1]: the weight after access t)
-            size = int(over[0]) + 1 if len(over) else size
-            s = np.add.accumulate(np.concatenate((score[:, None], hit[:, j0:j0 + size] * incs[:size]), axis=1), axis=1)[:, 1:]
-            inc = float(incs[size])
-            if inc > 1e100:  # renormalise the growing weights
-                s[:, -1] /= inc
-                inc = 1.0
-            best, top = s.argmax(axis=0), s.max(axis=0)
-            x = 0
-            while True:
-                beat = np.flatnonzero(top[x:] > s[cur, x:])
-                if not len(beat):
-                    break
-                x += int(beat[0])
-                cur = int(best[x])
-                picks.append((j0 + x, rules[cur]))
-                x += 1
-            score = s[:, -1].copy()
-            j0 += size
-        self.switches += len(picks)
-        self.score, self.inc, self.rule = score.tolist(), inc, rules[cur]
+        total = hit.shape[1]
+        at, x = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        got, inc, cur = jit.choose(score, self.inc, self.growth, self.rules.index(self.rule), hit, at, x)
+        rules = self.rules
+        picks = [(j, rules[c]) for j, c in zip(at[:got].tolist(), x[:got].tolist(), strict=True)]
+        self.switches += got
+        self.score, self.inc, self.rule = score.tolist(), float(inc), rules[cur]
         return picks
 
-    def run(self, keys: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    def run(self, keys: np.ndarray, events: bool = True) -> list[tuple[int, int, np.ndarray]]:
         """The sampled accesses of ``keys`` go to every miniature (they never look at the full
         cache, so they run first, each over all of them); the best one's ranking is chosen after
         each. Returns what the full cache ranks by over ``keys``: (from this position on,
-        ranking, density table), from position 0."""
-        events = [(0, self.rule, self.lhd.rank)]
+        ranking, density table), from position 0; ``events=False``: [] (a hierarchy's tiers
+        act after the whole request, by the final choice)."""
         if not self.minis or not len(keys):
-            return events
+            return [(0, self.rule, self.lhd.rank)] if events else []
         h = (keys.astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
         sampled = np.flatnonzero(h < self.threshold)
         if not len(sampled):
-            return events
-        at = sampled.tolist()
+            return [(0, self.rule, self.lhd.rank)] if events else []
+        first = (0, self.rule, self.lhd.rank)
         skeys = keys[sampled]
         hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
         tables: list[tuple[int, np.ndarray]] = []
@@ -530,19 +504,23 @@ class _Chooser:
             hit[x, misses] = False
             tables += t
         picks = self._choose(hit)
+        if not events:
+            return []
         # merged in order of position: a new table and a new ranking may start at one access
-        rule, table = events[0][1], events[0][2]
+        out = [first]
+        at = sampled.tolist()
+        rule, table = first[1], first[2]
         changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
         for j, what, v in changes:
             if what == 0:
                 rule = v  # type: ignore[assignment]
             else:
                 table = v  # type: ignore[assignment]
-            if events[-1][0] == at[j]:
-                events[-1] = (at[j], rule, table)
+            if out[-1][0] == at[j]:
+                out[-1] = (at[j], rule, table)
             else:
-                events.append((at[j], rule, table))
-        return events
+                out.append((at[j], rule, table))
+        return out
 
 
 class Hotness(EvictionPolicy):
@@ -619,7 +597,7 @@ class Hotness(EvictionPolicy):
             if isinstance(p, Hotness):
                 jit.observe(p.order.s, p.order.t, p.order.m, p.order.c, arr, sig.now)
         sig.now += len(arr)
-        self.chooser.run(arr)  # (the tiers act after the whole request: the final choice)
+        self.chooser.run(arr, events=False)  # (the tiers act after the whole request: the final choice)
 
     # --- one tier ---------------------------------------------------------------------
     def __contains__(self, key: int) -> bool:
