@@ -382,11 +382,34 @@ def test_compiled_choice_equals_the_loop(seed) -> None:
     for _ in range(3):  # successive batches carry the scores over
         base = rng.random(3000) < 0.5
         hit = np.stack([np.where(rng.random(3000) < p, rng.random(3000) < 0.5, base) for p in (0.1, 0.3, 0.05)])
-        with warnings.catch_warnings():  # (the products overflow past the renormalisation, unused: silently)
+        miss = np.zeros(hit.shape, dtype=np.int64)  # each miniature's misses, in order
+        nmiss = np.zeros(len(hit), dtype=np.int64)
+        for x, row in enumerate(hit):
+            where = np.flatnonzero(~row)
+            miss[x, :len(where)], nmiss[x] = where, len(where)
+        with warnings.catch_warnings():  # (no overflow warning: the kernel stops at 1e100)
             warnings.simplefilter("error")
-            picks = a._choose(hit)
+            picks = a._choose(miss, nmiss, hit.shape[1])
         assert picks == _choose_by_loop(b, hit.tolist())
         assert a.score == b.score and a.inc == b.inc and a.rule == b.rule
+
+
+def test_the_miniatures_sample_by_the_hash() -> None:
+    """jit.sample picks the keys k with (k * 2654435761) mod 2^32 below the threshold, as the
+    formula in numpy's unsigned arithmetic does, for ids up to 2^62 and every rate's
+    threshold (a rate of 1: every key)."""
+    import numpy as np
+
+    from kvsim.policy import _hotness_jit as jit
+
+    keys = np.random.default_rng(3).integers(0, 1 << 62, 5000, dtype=np.int64)
+    keys[:3] = [0, 1, (1 << 62) - 1]
+    h = (keys.astype(np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    for rate in (1, 2, 8, 64):
+        out = np.empty(len(keys), dtype=np.int64)
+        got = jit.sample(keys, (1 << 32) // rate, out)
+        assert out[:got].tolist() == np.flatnonzero(h < (1 << 32) // rate).tolist()
+    assert got < len(keys) // 32 and jit.sample(keys, 1 << 32, out) == len(keys)
 
 
 def test_the_history_keeps_the_most_recently_evicted() -> None:

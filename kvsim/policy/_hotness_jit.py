@@ -52,6 +52,7 @@ _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _MHI = np.uint64(0x2360ED051FC65DA4)  # PCG64's 128-bit multiplier (numpy's default generator)
 _MLO = np.uint64(0x4385DF649FCCF645)
 _M32 = np.uint64(0xFFFFFFFF)
+HASH = np.uint64(2654435761)  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
 
 
 def table(entries: int) -> np.ndarray:
@@ -675,20 +676,36 @@ def run(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, h: np.ndarra
     return nm
 
 
-def choose(score: np.ndarray, inc: float, growth: float, cur: int, hit: np.ndarray, pick_at: np.ndarray,
-           pick_x: np.ndarray) -> tuple[int, float, int]:
-    """The miniatures' scores (``score``, updated in place) over their sampled accesses
-    (``hit``: miniature x access, true for a hit): each access weighs ``inc``, the next one
-    ``growth`` times more (a sequential product); when the weight passes 1e100 the scores are
-    divided by it and it starts again at 1, before that access's choice; after each access
-    the first best miniature becomes ``cur`` when it scores above the one in use, and the
-    access and the miniature are written to ``pick_at`` and ``pick_x``. Returns (switches,
-    the weight, ``cur``)."""
-    nx, total = hit.shape
+def sample(keys: np.ndarray, threshold: int, out: np.ndarray) -> int:
+    """The positions of the keys the miniatures see, ``(k * HASH) mod 2^32 < threshold`` (in
+    64-bit unsigned arithmetic), into ``out``; returns how many."""
+    th = np.uint64(threshold)
+    n = 0
+    for j in range(len(keys)):
+        if (np.uint64(keys[j]) * HASH) & _M32 < th:
+            out[n] = j
+            n += 1
+    return n
+
+
+def choose(score: np.ndarray, inc: float, growth: float, cur: int, total: int, miss: np.ndarray, nmiss: np.ndarray,
+           pick_at: np.ndarray, pick_x: np.ndarray) -> tuple[int, float, int]:
+    """The miniatures' scores (``score``, updated in place) over their ``total`` sampled
+    accesses, miniature ``x`` missing at the positions ``miss[x, :nmiss[x]]`` (increasing)
+    and hitting at the others: each access weighs ``inc``, the next one ``growth`` times
+    more (a sequential product); when the weight passes 1e100 the scores are divided by it
+    and it starts again at 1, before that access's choice; after each access the first best
+    miniature becomes ``cur`` when it scores above the one in use, and the access and the
+    miniature are written to ``pick_at`` and ``pick_x``. Returns (switches, the weight,
+    ``cur``)."""
+    nx = len(score)
+    at = np.zeros(nx, dtype=np.int64)  # each miniature's next miss
     picks = 0
     for j in range(total):
         for x in range(nx):
-            if hit[x, j]:
+            if at[x] < nmiss[x] and miss[x, at[x]] == j:
+                at[x] += 1
+            else:
                 score[x] = score[x] + inc
         inc = inc * growth
         if inc > 1e100:
@@ -766,6 +783,7 @@ def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result
     hist_pop(h, ht, hm, 99)
     hist_keys(h, hm)
     draws(st, 5, out)
-    choose(np.zeros(2), 1.0, 1.5, 0, np.ones((2, 3), dtype=np.bool_), out, idx)
+    choose(np.zeros(2), 1.0, 1.5, 0, 3, np.zeros((2, 3), dtype=np.int64), np.array([1, 0], dtype=np.int64), out, idx)
+    sample(keys, 1 << 31, idx)
     _warm = True
     return time.perf_counter() - t0

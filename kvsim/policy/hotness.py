@@ -97,7 +97,6 @@ else:
     jit = _Kernels()
 
 RULES = ("lru", "lfu", "lhd")
-_HASH = 2654435761  # Knuth's multiplicative hash: the miniatures' 1/R sample of block ids
 _DECAY = 0.9  # LHD: counts kept per reconfiguration
 _HISTORY = 8  # evicted blocks remembered, per block of capacity
 _MINI_MIN = 512  # a miniature holds at least this many blocks (or the whole cache)
@@ -412,12 +411,15 @@ class _Mini:
         self.order = _Order(capacity, seed)
         self.order.use_heap(rule == 1)
 
-    def run(self, keys: Sequence[int] | np.ndarray) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
-        """Accesses ``keys`` (sampled ones); returns the positions of the misses and, for the
-        learner, the new density table at each reconfiguration (from this position on)."""
+    def run(self, keys: Sequence[int] | np.ndarray,
+            misses: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+        """Accesses ``keys`` (sampled ones); returns the positions of the misses (written into
+        ``misses`` when given, at least as long as ``keys``) and, for the learner, the new
+        density table at each reconfiguration (from this position on)."""
         keys = np.asarray(keys, dtype=np.int64)
         sig, order, lhd = self.sig, self.order, self.sig.lhd
-        misses = np.empty(len(keys), dtype=np.int64)
+        if misses is None:
+            misses = np.empty(len(keys), dtype=np.int64)
         nm = 0
         tables: list[tuple[int, np.ndarray]] = []
         a = 0
@@ -430,7 +432,8 @@ class _Mini:
                     tables.append((a, lhd.rank))
                 b = min(b, a + lhd.next - sig.now - 1)
             m = order.run(sig, keys[a:b], self.rule, lhd.rank if lhd is not None else _NO_TABLE, misses[nm:])
-            misses[nm:nm + m] += a
+            if a:
+                misses[nm:nm + m] += a
             nm += m
             a = b
         return misses[:nm], tables
@@ -458,7 +461,7 @@ class _Chooser:
             self.rate = 1 << 62
         self.minis = [_Mini(r, cap, seed + 1 + r) for r in self.rules] if self.rate <= rate else []
         self.scale = rate if self.minis else 1  # the full cache's ages in miniature units
-        # a block is sampled when (block * _HASH) mod 2^32 < threshold: a 1/rate share
+        # a block is sampled when (block * jit.HASH) mod 2^32 < threshold: a 1/rate share
         self.threshold = (1 << 32) // self.rate
         learner = [m.sig.lhd for m in self.minis if m.sig.lhd is not None]
         self.lhd: _LHD = learner[0] if learner else _LHD(cap)
@@ -468,15 +471,15 @@ class _Chooser:
         self.rule = self.rules[0]
         self.switches = 0
 
-    def _choose(self, hit: np.ndarray) -> list[tuple[int, int]]:
-        """The scores after each sampled access (``hit``: miniature x access), each access
-        weighing 1 + 1/W more than the one before; after each, the best miniature's ranking is
-        chosen when it beats the one in use. Returns (access, new ranking) at each switch
+    def _choose(self, miss: np.ndarray, nmiss: np.ndarray, total: int) -> list[tuple[int, int]]:
+        """The scores after each of ``total`` sampled accesses (miniature ``x`` misses at
+        ``miss[x, :nmiss[x]]``, increasing, and hits at the others), each access weighing
+        1 + 1/W more than the one before; after each, the best miniature's ranking is chosen
+        when it beats the one in use. Returns (access, new ranking) at each switch
         (jit.choose: one compiled loop, Python's float operations in the same order)."""
         score = np.asarray(self.score, dtype=np.float64)
-        total = hit.shape[1]
         at, x = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
-        got, inc, cur = jit.choose(score, self.inc, self.growth, self.rules.index(self.rule), hit, at, x)
+        got, inc, cur = jit.choose(score, self.inc, self.growth, self.rules.index(self.rule), total, miss, nmiss, at, x)
         rules = self.rules
         picks = [(j, rules[c]) for j, c in zip(at[:got].tolist(), x[:got].tolist(), strict=True)]
         self.switches += got
@@ -491,19 +494,21 @@ class _Chooser:
         act after the whole request, by the final choice)."""
         if not self.minis or not len(keys):
             return [(0, self.rule, self.lhd.rank)] if events else []
-        h = (keys.astype(np.uint64) * np.uint64(_HASH)) & np.uint64(0xFFFFFFFF)
-        sampled = np.flatnonzero(h < self.threshold)
-        if not len(sampled):
+        pos = np.empty(len(keys), dtype=np.int64)
+        ns = jit.sample(keys, self.threshold, pos)
+        if not ns:
             return [(0, self.rule, self.lhd.rank)] if events else []
         first = (0, self.rule, self.lhd.rank)
+        sampled = pos[:ns]
         skeys = keys[sampled]
-        hit = np.ones((len(self.minis), len(skeys)), dtype=bool)
+        miss = np.empty((len(self.minis), ns), dtype=np.int64)
+        nmiss = np.empty(len(self.minis), dtype=np.int64)
         tables: list[tuple[int, np.ndarray]] = []
         for x, m in enumerate(self.minis):
-            misses, t = m.run(skeys)
-            hit[x, misses] = False
+            misses, t = m.run(skeys, miss[x])
+            nmiss[x] = len(misses)
             tables += t
-        picks = self._choose(hit)
+        picks = self._choose(miss, nmiss, ns)
         if not events:
             return []
         # merged in order of position: a new table and a new ranking may start at one access
