@@ -642,3 +642,39 @@ def test_the_kernels_as_plain_python_decide_as_compiled() -> None:
     p = subprocess.run([sys.executable, "-c", child], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.splitlines()[-1]) == kernel_outcomes()
+
+
+WARM_CHILD = """
+import json
+import numpy as np
+from kvsim.policy import _hotness_jit as jit
+from kvsim.policy.hotness import Hotness
+from tests.test_policy_hotness import hierarchy
+jit.warm()
+kernels = [n for n in dir(jit) if hasattr(getattr(jit, n), "signatures")]
+before = {n: len(getattr(jit, n).signatures) for n in kernels}
+keys = np.random.default_rng(2).integers(0, 3000, 20000).astype(np.int64)
+keys.flags.writeable = False  # as a trace's ids are
+Hotness(1024).replay(keys)
+h = hierarchy([600, 900], Hotness)
+for k in keys[:5000].tolist():
+    h.use([k]) if k in h.where else h.store([k])
+[k in p and p.record(k) for p in h.policies for k in range(50)]  # a tier asked for a block
+print(json.dumps({n: [str(s) for s in getattr(jit, n).signatures[before[n]:]] for n in kernels
+                  if len(getattr(jit, n).signatures) > before[n]}))
+"""
+
+
+@pytest.mark.child_process
+def test_the_warm_up_loads_every_kernel_a_run_calls() -> None:
+    """After jit.warm() (Hotness's constructor), a single tier's replay of read-only trace
+    ids (the miniatures and the choice included), a two-tier hierarchy and its tiers asked
+    for a block's record compile no kernel for a new type: every load happens before a replay is timed (a fresh process: another
+    test may have compiled them already in this one)."""
+    import numba
+
+    if numba.config.DISABLE_JIT:
+        return  # nothing is compiled as plain Python
+    p = subprocess.run([sys.executable, "-c", WARM_CHILD], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1]) == {}

@@ -761,11 +761,15 @@ def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result
     set_shift(s, m, c, 0)
     keys = np.array([1, 2, 3, 4, 5, 1, 6, 2], dtype=np.int64)
     misses = np.empty(len(keys), dtype=np.int64)
+    frozen = keys.copy()
+    frozen.flags.writeable = False  # (a trace's ids are read-only: a type of their own to numba)
     for rule in (0, 1, 2):
         use_heap(s, m, rule == 1)
         run(s, t, m, c, h, ht, hm, tails, keys, 0, rule, rank, counts, counts, st, misses)
         run(s, t, m, c, h, ht, hm, tails, keys, 0, rule, rank, counts[:0], counts[:0], st, misses[:0])
+        run(s, t, m, c, h, ht, hm, tails, frozen, 0, rule, rank, counts[:0], counts[:0], st, misses[:0])
     observe(s, t, m, c, keys, 0)
+    find(t, 1)
     touch(s, t, m, int(lru_keys(s, m)[0]))
     add(s, t, m, c, 99, 1, 0, 0, 0)
     out, idx, key = np.empty(4, dtype=np.int64), np.empty(128, dtype=np.int64), np.empty(128, dtype=np.int64)
@@ -785,5 +789,6 @@ def warm() -> float:  # pragma: no mutate block (a warm-up: it changes no result
     draws(st, 5, out)
     choose(np.zeros(2), 1.0, 1.5, 0, 3, np.zeros((2, 3), dtype=np.int64), np.array([1, 0], dtype=np.int64), out, idx)
     sample(keys, 1 << 31, idx)
+    sample(frozen, 1 << 31, idx)
     _warm = True
     return time.perf_counter() - t0
