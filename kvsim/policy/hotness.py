@@ -43,9 +43,9 @@ Rankings (each a complete eviction order of the same resident blocks):
 
 How it runs (written for speed; the hits are those of the access loop above, to the last
 one): the miniatures never look at the full cache, so replay(keys) first runs each of them
-over all the sampled accesses of ``keys`` and scores them in one compiled loop (choose),
-which gives the ranking and the LHD table in force at every access; the
-full cache then runs stretch by stretch under one ranking each. The state (orders, history,
+over all the sampled accesses of ``keys`` and scores them in one compiled loop (choose), which
+gives the ranking and the LHD table in force at every access; the full cache then runs
+stretch by stretch under one ranking each. The state (orders, history,
 LFU's heap) lives in arrays and every step is a compiled kernel (numba,
 kvsim/policy/_hotness_jit.py): _hotness_jit.run is the one access loop of a single tier and
 of the miniatures (access(k) is replay([k])), and a tier of a hierarchy calls the same add,
@@ -492,13 +492,13 @@ class _Chooser:
         each. Returns what the full cache ranks by over ``keys``: (from this position on,
         ranking, density table), from position 0; ``events=False``: [] (a hierarchy's tiers
         act after the whole request, by the final choice)."""
+        out = [(0, self.rule, self.lhd.rank)] if events else []
         if not self.minis or not len(keys):
-            return [(0, self.rule, self.lhd.rank)] if events else []
+            return out
         pos = np.empty(len(keys), dtype=np.int64)
         ns = jit.sample(keys, self.threshold, pos)
         if not ns:
-            return [(0, self.rule, self.lhd.rank)] if events else []
-        first = (0, self.rule, self.lhd.rank)
+            return out
         sampled = pos[:ns]
         skeys = keys[sampled]
         miss = np.empty((len(self.minis), ns), dtype=np.int64)
@@ -510,11 +510,10 @@ class _Chooser:
             tables += t
         picks = self._choose(miss, nmiss, ns)
         if not events:
-            return []
+            return out
         # merged in order of position: a new table and a new ranking may start at one access
-        out = [first]
         at = sampled.tolist()
-        rule, table = first[1], first[2]
+        rule, table = out[0][1], out[0][2]
         changes = sorted([(j, 0, r) for j, r in picks] + [(j, 1, d) for j, d in tables], key=lambda c: (c[0], c[1]))
         for j, what, v in changes:
             if what == 0:
