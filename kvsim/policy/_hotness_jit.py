@@ -498,17 +498,8 @@ def admit_batch(s: np.ndarray, t: np.ndarray, m: np.ndarray, c: np.ndarray, keys
     ``out`` holds every block that may leave (``admit``'s room, over the whole batch)."""
     got = 0
     for i in range(len(keys)):
-        add(s, t, m, c, keys[i], ents[i, 0], ents[i, 1], ents[i, 2], tails[i])
-        need = m[SIZE] - m[CAP]
-        if need > 0:
-            g = victims(s, m, c, rule, need, now, rank, rng, out[got:], idx, key)
-            for x in range(got, got + g):
-                r = drop(s, t, m, c, out[x])
-                recs[x, 0] = r[0]
-                recs[x, 1] = r[1]
-                recs[x, 2] = r[2]
-                recs[x, 3] = r[3]
-            got += g
+        got += admit(s, t, m, c, keys[i], ents[i, 0], ents[i, 1], ents[i, 2], tails[i], rule, now, rank, rng,
+                     out[got:], idx, key, recs[got:])
         ends[i] = got
     return got
 
