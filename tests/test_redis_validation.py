@@ -22,18 +22,22 @@ from kvsim.app import build_trace, run
 from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
     RedisValidationSettings,
+    SpeedupResult,
     burst_factors,
     burst_turn_extra,
     command,
+    compare,
     cpu_per_turn,
     fit_client,
     idle_burst_plan,
     io_slopes,
+    key_spaces,
     loop_per_command,
     mean_knots,
     median_gap,
     paired_lateness,
     plan_stream,
+    pool,
     probe_factors,
     probe_turn_cpu,
     redis_server,
@@ -673,10 +677,69 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
 
 
+def test_replays_pool_by_hand() -> None:
+    """Two replays of one get stream: 100, 100, 300 us measured in the first (p50 100), 100,
+    300, 300 in the second (p50 300); pooled, the p50 is numpy's midpoint of 100 and 300, 200
+    us, not either replay's. The simulated runs: 150 and 250 us in one, 210 and 230 in the
+    other: pooled p50 220 us (+10%); the p99s 300 and 250 (-16.7%) as computed from the six
+    and four values. Rows keep their replay; the fit is the first's, with each replay's cells."""
+    def part(real: list[float], sim: list[float], fit: dict[str, float]) -> SpeedupResult:
+        r = pd.DataFrame({"op": "get", "keys": 1, "latency_s": np.array(real) * 1e-6, "cmd": range(len(real)), "run": 0})
+        m = pd.DataFrame({"op": "get", "keys": 1, "latency_s": np.array(sim) * 1e-6, "cmd": 0, "run": range(len(sim))})
+        return SpeedupResult(compare(r, m, 10.0), r, m, fit)
+
+    a, b = part([100, 100, 300], [150, 250], {"t": 1.0}), part([100, 300, 300], [210, 230], {"t": 2.0})
+    got = pool(10.0, [a, b])
+    (g,) = got.cells
+    assert (g["count"], g["real_p50_s"], g["sim_p50_s"]) == (6, pytest.approx(200e-6), pytest.approx(220e-6))
+    assert g["err_p50"] == pytest.approx(0.1)
+    assert g["real_p99_s"] == pytest.approx(np.quantile([100, 100, 300, 100, 300, 300], 0.99) * 1e-6)
+    assert g["sim_p99_s"] == pytest.approx(np.quantile([150, 250, 210, 230], 0.99) * 1e-6)
+    assert [c["real_p50_s"] for c in (*a.cells, *b.cells)] == pytest.approx([100e-6, 300e-6])
+    assert list(got.real["replay"]) == [0, 0, 0, 1, 1, 1] and list(got.sim["replay"]) == [0, 0, 1, 1]
+    assert got.fit["t"] == 1.0 and [r["t"] for r in got.fit["replays"]] == [1.0, 2.0]
+    assert [r["cells"] for r in got.fit["replays"]] == [a.cells, b.cells]
+    # one replay: its own cells
+    assert pool(10.0, [a]).cells == a.cells
+    # a key space per replay, none shared
+    assert list(key_spaces(RedisValidationSettings(speedups=[1.0, 10.0, 100.0], replays=4))) == list(range(1, 13))
+
+
+def test_replays_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A small run against a real redis-server with two replays per speed-up: each replay
+    has its rows (every command of its prefix, real and simulated), the table pools them,
+    and the fit keeps each replay's cells."""
+    need_redis()
+    cfg = compose_cfg(["+experiment=redis_validation", "experiment.speedups=[100,1000]", "experiment.requests=[12,30]",
+                       "experiment.replays=2", "experiment.preload_keys=2000", "experiment.calibrate_requests=200",
+                       "experiment.large_sizes=[]", "experiment.sim_runs=2", "experiment.idle_gaps_s=[0.01,0.05]",
+                       "experiment.idle_samples=6", "experiment.idle_seconds=0.3", "figures=false"])
+    summary = run(cfg, tmp_path)
+    assert summary["replays"] == 2
+    planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
+    lat = pd.read_parquet(tmp_path / "redis_validation_latency.parquet")
+    table = pd.read_csv(tmp_path / "redis_validation.csv")
+    fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())["client_by_speedup"]
+    for sp, n in ((100.0, 12), (1000.0, 30)):
+        want = sum(len(u.kinds) for u in planned.head(n).units)
+        g = lat[lat["speedup"] == sp]
+        for k in (0, 1):
+            assert ((g["source"] == "real") & (g["replay"] == k)).sum() == want
+            assert ((g["source"] == "sim") & (g["replay"] == k)).sum() == 2 * want
+        cells = compare(g[g["source"] == "real"], g[g["source"] == "sim"], sp)
+        mine = table[table["speedup"] == sp].to_dict("records")
+        assert [(c["op"], c["count"]) for c in mine] == [(c["op"], c["count"]) for c in cells]
+        assert sum(c["count"] for c in mine) == 2 * want
+        for c, m in zip(cells, mine, strict=True):
+            assert (m["real_p50_s"], m["sim_p50_s"], m["err_p99"]) == pytest.approx((c["real_p50_s"], c["sim_p50_s"], c["err_p99"]))
+        per = fit[f"{sp:g}"]["replays"]
+        assert len(per) == 2 and all(sum(c["count"] for c in r["cells"]) == want for r in per)
+
+
 def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=r"experiment.requests: one count per entry of experiment.speedups \(3\), got 2"):
         run(compose_cfg(["+experiment=redis_validation", "experiment.requests=[10,20]"]), tmp_path)
-    for bad in ("experiment.speedups=[]", "experiment.connections=0", "+experiment.nope=1", "experiment.client=guess",
+    for bad in ("experiment.speedups=[]", "experiment.connections=0", "experiment.replays=0", "+experiment.nope=1", "experiment.client=guess",
                 "experiment.requests=[0,1,1]"):
         cfg = compose_cfg(["+experiment=redis_validation", bad])
         with pytest.raises(ValueError):

@@ -3,12 +3,13 @@
     python -m kvsim.bench.redis_refit RUN_DIR [--set KEY=VALUE ...] [--out FILE.csv]
 
 ``RUN_DIR``: the folder of a ``+experiment=redis_validation experiment.capture=true`` run,
-whose ``redis_validation_replays.pkl`` holds each speed-up's replay and fit inputs (a
+whose ``redis_validation_replays.pkl`` holds each speed-up's replays and fit inputs (a
 pickle: read only folders you made). Each ``--set`` gives a parameter of the model
 (:class:`kvsim.index.redis.RedisIndex`) a value (a Python literal, or YAML) over what the
 run fitted:
 ``--set turn_extra_s=5e-6``, ``--set 'idle_knots=[[0.03,0],[0.3,4e-6],[3,8e-6]]'``. Without
-any, the run's own table comes out again (its simulations are seeded). Prints each cell's
+any, the run's own table comes out again (its simulations are seeded; a speed-up's replays
+pooled as the run pooled them). Prints each cell's
 errors beside the run's; ``--out`` writes the new table (``redis_validation.csv``'s columns).
 
 Why: a replay against a real server takes minutes and is never the same twice; a change to
@@ -29,7 +30,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from kvsim.bench.redis_validation import CAPTURE_FILE, CSV_COLUMNS, Capture, refit
+from kvsim.bench.redis_validation import CAPTURE_FILE, CSV_COLUMNS, Capture, refit_all
 from kvsim.errors import InputFileError, UserError, cli
 from kvsim.index.redis import RedisIndex
 from kvsim.io import write_with
@@ -72,7 +73,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     overrides = parse_sets(a.sets)
-    table = pd.DataFrame([cell for c in load(a.run_dir) for cell in refit(c, overrides).cells], columns=CSV_COLUMNS)
+    table = pd.DataFrame([cell for r in refit_all(load(a.run_dir), overrides).values() for cell in r.cells],
+                         columns=CSV_COLUMNS)
     before = a.run_dir / "redis_validation.csv"
     run = {(r["op"], float(r["speedup"])): r for r in pd.read_csv(before).to_dict("records")} if before.is_file() else {}
     for r in table.to_dict("records"):

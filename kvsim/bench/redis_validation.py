@@ -25,8 +25,9 @@
    server pinned to one CPU under SCHED_FIFO (``experiment.cpu``, ``experiment.rt_priority``;
    ``experiment.nice`` where real-time scheduling is not permitted): the stream is replayed
    open loop by :mod:`kvsim.calibrate.replay_client` over ``experiment.connections``
-   connections, each replay in a key space of its own (keys new to the server, deleted after
-   it), timing every command, the client's own send and receive CPU, and pairs of probes
+   connections (``experiment.replays`` times, in rounds of every speed-up; the cells pool a
+   speed-up's replays), each replay in a key space of its own (keys new to the server,
+   deleted after it), timing every command, the client's own send and receive CPU, and pairs of probes
    (one after a sleep, one right after it) of the network + server alone in the replay's
    idle moments (GET/MGET of random filler keys; MSET of new keys, deleted after, read
    first inside a pair as a trace insert's keys are).
@@ -44,7 +45,8 @@
 Outputs: ``redis_validation.csv`` (op, speedup, count, real_p50_s, sim_p50_s, real_p99_s,
 sim_p99_s, err_p50, err_p99; err = sim / real - 1), ``redis_validation_latency.parquet``
 (every command, real and simulated: ``cmd`` its place in the stream, the same for a command's
-real row and its simulated ones, ``run`` the simulated run's seed), ``redis_validation_fit.json`` (calibration and fitted
+real row and its simulated ones, ``run`` the simulated run's seed, ``replay`` which of the
+speed-up's replays), ``redis_validation_fit.json`` (calibration and fitted
 client per speed-up), ``redis_validation_cdf.png`` (drawn from the parquet by
 :mod:`kvsim.report.redis_validation`), ``summary.json``.
 """
@@ -1060,13 +1062,23 @@ def calibrate_server(host: str, port: int, db: int, s: RedisValidationSettings, 
     return Calibrated(cal, held, base, server, sim_stream)
 
 
+def key_spaces(s: RedisValidationSettings) -> range:
+    """The key spaces of a run's replays (:func:`replay_speedups`): one per replay."""
+    return range(1, len(s.speedups) * s.replays + 1)
+
+
 def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, stream: Stream, sim_stream: Stream,
-                    counts: dict[float, int], probes: list[Probe]) -> dict[float, Replayed]:
-    """Each speed-up's replay of its prefix of the stream, and the stream's commands' own
-    time on the server inside it as a factor of the calibration's back-to-back lines (the
-    client's work between the server's turns evicts its caches)."""
-    replays: dict[float, Replayed] = {}
-    for space, speedup in enumerate(s.speedups, start=1):
+                    counts: dict[float, int], probes: list[Probe]) -> dict[float, list[Replayed]]:
+    """Each speed-up's replays of its prefix of the stream (``s.replays`` rounds, every
+    speed-up once per round, so that a slow spell of the machine falls on all of them), and
+    the stream's commands' own time on the server inside each as a factor of the
+    calibration's back-to-back lines (the client's work between the server's turns evicts
+    its caches)."""
+    replays: dict[float, list[Replayed]] = {sp: [] for sp in s.speedups}
+    spaces = iter(key_spaces(s))
+    for rnd, speedup in ((r, sp) for r in range(s.replays) for sp in s.speedups):
+        space = next(spaces)
+        what = f"x{speedup:g}" + (f" (replay {rnd + 1} of {s.replays})" if s.replays > 1 else "")
         # each replay in a key space of its own: its keys are new to the server, as the
         # trace's new blocks are; deleted after it (the key count stays put)
         with connect(host, port, db) as c:
@@ -1082,9 +1094,9 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
             delete_keys(c, part.keys_in(space))
         factors = (burst_factors(sim_stream.head(counts[speedup]).ops, usec) if s.burst_costs
                    else dict.fromkeys(("get", "mget", "mset"), 1.0))
-        log.info("redis_validation: x%g: the commands' server time over the calibration's: %s", speedup,
+        log.info("redis_validation: %s: the commands' server time over the calibration's: %s", what,
                  ", ".join(f"{k} {v:.2f}x" for k, v in factors.items()))
-        replays[speedup] = Replayed(real, factors, sched)
+        replays[speedup].append(Replayed(real, factors, sched))
     return replays
 
 
@@ -1108,27 +1120,60 @@ class Capture(NamedTuple):
     slopes: tuple[float, float]
     cron_s: float
     idle: list[tuple[float, float]]
+    replay: int = 0  # which of the speed-up's replays (experiment.replays)
 
 
 def refit(c: Capture, overrides: dict[str, Any] | None = None) -> SpeedupResult:
-    """A captured speed-up simulated and compared again; ``overrides``: the model's
+    """A captured replay simulated and compared again; ``overrides``: the model's
     parameters (``RedisIndex`` keyword arguments) set over the fitted ones. Without them,
     the run's own result (the simulations are seeded)."""
     return fit_speedup(c.trace, c.lookup, c.settings, c.speedup, c.requests, c.rep, c.base, c.server, c.pfactors,
-                       c.slopes, c.cron_s, c.idle, overrides)
+                       c.slopes, c.cron_s, c.idle, overrides, c.replay)
+
+
+def refit_all(captures: Sequence[Capture], overrides: dict[str, Any] | None = None) -> dict[float, SpeedupResult]:
+    """Every captured replay simulated again (:func:`refit`), each speed-up's replays pooled
+    (:func:`pool`), in the run's order of speed-ups."""
+    parts: dict[float, list[SpeedupResult]] = {}
+    for c in sorted(captures, key=lambda c: c.replay):
+        parts.setdefault(c.speedup, []).append(refit(c, overrides))
+    return {sp: pool(sp, ps) for sp, ps in parts.items()}
+
+
+def pool(speedup: float, parts: Sequence[SpeedupResult]) -> SpeedupResult:
+    """A speed-up's replays as one sample (``replay`` numbers their rows): its cells compare
+    the latencies of every replay with those of every simulated run of every replay. One
+    replay's p50 is not a stable figure where a kind's latencies have two modes and about
+    half of them lie in each: identical replays of the conversation trace's stream put the
+    gets' p50 at 223 and 418 us at x10 (docs/redis_validation.md, eleventh pass). The fit is
+    the first replay's; ``fit["replays"]`` holds every replay's cells and scalar fit values."""
+    real = pd.concat([p.real.assign(replay=k) for k, p in enumerate(parts)], ignore_index=True)
+    sim = pd.concat([p.sim.assign(replay=k) for k, p in enumerate(parts)], ignore_index=True)
+    cells = compare(real, sim, speedup) if len(parts) > 1 else parts[0].cells
+    fit = {**parts[0].fit, "replays": [{"cells": p.cells, **{k: v for k, v in p.fit.items() if isinstance(v, (int, float))}}
+                                       for p in parts]}
+    if len(parts) > 1:
+        for g in cells:
+            per = [c for p in parts for c in p.cells if c["op"] == g["op"]]
+            log.info("redis_validation: x%-4g %-6s %d replays pooled: p50 %+.1f%% (replays %s), p99 %+.1f%% (replays %s)",
+                     speedup, g["op"], len(parts), 100 * g["err_p50"], " ".join(f"{100 * c['err_p50']:+.1f}" for c in per),
+                     100 * g["err_p99"], " ".join(f"{100 * c['err_p99']:+.1f}" for c in per))
+    return SpeedupResult(cells, real, sim, fit)
 
 
 def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: float, count: int,
                 rep: Replayed, base: dict[str, Any], server: dict[str, Any], pfactors: dict[str, float],
                 slopes: tuple[float, float], cron_s: float, idle: Sequence[tuple[float, float]] = (),
-                overrides: dict[str, Any] | None = None) -> SpeedupResult:
+                overrides: dict[str, Any] | None = None, replay: int = 0) -> SpeedupResult:
     """One speed-up: the client and network fitted on its replay (``base``: the server at the
     probes' command factors ``pfactors``), the model simulated ``s.sim_runs`` times with the
     server at the stream's factors and, where measured, a burst's warm turns at their cost on
     the server's counters, and ``idle`` (``RedisIndex`` idle_knots: :func:`idle_connection_cost`);
     compared cell by cell and command by command, and logged. ``lookup``: the planner's
-    lookup rule; ``overrides``: model parameters set over the fitted ones (:func:`refit`)."""
+    lookup rule; ``overrides``: model parameters set over the fitted ones (:func:`refit`);
+    ``replay``: which of the speed-up's replays (for the log)."""
     real, factors = rep.real, rep.factors
+    x = f"x{speedup:g}" + (f" #{replay + 1}" if s.replays > 1 else "")  # the log's name of this replay
     fit, dists = fit_client(real, base, slopes)
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
@@ -1153,15 +1198,15 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
         params = {**params, "turn_extra_s": extra}
         sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
     if plain is not None:
-        log.info("redis_validation: x%g: a warm turn in a burst costs the server %s beyond the model's lone turn "
-                 "(the server's CPU counters); without it: %s", speedup, _us(params["turn_extra_s"]),
+        log.info("redis_validation: %s: a warm turn in a burst costs the server %s beyond the model's lone turn "
+                 "(the server's CPU counters); without it: %s", x, _us(params["turn_extra_s"]),
                  ", ".join(f"{g['op']} {100 * g['err_p50']:+.1f}% / {100 * g['err_p99']:+.1f}%" for g in plain))
-    loop = _loop_figures(real, sims[0].attrs["loop"], float(server_sp.get("io_s", 0.0)), cron_s, speedup)
+    loop = _loop_figures(real, sims[0].attrs["loop"], float(server_sp.get("io_s", 0.0)), cron_s, x)
     sim = pd.concat(sims, ignore_index=True)
     cells = compare(real_df, sim, speedup)
     profile = turn_profile(real)
     if profile:
-        log.info("redis_validation: x%g: the server's CPU per client wait by its place in the burst: %s", speedup,
+        log.info("redis_validation: %s: the server's CPU per client wait by its place in the burst: %s", x,
                  ", ".join(f"{b['from']}-{b['to'] if b['to'] < 1 << 30 else ''}: {_us(b['cpu_p50_s'])} "
                            f"({b['replies_p50']:g} replies, {b['waits']} waits)" for b in profile))
     gaps = {g["op"]: gap for g in cells
@@ -1169,16 +1214,16 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
                                   sim.loc[sim["op"] == g["op"], "latency_s"].to_numpy())) is not None}
     for op, gap in gaps.items():
         qs = gap.p50_quantiles()
-        log.info("redis_validation: x%g: the %ss' p50 is in a gap of their latencies (at %s): below it %.1f%% of "
-                 "the measured and %.1f%% of the simulated commands%s", speedup, op, _us(gap.split_s),
+        log.info("redis_validation: %s: the %ss' p50 is in a gap of their latencies (at %s): below it %.1f%% of "
+                 "the measured and %.1f%% of the simulated commands%s", x, op, _us(gap.split_s),
                  100 * gap.real_below, 100 * gap.sim_below,
                  f"; each p50 is its lower mode's p{100 * qs[0]:.1f} and p{100 * qs[1]:.1f}" if qs else "")
     paired = paired_lateness(real_df, sim)
     # the same by where a command's latency starts: a burst that starts late in the real
     # system shows in the lookups' first commands only (docs/redis_validation.md, seventh pass)
     by_start = paired_lateness(real_df, sim, np.where(stream_sp.from_arrival(), "arrival", "reply").tolist())
-    log.info("redis_validation: x%g: command by command, the model is late by (median): %s; timed from the "
-             "request's arrival (a lookup's first command) %s, from the reply before %s", speedup,
+    log.info("redis_validation: %s: command by command, the model is late by (median): %s; timed from the "
+             "request's arrival (a lookup's first command) %s, from the reply before %s", x,
              ", ".join(f"{op} {_us(v)}" for op, v in paired.items()), _us(by_start.get("arrival")),
              _us(by_start.get("reply")))
     entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired,
@@ -1189,21 +1234,21 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              "sched": rep.sched, "nice": s.nice,
              "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
     for g in cells:
-        log.info("redis_validation: x%-4g %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
-                 "sim %7.1f us (%+.1f%%)", speedup, g["op"], g["count"], g["real_p50_s"] * 1e6,
+        log.info("redis_validation: %-5s %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
+                 "sim %7.1f us (%+.1f%%)", x, g["op"], g["count"], g["real_p50_s"] * 1e6,
                  g["sim_p50_s"] * 1e6, 100 * g["err_p50"], g["real_p99_s"] * 1e6, g["sim_p99_s"] * 1e6,
                  100 * g["err_p99"])
     return SpeedupResult(cells, real_df, sim, entry)
 
 
 def _loop_figures(real: ReplayResult, charged: LoopCharges | None, io_s: float, cron_s: float,
-                  speedup: float) -> dict[str, float | None]:
+                  x: str) -> dict[str, float | None]:
     """The server's event loop in the replay against the model's charges (the fit json's
     ``event_loop_per_command``), logged."""
     per_turn = cpu_per_turn(real, cron_s, io_s)
     alone = probe_turn_cpu(real)
-    log.info("redis_validation: x%g: the server's CPU per turn beyond its commands: %s in the stream, "
-             "%s in the probe pairs (%s turns per pair); a lone GET's turn %s cold, %s warm (p50)", speedup,
+    log.info("redis_validation: %s: the server's CPU per turn beyond its commands: %s in the stream, "
+             "%s in the probe pairs (%s turns per pair); a lone GET's turn %s cold, %s warm (p50)", x,
              _us(per_turn[0]), _us(per_turn[1]),
              _num(real.pair_switches / real.probe_pairs if real.pair_switches and real.probe_pairs else None),
              _us(alone["cold_get_s"]), _us(alone["warm_get_s"]))
@@ -1214,8 +1259,8 @@ def _loop_figures(real: ReplayResult, charged: LoopCharges | None, io_s: float, 
         "model_s": charged[0] / charged[1] if charged and charged[1] else None,
         "real_turns_per_command": turns_per_command(real),
         "model_turns_per_command": charged[2] / charged[1] if charged and charged[1] else None}
-    log.info("redis_validation: x%g: the event loop per command inside the stream: server CPU %s, model %s "
-             "(idle: %.1f us/s); server turns per command %s, model %s", speedup,
+    log.info("redis_validation: %s: the event loop per command inside the stream: server CPU %s, model %s "
+             "(idle: %.1f us/s); server turns per command %s, model %s", x,
              _us(loop["real_s"]), _us(loop["model_s"]), cron_s * 1e6,
              _num(loop["real_turns_per_command"]), _num(loop["model_turns_per_command"]))
     return loop
@@ -1265,20 +1310,21 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             idle_after = measure_idle("after")
             idle = mean_knots(idle_before, idle_after)
             # the probes' commands at their own factor: their round trips less that are the
-            # network and the event loop
-            pfactors = {sp: (probe_factors(r.real, srv.base) if s.burst_costs else dict.fromkeys(r.factors, 1.0))
-                        for sp, r in replays.items()}
-            for sp, f in pfactors.items():
-                log.info("redis_validation: x%g: the probes' commands' server time over the calibration's: %s", sp,
-                         ", ".join(f"{k} {v:.2f}x" for k, v in f.items()))
-            bases = {sp: scaled_server(srv.base, f) for sp, f in pfactors.items()}
+            # network and the event loop (each replay's own)
+            runs = [(sp, k, r) for sp, rs in replays.items() for k, r in enumerate(rs)]
+            pfactors = {(sp, k): (probe_factors(r.real, srv.base) if s.burst_costs else dict.fromkeys(r.factors, 1.0))
+                        for sp, k, r in runs}
+            for (sp, k), f in pfactors.items():
+                log.info("redis_validation: x%g%s: the probes' commands' server time over the calibration's: %s", sp,
+                         f" #{k + 1}" if s.replays > 1 else "", ", ".join(f"{c} {v:.2f}x" for c, v in f.items()))
+            bases = {run: scaled_server(srv.base, f) for run, f in pfactors.items()}
             # the time per key beyond the command and the two threads' measured CPU: the
             # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
-            slopes = io_slopes([r.real for r in replays.values()], [bases[sp] for sp in replays])
+            slopes = io_slopes([r.real for _, _, r in runs], [bases[sp, k] for sp, k, _ in runs])
             log.info("redis_validation: per key %.3f us, per value returned %.3f us (the probes; INFO cpu: %.3f us per key)",
                      slopes[0] * 1e6, slopes[1] * 1e6, float(srv.base.get("io_per_key_s", 0.0)) * 1e6)
-            captures = [Capture(trace, planner.lookup, s, speedup, counts[speedup], rep, bases[speedup], srv.server,
-                                pfactors[speedup], slopes, cron_s, idle) for speedup, rep in replays.items()]
+            captures = [Capture(trace, planner.lookup, s, sp, counts[sp], r, bases[sp, k], srv.server,
+                                pfactors[sp, k], slopes, cron_s, idle, k) for sp, k, r in runs]
             if s.capture:
                 blob = pickle.dumps(captures)
 
@@ -1286,12 +1332,11 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
                     path.write_bytes(blob)
 
                 write_with(out / CAPTURE_FILE, save)
-            for cap in captures:
-                results[cap.speedup] = refit(cap)
+            results = refit_all(captures)
         finally:
             if s.redis_url:  # someone else's server: leave it as we found it
                 with connect(host, port, db) as c:
-                    delete_keys(c, [k for sp in range(1, len(s.speedups) + 1) for k in stream.keys_in(sp)]
+                    delete_keys(c, [k for sp in key_spaces(s) for k in stream.keys_in(sp)]
                                 + [FILLER + i for i in range(preload)])
     table = pd.DataFrame([g for r in results.values() for g in r.cells], columns=CSV_COLUMNS)
     write_with(out / "redis_validation.csv", lambda p: table.to_csv(p, index=False))
@@ -1301,6 +1346,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
     write_json(out / "redis_validation_fit.json", {
         "server": {"redis_version": srv.cal.redis_version, "keys_held": srv.held, **srv.server},
         "calibration": srv.cal.summary(), "client_by_speedup": {f"{sp:g}": r.fit for sp, r in results.items()},
+        "replays": s.replays,
         "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1],
         "idle_connection_s": [list(x) for x in idle], "idle_connection_before_s": [list(x) for x in idle_before],
         "idle_connection_after_s": [list(x) for x in idle_after]})
@@ -1311,6 +1357,7 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "requests_by_speedup": {f"{sp:g}": n for sp, n in counts.items()},
         "commands": n_cmd,
         "speedups": s.speedups,
+        "replays": s.replays,
         "connections": s.connections,
         "workload": arr.summary(),
         "max_abs_err_p50": float(table["err_p50"].abs().max()) if len(table) else float("nan"),

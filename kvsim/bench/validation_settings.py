@@ -30,6 +30,10 @@ class RedisValidationSettings:
     preload_keys: Annotated[int, Range(ge=0)] | None = None  # filler keys; None: the trace's distinct blocks
     calibrate_requests: Annotated[int, Range(ge=10)] = 2000
     sim_runs: PosInt = 5  # simulated replays pooled per speed-up (seeds 0..)
+    # each speed-up's stream replayed this many times (in rounds: every speed-up once per
+    # round), each replay simulated sim_runs times with its own measured inputs; a cell
+    # compares the latencies of all its replays with those of all their simulations
+    replays: PosInt = 1
     probe_gap_s: Seconds = 0.005  # probes only while idle and the next arrival is this far
     probe_every_s: Seconds = 0.01  # a pair of probes (after a sleep, then right after) per this interval
     nice: Annotated[int, Range(ge=-20, le=19)] | None = -20  # priority of the client and the started server
