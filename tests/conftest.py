@@ -202,7 +202,8 @@ OPT_IN: dict[str, str] = {
     "KVSIM_REQUIRE_REDIS_VALIDATION": "the acceptance run of +experiment=redis_validation (about 2 minutes; "
                                       "every cell inside in 9 of 11 runs with idle connections' cost, 5 of 8 before it, "
                                       "25 of 35 with its staggered measurement in a session where the sequential one passed 3 of 6, "
-                                      "1 of 4 in the ninth pass and 2 of 4 in the tenth, whose misses were all the gets' p50, a lower mode's tail, "
+                                      "1 of 4 in the ninth pass and 2 of 4 in the tenth, whose misses were all the gets' p50, a lower mode's tail; "
+                                      "pooled over four replays 2 of 3 in the eleventh, "
                                       "on the development VM: docs/redis_validation.md)",
 }
 
