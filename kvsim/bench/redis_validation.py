@@ -37,9 +37,7 @@
    its kind and place), and the round trip distributions from that replay's probes (round
    trip less send, receive, the calibrated command time and the event loop's: ``io_s`` and,
    fitted per kind on the probes of all replays, per key and per value returned); the first of each
-   pair gives the first round trip after the CPU idled, and the server thread's CPU around
-   each burst's first wait, above its median, that turn's spread (``experiment.cold_spread``).
-   The same stream is then simulated
+   pair gives the first round trip after the CPU idled. The same stream is then simulated
    ``experiment.sim_runs`` times (seeds 0..) with :class:`kvsim.index.redis.RedisIndex`
    with ``shared_cpu``: the client's and the server's event loops on one CPU, each running
    until it blocks (:mod:`kvsim.index.redis_loop`) -- and the runs pooled.
@@ -65,7 +63,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -545,18 +543,12 @@ class _PlacedRecorder(OpRecorder):
         self.cmd.append(self.place[id(op)])
 
 
-def _model_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Of the fitted parameters, those :class:`RedisIndex` takes (the client's tails and the
-    cold round trip go in as measured distributions: ``use_measured``)."""
-    return {k: v for k, v in params.items() if (not k.endswith("_p99_x") or k.startswith("service")) and "_cold" not in k}
-
-
 def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist], speedup: float, connections: int,
              seed: int, costs: dict[int, tuple[float, float, float]] | None = None) -> pd.DataFrame:
     """The stream through :class:`RedisIndex` at the same arrival times: one row per command.
     ``costs``: the client's costs per command (:func:`client_costs`)."""
-    ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed),
-                    **_model_params(params))
+    model = {k: v for k, v in params.items() if (not k.endswith("_p99_x") or k.startswith("service")) and "_cold" not in k}
+    ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed), **model)
     # (params["shared_cpu"]: client and server pinned to one CPU share one queue)
     ix.use_measured(**dists)
     if costs is not None:
@@ -879,18 +871,12 @@ def burst_turn_extra(real: ReplayResult, charges: Sequence[LoopCharges], base: d
 PLACES = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 1 << 30))  # a wait's place in its burst, binned
 
 
-def cold_turn_spread(real: ReplayResult, charge: Callable[[Sequence[int]], float] | None = None,
-                     min_samples: int = 10) -> list[float] | None:
+def cold_turn_spread(real: ReplayResult, min_samples: int = 10) -> list[float] | None:
     """How far the server's first turn after the CPU idled costs above its median
     (``RedisIndex(cold_turn_spread=...)``): the server thread's CPU over the client's first
-    wait of each burst (``turn_server_cpu`` at place 0), less ``charge`` of the commands in
-    flight then (the model's own per-command charges, which already vary with the commands:
-    a burst of large MGETs costs more for its keys, not for its turn), less the median of
-    that; 0 at or below it. None with fewer than ``min_samples`` bursts."""
-    cmds = getattr(real, "turn_server_cmds", None)  # (a capture from before it was recorded has none)
-    cmds = cmds if cmds is not None and len(cmds) == len(real.turn_server_cpu) else None
-    x = np.array([cpu - (charge(cmds[k]) if charge is not None and cmds is not None else 0.0)
-                  for k, (place, cpu, _) in enumerate(real.turn_server_cpu) if place == 0], dtype=float)
+    wait of each burst (``turn_server_cpu`` at place 0) less their median, 0 at or below it;
+    None with fewer than ``min_samples`` bursts."""
+    x = np.array([cpu for place, cpu, _ in real.turn_server_cpu if place == 0], dtype=float)
     if x.size < min_samples:
         return None
     return np.maximum(x - np.median(x), 0.0).tolist()
@@ -1204,22 +1190,13 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
     params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle), **fixed}
-    # the stream planned again with this replay's command times (same commands)
-    stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=lookup, **server_sp), count)
-    spread = None
-    if s.cold_spread and params["shared_cpu"] and "cold_turn_spread" not in fixed:
-        flat = [op for ops in stream_sp.ops for op in ops]
-        ix = RedisIndex(connections=s.connections, lookup="prefix", **_model_params(params))
-        scale = ix.key_scale()  # (as simulate's index: it holds no keys)
-
-        def charge(cmds: Sequence[int]) -> float:
-            return sum(ix.io(flat[i]) + flat[i].server_s * scale for i in cmds if i < len(flat))
-
-        spread = cold_turn_spread(real, charge)
+    spread = cold_turn_spread(real) if s.cold_spread and params["shared_cpu"] and "cold_turn_spread" not in fixed else None
     if spread is not None:
         params["cold_turn_spread"] = spread
         log.info("redis_validation: %s: the server's first turn after idle above its median (%d bursts): p75 %s, "
                  "p90 %s", x, len(spread), _us(float(np.quantile(spread, 0.75))), _us(float(np.quantile(spread, 0.9))))
+    # the stream planned again with this replay's command times (same commands)
+    stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=lookup, **server_sp), count)
     costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
     sims = [simulate(stream_sp, params, dists, speedup, s.connections, k, costs[k]) for k in range(s.sim_runs)]
     # a burst's warm turns at their cost on the server's counters: the model run without it

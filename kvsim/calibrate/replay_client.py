@@ -115,8 +115,6 @@ class ReplayResult:
     # turns run while the client waits), (its place in the busy period from 0, the server
     # thread's CPU over it, the replies it brought)
     turn_server_cpu: list[tuple[int, float, int]] = field(default_factory=list)
-    # the commands in flight (their places in the stream) when each of those waits began
-    turn_server_cmds: list[tuple[int, ...]] = field(default_factory=list)
 
     @property
     def latency_s(self) -> np.ndarray:
@@ -499,8 +497,6 @@ def replay_open_loop(
                     turn_place = 0  # a busy period ends
                 read = turn_cpu or (first_turn_cpu and turn_place == 0)
                 cpu_w = server_thread_cpu(pid) if read and pid is not None and in_flight > 0 else None
-                if cpu_w is not None:  # (a connection's unit has its command at pos in flight)
-                    flying = tuple(int(first_cmd[cur[c]]) + pos[c] for c in range(connections) if cur[c] >= 0)
                 if last is not None:  # the stretch ends: its tail is the last piece's
                     last[0][last[1]] += clock() - mark
                     last = None
@@ -512,7 +508,6 @@ def replay_open_loop(
                     cpu_after = server_thread_cpu(pid)
                     if cpu_after is not None:
                         res.turn_server_cpu.append((turn_place, cpu_after - cpu_w, len(events)))
-                        res.turn_server_cmds.append(flying)
                 if in_flight > 0:
                     turn_place += 1
             # replies in connection order (select's own order follows the descriptors'
