@@ -25,7 +25,6 @@ from kvsim.bench.redis_validation import (
     SpeedupResult,
     burst_factors,
     burst_turn_extra,
-    cold_turn_spread,
     command,
     compare,
     cpu_per_turn,
@@ -241,26 +240,6 @@ def test_a_command_on_an_idle_connection_pays_its_extra() -> None:
     assert loops(1, knots).idle_extra(10.0) == pytest.approx(8e-6) and loops(1, knots).idle_extra(0.001) == 0.0
     with pytest.raises(ValueError, match="idle_knots"):
         loops(1, [(1.0, 1e-6), (0.1, 2e-6)])
-
-
-def test_a_cold_turn_draws_its_spread_above_the_median() -> None:
-    """``cold_turn_spread`` on the turn_s case (A and B's turn cold, C's warm): samples all 12
-    us put 12 us on the cold turn only (A 45 -> 57, B 55 -> 67, C 87 -> 99: it waits for
-    them); none: unchanged. The samples are the first waits' server CPU above their median:
-    50, 70, 40 and 90 us at place 0 (median 60) give 0, 10, 0 and 30 us; places 1 and more,
-    and fewer than ``min_samples`` bursts, give none."""
-    def loops(spread: list[float]) -> RedisIndex:
-        return model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
-                     turn_s=4e-6, cold_turn_spread=spread, lookup="all")
-
-    assert calls(loops([12e-6] * 4), [0.0] * 3).latency_s == pytest.approx([57e-6, 67e-6, 99e-6])
-    assert calls(loops([]), [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 87e-6])
-    with pytest.raises(ValueError, match="cold_turn_spread"):
-        loops([-1e-6])
-    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
-    res.turn_server_cpu = [(0, 50e-6, 4), (1, 20e-6, 2), (0, 70e-6, 4), (0, 40e-6, 4), (2, 5e-6, 1), (0, 90e-6, 3)]
-    assert cold_turn_spread(res, min_samples=4) == pytest.approx([0.0, 10e-6, 0.0, 30e-6])
-    assert cold_turn_spread(res, min_samples=5) is None
 
 
 def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
@@ -523,11 +502,6 @@ def test_replay_client_against_a_real_server() -> None:
             sock.close()
         assert cpu is not None and cpu > 0 and none is None
         assert with_cpu["mget"] == alone["mget"] and alone["info"][0] == with_cpu["info"][0] + 1
-        # read around each busy period's first wait only (the cold turns' spread): place 0 alone
-        first = replay_open_loop(h, p, units, arrivals, 1.0, 2, [Probe("get", 1, encode("GET", "z"))],
-                                 probe_gap_s=0.003, probe_every_s=0.002, count_probes=True, first_turn_cpu=True)
-        assert first.turn_server_cpu and all(place == 0 and cpu >= 0 for place, cpu, _ in first.turn_server_cpu)
-        assert len(first.turn_server_cpu) <= 30  # at most one per request (a busy period starts with one)
     # the probes' share of the server's counters, read between the stream's bursts: what is
     # left is exactly the stream's commands (30 GETs, 30 MGETs, 30 MSETs)
     pc = res.probe_server_calls
@@ -691,8 +665,6 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())["client_by_speedup"]
     assert set(fit) == {"100", "1000"} and all("turn_extra_s" in f for f in fit.values())
     assert all(set(f["paired_late_s"]) <= {"get", "range", "insert"} and f["paired_late_s"] for f in fit.values())
-    # the cold turns' spread: measured from ten bursts on (none here, or that many)
-    assert all(f["cold_turn_bursts"] == 0 or f["cold_turn_bursts"] >= 10 for f in fit.values())
     assert all(set(f["paired_late_by_start_s"]) == {"arrival", "reply"} for f in fit.values())
     # the idle connections' cost, measured before the replays: the shortest gap is the baseline
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())

@@ -871,17 +871,6 @@ def burst_turn_extra(real: ReplayResult, charges: Sequence[LoopCharges], base: d
 PLACES = ((0, 0), (1, 1), (2, 2), (3, 5), (6, 10), (11, 1 << 30))  # a wait's place in its burst, binned
 
 
-def cold_turn_spread(real: ReplayResult, min_samples: int = 10) -> list[float] | None:
-    """How far the server's first turn after the CPU idled costs above its median
-    (``RedisIndex(cold_turn_spread=...)``): the server thread's CPU over the client's first
-    wait of each burst (``turn_server_cpu`` at place 0) less their median, 0 at or below it;
-    None with fewer than ``min_samples`` bursts."""
-    x = np.array([cpu for place, cpu, _ in real.turn_server_cpu if place == 0], dtype=float)
-    if x.size < min_samples:
-        return None
-    return np.maximum(x - np.median(x), 0.0).tolist()
-
-
 def turn_profile(real: ReplayResult) -> list[dict[str, Any]]:
     """The server thread's CPU over the client's waits for replies (``turn_cpu``), by the
     wait's place in its busy period, binned (``PLACES``): per bin the waits, the median CPU
@@ -1098,8 +1087,7 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
         with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
             real = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
                                     speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
-                                    count_probes=s.burst_costs, turn_cpu=s.turn_profile,
-                                    first_turn_cpu=s.cold_spread)
+                                    count_probes=s.burst_costs, turn_cpu=s.turn_profile)
         with connect(host, port, db) as c:
             probe_s = real.probe_server_s
             usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
@@ -1190,11 +1178,6 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
     params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle), **fixed}
-    spread = cold_turn_spread(real) if s.cold_spread and params["shared_cpu"] and "cold_turn_spread" not in fixed else None
-    if spread is not None:
-        params["cold_turn_spread"] = spread
-        log.info("redis_validation: %s: the server's first turn after idle above its median (%d bursts): p75 %s, "
-                 "p90 %s", x, len(spread), _us(float(np.quantile(spread, 0.75))), _us(float(np.quantile(spread, 0.9))))
     # the stream planned again with this replay's command times (same commands)
     stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=lookup, **server_sp), count)
     costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
@@ -1243,10 +1226,7 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              "request's arrival (a lookup's first command) %s, from the reply before %s", x,
              ", ".join(f"{op} {_us(v)}" for op, v in paired.items()), _us(by_start.get("arrival")),
              _us(by_start.get("reply")))
-    cold = params.get("cold_turn_spread") or []
     entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired,
-             "cold_turn_spread_p90_s": float(np.quantile(cold, 0.9)) if len(cold) else None,
-             "cold_turn_bursts": len(cold),
              "median_gap": {op: gap._asdict() for op, gap in gaps.items()},
              "paired_late_by_start_s": by_start, "turn_profile": profile,
              "command_time_x": factors, "probe_command_time_x": pfactors, "event_loop_per_command": loop,

@@ -49,10 +49,6 @@ class RedisValidationSettings:
     # a warm server turn inside a burst at its cost on the server's CPU counters over each
     # replay (beyond the model's lone turn: RedisIndex turn_extra_s); false: the lone turn's
     burst_turns: bool = True
-    # the server's first turn after the CPU idled at its spread on the server's CPU counters
-    # (its thread's CPU around the client's first wait of each burst, above their median:
-    # RedisIndex cold_turn_spread); false: the model's charges alone
-    cold_spread: bool = True
     # what a command on an idle connection costs the server beyond a warm one (RedisIndex
     # idle_knots), measured around the replays: a GET on each connection after idle gaps of
     # these lengths (the first is the baseline) while probes keep the server busy, the server

@@ -285,7 +285,6 @@ def replay_open_loop(
     timeout_s: float = 600.0,
     count_probes: bool = False,
     turn_cpu: bool = False,
-    first_turn_cpu: bool = False,
 ) -> ReplayResult:
     """Replay ``units`` open loop: request ``r``'s first unit is due ``arrival_s[r] /
     speedup`` after the start. ``probes`` are sent in turn while the replay is idle.
@@ -300,9 +299,7 @@ def replay_open_loop(
     ``turn_cpu`` (with ``count_probes``, a server on this machine): the server thread's CPU
     over each wait of the client for replies, by the wait's place in its busy period
     (``turn_server_cpu``: a diagnostic; the two ``/proc`` reads around each wait are
-    charged to the client's pieces, as its other work is). ``first_turn_cpu``: the same
-    around the first wait of each busy period only (the server's first turn after the CPU
-    idled; place 0), leaving the rest of a burst unread."""
+    charged to the client's pieces, as its other work is)."""
     if connections < 1:
         raise ValueError("connections must be >= 1")
     clock = time.perf_counter
@@ -495,8 +492,7 @@ def replay_open_loop(
                     wait = min(wait, probe_every_s)
                 if in_flight == 0:
                     turn_place = 0  # a busy period ends
-                read = turn_cpu or (first_turn_cpu and turn_place == 0)
-                cpu_w = server_thread_cpu(pid) if read and pid is not None and in_flight > 0 else None
+                cpu_w = server_thread_cpu(pid) if turn_cpu and pid is not None and in_flight > 0 else None
                 if last is not None:  # the stretch ends: its tail is the last piece's
                     last[0][last[1]] += clock() - mark
                     last = None
@@ -508,7 +504,6 @@ def replay_open_loop(
                     cpu_after = server_thread_cpu(pid)
                     if cpu_after is not None:
                         res.turn_server_cpu.append((turn_place, cpu_after - cpu_w, len(events)))
-                if in_flight > 0:
                     turn_place += 1
             # replies in connection order (select's own order follows the descriptors'
             # hash slots): what the model's client does with the replies of one turn

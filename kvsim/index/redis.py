@@ -68,12 +68,6 @@ command that arrives on a connection idle that long (its socket and client state
 in the caches), linear in log10 of the idle time between points, 0 before the first, the
 last's beyond it (with ``shared_cpu``; the validation measures it: a burst of GETs on every
 connection after idle gaps of 30 ms to 3 s, the server thread's CPU per burst).
-``cold_turn_spread``: samples (seconds >= 0) of how far the server's first turn after the
-CPU idled costs above its median (0 for a turn at or below it); one is drawn for each such
-turn, on top of the model's charges for it (with ``shared_cpu``; the validation measures
-it on the server's CPU counters around each burst's first wait: the charges get that
-turn's median right and miss its upper tail, whose cost the whole turn shares -- the state
-the caches were left in -- rather than each command on its own).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -118,10 +112,6 @@ def _through(knots: Knots, n: float) -> float | None:
         if n <= b:
             return ta + (tb - ta) * (n - a) / (b - a)
     return None
-
-
-def _zero() -> float:
-    return 0.0
 
 
 def extra_time(knots: Knots, n: float) -> float:
@@ -212,7 +202,6 @@ class RedisIndex(IndexModel):
         mset_warm_knots: Knots = (),
         io_extra_knots: Knots = (),
         idle_knots: Knots = (),
-        cold_turn_spread: Sequence[float] = (),
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -289,11 +278,6 @@ class RedisIndex(IndexModel):
         self.sampler = Sampler(rng if rng is not None else np.random.default_rng(seed), enabled=tails)
         self.rtt_draw = self.sampler.bind(CostDist(tcp_rtt_s, tcp_rtt_p99_s, tcp_rtt_p999_s))
         self.rtt_cold_draw = self.rtt_draw  # the first round trip after the CPU idled (shared_cpu)
-        spread = np.asarray(cold_turn_spread, dtype=float)
-        if spread.ndim != 1 or not np.all(np.isfinite(spread) & (spread >= 0)):
-            raise ValueError(f"redis.cold_turn_spread: seconds >= 0, got {list(cold_turn_spread)[:5]}...")
-        # (shared_cpu) a cold turn's cost above its median, drawn per cold turn
-        self.cold_spread_draw = self.sampler.bind(CostDist.from_samples(spread)) if spread.size else _zero
         p99x = max(service_p99_x, 1.0)
         self.service_draw = self.sampler.bind(
             CostDist(1.0, p99x, None if service_p999_x is None else max(service_p999_x, p99x), anchor="mean")

@@ -191,7 +191,7 @@ class OneCpuLoops:
         svc: Callable[[], float] = ix.service_draw
         scale = ix.key_scale()
         if self.cold:
-            cost = ix.rtt_cold_draw() + ix.cold_spread_draw()
+            cost = ix.rtt_cold_draw()
             self.cold_turns += 1
             self.cold = False
         else:
