@@ -85,6 +85,25 @@ def test_redis_validation_cdfs_by_hand(tmp_path: Path, drawn: list[Any]) -> None
     assert fig.subplotpars.left > 0.125 + 0.01 or fig.subplotpars.left < 0.125 - 0.01  # tight_layout moved it
 
 
+def test_redis_validation_cdfs_show_each_replay(tmp_path: Path, drawn: list[Any]) -> None:
+    """Two replays at x8 (replay 0: 3, 1 us; replay 1: 2 us): each drawn faintly before the
+    pooled lines (1, 2, 3 us: the same as one replay of all three), labelled once; a speed-up
+    with one replay draws none."""
+    d = _validation_run(tmp_path)
+    lat = pd.read_parquet(d / "redis_validation_latency.parquet")
+    lat["replay"] = [0, 0, 0, 0, 1, 0, 0, 0]  # the x8 gets' real rows: 3 and 1 us, then 2 us
+    lat.to_parquet(d / "redis_validation_latency.parquet")
+    redis_validation.plot_cdfs(d)
+    g1, g2, *_ = drawn[0][0].axes
+    one, two, real, sim, _ = g1.lines
+    assert list(one.get_xdata()) == pytest.approx([1, 3]) and list(two.get_xdata()) == pytest.approx([2])
+    assert list(one.get_ydata()) == [0.5, 1] and list(two.get_ydata()) == [1]
+    assert all((ln.get_color(), ln.get_linewidth()) == ("0.7", 0.6) for ln in (one, two))
+    assert [ln.get_label() for ln in (one, two)] == ["one replay", "_nolegend_"]
+    assert list(real.get_xdata()) == pytest.approx([1, 2, 3]) and real.get_label() == "real redis-server"
+    assert len(g2.lines) == 2  # x16: its one replay's real line and the p99 line
+
+
 def test_redis_validation_without_latencies_draws_nothing(tmp_path: Path, drawn: list[Any]) -> None:
     pd.DataFrame({"op": [], "speedup": [], "source": [], "latency_s": []}).to_parquet(tmp_path / "redis_validation_latency.parquet")
     pd.DataFrame({"op": [], "speedup": [], "err_p50": [], "err_p99": []}).to_csv(tmp_path / "redis_validation.csv", index=False)

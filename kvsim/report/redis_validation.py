@@ -1,5 +1,7 @@
 """The figure of ``+experiment=redis_validation``, drawn from its saved files:
-real vs simulated latency CDFs, one panel per op kind (rows) and speed-up (columns).
+real vs simulated latency CDFs, one panel per op kind (rows) and speed-up (columns); with
+several replays per speed-up (``experiment.replays``) each replay's measured CDF is drawn
+faintly under the pooled one.
 
     python -m kvsim.report.redis_validation RUN_DIR
 """
@@ -31,6 +33,13 @@ def plot_cdfs(run_dir: str | Path) -> Path | None:
     for i, op in enumerate(ops):
         for j, sp in enumerate(speeds):
             ax = axes[i][j]
+            cell = lat[(lat["op"] == op) & (lat["speedup"] == sp) & (lat["source"] == "real")]
+            if "replay" in cell and cell["replay"].nunique() > 1:
+                # each replay's own, faint, under the pooled lines: the measurement's spread
+                for k, (_, one) in enumerate(cell.groupby("replay")):
+                    x = np.sort(one["latency_s"].to_numpy())
+                    ax.plot(x * 1e6, np.arange(1, len(x) + 1) / len(x), color="0.7", lw=0.6, ls="-",
+                            label="one replay" if k == 0 else "_nolegend_")
             for src in ("real", "sim"):
                 x = np.sort(lat.loc[(lat["op"] == op) & (lat["speedup"] == sp) & (lat["source"] == src), "latency_s"].to_numpy())
                 if len(x):
