@@ -682,8 +682,8 @@ def test_replays_pool_by_hand() -> None:
     """Two replays of one get stream: 100, 100, 300 us measured in the first (p50 100), 100,
     300, 300 in the second (p50 300); pooled, the p50 is numpy's midpoint of 100 and 300, 200
     us, not either replay's. The simulated runs: 150 and 250 us in one, 210 and 230 in the
-    other: pooled p50 220 us (+10%); the p99s 300 and 250 (-16.7%) as computed from the six
-    and four values. Rows keep their replay; the fit is the first's, with each replay's cells."""
+    other: pooled p50 220 us (+10%); the p99s 300 and 249.4 us, numpy's over the six and the
+    four values. Rows keep their replay; the fit is the first's, with each replay's cells."""
     def part(real: list[float], sim: list[float], fit: dict[str, float]) -> SpeedupResult:
         r = pd.DataFrame({"op": "get", "keys": 1, "latency_s": np.array(real) * 1e-6, "cmd": range(len(real)), "run": 0})
         m = pd.DataFrame({"op": "get", "keys": 1, "latency_s": np.array(sim) * 1e-6, "cmd": 0, "run": range(len(sim))})
