@@ -41,6 +41,7 @@ from kvsim.bench.redis_validation import (
     probe_factors,
     probe_turn_cpu,
     redis_server,
+    replay_name,
     scaled_server,
     shift_estimate,
     turn_profile,
@@ -702,6 +703,8 @@ def test_replays_pool_by_hand() -> None:
     assert [r["cells"] for r in got.fit["replays"]] == [a.cells, b.cells]
     # one replay: its own cells
     assert pool(10.0, [a]).cells == a.cells
+    # the log's name of a replay: its number only where a speed-up has several
+    assert (replay_name(10.0, 1, 4), replay_name(0.5, 0, 1)) == ("x10 #2", "x0.5")
     # a key space per replay, none shared
     assert list(key_spaces(RedisValidationSettings(speedups=[1.0, 10.0, 100.0], replays=4))) == list(range(1, 13))
 

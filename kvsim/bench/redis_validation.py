@@ -1062,6 +1062,11 @@ def calibrate_server(host: str, port: int, db: int, s: RedisValidationSettings, 
     return Calibrated(cal, held, base, server, sim_stream)
 
 
+def replay_name(speedup: float, replay: int, replays: int) -> str:
+    """A replay's name in the log: ``x10``, or ``x10 #2`` where a speed-up has several."""
+    return f"x{speedup:g}" + (f" #{replay + 1}" if replays > 1 else "")
+
+
 def key_spaces(s: RedisValidationSettings) -> range:
     """The key spaces of a run's replays (:func:`replay_speedups`): one per replay."""
     return range(1, len(s.speedups) * s.replays + 1)
@@ -1078,7 +1083,7 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
     spaces = iter(key_spaces(s))
     for rnd, speedup in ((r, sp) for r in range(s.replays) for sp in s.speedups):
         space = next(spaces)
-        what = f"x{speedup:g}" + (f" (replay {rnd + 1} of {s.replays})" if s.replays > 1 else "")
+        what = replay_name(speedup, rnd, s.replays)
         # each replay in a key space of its own: its keys are new to the server, as the
         # trace's new blocks are; deleted after it (the key count stays put)
         with connect(host, port, db) as c:
@@ -1173,7 +1178,7 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     lookup rule; ``overrides``: model parameters set over the fitted ones (:func:`refit`);
     ``replay``: which of the speed-up's replays (for the log)."""
     real, factors = rep.real, rep.factors
-    x = f"x{speedup:g}" + (f" #{replay + 1}" if s.replays > 1 else "")  # the log's name of this replay
+    x = replay_name(speedup, replay, s.replays)
     fit, dists = fit_client(real, base, slopes)
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
@@ -1315,8 +1320,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             pfactors = {(sp, k): (probe_factors(r.real, srv.base) if s.burst_costs else dict.fromkeys(r.factors, 1.0))
                         for sp, k, r in runs}
             for (sp, k), f in pfactors.items():
-                log.info("redis_validation: x%g%s: the probes' commands' server time over the calibration's: %s", sp,
-                         f" #{k + 1}" if s.replays > 1 else "", ", ".join(f"{c} {v:.2f}x" for c, v in f.items()))
+                log.info("redis_validation: %s: the probes' commands' server time over the calibration's: %s",
+                         replay_name(sp, k, s.replays), ", ".join(f"{c} {v:.2f}x" for c, v in f.items()))
             bases = {run: scaled_server(srv.base, f) for run, f in pfactors.items()}
             # the time per key beyond the command and the two threads' measured CPU: the
             # probes' round trips, per kind (an MSET's after its keys were read, as a trace insert's)
