@@ -465,7 +465,7 @@ class _Chooser:
         self.threshold = (1 << 32) // self.rate
         learner = [m.sig.lhd for m in self.minis if m.sig.lhd is not None]
         self.lhd: _LHD = learner[0] if learner else _LHD(cap)
-        self.score = [0.0] * len(self.rules)
+        self.score = np.zeros(len(self.rules))  # each miniature's, updated in place by jit.choose
         self.inc = 1.0
         self.growth = 1.0 + 1.0 / max(1024, _MINI_WINDOW * cap)
         self.rule = self.rules[0]
@@ -477,13 +477,13 @@ class _Chooser:
         1 + 1/W more than the one before; after each, the best miniature's ranking is chosen
         when it beats the one in use. Returns (access, new ranking) at each switch
         (jit.choose: one compiled loop, Python's float operations in the same order)."""
-        score = np.asarray(self.score, dtype=np.float64)
+        score = self.score = np.asarray(self.score, dtype=np.float64)  # (no copy but where a list was set)
         at, x = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
         got, inc, cur = jit.choose(score, self.inc, self.growth, self.rules.index(self.rule), total, miss, nmiss, at, x)
         rules = self.rules
         picks = [(j, rules[c]) for j, c in zip(at[:got].tolist(), x[:got].tolist(), strict=True)]
         self.switches += got
-        self.score, self.inc, self.rule = score.tolist(), float(inc), rules[cur]
+        self.inc, self.rule = float(inc), rules[cur]
         return picks
 
     def run(self, keys: np.ndarray, events: bool = True) -> list[tuple[int, int, np.ndarray]]:
