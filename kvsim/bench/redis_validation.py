@@ -1154,7 +1154,7 @@ def pool(speedup: float, parts: Sequence[SpeedupResult]) -> SpeedupResult:
     the first replay's; ``fit["replays"]`` holds every replay's cells and scalar fit values."""
     real = pd.concat([p.real.assign(replay=k) for k, p in enumerate(parts)], ignore_index=True)
     sim = pd.concat([p.sim.assign(replay=k) for k, p in enumerate(parts)], ignore_index=True)
-    cells = compare(real, sim, speedup) if len(parts) > 1 else parts[0].cells
+    cells = compare(real, sim, speedup)
     fit = {**parts[0].fit, "replays": [{"cells": p.cells, **{k: v for k, v in p.fit.items() if isinstance(v, (int, float))}}
                                        for p in parts]}
     if len(parts) > 1:
