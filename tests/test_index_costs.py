@@ -75,3 +75,14 @@ def test_tails_false_restores_the_constants_and_runs_are_seeded() -> None:
     assert t_const == pytest.approx(const.unloaded_s(READ, 1, 64), rel=1e-6)  # every round the same
     t_drawn = np.array([drawn.post(10.0 * i, 0, READ, 1, 64) - 10.0 * i for i in range(400_000)])
     assert np.quantile(t_drawn, 0.99) - (64 / 11.5e9 + 1 / 215e6) == pytest.approx(2.74e-6, rel=0.02)
+
+
+def test_a_draw_at_a_chosen_level_is_the_tables() -> None:
+    """``Draw.at``: the cost at a quantile level the caller chose (the Redis model's cold
+    round trip, drawn with the client's wake-up): the table's entry; a constant's value."""
+    d = Sampler(np.random.default_rng(0)).bind(CostDist(10e-6, 30e-6, 60e-6))
+    assert d.table is not None and len(d.table) == 8192
+    assert [d.at(k) for k in (0, 4096, 8191)] == [d.table[0], d.table[4096], d.table[8191]]
+    assert d.at(4096) == pytest.approx(10e-6, rel=0.01) and d.at(0) < d.at(8191)
+    const = Sampler(np.random.default_rng(0), enabled=False).bind(CostDist(10e-6, 30e-6, 60e-6))
+    assert const.table is None and const.at(8191) == 10e-6

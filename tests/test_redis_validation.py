@@ -61,6 +61,7 @@ from kvsim.calibrate.replay_client import (
 )
 from kvsim.calibrate.resp import RespClient, encode
 from kvsim.index.base import Op, OpRecorder
+from kvsim.index.costs import CostDist
 from kvsim.index.redis import RedisIndex
 from kvsim.index.redis_loop import LoopCharges
 from kvsim.trace.mooncake import read_mooncake_jsonl
@@ -181,6 +182,93 @@ def test_the_event_loops_on_one_cpu_by_hand() -> None:
     ix = loops(2)
     ix.rtt_cold_draw = lambda: 40e-6
     assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([57e-6, 62e-6, 51e-6])
+
+
+def test_a_cold_turn_is_drawn_at_the_level_the_wake_up_gives() -> None:
+    """The case above with the cold round trip drawn at a level the client's wake-up chose
+    (``RedisIndex.cold_level``; here a stub: level 100 of a table whose entry k costs k x
+    0.1 us, so 10 us in place of the plain draw's 40): the two GETs' turn costs 10 + 10 + 2,
+    replies 22-27 and 27-32. The level is used by that one cold turn only: the GET after the
+    idle CPU asks again (level 200: 20 us, 5 + 20 + 1 + 5 = 31 us)."""
+
+    class Cold:
+        def __call__(self) -> float:
+            return 40e-6
+
+        def at(self, level: int) -> float:
+            return level * 0.1e-6
+
+    ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
+    ix.rtt_cold_draw = Cold()  # type: ignore[assignment]
+    levels = iter([100, 200])
+    ix.cold_level = lambda late: next(levels)  # type: ignore[method-assign]
+    assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([27e-6, 32e-6, 31e-6])
+
+
+def test_the_cold_level_follows_the_wake_ups_as_a_gaussian_copula() -> None:
+    """``cold_wake_corr`` rho: the cold round trip's quantile level is Phi(rho z + sqrt(1 -
+    rho^2) e), z the wake-up lateness's own level as a normal score: rho 1 gives the
+    lateness's level, -1 the mirror one, 0 no level (the plain draw, no random number
+    used). Over 20,000 wake-ups drawn from their distribution the levels' Spearman
+    correlation with the lateness is the copula's, (6 / pi) asin(rho / 2) (0.582 at 0.6)."""
+    def ix(rho: float, admit: float = 50e-6) -> RedisIndex:
+        m = model(tails=True, client_admit_s=admit, client_admit_p99_s=3 * admit, client_admit_p999_s=6 * admit,
+                  cold_wake_corr=rho, rng=np.random.default_rng(3))
+        m.use_measured(rtt_cold=CostDist(100e-6, 200e-6, 300e-6))
+        return m
+
+    one, mirror = ix(1.0), ix(-1.0)
+    table = one.admit_draw.table
+    assert table is not None
+    for k in (10, 1000, 4096, 8000):
+        assert abs(one.cold_level(table[k]) - k) <= 1  # type: ignore[operator]
+        assert abs(mirror.cold_level(table[k]) - (8191 - k)) <= 1  # type: ignore[operator]
+    none = ix(0.0)
+    state = none.sampler.rng.bit_generator.state
+    assert none.cold_level(table[100]) is None and none.sampler.rng.bit_generator.state == state
+    assert ix(0.6, admit=0.0).cold_level(1e-6) is None  # a constant wake-up: nothing to follow
+    m = ix(0.6)
+    lates = np.array([m.admit_draw() for _ in range(20_000)])
+    levels = np.array([m.cold_level(x) for x in lates])
+    rho_s = pd.Series(lates).corr(pd.Series(levels), method="spearman")
+    assert rho_s == pytest.approx(6 / np.pi * np.arcsin(0.3), abs=0.02)
+    with pytest.raises(ValueError, match="cold_wake_corr"):
+        ix(1.5)
+
+
+def test_the_cold_wake_correlation_from_the_probes_by_hand() -> None:
+    """``cold_wake_corr`` from the cold probes that followed a timed sleep: their lateness
+    and network part ranked together. Twenty cold probes whose network part rises with the
+    lateness: Spearman 1, copula 2 sin(pi / 6) = 1; falling: -1; the lateness's order
+    shuffled with two pairs swapped (Spearman 1 - 6 x 4 / (20 x 399) = 0.99699):
+    2 sin(pi 0.99699 / 6). A probe without a timed sleep before it (NaN) is left out;
+    fewer than 20 left, or no lateness recorded: no correlation."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6}
+
+    def replay(nets: list[float], lates: list[float] | None) -> ReplayResult:
+        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+        for net in nets:
+            for cold in (True, False):
+                res.probe_kind.append("get")
+                res.probe_keys.append(1)
+                res.probe_send_s.append(5e-6)
+                res.probe_recv_s.append(5e-6)
+                res.probe_rtt_s.append(11e-6 + (net if cold else 10e-6))
+                res.probe_cold.append(cold)
+        res.probe_late_s = list(lates) if lates is not None else []
+        res.admit_late_s = [50e-6]
+        return res
+
+    nets = [(100 + 3 * k) * 1e-6 for k in range(20)]
+    lates = [(20 + k) * 1e-6 for k in range(20)]
+    assert fit_client(replay(nets, lates), base)[0]["cold_wake_corr"] == pytest.approx(1.0)
+    assert fit_client(replay(nets, lates[::-1]), base)[0]["cold_wake_corr"] == pytest.approx(-1.0)
+    swapped = lates[:]
+    swapped[0], swapped[1], swapped[5], swapped[6] = swapped[1], swapped[0], swapped[6], swapped[5]
+    rs = 1 - 6 * 4 / (20 * 399)
+    assert fit_client(replay(nets, swapped), base)[0]["cold_wake_corr"] == pytest.approx(2 * np.sin(np.pi * rs / 6))
+    assert "cold_wake_corr" not in fit_client(replay(nets, [float("nan")] + lates[1:]), base)[0]  # 19 left
+    assert "cold_wake_corr" not in fit_client(replay(nets, None), base)[0]
 
 
 def test_a_server_turn_pays_its_own_part_once() -> None:
@@ -542,6 +630,11 @@ def test_replay_client_against_a_real_server() -> None:
     assert res.probe_rtt_s and all(t > 0 for t in res.probe_rtt_s)
     # probes come in pairs: one after a sleep (cold), one right after it
     assert res.probe_cold[::2] == [True] * (len(res.probe_cold) // 2) and not any(res.probe_cold[1::2])
+    # each cold probe's sleep: how late it woke (the sleeps that timed out: the loop's
+    # lateness, under a millisecond here), NaN where no timed sleep came right before it
+    late = np.array(res.probe_late_s)
+    assert len(late) == sum(res.probe_cold) and np.isfinite(late).any()
+    assert np.all(late[np.isfinite(late)] > -1e-4) and np.all(late[np.isfinite(late)] < 0.05)
     # insert units start when their lookup's last reply is in
     for i, u in enumerate(units):
         if u.after >= 0:

@@ -496,7 +496,32 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
         params.update({"client_admit_s": admit.p50, "client_admit_p99_s": admit.p99, "client_admit_p999_s": admit.p999})
+        corr = cold_wake_corr(real, net, cold, first)
+        if corr is not None:
+            params["cold_wake_corr"] = corr
     return params, dists
+
+
+def cold_wake_corr(real: ReplayResult, net: np.ndarray, cold: np.ndarray, first: np.ndarray) -> float | None:
+    """How a cold round trip goes with how late the sleeping client woke before it
+    (``RedisIndex.cold_wake_corr``), from the cold probes that followed a timed sleep:
+    their Spearman correlation of the two (``net``: each probe's network part, :func:`fit_client`;
+    ``first``: the cold probes that make ``rtt_cold``) as a Gaussian copula's correlation,
+    2 sin(pi rho_s / 6). None with fewer than MIN_NET_PROBES such probes or none recorded.
+
+    Why: in every replay the bursts' first commands took longer, beyond their admission's
+    lateness, the later the client woke (Spearman 0.39-0.53 on the conversation trace,
+    docs/redis_validation.md, thirteenth pass): one machine state slows the client's wake-up
+    and the server's first turn together, and drawn independently the two made the first
+    turn's spread too narrow. The probes measure it apart from the stream."""
+    late = np.asarray(real.probe_late_s, dtype=float)
+    if len(late) != int(cold.sum()):
+        return None
+    ok = np.isfinite(late) & first[cold]
+    if ok.sum() < MIN_NET_PROBES:
+        return None
+    rs = float(pd.Series(late[ok]).corr(pd.Series(net[cold][ok]), method="spearman"))
+    return float(2.0 * np.sin(np.pi * rs / 6.0)) if np.isfinite(rs) else None
 
 
 def client_costs(stream: Stream, real: ReplayResult, mode: str, rng: np.random.Generator) -> dict[int, tuple[float, float, float]]:
@@ -1238,6 +1263,9 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
              "sched": rep.sched, "nice": s.nice,
              "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
+    if "cold_wake_corr" in params:
+        log.info("redis_validation: %s: a cold round trip with the client's wake-up lateness, on the cold probes: "
+                 "correlation %.2f (Gaussian copula)", x, params["cold_wake_corr"])
     for g in cells:
         log.info("redis_validation: %-5s %-6s n=%4d p50 real %7.1f sim %7.1f us (%+.1f%%)  p99 real %7.1f "
                  "sim %7.1f us (%+.1f%%)", x, g["op"], g["count"], g["real_p50_s"] * 1e6,

@@ -79,6 +79,10 @@ class ReplayResult:
     probe_send_s: list[float] = field(default_factory=list)
     probe_recv_s: list[float] = field(default_factory=list)
     probe_cold: list[bool] = field(default_factory=list)  # the first of a pair (after a sleep)
+    # per cold probe: how late the loop woke from the sleep before it (what the select was
+    # asked to wait, less what it took: the same lateness a burst's admission has, which
+    # ``admit_late_s`` records), NaN when no timed sleep came right before it
+    probe_late_s: list[float] = field(default_factory=list)
     # the server thread's CPU over each probe's turn (from /proc, no server call: a server
     # on this machine only; NaN elsewhere)
     probe_server_cpu_s: list[float] = field(default_factory=list)
@@ -381,6 +385,8 @@ def replay_open_loop(
 
     def probe(p: Probe, cold: bool) -> None:
         assert probe_sock is not None
+        if cold:
+            res.probe_late_s.append(slept_late)
         if p.before and not cold:
             untimed(probe_sock, probe_sel, p.before)
         cpu0 = server_thread_cpu(pid) if pid is not None else None
@@ -411,6 +417,7 @@ def replay_open_loop(
     if pid is not None:
         res.stream_switches = res.pair_switches = 0
     turn_place = 0  # (turn_cpu) the client's waits for replies since the stream was last idle
+    slept_late = float("nan")  # how late the last sleep (a select that timed out) woke up
 
     def read_server(stream: bool = False, pair: bool = False) -> dict[str, tuple[int, float]]:
         """``stream``: the stretch since the last reading held the stream's commands only;
@@ -458,6 +465,7 @@ def replay_open_loop(
             if now > deadline:
                 raise TimeoutError(f"replay at x{speedup} did not finish in time ({finished}/{n_cmd} replies)")
             while nxt < len(due) and due[nxt] <= now:
+                slept_late = float("nan")  # the sleep ended in an admission, not a probe
                 res.admit_late_s.append(now - due[nxt])
                 res.admit_of_request[req_order[nxt]] = now - due[nxt]
                 for unit in starters[req_order[nxt]]:
@@ -500,6 +508,7 @@ def replay_open_loop(
                 events = sel.select(wait)
                 mark = clock()  # a wait (and its wake-up) is not the client's CPU
                 res.waited_s += mark - t_w
+                slept_late = mark - t_w - wait if wait is not None and not events and in_flight == 0 else float("nan")
                 if cpu_w is not None and pid is not None:
                     cpu_after = server_thread_cpu(pid)
                     if cpu_after is not None:

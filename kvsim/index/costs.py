@@ -163,6 +163,17 @@ class Draw:
         self.value = dist.center()  # the constant used without tails
         self._table = dist.table() if sampler.enabled and not dist.constant else None
 
+    @property
+    def table(self) -> list[float] | None:
+        """The quantile table draws come from (None: every draw is the constant ``value``)."""
+        return self._table
+
+    def at(self, level: int) -> float:
+        """The cost at quantile ``level`` of the table (0 .. LEVELS - 1): a draw whose level
+        the caller chose."""
+        t = self._table
+        return self.value if t is None else t[level]
+
     def __call__(self) -> float:
         t = self._table
         if t is None:

@@ -83,7 +83,9 @@ from __future__ import annotations
 
 import importlib
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Sequence
+from statistics import NormalDist
 from typing import Annotated, Any, cast
 
 import numpy as np
@@ -98,6 +100,7 @@ from kvsim.servers import FCFSServer, timeout_at
 Factor = Annotated[float, Range(ge=1.0)]  # a tail as a multiple of the median (>= 1)
 
 RESP_OVERHEAD = 16  # bytes of RESP framing per command and per reply (approximate)
+_NORMAL = NormalDist()
 
 
 Knots = Sequence[tuple[float, float]]  # (keys, seconds) points of a command's time beyond its line
@@ -216,6 +219,7 @@ class RedisIndex(IndexModel):
         client_admit_s: Seconds = 0.0,
         client_admit_p99_s: Seconds | None = None,
         client_admit_p999_s: Seconds | None = None,
+        cold_wake_corr: Annotated[float, Range(ge=-1.0, le=1.0)] = 0.0,
         lookup: Lookup = "prefix",
         tails: bool = True,
         seed: Seed = 0,
@@ -297,6 +301,9 @@ class RedisIndex(IndexModel):
         self.wake_draw = self.sampler.bind(CostDist(client_wake_s, client_wake_p99_s, client_wake_p999_s))
         self.admit_draw = self.sampler.bind(CostDist(client_admit_s, client_admit_p99_s, client_admit_p999_s))
         self.wakes = client_wake_s > 0 or client_admit_s > 0
+        if not -1.0 <= cold_wake_corr <= 1.0:
+            raise ValueError(f"redis.cold_wake_corr must be in [-1, 1], got {cold_wake_corr}")
+        self.cold_wake_corr = cold_wake_corr
         self._client_costs = any(v > 0 for v in (*self.send, *self.recv)) or self.wakes
         self._measured: dict[int, tuple[float, float, float]] = {}
         self._conns: list[simpy.Resource] = []
@@ -338,6 +345,25 @@ class RedisIndex(IndexModel):
         if not self.idle_log_knots or idle_s <= 0:
             return 0.0
         return extra_time(self.idle_log_knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
+
+    def cold_level(self, late: float) -> int | None:
+        """(shared_cpu) The quantile level of the cold round trip of the first server turn
+        after the client woke ``late`` from its sleep, drawn with ``cold_wake_corr`` (a
+        Gaussian copula's correlation) to that lateness's level in the client's wake-up
+        distribution (``client_admit_*``): one machine state -- idle CPUs in deep sleep,
+        caches gone cold -- slows both, and the validation measures the two together on its
+        cold probes. None (the round trip drawn on its own) when the correlation is 0 or
+        either distribution is a constant."""
+        rho = self.cold_wake_corr
+        admit = self.admit_draw.table
+        if not rho or admit is None or self.rtt_cold_draw.table is None:
+            return None
+        n = len(admit)
+        # the lateness's level, ties split (a constant stretch of the table is one quantile)
+        u = (bisect_left(admit, late) + bisect_right(admit, late)) / (2 * n)
+        u = min(max(u, 0.5 / n), 1.0 - 0.5 / n)
+        z = rho * _NORMAL.inv_cdf(u) + math.sqrt(1.0 - rho * rho) * float(self.sampler.rng.standard_normal())
+        return min(int(_NORMAL.cdf(z) * n), n - 1)
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""

@@ -100,6 +100,7 @@ class OneCpuLoops:
         self.handling = False  # inside a reply's turn (a call made now follows that reply)
         self.idle: simpy.Event | None = None  # the blocked CPU's wake-up
         self.cold = True  # the CPU has been idle since the server's last turn
+        self.cold_level: int | None = None  # the level of the cold turn's round trip (RedisIndex.cold_level)
         # the server's event-loop time charged so far (not the round trips or the commands),
         # the commands served and the turns that served them: what the validation compares
         # with the server's measured CPU and its thread's context switches
@@ -191,7 +192,8 @@ class OneCpuLoops:
         svc: Callable[[], float] = ix.service_draw
         scale = ix.key_scale()
         if self.cold:
-            cost = ix.rtt_cold_draw()
+            level, self.cold_level = self.cold_level, None
+            cost = ix.rtt_cold_draw() if level is None else ix.rtt_cold_draw.at(level)
             self.cold_turns += 1
             self.cold = False
         else:
@@ -221,14 +223,19 @@ class OneCpuLoops:
 
     def _cpu(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
+        woke = True  # the loop starts asleep: the first call wakes it, as a later one wakes it after idling
         while True:
             if not self.due and not self.inbox and not self.replies:
                 self.idle = env.event()
                 self.cold = True
                 yield self.idle
                 self.idle = None
+                woke = True
+            if woke:
+                woke = False
                 u = self.due[0]  # the sleeping client's timer wakes it
                 late = u.costs[0][0] if u.costs else 0.0
+                self.cold_level = self.ix.cold_level(late)  # the coming cold turn's, with the wake-up's lateness
                 if late > 0:
                     yield env.timeout(late)
             t = env.now
