@@ -55,7 +55,9 @@ measures, pinned under SCHED_FIFO): the client's turns and the server's turns al
 server turn serves every command that came in since its last and its replies reach the
 client together when it ends; the round trip draw is then each server turn's own time
 (context switches, the kernel's loopback work), ``rtt_cold`` for the first turn after the CPU
-idled (:mod:`kvsim.index.redis_loop`). ``io_per_value_s``: the event loop's time per value in
+idled (:mod:`kvsim.index.redis_loop`), at a quantile drawn with ``cold_wake_corr`` (a Gaussian
+copula) to the quantile of how late the client woke for it (``client_admit_*``): one machine
+state slows both (:meth:`RedisIndex.cold_level`). ``io_per_value_s``: the event loop's time per value in
 a GET's or MGET's reply. ``turn_s``: the part of ``io_s`` (measured with one command per
 turn) that a server turn pays once however many commands it runs (``epoll_wait``,
 ``beforeSleep``: ``python -m kvsim.calibrate redis`` measures it, rounds of k commands on k
