@@ -204,7 +204,7 @@ OPT_IN: dict[str, str] = {
                                       "25 of 35 with its staggered measurement in a session where the sequential one passed 3 of 6, "
                                       "1 of 4 in the ninth pass and 2 of 4 in the tenth, whose misses were all the gets' p50, a lower mode's tail; "
                                       "pooled over four replays 2 of 3 in the eleventh, "
-                                      "on the development VM; on another kind of VM 8 of 8 with the thirteenth pass's "
+                                      "on the development VM; on another kind of VM 12 of 12 with the thirteenth pass's "
                                       "cold turn drawn with the wake-up, 4 of 5 before: docs/redis_validation.md)",
 }
 
