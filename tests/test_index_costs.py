@@ -79,10 +79,14 @@ def test_tails_false_restores_the_constants_and_runs_are_seeded() -> None:
 
 def test_a_draw_at_a_chosen_level_is_the_tables() -> None:
     """``Draw.at``: the cost at a quantile level the caller chose (the Redis model's cold
-    round trip, drawn with the client's wake-up): the table's entry; a constant's value."""
+    round trip, drawn with the client's wake-up): the table's entry; a constant's value.
+    ``Draw.level_of``: where a value falls (the wake-up's lateness, for that draw)."""
     d = Sampler(np.random.default_rng(0)).bind(CostDist(10e-6, 30e-6, 60e-6))
     assert d.table is not None and len(d.table) == 8192
     assert [d.at(k) for k in (0, 4096, 8191)] == [d.table[0], d.table[4096], d.table[8191]]
     assert d.at(4096) == pytest.approx(10e-6, rel=0.01) and d.at(0) < d.at(8191)
+    # level_of, its inverse: the midpoint of a level's slice, ties split, kept inside (0, 1)
+    assert [d.level_of(d.table[k]) for k in (0, 4096, 8191)] == pytest.approx([0.5 / 8192, 4096.5 / 8192, 8191.5 / 8192])
+    assert d.level_of(-1.0) == 0.5 / 8192 and d.level_of(1.0) == 1 - 0.5 / 8192
     const = Sampler(np.random.default_rng(0), enabled=False).bind(CostDist(10e-6, 30e-6, 60e-6))
-    assert const.table is None and const.at(8191) == 10e-6
+    assert const.table is None and const.at(8191) == 10e-6 and const.level_of(1e-6) is None

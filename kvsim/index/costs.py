@@ -32,6 +32,7 @@ of a model without tails.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -173,6 +174,17 @@ class Draw:
         the caller chose."""
         t = self._table
         return self.value if t is None else t[level]
+
+    def level_of(self, x: float) -> float | None:
+        """Where ``x`` falls in the distribution, as a probability strictly inside (0, 1)
+        (the inverse of :meth:`at`, ties split: a flat stretch of the table is one
+        quantile); None for a constant."""
+        t = self._table
+        if t is None:
+            return None
+        n = len(t)
+        u = (bisect_left(t, x) + bisect_right(t, x)) / (2 * n)
+        return min(max(u, 0.5 / n), 1.0 - 0.5 / n)
 
     def __call__(self) -> float:
         t = self._table

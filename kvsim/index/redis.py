@@ -85,7 +85,6 @@ from __future__ import annotations
 
 import importlib
 import math
-from bisect import bisect_left, bisect_right
 from collections.abc import Generator, Sequence
 from statistics import NormalDist
 from typing import Annotated, Any, cast
@@ -357,15 +356,13 @@ class RedisIndex(IndexModel):
         cold probes. None (the round trip drawn on its own) when the correlation is 0 or
         either distribution is a constant."""
         rho = self.cold_wake_corr
-        admit = self.admit_draw.table
-        if not rho or admit is None or self.rtt_cold_draw.table is None:
+        if not rho:
             return None
-        n = len(admit)
-        # the lateness's level, ties split (a constant stretch of the table is one quantile)
-        u = (bisect_left(admit, late) + bisect_right(admit, late)) / (2 * n)
-        u = min(max(u, 0.5 / n), 1.0 - 0.5 / n)
+        u, cold = self.admit_draw.level_of(late), self.rtt_cold_draw.table
+        if u is None or cold is None:
+            return None
         z = rho * _NORMAL.inv_cdf(u) + math.sqrt(1.0 - rho * rho) * float(self.sampler.rng.standard_normal())
-        return min(int(_NORMAL.cdf(z) * n), n - 1)
+        return min(int(_NORMAL.cdf(z) * len(cold)), len(cold) - 1)
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""
