@@ -35,10 +35,12 @@ from kvsim.bench.redis_validation import (
     loop_per_command,
     mean_knots,
     median_gap,
+    net_probes,
     paired_lateness,
     plan_stream,
     pool,
     probe_factors,
+    probe_lateness,
     probe_turn_cpu,
     redis_server,
     replay_name,
@@ -269,6 +271,48 @@ def test_the_cold_wake_correlation_from_the_probes_by_hand() -> None:
     assert fit_client(replay(nets, swapped), base)[0]["cold_wake_corr"] == pytest.approx(2 * np.sin(np.pi * rs / 6))
     assert "cold_wake_corr" not in fit_client(replay(nets, [float("nan")] + lates[1:]), base)[0]  # 19 left
     assert "cold_wake_corr" not in fit_client(replay(nets, None), base)[0]
+
+
+def test_the_round_trips_come_from_the_probes_timed_without_reads() -> None:
+    """Probe pairs alternately counted (the server's CPU read from /proc around each probe)
+    and not: 40 pairs, GET, send and receive 5 us, the command 1 us; counted ones leave a
+    network part of 60 us warm and 100 us cold, the others 50 and 110 us. The round trips
+    are the others' (50 / 110 us), and so is the wake-up correlation (their lateness follows
+    their network part; the counted ones' runs against it). With fewer than MIN_NET_PROBES
+    of the others (or no record of which were counted), every probe is used."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6}
+
+    def replay(pairs: int, counted_every: int | None) -> ReplayResult:
+        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+        for k in range(pairs):
+            counted = counted_every is not None and k % counted_every == 0
+            for cold in (True, False):
+                net = (100e-6 if cold else 60e-6) if counted else (110e-6 if cold else 50e-6)
+                res.probe_kind.append("get")
+                res.probe_keys.append(1)
+                res.probe_send_s.append(5e-6)
+                res.probe_recv_s.append(5e-6)
+                res.probe_rtt_s.append(11e-6 + net + k * 1e-9)  # (a spread, to rank)
+                res.probe_cold.append(cold)
+                res.probe_counted.append(counted)
+            res.probe_late_s.append((-k if counted else k) * 1e-6)
+        res.admit_late_s = [50e-6]
+        return res
+
+    fit, dists = fit_client(replay(80, 2), base)
+    assert dists["rtt"].p50 == pytest.approx(50e-6, abs=0.1e-6) and dists["rtt_cold"].p50 == pytest.approx(110e-6, abs=0.1e-6)
+    assert fit["cold_wake_corr"] == pytest.approx(1.0)
+    assert net_probes(replay(80, 2)).tolist() == [False, False, True, True] * 40
+    # 19 pairs not counted: too few, all used (the counted half's median, 60 us, is the p50's side)
+    fit, dists = fit_client(replay(38, 2), base)
+    assert dists["rtt"].p50 > 50.5e-6 and net_probes(replay(38, 2)).all()
+    # a replay that does not say which were counted (a capture from before): all used
+    old = replay(80, 2)
+    del old.__dict__["probe_counted"]
+    assert net_probes(old).all()
+    # each cold probe's lateness in its place; the warm ones' NaN
+    late = probe_lateness(old)
+    assert late[::2].tolist() == old.probe_late_s and np.isnan(late[1::2]).all()
 
 
 def test_a_server_turn_pays_its_own_part_once() -> None:
@@ -612,8 +656,12 @@ def test_replay_client_against_a_real_server() -> None:
     # and over the probe pairs' stretches: two probes' turns at least, each pair
     assert res.pair_switches is not None and res.pair_switches >= 2 * res.probe_pairs > 0
     assert res.pair_cpu_s > 0 and res.pair_window_s > 0
-    # each probe's turn, from the server thread's CPU counter: measured, and positive
-    assert len(res.probe_server_cpu_s) == len(res.probe_kind) and all(c > 0 for c in res.probe_server_cpu_s)
+    # each probe's turn, from the server thread's CPU counter: measured, and positive, for
+    # every other pair; the others timed without those reads (NaN)
+    assert len(res.probe_server_cpu_s) == len(res.probe_kind) == len(res.probe_counted)
+    assert res.probe_counted == [k % 4 < 2 for k in range(len(res.probe_kind))]
+    cpu = np.array(res.probe_server_cpu_s)
+    assert np.all(cpu[np.array(res.probe_counted)] > 0) and np.isnan(cpu[~np.array(res.probe_counted)]).all()
     assert "insert" in res.probe_kind
     # the server's CPU over each wait for replies, by its place in the busy period: every
     # busy period's first wait is place 0, places count up by one within it, and the waits

@@ -420,7 +420,9 @@ def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any] | Sequence[d
     cold = np.array([c for r in replays for c in r.probe_cold], dtype=bool)
     cmd = np.concatenate([_command_s(b, np.array(r.probe_kind), np.array(r.probe_keys, dtype=float),
                                      np.array(r.probe_cold, dtype=bool)) for r, b in zip(replays, bases, strict=True)])
-    path = rtt - send - recv - cmd
+    m = np.concatenate([net_probes(r) for r in replays])  # as fit_client takes the round trips
+    kinds, keys, cold = kinds[m], keys[m], cold[m]
+    path = (rtt - send - recv - cmd)[m]
     ins, rng_ = ~cold & (kinds == "insert"), ~cold & (kinds == "range")
     if len(np.unique(keys[ins])) >= 2 and len(np.unique(keys[rng_])) >= 2:
         per_key = _line(keys[ins], path[ins])[1]
@@ -451,10 +453,12 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     admitted = real.send_s > 0
     sa, sb = _line(keys[admitted], real.send_s[admitted]) if admitted.any() else (0.0, 0.0)
     ra, rb = _line(values, real.recv_s)
-    pk = np.array(real.probe_kind)
-    pn = np.array(real.probe_keys, dtype=float)
-    cold = np.array(real.probe_cold, dtype=bool)
-    path = np.array(real.probe_rtt_s) - np.array(real.probe_send_s) - np.array(real.probe_recv_s) - _command_s(base, pk, pn, cold)
+    m = net_probes(real)
+    pk = np.array(real.probe_kind)[m]
+    pn = np.array(real.probe_keys, dtype=float)[m]
+    cold = np.array(real.probe_cold, dtype=bool)[m]
+    path = (np.array(real.probe_rtt_s)[m] - np.array(real.probe_send_s)[m] - np.array(real.probe_recv_s)[m]
+            - _command_s(base, pk, pn, cold))
     per_key, per_value = slopes
     io = _probe_io(base.get("io_s", 0.0), slopes, pk, pn)
     # The round trip's own part (the kernel's, the context switches) is what is left of the
@@ -496,31 +500,54 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
         params.update({"client_admit_s": admit.p50, "client_admit_p99_s": admit.p99, "client_admit_p999_s": admit.p999})
-        corr = cold_wake_corr(real, net, cold, first)
+        corr = cold_wake_corr(probe_lateness(real)[m], net, cold, first)
         if corr is not None:
             params["cold_wake_corr"] = corr
     return params, dists
 
 
-def cold_wake_corr(real: ReplayResult, net: np.ndarray, cold: np.ndarray, first: np.ndarray) -> float | None:
+def net_probes(real: ReplayResult) -> np.ndarray:
+    """Which of a replay's probes its round trips are taken from (a mask): those timed with
+    no ``/proc`` read around them (``ReplayResult.probe_counted``: the reads shift the round
+    trip they bracket), where there are MIN_NET_PROBES of them both cold and warm; else all
+    (a server elsewhere, whose CPU is not read, or a replay from before the reads were kept
+    off half of the pairs)."""
+    n = len(real.probe_kind)
+    counted = np.asarray(getattr(real, "probe_counted", []), dtype=bool)
+    cold = np.asarray(real.probe_cold, dtype=bool)
+    clean = ~counted
+    if len(counted) == n and (clean & cold).sum() >= MIN_NET_PROBES and (clean & ~cold).sum() >= MIN_NET_PROBES:
+        return clean
+    return np.ones(n, dtype=bool)
+
+
+def probe_lateness(real: ReplayResult) -> np.ndarray:
+    """Per probe, how late the sleep before it woke (``ReplayResult.probe_late_s``, recorded
+    per cold probe); NaN for the warm ones, and for all where the record does not match."""
+    cold = np.asarray(real.probe_cold, dtype=bool)
+    late = np.full(len(cold), np.nan)
+    if len(real.probe_late_s) == int(cold.sum()):
+        late[cold] = real.probe_late_s
+    return late
+
+
+def cold_wake_corr(late: np.ndarray, net: np.ndarray, cold: np.ndarray, first: np.ndarray) -> float | None:
     """How a cold round trip goes with how late the sleeping client woke before it
     (``RedisIndex.cold_wake_corr``), from the cold probes that followed a timed sleep:
-    their Spearman correlation of the two (``net``: each probe's network part, :func:`fit_client`;
-    ``first``: the cold probes that make ``rtt_cold``) as a Gaussian copula's correlation,
-    2 sin(pi rho_s / 6). None with fewer than MIN_NET_PROBES such probes or none recorded.
+    their Spearman correlation of the two (``late``, per probe: :func:`probe_lateness`;
+    ``net``: each probe's network part, :func:`fit_client`; ``first``: the cold probes that
+    make ``rtt_cold``) as a Gaussian copula's correlation, 2 sin(pi rho_s / 6). None with
+    fewer than MIN_NET_PROBES such probes.
 
     Why: in every replay the bursts' first commands took longer, beyond their admission's
     lateness, the later the client woke (Spearman 0.39-0.53 on the conversation trace,
     docs/redis_validation.md, thirteenth pass): one machine state slows the client's wake-up
     and the server's first turn together, and drawn independently the two made the first
     turn's spread too narrow. The probes measure it apart from the stream."""
-    late = np.asarray(real.probe_late_s, dtype=float)
-    if len(late) != int(cold.sum()):
-        return None
-    ok = np.isfinite(late) & first[cold]
+    ok = np.isfinite(late) & first
     if ok.sum() < MIN_NET_PROBES:
         return None
-    rs = float(pd.Series(late[ok]).corr(pd.Series(net[cold][ok]), method="spearman"))
+    rs = float(pd.Series(late[ok]).corr(pd.Series(net[ok]), method="spearman"))
     return float(2.0 * np.sin(np.pi * rs / 6.0)) if np.isfinite(rs) else None
 
 

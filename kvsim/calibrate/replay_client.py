@@ -26,7 +26,14 @@ Probes run only while nothing of the replay is in flight and the next arrival is
 touching it; they wait for their reply in ``select``, as the replay does. They come in pairs,
 one pair per ``probe_every_s`` at most: the first after the loop has slept that long (as the
 first command of a burst finds the machine: ``probe_cold``), the second right after it (as
-the commands inside a burst do).
+the commands inside a burst do). With ``count_probes`` and a server on this machine, every
+other pair is *counted*: the server thread's CPU is read from ``/proc`` right before and
+after each of its probes (``probe_counted``); the others are timed with nothing between the
+sleep or the reply before and their send, as the stream's commands are. Why both: those reads
+shift the round trip they bracket (on the development VM a warm GET's network part 7 us
+slower, a cold one 8 us faster, 300 pairs of each: the read after the sleep takes part of the
+wake-up's cost, the one after a reply displaces what the next turn would find), so the model's
+round trips come from the other pairs.
 """
 
 from __future__ import annotations
@@ -84,8 +91,12 @@ class ReplayResult:
     # ``admit_late_s`` records), NaN when no timed sleep came right before it
     probe_late_s: list[float] = field(default_factory=list)
     # the server thread's CPU over each probe's turn (from /proc, no server call: a server
-    # on this machine only; NaN elsewhere)
+    # on this machine only; NaN elsewhere, and for a probe not counted)
     probe_server_cpu_s: list[float] = field(default_factory=list)
+    # per probe: the server thread's CPU was read around it (every other pair, where it can
+    # be read); the others are timed as the stream's commands are, nothing between the sleep
+    # or the reply before and their send
+    probe_counted: list[bool] = field(default_factory=list)
     admit_late_s: list[float] = field(default_factory=list)  # in admission order
     admit_of_request: dict[int, float] = field(default_factory=dict)  # request -> its lateness
     wall_s: float = 0.0
@@ -383,15 +394,16 @@ def replay_open_loop(
             queue[c].append(unit)
             ready[int(first_cmd[unit])] = t  # its first command is ready now, sent later
 
-    def probe(p: Probe, cold: bool) -> None:
+    def probe(p: Probe, cold: bool, counted: bool) -> None:
         assert probe_sock is not None
         if cold:
             res.probe_late_s.append(slept_late)
         if p.before and not cold:
             untimed(probe_sock, probe_sel, p.before)
-        cpu0 = server_thread_cpu(pid) if pid is not None else None
+        cpu0 = server_thread_cpu(pid) if pid is not None and counted else None
         send, recv, rtt = time_probe(probe_sock, probe_sel, p)
-        cpu1 = server_thread_cpu(pid) if pid is not None else None
+        cpu1 = server_thread_cpu(pid) if pid is not None and counted else None
+        res.probe_counted.append(counted)
         res.probe_server_cpu_s.append(cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else float("nan"))
         if p.after:
             untimed(probe_sock, probe_sel, p.after)
@@ -408,6 +420,7 @@ def replay_open_loop(
     finished = 0
     last_probe = 0.0  # the loop's last work: a probe pair or a reply (a cold probe follows a sleep)
     k_probe = 0
+    k_pair = 0
 
     cpu_at: tuple[float | None, float] = (None, 0.0)  # the last reading's CPU and when
     has_cpu = True  # the server reports its main thread's CPU (asked until it does not)
@@ -479,8 +492,10 @@ def replay_open_loop(
                     continue
                 if probes and in_flight == 0 and gap > probe_gap_s and now - last_probe >= probe_every_s:
                     t_p = clock()
+                    counted = pid is not None and k_pair % 2 == 0
+                    k_pair += 1
                     for cold in (True, False):  # one after the sleep, one right after it
-                        probe(probes[k_probe % len(probes)], cold)
+                        probe(probes[k_probe % len(probes)], cold, counted)
                         k_probe += 1
                     if counting:  # the pair's share, read right after it
                         after = read_server(pair=True)
