@@ -200,12 +200,8 @@ def require(condition: bool, reason: str, switch: str = "KVSIM_REQUIRE_REAL_TRAC
 #: leaves them off; docs/testing.md says why each is off)
 OPT_IN: dict[str, str] = {
     "KVSIM_REQUIRE_REDIS_VALIDATION": "the acceptance run of +experiment=redis_validation (about 2 minutes; "
-                                      "every cell inside in 9 of 11 runs with idle connections' cost, 5 of 8 before it, "
-                                      "25 of 35 with its staggered measurement in a session where the sequential one passed 3 of 6, "
-                                      "1 of 4 in the ninth pass and 2 of 4 in the tenth, whose misses were all the gets' p50, a lower mode's tail; "
-                                      "pooled over four replays 2 of 3 in the eleventh, "
-                                      "on the development VM; on another kind of VM 12 of 12 with the thirteenth pass's "
-                                      "cold turn drawn with the wake-up, 4 of 5 before: docs/redis_validation.md)",
+                                      "every cell inside in 28 of 29 runs with the last two models on an AMD EPYC VM, "
+                                      "fewer with earlier ones on the first development VM: docs/redis_validation.md)",
 }
 
 
