@@ -705,7 +705,7 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     ninth (every miss a get p50 at x10, -10.9..-13.2%: the lower mode's p97, a tail), 2 of 4 in the tenth
     (the misses: the get p50 at x1, -11.1 and -14.9%; five points above it the model within 3%), and with four
     replays pooled (eleventh pass) 2 of 3 runs, 8 of their 12 single replays; on another kind of VM 4 of 5
-    before the thirteenth pass's cold turn drawn with the wake-up, 19 of 20 after, 9 of 9 with the
+    before the thirteenth pass's cold turn drawn with the wake-up, 19 of 20 after, 14 of 14 with the
     fourteenth's round trips from the probes timed without /proc reads: it runs when
     KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped otherwise so that the suite stays a
     signal of regressions."""
