@@ -83,10 +83,11 @@ def test_a_draw_at_a_chosen_level_is_the_tables() -> None:
     ``Draw.level_of``: where a value falls (the wake-up's lateness, for that draw)."""
     d = Sampler(np.random.default_rng(0)).bind(CostDist(10e-6, 30e-6, 60e-6))
     assert d.table is not None and len(d.table) == 8192
-    assert [d.at(k) for k in (0, 4096, 8191)] == [d.table[0], d.table[4096], d.table[8191]]
-    assert d.at(4096) == pytest.approx(10e-6, rel=0.01) and d.at(0) < d.at(8191)
+    assert [d.at((k + 0.5) / 8192) for k in (0, 4096, 8191)] == [d.table[0], d.table[4096], d.table[8191]]
+    assert d.at(0.5) == pytest.approx(10e-6, rel=0.01) and d.at(0.0) < d.at(1.0) == d.table[8191]
     # level_of, its inverse: the midpoint of a level's slice, ties split, kept inside (0, 1)
     assert [d.level_of(d.table[k]) for k in (0, 4096, 8191)] == pytest.approx([0.5 / 8192, 4096.5 / 8192, 8191.5 / 8192])
     assert d.level_of(-1.0) == 0.5 / 8192 and d.level_of(1.0) == 1 - 0.5 / 8192
+    assert all(d.at(d.level_of(d.table[k])) == d.table[k] for k in (0, 1, 4096, 8191))  # type: ignore[arg-type]
     const = Sampler(np.random.default_rng(0), enabled=False).bind(CostDist(10e-6, 30e-6, 60e-6))
-    assert const.table is None and const.at(8191) == 10e-6 and const.level_of(1e-6) is None
+    assert const.table is None and const.at(1.0) == 10e-6 and const.level_of(1e-6) is None

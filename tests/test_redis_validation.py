@@ -188,21 +188,21 @@ def test_the_event_loops_on_one_cpu_by_hand() -> None:
 
 def test_a_cold_turn_is_drawn_at_the_level_the_wake_up_gives() -> None:
     """The case above with the cold round trip drawn at a level the client's wake-up chose
-    (``RedisIndex.cold_level``; here a stub: level 100 of a table whose entry k costs k x
-    0.1 us, so 10 us in place of the plain draw's 40): the two GETs' turn costs 10 + 10 + 2,
+    (``RedisIndex.cold_level``; here a stub: level 0.1 of a distribution whose level q costs
+    q x 100 us, so 10 us in place of the plain draw's 40): the two GETs' turn costs 10 + 10 + 2,
     replies 22-27 and 27-32. The level is used by that one cold turn only: the GET after the
-    idle CPU asks again (level 200: 20 us, 5 + 20 + 1 + 5 = 31 us)."""
+    idle CPU asks again (level 0.2: 20 us, 5 + 20 + 1 + 5 = 31 us)."""
 
     class Cold:
         def __call__(self) -> float:
             return 40e-6
 
-        def at(self, level: int) -> float:
-            return level * 0.1e-6
+        def at(self, q: float) -> float:
+            return q * 100e-6
 
     ix = model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, lookup="all")
     ix.rtt_cold_draw = Cold()  # type: ignore[assignment]
-    levels = iter([100, 200])
+    levels = iter([0.1, 0.2])
     ix.cold_level = lambda late: next(levels)  # type: ignore[method-assign]
     assert calls(ix, [0.0, 0.0, 1e-3]).latency_s == pytest.approx([27e-6, 32e-6, 31e-6])
 
@@ -223,8 +223,8 @@ def test_the_cold_level_follows_the_wake_ups_as_a_gaussian_copula() -> None:
     table = one.admit_draw.table
     assert table is not None
     for k in (10, 1000, 4096, 8000):
-        assert abs(one.cold_level(table[k]) - k) <= 1  # type: ignore[operator]
-        assert abs(mirror.cold_level(table[k]) - (8191 - k)) <= 1  # type: ignore[operator]
+        assert abs(one.cold_level(table[k]) * 8192 - k) <= 1  # type: ignore[operator]
+        assert abs(mirror.cold_level(table[k]) * 8192 - (8191 - k)) <= 1  # type: ignore[operator]
     none = ix(0.0)
     state = none.sampler.rng.bit_generator.state
     assert none.cold_level(table[100]) is None and none.sampler.rng.bit_generator.state == state

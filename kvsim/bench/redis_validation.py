@@ -410,19 +410,11 @@ def io_slopes(replays: Sequence[ReplayResult], base: dict[str, Any] | Sequence[d
     line's less it: an MSET key is two arguments in, an MGET key one in and a value out).
     Without MSET probes, one fit against keys and values. ``base``: the server's
     calibration, or one per replay (each replay's own command times: :func:`burst_factors`)."""
-    kinds = np.array([k for r in replays for k in r.probe_kind])
-    if len(kinds) == 0:
+    if not any(r.probe_kind for r in replays):
         return 0.0, 0.0
     bases = [base] * len(replays) if isinstance(base, dict) else list(base)
-    keys = np.array([k for r in replays for k in r.probe_keys], dtype=float)
-    send, recv, rtt = (np.array([x for r in replays for x in getattr(r, f)])
-                       for f in ("probe_send_s", "probe_recv_s", "probe_rtt_s"))
-    cold = np.array([c for r in replays for c in r.probe_cold], dtype=bool)
-    cmd = np.concatenate([_command_s(b, np.array(r.probe_kind), np.array(r.probe_keys, dtype=float),
-                                     np.array(r.probe_cold, dtype=bool)) for r, b in zip(replays, bases, strict=True)])
-    m = np.concatenate([net_probes(r) for r in replays])  # as fit_client takes the round trips
-    kinds, keys, cold = kinds[m], keys[m], cold[m]
-    path = (rtt - send - recv - cmd)[m]
+    parts = [probe_paths(r, b) for r, b in zip(replays, bases, strict=True)]
+    kinds, keys, cold, path = (np.concatenate([p[i] for p in parts]) for i in range(4))
     ins, rng_ = ~cold & (kinds == "insert"), ~cold & (kinds == "range")
     if len(np.unique(keys[ins])) >= 2 and len(np.unique(keys[rng_])) >= 2:
         per_key = _line(keys[ins], path[ins])[1]
@@ -453,12 +445,7 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     admitted = real.send_s > 0
     sa, sb = _line(keys[admitted], real.send_s[admitted]) if admitted.any() else (0.0, 0.0)
     ra, rb = _line(values, real.recv_s)
-    m = net_probes(real)
-    pk = np.array(real.probe_kind)[m]
-    pn = np.array(real.probe_keys, dtype=float)[m]
-    cold = np.array(real.probe_cold, dtype=bool)[m]
-    path = (np.array(real.probe_rtt_s)[m] - np.array(real.probe_send_s)[m] - np.array(real.probe_recv_s)[m]
-            - _command_s(base, pk, pn, cold))
+    pk, pn, cold, path = probe_paths(real, base)
     per_key, per_value = slopes
     io = _probe_io(base.get("io_s", 0.0), slopes, pk, pn)
     # The round trip's own part (the kernel's, the context switches) is what is left of the
@@ -500,10 +487,22 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))
         params.update({"client_admit_s": admit.p50, "client_admit_p99_s": admit.p99, "client_admit_p999_s": admit.p999})
-        corr = cold_wake_corr(probe_lateness(real)[m], net, cold, first)
+        corr = cold_wake_corr(probe_lateness(real)[net_probes(real)], net, first)
         if corr is not None:
             params["cold_wake_corr"] = corr
     return params, dists
+
+
+def probe_paths(real: ReplayResult, base: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The probes the round trips are taken from (:func:`net_probes`): their kinds, keys,
+    whether cold, and each one's path, its round trip less send, receive and the command's
+    calibrated time (``base``)."""
+    m = net_probes(real)
+    kinds = np.array(real.probe_kind)[m]
+    keys = np.array(real.probe_keys, dtype=float)[m]
+    cold = np.array(real.probe_cold, dtype=bool)[m]
+    rtt, send, recv = (np.array(getattr(real, f), dtype=float)[m] for f in ("probe_rtt_s", "probe_send_s", "probe_recv_s"))
+    return kinds, keys, cold, rtt - send - recv - _command_s(base, kinds, keys, cold)
 
 
 def net_probes(real: ReplayResult) -> np.ndarray:
@@ -531,7 +530,7 @@ def probe_lateness(real: ReplayResult) -> np.ndarray:
     return late
 
 
-def cold_wake_corr(late: np.ndarray, net: np.ndarray, cold: np.ndarray, first: np.ndarray) -> float | None:
+def cold_wake_corr(late: np.ndarray, net: np.ndarray, first: np.ndarray) -> float | None:
     """How a cold round trip goes with how late the sleeping client woke before it
     (``RedisIndex.cold_wake_corr``), from the cold probes that followed a timed sleep:
     their Spearman correlation of the two (``late``, per probe: :func:`probe_lateness`;

@@ -169,14 +169,14 @@ class Draw:
         """The quantile table draws come from (None: every draw is the constant ``value``)."""
         return self._table
 
-    def at(self, level: int) -> float:
-        """The cost at quantile ``level`` of the table (0 .. LEVELS - 1): a draw whose level
-        the caller chose."""
+    def at(self, q: float) -> float:
+        """The cost at quantile level ``q`` (0 <= q <= 1) of the table: a draw whose level
+        the caller chose (the table's entry whose slice holds ``q``)."""
         t = self._table
-        return self.value if t is None else t[level]
+        return self.value if t is None else t[min(int(q * len(t)), len(t) - 1)]
 
     def level_of(self, x: float) -> float | None:
-        """Where ``x`` falls in the distribution, as a probability strictly inside (0, 1)
+        """Where ``x`` falls in the distribution, as a quantile level strictly inside (0, 1)
         (the inverse of :meth:`at`, ties split: a flat stretch of the table is one
         quantile); None for a constant."""
         t = self._table

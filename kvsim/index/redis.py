@@ -347,8 +347,8 @@ class RedisIndex(IndexModel):
             return 0.0
         return extra_time(self.idle_log_knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
 
-    def cold_level(self, late: float) -> int | None:
-        """(shared_cpu) The quantile level of the cold round trip of the first server turn
+    def cold_level(self, late: float) -> float | None:
+        """(shared_cpu) The quantile level (in (0, 1)) of the cold round trip of the first server turn
         after the client woke ``late`` from its sleep, drawn with ``cold_wake_corr`` (a
         Gaussian copula's correlation) to that lateness's level in the client's wake-up
         distribution (``client_admit_*``): one machine state -- idle CPUs in deep sleep,
@@ -358,11 +358,11 @@ class RedisIndex(IndexModel):
         rho = self.cold_wake_corr
         if not rho:
             return None
-        u, cold = self.admit_draw.level_of(late), self.rtt_cold_draw.table
-        if u is None or cold is None:
+        u = self.admit_draw.level_of(late)
+        if u is None or self.rtt_cold_draw.table is None:
             return None
         z = rho * _NORMAL.inv_cdf(u) + math.sqrt(1.0 - rho * rho) * float(self.sampler.rng.standard_normal())
-        return min(int(_NORMAL.cdf(z) * len(cold)), len(cold) - 1)
+        return _NORMAL.cdf(z)
 
     def client_costs(self, op: Op) -> tuple[float, float]:
         """(send, receive) CPU of ``op`` on the client thread, at the medians."""

@@ -100,7 +100,7 @@ class OneCpuLoops:
         self.handling = False  # inside a reply's turn (a call made now follows that reply)
         self.idle: simpy.Event | None = None  # the blocked CPU's wake-up
         self.cold = True  # the CPU has been idle since the server's last turn
-        self.cold_level: int | None = None  # the level of the cold turn's round trip (RedisIndex.cold_level)
+        self.cold_level: float | None = None  # the quantile level of the cold turn's round trip (RedisIndex.cold_level)
         # the server's event-loop time charged so far (not the round trips or the commands),
         # the commands served and the turns that served them: what the validation compares
         # with the server's measured CPU and its thread's context switches
