@@ -196,21 +196,6 @@ def require(condition: bool, reason: str, switch: str = "KVSIM_REQUIRE_REAL_TRAC
     pytest.skip(reason)
 
 
-#: switch -> what it runs: long acceptance runs a person asks for, not resources (.ci/run
-#: leaves them off; docs/testing.md says why each is off)
-OPT_IN: dict[str, str] = {
-    "KVSIM_REQUIRE_REDIS_VALIDATION": "the acceptance run of +experiment=redis_validation (about 2 minutes; "
-                                      "every cell inside in 33 of 34 runs with the last two models on an AMD EPYC VM, "
-                                      "fewer with earlier ones on the first development VM: docs/redis_validation.md)",
-}
-
-
-def opt_in(switch: str) -> None:
-    """Skip a long run unless its ``switch`` is 1 (a request, not a missing resource)."""
-    if os.environ.get(switch) != "1":
-        pytest.skip(f"{OPT_IN[switch]} runs with {switch}=1")
-
-
 def missing_required() -> list[str]:
     """What the KVSIM_REQUIRE_* switches that are on ask for and this machine lacks."""
     return [

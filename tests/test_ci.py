@@ -7,7 +7,7 @@ import re
 
 from hypothesis import settings
 
-from .conftest import OPT_IN, RESOURCES, ROOT
+from .conftest import RESOURCES, ROOT
 
 CI_RUN = ROOT / ".ci" / "run"
 
@@ -17,8 +17,6 @@ def test_ci_sets_every_require_switch_and_the_ci_profile() -> None:
     exported = set(re.findall(r"^export (KVSIM_REQUIRE_\w+)=1", text, flags=re.M))
     assert set(RESOURCES) <= exported, f"not set by .ci/run: {sorted(set(RESOURCES) - exported)}"
     assert re.search(r"^export KVSIM_HYPOTHESIS_PROFILE=ci\b", text, flags=re.M)
-    # the opt-in runs (long acceptance runs) are requests, not resources: CI leaves them off
-    assert not set(OPT_IN) & exported and not set(OPT_IN) & set(RESOURCES)
 
 
 def test_the_ci_profile_is_deterministic() -> None:
@@ -42,7 +40,7 @@ def test_no_test_skips_on_a_resource_without_a_switch() -> None:
 
 
 def test_every_switch_a_test_reads_is_declared() -> None:
-    """A KVSIM_REQUIRE_* switch read anywhere in the tests is a resource (.ci/run sets it) or
-    an opt-in run (conftest's OPT_IN), never an undeclared environment check."""
+    """A KVSIM_REQUIRE_* switch read anywhere in the tests is a resource (.ci/run sets it),
+    never an undeclared environment check."""
     used = {m for p in (ROOT / "tests").glob("*.py") for m in re.findall(r"KVSIM_REQUIRE_\w+", p.read_text())}
-    assert used - set(RESOURCES) - set(OPT_IN) == set()
+    assert used - set(RESOURCES) == set()

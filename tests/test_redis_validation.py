@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import selectors
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,10 @@ from kvsim.calibrate.replay_client import (
     Probe,
     ReplayResult,
     Unit,
+    cpu_line_s,
+    cpu_mark,
+    machine_share,
+    process_cpu,
     replay_open_loop,
     reply_end,
     server_counts,
@@ -68,7 +76,7 @@ from kvsim.index.redis import RedisIndex
 from kvsim.index.redis_loop import LoopCharges
 from kvsim.trace.mooncake import read_mooncake_jsonl
 
-from .conftest import opt_in, require_resource
+from .conftest import require_resource
 
 TOL_P50, TOL_P99 = 0.10, 0.20  # the issue's: simulated p50 within 10%, p99 within 20% of measured
 
@@ -602,6 +610,41 @@ def test_command_time_factors_by_hand() -> None:
     assert sc["io_s"] == base["io_s"] and base["get_s"] == 1 * us  # the event loop kept; the input untouched
 
 
+def test_what_the_rest_of_the_machine_took_beside_a_replay() -> None:
+    """/proc/stat's first line by hand: 100 user + 5 nice + 50 system + 3 irq + 2 softirq
+    ticks busy, 7 stolen (idle and iowait not busy); a CPU's own line is not it. On this
+    machine, beside a 'server' that sleeps: a child process spinning for 0.5 s of CPU is the
+    others' (at least 0.45 s), this process spinning as long is not (under 0.25 s: what else
+    ran meanwhile)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    assert cpu_line_s("cpu  100 5 50 1000 20 3 2 7 0 0") == pytest.approx((160 / hz, 7 / hz))
+    assert cpu_line_s("cpu0 100 5 50 1000 20 3 2 7 0 0") is None
+    assert process_cpu(os.getpid()) == pytest.approx(sum(os.times()[:2]), abs=0.05)
+    assert cpu_mark(None) is None and machine_share(None, None) is None
+
+    def spin(seconds: float) -> None:
+        t = time.process_time()
+        while time.process_time() - t < seconds:
+            pass
+
+    server = subprocess.Popen(["sleep", "60"])
+    try:
+        a = cpu_mark(server.pid)
+        subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                        "while time.process_time() - t < 0.5: pass"], check=True)
+        b = cpu_mark(server.pid)
+        spin(0.5)
+        c = cpu_mark(server.pid)
+    finally:
+        server.kill()
+        server.wait()
+    assert a is not None and b is not None and c is not None
+    child, own = machine_share(a, b, cpus=1), machine_share(b, c, cpus=1)
+    assert child is not None and own is not None
+    assert child.others * (b.t - a.t) >= 0.45
+    assert own.others * (c.t - b.t) < 0.25 and 0 <= own.steal <= 1
+
+
 def test_replay_client_against_a_real_server() -> None:
     need_redis()
     units = [Unit(r, ["get", "range"], [1, 3], [encode("GET", "a"), encode("MGET", "a", "b", "c")]) for r in range(30)]
@@ -692,27 +735,16 @@ def test_replay_client_against_a_real_server() -> None:
 
 
 def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The issue's acceptance: the model within 10% at p50 and 20% at p99 of a real
-    redis-server for every op kind at every speed-up (200 requests at x1, 600 at x10 and
-    x100: about 110 s).
-
-    Not met reliably enough for a gate on the 2-vCPU development VM: every cell inside in 15
-    of 20 runs once the calibration stopped timing a rehash, 9 of 11 with the fifth pass's
-    model, whose p50s were 2-9% low on average, 5 of 8 with a burst's turns at their
-    measured cost (p50s centred; the misses: x1 p99s and p50s, docs/redis_validation.md
-    gives the runs), 9 of 11 with idle connections' cost measured (seventh pass; the misses: the get p50 at x1), 25 of 35
-    with that cost measured staggered (eighth pass; 3 of 6 the seventh's way in the same session), 1 of 4 in the
-    ninth (every miss a get p50 at x10, -10.9..-13.2%: the lower mode's p97, a tail), 2 of 4 in the tenth
-    (the misses: the get p50 at x1, -11.1 and -14.9%; five points above it the model within 3%), and with four
-    replays pooled (eleventh pass) 2 of 3 runs, 8 of their 12 single replays; on another kind of VM 4 of 5
-    before the thirteenth pass's cold turn drawn with the wake-up, 19 of 20 after, 14 of 14 with the
-    fourteenth's round trips from the probes timed without /proc reads: it runs when
-    KVSIM_REQUIRE_REDIS_VALIDATION=1, and is skipped otherwise so that the suite stays a
-    signal of regressions."""
+    """The issue's acceptance, in CI: the model within 10% at p50 and 20% at p99 of a real
+    redis-server for every op kind at every speed-up (180 requests at x1, 600 at x10 and
+    x100: under two minutes). A measurement of the machine it runs on: on a busy one (a
+    build, another test run beside it) the replays' latencies carry that load and the model,
+    calibrated a minute before, does not (docs/redis_validation.md gives every run: on the
+    AMD EPYC 2-vCPU VM every cell inside in 33 of 34 runs with the thirteenth and fourteenth
+    passes' models, and in the fifteenth pass's runs of this configuration)."""
     need_redis()
-    opt_in("KVSIM_REQUIRE_REDIS_VALIDATION")
     cfg = compose_cfg(["+experiment=redis_validation", "trace=mooncake_conversation", f"trace.path={real_trace_path}",
-                       "experiment.requests=[200,600,600]"])
+                       "experiment.requests=[180,600,600]"])
     summary = run(cfg, tmp_path)
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert list(table.columns) == CSV_COLUMNS
@@ -723,7 +755,10 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())["client_by_speedup"]
     assert all(f["turn_extra_s"] is not None for f in fit.values())  # a burst's turns measured at every speed-up
     bad = table[(table["err_p50"].abs() > TOL_P50) | (table["err_p99"].abs() > TOL_P99)]
-    assert bad.empty, f"outside the tolerance:\n{bad.to_string()}"
+    busy = ", ".join(f"x{sp}: {100 * f['machine_others_share']:.1f}% (+{100 * f['machine_steal_share']:.1f}% stolen)"
+                     for sp, f in fit.items() if f["machine_others_share"] is not None)
+    assert bad.empty, (f"outside the tolerance; a timing measurement, so the machine's CPU that other processes "
+                       f"took during each replay: {busy or 'not read'}\n{bad.to_string()}")
 
 
 def test_the_turn_profile_by_hand() -> None:
@@ -896,7 +931,7 @@ def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ign
         run(cfg, tmp_path)
     # the idle measurement's connections: a 60 s gap's 32 samples in 12 s take 161 sets of 4
     # (648 connections with the 30 ms gap's set): refused before anything starts
-    cfg = compose_cfg(["+experiment=redis_validation", "experiment.idle_gaps_s=[0.03,60]"])
+    cfg = compose_cfg(["+experiment=redis_validation", "experiment.idle_gaps_s=[0.03,60]", "experiment.idle_seconds=12"])
     with pytest.raises(ValueError, match=r"experiment.idle_gaps_s: 32 samples of a 60 s gap in 12 s .* need 161 sets "
                                          r"of 4 connections, 648 in all over the gaps; at most 512"):
         run(cfg, tmp_path)

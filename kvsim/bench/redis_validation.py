@@ -82,10 +82,13 @@ from kvsim.calibrate.redis_bench import (
     settle_keyspace,
 )
 from kvsim.calibrate.replay_client import (
+    MachineShare,
     Probe,
     ReplayResult,
     Unit,
+    cpu_mark,
     local_redis_pid,
+    machine_share,
     replay_open_loop,
     server_thread_cpu,
 )
@@ -1069,6 +1072,7 @@ class Replayed(NamedTuple):
     real: ReplayResult
     factors: dict[str, float]  # the stream's commands' server time over the calibration's, by command
     sched: str  # how the client and the server were scheduled (:func:`priority`)
+    beside: MachineShare | None = None  # what the rest of the machine took meanwhile (None: not read)
 
 
 class SpeedupResult(NamedTuple):
@@ -1132,6 +1136,9 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
     its caches)."""
     replays: dict[float, list[Replayed]] = {sp: [] for sp in s.speedups}
     spaces = iter(key_spaces(s))
+    with connect(host, port, db) as c:
+        info = c.call("INFO", "server")
+        pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
     for rnd, speedup in ((r, sp) for r in range(s.replays) for sp in s.speedups):
         space = next(spaces)
         what = replay_name(speedup, rnd, s.replays)
@@ -1141,9 +1148,11 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
             usec0 = command_usec(c)
         part = stream.head(counts[speedup])
         with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
+            mark = cpu_mark(pid)
             real = replay_open_loop(host, port, part.units_in(space), part.arrival_s.tolist(),
                                     speedup, s.connections, probes, s.probe_gap_s, s.probe_every_s,
                                     count_probes=s.burst_costs, turn_cpu=s.turn_profile)
+            beside = machine_share(mark, cpu_mark(pid))
         with connect(host, port, db) as c:
             probe_s = real.probe_server_s
             usec = {k: v - usec0.get(k, 0.0) - probe_s.get(k, 0.0) for k, v in command_usec(c).items()}
@@ -1152,7 +1161,11 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
                    else dict.fromkeys(("get", "mget", "mset"), 1.0))
         log.info("redis_validation: %s: the commands' server time over the calibration's: %s", what,
                  ", ".join(f"{k} {v:.2f}x" for k, v in factors.items()))
-        replays[speedup].append(Replayed(real, factors, sched))
+        if beside is not None:
+            log.info("redis_validation: %s: beside the replay the rest of the machine took %.1f%% of its CPU "
+                     "(other processes and interrupts; the hypervisor %.1f%% more)", what, 100 * beside.others,
+                     100 * beside.steal)
+        replays[speedup].append(Replayed(real, factors, sched, beside))
     return replays
 
 
@@ -1288,6 +1301,8 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              "command_time_x": factors, "probe_command_time_x": pfactors, "event_loop_per_command": loop,
              "idle_cpu_per_s": cron_s, "probes": len(real.probe_rtt_s), "replay_wall_s": real.wall_s,
              "sched": rep.sched, "nice": s.nice,
+             "machine_others_share": rep.beside.others if rep.beside else None,
+             "machine_steal_share": rep.beside.steal if rep.beside else None,
              "admit_late_p50_s": float(np.median(real.admit_late_s)) if real.admit_late_s else 0.0}
     if "cold_wake_corr" in params:
         log.info("redis_validation: %s: a cold round trip with the client's wake-up lateness, on the cold probes: "

@@ -54,10 +54,11 @@ class RedisValidationSettings:
     # these lengths (the first is the baseline) while probes keep the server busy, the server
     # thread's CPU per burst (idle_samples per gap, staggered over idle_seconds; half before
     # the replays and half after, the term their mean); fewer than two gaps: no such term
-    # (about 18 s as set)
+    # (each half the longest gap, then half of idle_seconds: 12 s as set; 18 s with the 12 s
+    # used up to the fifteenth pass, docs/redis_validation.md)
     idle_gaps_s: list[PosFloat] = field(default_factory=lambda: [0.03, 0.3, 3.0])
     idle_samples: PosInt = 32
-    idle_seconds: PosFloat = 12.0
+    idle_seconds: PosFloat = 6.0
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
     # its place in the burst (kvsim.calibrate.replay_client turn_cpu), in the log and fit json
     turn_profile: bool = False

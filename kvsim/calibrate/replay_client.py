@@ -38,12 +38,14 @@ round trips come from the other pairs.
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -265,6 +267,74 @@ def server_thread_cpu(pid: int) -> float | None:
             return int(f.read().split()[0]) * 1e-9
     except (OSError, ValueError, IndexError):
         return None
+
+
+def cpu_line_s(line: str) -> tuple[float, float] | None:
+    """The first line of ``/proc/stat`` (``cpu`` and its ticks: user nice system idle iowait
+    irq softirq steal ...) as CPU seconds busy (user, nice, system, irq, softirq) and stolen
+    by the hypervisor (steal), all vCPUs together; None for another line."""
+    f = line.split()
+    if len(f) < 9 or f[0] != "cpu":
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f[1:9])
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds so far of process ``pid``, all its threads (``/proc/PID/stat`` utime and
+    stime); None where there is no such process here."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name: state, ppid, ...
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class MachineShare(NamedTuple):
+    """What the rest of this machine took while a replay ran, as fractions of all its vCPUs'
+    time over it: ``others``, CPU busy beyond this process and the server's (other
+    processes, and interrupts not charged to either); ``steal``, taken by the hypervisor."""
+
+    others: float
+    steal: float
+
+
+class CpuMark(NamedTuple):
+    """This machine's, this process's and the server's CPU at one moment (:func:`cpu_mark`)."""
+
+    t: float
+    busy_s: float
+    steal_s: float
+    own_s: float
+    server_s: float
+
+
+def cpu_mark(server_pid: int | None) -> CpuMark | None:
+    """The CPU counters :func:`machine_share` takes the difference of; None where this
+    machine's or the server's cannot be read (a server elsewhere, no ``/proc``)."""
+    try:
+        with open("/proc/stat") as f:
+            machine = cpu_line_s(f.readline())
+    except OSError:
+        return None
+    server = process_cpu(server_pid) if server_pid is not None else None
+    if machine is None or server is None:
+        return None
+    own = os.times()
+    return CpuMark(time.perf_counter(), machine[0], machine[1], own.user + own.system, server)
+
+
+def machine_share(a: CpuMark | None, b: CpuMark | None, cpus: int | None = None) -> MachineShare | None:
+    """What the rest of the machine took between marks ``a`` and ``b`` (:class:`MachineShare`):
+    a replay measures the server and its client, so CPU that others took from them shows in
+    its latencies and not in the model calibrated beside it."""
+    if a is None or b is None or b.t <= a.t:
+        return None
+    total = (b.t - a.t) * (cpus or os.cpu_count() or 1)
+    others = (b.busy_s - a.busy_s) - (b.own_s - a.own_s) - (b.server_s - a.server_s)
+    return MachineShare(max(others, 0.0) / total, (b.steal_s - a.steal_s) / total)
 
 
 def local_server_pid(sock: socket.socket, sel: selectors.BaseSelector) -> int | None:
