@@ -702,6 +702,13 @@ def connect(host: str, port: int, db: int) -> Iterator[RespClient]:
         yield c
 
 
+def server_pid(c: RespClient) -> int | None:
+    """The pid of the server at the other end of ``c``, where it runs on this machine
+    (:func:`local_redis_pid`); else None."""
+    info = c.call("INFO", "server")
+    return local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
+
+
 def idle_cpu_rate(c: RespClient, seconds: float = 2.0) -> float:
     """The server main thread's CPU per second with nothing to serve (``serverCron``)."""
     a = server_cpu(c)
@@ -773,8 +780,7 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     plan, sets = idle_burst_plan(gaps, samples, seconds)
     with ExitStack() as stack:
         probe = stack.enter_context(connect(host, port, db))
-        info = probe.call("INFO", "server")
-        pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
+        pid = server_pid(probe)
         if pid is None:
             return []
         conns = [[stack.enter_context(connect(host, port, db)) for _ in range(connections)] for _ in range(sets)]
@@ -1137,8 +1143,7 @@ def replay_speedups(host: str, port: int, db: int, s: RedisValidationSettings, s
     replays: dict[float, list[Replayed]] = {sp: [] for sp in s.speedups}
     spaces = iter(key_spaces(s))
     with connect(host, port, db) as c:
-        info = c.call("INFO", "server")
-        pid = local_redis_pid(info.decode(errors="replace") if isinstance(info, bytes) else "")
+        pid = server_pid(c)
     for rnd, speedup in ((r, sp) for r in range(s.replays) for sp in s.speedups):
         space = next(spaces)
         what = replay_name(speedup, rnd, s.replays)
