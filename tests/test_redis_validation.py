@@ -34,6 +34,7 @@ from kvsim.bench.redis_validation import (
     cpu_per_turn,
     fit_client,
     idle_burst_plan,
+    idle_knots,
     io_slopes,
     key_spaces,
     loop_per_command,
@@ -431,6 +432,16 @@ def test_the_idle_shift_is_the_median_of_pairwise_differences() -> None:
     assert shift_estimate([50, 52, 90], [40, 42, 44]) == 10.0
     assert shift_estimate([50, 51, 52, 53, 54], [40, 41, 42, 90, 95]) == 9.0
     assert shift_estimate([3.0, 1.0, 7.0, 2.0], [3.0, 1.0, 7.0, 2.0]) == 0.0
+
+
+def test_the_idle_knots_by_hand() -> None:
+    """Bursts of 4 commands: 40, 42, 44 us after 30 ms, 50, 52, 90 after 0.3 s (a shift of
+    10 us: 2.5 a command), 38, 40 after 3 s (below the baseline: 0, never negative); the gaps
+    in order, the shortest the baseline at 0. The same function turns either measurement
+    (the server thread's CPU or the first reply's time) into the model's term."""
+    got = idle_knots({3.0: [38e-6, 40e-6], 0.03: [40e-6, 42e-6, 44e-6], 0.3: [50e-6, 52e-6, 90e-6]}, 4)
+    assert [g for g, _ in got] == [0.03, 0.3, 3.0]
+    assert [x for _, x in got] == pytest.approx([0.0, 2.5e-6, 0.0])
 
 
 def test_the_burst_turn_extra_by_hand() -> None:
@@ -856,9 +867,13 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     fit = json.loads((tmp_path / "redis_validation_fit.json").read_text())
     idle = fit["idle_connection_s"]
     assert [g for g, _ in idle] == [0.01, 0.05] and idle[0][1] == 0.0 and 0.0 <= idle[1][1] < 1e-3
-    # measured before and after the replays, the term their mean
+    # measured before and after the replays, the term their mean; by the server thread's CPU
+    # unless asked, the bursts' first replies recorded beside it
     before, after = fit["idle_connection_before_s"], fit["idle_connection_after_s"]
     assert idle[1][1] == pytest.approx((before[1][1] + after[1][1]) / 2)
+    assert fit["idle_connection_by"] == "cpu" and "idle_connection_cpu_s" not in fit
+    other = fit["idle_connection_latency_s"]
+    assert [g for g, _ in other] == [0.01, 0.05] and other[0][1] == 0.0 and 0.0 <= other[1][1] < 1e-3
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
@@ -902,9 +917,14 @@ def test_replays_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignor
     cfg = compose_cfg(["+experiment=redis_validation", "experiment.speedups=[100,1000]", "experiment.requests=[12,30]",
                        "experiment.replays=2", "experiment.preload_keys=2000", "experiment.calibrate_requests=200",
                        "experiment.large_sizes=[]", "experiment.sim_runs=2", "experiment.idle_gaps_s=[0.01,0.05]",
-                       "experiment.idle_samples=6", "experiment.idle_seconds=0.3", "figures=false"])
+                       "experiment.idle_samples=6", "experiment.idle_seconds=0.3", "experiment.idle_by=latency",
+                       "figures=false"])
     summary = run(cfg, tmp_path)
     assert summary["replays"] == 2
+    # the idle term from the bursts' first replies, the server thread's CPU recorded beside it
+    whole = json.loads((tmp_path / "redis_validation_fit.json").read_text())
+    assert whole["idle_connection_by"] == "latency" and "idle_connection_latency_s" not in whole
+    assert [g for g, _ in whole["idle_connection_s"]] == [g for g, _ in whole["idle_connection_cpu_s"]] == [0.01, 0.05]
     planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
     lat = pd.read_parquet(tmp_path / "redis_validation_latency.parquet")
     table = pd.read_csv(tmp_path / "redis_validation.csv")
@@ -929,6 +949,7 @@ def test_settings_are_checked(compose_cfg, tmp_path: Path) -> None:  # type: ign
     with pytest.raises(ValueError, match=r"experiment.requests: one count per entry of experiment.speedups \(3\), got 2"):
         run(compose_cfg(["+experiment=redis_validation", "experiment.requests=[10,20]"]), tmp_path)
     for bad in ("experiment.speedups=[]", "experiment.connections=0", "experiment.replays=0", "+experiment.nope=1", "experiment.client=guess",
+                "experiment.idle_by=wallclock",
                 "experiment.requests=[0,1,1]"):
         cfg = compose_cfg(["+experiment=redis_validation", bad])
         with pytest.raises(ValueError):

@@ -759,36 +759,39 @@ def shift_estimate(x: Sequence[float], base: Sequence[float]) -> float:
 
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
                          rng: np.random.Generator, samples: int, seconds: float,
-                         probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> list[tuple[float, float]]:
+                         probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> dict[str, list[tuple[float, float]]]:
     """What a command on a connection idle for each of ``gaps_s`` costs the server beyond one
     on a connection idle for the shortest: ``[(gap, seconds per command)]`` for
-    ``RedisIndex(idle_knots=...)``, [] where the server's thread cannot be read here.
+    ``RedisIndex(idle_knots=...)``, measured two ways (``{"cpu": ..., "latency": ...}``);
+    {} where the server's thread cannot be read here.
 
     Bursts of one GET (a filler key) on each of ``connections`` connections, ``samples``
     after each gap (:func:`idle_burst_plan`, over about ``seconds``), while a GET on another
     connection every ``probe_every_s`` keeps the server and the CPU as busy as the replay's
     probes do (so the gap idles the connections, not the machine); the server thread's CPU
     over each burst (``/proc``: on one CPU it runs the burst's turns while the client waits
-    for the replies); per gap its shift above the shortest gap's bursts
+    for the replies), and the time from the burst's last send to its first reply (the server's turn and the path around it: on one CPU the turn's replies
+    arrive together at its end); per gap its shift above the shortest gap's bursts
     (:func:`shift_estimate`), per connection. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
     30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
     gaps = sorted(set(gaps_s))
     if len(gaps) < 2:
-        return []
+        return {}
     plan, sets = idle_burst_plan(gaps, samples, seconds)
     with ExitStack() as stack:
         probe = stack.enter_context(connect(host, port, db))
         pid = server_pid(probe)
         if pid is None:
-            return []
+            return {}
         conns = [[stack.enter_context(connect(host, port, db)) for _ in range(connections)] for _ in range(sets)]
 
         def get() -> bytes:
             return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
 
         cpu: dict[float, list[float]] = {g: [] for g in gaps}
+        lat: dict[float, list[float]] = {g: [] for g in gaps}
         t0 = time.perf_counter() + probe_every_s
         for burst in plan:
             end = t0 + burst.at_s
@@ -801,15 +804,26 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
             c0 = server_thread_cpu(pid)
             for c in conns[burst.conns]:
                 c.send(get())
+            t_sent = time.perf_counter()
+            first = None
             for c in conns[burst.conns]:
                 c.read()
+                first = first or time.perf_counter()
             c1 = server_thread_cpu(pid)
             if c0 is None or c1 is None:
-                return []
+                return {}
             if burst.gap_s is not None:
                 cpu[burst.gap_s].append(c1 - c0)
-    base = cpu[gaps[0]]
-    return [(g, max(shift_estimate(x, base) / connections, 0.0)) for g, x in cpu.items()]
+                lat[burst.gap_s].append((first or t_sent) - t_sent)
+    return {"cpu": idle_knots(cpu, connections), "latency": idle_knots(lat, connections)}
+
+
+def idle_knots(samples: dict[float, list[float]], connections: int) -> list[tuple[float, float]]:
+    """Per idle gap (the shortest first), its bursts' shift above the shortest gap's
+    (:func:`shift_estimate`), per connection: ``RedisIndex(idle_knots=...)``."""
+    gaps = sorted(samples)
+    base = samples[gaps[0]]
+    return [(g, max(shift_estimate(samples[g], base) / connections, 0.0)) for g in gaps]
 
 
 def mean_knots(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -1374,20 +1388,25 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             rng_idle = np.random.default_rng(seed + 1)
             half_samples, half_seconds = idle_halves(s.idle_samples, s.idle_seconds)
 
-            def measure_idle(when: str) -> list[tuple[float, float]]:
+            def measure_idle(when: str) -> dict[str, list[tuple[float, float]]]:
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                    got = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
-                                               half_samples, half_seconds)
-                if got:
+                    both = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
+                                                half_samples, half_seconds)
+                for by, got in both.items():
                     log.info("redis_validation: %s the replays, a command on a connection idle %s costs the server "
-                             "%s more than after %g s", when, ", ".join(f"{g:g} s" for g, _ in got[1:]),
-                             ", ".join(_us(x) for _, x in got[1:]), got[0][0])
-                return got
+                             "%s more than after %g s (%s%s)", when, ", ".join(f"{g:g} s" for g, _ in got[1:]),
+                             ", ".join(_us(x) for _, x in got[1:]), got[0][0],
+                             "its thread's CPU" if by == "cpu" else "the burst's first reply", ", used" if by == s.idle_by else "")
+                return both
 
-            idle_before = measure_idle("before")
+            both_before = measure_idle("before")
             replays = replay_speedups(host, port, db, s, stream, srv.sim_stream, counts, probes)
-            idle_after = measure_idle("after")
+            both_after = measure_idle("after")
+            idle_before, idle_after = both_before.get(s.idle_by, []), both_after.get(s.idle_by, [])
             idle = mean_knots(idle_before, idle_after)
+            # the other way of measuring it, for the record (not used by the model)
+            other = {by: mean_knots(both_before.get(by, []), both_after.get(by, [])) for by in ("cpu", "latency")
+                     if by != s.idle_by}
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop (each replay's own)
             runs = [(sp, k, r) for sp, rs in replays.items() for k, r in enumerate(rs)]
@@ -1428,7 +1447,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "replays": s.replays,
         "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1],
         "idle_connection_s": [list(x) for x in idle], "idle_connection_before_s": [list(x) for x in idle_before],
-        "idle_connection_after_s": [list(x) for x in idle_after]})
+        "idle_connection_after_s": [list(x) for x in idle_after], "idle_connection_by": s.idle_by,
+        **{f"idle_connection_{by}_s": [list(x) for x in k] for by, k in other.items()}})
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,

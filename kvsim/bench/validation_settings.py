@@ -57,6 +57,10 @@ class RedisValidationSettings:
     # (each half the longest gap, then half of idle_seconds: 12 s as set; 18 s with the 12 s
     # used up to the fifteenth pass, docs/redis_validation.md)
     idle_gaps_s: list[PosFloat] = field(default_factory=lambda: [0.03, 0.3, 3.0])
+    # the term from the server thread's CPU per burst (cpu) or from the time between a
+    # burst's last send and its first reply (latency); both are measured and logged, the
+    # other kept in the fit json (docs/redis_validation.md, sixteenth pass: why cpu)
+    idle_by: Annotated[str, OneOf("cpu", "latency")] = "cpu"
     idle_samples: PosInt = 32
     idle_seconds: PosFloat = 6.0
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
