@@ -770,9 +770,10 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     connection every ``probe_every_s`` keeps the server and the CPU as busy as the replay's
     probes do (so the gap idles the connections, not the machine); the server thread's CPU
     over each burst (``/proc``: on one CPU it runs the burst's turns while the client waits
-    for the replies), and the time from the burst's last send to its first reply (the server's turn and the path around it: on one CPU the turn's replies
-    arrive together at its end); per gap its shift above the shortest gap's bursts
-    (:func:`shift_estimate`), per connection. Why: a burst's first commands arrive on
+    for the replies), and the time from the burst's last send to its first reply (the
+    server's turn and the path around it: on one CPU a turn's replies arrive together at its
+    end); per gap its shift above the shortest gap's bursts (:func:`idle_knots`), per
+    connection. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
     30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
