@@ -1,0 +1,130 @@
+"""What a cold turn and the turns after it cost a real redis-server, measured apart from any
+trace (docs/redis_validation.md, sixteenth pass: the tables there come from this script).
+
+    python benchmarks/redis_cold_turns.py [--rounds 200] [--chains 300]
+
+The set-up of ``+experiment=redis_validation``: a redis-server started on a free loopback
+port with 200,000 filler keys, it and this client pinned to one CPU under SCHED_FIFO where
+permitted. Every sample follows a 10 ms sleep (the CPU idles, as before a replay's tick or a
+cold probe). Two measurements:
+
+1. **Cold turns by their commands** (``--rounds`` rounds of four kinds in turn): a lone GET on
+   a connection used every round; 4 GETs on 4 connections used every round (about 45 ms
+   idle); 4 GETs on one of 8 sets of 4 connections (about 0.35 s idle); 1 GET on one of 8
+   single connections (about 0.35 s idle). The time from the last send to the first reply
+   (on one CPU a turn's replies arrive together at its end) and the server thread's CPU over
+   it; the shifts between kinds (Hodges-Lehmann). The model charges each further command of a
+   turn ``io_s - turn_s`` and its command time, measured warm and back to back.
+2. **The round trips after a cold one** (``--chains`` chains): 8 GETs back to back after the
+   sleep; each one's round trip less its send and receive, p50 by place.
+
+Prints two tables; exits 2 where redis-server is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import selectors
+import shutil
+import sys
+import time
+from contextlib import ExitStack
+
+import numpy as np
+
+import kvsim.bench.redis_validation as rv
+from kvsim.bench.validation_settings import RedisValidationSettings
+from kvsim.calibrate.replay_client import _connect, local_redis_pid, server_thread_cpu, time_probe
+
+FILLER_KEYS = 200_000
+
+
+def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per kind, one row per sample: (first reply us, server CPU us)."""
+    with ExitStack() as st:
+        def conn() -> rv.RespClient:
+            return st.enter_context(rv.connect(host, port, db))
+
+        lone = conn()
+        info = lone.call("INFO", "server")
+        pid = local_redis_pid(info.decode() if isinstance(info, bytes) else "")
+        hot4 = [conn() for _ in range(4)]
+        idle4 = [[conn() for _ in range(4)] for _ in range(8)]
+        idle1 = [[conn()] for _ in range(8)]
+
+        def get() -> bytes:
+            return rv.encode("GET", rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS))))
+
+        def burst(conns: list[rv.RespClient]) -> tuple[float, float]:
+            time.sleep(0.01)
+            c0 = server_thread_cpu(pid) if pid is not None else None
+            for c in conns:
+                c.send(get())
+            t = time.perf_counter()
+            first = 0.0
+            for c in conns:
+                c.read()
+                first = first or time.perf_counter()
+            c1 = server_thread_cpu(pid) if pid is not None else None
+            return (first - t) * 1e6, ((c1 - c0) * 1e6 if c0 is not None and c1 is not None else float("nan"))
+
+        out: dict[str, list[tuple[float, float]]] = {k: [] for k in ("lone", "hot4", "idle4", "idle1")}
+        for n in range(rounds):
+            out["lone"].append(burst([lone]))
+            out["hot4"].append(burst(hot4))
+            out["idle4"].append(burst(idle4[n % 8]))
+            out["idle1"].append(burst(idle1[n % 8]))
+    return {k: np.array(v[8:]) for k, v in out.items()}  # the first round of each set idled less
+
+
+def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, length: int = 8) -> np.ndarray:
+    """One row per chain: each round trip less its send and receive, us."""
+    sock = _connect(host, port)
+    sel = selectors.SelectSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    out = np.zeros((chains, length))
+    try:
+        for n in range(chains):
+            time.sleep(0.01)
+            for k in range(length):
+                send, recv, rtt = time_probe(sock, sel, rv._probe("get", 1, int(rng.integers(0, FILLER_KEYS))))
+                out[n, k] = (rtt - send - recv) * 1e6
+    finally:
+        sel.close()
+        sock.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--chains", type=int, default=300)
+    args = ap.parse_args()
+    s = RedisValidationSettings()
+    if shutil.which(s.redis_server) is None:
+        print(f"{s.redis_server} not found on PATH (apt-get install redis-server)", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(11)
+    with rv.redis_server(s) as (host, port, db):
+        with rv.connect(host, port, db) as c:
+            rv.load_filler(c, FILLER_KEYS)
+        with rv.priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
+            turns = cold_turns(host, port, db, args.rounds, rng)
+            chains = warm_chains(host, port, args.chains, rng)
+    print(f"scheduling: {sched}; {args.rounds} rounds, {args.chains} chains")
+    print("cold turns (after a 10 ms sleep): first reply / server CPU, p50, us")
+    for k, a in turns.items():
+        print(f"  {k:6s} {np.median(a[:, 0]):7.1f} / {np.nanmedian(a[:, 1]):7.1f}")
+    for name, x, base in (("4 GETs (45 ms idle) less a lone GET", "hot4", "lone"),
+                          ("4 GETs on connections idle 0.35 s less 45 ms", "idle4", "hot4"),
+                          ("1 GET on a connection idle 0.35 s less a lone GET", "idle1", "lone")):
+        a, b = turns[x], turns[base]
+        lat, cpu = (rv.shift_estimate(a[:, i].tolist(), b[:, i].tolist()) for i in (0, 1))
+        print(f"  {name}: {lat:+.1f} / {cpu:+.1f}")
+    print("round trips after a 10 ms sleep, less send and receive, p50 by place, us")
+    print("  " + " ".join(f"{v:6.1f}" for v in np.median(chains, axis=0)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
