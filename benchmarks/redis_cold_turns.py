@@ -34,7 +34,7 @@ import numpy as np
 
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.replay_client import _connect, local_redis_pid, server_thread_cpu, time_probe
+from kvsim.calibrate.replay_client import Probe, open_socket, time_probe
 
 FILLER_KEYS = 200_000
 
@@ -46,8 +46,7 @@ def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Genera
             return st.enter_context(rv.connect(host, port, db))
 
         lone = conn()
-        info = lone.call("INFO", "server")
-        pid = local_redis_pid(info.decode() if isinstance(info, bytes) else "")
+        pid = rv.server_pid(lone)
         hot4 = [conn() for _ in range(4)]
         idle4 = [[conn() for _ in range(4)] for _ in range(8)]
         idle1 = [[conn()] for _ in range(8)]
@@ -57,16 +56,8 @@ def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Genera
 
         def burst(conns: list[rv.RespClient]) -> tuple[float, float]:
             time.sleep(0.01)
-            c0 = server_thread_cpu(pid) if pid is not None else None
-            for c in conns:
-                c.send(get())
-            t = time.perf_counter()
-            first = 0.0
-            for c in conns:
-                c.read()
-                first = first or time.perf_counter()
-            c1 = server_thread_cpu(pid) if pid is not None else None
-            return (first - t) * 1e6, ((c1 - c0) * 1e6 if c0 is not None and c1 is not None else float("nan"))
+            first, server = rv.time_burst(conns, [get() for _ in conns], pid)
+            return first * 1e6, (server * 1e6 if server is not None else float("nan"))
 
         out: dict[str, list[tuple[float, float]]] = {k: [] for k in ("lone", "hot4", "idle4", "idle1")}
         for n in range(rounds):
@@ -78,8 +69,9 @@ def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Genera
 
 
 def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, length: int = 8) -> np.ndarray:
-    """One row per chain: each round trip less its send and receive, us."""
-    sock = _connect(host, port)
+    """One row per chain: each round trip less its send and receive (the replay's probe
+    timing, ``time_probe``), us."""
+    sock = open_socket(host, port)
     sel = selectors.SelectSelector()
     sel.register(sock, selectors.EVENT_READ)
     out = np.zeros((chains, length))
@@ -87,7 +79,8 @@ def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, len
         for n in range(chains):
             time.sleep(0.01)
             for k in range(length):
-                send, recv, rtt = time_probe(sock, sel, rv._probe("get", 1, int(rng.integers(0, FILLER_KEYS))))
+                p = Probe("get", 1, rv.encode("GET", rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS)))))
+                send, recv, rtt = time_probe(sock, sel, p)
                 out[n, k] = (rtt - send - recv) * 1e6
     finally:
         sel.close()

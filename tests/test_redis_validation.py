@@ -31,6 +31,7 @@ from kvsim.bench.redis_validation import (
     burst_turn_extra,
     command,
     compare,
+    connect,
     cpu_per_turn,
     fit_client,
     idle_burst_plan,
@@ -50,7 +51,9 @@ from kvsim.bench.redis_validation import (
     redis_server,
     replay_name,
     scaled_server,
+    server_pid,
     shift_estimate,
+    time_burst,
     turn_profile,
     turns_per_command,
 )
@@ -442,6 +445,22 @@ def test_the_idle_knots_by_hand() -> None:
     got = idle_knots({3.0: [38e-6, 40e-6], 0.03: [40e-6, 42e-6, 44e-6], 0.3: [50e-6, 52e-6, 90e-6]}, 4)
     assert [g for g, _ in got] == [0.03, 0.3, 3.0]
     assert [x for _, x in got] == pytest.approx([0.0, 2.5e-6, 0.0])
+
+
+def test_a_burst_is_timed_to_its_first_reply_with_the_servers_cpu() -> None:
+    """Two connections, one command each: a script of about 3 ms and a GET sent after it. The
+    server serves the script first, so the first reply (read in connection order) comes after
+    the script: at least 2 ms, and the server thread's CPU over the burst about as much; a
+    server pid that cannot be read gives no CPU, the time still."""
+    need_redis()
+    spin = encode("EVAL", "local i = 0 while i < 300000 do i = i + 1 end return 0", "0")
+    settings = RedisValidationSettings(nice=None, cpu=None, rt_priority=None)
+    with redis_server(settings) as (h, p, db), connect(h, p, db) as a, connect(h, p, db) as b:
+        pid = server_pid(a)
+        first, cpu = time_burst([a, b], [spin, encode("GET", "x")], pid)
+        assert pid is not None and cpu is not None and first > 2e-3 and cpu > 1e-3
+        first, cpu = time_burst([a, b], [encode("GET", "x"), encode("GET", "y")], None)
+        assert cpu is None and 0 < first < 0.5
 
 
 def test_the_burst_turn_extra_by_hand() -> None:

@@ -802,21 +802,30 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
                 time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
             while time.perf_counter() < end:
                 pass  # to the burst's time, awake (as the replay's client before an arrival)
-            c0 = server_thread_cpu(pid)
-            for c in conns[burst.conns]:
-                c.send(get())
-            t_sent = time.perf_counter()
-            first = None
-            for c in conns[burst.conns]:
-                c.read()
-                first = first or time.perf_counter()
-            c1 = server_thread_cpu(pid)
-            if c0 is None or c1 is None:
+            first, server = time_burst(conns[burst.conns], [get() for _ in conns[burst.conns]], pid)
+            if server is None:
                 return {}
             if burst.gap_s is not None:
-                cpu[burst.gap_s].append(c1 - c0)
-                lat[burst.gap_s].append((first or t_sent) - t_sent)
+                cpu[burst.gap_s].append(server)
+                lat[burst.gap_s].append(first)
     return {"cpu": idle_knots(cpu, connections), "latency": idle_knots(lat, connections)}
+
+
+def time_burst(conns: Sequence[RespClient], payloads: Sequence[bytes], pid: int | None) -> tuple[float, float | None]:
+    """Send ``payloads[i]`` on ``conns[i]``, all before any reply is read, then read the
+    replies in connection order: (seconds from the last send to the first reply, the server
+    thread's CPU over the burst; None where it cannot be read). On one CPU a server turn's
+    replies arrive together at its end, so the first reply times the whole turn."""
+    c0 = server_thread_cpu(pid) if pid is not None else None
+    for c, payload in zip(conns, payloads, strict=True):
+        c.send(payload)
+    t_sent = time.perf_counter()
+    first = 0.0
+    for c in conns:
+        c.read()
+        first = first or time.perf_counter()
+    c1 = server_thread_cpu(pid) if pid is not None else None
+    return first - t_sent, (c1 - c0 if c0 is not None and c1 is not None else None)
 
 
 def idle_knots(samples: dict[float, list[float]], connections: int) -> list[tuple[float, float]]:
@@ -1406,8 +1415,8 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             idle_before, idle_after = both_before.get(s.idle_by, []), both_after.get(s.idle_by, [])
             idle = mean_knots(idle_before, idle_after)
             # the other way of measuring it, for the record (not used by the model)
-            other = {by: mean_knots(both_before.get(by, []), both_after.get(by, [])) for by in ("cpu", "latency")
-                     if by != s.idle_by}
+            other = {by: mean_knots(both_before.get(by, []), both_after.get(by, []))
+                     for by in both_before.keys() | both_after.keys() if by != s.idle_by}
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop (each replay's own)
             runs = [(sp, k, r) for sp, rs in replays.items() for k, r in enumerate(rs)]

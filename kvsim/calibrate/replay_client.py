@@ -186,7 +186,9 @@ def _values(buf: bytes) -> list[bytes | None] | bytes | None:
     return out
 
 
-def _connect(host: str, port: int) -> socket.socket:
+def open_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP connection without Nagle's delay, as the replay's connections and
+    probes use."""
     s = socket.create_connection((host, port), timeout=10.0)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.setblocking(False)
@@ -402,8 +404,8 @@ def replay_open_loop(
         else:
             followers.setdefault(u.after, []).append(i)
     req_order = sorted(range(len(starters)), key=lambda r: arrival_s[r])
-    socks = [_connect(host, port) for _ in range(connections)]
-    probe_sock = _connect(host, port) if probes else None
+    socks = [open_socket(host, port) for _ in range(connections)]
+    probe_sock = open_socket(host, port) if probes else None
     probe_sel = selectors.SelectSelector()
     if probe_sock is not None:
         probe_sel.register(probe_sock, selectors.EVENT_READ)
