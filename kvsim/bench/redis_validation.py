@@ -597,12 +597,18 @@ class _PlacedRecorder(OpRecorder):
         self.cmd.append(self.place[id(op)])
 
 
+def model_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The fit's parameters that are :class:`RedisIndex`'s (the client's tails and the cold
+    round trip come as distributions: ``use_measured``)."""
+    return {k: v for k, v in params.items() if (not k.endswith("_p99_x") or k.startswith("service")) and "_cold" not in k}
+
+
 def simulate(stream: Stream, params: dict[str, Any], dists: dict[str, CostDist], speedup: float, connections: int,
              seed: int, costs: dict[int, tuple[float, float, float]] | None = None) -> pd.DataFrame:
     """The stream through :class:`RedisIndex` at the same arrival times: one row per command.
     ``costs``: the client's costs per command (:func:`client_costs`)."""
-    model = {k: v for k, v in params.items() if (not k.endswith("_p99_x") or k.startswith("service")) and "_cold" not in k}
-    ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed), **model)
+    ix = RedisIndex(connections=connections, lookup="prefix", tails=True, rng=np.random.default_rng(seed),
+                    **model_params(params))
     # (params["shared_cpu"]: client and server pinned to one CPU share one queue)
     ix.use_measured(**dists)
     if costs is not None:
@@ -727,14 +733,16 @@ class IdleBurst(NamedTuple):
     gap_s: float | None
 
 
-def idle_burst_plan(gaps_s: Sequence[float], samples: int, seconds: float) -> tuple[list[IdleBurst], int]:
+def idle_burst_plan(gaps_s: Sequence[float], samples: int, seconds: float, offset: float = 0.0
+                    ) -> tuple[list[IdleBurst], int]:
     """The bursts that measure ``samples`` commands after each idle gap of ``gaps_s``, and
     how many sets of connections they use. Each sample is two bursts on one set, ``gap``
     apart; every gap's samples are spread evenly over ``seconds`` (staggered, on as many
     sets as a long gap needs, in turn: :func:`idle_sets`), so that a drift of the machine
     lands on every gap alike and a 3 s gap gets as many samples as a 30 ms one in the same
     time (bursts 3 s apart on one set of connections gave 4 in 12 s; their median moved by
-    several us between runs)."""
+    several us between runs). ``offset`` (a fraction of the gaps' spacing): where a second
+    plan over the same time places its bursts, between this one's."""
     gaps = sorted(set(gaps_s))
     step = seconds / samples
     plan: list[IdleBurst] = []
@@ -742,7 +750,7 @@ def idle_burst_plan(gaps_s: Sequence[float], samples: int, seconds: float) -> tu
     for i, g in enumerate(gaps):
         m = idle_sets(g, samples, seconds)
         for k in range(samples):
-            t = g + (k + i / len(gaps)) * step  # the gaps' bursts interleaved, not coinciding
+            t = g + (k + (i + offset) / len(gaps)) * step  # the gaps' bursts interleaved, not coinciding
             plan.append(IdleBurst(t - g, sets + k % m, None))
             plan.append(IdleBurst(t, sets + k % m, g))
         sets += m
@@ -757,16 +765,42 @@ def shift_estimate(x: Sequence[float], base: Sequence[float]) -> float:
     return float(np.median(np.subtract.outer(np.asarray(x, dtype=float), np.asarray(base, dtype=float))))
 
 
+class IdleCosts(NamedTuple):
+    """What :func:`idle_connection_cost` measured, each two ways (by ``"cpu"``, the server
+    thread's CPU per burst, and ``"latency"``, its last send to first reply)."""
+
+    knots: dict[str, list[tuple[float, float]]]  # bursts on every connection: RedisIndex idle_knots
+    lone: dict[str, list[tuple[float, float]]]  # one GET alone: RedisIndex lone_idle_knots
+    # what a cold burst's turn costs per command beyond its first (bursts on every connection
+    # against lone GETs, both at the shortest gap): RedisIndex cold_per_command_s plus the
+    # model's warm per-command charges (:func:`cold_per_command`)
+    further: dict[str, float]
+
+    def mean(self, other: IdleCosts) -> IdleCosts:
+        """Two measurements (the same gaps) averaged: knots point by point, either alone
+        where the other lacks it."""
+        ways = self.knots.keys() | other.knots.keys()
+        return IdleCosts({by: mean_knots(self.knots.get(by, []), other.knots.get(by, [])) for by in ways},
+                         {by: mean_knots(self.lone.get(by, []), other.lone.get(by, [])) for by in ways},
+                         {by: float(np.mean([x for x in (self.further.get(by), other.further.get(by)) if x is not None]))
+                          for by in self.further.keys() | other.further.keys()})
+
+
+NO_IDLE_COSTS = IdleCosts({}, {}, {})
+
+
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
                          rng: np.random.Generator, samples: int, seconds: float,
-                         probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> dict[str, list[tuple[float, float]]]:
+                         probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> IdleCosts:
     """What a command on a connection idle for each of ``gaps_s`` costs the server beyond one
     on a connection idle for the shortest: ``[(gap, seconds per command)]`` for
-    ``RedisIndex(idle_knots=...)``, measured two ways (``{"cpu": ..., "latency": ...}``);
-    {} where the server's thread cannot be read here.
+    ``RedisIndex(idle_knots=...)``, measured two ways; the same for one command alone
+    (``lone_idle_knots``); and a cold turn's cost per command beyond its first. Empty where
+    the server's thread cannot be read here.
 
     Bursts of one GET (a filler key) on each of ``connections`` connections, ``samples``
-    after each gap (:func:`idle_burst_plan`, over about ``seconds``), while a GET on another
+    after each gap (:func:`idle_burst_plan`, over about ``seconds``), and between them as
+    many of one GET on one connection (a second plan over the same time), while a GET on another
     connection every ``probe_every_s`` keeps the server and the CPU as busy as the replay's
     probes do (so the gap idles the connections, not the machine); the server thread's CPU
     over each burst (``/proc``: on one CPU it runs the burst's turns while the client waits
@@ -776,25 +810,31 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     connection. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
-    30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass)."""
+    30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass). Why the lone GETs: on
+    this set-up a GET alone after 0.35 s idle cost no more than one after 10 ms, and a cold
+    burst's further commands cost the server more than the model's warm per-command charges
+    (docs/redis_validation.md, sixteenth and seventeenth passes)."""
     gaps = sorted(set(gaps_s))
     if len(gaps) < 2:
-        return {}
-    plan, sets = idle_burst_plan(gaps, samples, seconds)
+        return NO_IDLE_COSTS
+    wide, sets = idle_burst_plan(gaps, samples, seconds)
+    lone, lone_sets = idle_burst_plan(gaps, samples, seconds, offset=0.5) if connections > 1 else ([], 0)
     with ExitStack() as stack:
         probe = stack.enter_context(connect(host, port, db))
         pid = server_pid(probe)
         if pid is None:
-            return {}
-        conns = [[stack.enter_context(connect(host, port, db)) for _ in range(connections)] for _ in range(sets)]
+            return NO_IDLE_COSTS
+        conns = {(w, k): [stack.enter_context(connect(host, port, db)) for _ in range(w)]
+                 for w, n in ((connections, sets), (1, lone_sets)) for k in range(n)}
 
         def get() -> bytes:
             return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
 
-        cpu: dict[float, list[float]] = {g: [] for g in gaps}
-        lat: dict[float, list[float]] = {g: [] for g in gaps}
+        got: dict[tuple[str, int], dict[float, list[float]]] = {(by, w): {g: [] for g in gaps}
+                                                                for by in ("cpu", "latency") for w in (connections, 1)}
+        bursts = sorted([(b, connections) for b in wide] + [(b, 1) for b in lone], key=lambda bw: bw[0].at_s)
         t0 = time.perf_counter() + probe_every_s
-        for burst in plan:
+        for burst, w in bursts:
             end = t0 + burst.at_s
             while (left := end - time.perf_counter()) > probe_gap_s:
                 probe.send(get())
@@ -802,13 +842,32 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
                 time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
             while time.perf_counter() < end:
                 pass  # to the burst's time, awake (as the replay's client before an arrival)
-            first, server = time_burst(conns[burst.conns], [get() for _ in conns[burst.conns]], pid)
+            cs = conns[w, burst.conns]
+            first, server = time_burst(cs, [get() for _ in cs], pid)
             if server is None:
-                return {}
+                return NO_IDLE_COSTS
             if burst.gap_s is not None:
-                cpu[burst.gap_s].append(server)
-                lat[burst.gap_s].append(first)
-    return {"cpu": idle_knots(cpu, connections), "latency": idle_knots(lat, connections)}
+                got["cpu", w][burst.gap_s].append(server)
+                got["latency", w][burst.gap_s].append(first)
+    ways = ("cpu", "latency")
+    knots = {by: idle_knots(got[by, connections], connections) for by in ways}
+    if not lone:
+        return IdleCosts(knots, knots, {})
+    return IdleCosts(knots, {by: idle_knots(got[by, 1], 1) for by in ways},
+                     {by: shift_estimate(got[by, connections][gaps[0]], got[by, 1][gaps[0]]) / (connections - 1)
+                      for by in ways})
+
+
+def cold_per_command(further_s: float | None, params: dict[str, Any]) -> float | None:
+    """``RedisIndex(cold_per_command_s=...)``: what a cold turn's further command cost as
+    measured (:attr:`IdleCosts.further`: a GET of a filler key) beyond what the model charges
+    a warm turn's further GET at ``params`` (its event loop less the turn's own part, and its
+    command at the keys held); None where not measured."""
+    if further_s is None:
+        return None
+    ix = RedisIndex(**{**model_params(params), "connections": 1})
+    op = ix.plan_get(0)
+    return further_s - (ix.io(op) - ix.turn_s + op.server_s)  # (the command at the keys held: its calibrated time)
 
 
 def time_burst(conns: Sequence[RespClient], payloads: Sequence[bytes], pid: int | None) -> tuple[float, float | None]:
@@ -842,6 +901,10 @@ def mean_knots(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]
     if not a or not b:
         return list(a or b)
     return [(g, (x + y) / 2) for (g, x), (_, y) in zip(a, b, strict=True)]
+
+
+def _knots_json(knots: Sequence[tuple[float, float]]) -> list[list[float]]:
+    return [list(x) for x in knots]
 
 
 def _us(x: float | None) -> str:
@@ -1217,7 +1280,7 @@ class Capture(NamedTuple):
     pfactors: dict[str, float]
     slopes: tuple[float, float]
     cron_s: float
-    idle: list[tuple[float, float]]
+    idle: IdleCosts | list[tuple[float, float]]  # (a list: captured before the lone GETs were measured)
     replay: int = 0  # which of the speed-up's replays (experiment.replays)
 
 
@@ -1261,12 +1324,13 @@ def pool(speedup: float, parts: Sequence[SpeedupResult]) -> SpeedupResult:
 
 def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: float, count: int,
                 rep: Replayed, base: dict[str, Any], server: dict[str, Any], pfactors: dict[str, float],
-                slopes: tuple[float, float], cron_s: float, idle: Sequence[tuple[float, float]] = (),
+                slopes: tuple[float, float], cron_s: float, idle: IdleCosts | Sequence[tuple[float, float]] = (),
                 overrides: dict[str, Any] | None = None, replay: int = 0) -> SpeedupResult:
     """One speed-up: the client and network fitted on its replay (``base``: the server at the
     probes' command factors ``pfactors``), the model simulated ``s.sim_runs`` times with the
     server at the stream's factors and, where measured, a burst's warm turns at their cost on
-    the server's counters, and ``idle`` (``RedisIndex`` idle_knots: :func:`idle_connection_cost`);
+    the server's counters, and ``idle`` (:func:`idle_connection_cost`, by ``s.idle_by``: idle_knots,
+    lone_idle_knots and cold_per_command_s; knots alone from a capture made before those);
     compared cell by cell and command by command, and logged. ``lookup``: the planner's
     lookup rule; ``overrides``: model parameters set over the fitted ones (:func:`refit`);
     ``replay``: which of the speed-up's replays (for the log)."""
@@ -1275,7 +1339,16 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     fit, dists = fit_client(real, base, slopes)
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
-    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None, "idle_knots": list(idle), **fixed}
+    params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
+    if isinstance(idle, IdleCosts):
+        by = s.idle_by
+        params |= {"idle_knots": idle.knots.get(by, []), "lone_idle_knots": idle.lone.get(by) or None}
+        cold = cold_per_command(idle.further.get(by), params)
+        if cold is not None:
+            params["cold_per_command_s"] = cold
+    else:
+        params["idle_knots"] = list(idle)
+    params |= fixed
     # the stream planned again with this replay's command times (same commands)
     stream_sp = plan_stream(trace, RedisIndex(tcp_rtt_s=0.0, lookup=lookup, **server_sp), count)
     costs = [client_costs(stream_sp, real, s.client, np.random.default_rng(k)) for k in range(s.sim_runs)]
@@ -1324,7 +1397,8 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              "request's arrival (a lookup's first command) %s, from the reply before %s", x,
              ", ".join(f"{op} {_us(v)}" for op, v in paired.items()), _us(by_start.get("arrival")),
              _us(by_start.get("reply")))
-    entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "paired_late_s": paired,
+    entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "cold_per_command_s": params.get("cold_per_command_s"),
+             "paired_late_s": paired,
              "median_gap": {op: gap._asdict() for op, gap in gaps.items()},
              "paired_late_by_start_s": by_start, "turn_profile": profile,
              "command_time_x": factors, "probe_command_time_x": pfactors, "event_loop_per_command": loop,
@@ -1398,25 +1472,23 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
             rng_idle = np.random.default_rng(seed + 1)
             half_samples, half_seconds = idle_halves(s.idle_samples, s.idle_seconds)
 
-            def measure_idle(when: str) -> dict[str, list[tuple[float, float]]]:
+            def measure_idle(when: str) -> IdleCosts:
                 with priority(s.nice, s.pinned_cpu(), s.rt_priority):
-                    both = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
-                                                half_samples, half_seconds)
-                for by, got in both.items():
+                    got = idle_connection_cost(host, port, db, s.connections, s.idle_gaps_s, preload, rng_idle,
+                                               half_samples, half_seconds)
+                for by, knots in got.knots.items():
+                    lone = got.lone.get(by, [])
                     log.info("redis_validation: %s the replays, a command on a connection idle %s costs the server "
-                             "%s more than after %g s (%s%s)", when, ", ".join(f"{g:g} s" for g, _ in got[1:]),
-                             ", ".join(_us(x) for _, x in got[1:]), got[0][0],
+                             "%s more than after %g s, alone in its turn %s; a cold turn's further command %s (%s%s)",
+                             when, ", ".join(f"{g:g} s" for g, _ in knots[1:]), ", ".join(_us(x) for _, x in knots[1:]),
+                             knots[0][0], ", ".join(_us(x) for _, x in lone[1:]) or "n/a", _us(got.further.get(by)),
                              "its thread's CPU" if by == "cpu" else "the burst's first reply", ", used" if by == s.idle_by else "")
-                return both
+                return got
 
-            both_before = measure_idle("before")
+            idle_before = measure_idle("before")
             replays = replay_speedups(host, port, db, s, stream, srv.sim_stream, counts, probes)
-            both_after = measure_idle("after")
-            idle_before, idle_after = both_before.get(s.idle_by, []), both_after.get(s.idle_by, [])
-            idle = mean_knots(idle_before, idle_after)
-            # the other way of measuring it, for the record (not used by the model)
-            other = {by: mean_knots(both_before.get(by, []), both_after.get(by, []))
-                     for by in both_before.keys() | both_after.keys() if by != s.idle_by}
+            idle_after = measure_idle("after")
+            idle = idle_before.mean(idle_after)
             # the probes' commands at their own factor: their round trips less that are the
             # network and the event loop (each replay's own)
             runs = [(sp, k, r) for sp, rs in replays.items() for k, r in enumerate(rs)]
@@ -1456,9 +1528,13 @@ def run_redis_validation(trace: Trace, arr: Arrivals, planner: RedisIndex, s: Re
         "calibration": srv.cal.summary(), "client_by_speedup": {f"{sp:g}": r.fit for sp, r in results.items()},
         "replays": s.replays,
         "settings": asdict(s), "probe_round_trip_per_key_s": slopes[0], "probe_round_trip_per_value_s": slopes[1],
-        "idle_connection_s": [list(x) for x in idle], "idle_connection_before_s": [list(x) for x in idle_before],
-        "idle_connection_after_s": [list(x) for x in idle_after], "idle_connection_by": s.idle_by,
-        **{f"idle_connection_{by}_s": [list(x) for x in k] for by, k in other.items()}})
+        "idle_connection_s": _knots_json(idle.knots.get(s.idle_by, [])), "idle_connection_by": s.idle_by,
+        "idle_connection_before_s": _knots_json(idle_before.knots.get(s.idle_by, [])),
+        "idle_connection_after_s": _knots_json(idle_after.knots.get(s.idle_by, [])),
+        # every way measured, the one used and the other (for the record)
+        **{f"idle_connection_{by}_s": _knots_json(k) for by, k in idle.knots.items()},
+        **{f"lone_idle_connection_{by}_s": _knots_json(k) for by, k in idle.lone.items()},
+        **{f"cold_turn_further_command_{by}_s": x for by, x in idle.further.items()}})
     summary = {
         "mode": "redis_validation",
         "trace": trace.name,

@@ -55,7 +55,9 @@ class RedisValidationSettings:
     # thread's CPU per burst (idle_samples per gap, staggered over idle_seconds; half before
     # the replays and half after, the term their mean); fewer than two gaps: no such term
     # (each half the longest gap, then half of idle_seconds: 12 s as set; 18 s with the 12 s
-    # used up to the fifteenth pass, docs/redis_validation.md)
+    # used up to the fifteenth pass, docs/redis_validation.md); between them as many lone GETs
+    # on connections of their own (RedisIndex lone_idle_knots, and against the bursts at the
+    # first gap cold_per_command_s)
     idle_gaps_s: list[PosFloat] = field(default_factory=lambda: [0.03, 0.3, 3.0])
     # the term from the server thread's CPU per burst (cpu) or from the time between a
     # burst's last send and its first reply (latency); both are measured and logged, the
@@ -126,9 +128,11 @@ def check_config(cfg: DictConfig) -> None:
         n = int(exp.get("idle_samples", d.idle_samples))
         secs, conns = float(exp.get("idle_seconds", d.idle_seconds)), int(exp.get("connections", d.connections))
         half_n, half_s = idle_halves(n, secs)  # (a half's sets are open at once; the other's later)
-        total = sum(idle_sets(g, half_n, half_s) for g in gaps) * conns
+        # bursts on every connection, and lone GETs on sets of one (with more than one connection)
+        total = sum(idle_sets(g, half_n, half_s) for g in gaps) * (conns + (conns > 1))
         if total > IDLE_CONNECTIONS_MAX:
             raise ConfigError(f"experiment.idle_gaps_s: {n} samples of a {gaps[-1]:g} s gap in {secs:g} s "
                               f"(experiment.idle_samples, experiment.idle_seconds) need {idle_sets(gaps[-1], half_n, half_s)} sets "
-                              f"of {conns} connections, {total} in all over the gaps; at most {IDLE_CONNECTIONS_MAX}: "
+                              f"of {conns} connections (and one for the lone GETs), {total} in all over the gaps; "
+                              f"at most {IDLE_CONNECTIONS_MAX}: "
                               "fewer samples, more seconds or shorter gaps")

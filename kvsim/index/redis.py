@@ -69,7 +69,11 @@ connection was idle, seconds) points: what the server spends beyond a warm comma
 command that arrives on a connection idle that long (its socket and client state gone cold
 in the caches), linear in log10 of the idle time between points, 0 before the first, the
 last's beyond it (with ``shared_cpu``; the validation measures it: a burst of GETs on every
-connection after idle gaps of 30 ms to 3 s, the server thread's CPU per burst).
+connection after idle gaps of 30 ms to 3 s, the server thread's CPU per burst);
+``lone_idle_knots`` the same for a command alone in its turn (measured with bursts of one
+GET; ``idle_knots`` where not given). ``cold_per_command_s``: what each command of the first
+turn after the CPU idled costs beyond its first and the warm per-command charges (measured:
+bursts of GETs on every connection against lone GETs, both after a sleep; 0 by default).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -206,6 +210,8 @@ class RedisIndex(IndexModel):
         mset_warm_knots: Knots = (),
         io_extra_knots: Knots = (),
         idle_knots: Knots = (),
+        lone_idle_knots: Knots | None = None,
+        cold_per_command_s: float = 0.0,
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -255,12 +261,19 @@ class RedisIndex(IndexModel):
         # (shared_cpu) a warm turn's cost beyond a lone warm turn's, measured inside bursts;
         # may be negative: the model's per-command charges above the server's own CPU
         self.turn_extra_s = turn_extra_s
-        if any(b[0] <= a[0] for a, b in zip(idle_knots, idle_knots[1:], strict=False)) or any(
-                i <= 0 or t < 0 for i, t in idle_knots):
-            raise ValueError(f"redis.idle_knots: (seconds > 0, seconds >= 0) points with increasing idle times, "
-                             f"got {list(idle_knots)}")
+        for name, kn in (("idle_knots", idle_knots), ("lone_idle_knots", lone_idle_knots or ())):
+            if any(b[0] <= a[0] for a, b in zip(kn, kn[1:], strict=False)) or any(i <= 0 or t < 0 for i, t in kn):
+                raise ValueError(f"redis.{name}: (seconds > 0, seconds >= 0) points with increasing idle times, "
+                                 f"got {list(kn)}")
         # in log10 of the idle time: the measured points are decades apart (30 ms, 0.3 s, 3 s)
         self.idle_log_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
+        # a command alone in its turn: measured apart, it pays little or none of it
+        # (docs/redis_validation.md, seventeenth pass)
+        self.lone_idle_log_knots: Knots = (self.idle_log_knots if lone_idle_knots is None
+                                           else tuple((math.log10(i), t) for i, t in lone_idle_knots))
+        # (shared_cpu) each command of a cold turn beyond its first: its connection's and
+        # client's state is as cold as the first's, which the cold round trip covers
+        self.cold_per_command_s = cold_per_command_s
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
@@ -341,11 +354,13 @@ class RedisIndex(IndexModel):
         self.wakes = True
         self._client_costs = True
 
-    def idle_extra(self, idle_s: float) -> float:
-        """The server's extra time for a command on a connection idle ``idle_s`` (``idle_knots``)."""
-        if not self.idle_log_knots or idle_s <= 0:
+    def idle_extra(self, idle_s: float, alone: bool = False) -> float:
+        """The server's extra time for a command on a connection idle ``idle_s``
+        (``idle_knots``; ``lone_idle_knots`` for a command ``alone`` in its turn)."""
+        knots = self.lone_idle_log_knots if alone else self.idle_log_knots
+        if not knots or idle_s <= 0:
             return 0.0
-        return extra_time(self.idle_log_knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
+        return extra_time(knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
 
     def cold_level(self, late: float) -> float | None:
         """(shared_cpu) The quantile level (in (0, 1)) of the cold round trip of the first server turn

@@ -35,7 +35,10 @@ see a server whose caches hold its own work, a burst's turns come between the cl
 Python work on the same CPU, which evicts them. And per command on a connection that was
 idle before it, ``idle_extra`` of that idle time (a connection unused for a second costs
 the server several microseconds more on its next command than one used a moment ago; 0 by
-default), charged to the event loop.
+default), charged to the event loop; for a command alone in its turn, the lone commands'
+measurement of it. And on the first turn after the CPU idled, ``cold_per_command_s`` for
+each command beyond the first (the cold round trip is a lone command's: a cold turn's
+further commands find their connections' state as cold as its first's; 0 by default).
 
 One SimPy process per index (the CPU), started by the first call; the calls' processes wait
 on one event each.
@@ -92,7 +95,7 @@ class OneCpuLoops:
         self.queue: list[deque[_Unit]] = [deque() for _ in range(n)]
         self.next_conn = 0
         self.last_send = [-math.inf] * n  # when each connection last sent a command
-        self.idle_cost = [0.0] * n  # the server's extra for the command in flight on it (idle_knots)
+        self.idle_s = [0.0] * n  # how long it was idle before the command in flight on it (idle_knots)
         self.due: deque[_Unit] = deque()  # units ready by the clock, not yet admitted
         self.followers: list[_Unit] = []  # units made ready by a reply, admitted in its turn
         self.inbox: list[int] = []  # connections whose command reached the server, in order
@@ -126,8 +129,7 @@ class OneCpuLoops:
         u = self.cur[c]
         assert u is not None
         t = self._book(t, u.costs[u.pos][1])
-        if self.ix.idle_log_knots:
-            self.idle_cost[c] = self.ix.idle_extra(t - self.last_send[c])
+        self.idle_s[c] = t - self.last_send[c]
         self.last_send[c] = t
         self.inbox.append(c)
         return t
@@ -191,24 +193,27 @@ class OneCpuLoops:
         ix = self.ix
         svc: Callable[[], float] = ix.service_draw
         scale = ix.key_scale()
+        n = len(self.inbox)
+        # the turn's own part of the event loop (epoll_wait, beforeSleep) once, the rest of
+        # io_s per command (io_s is measured with one command per turn)
+        loop = ix.turn_s * (1 - n)
         if self.cold:
             level, self.cold_level = self.cold_level, None
             cost = ix.rtt_cold_draw() if level is None else ix.rtt_cold_draw.at(level)
+            loop += ix.cold_per_command_s * (n - 1)
             self.cold_turns += 1
             self.cold = False
         else:
             cost = ix.rtt_draw() + ix.turn_extra_s
-        # the turn's own part of the event loop (epoll_wait, beforeSleep) once, the rest of
-        # io_s per command (io_s is measured with one command per turn)
-        n = len(self.inbox)
-        loop = ix.turn_s * (1 - n)
         cost += loop
+        idle = ix.idle_extra if ix.idle_log_knots or ix.lone_idle_log_knots else None
         for c in self.inbox:
             u = self.cur[c]
             assert u is not None
             op = u.ops[u.pos]
-            io = ix.io(op) + self.idle_cost[c]  # (the idle extra is the event loop's too: it is not the command's)
-            self.idle_cost[c] = 0.0
+            io = ix.io(op)
+            if idle is not None:  # (the idle extra is the event loop's too: it is not the command's)
+                io += idle(self.idle_s[c], n == 1)
             loop += io
             cost += io + op.server_s * scale * svc()
         self.loop_s += loop
