@@ -25,10 +25,12 @@ import simpy
 from kvsim.app import build_trace, run
 from kvsim.bench.redis_validation import (
     CSV_COLUMNS,
+    IdleCosts,
     RedisValidationSettings,
     SpeedupResult,
     burst_factors,
     burst_turn_extra,
+    cold_per_command,
     command,
     compare,
     connect,
@@ -387,6 +389,38 @@ def test_a_command_on_an_idle_connection_pays_its_extra() -> None:
         loops(1, [(1.0, 1e-6), (0.1, 2e-6)])
 
 
+def test_a_command_alone_in_its_turn_pays_the_lone_idle_extra() -> None:
+    """``lone_idle_knots`` (10 ms: 0, 1 s: 2 us) beside ``idle_knots`` (8 us at 1 s) on the
+    case above: on one connection each GET is alone in its turn and pays the lone term (first
+    use 37 + 2 us, 0.1 s later 37 + 1); on two, A and B share a turn and pay ``idle_knots`` as
+    before (61, 71, 103 us); a bad lone curve is refused."""
+    def loops(connections: int, lone: list[tuple[float, float]] | None) -> RedisIndex:
+        return model(connections=connections, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
+                     turn_s=4e-6, idle_knots=[(0.01, 0.0), (1.0, 8e-6)], lone_idle_knots=lone, lookup="all")
+
+    lone = [(0.01, 0.0), (1.0, 2e-6)]
+    assert calls(loops(1, lone), [0.0, 0.1]).latency_s == pytest.approx([39e-6, 38e-6], abs=1e-10)
+    assert calls(loops(2, lone), [0.0] * 3).latency_s == pytest.approx([61e-6, 71e-6, 103e-6])
+    assert calls(loops(1, []), [0.0, 0.1]).latency_s == pytest.approx([37e-6, 37e-6])  # measured as nothing
+    with pytest.raises(ValueError, match="lone_idle_knots"):
+        loops(1, [(1.0, -1e-6)])
+
+
+def test_a_cold_turns_further_commands_pay_their_extra() -> None:
+    """``cold_per_command_s`` 3 us on the turn_s case above: A and B's turn is the first after
+    the CPU idled, its second command pays 3 us (33 us, 10-43): A's reply 43-48, C sent 48-53,
+    B's reply 53-58; C's turn is warm (27 us, 58-85), its reply 85-90. The extra is the
+    event loop's (14 + 3 us charged). A lone cold GET pays nothing of it (37 us)."""
+    def loops(connections: int) -> RedisIndex:
+        return model(connections=connections, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
+                     turn_s=4e-6, cold_per_command_s=3e-6, lookup="all")
+
+    ix = loops(2)
+    assert calls(ix, [0.0] * 3).latency_s == pytest.approx([48e-6, 58e-6, 90e-6])
+    assert ix.loop_charges() == pytest.approx((17e-6, 3, 2, 1))
+    assert calls(loops(1), [0.0]).latency_s == pytest.approx([37e-6])
+
+
 def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
     """Gaps 0.1 s and 1 s, 4 samples each over 2 s (one every 0.5 s): the 0.1 s samples at
     0.1, 0.6, 1.1, 1.6 s on one set (each preceded by its set's burst 0.1 s before); the 1 s
@@ -425,6 +459,29 @@ def test_the_idle_term_is_the_mean_of_the_measurements_around_the_replays() -> N
     got = mean_knots(before, after)
     assert [g for g, _ in got] == [0.03, 0.3, 3.0] and [x for _, x in got] == pytest.approx([0.0, 3e-6, 4.5e-6])
     assert mean_knots(before, []) == before and mean_knots([], after) == after and mean_knots([], []) == []
+
+
+def test_the_idle_costs_before_and_after_are_averaged() -> None:
+    """Both ways of measuring averaged point by point, lone knots too; a cold burst's further
+    command the mean of the halves that measured it (one alone where the other did not)."""
+    a = IdleCosts({"cpu": [(0.03, 0.0), (0.3, 2e-6)]}, {"cpu": [(0.03, 0.0), (0.3, 4e-6)]}, {"cpu": 10e-6, "latency": 12e-6})
+    b = IdleCosts({"cpu": [(0.03, 0.0), (0.3, 4e-6)]}, {"cpu": [(0.03, 0.0), (0.3, 6e-6)]}, {"cpu": 14e-6})
+    got = a.mean(b)
+    assert [g for g, _ in got.knots["cpu"]] == [g for g, _ in got.lone["cpu"]] == [0.03, 0.3]
+    assert [x for _, x in got.knots["cpu"]] == pytest.approx([0.0, 3e-6]) and [x for _, x in got.lone["cpu"]] == pytest.approx([0.0, 5e-6])
+    assert got.further == pytest.approx({"cpu": 12e-6, "latency": 12e-6})
+
+
+def test_a_cold_turns_further_command_less_the_warm_charges() -> None:
+    """A cold burst's further GET measured at 10 us; the model charges a warm turn's further
+    GET its event loop less the turn's part, 6 + 0.5 (a key) + 0.25 (a value) - 4 us, and the
+    command, 1 us: 3.75 us, so the term is 6.25 us. Not measured: None."""
+    params = dict(tcp_rtt_s=20e-6, get_s=1e-6, mget_base_s=1e-6, mget_per_key_s=0.1e-6, mset_base_s=1e-6,
+                  mset_per_key_s=0.1e-6, del_base_s=1e-6, del_per_key_s=0.1e-6, io_s=6e-6, turn_s=4e-6,
+                  io_per_key_s=0.5e-6, io_per_value_s=0.25e-6, keys_held=1e5, scale_1k_keys=0.8, shared_cpu=True,
+                  client_send_p99_x=2.0)
+    assert cold_per_command(10e-6, params) == pytest.approx(6.25e-6)
+    assert cold_per_command(None, params) is None
 
 
 def test_the_idle_shift_is_the_median_of_pairwise_differences() -> None:
@@ -904,6 +961,7 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
         assert -50e-6 < fit[f"cold_turn_further_command_{by}_s"] < 1e-3
     for f in fit["client_by_speedup"].values():
         assert f["cold_per_command_s"] < fit["cold_turn_further_command_cpu_s"]  # less the warm charges
+        assert f["lone_idle_knots"] is None  # (experiment.lone_idle: off by default)
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
@@ -948,12 +1006,14 @@ def test_replays_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignor
                        "experiment.replays=2", "experiment.preload_keys=2000", "experiment.calibrate_requests=200",
                        "experiment.large_sizes=[]", "experiment.sim_runs=2", "experiment.idle_gaps_s=[0.01,0.05]",
                        "experiment.idle_samples=6", "experiment.idle_seconds=0.3", "experiment.idle_by=latency",
-                       "figures=false"])
+                       "experiment.lone_idle=true", "figures=false"])
     summary = run(cfg, tmp_path)
     assert summary["replays"] == 2
     # the idle term from the bursts' first replies, the server thread's CPU recorded beside it
     whole = json.loads((tmp_path / "redis_validation_fit.json").read_text())
     assert whole["idle_connection_by"] == "latency" and whole["idle_connection_latency_s"] == whole["idle_connection_s"]
+    # experiment.lone_idle: the lone GETs' own measurement (the same way) for a command alone in its turn
+    assert all(f["lone_idle_knots"] == whole["lone_idle_connection_latency_s"] for f in whole["client_by_speedup"].values())
     assert [g for g, _ in whole["idle_connection_s"]] == [g for g, _ in whole["idle_connection_cpu_s"]] == [0.01, 0.05]
     planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
     lat = pd.read_parquet(tmp_path / "redis_validation_latency.parquet")

@@ -1342,7 +1342,7 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
     if isinstance(idle, IdleCosts):
         by = s.idle_by
-        params |= {"idle_knots": idle.knots.get(by, []), "lone_idle_knots": idle.lone.get(by) or None}
+        params |= {"idle_knots": idle.knots.get(by, []), "lone_idle_knots": (idle.lone.get(by) or None) if s.lone_idle else None}
         cold = cold_per_command(idle.further.get(by), params)
         if cold is not None:
             params["cold_per_command_s"] = cold
@@ -1398,6 +1398,7 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              ", ".join(f"{op} {_us(v)}" for op, v in paired.items()), _us(by_start.get("arrival")),
              _us(by_start.get("reply")))
     entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "cold_per_command_s": params.get("cold_per_command_s"),
+             "lone_idle_knots": params.get("lone_idle_knots"),
              "paired_late_s": paired,
              "median_gap": {op: gap._asdict() for op, gap in gaps.items()},
              "paired_late_by_start_s": by_start, "turn_profile": profile,

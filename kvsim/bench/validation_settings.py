@@ -63,6 +63,11 @@ class RedisValidationSettings:
     # burst's last send and its first reply (latency); both are measured and logged, the
     # other kept in the fit json (docs/redis_validation.md, sixteenth pass: why cpu)
     idle_by: Annotated[str, OneOf("cpu", "latency")] = "cpu"
+    # a command alone in its turn at the lone GETs' own idle cost (RedisIndex lone_idle_knots)
+    # instead of a burst's per command; measured and kept in the fit json either way. Off by
+    # default: one GET's shift is noisy (0 to 30 us at 3 s across runs) and it moved nothing
+    # but the held-out agentic inserts, both ways (docs/redis_validation.md, seventeenth pass)
+    lone_idle: bool = False
     idle_samples: PosInt = 32
     idle_seconds: PosFloat = 6.0
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by
