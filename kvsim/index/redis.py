@@ -267,12 +267,12 @@ class RedisIndex(IndexModel):
                                  f"got {list(kn)}")
         # in log10 of the idle time: the measured points are decades apart (30 ms, 0.3 s, 3 s)
         self.idle_log_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
-        # a command alone in its turn: measured apart, it pays little or none of it
-        # (docs/redis_validation.md, seventeenth pass)
+        # a command alone in its turn: what it pays is measured apart (bursts of one GET), as
+        # it need not be a burst's share (docs/redis_validation.md, seventeenth pass)
         self.lone_idle_log_knots: Knots = (self.idle_log_knots if lone_idle_knots is None
                                            else tuple((math.log10(i), t) for i, t in lone_idle_knots))
         # (shared_cpu) each command of a cold turn beyond its first: its connection's and
-        # client's state is as cold as the first's, which the cold round trip covers
+        # client's state is as cold as the first's, whose cost the cold round trip holds
         self.cold_per_command_s = cold_per_command_s
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
