@@ -810,10 +810,10 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
     connection. Why: a burst's first commands arrive on
     connections idle since the last burst (30 ms at x100, 3 s at x1 on the conversation
     trace), and on this set-up the server spent 32, 49 and 55 us on a burst of 4 GETs after
-    30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass). Why the lone GETs: on
-    this set-up a GET alone after 0.35 s idle cost no more than one after 10 ms, and a cold
-    burst's further commands cost the server more than the model's warm per-command charges
-    (docs/redis_validation.md, sixteenth and seventeenth passes)."""
+    30 ms, 0.3 s and 3 s (docs/redis_validation.md, seventh pass). Why the lone GETs: a
+    command alone in its turn need not pay a burst's share of its connection's idleness (here
+    it paid as much or more), and a cold burst's further commands cost the server 10-15 us
+    where the model charged a warm turn's (docs/redis_validation.md, seventeenth pass)."""
     gaps = sorted(set(gaps_s))
     if len(gaps) < 2:
         return NO_IDLE_COSTS
