@@ -17,8 +17,12 @@ cold probe). Two measurements:
    turn ``io_s - turn_s`` and its command time, measured warm and back to back.
 2. **The round trips after a cold one** (``--chains`` chains): 8 GETs back to back after the
    sleep; each one's round trip less its send and receive, p50 by place.
+3. **Cold turns by the kinds of their commands** (``--rounds`` rounds): a lone GET, MGET of 8
+   filler keys and MSET of 8 new keys, and turns of a GET after a GET, a GET after an MGET,
+   and an MGET, an MSET and two GETs, on connections used every round: whether a further
+   command's cold cost depends on what shares its turn (the replay's ticks mix the three).
 
-Prints two tables; exits 2 where redis-server is missing.
+Prints three tables; exits 2 where redis-server is missing.
 """
 
 from __future__ import annotations
@@ -88,6 +92,47 @@ def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, len
     return out
 
 
+def mixed_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per kind of turn, one row per sample: (first reply us, server CPU us)."""
+    n = 0
+
+    def fk() -> bytes:
+        return rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS)))
+
+    def get() -> bytes:
+        return rv.encode("GET", fk())
+
+    def mget() -> bytes:
+        return rv.encode("MGET", *[fk() for _ in range(8)])
+
+    def mset() -> bytes:
+        nonlocal n
+        n += 1
+        return rv.encode("MSET", *[x for j in range(8) for x in (rv.key(10**9 + 8 * n + j), rv.value(j))])
+
+    kinds = {"get": lambda: [get()], "mget": lambda: [mget()], "mset": lambda: [mset()],
+             "get+get": lambda: [get(), get()], "mget+get": lambda: [mget(), get()],
+             "mget+mset+2get": lambda: [mget(), mset(), get(), get()]}
+    out: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    with ExitStack() as st:
+        conns = [st.enter_context(rv.connect(host, port, db)) for _ in range(4)]
+        pid = rv.server_pid(conns[0])
+        for _ in range(rounds):
+            for k, make in kinds.items():
+                payloads = make()
+                time.sleep(0.01)
+                first, server = rv.time_burst(conns[:len(payloads)], payloads, pid)
+                out[k].append((first * 1e6, server * 1e6 if server is not None else float("nan")))
+    return {k: np.array(v[8:]) for k, v in out.items()}
+
+
+def shifts(turns: dict[str, np.ndarray], x: str, base: str) -> tuple[float, float]:
+    """(first reply, server CPU) shift of kind ``x`` above ``base`` (Hodges-Lehmann), us."""
+    a, b = turns[x], turns[base]
+    lat, cpu = (rv.shift_estimate(a[:, i].tolist(), b[:, i].tolist()) for i in (0, 1))
+    return lat, cpu
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=200)
@@ -104,6 +149,7 @@ def main() -> int:
         with rv.priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
             turns = cold_turns(host, port, db, args.rounds, rng)
             chains = warm_chains(host, port, args.chains, rng)
+            mixed = mixed_turns(host, port, db, args.rounds, rng)
     print(f"scheduling: {sched}; {args.rounds} rounds, {args.chains} chains")
     print("cold turns (after a 10 ms sleep): first reply / server CPU, p50, us")
     for k, a in turns.items():
@@ -111,11 +157,16 @@ def main() -> int:
     for name, x, base in (("4 GETs (45 ms idle) less a lone GET", "hot4", "lone"),
                           ("4 GETs on connections idle 0.35 s less 45 ms", "idle4", "hot4"),
                           ("1 GET on a connection idle 0.35 s less a lone GET", "idle1", "lone")):
-        a, b = turns[x], turns[base]
-        lat, cpu = (rv.shift_estimate(a[:, i].tolist(), b[:, i].tolist()) for i in (0, 1))
+        lat, cpu = shifts(turns, x, base)
         print(f"  {name}: {lat:+.1f} / {cpu:+.1f}")
     print("round trips after a 10 ms sleep, less send and receive, p50 by place, us")
     print("  " + " ".join(f"{v:6.1f}" for v in np.median(chains, axis=0)))
+    print("cold turns by their commands' kinds: first reply / server CPU, p50, us")
+    for k, a in mixed.items():
+        print(f"  {k:15s} {np.median(a[:, 0]):7.1f} / {np.nanmedian(a[:, 1]):7.1f}")
+    for x, base in (("get+get", "get"), ("mget+get", "mget"), ("mget+mset+2get", "mget")):
+        lat, cpu = shifts(mixed, x, base)
+        print(f"  {x} less {base}: {lat:+.1f} / {cpu:+.1f}")
     return 0
 
 
