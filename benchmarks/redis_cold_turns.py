@@ -43,6 +43,18 @@ from kvsim.calibrate.replay_client import Probe, open_socket, time_probe
 FILLER_KEYS = 200_000
 
 
+def get(rng: np.random.Generator) -> bytes:
+    return rv.encode("GET", rv.filler_key(rng, FILLER_KEYS))
+
+
+def cold_burst(conns: list[rv.RespClient], payloads: list[bytes], pid: int | None) -> tuple[float, float]:
+    """After a 10 ms sleep, ``payloads[i]`` on ``conns[i]`` (:func:`rv.time_burst`): (first
+    reply us, server CPU us; NaN where it cannot be read)."""
+    time.sleep(0.01)
+    first, server = rv.time_burst(conns, payloads, pid)
+    return first * 1e6, (server * 1e6 if server is not None else float("nan"))
+
+
 def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per kind, one row per sample: (first reply us, server CPU us)."""
     with ExitStack() as st:
@@ -55,13 +67,8 @@ def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Genera
         idle4 = [[conn() for _ in range(4)] for _ in range(8)]
         idle1 = [[conn()] for _ in range(8)]
 
-        def get() -> bytes:
-            return rv.encode("GET", rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS))))
-
         def burst(conns: list[rv.RespClient]) -> tuple[float, float]:
-            time.sleep(0.01)
-            first, server = rv.time_burst(conns, [get() for _ in conns], pid)
-            return first * 1e6, (server * 1e6 if server is not None else float("nan"))
+            return cold_burst(conns, [get(rng) for _ in conns], pid)
 
         out: dict[str, list[tuple[float, float]]] = {k: [] for k in ("lone", "hot4", "idle4", "idle1")}
         for n in range(rounds):
@@ -83,7 +90,7 @@ def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, len
         for n in range(chains):
             time.sleep(0.01)
             for k in range(length):
-                p = Probe("get", 1, rv.encode("GET", rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS)))))
+                p = Probe("get", 1, get(rng))
                 send, recv, rtt = time_probe(sock, sel, p)
                 out[n, k] = (rtt - send - recv) * 1e6
     finally:
@@ -96,23 +103,17 @@ def mixed_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Gener
     """Per kind of turn, one row per sample: (first reply us, server CPU us)."""
     n = 0
 
-    def fk() -> bytes:
-        return rv.key(rv.FILLER + int(rng.integers(0, FILLER_KEYS)))
-
-    def get() -> bytes:
-        return rv.encode("GET", fk())
-
     def mget() -> bytes:
-        return rv.encode("MGET", *[fk() for _ in range(8)])
+        return rv.encode("MGET", *[rv.filler_key(rng, FILLER_KEYS) for _ in range(8)])
 
     def mset() -> bytes:
         nonlocal n
         n += 1
         return rv.encode("MSET", *[x for j in range(8) for x in (rv.key(10**9 + 8 * n + j), rv.value(j))])
 
-    kinds = {"get": lambda: [get()], "mget": lambda: [mget()], "mset": lambda: [mset()],
-             "get+get": lambda: [get(), get()], "mget+get": lambda: [mget(), get()],
-             "mget+mset+2get": lambda: [mget(), mset(), get(), get()]}
+    kinds = {"get": lambda: [get(rng)], "mget": lambda: [mget()], "mset": lambda: [mset()],
+             "get+get": lambda: [get(rng), get(rng)], "mget+get": lambda: [mget(), get(rng)],
+             "mget+mset+2get": lambda: [mget(), mset(), get(rng), get(rng)]}
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     with ExitStack() as st:
         conns = [st.enter_context(rv.connect(host, port, db)) for _ in range(4)]
@@ -120,9 +121,7 @@ def mixed_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Gener
         for _ in range(rounds):
             for k, make in kinds.items():
                 payloads = make()
-                time.sleep(0.01)
-                first, server = rv.time_burst(conns[:len(payloads)], payloads, pid)
-                out[k].append((first * 1e6, server * 1e6 if server is not None else float("nan")))
+                out[k].append(cold_burst(conns[:len(payloads)], payloads, pid))
     return {k: np.array(v[8:]) for k, v in out.items()}
 
 

@@ -789,6 +789,11 @@ class IdleCosts(NamedTuple):
 NO_IDLE_COSTS = IdleCosts({}, {}, {})
 
 
+def filler_key(rng: np.random.Generator, filler: int) -> bytes:
+    """One of the ``filler`` keys loaded before the replays (:func:`load_filler`), at random."""
+    return key(FILLER + int(rng.integers(0, max(filler, 1))))
+
+
 def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s: Sequence[float], filler: int,
                          rng: np.random.Generator, samples: int, seconds: float,
                          probe_every_s: float = 0.01, probe_gap_s: float = 0.005) -> IdleCosts:
@@ -828,7 +833,7 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
                  for w, n in ((connections, sets), (1, lone_sets)) for k in range(n)}
 
         def get() -> bytes:
-            return encode("GET", key(FILLER + int(rng.integers(0, max(filler, 1)))))
+            return encode("GET", filler_key(rng, filler))
 
         got: dict[tuple[str, int], dict[float, list[float]]] = {(by, w): {g: [] for g in gaps}
                                                                 for by in ("cpu", "latency") for w in (connections, 1)}
