@@ -50,6 +50,7 @@ from kvsim.bench.redis_validation import (
     probe_factors,
     probe_lateness,
     probe_turn_cpu,
+    probe_work,
     redis_server,
     replay_name,
     scaled_server,
@@ -58,6 +59,7 @@ from kvsim.bench.redis_validation import (
     time_burst,
     turn_profile,
     turns_per_command,
+    work_knots,
 )
 from kvsim.bench.validation_settings import idle_halves, idle_sets
 from kvsim.calibrate.redis_bench import commandstats
@@ -419,6 +421,70 @@ def test_a_cold_turns_further_commands_pay_their_extra() -> None:
     assert calls(ix, [0.0] * 3).latency_s == pytest.approx([48e-6, 58e-6, 90e-6])
     assert ix.loop_charges() == pytest.approx((17e-6, 3, 2, 1))
     assert calls(loops(1), [0.0]).latency_s == pytest.approx([37e-6])
+
+
+def test_a_warm_turn_pays_for_the_clients_work_before_it() -> None:
+    """``work_knots`` on the turn_s case above: C's turn is warm and comes 15 us of client
+    work after the server's last turn ended (A's reply, C's send, B's reply: 40-55). At a
+    point of 15 us and -3 us, it costs 24 us (55-79), its reply 79-84; a decade between two
+    points (1.5 us: -3 us, 150 us: +5 us) gives +1 us (28: 55-83, reply 83-88); beyond the
+    last point (1 us: 0, 10 us: +4 us) its value (31: 55-86, reply 86-91). The cold turn
+    of A and B pays nothing (45, 55 us). The shift is the event loop's (14 - 3 us charged)."""
+    def loops(knots: list[tuple[float, float]]) -> RedisIndex:
+        return model(connections=2, shared_cpu=True, client_send_s=5e-6, client_recv_s=5e-6, io_s=6e-6,
+                     turn_s=4e-6, work_knots=knots, lookup="all")
+
+    ix = loops([(15e-6, -3e-6), (1.5e-3, 5e-6)])
+    assert calls(ix, [0.0] * 3).latency_s == pytest.approx([45e-6, 55e-6, 84e-6])
+    assert ix.loop_charges() == pytest.approx((11e-6, 3, 2, 1))
+    assert calls(loops([(1.5e-6, -3e-6), (150e-6, 5e-6)]), [0.0] * 3).latency_s[2] == pytest.approx(88e-6)
+    assert calls(loops([(1e-6, 0.0), (10e-6, 4e-6)]), [0.0] * 3).latency_s[2] == pytest.approx(91e-6)
+    assert calls(loops([]), [0.0] * 3).latency_s[2] == pytest.approx(87e-6)  # none: as before
+    # before the first point its value, and no work at all (the server's turn right after
+    # its last) is before every point
+    ix = loops([(10e-6, -2e-6), (1e-3, 6e-6)])
+    assert ix.work_shift(1e-6) == ix.work_shift(0.0) == pytest.approx(-2e-6)
+    assert ix.work_shift(100e-6) == pytest.approx(2e-6) and ix.work_shift(1.0) == pytest.approx(6e-6)
+    with pytest.raises(ValueError, match="work_knots"):
+        loops([(1e-3, 0.0), (1e-4, 1e-6)])
+    with pytest.raises(ValueError, match="work_knots"):
+        loops([(0.0, 0.0), (1e-4, 1e-6)])
+
+
+def test_a_warm_probes_work_is_its_cold_probes_receive_and_its_own_send() -> None:
+    """Pairs of a GET, an MGET and an MSET (cold then warm, receive 4 / 6 us, send 3 / 2 us):
+    the warm GET's and MGET's work is 4 + 2 us; the MSET's unknown (its pair reads and deletes
+    keys between them, untimed), and so is every cold probe's and a warm probe whose pair was
+    cut (its cold probe of another kind)."""
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    for kind, cold in (("get", True), ("get", False), ("range", True), ("range", False), ("insert", True),
+                       ("insert", False), ("get", True), ("range", False)):
+        res.probe_kind.append(kind)
+        res.probe_keys.append(1)
+        res.probe_send_s.append(3e-6 if cold else 2e-6)
+        res.probe_recv_s.append(4e-6 if cold else 6e-6)
+        res.probe_rtt_s.append(50e-6)
+        res.probe_cold.append(cold)
+    w = probe_work(res)
+    assert w[[1, 3]] == pytest.approx([6e-6, 6e-6]) and np.isnan(w[[0, 2, 4, 5, 6, 7]]).all()
+
+
+def test_the_work_knots_are_the_warm_probes_medians_by_work() -> None:
+    """120 warm probes with work 10..1200 us (10 us apart) whose round trip is 40 us plus 5 us
+    per decade of work: six bins of 20 by work, each knot at its median work and its median
+    round trip less the median of all (the 60th and 61st probes: 605 us of work); cold probes
+    and probes of unknown work left out. Fewer than two bins of MIN_NET_PROBES: no knots."""
+    work = np.arange(1, 121) * 10e-6
+    net = 40e-6 + 5e-6 * np.log10(work / 10e-6)
+    n = len(work)
+    cold = np.zeros(n, dtype=bool)
+    knots = work_knots(np.r_[work, np.nan, 1e-3], np.r_[net, 1.0, 1.0], np.r_[~cold, True, False])
+    mid = float(np.median(net))
+    want = [(float(np.median(work[i:i + 20])), float(np.median(net[i:i + 20])) - mid) for i in range(0, n, 20)]
+    assert np.array(knots) == pytest.approx(np.array(want))
+    assert knots[0][1] < 0 < knots[-1][1]
+    assert work_knots(work[:39], net[:39], ~cold[:39]) == []
+    assert len(work_knots(work[:40], net[:40], ~cold[:40])) == 2
 
 
 def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
@@ -962,6 +1028,10 @@ def test_requests_per_speed_up_end_to_end(compose_cfg, tmp_path: Path) -> None: 
     for f in fit["client_by_speedup"].values():
         assert f["cold_per_command_s"] < fit["cold_turn_further_command_cpu_s"]  # less the warm charges
         assert f["lone_idle_knots"] is None  # (experiment.lone_idle: off by default)
+        # the warm round trip by the client's work before it: points of increasing work, or
+        # none where too few warm GET or MGET probes came in this short a replay
+        w = [x for x, _ in f["work_knots"]]
+        assert w == sorted(set(w)) and all(x > 0 for x in w)
     table = pd.read_csv(tmp_path / "redis_validation.csv")
     assert table.groupby("speedup")["count"].sum().to_dict() == {
         sp: sum(len(u.kinds) for u in planned.head(n).units) for sp, n in ((100.0, 12), (1000.0, 30))}
@@ -1006,7 +1076,7 @@ def test_replays_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignor
                        "experiment.replays=2", "experiment.preload_keys=2000", "experiment.calibrate_requests=200",
                        "experiment.large_sizes=[]", "experiment.sim_runs=2", "experiment.idle_gaps_s=[0.01,0.05]",
                        "experiment.idle_samples=6", "experiment.idle_seconds=0.3", "experiment.idle_by=latency",
-                       "experiment.lone_idle=true", "figures=false"])
+                       "experiment.lone_idle=true", "experiment.client_work=false", "figures=false"])
     summary = run(cfg, tmp_path)
     assert summary["replays"] == 2
     # the idle term from the bursts' first replies, the server thread's CPU recorded beside it
@@ -1014,6 +1084,7 @@ def test_replays_end_to_end(compose_cfg, tmp_path: Path) -> None:  # type: ignor
     assert whole["idle_connection_by"] == "latency" and whole["idle_connection_latency_s"] == whole["idle_connection_s"]
     # experiment.lone_idle: the lone GETs' own measurement (the same way) for a command alone in its turn
     assert all(f["lone_idle_knots"] == whole["lone_idle_connection_latency_s"] for f in whole["client_by_speedup"].values())
+    assert all(f["work_knots"] == [] for f in whole["client_by_speedup"].values())  # experiment.client_work=false
     assert [g for g, _ in whole["idle_connection_s"]] == [g for g, _ in whole["idle_connection_cpu_s"]] == [0.01, 0.05]
     planned = plan_stream(build_trace(cfg), model(lookup="prefix"), 30)
     lat = pd.read_parquet(tmp_path / "redis_validation_latency.parquet")

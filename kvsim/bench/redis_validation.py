@@ -482,6 +482,7 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
                 knots.append((float(np.median(pn[b])), max(float(np.median(net[b])) - rtt.p50, 0.0)))
             lo *= 4
     params = {
+        "work_knots": work_knots(probe_work(real)[net_probes(real)], net, warm),
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
         "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
         "io_per_key_s": per_key, "io_per_value_s": per_value, "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
@@ -494,6 +495,49 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
         if corr is not None:
             params["cold_wake_corr"] = corr
     return params, dists
+
+
+WORK_BINS = 6  # at most, of MIN_NET_PROBES probes or more each
+
+
+def probe_work(real: ReplayResult) -> np.ndarray:
+    """Per probe, the client's work between the server's last turn and its own (s): for the
+    warm probe of a pair of GETs or MGETs, its cold probe's receive and its own send (nothing
+    else runs between them); NaN for the others (an MSET pair reads and deletes keys
+    between its probes, untimed)."""
+    kinds = np.array(real.probe_kind)
+    cold = np.asarray(real.probe_cold, dtype=bool)
+    send, recv = (np.asarray(getattr(real, f), dtype=float) for f in ("probe_send_s", "probe_recv_s"))
+    work = np.full(len(kinds), np.nan)
+    pair = np.zeros(len(kinds), dtype=bool)
+    pair[1:] = ~cold[1:] & cold[:-1] & np.isin(kinds[1:], ("get", "range")) & (kinds[1:] == kinds[:-1])
+    idx = np.flatnonzero(pair)
+    work[idx] = recv[idx - 1] + send[idx]
+    return work
+
+
+def work_knots(work: np.ndarray, net: np.ndarray, warm: np.ndarray) -> list[tuple[float, float]]:
+    """``RedisIndex(work_knots=...)`` from the warm probes (``warm``, with their ``work``:
+    :func:`probe_work`, and ``net``: each one's round trip less its send, receive, command and
+    event loop): the probes in up to WORK_BINS bins of equal count by work, each bin's median
+    work and its median ``net`` less the median of all of them; none with fewer than two bins
+    of MIN_NET_PROBES probes. Why: the client's work on the shared CPU between two server
+    turns evicts the server's state from the caches, and the round trip after it grows with it
+    (docs/redis_validation.md, eighteenth pass); the model's warm round trip is the median
+    over the probes' mix of work, this says how a turn's own work moves it."""
+    ok = warm & np.isfinite(work) & (work > 0)
+    bins = min(WORK_BINS, int(ok.sum()) // MIN_NET_PROBES)
+    if bins < 2:
+        return []
+    w, n = work[ok], net[ok]
+    order = np.argsort(w, kind="stable")
+    mid = float(np.median(n))
+    knots: list[tuple[float, float]] = []
+    for part in np.array_split(order, bins):
+        x = float(np.median(w[part]))
+        if not knots or x > knots[-1][0]:
+            knots.append((x, float(np.median(n[part])) - mid))
+    return knots if len(knots) > 1 else []
 
 
 def probe_paths(real: ReplayResult, base: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1345,6 +1389,8 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
     server_sp = scaled_server(server, factors)
     fixed = overrides or {}
     params = {**server_sp, **fit, "shared_cpu": s.pinned_cpu() is not None}
+    if not s.client_work:
+        params["work_knots"] = []
     if isinstance(idle, IdleCosts):
         by = s.idle_by
         params |= {"idle_knots": idle.knots.get(by, []), "lone_idle_knots": (idle.lone.get(by) or None) if s.lone_idle else None}
@@ -1403,7 +1449,7 @@ def fit_speedup(trace: Trace, lookup: str, s: RedisValidationSettings, speedup: 
              ", ".join(f"{op} {_us(v)}" for op, v in paired.items()), _us(by_start.get("arrival")),
              _us(by_start.get("reply")))
     entry = {**fit, "turn_extra_s": params.get("turn_extra_s"), "cold_per_command_s": params.get("cold_per_command_s"),
-             "lone_idle_knots": params.get("lone_idle_knots"),
+             "lone_idle_knots": params.get("lone_idle_knots"), "work_knots": params.get("work_knots"),
              "paired_late_s": paired,
              "median_gap": {op: gap._asdict() for op, gap in gaps.items()},
              "paired_late_by_start_s": by_start, "turn_profile": profile,

@@ -68,6 +68,10 @@ class RedisValidationSettings:
     # default: one GET's shift is noisy (0 to 30 us at 3 s across runs) and it moved nothing
     # but the held-out agentic inserts, both ways (docs/redis_validation.md, seventeenth pass)
     lone_idle: bool = False
+    # a warm turn's round trip by the client's work since the server's last turn (RedisIndex
+    # work_knots), from the warm probes at their own work (their cold probe's reply parsed,
+    # their command encoded); false: every warm turn at the probes' median
+    client_work: bool = True
     idle_samples: PosInt = 32
     idle_seconds: PosFloat = 6.0
     # a diagnostic: the server thread's CPU over each of the client's waits for replies, by

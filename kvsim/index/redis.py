@@ -74,6 +74,12 @@ connection after idle gaps of 30 ms to 3 s, the server thread's CPU per burst);
 GET; ``idle_knots`` where not given). ``cold_per_command_s``: what each command of the first
 turn after the CPU idled costs beyond its first and the warm per-command charges (measured:
 bursts of GETs on every connection against lone GETs, both after a sleep; 0 by default).
+``work_knots``: (seconds of the client's work since the server's last turn, seconds) points:
+what a warm turn's round trip costs beyond the median one after that much client work on
+the shared CPU (the client's parsing and encoding evict the server's code and data from the
+caches: the validation's warm probes took 5-17 us more after 0.1-0.5 ms of client work than
+after less than 30 us), linear in log10 of the work between points, the first's value before it
+and the last's beyond; charged to the event loop (with ``shared_cpu``; none by default).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a
 taller skip list): the model holds the set of keys it was given (which also answers
@@ -212,6 +218,7 @@ class RedisIndex(IndexModel):
         idle_knots: Knots = (),
         lone_idle_knots: Knots | None = None,
         cold_per_command_s: float = 0.0,
+        work_knots: Knots = (),
         shared_cpu: bool = False,
         connections: NonNegInt = 0,
         client_send_s: Seconds = 0.0,
@@ -274,6 +281,11 @@ class RedisIndex(IndexModel):
         # (shared_cpu) each command of a cold turn beyond its first: its connection's and
         # client's state is as cold as the first's, whose cost the cold round trip holds
         self.cold_per_command_s = cold_per_command_s
+        if any(b[0] <= a[0] for a, b in zip(work_knots, work_knots[1:], strict=False)) or any(w <= 0 for w, _ in work_knots):
+            raise ValueError(f"redis.work_knots: (seconds > 0, seconds) points with increasing work, got {list(work_knots)}")
+        # (shared_cpu) a warm turn by the client's work before it, in log10 of the work: the
+        # probes' work spans three decades (20 us to 20 ms)
+        self.work_log_knots: Knots = tuple((math.log10(w), t) for w, t in work_knots)
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
@@ -361,6 +373,18 @@ class RedisIndex(IndexModel):
         if not knots or idle_s <= 0:
             return 0.0
         return extra_time(knots, math.log10(idle_s))  # (a connection never used: inf, the last point)
+
+    def work_shift(self, work_s: float) -> float:
+        """A warm turn's round trip after ``work_s`` of the client's work since the server's
+        last turn, beyond the median one (``work_knots``; flat beyond the end points)."""
+        knots = self.work_log_knots
+        if not knots:
+            return 0.0
+        x = math.log10(work_s) if work_s > 0 else -math.inf
+        if x <= knots[0][0]:
+            return knots[0][1]
+        t = _through(knots, x)
+        return knots[-1][1] if t is None else t
 
     def cold_level(self, late: float) -> float | None:
         """(shared_cpu) The quantile level (in (0, 1)) of the cold round trip of the first server turn

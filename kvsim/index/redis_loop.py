@@ -38,7 +38,12 @@ the server several microseconds more on its next command than one used a moment 
 default), charged to the event loop; for a command alone in its turn, the lone commands'
 measurement of it. And on the first turn after the CPU idled, ``cold_per_command_s`` for
 each command beyond the first (the cold round trip is a lone command's: a cold turn's
-further commands find their connections' state as cold as its first's; 0 by default).
+further commands find their connections' state as cold as its first's; 0 by default). And
+on a warm turn, ``work_shift`` of the client's work since the server's last turn ended (the
+time between the two: on one CPU the client's, as the CPU did not idle), also charged to
+the event loop: the client's work evicts the server's state from the caches, so a turn
+after a long reply's parsing costs more than one right after a short reply, about what the
+validation's warm probes show at each amount of work (none by default).
 
 One SimPy process per index (the CPU), started by the first call; the calls' processes wait
 on one event each.
@@ -111,6 +116,7 @@ class OneCpuLoops:
         self.commands = 0
         self.turns = 0
         self.cold_turns = 0
+        self.last_end = -math.inf  # when the server's last turn ended (work_shift)
         env.process(self._cpu())
 
     def submit(self, ops: list[Op], costs: list[tuple[float, float, float]]) -> simpy.Event:
@@ -205,6 +211,8 @@ class OneCpuLoops:
             self.cold = False
         else:
             cost = ix.rtt_draw() + ix.turn_extra_s
+            if ix.work_log_knots:
+                loop += ix.work_shift(t - self.last_end)
         cost += loop
         idle = ix.idle_extra if ix.idle_log_knots or ix.lone_idle_log_knots else None
         for c in self.inbox:
@@ -221,7 +229,8 @@ class OneCpuLoops:
         self.turns += 1
         self.replies.update(self.inbox)
         self.inbox.clear()
-        return self._book(t, max(cost, 0.0))
+        self.last_end = self._book(t, max(cost, 0.0))
+        return self.last_end
 
     def charges(self) -> LoopCharges:
         return LoopCharges(self.loop_s, self.commands, self.turns, self.cold_turns)
