@@ -521,9 +521,9 @@ def work_knots(work: np.ndarray, net: np.ndarray, warm: np.ndarray) -> list[tupl
     :func:`probe_work`, and ``net``: each one's round trip less its send, receive, command and
     event loop): the probes in up to WORK_BINS bins of equal count by work, each bin's median
     work and its median ``net`` less the median of all of them; none with fewer than two bins
-    of MIN_NET_PROBES probes. Why: the client's work on the shared CPU between two server
-    turns evicts the server's state from the caches, and the round trip after it grows with it
-    (docs/redis_validation.md, eighteenth pass); the model's warm round trip is the median
+    of MIN_NET_PROBES probes. Why: the round trip after the client's work on the shared CPU
+    grows with that work, mostly in the server's own CPU (docs/redis_validation.md, eighteenth
+    pass); the model's warm round trip is the median
     over the probes' mix of work, this says how a turn's own work moves it."""
     ok = warm & np.isfinite(work) & (work > 0)
     bins = min(WORK_BINS, int(ok.sum()) // MIN_NET_PROBES)

@@ -76,9 +76,9 @@ turn after the CPU idled costs beyond its first and the warm per-command charges
 bursts of GETs on every connection against lone GETs, both after a sleep; 0 by default).
 ``work_knots``: (seconds of the client's work since the server's last turn, seconds) points:
 what a warm turn's round trip costs beyond the median one after that much client work on
-the shared CPU (the client's parsing and encoding evict the server's code and data from the
-caches: the validation's warm probes took 5-17 us more after 0.1-0.5 ms of client work than
-after less than 30 us), linear in log10 of the work between points, the first's value before it
+the shared CPU (the validation's warm probes took 5-17 us more after 0.1-0.5 ms of client
+work than after less than 30 us; the caches the client's work evicts are part of it, not all:
+a client spinning without touching memory also makes the next turn dearer), linear in log10 of the work between points, the first's value before it
 and the last's beyond; charged to the event loop (with ``shared_cpu``; none by default).
 
 Server time grows with the keys the server holds (a bigger dict misses more caches, a

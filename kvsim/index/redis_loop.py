@@ -41,9 +41,10 @@ each command beyond the first (the cold round trip is a lone command's: a cold t
 further commands find their connections' state as cold as its first's; 0 by default). And
 on a warm turn, ``work_shift`` of the client's work since the server's last turn ended (the
 time between the two: on one CPU the client's, as the CPU did not idle), also charged to
-the event loop: the client's work evicts the server's state from the caches, so a turn
-after a long reply's parsing costs more than one right after a short reply, about what the
-validation's warm probes show at each amount of work (none by default).
+the event loop: a turn after a long reply's parsing costs more than one right after a
+short reply (mostly the server's own CPU: the client's work evicts its state from the
+caches, among other things), about what the validation's warm probes show at each amount
+of work (none by default).
 
 One SimPy process per index (the CPU), started by the first call; the calls' processes wait
 on one event each.
