@@ -109,7 +109,7 @@ def mixed_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Gener
     def mset() -> bytes:
         nonlocal n
         n += 1
-        return rv.encode("MSET", *[x for j in range(8) for x in (rv.key(10**9 + 8 * n + j), rv.value(j))])
+        return rv.encode("MSET", *[x for j in range(8) for x in (rv.key(rv.PROBE + 8 * n + j), rv.value(j))])
 
     kinds = {"get": lambda: [get(rng)], "mget": lambda: [mget()], "mset": lambda: [mset()],
              "get+get": lambda: [get(rng), get(rng)], "mget+get": lambda: [mget(), get(rng)],

@@ -137,6 +137,16 @@ def extra_time(knots: Knots, n: float) -> float:
     return knots[-1][1] if t is None else t
 
 
+def _log_knots(name: str, knots: Knots, what: str, signed: bool = False) -> Knots:
+    """``knots`` (seconds > 0 increasing, seconds: >= 0 unless ``signed``) checked, with their
+    first coordinate in log10 (the idle and work terms' points are decades apart)."""
+    if any(b[0] <= a[0] for a, b in zip(knots, knots[1:], strict=False)) or any(
+            x <= 0 or (t < 0 and not signed) for x, t in knots):
+        raise ValueError(f"redis.{name}: (seconds > 0, seconds{'' if signed else ' >= 0'}) points with increasing "
+                         f"{what}, got {list(knots)}")
+    return tuple((math.log10(x), float(t)) for x, t in knots)
+
+
 def command_time(line: tuple[float, float], knots: Knots, n: float) -> float:
     """A command's time at ``n`` keys: ``base + per_key n`` up to the first knot's key count;
     beyond it piecewise linear through the knots (``(keys, seconds)``, increasing keys), and
@@ -268,24 +278,18 @@ class RedisIndex(IndexModel):
         # (shared_cpu) a warm turn's cost beyond a lone warm turn's, measured inside bursts;
         # may be negative: the model's per-command charges above the server's own CPU
         self.turn_extra_s = turn_extra_s
-        for name, kn in (("idle_knots", idle_knots), ("lone_idle_knots", lone_idle_knots or ())):
-            if any(b[0] <= a[0] for a, b in zip(kn, kn[1:], strict=False)) or any(i <= 0 or t < 0 for i, t in kn):
-                raise ValueError(f"redis.{name}: (seconds > 0, seconds >= 0) points with increasing idle times, "
-                                 f"got {list(kn)}")
         # in log10 of the idle time: the measured points are decades apart (30 ms, 0.3 s, 3 s)
-        self.idle_log_knots: Knots = tuple((math.log10(i), t) for i, t in idle_knots)
+        self.idle_log_knots = _log_knots("idle_knots", idle_knots, "idle times")
         # a command alone in its turn: what it pays is measured apart (bursts of one GET), as
         # it need not be a burst's share (docs/redis_validation.md, seventeenth pass)
-        self.lone_idle_log_knots: Knots = (self.idle_log_knots if lone_idle_knots is None
-                                           else tuple((math.log10(i), t) for i, t in lone_idle_knots))
+        self.lone_idle_log_knots = (self.idle_log_knots if lone_idle_knots is None
+                                    else _log_knots("lone_idle_knots", lone_idle_knots, "idle times"))
         # (shared_cpu) each command of a cold turn beyond its first: its connection's and
         # client's state is as cold as the first's, whose cost the cold round trip holds
         self.cold_per_command_s = cold_per_command_s
-        if any(b[0] <= a[0] for a, b in zip(work_knots, work_knots[1:], strict=False)) or any(w <= 0 for w, _ in work_knots):
-            raise ValueError(f"redis.work_knots: (seconds > 0, seconds) points with increasing work, got {list(work_knots)}")
         # (shared_cpu) a warm turn by the client's work before it, in log10 of the work: the
-        # probes' work spans three decades (20 us to 20 ms)
-        self.work_log_knots: Knots = tuple((math.log10(w), t) for w, t in work_knots)
+        # probes' work spans three decades (20 us to 20 ms); a shift from the median: any sign
+        self.work_log_knots = _log_knots("work_knots", work_knots, "work", signed=True)
         # an insert's keys that its lookup has just read (absent) are in cache: the warm line
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
