@@ -1,6 +1,6 @@
 """What a connection's idleness costs the commands after its first, and whether a connection's
 history of reply sizes changes a command's round trip, on a real redis-server
-(docs/redis_validation.md, nineteenth pass: the numbers there come from this script).
+(docs/redis_validation.md, nineteenth pass: the second of its two runs is this script).
 
     python benchmarks/redis_idle_chains.py [--rounds 80] [--places 60] [--pairs 300]
 
