@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import selectors
-import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -138,17 +137,11 @@ def main() -> int:
     ap.add_argument("--chains", type=int, default=300)
     args = ap.parse_args()
     s = RedisValidationSettings()
-    if shutil.which(s.redis_server) is None:
-        print(f"{s.redis_server} not found on PATH (apt-get install redis-server)", file=sys.stderr)
-        return 2
     rng = np.random.default_rng(11)
-    with rv.redis_server(s) as (host, port, db):
-        with rv.connect(host, port, db) as c:
-            rv.load_filler(c, FILLER_KEYS)
-        with rv.priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-            turns = cold_turns(host, port, db, args.rounds, rng)
-            chains = warm_chains(host, port, args.chains, rng)
-            mixed = mixed_turns(host, port, db, args.rounds, rng)
+    with rv.pinned_server(s, FILLER_KEYS) as (host, port, db, sched):
+        turns = cold_turns(host, port, db, args.rounds, rng)
+        chains = warm_chains(host, port, args.chains, rng)
+        mixed = mixed_turns(host, port, db, args.rounds, rng)
     print(f"scheduling: {sched}; {args.rounds} rounds, {args.chains} chains")
     print("cold turns (after a 10 ms sleep): first reply / server CPU, p50, us")
     for k, a in turns.items():

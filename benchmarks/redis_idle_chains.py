@@ -140,9 +140,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
     s = RedisValidationSettings()
-    if shutil.which(s.redis_server) is None:
-        print(f"{s.redis_server} not found on PATH", file=sys.stderr)
-        return 2
     rng = np.random.default_rng(args.seed)
 
     def keys(n: int) -> list[bytes]:
@@ -154,35 +151,32 @@ def main() -> int:
     def mget(n: int) -> bytes:
         return rv.encode("MGET", *keys(n))
 
-    with rv.redis_server(s) as (host, port, db):
-        with rv.connect(host, port, db) as c:
-            rv.load_filler(c, FILLER_KEYS)
-        with rv.priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
-            probe = Conn(host, port)
-            wide = [Conn(host, port) for _ in range(4)]
-            lone = Conn(host, port)
-            burst: dict[float, list[tuple[float, float, float]]] = {g: [] for g in GAPS_S}
-            for _ in range(args.rounds):
-                for g in GAPS_S:
-                    idle_for(g, probe, get)
-                    first, last = chains(wide, 4, get)
-                    burst[g].append((first, last, last - first))
-            place: dict[float, list[list[float]]] = {g: [] for g in GAPS_S}
-            for _ in range(args.places):
-                for g in GAPS_S:
-                    idle_for(g, probe, get)
-                    place[g].append([lone.round_trip_us(get()) for _ in range(6)])
-            small, large = Conn(host, port), Conn(host, port)
-            for _ in range(2):
-                large.round_trip_us(mget(1024))
-            seg: dict[str, list[list[float]]] = {"large": [], "small": []}
-            for _ in range(args.pairs):
-                for name, conn in (("large", large), ("small", small)):
-                    time.sleep(0.01)
-                    seg[name].append([conn.round_trip_us(p) for p in (get(), mget(16), get(), mget(16))])
-            seen = ss_info(port, {"once received large replies": large, "never": small})
-            for conn in (probe, *wide, lone, small, large):
-                conn.close()
+    with rv.pinned_server(s, FILLER_KEYS) as (host, port, _db, sched):
+        probe = Conn(host, port)
+        wide = [Conn(host, port) for _ in range(4)]
+        lone = Conn(host, port)
+        burst: dict[float, list[tuple[float, float, float]]] = {g: [] for g in GAPS_S}
+        for _ in range(args.rounds):
+            for g in GAPS_S:
+                idle_for(g, probe, get)
+                first, last = chains(wide, 4, get)
+                burst[g].append((first, last, last - first))
+        place: dict[float, list[list[float]]] = {g: [] for g in GAPS_S}
+        for _ in range(args.places):
+            for g in GAPS_S:
+                idle_for(g, probe, get)
+                place[g].append([lone.round_trip_us(get()) for _ in range(6)])
+        small, large = Conn(host, port), Conn(host, port)
+        for _ in range(2):
+            large.round_trip_us(mget(1024))
+        seg: dict[str, list[list[float]]] = {"large": [], "small": []}
+        for _ in range(args.pairs):
+            for name, conn in (("large", large), ("small", small)):
+                time.sleep(0.01)
+                seg[name].append([conn.round_trip_us(p) for p in (get(), mget(16), get(), mget(16))])
+        seen = ss_info(port, {"once received large replies": large, "never": small})
+        for conn in (probe, *wide, lone, small, large):
+            conn.close()
     print(f"scheduling: {sched}")
     b = {g: np.array(v[SKIP:]) for g, v in burst.items()}
     print(f"\n1. four connections idle for the gap, then four GETs in a chain on each ({args.rounds} rounds), us")

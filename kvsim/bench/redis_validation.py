@@ -61,6 +61,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -314,6 +315,22 @@ def priority(nice: int | None, cpu: int | None = None, rt: int | None = None) ->
             _set_nice(old)
         if cpu is not None:
             os.sched_setaffinity(0, old_cpus)
+
+
+@contextmanager
+def pinned_server(s: RedisValidationSettings, filler: int) -> Iterator[tuple[str, int, int, str]]:
+    """The replay's set-up for a stand-alone measurement (the benchmarks' Redis checks): a
+    started redis-server holding ``filler`` filler keys, and this process on its CPU as the
+    replay runs (:func:`priority`): yields (host, port, db, the scheduling used). Exits 2
+    where the server's program is missing."""
+    if shutil.which(s.redis_server) is None:
+        print(f"{s.redis_server} not found on PATH (apt-get install redis-server)", file=sys.stderr)
+        raise SystemExit(2)
+    with redis_server(s) as (host, port, db):
+        with connect(host, port, db) as c:
+            load_filler(c, filler)
+        with priority(s.nice, s.pinned_cpu(), s.rt_priority) as sched:
+            yield host, port, db, sched
 
 
 def _pipeline_chunks(c: RespClient, cmds: list[list[Any]], chunk: int = 50) -> None:
