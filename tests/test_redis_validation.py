@@ -45,6 +45,7 @@ from kvsim.bench.redis_validation import (
     median_gap,
     net_probes,
     paired_lateness,
+    pinned_server,
     plan_stream,
     pool,
     probe_factors,
@@ -799,6 +800,21 @@ def test_what_the_rest_of_the_machine_took_beside_a_replay() -> None:
     assert child is not None and own is not None
     assert child.others * (b.t - a.t) >= 0.45
     assert own.others * (c.t - b.t) < 0.25 and 0 <= own.steal <= 1
+
+
+def test_the_benchmarks_server_holds_the_filler_keys_and_a_missing_program_exits_2() -> None:
+    """``pinned_server`` (benchmarks/redis_*.py): a started server holding exactly the filler
+    keys asked for, this process's scheduling restored after; no program: exit code 2."""
+    need_redis()
+    cpus = os.sched_getaffinity(0)
+    with pinned_server(RedisValidationSettings(nice=None, cpu=None, rt_priority=None), 37) as (h, p, db, sched):
+        with connect(h, p, db) as c:
+            assert c.call("DBSIZE") == 37
+        assert sched == "normal"
+    assert os.sched_getaffinity(0) == cpus
+    with pytest.raises(SystemExit) as e, pinned_server(RedisValidationSettings(redis_server="no-such-redis-server"), 1):
+        pass
+    assert e.value.code == 2
 
 
 def test_replay_client_against_a_real_server() -> None:
