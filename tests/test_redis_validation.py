@@ -920,7 +920,7 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     EPYC 2-vCPU VM every cell was inside in 92 of 97 runs since the thirteenth pass, three
     misses a gets' p50 at x1 or x10 (a burst's first turn, early in the model), one the
     ranges' p99 at x1 (one slow burst among 166 ranges), one the inserts' p50 at x1 (-10.4%,
-    a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to eighteenth passes,
+    a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to nineteenth passes,
     give every run and what is known of it."""
     need_redis()
     cfg = compose_cfg(["+experiment=redis_validation", "trace=mooncake_conversation", f"trace.path={real_trace_path}",
