@@ -41,7 +41,7 @@ import numpy as np
 
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.replay_client import Probe, _chunk, open_socket, reply_end, time_probe
+from kvsim.calibrate.replay_client import Probe, open_socket, read_available, reply_end, time_probe
 
 FILLER_KEYS = 200_000
 GAPS_S = (0.03, 0.3, 3.0)
@@ -93,7 +93,7 @@ def chains(conns: list[Conn], length: int, get: Callable[[], bytes]) -> tuple[fl
         while pending:
             for key, _ in sel.select(1.0):
                 i = key.data
-                bufs[i] += _chunk(conns[i].sock)
+                bufs[i] += read_available(conns[i].sock)
                 if reply_end(bufs[i]) < 0:
                     continue
                 bufs[i] = bytearray()

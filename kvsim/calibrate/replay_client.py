@@ -209,15 +209,15 @@ def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tu
         sel.select(1.0)
         if t2 is None:
             t2 = clock()
-        buf += _chunk(sock)
+        buf += read_available(sock)
         if reply_end(buf) >= 0:
             _values(bytes(buf))
             t3 = clock()
             return t1 - t0, t3 - t2, t3 - t0
 
 
-def _chunk(sock: socket.socket) -> bytes:
-    """What the probe connection has for us now (nothing yet: b"")."""
+def read_available(sock: socket.socket) -> bytes:
+    """What a non-blocking connection (a probe's, a benchmark's) has for us now (nothing yet: b"")."""
     try:
         chunk = sock.recv(1 << 16)
     except BlockingIOError:
@@ -233,7 +233,7 @@ def untimed(sock: socket.socket, sel: selectors.BaseSelector, payload: bytes) ->
     buf = bytearray()
     while reply_end(buf) < 0:
         sel.select(1.0)
-        buf += _chunk(sock)
+        buf += read_available(sock)
     return buf
 
 
