@@ -917,9 +917,9 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     x100: under two minutes). A measurement of the machine it runs on: on a busy one (a
     build, another test run beside it) the replays' latencies carry that load and the model,
     calibrated a minute before, does not. Not a certainty on a quiet one either: on the AMD
-    EPYC 2-vCPU VM every cell was inside in 92 of 97 runs since the thirteenth pass, three
+    EPYC 2-vCPU VM every cell was inside in 94 of 100 runs since the thirteenth pass, three
     misses a gets' p50 at x1 or x10 (a burst's first turn, early in the model), one the
-    ranges' p99 at x1 (one slow burst among 166 ranges), one the inserts' p50 at x1 (-10.4%,
+    ranges' p99 at x1 (one slow burst among 166 ranges), two the inserts' p50 at x1 (-10.4, -10.5%,
     a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to nineteenth passes,
     give every run and what is known of it."""
     need_redis()
