@@ -28,7 +28,6 @@ Prints three tables; exits 2 where redis-server is missing.
 from __future__ import annotations
 
 import argparse
-import selectors
 import sys
 import time
 from contextlib import ExitStack
@@ -37,7 +36,7 @@ import numpy as np
 
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.replay_client import Probe, open_socket, time_probe
+from kvsim.calibrate.replay_client import TimedConnection
 
 FILLER_KEYS = 200_000
 
@@ -81,20 +80,12 @@ def cold_turns(host: str, port: int, db: int, rounds: int, rng: np.random.Genera
 def warm_chains(host: str, port: int, chains: int, rng: np.random.Generator, length: int = 8) -> np.ndarray:
     """One row per chain: each round trip less its send and receive (the replay's probe
     timing, ``time_probe``), us."""
-    sock = open_socket(host, port)
-    sel = selectors.SelectSelector()
-    sel.register(sock, selectors.EVENT_READ)
     out = np.zeros((chains, length))
-    try:
+    with TimedConnection(host, port) as conn:
         for n in range(chains):
             time.sleep(0.01)
             for k in range(length):
-                p = Probe("get", 1, get(rng))
-                send, recv, rtt = time_probe(sock, sel, p)
-                out[n, k] = (rtt - send - recv) * 1e6
-    finally:
-        sel.close()
-        sock.close()
+                out[n, k] = conn.round_trip_s(get(rng)) * 1e6
     return out
 
 

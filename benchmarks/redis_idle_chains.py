@@ -41,42 +41,24 @@ import numpy as np
 
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
-from kvsim.calibrate.replay_client import Probe, open_socket, read_available, reply_end, time_probe
+from kvsim.calibrate.replay_client import TimedConnection, read_available, reply_end
 
 FILLER_KEYS = 200_000
 GAPS_S = (0.03, 0.3, 3.0)
 SKIP = 3  # first rounds left out (the server's and the CPU's first touches)
 
 
-class Conn:
-    """One non-blocking connection and its selector (as the replay's)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.sock = open_socket(host, port)
-        self.sel = selectors.SelectSelector()
-        self.sel.register(self.sock, selectors.EVENT_READ)
-
-    def round_trip_us(self, payload: bytes) -> float:
-        """The round trip of ``payload`` alone, less its send and its receive (us)."""
-        send, recv, rtt = time_probe(self.sock, self.sel, Probe("get", 1, payload))
-        return (rtt - send - recv) * 1e6
-
-    def close(self) -> None:
-        self.sel.close()
-        self.sock.close()
-
-
-def idle_for(gap_s: float, probe: Conn, get: Callable[[], bytes]) -> None:
+def idle_for(gap_s: float, probe: TimedConnection, get: Callable[[], bytes]) -> None:
     """``gap_s`` from now, a GET on ``probe`` every 10 ms meanwhile, awake at the end."""
     end = time.perf_counter() + gap_s
     while end - time.perf_counter() > 0.005:
-        probe.round_trip_us(get())
+        probe.round_trip_s(get())
         time.sleep(min(0.01, max(end - time.perf_counter() - 0.005, 0.0)))
     while time.perf_counter() < end:
         pass
 
 
-def chains(conns: list[Conn], length: int, get: Callable[[], bytes]) -> tuple[float, float]:
+def chains(conns: list[TimedConnection], length: int, get: Callable[[], bytes]) -> tuple[float, float]:
     """A chain of ``length`` GETs on every connection at once: (first reply, last reply) in us
     from the first send."""
     sel = selectors.SelectSelector()
@@ -114,7 +96,7 @@ def shifts(by_gap: dict[float, np.ndarray]) -> dict[float, np.ndarray]:
     return {g: np.array([rv.shift_estimate(a[:, j].tolist(), base[:, j].tolist()) for j in range(a.shape[1])]) for g, a in by_gap.items()}
 
 
-def ss_info(port: int, named: dict[str, Conn]) -> dict[str, str]:
+def ss_info(port: int, named: dict[str, TimedConnection]) -> dict[str, str]:
     """``ss -tni``'s segment size and segment counts of the ``named`` client connections to
     ``port`` (empty where ``ss`` is missing)."""
     if shutil.which("ss") is None:
@@ -152,9 +134,9 @@ def main() -> int:
         return rv.encode("MGET", *keys(n))
 
     with rv.pinned_server(s, FILLER_KEYS) as (host, port, _db, sched):
-        probe = Conn(host, port)
-        wide = [Conn(host, port) for _ in range(4)]
-        lone = Conn(host, port)
+        probe = TimedConnection(host, port)
+        wide = [TimedConnection(host, port) for _ in range(4)]
+        lone = TimedConnection(host, port)
         burst: dict[float, list[tuple[float, float, float]]] = {g: [] for g in GAPS_S}
         for _ in range(args.rounds):
             for g in GAPS_S:
@@ -165,15 +147,15 @@ def main() -> int:
         for _ in range(args.places):
             for g in GAPS_S:
                 idle_for(g, probe, get)
-                place[g].append([lone.round_trip_us(get()) for _ in range(6)])
-        small, large = Conn(host, port), Conn(host, port)
+                place[g].append([lone.round_trip_s(get()) * 1e6 for _ in range(6)])
+        small, large = TimedConnection(host, port), TimedConnection(host, port)
         for _ in range(2):
-            large.round_trip_us(mget(1024))
+            large.round_trip_s(mget(1024))
         seg: dict[str, list[list[float]]] = {"large": [], "small": []}
         for _ in range(args.pairs):
             for name, conn in (("large", large), ("small", small)):
                 time.sleep(0.01)
-                seg[name].append([conn.round_trip_us(p) for p in (get(), mget(16), get(), mget(16))])
+                seg[name].append([conn.round_trip_s(p) * 1e6 for p in (get(), mget(16), get(), mget(16))])
         seen = ss_info(port, {"once received large replies": large, "never": small})
         for conn in (probe, *wide, lone, small, large):
             conn.close()

@@ -14,6 +14,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +68,7 @@ from kvsim.calibrate.redis_bench import commandstats
 from kvsim.calibrate.replay_client import (
     Probe,
     ReplayResult,
+    TimedConnection,
     Unit,
     cpu_line_s,
     cpu_mark,
@@ -815,6 +817,34 @@ def test_the_benchmarks_server_holds_the_filler_keys_and_a_missing_program_exits
     with pytest.raises(SystemExit) as e, pinned_server(RedisValidationSettings(redis_server="no-such-redis-server"), 1):
         pass
     assert e.value.code == 2
+
+
+def test_a_timed_connection_times_the_wait_for_the_reply() -> None:
+    """``TimedConnection`` (the benchmarks' chains): a command's round trip less its send and
+    receive holds the time the server took to answer (a server here that answers the second
+    command 20 ms late, asleep, so no busy server can take the client's CPU during its
+    send); the context closes the socket."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        c, _ = srv.accept()
+        with c:
+            for delay in (0.0, 0.02):
+                c.recv(1024)
+                time.sleep(delay)
+                c.sendall(b"+OK\r\n")
+
+    th = threading.Thread(target=serve)
+    th.start()
+    try:
+        with TimedConnection("127.0.0.1", srv.getsockname()[1]) as conn:
+            quick = conn.round_trip_s(b"PING\r\n")
+            slow = conn.round_trip_s(b"PING\r\n")
+    finally:
+        th.join(5)
+        srv.close()
+    assert conn.sock.fileno() == -1
+    assert quick > 0 and slow > 0.019 and slow - quick > 0.015
 
 
 def test_replay_client_against_a_real_server() -> None:

@@ -216,6 +216,32 @@ def time_probe(sock: socket.socket, sel: selectors.BaseSelector, p: Probe) -> tu
             return t1 - t0, t3 - t2, t3 - t0
 
 
+class TimedConnection:
+    """One connection (:func:`open_socket`) with a selector of its own, whose commands are
+    timed alone as the replay's probes are (:func:`time_probe`): what the stand-alone
+    measurements (benchmarks/redis_*.py) send their chains on."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = open_socket(host, port)
+        self.sel = selectors.SelectSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+
+    def round_trip_s(self, payload: bytes) -> float:
+        """``payload`` sent alone: its round trip less its send and its receive."""
+        send, recv, rtt = time_probe(self.sock, self.sel, Probe("get", 1, payload))
+        return rtt - send - recv
+
+    def close(self) -> None:
+        self.sel.close()
+        self.sock.close()
+
+    def __enter__(self) -> TimedConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_available(sock: socket.socket) -> bytes:
     """What a non-blocking connection (a probe's, a benchmark's) has for us now (nothing yet: b"")."""
     try:
