@@ -50,12 +50,7 @@ SKIP = 3  # first rounds left out (the server's and the CPU's first touches)
 
 def idle_for(gap_s: float, probe: TimedConnection, get: Callable[[], bytes]) -> None:
     """``gap_s`` from now, a GET on ``probe`` every 10 ms meanwhile, awake at the end."""
-    end = time.perf_counter() + gap_s
-    while end - time.perf_counter() > 0.005:
-        probe.round_trip_s(get())
-        time.sleep(min(0.01, max(end - time.perf_counter() - 0.005, 0.0)))
-    while time.perf_counter() < end:
-        pass
+    rv.busy_until(time.perf_counter() + gap_s, lambda: probe.round_trip_s(get()))
 
 
 def chains(conns: list[TimedConnection], length: int, get: Callable[[], bytes]) -> tuple[float, float]:

@@ -64,7 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -899,15 +899,13 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
         got: dict[tuple[str, int], dict[float, list[float]]] = {(by, w): {g: [] for g in gaps}
                                                                 for by in ("cpu", "latency") for w in (connections, 1)}
         bursts = sorted([(b, connections) for b in wide] + [(b, 1) for b in lone], key=lambda bw: bw[0].at_s)
+        def ping() -> None:
+            probe.send(get())
+            probe.read()
+
         t0 = time.perf_counter() + probe_every_s
         for burst, w in bursts:
-            end = t0 + burst.at_s
-            while (left := end - time.perf_counter()) > probe_gap_s:
-                probe.send(get())
-                probe.read()
-                time.sleep(min(probe_every_s, max(left - probe_gap_s, 0.0)))
-            while time.perf_counter() < end:
-                pass  # to the burst's time, awake (as the replay's client before an arrival)
+            busy_until(t0 + burst.at_s, ping, probe_every_s, probe_gap_s)
             cs = conns[w, burst.conns]
             first, server = time_burst(cs, [get() for _ in cs], pid)
             if server is None:
@@ -934,6 +932,17 @@ def cold_per_command(further_s: float | None, params: dict[str, Any]) -> float |
     ix = RedisIndex(**{**model_params(params), "connections": 1})
     op = ix.plan_get(0)
     return further_s - (ix.io(op) - ix.turn_s + op.server_s)  # (the command at the keys held: its calibrated time)
+
+
+def busy_until(end: float, ping: Callable[[], object], every_s: float = 0.01, gap_s: float = 0.005) -> None:
+    """Until ``end`` (``time.perf_counter``): ``ping()`` (a probe's round trip) every ``every_s``
+    while more than ``gap_s`` is left, then awake to ``end`` (as the replay's client before an
+    arrival), so that a gap idles the measured connections, not the CPU or the server."""
+    while (left := end - time.perf_counter()) > gap_s:
+        ping()
+        time.sleep(min(every_s, max(left - gap_s, 0.0)))
+    while time.perf_counter() < end:
+        pass
 
 
 def time_burst(conns: Sequence[RespClient], payloads: Sequence[bytes], pid: int | None) -> tuple[float, float | None]:
