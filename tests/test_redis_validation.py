@@ -7,6 +7,7 @@ Tests that need redis-server skip when it is not installed, unless KVSIM_REQUIRE
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -548,7 +549,7 @@ def test_a_gap_keeps_the_probe_busy_and_ends_awake_on_time(monkeypatch: pytest.M
     rv.busy_until(end, ping)
     assert 100.1 <= now[0] < 100.1 + 1e-4
     assert 9 <= len(pings) <= 10
-    assert all(0.0099 < b - a < 0.0102 for a, b in zip(pings, pings[1:]))
+    assert all(0.0099 < b - a < 0.0102 for a, b in itertools.pairwise(pings))
     assert end - pings[-1] > 0.005
     pings.clear()
     rv.busy_until(now[0] + 0.004, ping)  # shorter than the gap: no ping, awake to the end
