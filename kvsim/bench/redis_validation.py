@@ -899,6 +899,7 @@ def idle_connection_cost(host: str, port: int, db: int, connections: int, gaps_s
         got: dict[tuple[str, int], dict[float, list[float]]] = {(by, w): {g: [] for g in gaps}
                                                                 for by in ("cpu", "latency") for w in (connections, 1)}
         bursts = sorted([(b, connections) for b in wide] + [(b, 1) for b in lone], key=lambda bw: bw[0].at_s)
+
         def ping() -> None:
             probe.send(get())
             probe.read()
