@@ -32,6 +32,7 @@ from kvsim.bench.redis_validation import (
     SpeedupResult,
     burst_factors,
     burst_turn_extra,
+    busy_until,
     cold_per_command,
     command,
     compare,
@@ -522,12 +523,10 @@ def test_the_idle_measurement_plan_spreads_every_gaps_samples() -> None:
             last[b.conns] = b.at_s
 
 
-def test_a_gap_keeps_the_probe_busy_and_ends_awake_on_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_gap_keeps_the_probe_busy_and_ends_awake_on_time() -> None:
     """``busy_until`` on a fake clock (each reading 1 us later, a ping 50 us, a sleep as long as
     asked): a ping every 10 ms while more than 5 ms is left, none after, and the return at the
     end, not before it and not a sleep's length after it."""
-    import kvsim.bench.redis_validation as rv
-
     now = [100.0]
 
     def clock() -> float:
@@ -543,16 +542,14 @@ def test_a_gap_keeps_the_probe_busy_and_ends_awake_on_time(monkeypatch: pytest.M
         pings.append(now[0])
         now[0] += 50e-6
 
-    monkeypatch.setattr(rv.time, "perf_counter", clock)
-    monkeypatch.setattr(rv.time, "sleep", sleep)
     end = 100.0 + 0.1
-    rv.busy_until(end, ping)
+    busy_until(end, ping, clock=clock, sleep=sleep)
     assert 100.1 <= now[0] < 100.1 + 1e-4
     assert 9 <= len(pings) <= 10
     assert all(0.0099 < b - a < 0.0102 for a, b in itertools.pairwise(pings))
     assert end - pings[-1] > 0.005
     pings.clear()
-    rv.busy_until(now[0] + 0.004, ping)  # shorter than the gap: no ping, awake to the end
+    busy_until(now[0] + 0.004, ping, clock=clock, sleep=sleep)  # shorter than the gap: no ping, awake to the end
     assert pings == []
 
 

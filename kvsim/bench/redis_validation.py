@@ -935,14 +935,15 @@ def cold_per_command(further_s: float | None, params: dict[str, Any]) -> float |
     return further_s - (ix.io(op) - ix.turn_s + op.server_s)  # (the command at the keys held: its calibrated time)
 
 
-def busy_until(end: float, ping: Callable[[], object], every_s: float = 0.01, gap_s: float = 0.005) -> None:
-    """Until ``end`` (``time.perf_counter``): ``ping()`` (a probe's round trip) every ``every_s``
-    while more than ``gap_s`` is left, then awake to ``end`` (as the replay's client before an
+def busy_until(end: float, ping: Callable[[], object], every_s: float = 0.01, gap_s: float = 0.005,
+               clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], object] = time.sleep) -> None:
+    """Until ``end`` (on ``clock``): ``ping()`` (a probe's round trip) every ``every_s`` while
+    more than ``gap_s`` is left, then awake to ``end`` (as the replay's client before an
     arrival), so that a gap idles the measured connections, not the CPU or the server."""
-    while (left := end - time.perf_counter()) > gap_s:
+    while (left := end - clock()) > gap_s:
         ping()
-        time.sleep(min(every_s, max(left - gap_s, 0.0)))
-    while time.perf_counter() < end:
+        sleep(min(every_s, max(left - gap_s, 0.0)))
+    while clock() < end:
         pass
 
 
