@@ -1,5 +1,6 @@
 """The README and docs/: every relative link names a file that exists and, into a Markdown
-file, a heading it has (GitHub's anchors), so that moving a section never leaves a dead link."""
+file, a heading it has (GitHub's anchors), so that moving a section never leaves a dead link;
+and a README section that is a docs page's copy stays its copy."""
 
 from __future__ import annotations
 
@@ -55,3 +56,25 @@ def test_every_relative_link_resolves(page: Path) -> None:
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             dead.append(f"{target} (no such heading)")
     assert not dead, f"{page.relative_to(ROOT)}: {dead}"
+
+
+# README sections kept as a copy of a docs page (the page's links relative to docs/): an edit of
+# one must be made in the other (docs/placement.md had lost a paragraph its copy kept)
+COPIES = {"## Placement and eviction policies, with OPT as the yardstick": "docs/placement.md"}
+
+
+def readme_section(heading: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(heading + "\n")
+    end = text.find("\n## ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
+@pytest.mark.parametrize("heading", sorted(COPIES))
+def test_a_readme_section_copied_from_a_docs_page_says_the_same(heading: str) -> None:
+    import difflib
+
+    section = re.sub(r"(\[|\]\()docs/", r"\1", readme_section(heading)).strip().splitlines()
+    page = (ROOT / COPIES[heading]).read_text().strip().splitlines()
+    diff = list(difflib.unified_diff(page, section, COPIES[heading], "README.md", lineterm="", n=0))
+    assert not diff, "\n".join(diff[:20])
