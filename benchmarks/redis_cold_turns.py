@@ -22,13 +22,12 @@ cold probe). Two measurements:
    and an MGET, an MSET and two GETs, on connections used every round: whether a further
    command's cold cost depends on what shares its turn (the replay's ticks mix the three).
 
-Prints three tables; exits 2 where redis-server is missing.
+Prints three tables; without redis-server, one line and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from contextlib import ExitStack
 
@@ -37,6 +36,7 @@ import numpy as np
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate.replay_client import TimedConnection
+from kvsim.errors import cli
 
 FILLER_KEYS = 200_000
 
@@ -154,4 +154,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(main, prog="redis_cold_turns")  # a missing redis-server: one line, exit 2

@@ -23,8 +23,8 @@ CPU). Three measurements:
    a 10 ms sleep; p50 by place and the first connection's shift over the second's, with
    ``ss -ti``'s view of both (segments sent without data: immediate acknowledgements).
 
-Shifts are Hodges-Lehmann estimates (``shift_estimate``). Exits 2 where redis-server is
-missing.
+Shifts are Hodges-Lehmann estimates (``shift_estimate``). Without redis-server: one line,
+exit 2.
 """
 
 from __future__ import annotations
@@ -33,15 +33,16 @@ import argparse
 import selectors
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import numpy as np
 
 import kvsim.bench.redis_validation as rv
 from kvsim.bench.validation_settings import RedisValidationSettings
 from kvsim.calibrate.replay_client import TimedConnection, read_available, reply_end
+from kvsim.errors import cli
 
 FILLER_KEYS = 200_000
 GAPS_S = (0.03, 0.3, 3.0)
@@ -128,10 +129,14 @@ def main() -> int:
     def mget(n: int) -> bytes:
         return rv.encode("MGET", *keys(n))
 
-    with rv.pinned_server(s, FILLER_KEYS) as (host, port, _db, sched):
-        probe = TimedConnection(host, port)
-        wide = [TimedConnection(host, port) for _ in range(4)]
-        lone = TimedConnection(host, port)
+    with rv.pinned_server(s, FILLER_KEYS) as (host, port, _db, sched), ExitStack() as conns:
+
+        def connection() -> TimedConnection:
+            return conns.enter_context(TimedConnection(host, port))
+
+        probe = connection()
+        wide = [connection() for _ in range(4)]
+        lone = connection()
         burst: dict[float, list[tuple[float, float, float]]] = {g: [] for g in GAPS_S}
         for _ in range(args.rounds):
             for g in GAPS_S:
@@ -143,7 +148,7 @@ def main() -> int:
             for g in GAPS_S:
                 idle_for(g, probe, get)
                 place[g].append([lone.round_trip_s(get()) * 1e6 for _ in range(6)])
-        small, large = TimedConnection(host, port), TimedConnection(host, port)
+        small, large = connection(), connection()
         for _ in range(2):
             large.round_trip_s(mget(1024))
         seg: dict[str, list[list[float]]] = {"large": [], "small": []}
@@ -152,8 +157,6 @@ def main() -> int:
                 time.sleep(0.01)
                 seg[name].append([conn.round_trip_s(p) * 1e6 for p in (get(), mget(16), get(), mget(16))])
         seen = ss_info(port, {"once received large replies": large, "never": small})
-        for conn in (probe, *wide, lone, small, large):
-            conn.close()
     print(f"scheduling: {sched}")
     b = {g: np.array(v[SKIP:]) for g, v in burst.items()}
     print(f"\n1. four connections idle for the gap, then four GETs in a chain on each ({args.rounds} rounds), us")
@@ -177,4 +180,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli(main, prog="redis_idle_chains")  # a missing redis-server: one line, exit 2

@@ -61,7 +61,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -321,11 +320,9 @@ def priority(nice: int | None, cpu: int | None = None, rt: int | None = None) ->
 def pinned_server(s: RedisValidationSettings, filler: int) -> Iterator[tuple[str, int, int, str]]:
     """The replay's set-up for a stand-alone measurement (the benchmarks' Redis checks): a
     started redis-server holding ``filler`` filler keys, and this process on its CPU as the
-    replay runs (:func:`priority`): yields (host, port, db, the scheduling used). Exits 2
-    where the server's program is missing."""
-    if shutil.which(s.redis_server) is None:
-        print(f"{s.redis_server} not found on PATH (apt-get install redis-server)", file=sys.stderr)
-        raise SystemExit(2)
+    replay runs (:func:`priority`): yields (host, port, db, the scheduling used). Without the
+    server's program, :func:`redis_server`'s one-line FileNotFoundError (a command run through
+    :func:`kvsim.errors.cli` exits 2 with it)."""
     with redis_server(s) as (host, port, db):
         with connect(host, port, db) as c:
             load_filler(c, filler)
