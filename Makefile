@@ -46,7 +46,7 @@ mutate: $(STAMP)
 	@for p in $(PKG); do $(PY) tools/mutate.py $$p --exclude "$(EXCLUDE)" --tests "$(TESTS)" --marks "$(MARKS)" || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins tools
+	$(VENV)/bin/ruff check kvsim tests benchmarks hydra_plugins tools notebooks
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -72,7 +72,7 @@ More hits mean less prefill; but hits in slow tiers cost load time, and every de
 a whole block over the links."""),
     ("code", """fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for ax, (col, label, scale) in zip(axes, [("ttft_p50_s", "TTFT p50 (ms)", 1e3), ("ttft_p99_s", "TTFT p99 (ms)", 1e3),
-                                          ("bytes_moved", "bytes moved on links (TiB)", 2.0**-40)]):
+                                          ("bytes_moved", "bytes moved on links (TiB)", 2.0**-40)], strict=True):
     sns.lineplot(data=df.assign(v=df[col] * scale), x="capacity_total_blocks", y="v", hue="policy",
                  style="policy", markers=True, ax=ax, legend=ax is axes[0])
     ax.set_xscale("log", base=2)

@@ -29,8 +29,7 @@ from the files saved in `DIR` (set `KVSIM_ANALYSIS_DIR=DIR`; without it the newe
 `outputs/trace_analysis/` is used, or the embedded trace is analysed first). It reproduces the
 trace study of *kvc-metadata-study* (section II: Fig. 1a, 1b, 2a, 2b), checks each number
 against the saved per-access table, and says what each number measures."""),
-    ("code", """import json
-import os
+    ("code", """import os
 from pathlib import Path
 
 import numpy as np

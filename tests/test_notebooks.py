@@ -28,3 +28,54 @@ def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_notebook_is_current_and_runs(small_sweep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     outputs = run_notebook("placement_sweep", {"KVSIM_SWEEP_DIR": str(small_sweep)}, monkeypatch)
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
+
+
+@pytest.fixture(scope="module")
+def small_validation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A validation run's saved files, as ``+experiment=redis_validation`` writes them: every
+    command's measured latency (run 0) and simulated ones (seeded runs 0-2) in the parquet,
+    the cells from them by the experiment's own ``compare`` in the CSV (no Redis needed)."""
+    import numpy as np
+    import pandas as pd
+
+    from kvsim.bench import redis_validation as rv
+
+    d = tmp_path_factory.mktemp("validation")
+    rng = np.random.default_rng(7)
+    frames, cells = [], []
+    for sp in (1.0, 10.0):
+        ops = np.array(["get", "range", "insert"] * 40)
+        keys = np.where(ops == "get", 1, rng.integers(1, 300, len(ops)))
+        base = 80e-6 + 0.2e-6 * keys
+        real = pd.DataFrame({"op": ops, "keys": keys, "latency_s": base * rng.lognormal(0, 0.3, len(ops)),
+                             "cmd": np.arange(len(ops)), "run": 0, "replay": 0})
+        sim = pd.concat([real.assign(latency_s=base * rng.lognormal(0.02, 0.3, len(ops)), run=k) for k in range(3)])
+        cells += rv.compare(real, sim, sp)
+        frames += [real.assign(source="real", speedup=sp), sim.assign(source="sim", speedup=sp)]
+    pd.concat(frames, ignore_index=True).to_parquet(d / "redis_validation_latency.parquet", index=False)
+    pd.DataFrame(cells, columns=rv.CSV_COLUMNS).to_csv(d / "redis_validation.csv", index=False)
+    return d
+
+
+def test_validation_notebook_is_current_and_runs(small_validation: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = run_notebook("redis_validation", {"KVSIM_VALIDATION_DIR": str(small_validation)}, monkeypatch)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "240 commands measured, 720 simulated (3 seeded runs), speed-ups x1, x10" in text
+    assert " of 6 cells inside the bounds" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+
+
+def test_validation_notebook_refuses_a_table_its_latencies_do_not_give(
+        small_validation: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import nbclient.exceptions
+    import pandas as pd
+
+    bad = tmp_path / "bad"
+    shutil.copytree(small_validation, bad)
+    table = pd.read_csv(bad / "redis_validation.csv")
+    table.loc[0, "err_p50"] += 0.05
+    table.to_csv(bad / "redis_validation.csv", index=False)
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="disagree"):
+        run_notebook("redis_validation", {"KVSIM_VALIDATION_DIR": str(bad)}, monkeypatch)
