@@ -1,4 +1,5 @@
-"""notebooks/placement_sweep.ipynb is current and runs on a small saved sweep."""
+"""The notebooks read saved outputs: placement_sweep.ipynb a small sweep, redis_validation.ipynb a
+small validation run (each current with its make_*_notebook.py, and run)."""
 
 from __future__ import annotations
 
