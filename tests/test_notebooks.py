@@ -1,5 +1,6 @@
 """The notebooks read saved outputs: placement_sweep.ipynb a small sweep, redis_validation.ipynb a
-small validation run (each current with its make_*_notebook.py, and run)."""
+small validation run, serving_run.ipynb a small run (each current with its make_*_notebook.py,
+and run)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,20 @@ def test_validation_notebook_refuses_a_table_its_latencies_do_not_give(
     table.to_csv(bad / "redis_validation.csv", index=False)
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="disagree"):
         run_notebook("redis_validation", {"KVSIM_VALIDATION_DIR": str(bad)}, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulation run's folder (the embedded trace's first 300 requests, four instances)."""
+    d = tmp_path_factory.mktemp("run")
+    run_sweep_in_process(d, [["trace.max_requests=300", "progress=false", "figures=false"]])
+    (found,) = d.glob("*/requests.parquet")
+    return found.parent
+
+
+def test_serving_run_notebook_is_current_and_runs(small_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = run_notebook("serving_run", {"KVSIM_RUN_DIR": str(small_run)}, monkeypatch)
+    tables = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)
+    for shown in ("ttft_s", "queue_s", "top_tier_hit_ratio", "link:pcie0:host0->gpu0"):
+        assert shown in tables, shown
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
