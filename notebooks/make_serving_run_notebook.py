@@ -57,20 +57,24 @@ if summary.get("overloaded") or summary.get("overloaded_peak"):
 A request's TTFT is its metadata lookup, its wait for the instance, the KV load not hidden by
 compute, its own compute, the wait for the rest of its batch, and the store of its new blocks
 (`queue_s` + `batch_wait_s` + ... as the README's Outputs section defines them). The table
-gives each stage's mean, p50 and p99; the bars split the mean of each tenth of the requests,
-from the fastest to the slowest, so the stages that make a request slow stand out."""),
+gives each stage's mean, p50 and p99; the bars split the mean TTFT of each tenth of the
+requests (written above each), from the fastest to the slowest, into the stages' shares, so
+the stages that make a request slow stand out."""),
     ("code", """STAGES = ["metadata_s", "queue_s", "load_s", "compute_s", "batch_wait_s", "store_s"]
 table = pd.DataFrame({"mean": req[STAGES + ["ttft_s"]].mean(), "p50": req[STAGES + ["ttft_s"]].median(),
                       "p99": req[STAGES + ["ttft_s"]].quantile(0.99)}) * 1e3
 display(table.round(3).rename_axis("ms"))
 decile = pd.qcut(req.ttft_s.rank(method="first"), 10, labels=[f"{10 * i}-{10 * i + 10}%" for i in range(10)])
-parts = req.groupby(decile, observed=True)[STAGES].mean() * 1e3
-ax = parts.plot.bar(stacked=True, figsize=(10, 4), rot=0)
-ax.set_yscale("symlog", linthresh=1.0)
+parts = req.groupby(decile, observed=True)[STAGES].mean()
+ax = parts.div(parts.sum(axis=1), axis=0).plot.bar(stacked=True, figsize=(11, 4), rot=0, width=0.8)
+for i, total in enumerate(parts.sum(axis=1) * 1e3):  # each tenth's mean TTFT on top of its bar
+    ax.text(i, 1.01, f"{total:,.0f} ms" if total >= 100 else f"{total:.3g} ms", ha="center", va="bottom",
+            fontsize="small")
+ax.set_ylim(0, 1.1)
 ax.set_xlabel("requests by TTFT, fastest tenth to slowest")
-ax.set_ylabel("mean time per request (ms, symlog)")
-ax.legend(loc="upper left", fontsize="small")
-ax.set_title("the stages of TTFT, by how slow the request was");"""),
+ax.set_ylabel("share of the mean TTFT")
+ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+ax.set_title("the stages of TTFT, by how slow the request was", pad=18);"""),
     ("md", """## What reuse buys
 
 Requests by the share of their blocks found in a tier (the reused prefix), and where the hits
@@ -124,6 +128,8 @@ ax2 = ax.twinx()
 ax2.bar(over.index, over.requests, color="grey", alpha=0.25, width=WINDOW_MIN)
 ax2.set_ylabel(f"requests arrived per {WINDOW_MIN} min")
 ax2.grid(False)
+ax.set_zorder(ax2.get_zorder() + 1)  # the percentiles in front of the arrivals' bars
+ax.patch.set_visible(False)
 ax.set_title("TTFT over the run");"""),
 ]
 
