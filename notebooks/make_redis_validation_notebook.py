@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbcells import notebook, write
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "redis_validation.ipynb"
@@ -149,12 +149,8 @@ else:
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+    return notebook(CELLS)
 
 
 if __name__ == "__main__":
-    nbformat.write(build(), str(NOTEBOOK))
-    print(NOTEBOOK)
+    print(write(build(), NOTEBOOK))

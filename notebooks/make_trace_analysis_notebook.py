@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbcells import notebook, write
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "trace_analysis.ipynb"
@@ -162,16 +162,11 @@ show(fig)"""),
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.cells = [new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return notebook(CELLS)
 
 
 def main(path: Path = NOTEBOOK) -> Path:
-    nbformat.write(build(), str(path))
-    return path
+    return write(build(), path)
 
 
 if __name__ == "__main__":
