@@ -47,31 +47,30 @@ cells = pd.read_csv(RUN / "redis_validation.csv")
 lat = pd.read_parquet(RUN / "redis_validation_latency.parquet")
 lat["us"] = lat.latency_s * 1e6
 SPEEDUPS = [f"x{sp:g}" for sp in sorted(lat.speedup.unique())]
-lat["speed-up"] = pd.Categorical([f"x{sp:g}" for sp in lat.speedup], categories=SPEEDUPS, ordered=True)
+
+
+def speedup_label(speedups: pd.Series) -> pd.Categorical:
+    return pd.Categorical([f"x{sp:g}" for sp in speedups], categories=SPEEDUPS, ordered=True)
+
+
+lat["speed-up"] = speedup_label(lat.speedup)
 fit_file = RUN / "redis_validation_fit.json"
 fit = json.loads(fit_file.read_text()) if fit_file.is_file() else {}
 sns.set_theme(style="whitegrid", context="notebook")
 real, sim = lat[lat.source == "real"], lat[lat.source == "sim"]
 print(f"{RUN}: {len(real):,} commands measured, {len(sim):,} simulated ({sim.run.nunique()} seeded runs), "
-      f"speed-ups {', '.join(f'x{sp:g}' for sp in sorted(cells.speedup.unique()))}")"""),
+      f"speed-ups {', '.join(SPEEDUPS)}")"""),
     ("md", """## The cells against the bounds
 
 Error = simulated / measured - 1 of each cell's p50 and p99; the bounds are the issue's
-(p50 within 10%, p99 within 20%). The table is recomputed here from the per-command file and
-checked against the saved one, so the two files cannot disagree unnoticed."""),
-    ("code", """BOUNDS = {"p50": 0.10, "p99": 0.20}
+(p50 within 10%, p99 within 20%). The experiment's own `compare` recomputes the table here
+from the per-command file, checked against the saved one, so the two files cannot disagree
+unnoticed."""),
+    ("code", """from kvsim.bench.redis_validation import compare
 
-
-def cell_table(lat: pd.DataFrame) -> pd.DataFrame:
-    q = lat.groupby(["op", "speedup", "source"]).latency_s.quantile([0.5, 0.99]).unstack([-2, -1])
-    t = pd.DataFrame({"real_p50_s": q[("real", 0.5)], "sim_p50_s": q[("sim", 0.5)],
-                      "real_p99_s": q[("real", 0.99)], "sim_p99_s": q[("sim", 0.99)]})
-    t["err_p50"] = t.sim_p50_s / t.real_p50_s - 1.0
-    t["err_p99"] = t.sim_p99_s / t.real_p99_s - 1.0
-    return t
-
-
-mine = cell_table(lat)
+BOUNDS = {"p50": 0.10, "p99": 0.20}
+mine = pd.DataFrame([row for sp in sorted(lat.speedup.unique())
+                     for row in compare(real[real.speedup == sp], sim[sim.speedup == sp], sp)]).set_index(["op", "speedup"])
 saved = cells.set_index(["op", "speedup"])
 assert np.allclose(mine.loc[saved.index, ["err_p50", "err_p99"]], saved[["err_p50", "err_p99"]]), \\
     "the per-command file and redis_validation.csv disagree"
@@ -87,20 +86,14 @@ print(f"{int(show.inside.sum())} of {len(show)} cells inside the bounds")"""),
     ("md", """## The two distributions
 
 Each op at each speed-up: the measured latencies against the simulated ones (every seeded
-run pooled), on a log axis. A p50 that falls between two modes of a distribution (the GETs'
+run pooled), on a log axis (the run's own `redis_validation_cdf.png`, drawn again here). A p50 that falls between two modes of a distribution (the GETs'
 lookups answered in one server turn or not) moves a lot with a small change in the share of
 each mode: the ECDF shows whether a cell's error is that or a shift of the whole curve."""),
-    ("code", """from matplotlib.ticker import FuncFormatter, NullFormatter
+    ("code", """from kvsim.report.redis_validation import cdf_figure
 
-g = sns.displot(data=lat, x="us", hue="source", col="speed-up", row="op", kind="ecdf", log_scale=True,
-                height=2.6, aspect=1.4, facet_kws={"sharex": False}, hue_order=["real", "sim"])
-g.set_axis_labels("latency (us, log)", "share of commands")
-g.set_titles("{row_name} at {col_name}")
-for ax in g.axes.flat:
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.axhline(0.5, color="grey", lw=0.6, ls=":")
-    ax.axhline(0.99, color="grey", lw=0.6, ls=":")"""),
+fig = cdf_figure(lat, cells)
+for ax in fig.axes:
+    ax.axhline(0.5, color="grey", lw=0.6, ls=":")"""),
     ("md", """## Command by command
 
 The same commands were measured and simulated, so each command's simulated latency (median
@@ -113,7 +106,7 @@ paired["late_us"] = (paired.sim_s - paired.latency_s) * 1e6
 size = 2 ** np.ceil(np.log2(paired["keys"].clip(lower=1))).astype(int)
 order = [str(k) for k in sorted(size.unique())]
 paired["keys up to"] = pd.Categorical(size.astype(str), categories=order, ordered=True)
-paired["speed-up"] = pd.Categorical([f"x{sp:g}" for sp in paired.speedup], categories=SPEEDUPS, ordered=True)
+paired["speed-up"] = speedup_label(paired.speedup)
 grouped = paired.groupby(["op", "keys up to", "speed-up"], observed=True).late_us
 display(pd.concat({"late p50 (us)": grouped.median().unstack("speed-up"),
                    "commands": grouped.size().unstack("speed-up")}, axis=1).round(1))

@@ -60,7 +60,9 @@ compute, its own compute, the wait for the rest of its batch, and the store of i
 gives each stage's mean, p50 and p99; the bars split the mean TTFT of each tenth of the
 requests (written above each), from the fastest to the slowest, into the stages' shares, so
 the stages that make a request slow stand out."""),
-    ("code", """STAGES = ["metadata_s", "queue_s", "load_s", "compute_s", "batch_wait_s", "store_s"]
+    ("code", """from kvsim.report.plots import COMPONENTS, ecdf_rows, reuse_class
+
+STAGES = [c for c, _ in COMPONENTS if c in req]  # ttft.png's stages
 table = pd.DataFrame({"mean": req[STAGES + ["ttft_s"]].mean(), "p50": req[STAGES + ["ttft_s"]].median(),
                       "p99": req[STAGES + ["ttft_s"]].quantile(0.99)}) * 1e3
 display(table.round(3).rename_axis("ms"))
@@ -77,12 +79,11 @@ ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
 ax.set_title("the stages of TTFT, by how slow the request was", pad=18);"""),
     ("md", """## What reuse buys
 
-Requests by the share of their blocks found in a tier (the reused prefix), and where the hits
-were served from."""),
-    ("code", """reuse = req.prefix_hits / req.blocks.clip(lower=1)
-req["reuse"] = pd.cut(reuse, [-0.01, 0.0, 0.5, 0.99, 1.0], labels=["none", "under half", "half or more", "all"])
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
-sns.ecdfplot(data=req.assign(ttft_ms=req.ttft_s * 1e3), x="ttft_ms", hue="reuse", log_scale=True, ax=ax1)
+Requests by the share of their blocks found in a tier (the reused prefix; the classes of the
+run's `ttft.png`), and where the hits were served from."""),
+    ("code", """fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
+data, weights = ecdf_rows(req.assign(reuse=reuse_class(req), ttft_ms=req.ttft_s * 1e3), "ttft_ms", "reuse")
+sns.ecdfplot(data=data, x="ttft_ms", hue="reuse", weights=weights, log_scale=True, ax=ax1)
 ax1.set_xlabel("TTFT (ms, log)")
 ax1.set_title("TTFT by the share of the request reused")
 hits = req[[c for c in req.columns if c.startswith("hits_")]].sum()

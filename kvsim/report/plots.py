@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only; no display on servers and in CI
+if "ipykernel" not in sys.modules:  # a notebook's kernel keeps its own (inline) backend
+    matplotlib.use("Agg")  # files only; no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -154,6 +156,12 @@ def _read_requests(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path, columns=names)
 
 
+def reuse_class(requests: pd.DataFrame) -> pd.Series:
+    """Each request's share of blocks reused (its prefix found in a tier), in four classes."""
+    reuse = requests["prefix_hits"] / requests["blocks"]
+    return pd.cut(reuse, [-0.01, 0.25, 0.5, 0.75, 1.0], labels=["reused <= 25%", "25-50%", "50-75%", "> 75%"])
+
+
 def plot_run(run_dir: str | Path) -> Path:
     """``ttft.png``: TTFT CDF by reuse class, and where the time goes (every stage of TTFT,
     mean per request size)."""
@@ -163,11 +171,7 @@ def plot_run(run_dir: str | Path) -> Path:
     report_theme()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
 
-    reuse = df["prefix_hits"] / df["blocks"]
-    df = df.assign(
-        reuse=pd.cut(reuse, [-0.01, 0.25, 0.5, 0.75, 1.0], labels=["reused <= 25%", "25-50%", "50-75%", "> 75%"]),
-        ttft_ms=df["ttft_s"] * 1e3,
-    )
+    df = df.assign(reuse=reuse_class(df), ttft_ms=df["ttft_s"] * 1e3)
     data, weights = ecdf_rows(df, "ttft_ms", "reuse")
     sns.ecdfplot(data=data, x="ttft_ms", hue="reuse", weights=weights, ax=ax1, log_scale=True)
     ax1.set_xlabel("time to first token (ms, log)")

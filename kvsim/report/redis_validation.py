@@ -20,11 +20,18 @@ OPS = ("get", "range", "insert", "delete")
 
 
 def plot_cdfs(run_dir: str | Path) -> Path | None:
+    """``redis_validation_cdf.png`` in ``run_dir``, from its saved files (None: no commands)."""
     d = Path(run_dir)
     lat = pd.read_parquet(d / "redis_validation_latency.parquet")
-    table = pd.read_csv(d / "redis_validation.csv")
     if lat.empty:
         return None
+    fig = cdf_figure(lat, pd.read_csv(d / "redis_validation.csv"))
+    return save_figure(fig, d / "redis_validation_cdf.png", laid_out=True)
+
+
+def cdf_figure(lat: pd.DataFrame, table: pd.DataFrame) -> plt.Figure:
+    """The figure from a run's per-command latencies and its cells (``notebooks/`` shows it
+    without writing into the run's folder)."""
     ops = [o for o in OPS if o in set(lat["op"])]
     speeds = sorted(set(lat["speedup"]))
     report_theme()
@@ -58,7 +65,7 @@ def plot_cdfs(run_dir: str | Path) -> Path | None:
                 ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Redis model vs a real redis-server: the same commands at the trace's arrival times", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, d / "redis_validation_cdf.png", laid_out=True)
+    return fig
 
 
 if __name__ == "__main__":

@@ -11,18 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.colors import LogNorm
 
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-
-from kvsim.io import write_with  # noqa: E402
-from kvsim.report.plots import ecdf_rows  # noqa: E402
+from kvsim.io import write_with
+from kvsim.report.plots import ecdf_rows, plt, sns  # (plots picks the backend)
 
 BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
 
