@@ -223,3 +223,11 @@ def test_io_extra_knots_add_to_a_commands_event_loop() -> None:
     assert RedisIndex(**COSTS, io_s=10e-6).io(Op("insert", 40, 1, 0, 0, 0.0)) == pytest.approx(10e-6)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="io_extra_knots"):
         RedisIndex(**COSTS, io_extra_knots=[(64.0, 1e-6), (16.0, 0.0)])  # type: ignore[arg-type]
+    # an MSET's own points where given (an MGET keeps the others); without them, the same
+    own = RedisIndex(**COSTS, io_s=10e-6, io_per_key_s=0.1e-6, io_extra_knots=kn,  # type: ignore[arg-type]
+                     mset_io_extra_knots=[(16.0, 0.0), (64.0, 6e-6)])
+    assert own.io(Op("insert", 40, 1, 0, 0, 0.0)) == pytest.approx(10e-6 + 4e-6 + 3e-6)
+    assert own.io(Op("range", 40, 1, 0, 0, 0.0)) == pytest.approx(10e-6 + 4e-6 + 12e-6)
+    assert ix.io(Op("range", 40, 1, 0, 0, 0.0)) == ix.io(Op("insert", 40, 1, 0, 0, 0.0))
+    with pytest.raises(ValueError, match="mset_io_extra_knots"):
+        RedisIndex(**COSTS, mset_io_extra_knots=[(64.0, 1e-6), (16.0, 0.0)])  # type: ignore[arg-type]

@@ -775,6 +775,42 @@ def test_the_round_trip_comes_from_the_small_probes() -> None:
     assert fit_client(replay(few), base)[0]["tcp_rtt_s"] > 100e-6
 
 
+def test_msets_get_their_own_size_points() -> None:
+    """MGET probes that leave 0.5 us a key past 16 beyond the lines and MSET probes that
+    leave nothing: the MGETs' points are not charged to the MSETs (the agentic sessions' MSETs
+    were 20-27% dear with them), and MSETs too few for a bin get no points."""
+    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6,
+            "io_s": 10e-6}
+
+    def replay(mset_sizes: list[int]) -> ReplayResult:
+        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+        for kind, sizes in (("range", [1, 4, 16] * 10 + [256, 1024] * 25), ("insert", mset_sizes)):
+            for n in sizes:
+                for cold in (True, False):
+                    extra = 0.5e-6 * max(n - 16, 0) if kind == "range" else 0.0
+                    command = (0.2e-6 if kind == "range" else 0.6e-6) * n
+                    res.probe_kind.append(kind)
+                    res.probe_keys.append(n)
+                    res.probe_send_s.append(5e-6)
+                    res.probe_recv_s.append(5e-6)
+                    res.probe_rtt_s.append(10e-6 + 1e-6 + command + 10e-6 + (90e-6 if cold else 10e-6) + extra)
+                    res.probe_cold.append(cold)
+        return res
+
+    fit, _ = fit_client(replay([2, 8] * 10 + [256, 1024] * 25), base)
+    assert fit["io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 120e-6)), pytest.approx((1024.0, 504e-6))]
+    assert fit["mset_io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 0.0), abs=1e-12),
+                                          pytest.approx((1024.0, 0.0), abs=1e-12)]
+    fit, _ = fit_client(replay([2, 8] * 10 + [256, 1024] * 5), base)  # 10 large MSETs: no bin of 20
+    assert fit["mset_io_extra_knots"] == [] and len(fit["io_extra_knots"]) == 3
+    # in the model: an MSET of 1,024 keys pays its own points, an MGET the MGETs'
+    ix = RedisIndex(get_s=1e-6, mget_base_s=1e-6, mget_per_key_s=0.0, mset_base_s=1e-6, mset_per_key_s=0.0,
+                    del_base_s=1e-6, del_per_key_s=0.0, tcp_rtt_s=1e-6, io_extra_knots=fit["io_extra_knots"],
+                    mset_io_extra_knots=[(16.0, 0.0), (1024.0, 7e-6)])
+    assert ix.io(Op("insert", 1024, 1, 0, 0, 0.0)) == pytest.approx(7e-6)
+    assert ix.io(Op("range", 1024, 1, 0, 0, 0.0)) == pytest.approx(504e-6)
+
+
 def test_command_time_factors_by_hand() -> None:
     """The stream's commands' server time in a replay over the calibration's lines, per
     command, and the probes' (a warm MSET probe's untimed MGET of its keys counted)."""

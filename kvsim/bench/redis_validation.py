@@ -443,6 +443,21 @@ NET_MAX_KEYS = 16  # probes that measure the round trip's own part (the calibrat
 MIN_NET_PROBES = 20  # fewer such probes: every probe is used
 
 
+def size_knots(keys: np.ndarray, net: np.ndarray, ok: np.ndarray, rtt_s: float) -> list[tuple[float, float]]:
+    """What the probes ``ok`` of more than ``NET_MAX_KEYS`` keys leave beyond the round trip
+    ``rtt_s`` (``net``: each probe's round trip less the lines' charges), by bins of 4x more
+    keys: (``NET_MAX_KEYS``, 0), then each bin's median keys and median excess (at least 0)
+    where the bin holds ``MIN_NET_PROBES`` probes; [] where no bin does."""
+    knots = [(float(NET_MAX_KEYS), 0.0)]
+    lo = NET_MAX_KEYS
+    while (ok & (keys > lo)).any():
+        b = ok & (keys > lo) & (keys <= 4 * lo)
+        if b.sum() >= MIN_NET_PROBES:
+            knots.append((float(np.median(keys[b])), max(float(np.median(net[b])) - rtt_s, 0.0)))
+        lo *= 4
+    return knots if len(knots) > 1 else []
+
+
 def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, float] = (0.0, 0.0)
                ) -> tuple[dict[str, Any], dict[str, CostDist]]:
     """The network and the client's costs from one replay and its probes.
@@ -486,21 +501,17 @@ def fit_client(real: ReplayResult, base: dict[str, Any], slopes: tuple[float, fl
     # in the keys, and where the time goes was not measured), by size: the median excess of the warm
     # probes in each bin of 4x more keys, as points the model adds to a command's event loop
     # (RedisIndex io_extra_knots); bins with fewer than MIN_NET_PROBES probes are left out.
-    knots: list[tuple[float, float]] = []
-    if from_small:  # the round trip came from the small probes
-        knots.append((float(NET_MAX_KEYS), 0.0))
-        lo = NET_MAX_KEYS
-        while (~cold & (pn > lo)).any():
-            b = ~cold & (pn > lo) & (pn <= 4 * lo)
-            if b.sum() >= MIN_NET_PROBES:
-                knots.append((float(np.median(pn[b])), max(float(np.median(net[b])) - rtt.p50, 0.0)))
-            lo *= 4
+    # MSETs apart from MGETs (mset_io_extra_knots): their excesses differ, and the MGETs,
+    # five in six of the probes, had set the points for both.
+    insert = pk == "insert"
+    knots = size_knots(pn, net, ~cold & ~insert, rtt.p50) if from_small else []
+    mset_knots = size_knots(pn, net, ~cold & insert, rtt.p50) if from_small else []
     params = {
         "work_knots": work_knots(probe_work(real)[net_probes(real)], net, warm),
         "client_send_s": sa, "client_send_per_key_s": sb, "client_recv_s": ra, "client_recv_per_key_s": rb,
         "tcp_rtt_s": rtt.p50, "tcp_rtt_p99_s": rtt.p99, "tcp_rtt_p999_s": rtt.p999, "io_after_reply_s": io_after,
         "io_per_key_s": per_key, "io_per_value_s": per_value, "tcp_rtt_cold_s": rtt_cold.p50, "tcp_rtt_cold_p99_s": rtt_cold.p99,
-        "io_extra_knots": knots if len(knots) > 1 else [],
+        "io_extra_knots": knots, "mset_io_extra_knots": mset_knots,
     }
     if real.admit_late_s:
         admit = CostDist.from_samples(np.maximum(real.admit_late_s, 0.0))

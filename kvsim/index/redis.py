@@ -225,6 +225,7 @@ class RedisIndex(IndexModel):
         mset_knots: Knots = (),
         mset_warm_knots: Knots = (),
         io_extra_knots: Knots = (),
+        mset_io_extra_knots: Knots | None = None,
         idle_knots: Knots = (),
         lone_idle_knots: Knots | None = None,
         cold_per_command_s: float = 0.0,
@@ -294,7 +295,7 @@ class RedisIndex(IndexModel):
         self.mset_warm = (mset_base_s if mset_warm_base_s is None else mset_warm_base_s,
                           mset_per_key_s if mset_warm_per_key_s is None else mset_warm_per_key_s)
         for name, kn in (("mget_knots", mget_knots), ("mset_knots", mset_knots), ("mset_warm_knots", mset_warm_knots),
-                         ("io_extra_knots", io_extra_knots)):
+                         ("io_extra_knots", io_extra_knots), ("mset_io_extra_knots", mset_io_extra_knots or ())):
             if any(b[0] <= a[0] for a, b in zip(kn, kn[1:], strict=False)) or any(t < 0 or k < 1 for k, t in kn):
                 raise ValueError(f"redis.{name}: (keys >= 1, seconds >= 0) points with increasing keys, got {list(kn)}")
         self.mget_knots, self.mset_knots, warm_knots = (tuple((float(k), float(t)) for k, t in kn)
@@ -304,6 +305,11 @@ class RedisIndex(IndexModel):
         # (measured by the validation's probes; none by default): 0 up to the first point,
         # linear between points, the last point's value beyond
         self.io_extra_knots = tuple((float(k), float(t)) for k, t in io_extra_knots)
+        # an MSET's own points: its keys are 2n arguments in and no values out, an MGET's n in
+        # and n values out, and the two leave different excesses by size (the MGETs' charged
+        # to the agentic sessions' MSETs had made them 20-27% dear); None: the points above
+        self.mset_io_extra_knots = (self.io_extra_knots if mset_io_extra_knots is None
+                                    else tuple((float(k), float(t)) for k, t in mset_io_extra_knots))
         self._track = self.mset_warm != self.mset or self.mset_warm_knots != self.mset_knots  # (bookkeeping only when it changes a cost)
         self._touched: set[int] = set()  # the keys the last lookup read
         self.held: set[int] = new_id_set()
@@ -500,7 +506,8 @@ class RedisIndex(IndexModel):
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
         values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
         t = self.io_s + self.io_per_key * op.keys + self.io_per_value * values
-        return t + extra_time(self.io_extra_knots, op.keys) if self.io_extra_knots else t
+        kn = self.mset_io_extra_knots if op.kind == "insert" else self.io_extra_knots
+        return t + extra_time(kn, op.keys) if kn else t
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
