@@ -84,6 +84,9 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("kvsim_staging", lambda out: str(stage(str(out))))
     if not OmegaConf.has_resolver("kvsim_trace"):
         OmegaConf.register_new_resolver("kvsim_trace", public_trace)
+    if not OmegaConf.has_resolver("kvsim_job"):
+        # a sweep's job number, three digits at least, so its folders list in job order
+        OmegaConf.register_new_resolver("kvsim_job", lambda n: f"{int(n):03d}")
 
 
 TRACE_DIRS = ("traces/public", "../shared/traces/mooncake")  # under the project root

@@ -181,6 +181,9 @@ def test_placement_sweep_gathers_a_table_and_figure(tmp_path: Path) -> None:
     assert len(df) == 2 * df["policy"].nunique() and df["policy"].nunique() >= 3
     assert {"policy", "capacity_scale", "hit_ratio", "ttft_p99_s"} <= set(df.columns)
     assert (sweep / "sweep.png").stat().st_size > 10_000
+    # the job folders' numbers are zero-padded, so a listing is in job order (0, 1, 2 ... not 0, 1, 10)
+    jobs = sorted(d.name for d in sweep.iterdir() if d.is_dir() and d.name[0].isdigit())
+    assert [int(n.split("_")[0]) for n in jobs] == list(range(len(df))) and jobs[0].startswith("000_")
 
 
 def test_inputs_longer_than_the_context_window_warn_once(compose_cfg, caplog, monkeypatch) -> None:

@@ -142,14 +142,14 @@ def test_sweep_with_a_failing_job_writes_the_table_and_fails(tmp_path: Path) -> 
     sweep has started: config and trace were checked before the first job): it fails, the
     others run, the table and figures are written, and the command fails naming the job."""
     sweep = tmp_path / "s"
-    (sweep / "2_fifo_x0.5").mkdir(parents=True)
-    (sweep / "2_fifo_x0.5" / MARKER).write_text(json.dumps({"config_hash": "an older run"}))
+    (sweep / "002_fifo_x0.5").mkdir(parents=True)
+    (sweep / "002_fifo_x0.5" / MARKER).write_text(json.dumps({"config_hash": "an older run"}))
     # one instance: OPT is an upper bound on the hits only in one chain of tiers
     p = kvsim("policy=lru,opt,fifo", "system.capacity_scale=0.5", "trace.max_requests=200", "gpu.instances=1",
               f"hydra.sweep.dir={sweep}")
     assert p.returncode == 2, p.stderr
     err = p.stderr.strip().splitlines()[-1]
-    assert err.startswith("kvsim: error: sweep ") and "1 of 3 jobs failed" in err and "2_fifo_x0.5" in err
+    assert err.startswith("kvsim: error: sweep ") and "1 of 3 jobs failed" in err and "002_fifo_x0.5" in err
     df = pd.read_csv(sweep / "sweep.csv")
     assert list(df["status"]) == ["complete", "complete", "failed"]
     assert "holds a complete run of another config" in df.loc[2, "error"] and df.loc[2, "policy"] == "fifo"
@@ -158,9 +158,9 @@ def test_sweep_with_a_failing_job_writes_the_table_and_fails(tmp_path: Path) -> 
         assert (sweep / fig).is_file(), fig
     jobs = json.loads((sweep / "sweep_jobs.json").read_text())["jobs"]
     assert [j["subdir"] for j in jobs] == list(df["job"])
-    assert json.loads((sweep / "2_fifo_x0.5" / MARKER).read_text()) == {"config_hash": "an older run"}
+    assert json.loads((sweep / "002_fifo_x0.5" / MARKER).read_text()) == {"config_hash": "an older run"}
     r = subprocess.run([sys.executable, "-m", "kvsim.report", str(sweep)], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 1 and "2_fifo_x0.5: failed" in r.stdout + r.stderr
+    assert r.returncode == 1 and "002_fifo_x0.5: failed" in r.stdout + r.stderr
 
 
 def test_two_sweeps_cannot_share_a_folder(tmp_path: Path) -> None:
