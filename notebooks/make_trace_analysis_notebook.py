@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from kvsim.analysis.runs_test import monotone_pvalue
-from kvsim.report import trace_figures as figures
-
 %matplotlib inline
 import matplotlib.pyplot as plt
+
+from kvsim.analysis.runs_test import monotone_pvalue
+from kvsim.report import trace_figures as figures
 
 ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
 run = os.environ.get("KVSIM_ANALYSIS_DIR")
