@@ -740,31 +740,37 @@ def test_the_event_loop_per_key_and_per_value_from_probes() -> None:
     assert (per_key, per_value) == pytest.approx((0.3e-6, 0.5e-6), rel=1e-6)
 
 
+PROBE_BASE = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6,
+              "io_s": 10e-6}
+
+
+def probe_replay(sizes: dict[str, list[int]], extra_per_key: dict[str, float]) -> ReplayResult:
+    """A cold and a warm probe of each size of each kind, whose round trip is send and receive
+    (5 us each), the event loop (``io_s``), the command at ``PROBE_BASE``'s lines, 10 us (warm)
+    or 90 us (cold), and ``extra_per_key[kind]`` a key past 16 keys (what the lines miss)."""
+    res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
+    per_key = {"range": PROBE_BASE["mget_per_key_s"], "insert": PROBE_BASE["mset_per_key_s"]}
+    for kind, ns in sizes.items():
+        for n in ns:
+            for cold in (True, False):
+                net = (90e-6 if cold else 10e-6) + extra_per_key.get(kind, 0.0) * max(n - 16, 0)
+                res.probe_kind.append(kind)
+                res.probe_keys.append(n)
+                res.probe_send_s.append(5e-6)
+                res.probe_recv_s.append(5e-6)
+                res.probe_rtt_s.append(10e-6 + 1e-6 + per_key[kind] * n + 10e-6 + net)
+                res.probe_cold.append(cold)
+    return res
+
+
 def test_the_round_trip_comes_from_the_small_probes() -> None:
     """Probes whose round trip less send, receive, command and event loop is 10 us (warm) or
     90 us (cold) up to 16 keys, and more per key beyond what the lines take past that (a
     trace of large commands): the round trip's own part is the small probes' (their
     median), not the median of all, which the large ones would raise; with fewer than 20
     small probes, every probe counts."""
-    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6,
-            "io_s": 10e-6}
-
-    def replay(sizes: list[int]) -> ReplayResult:
-        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
-        for n in sizes:
-            for cold in (True, False):
-                extra = 0.5e-6 * max(n - 16, 0)  # what the lines miss past 16 keys
-                net = (90e-6 if cold else 10e-6) + extra
-                res.probe_kind.append("range")
-                res.probe_keys.append(n)
-                res.probe_send_s.append(5e-6)
-                res.probe_recv_s.append(5e-6)
-                res.probe_rtt_s.append(10e-6 + 1e-6 + 0.2e-6 * n + 10e-6 + net)
-                res.probe_cold.append(cold)
-        return res
-
     mixed = [1, 4, 16] * 10 + [256, 1024, 4096] * 25  # 30 small, 75 large: the large are the median
-    fit, dists = fit_client(replay(mixed), base)
+    fit, dists = fit_client(probe_replay({"range": mixed}, {"range": 0.5e-6}), PROBE_BASE)
     assert fit["tcp_rtt_s"] == pytest.approx(10e-6) and fit["tcp_rtt_cold_s"] == pytest.approx(90e-6)
     assert dists["rtt"].p99 == pytest.approx(10e-6)
     # what the large probes leave beyond it, by bins of 4x more keys: (16, 0), then each
@@ -772,36 +778,22 @@ def test_the_round_trip_comes_from_the_small_probes() -> None:
     assert fit["io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 120e-6)), pytest.approx((1024.0, 504e-6)),
                                      pytest.approx((4096.0, 2040e-6))]
     few = [1, 4] * 5 + [256, 1024, 4096] * 15  # 10 small probes: all of them count
-    assert fit_client(replay(few), base)[0]["tcp_rtt_s"] > 100e-6
+    assert fit_client(probe_replay({"range": few}, {"range": 0.5e-6}), PROBE_BASE)[0]["tcp_rtt_s"] > 100e-6
 
 
 def test_msets_get_their_own_size_points() -> None:
     """MGET probes that leave 0.5 us a key past 16 beyond the lines and MSET probes that
     leave nothing: the MGETs' points are not charged to the MSETs (the agentic sessions' MSETs
     were 20-27% dear with them), and MSETs too few for a bin get no points."""
-    base = {"get_s": 1e-6, "mget_base_s": 1e-6, "mget_per_key_s": 0.2e-6, "mset_base_s": 1e-6, "mset_per_key_s": 0.6e-6,
-            "io_s": 10e-6}
-
-    def replay(mset_sizes: list[int]) -> ReplayResult:
-        res = ReplayResult(np.zeros(0, dtype=int), [], np.zeros(0, dtype=int), *(np.zeros(0) for _ in range(4)))
-        for kind, sizes in (("range", [1, 4, 16] * 10 + [256, 1024] * 25), ("insert", mset_sizes)):
-            for n in sizes:
-                for cold in (True, False):
-                    extra = 0.5e-6 * max(n - 16, 0) if kind == "range" else 0.0
-                    command = (0.2e-6 if kind == "range" else 0.6e-6) * n
-                    res.probe_kind.append(kind)
-                    res.probe_keys.append(n)
-                    res.probe_send_s.append(5e-6)
-                    res.probe_recv_s.append(5e-6)
-                    res.probe_rtt_s.append(10e-6 + 1e-6 + command + 10e-6 + (90e-6 if cold else 10e-6) + extra)
-                    res.probe_cold.append(cold)
-        return res
-
-    fit, _ = fit_client(replay([2, 8] * 10 + [256, 1024] * 25), base)
+    mgets = [1, 4, 16] * 10 + [256, 1024] * 25
+    fit, _ = fit_client(probe_replay({"range": mgets, "insert": [2, 8] * 10 + [256, 1024] * 25}, {"range": 0.5e-6}),
+                        PROBE_BASE)
     assert fit["io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 120e-6)), pytest.approx((1024.0, 504e-6))]
     assert fit["mset_io_extra_knots"] == [(16.0, 0.0), pytest.approx((256.0, 0.0), abs=1e-12),
                                           pytest.approx((1024.0, 0.0), abs=1e-12)]
-    fit, _ = fit_client(replay([2, 8] * 10 + [256, 1024] * 5), base)  # 10 large MSETs: no bin of 20
+    # 10 large MSETs: no bin of 20
+    fit, _ = fit_client(probe_replay({"range": mgets, "insert": [2, 8] * 10 + [256, 1024] * 5}, {"range": 0.5e-6}),
+                        PROBE_BASE)
     assert fit["mset_io_extra_knots"] == [] and len(fit["io_extra_knots"]) == 3
     # in the model: an MSET of 1,024 keys pays its own points, an MGET the MGETs'
     ix = RedisIndex(get_s=1e-6, mget_base_s=1e-6, mget_per_key_s=0.0, mset_base_s=1e-6, mset_per_key_s=0.0,
