@@ -1015,11 +1015,12 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     x100: under two minutes). A measurement of the machine it runs on: on a busy one (a
     build, another test run beside it) the replays' latencies carry that load and the model,
     calibrated a minute before, does not. Not a certainty on a quiet one either: on the AMD
-    EPYC 2-vCPU VM every cell was inside in 94 of 100 runs since the thirteenth pass, three
-    misses a gets' p50 at x1 or x10 (a burst's first turn, early in the model), one the
-    ranges' p99 at x1 (one slow burst among 166 ranges), two the inserts' p50 at x1 (-10.4, -10.5%,
-    a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to nineteenth passes,
-    give every run and what is known of it."""
+    EPYC 2-vCPU VMs every cell was inside in 117 of 125 runs since the thirteenth pass, five
+    misses a gets' p50 at x1, x10 or x100 (a burst's first turn, early in the model; the p50
+    between the gets' two modes, so it compares the lower mode's upper tail: the message says
+    where), one the ranges' p99 at x1 (one slow burst among 166 ranges), two the inserts' p50
+    at x1 (-10.4, -10.5%, a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to
+    twentieth passes, give every run and what is known of it."""
     need_redis()
     cfg = compose_cfg(["+experiment=redis_validation", "trace=mooncake_conversation", f"trace.path={real_trace_path}",
                        "experiment.requests=[180,600,600]"])
@@ -1035,8 +1036,13 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     bad = table[(table["err_p50"].abs() > TOL_P50) | (table["err_p99"].abs() > TOL_P99)]
     busy = ", ".join(f"x{sp}: {100 * f['machine_others_share']:.1f}% (+{100 * f['machine_steal_share']:.1f}% stolen)"
                      for sp, f in fit.items() if f["machine_others_share"] is not None)
+    # a p50 between two modes of a kind's latencies compares the lower mode's upper tail: say so
+    gaps = "; ".join(f"x{sp} {op}: {100 * g['real_below']:.1f}% measured, {100 * g['sim_below']:.1f}% simulated "
+                     f"below {1e6 * g['split_s']:.0f} us" for sp, f in fit.items()
+                     for op, g in (f.get("median_gap") or {}).items())
     assert bad.empty, (f"outside the tolerance; a timing measurement, so the machine's CPU that other processes "
-                       f"took during each replay: {busy or 'not read'}\n{bad.to_string()}")
+                       f"took during each replay: {busy or 'not read'}; p50s in a gap between two modes: "
+                       f"{gaps or 'none'}\n{bad.to_string()}")
 
 
 def test_the_turn_profile_by_hand() -> None:
