@@ -1015,10 +1015,10 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     x100: under two minutes). A measurement of the machine it runs on: on a busy one (a
     build, another test run beside it) the replays' latencies carry that load and the model,
     calibrated a minute before, does not. Not a certainty on a quiet one either: on the AMD
-    EPYC 2-vCPU VMs every cell was inside in 117 of 125 runs since the thirteenth pass, five
+    EPYC 2-vCPU VMs every cell was inside in 118 of 127 runs since the thirteenth pass, five
     misses a gets' p50 at x1, x10 or x100 (a burst's first turn, early in the model; the p50
     between the gets' two modes, so it compares the lower mode's upper tail: the message says
-    where), one the ranges' p99 at x1 (one slow burst among 166 ranges), two the inserts' p50
+    where), two the ranges' p99 at x1 (one slow burst among 166 ranges), two the inserts' p50
     at x1 (-10.4, -10.5%, a cell that leans 3-4% low): docs/redis_validation.md, fifteenth to
     twentieth passes, give every run and what is known of it."""
     need_redis()
