@@ -22,23 +22,17 @@ several capacities and gathers the jobs into `sweep.csv`. This notebook reads th
 the per-request records the jobs saved, and shows: how far each policy is from Belady's OPT,
 which tiers serve the hits, what that does to TTFT, and what it costs in bytes moved.
 Set `KVSIM_SWEEP_DIR=DIR` to read a given sweep; otherwise the newest one is used."""),
-    ("code", """import os
-from pathlib import Path
-
-import pandas as pd
+    ("code", """import pandas as pd
 import seaborn as sns
 
 %matplotlib inline
 import matplotlib.pyplot as plt
 
-ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
-sweep = os.environ.get("KVSIM_SWEEP_DIR")
-if sweep is None:
-    found = sorted((ROOT / "outputs" / "sweeps").glob("*/*/sweep.csv"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise SystemExit("no sweep found: run `make run` first, or set KVSIM_SWEEP_DIR")
-    sweep = found[-1].parent
-SWEEP = Path(sweep)
+from kvsim.report.saved import saved_run
+
+SWEEP = saved_run("KVSIM_SWEEP_DIR", "sweeps/*/*/sweep.csv")
+if SWEEP is None:
+    raise SystemExit("no sweep found: run `make run` first, or set KVSIM_SWEEP_DIR")
 df = pd.read_csv(SWEEP / "sweep.csv")
 sns.set_theme(style="whitegrid", context="notebook")
 print(f"{SWEEP}: {len(df)} runs, policies {sorted(df.policy.unique())}, traces {sorted(df.trace.unique())}")"""),

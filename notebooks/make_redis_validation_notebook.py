@@ -25,8 +25,6 @@ those files and shows each cell against the issue's bounds, the two distribution
 command by command where the model is early or late. Set `KVSIM_VALIDATION_DIR=DIR` to read
 a given run; otherwise the newest one under `outputs/` is used."""),
     ("code", """import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,15 +32,12 @@ import seaborn as sns
 
 %matplotlib inline
 
-ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
-run = os.environ.get("KVSIM_VALIDATION_DIR")
-if run is None:
-    found = sorted((ROOT / "outputs").glob("**/redis_validation.csv"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise SystemExit("no validation run found: run `python -m kvsim +experiment=redis_validation`, "
-                         "or set KVSIM_VALIDATION_DIR")
-    run = found[-1].parent
-RUN = Path(run)
+from kvsim.report.saved import saved_run
+
+RUN = saved_run("KVSIM_VALIDATION_DIR", "**/redis_validation.csv")
+if RUN is None:
+    raise SystemExit("no validation run found: run `python -m kvsim +experiment=redis_validation`, "
+                     "or set KVSIM_VALIDATION_DIR")
 cells = pd.read_csv(RUN / "redis_validation.csv")
 lat = pd.read_parquet(RUN / "redis_validation_latency.parquet")
 lat["us"] = lat.latency_s * 1e6

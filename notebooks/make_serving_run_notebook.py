@@ -24,8 +24,6 @@ reuse buys, how the instances share the load, how busy each link direction was, 
 the node kept up over time. Set `KVSIM_RUN_DIR=DIR` to read a given run; otherwise the newest
 one under `outputs/` is used."""),
     ("code", """import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,15 +32,11 @@ import seaborn as sns
 %matplotlib inline
 import matplotlib.pyplot as plt
 
-ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
-run = os.environ.get("KVSIM_RUN_DIR")
-if run is None:
-    found = sorted((p for p in (ROOT / "outputs").glob("**/requests.parquet") if (p.parent / "summary.json").is_file()),
-                   key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise SystemExit("no run found: run `python -m kvsim` first, or set KVSIM_RUN_DIR")
-    run = found[-1].parent
-RUN = Path(run)
+from kvsim.report.saved import saved_run
+
+RUN = saved_run("KVSIM_RUN_DIR", "**/requests.parquet", beside="summary.json")
+if RUN is None:
+    raise SystemExit("no run found: run `python -m kvsim` first, or set KVSIM_RUN_DIR")
 summary = json.loads((RUN / "summary.json").read_text())
 req = pd.read_parquet(RUN / "requests.parquet")
 sns.set_theme(style="whitegrid", context="notebook")

@@ -29,10 +29,7 @@ from the files saved in `DIR` (set `KVSIM_ANALYSIS_DIR=DIR`; without it the newe
 `outputs/trace_analysis/` is used, or the embedded trace is analysed first). It reproduces the
 trace study of *kvc-metadata-study* (section II: Fig. 1a, 1b, 2a, 2b), checks each number
 against the saved per-access table, and says what each number measures."""),
-    ("code", """import os
-from pathlib import Path
-
-import numpy as np
+    ("code", """import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -40,24 +37,19 @@ from IPython.display import Markdown, display
 import matplotlib.pyplot as plt
 
 from kvsim.analysis.runs_test import monotone_pvalue
+from kvsim.config import PROJECT_ROOT
 from kvsim.report import trace_figures as figures
+from kvsim.report.saved import saved_run
 
-ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
-run = os.environ.get("KVSIM_ANALYSIS_DIR")
-if run is None:
-    found = sorted((ROOT / "outputs" / "trace_analysis").glob("**/trace_stats.json"),
-                   key=lambda p: p.stat().st_mtime)
-    if found:
-        run = found[-1].parent
-    else:  # nothing saved yet: analyse the embedded trace
-        from kvsim.analysis.run import analyze_to_dir
-        from kvsim.report.trace_report import report_trace_analysis
-        from kvsim.trace.mooncake import read_mooncake_jsonl
+RUN = saved_run("KVSIM_ANALYSIS_DIR", "trace_analysis/**/trace_stats.json")
+if RUN is None:  # nothing saved yet: analyse the embedded trace
+    from kvsim.analysis.run import analyze_to_dir
+    from kvsim.report.trace_report import report_trace_analysis
+    from kvsim.trace.mooncake import read_mooncake_jsonl
 
-        run = ROOT / "outputs" / "trace_analysis" / "notebook_embedded"
-        analyze_to_dir(read_mooncake_jsonl(ROOT / "traces" / "synthetic_conversation.jsonl"), run)
-        report_trace_analysis(run)
-RUN = Path(run)
+    RUN = PROJECT_ROOT / "outputs" / "trace_analysis" / "notebook_embedded"
+    analyze_to_dir(read_mooncake_jsonl(PROJECT_ROOT / "traces" / "synthetic_conversation.jsonl"), RUN)
+    report_trace_analysis(RUN)
 o = figures.load(RUN)
 s = o.stats
 figures._theme()
