@@ -1043,8 +1043,8 @@ def test_the_validation_against_a_real_redis_server(compose_cfg, real_trace_path
     x100: under two minutes), in one complete run of the validation. A measurement of the
     machine it runs on: on a busy one (a build, another test run beside it) the replays'
     latencies carry that load and the model, calibrated a minute before, does not. Not a
-    certainty on a quiet one either: on the AMD EPYC 2-vCPU VMs every cell was inside in 119
-    of 130 single runs since the thirteenth pass; of the eleven misses, six a gets' p50 at x1,
+    certainty on a quiet one either: on the AMD EPYC 2-vCPU VMs every cell was inside in 124
+    of 135 single runs since the thirteenth pass; of the eleven misses, six a gets' p50 at x1,
     x10 or x100 or a ranges' at x1 (the p50 between a kind's two modes compares the lower
     mode's upper tail: the message says where; 166 ranges at x1), three a ranges' p99 (one
     slow burst among 166 ranges at x1, six values above the p99 among 611 at x100), two the
