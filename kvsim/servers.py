@@ -15,9 +15,9 @@ that the queue matches M/D/1 and M/M/1 formulas.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
+from heapq import heapreplace
 from typing import Any
 
 
@@ -44,7 +44,7 @@ def timeout_at(env: Any, t: float) -> Any:
 class FCFSServer:
     """``c`` identical servers in front of one FCFS queue."""
 
-    __slots__ = ("name", "servers", "_free", "busy_s", "served", "wait_s")
+    __slots__ = ("name", "servers", "_free", "busy_s", "served", "wait_s")  # (servers.pxd when compiled)
 
     def __init__(self, name: str, servers: int = 1) -> None:
         if servers < 1:
@@ -61,7 +61,10 @@ class FCFSServer:
         free = self._free
         start = free[0] if free[0] > now else now
         finish = start + service_s
-        heapq.heapreplace(free, finish)
+        if self.servers == 1:  # a heap of one (written for speed: the usual case)
+            free[0] = finish
+        else:
+            heapreplace(free, finish)
         self.busy_s += service_s
         self.served += 1
         self.wait_s += start - now
@@ -117,7 +120,10 @@ class PriorityServer(FCFSServer):
             if start >= t:
                 return
             bg.popleft()
-            heapq.heapreplace(free, start + s)
+            if self.servers == 1:
+                free[0] = start + s
+            else:
+                heapreplace(free, start + s)
             self.busy_s += s
             self.bg_served += 1
             self.bg_wait_s += start - arr
@@ -155,3 +161,38 @@ class PriorityServer(FCFSServer):
         """Busy share over ``span_s`` (work booked past the span counts too: a run's tail)."""
         self.flush()
         return self.busy_s / (span_s * self.servers) if span_s > 0 else 0.0
+
+
+# --- a transfer's queues, booked in one call (written for speed: with servers.pxd, the
+# compiled build's loops below are C calls on typed queues; Topology's per-transfer work) ---
+def serve_all(hops: tuple[tuple[PriorityServer, float], ...], now: float, nbytes: float) -> float:
+    """Book a foreground job of ``nbytes`` arriving at ``now`` on every ``(queue, seconds per
+    byte)`` of ``hops``; return when the last of them finishes (``now`` if none)."""
+    done = now
+    for q, spb in hops:
+        f = q.serve(now, nbytes * spb)
+        if f > done:
+            done = f
+    return done
+
+
+def defer_all(hops: tuple[tuple[PriorityServer, float], ...], now: float, nbytes: float) -> None:
+    """Queue a background job of ``nbytes`` arriving at ``now`` on every queue of ``hops``."""
+    for q, spb in hops:
+        q.defer(now, nbytes * spb)
+
+
+def estimate_all(hops: tuple[tuple[PriorityServer, float], ...], now: float, nbytes: float) -> float:
+    """When :func:`serve_all` would finish, without booking anything."""
+    done = now
+    for q, spb in hops:
+        f = q.estimate(now, nbytes * spb)
+        if f > done:
+            done = f
+    return done
+
+
+def carry(queues: tuple[PriorityServer, ...], nbytes: int) -> None:
+    """Count ``nbytes`` on every queue of ``queues``."""
+    for q in queues:
+        q.bytes += nbytes

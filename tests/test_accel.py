@@ -86,6 +86,27 @@ def test_a_compiled_module_is_used_only_while_its_source_is_unchanged(probe_pkg:
     assert accel.status(build_dir, ["accelprobe.mod"]) == [("accelprobe.mod", "stale")]
 
 
+def test_a_declaration_file_types_the_build_and_its_edit_makes_the_build_stale(probe_pkg: Path, tmp_path: Path) -> None:
+    (probe_pkg / "mod.py").write_text(PROBE + "\nclass Box:\n    def __init__(self, x):\n        self.x = x\n")
+    (probe_pkg / "mod.pxd").write_text("cdef class Box:\n    cdef public double x\n")
+    build_dir = tmp_path / "build"
+    accel.build(["accelprobe.mod"], build_dir=build_dir, root=tmp_path, jobs=1)
+    mod = _import_with(accel.finder(build_dir), "accelprobe.mod")
+    assert mod.kind() == "compiled"
+    box = mod.Box(2)
+    assert box.x == 2.0 and isinstance(box.x, float)  # a C double field, as declared
+    with pytest.raises(AttributeError):
+        box.other = 1  # an extension type: no instance dictionary
+
+    # the declarations edited, the source unchanged: the build is stale, the source used
+    (probe_pkg / "mod.pxd").write_text("cdef class Box:\n    cdef public object x\n")
+    f = accel.finder(build_dir)
+    assert f is not None
+    mod = _import_with(f, "accelprobe.mod")
+    assert mod.kind() == "source" and f.stale == ["accelprobe.mod"]
+    assert mod.Box(2).x == 2 and isinstance(mod.Box(2).x, int)
+
+
 def test_a_failed_build_leaves_the_previous_one_and_no_work_folder(probe_pkg: Path, tmp_path: Path) -> None:
     build_dir = tmp_path / "build"
     accel.build(["accelprobe.mod"], build_dir=build_dir, root=tmp_path, jobs=1)

@@ -7,10 +7,12 @@
 Why: the per-request path is plain Python on purpose (readable models; one SimPy process per
 request, bookkeeping between events in dict and list operations), and its profile is flat, so
 no single loop is worth rewriting in another language. Cython compiles the same files to C
-with Python's semantics (no type declarations are added or read: ``annotation_typing`` off),
+with Python's semantics (annotations are not read as C types: ``annotation_typing`` off),
 which removes the interpreter's dispatch between those operations: about 1.4x on the
 conversation trace's full model, with every per-request record identical
-(``tests/test_accel.py``; numbers in docs/speed.md). Two modules are written for the
+(``tests/test_accel.py``; numbers in docs/speed.md). A declaration file beside a module
+(``kvsim/servers.pxd``) makes its classes extension types with C fields in the build; the
+``.py`` is unchanged and runs as it is without the build. Two modules are written for the
 compiler instead, with C types, and only ever run compiled: ``kvsim/system/lrutable.pyx``
 (the tier hierarchy's LRU tiers as one table of C arrays: no Python object per move) and
 ``kvsim/idtable.pyx`` (block ids in a C table: its id lookups, the Redis index's key set).
@@ -93,9 +95,19 @@ def source_path(module: str, root: Path = ROOT) -> Path:
 
 
 def digest(path: Path) -> str:
+    """SHA-256 of a module's source and of its package's declaration files (``.pxd``: a
+    compiled module's C types and the ones it cimports), so that an edited declaration
+    makes the build stale too."""
     # not kvsim.trace.download.sha256_of: importing it here, before the finder is installed,
     # would import the trace reader from its source (kvsim.trace imports it)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256(path.read_bytes())
+    top = path.parent
+    while (top.parent / "__init__.py").is_file():
+        top = top.parent
+    if (top / "__init__.py").is_file():
+        for pxd in sorted(top.rglob("*.pxd")):
+            h.update(b"\0" + pxd.relative_to(top).as_posix().encode() + b"\0" + pxd.read_bytes())
+    return h.hexdigest()
 
 
 def _tag() -> str:

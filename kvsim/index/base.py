@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import simpy
@@ -39,7 +38,6 @@ KEY_BYTES = 32  # SHA-256 of the chained prefix
 VALUE_BYTES = 8  # address of the block
 
 
-@dataclass(slots=True)
 class Op:
     """The cost recipe of one metadata operation.
 
@@ -54,18 +52,31 @@ class Op:
     by ``execute``.
     """
 
-    kind: str
-    keys: int
-    round_trips: int
-    bytes_sent: int
-    bytes_received: int
-    server_s: float  # service time on the index server (CPU or memory node)
-    atomics: int = 0
-    rounds: tuple[tuple[Any, ...], ...] = ()
-    client_s: float = 0.0
-    write: Any = None
-    lock_wait_s: float = 0.0
-    cas_retries: int = 0
+    # Not a dataclass: with kvsim/index/base.pxd the compiled build makes it an extension type
+    # (its fields C fields, its __init__ compiled: several Ops a request), which a dataclass
+    # cannot be.
+    __slots__ = ("kind", "keys", "round_trips", "bytes_sent", "bytes_received", "server_s", "atomics",
+                 "rounds", "client_s", "write", "lock_wait_s", "cas_retries")
+
+    def __init__(self, kind: str, keys: int, round_trips: int, bytes_sent: int, bytes_received: int,
+                 server_s: float, atomics: int = 0, rounds: tuple[tuple[Any, ...], ...] = (),
+                 client_s: float = 0.0, write: Any = None, lock_wait_s: float = 0.0,
+                 cas_retries: int = 0) -> None:
+        self.kind = kind
+        self.keys = keys
+        self.round_trips = round_trips
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received
+        self.server_s = server_s  # service time on the index server (CPU or memory node)
+        self.atomics = atomics
+        self.rounds = rounds
+        self.client_s = client_s
+        self.write = write
+        self.lock_wait_s = lock_wait_s
+        self.cas_retries = cas_retries
+
+    def __repr__(self) -> str:
+        return "Op(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in Op.__slots__) + ")"
 
 
 class OpRecorder:

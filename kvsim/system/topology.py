@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from kvsim.servers import PriorityServer
+from kvsim.servers import PriorityServer, carry, defer_all, estimate_all, serve_all
 
 SCOPES = ("instance", "host", "cluster")
 
@@ -188,34 +188,21 @@ class Topology:
         """Book a foreground transfer starting at ``now``; return its completion time."""
         if not path.hops or nbytes <= 0:
             return now
-        for q in path.carried:
-            q.bytes += nbytes
-        done = now
-        for q, spb in path.hops:
-            f = q.serve(now, nbytes * spb)
-            if f > done:
-                done = f
-        return done + path.latency_s
+        carry(path.carried, nbytes)
+        return serve_all(path.hops, now, nbytes) + path.latency_s
 
     def defer(self, now: float, path: Path, nbytes: int) -> None:
         """Queue a background transfer (nobody waits for it)."""
         if nbytes <= 0:
             return
-        for q in path.carried:
-            q.bytes += nbytes
-        for q, spb in path.hops:
-            q.defer(now, nbytes * spb)
+        carry(path.carried, nbytes)
+        defer_all(path.hops, now, nbytes)
 
     def estimate(self, now: float, path: Path, nbytes: int) -> float:
         """When a foreground transfer started now would complete (nothing is booked)."""
         if not path.hops or nbytes <= 0:
             return now
-        done = now
-        for q, spb in path.hops:
-            f = q.estimate(now, nbytes * spb)
-            if f > done:
-                done = f
-        return done + path.latency_s
+        return estimate_all(path.hops, now, nbytes) + path.latency_s
 
     @property
     def bytes_moved(self) -> dict[str, int]:
