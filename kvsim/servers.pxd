@@ -11,17 +11,21 @@ cdef class FCFSServer:
     cdef public object served
     cdef public double wait_s
 
+    @cython.locals(free=list, start=double, finish=double)
     cpdef double serve(self, double now, double service_s)
     cpdef bint idle(self, double now)
 
 
 cdef class PriorityServer(FCFSServer):
     cdef public bint priorities
-    cdef public object _bg
+    cdef public list _bg_arr, _bg_svc
+    cdef public Py_ssize_t _bg_head
     cdef public object bg_served
     cdef public double bg_wait_s
     cdef public object bytes
 
+    @cython.locals(arrs=list, svcs=list, free=list, h=Py_ssize_t, n=Py_ssize_t, arr=double, s=double,
+                   f=double, start=double)
     cpdef _settle(self, double t)
     cpdef defer(self, double now, double service_s)
     cpdef double estimate(self, double now, double service_s)

@@ -504,10 +504,11 @@ class RedisIndex(IndexModel):
 
     def io(self, op: Op) -> float:
         """The server thread's event-loop time for ``op`` (outside the command itself)."""
-        values = op.keys if op.kind in ("get", "range") else 0  # values in the reply
-        t = self.io_s + self.io_per_key * op.keys + self.io_per_value * values
-        kn = self.mset_io_extra_knots if op.kind == "insert" else self.io_extra_knots
-        return t + extra_time(kn, op.keys) if kn else t
+        kind, keys = op.kind, op.keys
+        values = keys if kind in ("get", "range") else 0  # values in the reply
+        t = self.io_s + self.io_per_key * keys + self.io_per_value * values
+        kn = self.mset_io_extra_knots if kind == "insert" else self.io_extra_knots
+        return t + extra_time(kn, keys) if kn else t
 
     def stats(self) -> dict[str, float]:
         return {"keys": len(self.held), "key_scale": self.key_scale()}
