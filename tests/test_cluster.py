@@ -13,7 +13,7 @@ from kvsim.app import build_cluster
 from kvsim.index.base import IndexModel, Op
 from kvsim.index.runs import split_runs
 from kvsim.policy.lru import LRU
-from kvsim.system.cluster import Cluster, RunResult, pipeline_s
+from kvsim.system.cluster import Cluster, RequestRecord, RunResult, pipeline_s
 from kvsim.system.compute import GPUSpec, ModelSpec, PrefillModel
 from kvsim.system.hierarchy import TierHierarchy
 from kvsim.system.node import TierTemplate, node_tiers
@@ -70,6 +70,16 @@ def test_ttft_is_the_sum_of_its_parts(compose_cfg, embedded_trace, overrides) ->
     # a request that loaded nothing exposes no load of its own (another's loads in its first
     # iteration count as batch wait)
     assert (r["load_s"][r["load_bytes"] == 0] == 0).all() and (r["load_s"] > 0).any()
+
+
+def test_every_field_of_the_request_record_is_a_column_and_written(compose_cfg, embedded_trace) -> None:
+    """The record goes into its columns field by field (Cluster._request): a field left out
+    would stay zero. In this run each of them is non-zero for some request."""
+    res, _ = simulate(compose_cfg(["system.capacity_scale=0.05"]), embedded_trace.head(600))
+    fields = [f for f in RequestRecord._fields if f != "tier_hits"]
+    assert set(fields) <= set(res.records)
+    assert [f for f in fields if not res.records[f].any()] == []
+    assert sum(res.records[f"hits_{t}"] for t in res.tier_names).any()
 
 
 def test_capacity_never_exceeded_and_blocks_accounted(compose_cfg, embedded_trace) -> None:

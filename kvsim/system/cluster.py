@@ -73,7 +73,9 @@ def pipeline_s(load_s: float, compute_s: float, layers: int) -> float:
 
 
 class RequestRecord(NamedTuple):
-    """One request's result (one row of requests.parquet; ``tier_hits`` becomes hits_<tier>)."""
+    """One request's result: a row of requests.parquet, whose columns are these fields
+    (``tier_hits`` becomes hits_<tier>). A run writes each request's fields straight into
+    the columns (:meth:`Cluster._request`), not through an instance of this type."""
 
     instance: int
     metadata_s: float  # index lookup
@@ -309,15 +311,33 @@ class Cluster:
         # _next_chunk); requests [_chunk_lo, _chunk_hi) start at _chunk[off[i] - _chunk_base].
         self._chunk: list[int] = []
         self._chunk_lo = self._chunk_hi = self._chunk_base = 0
-        # Each request's RequestRecord goes into one row of a structured array at once (8
-        # bytes a value, not a Python object: written for memory, a 1 M-request trace keeps
-        # ~0.2 GB, not ~0.7 GB; one assignment, 5x cheaper than a write per column); its
-        # fields are the columns (tier_hits, last, goes to _hits)
-        self._rows = np.zeros(n, dtype=[(name, _COLUMN_TYPES[name]) for name in RequestRecord._fields[:-1]])
-        self._hits = np.zeros((n, hierarchy.levels), dtype=np.int64)
+        # Each request's RequestRecord goes straight into its columns, a numpy array per field
+        # (8 bytes a value, not a Python object: written for memory, a 1 M-request trace keeps
+        # ~0.2 GB, not ~0.7 GB; tier_hits is one column per level, _hits). The _c_* names are
+        # the same arrays, as typed views in the compiled build (cluster.pxd): a write is a
+        # store, where a Python record and a numpy row assignment cost about 5% of a run.
+        cols = self._columns = {name: np.zeros(n, dtype=t) for name, t in _COLUMN_TYPES.items()}
+        self._c_instance = cols["instance"]
+        self._c_metadata_s = cols["metadata_s"]
+        self._c_queue_s = cols["queue_s"]
+        self._c_load_s = cols["load_s"]
+        self._c_compute_s = cols["compute_s"]
+        self._c_batch_wait_s = cols["batch_wait_s"]
+        self._c_store_s = cols["store_s"]
+        self._c_ttft_s = cols["ttft_s"]
+        self._c_load_transfer_s = cols["load_transfer_s"]
+        self._c_overlap_saved_s = cols["overlap_saved_s"]
+        self._c_prefix_hits = cols["prefix_hits"]
+        self._c_present_blocks = cols["present_blocks"]
+        self._c_new_tokens = cols["new_tokens"]
+        self._c_recomputed_blocks = cols["recomputed_blocks"]
+        self._c_load_bytes = cols["load_bytes"]
+        self._c_iterations = cols["iterations"]
+        self._hits = self._c_hits = np.zeros((n, hierarchy.levels), dtype=np.int64)
         self._recorded = 0
-        self._finish = np.zeros(n, dtype=np.float64)
-        self._moved = np.zeros(n, dtype=np.int64)  # bytes of demotions (and stores below the GPU) per request
+        self._finish = self._c_finish = np.zeros(n, dtype=np.float64)
+        # bytes of demotions (and stores below the GPU) per request
+        self._moved = self._c_moved = np.zeros(n, dtype=np.int64)
 
     # ------------------------------------------------------------------------------
     def _source(self, progress: Any, old: OldObjects) -> Generator[simpy.Event, Any, None]:
@@ -402,32 +422,30 @@ class Cluster:
             if path is not None:
                 moved += c
                 defer(now, path, c * bb)
-        self._moved[i] = moved * bb
+        self._c_moved[i] = moved * bb
         yield from index.execute(env, index.plan_insert(new), host)
         t_end = env.now
 
+        # its RequestRecord, field by field into the columns
         own = req.own_compute
-        rec = RequestRecord(
-            instance=v,
-            metadata_s=t_md - t_arr,
-            queue_s=req.t_start - t_ready,
-            load_s=req.load_exposed,
-            compute_s=own,
-            batch_wait_s=max(0.0, (t_pf - req.t_start) - own - (req.load_exposed if self.overlap else 0.0)),
-            store_s=t_end - t_pf,
-            ttft_s=t_end - t_arr,
-            load_transfer_s=req.load_transfer,
-            overlap_saved_s=req.overlap_saved,
-            prefix_hits=p,
-            present_blocks=present,
-            new_tokens=req.computed,
-            recomputed_blocks=req.recomputed,
-            load_bytes=req.load_bytes,
-            iterations=req.iterations,
-            tier_hits=tuple(counts),
-        )
-        self._rows[i] = rec[:-1]
-        self._hits[i] = rec.tier_hits
+        self._c_instance[i] = v
+        self._c_metadata_s[i] = t_md - t_arr
+        self._c_queue_s[i] = req.t_start - t_ready
+        self._c_load_s[i] = req.load_exposed
+        self._c_compute_s[i] = own
+        self._c_batch_wait_s[i] = max(0.0, (t_pf - req.t_start) - own - (req.load_exposed if self.overlap else 0.0))
+        self._c_store_s[i] = t_end - t_pf
+        self._c_ttft_s[i] = t_end - t_arr
+        self._c_load_transfer_s[i] = req.load_transfer
+        self._c_overlap_saved_s[i] = req.overlap_saved
+        self._c_prefix_hits[i] = p
+        self._c_present_blocks[i] = present
+        self._c_new_tokens[i] = req.computed
+        self._c_recomputed_blocks[i] = req.recomputed
+        self._c_load_bytes[i] = req.load_bytes
+        self._c_iterations[i] = req.iterations
+        for j in range(len(counts)):  # tier_hits
+            self._c_hits[i, j] = counts[j]
         self._recorded += 1
 
         # 5. background: address updates and deletes on the index
@@ -442,7 +460,7 @@ class Cluster:
             dropped = self._not_held_private(dropped)
         if dropped:
             bg.extend(index.plan_delete(dropped))
-        self._finish[i] = (yield from index.execute_detached(env, bg, host)) if bg else env.now
+        self._c_finish[i] = (yield from index.execute_detached(env, bg, host)) if bg else env.now
 
     def _next_chunk(self, i: int) -> None:
         """Convert the blocks of requests i .. i + CHUNK_REQUESTS - 1 to Python ints (written
@@ -682,7 +700,7 @@ class Cluster:
             "input_tokens": tr.input_tokens.copy(),
         }
         levels = [self.hier.tiers[t].name for t in self.hier.views[0]]
-        records.update({name: self._rows[name] for name in RequestRecord._fields[:-1]})
+        records.update(self._columns)
         for j, name in enumerate(levels):
             records[f"hits_{name}"] = self._hits[:, j]
         records["finish_s"] = self._finish
