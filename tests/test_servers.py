@@ -207,3 +207,19 @@ def test_utilization_by_hand() -> None:
     f.serve(0.0, 3.0)
     f.serve(0.0, 1.0)
     assert f.utilization(4.0) == pytest.approx(0.5) and f.utilization(0.0) == 0.0
+
+
+def test_an_overloaded_background_queue_starts_its_jobs_in_order_and_drops_the_started() -> None:
+    """Background jobs every 0.5 s of 1 s service on one server: job k starts at k, after
+    waiting 0.5 k; the waiting list never empties, so the started ones are dropped from its
+    head now and then (every 1,024), which must not change any start."""
+    s = PriorityServer("q", 1)
+    n = 5000
+    for k in range(n):
+        s.defer(0.5 * k, 1.0)
+        assert s.waiting == k + 1 - s.bg_served
+        assert s._bg_head < 1024
+    s.flush()
+    assert s.bg_served == n and s.waiting == 0
+    assert s.bg_wait_s == pytest.approx(0.5 * n * (n - 1) / 2, rel=1e-12)
+    assert s.busy_s == pytest.approx(n * 1.0) and s._free == [pytest.approx(float(n))]

@@ -11,8 +11,9 @@ with Python's semantics (annotations are not read as C types: ``annotation_typin
 which removes the interpreter's dispatch between those operations: about 1.4x on the
 conversation trace's full model, with every per-request record identical
 (``tests/test_accel.py``; numbers in docs/speed.md). A declaration file beside a module
-(``kvsim/servers.pxd``) makes its classes extension types with C fields in the build; the
-``.py`` is unchanged and runs as it is without the build. Two modules are written for the
+(``kvsim/servers.pxd`` and six more: the README's "compiled build") makes its classes
+extension types with C fields in the build, so their methods read fields instead of looking
+names up; the ``.py`` is unchanged and runs as it is without the build. Two modules are written for the
 compiler instead, with C types, and only ever run compiled: ``kvsim/system/lrutable.pyx``
 (the tier hierarchy's LRU tiers as one table of C arrays: no Python object per move) and
 ``kvsim/idtable.pyx`` (block ids in a C table: its id lookups, the Redis index's key set).
